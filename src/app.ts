@@ -1,0 +1,157 @@
+// The single place where things are wired together: stores, domain services, both transports,
+// health, metrics and the shutdown order.
+
+import type { DescService } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { HealthImplementation } from "grpc-health-check";
+import type { Redis } from "ioredis";
+import { BookingService } from "../gen/concert/v1/booking_pb.js";
+import { QueueService } from "../gen/concert/v1/queue_pb.js";
+import { WalletService } from "../gen/concert/v1/wallet_pb.js";
+import { createBookingHandlers } from "./booking/booking-handlers.js";
+import type { Config, ServiceName } from "./config.js";
+import { closeORM, initORM, migrateUp, type ORM } from "./platform/db/orm.js";
+import { isCatalogEmpty, seedCatalog } from "./platform/db/seed.js";
+import type { Logger } from "./platform/logger.js";
+import { redactUrl, connectRedis, createRedis } from "./platform/redis/client.js";
+import { createConnectServer } from "./platform/rpc/connect-server.js";
+import { createGrpcServer } from "./platform/rpc/grpc-server.js";
+import { startHealthMonitor } from "./platform/rpc/health-monitor.js";
+import { createMetrics } from "./platform/rpc/metrics.js";
+import { wrapService, type CallGuard, type PartialServiceImpl } from "./platform/rpc/service-wrapper.js";
+import { createWalletHandlers } from "./wallet/wallet-handlers.js";
+
+export interface App {
+  grpcPort: number;
+  connectPort: number;
+  orm: ORM;
+  redis: Redis;
+  /** Graceful stop: refuse new calls, end streams, let in-flight calls finish, close stores. */
+  stop(): Promise<void>;
+}
+
+/** A start-up failure a user can fix; main prints its message as one line without a stack. */
+export class StartupError extends Error {
+  override name = "StartupError";
+}
+
+const HINT = "start it, point DATABASE_URL/REDIS_URL at it, or run `docker compose up -d postgres redis`";
+const DEMO_CATALOG = { concerts: 2, schedules: 3, seats: 1000 };
+
+interface ServiceEntry {
+  name: ServiceName;
+  service: DescService;
+  impl: PartialServiceImpl<DescService>;
+  guards: CallGuard[];
+}
+
+async function openDatabase(config: Config, logger: Logger): Promise<ORM> {
+  let orm: ORM;
+  try {
+    ({ orm } = await initORM({ databaseUrl: config.databaseUrl, poolMax: config.databasePoolMax }));
+    await orm.em.getConnection().execute("select 1");
+  } catch (error) {
+    throw new StartupError(`PostgreSQL is unreachable at ${redactUrl(config.databaseUrl)} (${(error as Error).message}): ${HINT}`, { cause: error });
+  }
+  const applied = await migrateUp(orm);
+  if (applied.length > 0) logger.info({ applied }, "migrations applied");
+  if (config.seedDemoData && (await isCatalogEmpty(orm.em.fork()))) {
+    await seedCatalog(orm.em.fork(), { ...DEMO_CATALOG, onProgress: () => {} });
+    logger.info(DEMO_CATALOG, "demo catalog created");
+  }
+  return orm;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+export async function startApp(config: Config, logger: Logger): Promise<App> {
+  const orm = await openDatabase(config, logger);
+  const redis = createRedis({ url: config.redisUrl, name: `concert-booking:${process.pid}` });
+  try {
+    await connectRedis(redis, config.redisUrl);
+  } catch (error) {
+    await closeORM(orm);
+    throw new StartupError(`${(error as Error).message}: ${HINT}`, { cause: error });
+  }
+  redis.on("error", (error: Error) => logger.debug({ err: error.message }, "redis connection error"));
+
+  const entries: ServiceEntry[] = [
+    { name: "queue" as const, service: QueueService, impl: {}, guards: [] },
+    { name: "booking" as const, service: BookingService, impl: createBookingHandlers({ orm }), guards: [] },
+    { name: "wallet" as const, service: WalletService, impl: createWalletHandlers({ orm }), guards: [] },
+  ].filter((entry) => config.services.includes(entry.name));
+
+  const metrics = createMetrics();
+  const shutdown = new AbortController();
+  const onBug = (error: unknown, method: { name: string }) => logger.error({ err: error, method: method.name }, "internal error");
+  const served = (transport: "grpc" | "connect") => {
+    const streams = { open: 0 };
+    return entries.map(({ service, impl, guards }) => ({
+      service,
+      impl: wrapService(service, impl, { transport, guards, maxOpenStreams: config.maxOpenStreams, metrics, onBug }, streams) as ServiceImpl<DescService>,
+    }));
+  };
+
+  const health = new HealthImplementation({ "": "NOT_SERVING" });
+  const grpcServer = createGrpcServer({
+    services: served("grpc"),
+    health,
+    maxRequestBytes: config.maxRequestBytes,
+    defaultDeadlineMs: config.defaultDeadlineMs,
+    shutdownSignal: shutdown.signal,
+  });
+  const connectServer = createConnectServer({
+    services: served("connect"),
+    readMaxBytes: config.maxRequestBytes,
+    defaultDeadlineMs: config.defaultDeadlineMs,
+    shutdownSignal: shutdown.signal,
+    extraRoutes(req, res) {
+      if (req.method !== "GET" || req.url !== "/metrics") return false;
+      void metrics.registry.metrics().then((text) => {
+        res.writeHead(200, { "content-type": metrics.registry.contentType });
+        res.end(text);
+      });
+      return true;
+    },
+  });
+  const grpcPort = await grpcServer.listen(config.port, config.host);
+  const connectPort = await connectServer.listen(config.connectPort, config.host);
+  const monitor = startHealthMonitor({
+    health,
+    serviceNames: entries.map((e) => e.service.typeName),
+    ping: () => withTimeout(orm.em.getConnection().execute("select 1").then(() => undefined), 2000),
+    intervalMs: 2000,
+    logger,
+  });
+  logger.info({ grpcPort, connectPort, services: config.services }, "listening");
+
+  let stopping: Promise<void> | undefined;
+  const stop = async () => {
+    monitor.stop();
+    shutdown.abort();
+    const drained = Promise.all([grpcServer.close(), connectServer.close()]);
+    const graceOver = Symbol("grace");
+    const outcome = await Promise.race([drained, new Promise((r) => setTimeout(r, config.shutdownGraceMs, graceOver))]);
+    if (outcome === graceOver) {
+      logger.warn({ graceMs: config.shutdownGraceMs }, "shutdown grace period over; cancelling remaining calls");
+      grpcServer.destroy();
+      connectServer.destroy();
+    }
+    await closeORM(orm);
+    await redis.quit().catch(() => redis.disconnect());
+    logger.info("stopped");
+  };
+  return {
+    grpcPort,
+    connectPort,
+    orm,
+    redis,
+    stop: () => (stopping ??= stop()),
+  };
+}

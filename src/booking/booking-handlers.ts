@@ -1,0 +1,77 @@
+// BookingService over the generated types: validation, then catalog and hold operations, then
+// mapping to protobuf. Shared by the grpc-js and connect-node transports.
+
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { BookingService, SeatStatus as SeatStatusPb, type SeatSchema } from "../../gen/concert/v1/booking_pb.js";
+import type { ORM } from "../platform/db/orm.js";
+import { encodePageToken, readPage } from "../platform/pagination.js";
+import type { PartialServiceImpl } from "../platform/rpc/service-wrapper.js";
+import { check } from "../platform/validation.js";
+import { WALLET_CURRENCY } from "../wallet/wallet-ledger.js";
+import { listConcerts, listSchedules, listSeats, visibleSeatStatus, type ScheduleKey } from "./catalog.js";
+import type { Seat } from "./seat.entity.js";
+
+const isString = (value: unknown): value is string => typeof value === "string";
+const isSeatNo = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
+const isScheduleKey = (value: unknown): value is ScheduleKey =>
+  Array.isArray(value) && value.length === 2 && isString(value[0]) && !Number.isNaN(Date.parse(value[0])) && isString(value[1]);
+
+export function seatToProto(seat: Seat, now: Date): MessageInitShape<typeof SeatSchema> {
+  return {
+    id: seat.id,
+    scheduleId: seat.scheduleId,
+    label: seat.label,
+    grade: seat.grade,
+    price: { amountMinor: seat.priceMinor, currencyCode: WALLET_CURRENCY },
+    status: SeatStatusPb[visibleSeatStatus(seat, now)],
+  };
+}
+
+export function createBookingHandlers(deps: { orm: ORM }): PartialServiceImpl<typeof BookingService> {
+  const { orm } = deps;
+  return {
+    async listConcerts(request) {
+      const checker = check();
+      const page = readPage(checker, request, { filter: "concerts", defaultSize: 50, maxSize: 500, isKey: isString });
+      checker.throwIfInvalid();
+      const { items, hasMore } = await listConcerts(orm.em.fork(), page);
+      return {
+        concerts: items.map(({ id, title, artist, venue }) => ({ id, title, artist, venue })),
+        nextPageToken: hasMore ? encodePageToken("concerts", items.at(-1)!.id) : "",
+      };
+    },
+
+    async listSchedules(request) {
+      const checker = check().uuid("concert_id", request.concertId);
+      const filter = `schedules:${request.concertId}`;
+      const page = readPage(checker, request, { filter, defaultSize: 50, maxSize: 500, isKey: isScheduleKey });
+      checker.throwIfInvalid();
+      const { items, hasMore } = await listSchedules(orm.em.fork(), request.concertId, page);
+      const last = items.at(-1)?.schedule;
+      return {
+        schedules: items.map(({ schedule, availableSeats }) => ({
+          id: schedule.id,
+          concertId: schedule.concertId,
+          startTime: timestampFromDate(schedule.startTime),
+          totalSeats: BigInt(schedule.totalSeats),
+          availableSeats: BigInt(availableSeats),
+        })),
+        nextPageToken: hasMore && last ? encodePageToken(filter, [last.startTime.toISOString(), last.id]) : "",
+      };
+    },
+
+    async listSeats(request) {
+      const checker = check().uuid("schedule_id", request.scheduleId);
+      const filter = `seats:${request.scheduleId}`;
+      const page = readPage(checker, request, { filter, defaultSize: 100, maxSize: 1000, isKey: isSeatNo });
+      checker.throwIfInvalid();
+      const { items, hasMore } = await listSeats(orm.em.fork(), request.scheduleId, page);
+      const now = new Date();
+      return {
+        seats: items.map((seat) => seatToProto(seat, now)),
+        nextPageToken: hasMore ? encodePageToken(filter, items.at(-1)!.seatNo) : "",
+      };
+    },
+  };
+}

@@ -1,0 +1,87 @@
+// Read side of the catalog: concerts, schedules with live availability, and seats. A HELD seat
+// whose hold has passed counts as available here, before the sweeper gets to it.
+
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { DomainError } from "../platform/domain-error.js";
+import type { Page } from "../platform/pagination.js";
+import { Concert } from "./concert.entity.js";
+import { Schedule } from "./schedule.entity.js";
+import { Seat, type SeatStatus } from "./seat.entity.js";
+
+export interface ScheduleWithAvailability {
+  schedule: Schedule;
+  availableSeats: number;
+}
+
+/** Rows of one page plus whether another page follows. */
+export interface PageOf<T> {
+  items: T[];
+  hasMore: boolean;
+}
+
+function cut<T>(rows: T[], size: number): PageOf<T> {
+  return { items: rows.slice(0, size), hasMore: rows.length > size };
+}
+
+/** The seat status a caller should see at `now`. */
+export function visibleSeatStatus(seat: Pick<Seat, "status" | "heldUntil">, now: Date): SeatStatus {
+  if (seat.status === "HELD" && (!seat.heldUntil || seat.heldUntil <= now)) return "AVAILABLE";
+  return seat.status;
+}
+
+export async function listConcerts(em: EntityManager, page: Page<string>): Promise<PageOf<Concert>> {
+  const rows = await em.find(
+    Concert,
+    page.after === undefined ? {} : { id: { $gt: page.after } },
+    { orderBy: { id: "asc" }, limit: page.size + 1, disableIdentityMap: true },
+  );
+  return cut(rows, page.size);
+}
+
+export async function findConcert(em: EntityManager, concertId: string): Promise<Concert> {
+  const concert = await em.findOne(Concert, { id: concertId }, { disableIdentityMap: true });
+  if (!concert) throw new DomainError("CONCERT_NOT_FOUND", `concert ${concertId} does not exist`, [], { concert_id: concertId });
+  return concert;
+}
+
+export async function findSchedule(em: EntityManager, scheduleId: string): Promise<Schedule> {
+  const schedule = await em.findOne(Schedule, { id: scheduleId }, { disableIdentityMap: true });
+  if (!schedule) throw new DomainError("SCHEDULE_NOT_FOUND", `schedule ${scheduleId} does not exist`, [], { schedule_id: scheduleId });
+  return schedule;
+}
+
+/** Keyset position of a schedule page: start time (ISO) and id. */
+export type ScheduleKey = [string, string];
+
+export async function listSchedules(em: EntityManager, concertId: string, page: Page<ScheduleKey>): Promise<PageOf<ScheduleWithAvailability>> {
+  await findConcert(em, concertId);
+  const after = page.after;
+  const where = after
+    ? { concertId, $or: [{ startTime: { $gt: new Date(after[0]) } }, { startTime: new Date(after[0]), id: { $gt: after[1] } }] }
+    : { concertId };
+  const rows = await em.find(Schedule, where, { orderBy: { startTime: "asc", id: "asc" }, limit: page.size + 1, disableIdentityMap: true });
+  const { items, hasMore } = cut(rows, page.size);
+  const counts = await countAvailableSeats(em, items.map((s) => s.id));
+  return { items: items.map((schedule) => ({ schedule, availableSeats: counts.get(schedule.id) ?? 0 })), hasMore };
+}
+
+async function countAvailableSeats(em: EntityManager, scheduleIds: string[]): Promise<Map<string, number>> {
+  if (scheduleIds.length === 0) return new Map();
+  const rows = await em
+    .createQueryBuilder(Seat)
+    .select(["scheduleId", "count(*) as available"])
+    .where({ scheduleId: { $in: scheduleIds }, $or: [{ status: "AVAILABLE" }, { status: "HELD", heldUntil: { $lte: new Date() } }] })
+    .groupBy("scheduleId")
+    .execute<{ scheduleId: string; available: string | number }[]>("all", true);
+  return new Map(rows.map((row) => [row.scheduleId, Number(row.available)]));
+}
+
+export async function listSeats(em: EntityManager, scheduleId: string, page: Page<number>): Promise<PageOf<Seat>> {
+  await findSchedule(em, scheduleId);
+  const rows = await em.find(
+    Seat,
+    page.after === undefined ? { scheduleId } : { scheduleId, seatNo: { $gt: page.after } },
+    { orderBy: { seatNo: "asc" }, limit: page.size + 1, disableIdentityMap: true },
+  );
+  return cut(rows, page.size);
+}

@@ -1,0 +1,158 @@
+// Every environment variable the server reads, parsed and validated in one place.
+// README.md documents each one; test/unit/compose.test.ts checks docker-compose.yml against
+// CONFIG_VARIABLES.
+
+import { availableParallelism } from "node:os";
+
+export type ServiceName = "queue" | "booking" | "wallet";
+export const ALL_SERVICES: readonly ServiceName[] = ["queue", "booking", "wallet"];
+
+export interface Config {
+  databaseUrl: string;
+  /** PostgreSQL pool size per process. */
+  databasePoolMax: number;
+  redisUrl: string;
+  /** Prefix of every Redis key this process writes; tests use one per file. */
+  redisKeyPrefix: string;
+  port: number;
+  connectPort: number;
+  host: string;
+  maxActiveUsers: number;
+  admissionIntervalMs: number;
+  activeTokenTtlSeconds: number;
+  waitingTokenTtlSeconds: number;
+  seatHoldSeconds: number;
+  maxSeatsPerUser: number;
+  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  services: readonly ServiceName[];
+  workers: number;
+  /** Seed demo data when the database holds no concert. */
+  seedDemoData: boolean;
+  /** Largest request message accepted, in bytes. */
+  maxRequestBytes: number;
+  /** Deadline applied to calls that arrive without one, in milliseconds. */
+  defaultDeadlineMs: number;
+  /** Open server streams allowed per process and transport (WatchQueue). */
+  maxOpenStreams: number;
+  /** How long graceful shutdown waits for in-flight calls before cancelling them. */
+  shutdownGraceMs: number;
+}
+
+interface Variable {
+  name: string;
+  defaultValue: string;
+  description: string;
+}
+
+/** The documented environment, in README order. */
+export const CONFIG_VARIABLES: readonly Variable[] = [
+  { name: "DATABASE_URL", defaultValue: "postgres://root@127.0.0.1:5432/test", description: "PostgreSQL connection URL" },
+  { name: "DATABASE_POOL_MAX", defaultValue: "16", description: "PostgreSQL connections per process" },
+  { name: "REDIS_URL", defaultValue: "redis://127.0.0.1:6379", description: "Redis URL (a `/N` path selects the logical database)" },
+  { name: "REDIS_KEY_PREFIX", defaultValue: "cb:", description: "prefix of every Redis key" },
+  { name: "HOST", defaultValue: "0.0.0.0", description: "interface both ports bind to" },
+  { name: "PORT", defaultValue: "50051", description: "gRPC port (grpc-js): the services, health and reflection; 0 picks a free port" },
+  { name: "CONNECT_PORT", defaultValue: "8080", description: "Connect and gRPC-Web port (connect-node; HTTP/2 without TLS and HTTP/1.1) and GET /metrics" },
+  { name: "MAX_ACTIVE_USERS", defaultValue: "1000", description: "users admitted from the waiting room at once, per concert" },
+  { name: "ADMISSION_INTERVAL_MS", defaultValue: "1000", description: "admission tick" },
+  { name: "ACTIVE_TOKEN_TTL", defaultValue: "600", description: "seconds an admitted user may book and pay" },
+  { name: "WAITING_TOKEN_TTL", defaultValue: "60", description: "seconds a waiting user keeps their place without polling or watching" },
+  { name: "SEAT_HOLD_SECONDS", defaultValue: "300", description: "how long a seat hold lasts before payment" },
+  { name: "MAX_SEATS_PER_USER", defaultValue: "4", description: "live holds and purchases per user and schedule" },
+  { name: "LOG_LEVEL", defaultValue: "info", description: "fatal, error, warn, info, debug, trace or silent" },
+  { name: "SERVICES", defaultValue: "queue,booking,wallet", description: "services this process serves" },
+  { name: "WORKERS", defaultValue: "1", description: "server processes sharing the ports (`0` = one per core)" },
+  { name: "SEED_DEMO_DATA", defaultValue: "true", description: "create demo concerts when the database has none" },
+  { name: "MAX_REQUEST_BYTES", defaultValue: "65536", description: "largest request message accepted" },
+  { name: "DEFAULT_DEADLINE_MS", defaultValue: "30000", description: "deadline for calls that set none" },
+  { name: "MAX_OPEN_STREAMS", defaultValue: "20000", description: "open WatchQueue streams per process and port; more get RESOURCE_EXHAUSTED" },
+  { name: "SHUTDOWN_GRACE_MS", defaultValue: "10000", description: "time in-flight calls get to finish on SIGTERM" },
+];
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+type Env = Record<string, string | undefined>;
+
+function reader(env: Env) {
+  const problems: string[] = [];
+  const raw = (name: string): string => {
+    const value = env[name];
+    if (value !== undefined && value.trim() !== "") return value.trim();
+    const known = CONFIG_VARIABLES.find((v) => v.name === name);
+    if (!known) throw new Error(`undocumented variable ${name}`);
+    return known.defaultValue;
+  };
+  const integer = (name: string, min: number, max: number): number => {
+    const text = raw(name);
+    const value = Number(text);
+    if (!/^-?\d+$/.test(text) || value < min || value > max) {
+      problems.push(`${name}=${text} must be an integer from ${min} to ${max}`);
+      return min;
+    }
+    return value;
+  };
+  const url = (name: string, protocols: string[]): string => {
+    const text = raw(name);
+    try {
+      const parsed = new URL(text);
+      if (!protocols.includes(parsed.protocol)) throw new Error("protocol");
+    } catch {
+      problems.push(`${name}=${text} must be a ${protocols.join(" or ")}// URL`);
+    }
+    return text;
+  };
+  const oneOf = <T extends string>(name: string, allowed: readonly T[]): T => {
+    const text = raw(name).toLowerCase();
+    if (!(allowed as readonly string[]).includes(text)) {
+      problems.push(`${name}=${text} must be one of ${allowed.join(", ")}`);
+      return allowed[0]!;
+    }
+    return text as T;
+  };
+  const bool = (name: string): boolean => oneOf(name, ["true", "false", "1", "0"]) in { true: 1, 1: 1 };
+  return { raw, integer, url, oneOf, bool, problems };
+}
+
+/** Parses the environment; throws one ConfigError naming every bad variable. */
+export function loadConfig(env: Env = process.env): Config {
+  const r = reader(env);
+  const services = r
+    .raw("SERVICES")
+    .split(",")
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean);
+  const unknown = services.filter((s) => !(ALL_SERVICES as readonly string[]).includes(s));
+  if (unknown.length > 0 || services.length === 0) {
+    r.problems.push(`SERVICES=${r.raw("SERVICES")} must list some of ${ALL_SERVICES.join(",")}`);
+  }
+  const workers = r.integer("WORKERS", 0, 64);
+  const config: Config = {
+    databaseUrl: r.url("DATABASE_URL", ["postgres:", "postgresql:"]),
+    databasePoolMax: r.integer("DATABASE_POOL_MAX", 1, 500),
+    redisUrl: r.url("REDIS_URL", ["redis:", "rediss:"]),
+    redisKeyPrefix: r.raw("REDIS_KEY_PREFIX"),
+    host: r.raw("HOST"),
+    port: r.integer("PORT", 0, 65535),
+    connectPort: r.integer("CONNECT_PORT", 0, 65535),
+    maxActiveUsers: r.integer("MAX_ACTIVE_USERS", 1, 10_000_000),
+    admissionIntervalMs: r.integer("ADMISSION_INTERVAL_MS", 10, 3_600_000),
+    activeTokenTtlSeconds: r.integer("ACTIVE_TOKEN_TTL", 1, 86_400),
+    waitingTokenTtlSeconds: r.integer("WAITING_TOKEN_TTL", 1, 86_400),
+    seatHoldSeconds: r.integer("SEAT_HOLD_SECONDS", 1, 86_400),
+    maxSeatsPerUser: r.integer("MAX_SEATS_PER_USER", 1, 100),
+    logLevel: r.oneOf("LOG_LEVEL", ["info", "fatal", "error", "warn", "debug", "trace", "silent"] as const),
+    services: [...new Set(services)] as ServiceName[],
+    workers: workers === 0 ? availableParallelism() : workers,
+    seedDemoData: r.bool("SEED_DEMO_DATA"),
+    maxRequestBytes: r.integer("MAX_REQUEST_BYTES", 1024, 64 * 1024 * 1024),
+    defaultDeadlineMs: r.integer("DEFAULT_DEADLINE_MS", 100, 3_600_000),
+    maxOpenStreams: r.integer("MAX_OPEN_STREAMS", 1, 1_000_000),
+    shutdownGraceMs: r.integer("SHUTDOWN_GRACE_MS", 0, 600_000),
+  };
+  if (r.problems.length > 0) {
+    throw new ConfigError(`invalid configuration: ${r.problems.join("; ")}`);
+  }
+  return config;
+}

@@ -1,0 +1,43 @@
+// Process entry: config → app → listen → graceful shutdown on SIGTERM/SIGINT.
+
+import { startApp, StartupError } from "./app.js";
+import { ConfigError, loadConfig } from "./config.js";
+import { createLogger } from "./platform/logger.js";
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`concert-booking: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const logger = createLogger(config.logLevel);
+  let app;
+  try {
+    app = await startApp(config, logger);
+  } catch (error) {
+    if (error instanceof StartupError) {
+      process.stderr.write(`concert-booking: ${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const onSignal = (signal: NodeJS.Signals) => {
+    logger.info({ signal }, "shutting down");
+    app.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGTERM", onSignal);
+  process.once("SIGINT", onSignal);
+}
+
+await main();

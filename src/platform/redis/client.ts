@@ -1,0 +1,46 @@
+// Redis connections that fail fast. ioredis's defaults queue commands while disconnected and
+// retry for ~30 s; the waiting room must instead notice an outage within a few hundred
+// milliseconds and fall back to PostgreSQL, while reconnecting in the background.
+
+import { Redis } from "ioredis";
+
+export interface RedisOptions {
+  url: string;
+  /** Connection name shown by CLIENT LIST. */
+  name: string;
+  commandTimeoutMs?: number;
+}
+
+export function createRedis(options: RedisOptions): Redis {
+  return new Redis(options.url, {
+    connectionName: options.name,
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 1000,
+    commandTimeout: options.commandTimeoutMs ?? 500,
+    retryStrategy: (attempt) => Math.min(50 * attempt, 1000),
+    enableAutoPipelining: true,
+  });
+}
+
+/** Connects, or throws a one-line error naming the URL. */
+export async function connectRedis(redis: Redis, url: string): Promise<void> {
+  try {
+    await redis.connect();
+    await redis.ping();
+  } catch (error) {
+    redis.disconnect();
+    throw new Error(`Redis is unreachable at ${redactUrl(url)} (${(error as Error).message})`, { cause: error });
+  }
+}
+
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return url;
+  }
+}

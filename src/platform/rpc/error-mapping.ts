@@ -1,0 +1,76 @@
+// The one place where failures become wire errors. Both transports (grpc-js and connect-node)
+// see only ConnectErrors produced here: a code from design.md §2 plus a google.rpc.ErrorInfo
+// (and a BadRequest for invalid fields). Anything unrecognised is a bug and becomes INTERNAL.
+
+import { Code, ConnectError } from "@connectrpc/connect";
+import { BadRequestSchema, ErrorInfoSchema } from "../../../gen/google/rpc/error_details_pb.js";
+import { DomainError, UnavailableError, type Reason } from "../domain-error.js";
+
+export const ERROR_DOMAIN = "concert.v1";
+
+const CODE_BY_REASON: Record<Reason, Code> = {
+  INVALID_FIELD: Code.InvalidArgument,
+  QUEUE_TOKEN_INVALID: Code.Unauthenticated,
+  QUEUE_TOKEN_NOT_ACTIVE: Code.PermissionDenied,
+  QUEUE_TOKEN_EXPIRED: Code.PermissionDenied,
+  QUEUE_TOKEN_MISMATCH: Code.PermissionDenied,
+  SEAT_UNAVAILABLE: Code.FailedPrecondition,
+  SEAT_LIMIT_REACHED: Code.FailedPrecondition,
+  RESERVATION_EXPIRED: Code.FailedPrecondition,
+  INSUFFICIENT_BALANCE: Code.FailedPrecondition,
+  RESERVATION_NOT_PAYABLE: Code.FailedPrecondition,
+  IDEMPOTENCY_KEY_REUSED: Code.InvalidArgument,
+  CONCURRENT_UPDATE: Code.Aborted,
+  CONCERT_NOT_FOUND: Code.NotFound,
+  SCHEDULE_NOT_FOUND: Code.NotFound,
+  SEAT_NOT_FOUND: Code.NotFound,
+  RESERVATION_NOT_FOUND: Code.NotFound,
+  WALLET_NOT_FOUND: Code.NotFound,
+  OVERLOADED: Code.ResourceExhausted,
+  UNAVAILABLE: Code.Unavailable,
+};
+
+export function codeForReason(reason: Reason): Code {
+  return CODE_BY_REASON[reason];
+}
+
+export function domainErrorToConnect(error: DomainError): ConnectError {
+  const details: NonNullable<ConstructorParameters<typeof ConnectError>[3]> = [
+    { desc: ErrorInfoSchema, value: { reason: error.reason, domain: ERROR_DOMAIN, metadata: { ...error.metadata } } },
+  ];
+  if (error.fieldViolations.length > 0) {
+    details.push({ desc: BadRequestSchema, value: { fieldViolations: error.fieldViolations.map((v) => ({ ...v })) } });
+  }
+  return new ConnectError(error.message, codeForReason(error.reason), undefined, details, error);
+}
+
+const CONNECTION_ERRNOS = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EHOSTUNREACH"]);
+
+/** PostgreSQL/Redis connectivity failures, whatever library raised them. */
+export function isConnectivityError(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof UnavailableError) return true;
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && (CONNECTION_ERRNOS.has(code) || code.startsWith("57P") || code.startsWith("08"))) {
+      return true;
+    }
+    if (/Connection terminated|connection timeout|timeout exceeded when trying to connect|Connection is closed|Stream isn't writeable|Command timed out/i.test(e.message)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * Maps any thrown value to a ConnectError. `onBug` sees every error that maps to INTERNAL so it
+ * can be logged with its stack; callers never see internals.
+ */
+export function toConnectError(error: unknown, onBug: (error: unknown) => void): ConnectError {
+  if (error instanceof DomainError) return domainErrorToConnect(error);
+  if (error instanceof ConnectError) return error;
+  if (isConnectivityError(error)) {
+    return domainErrorToConnect(new DomainError("UNAVAILABLE", "a backing store is unreachable; retry shortly"));
+  }
+  onBug(error);
+  return new ConnectError("internal error", Code.Internal, undefined, undefined, error);
+}

@@ -1,0 +1,81 @@
+// The grpc-js server: the three services through the adapter, plus grpc.health.v1 and server
+// reflection (v1 and v1alpha) from the official grpc-node packages so grpcurl, ghz and buf curl
+// can list and call everything.
+
+import type { DescService } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
+import * as grpc from "@grpc/grpc-js";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
+import type { PackageDefinition } from "@grpc/proto-loader";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation } from "grpc-health-check";
+import { readFileSync } from "node:fs";
+import { addServiceToGrpcServer } from "./grpc-adapter.js";
+
+const DESCRIPTOR_SET = new URL("../../../gen/descriptors.binpb", import.meta.url);
+export const HEALTH_SERVICE = "grpc.health.v1.Health";
+
+export interface GrpcServerOptions {
+  services: readonly { service: DescService; impl: ServiceImpl<DescService> }[];
+  health: HealthImplementation;
+  maxRequestBytes: number;
+  defaultDeadlineMs: number;
+  shutdownSignal: AbortSignal;
+}
+
+export interface GrpcServer {
+  listen(port: number, host: string): Promise<number>;
+  /** Stops accepting; resolves when in-flight calls have finished. */
+  close(): Promise<void>;
+  /** Cancels whatever is still running. */
+  destroy(): void;
+}
+
+/**
+ * The descriptor set from `buf build` as ReflectionService input. proto-loader's own loader
+ * round-trips it through protobuf.js, which merges all concert.v1 files into one and drops their
+ * imports, so grpcurl and buf curl could list services but not call them. ReflectionService only
+ * reads `fileDescriptorProtos`, so the original files are passed through untouched.
+ */
+function reflectionPackage(): PackageDefinition {
+  const set = fromBinary(FileDescriptorSetSchema, readFileSync(DESCRIPTOR_SET));
+  const fileDescriptorProtos = set.file.map((file) => Buffer.from(toBinary(FileDescriptorProtoSchema, file)));
+  return { "buf.build.descriptors": { fileDescriptorProtos } } as unknown as PackageDefinition;
+}
+
+export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": options.maxRequestBytes,
+    "grpc.max_concurrent_streams": 100_000,
+    "grpc.keepalive_time_ms": 60_000,
+    "grpc.keepalive_timeout_ms": 20_000,
+    "grpc.keepalive_permit_without_calls": 1,
+    "grpc.http2.min_ping_interval_without_data_ms": 10_000,
+  });
+  for (const { service, impl } of options.services) {
+    addServiceToGrpcServer(server, service, impl, {
+      defaultDeadlineMs: options.defaultDeadlineMs,
+      shutdownSignal: options.shutdownSignal,
+    });
+  }
+  options.health.addToServer(server);
+  const served = [...options.services.map((s) => s.service.typeName), HEALTH_SERVICE];
+  new ReflectionService(reflectionPackage(), { services: served }).addToServer(server);
+
+  return {
+    listen(port, host) {
+      return new Promise((resolve, reject) => {
+        server.bindAsync(`${host.includes(":") ? `[${host}]` : host}:${port}`, grpc.ServerCredentials.createInsecure(), (error, bound) =>
+          error ? reject(error) : resolve(bound),
+        );
+      });
+    },
+    close() {
+      return new Promise((resolve) => server.tryShutdown(() => resolve()));
+    },
+    destroy() {
+      server.forceShutdown();
+    },
+  };
+}

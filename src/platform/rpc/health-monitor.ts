@@ -1,0 +1,49 @@
+// Keeps grpc.health.v1 truthful: every served service (and the overall "" entry) is SERVING
+// only while PostgreSQL answers. Redis is not part of it: the waiting room falls back to
+// PostgreSQL when Redis is down, so the process can still serve.
+
+import type { HealthImplementation } from "grpc-health-check";
+import type { Logger } from "../logger.js";
+
+export interface HealthMonitor {
+  /** Marks everything NOT_SERVING for good (shutdown). */
+  stop(): void;
+}
+
+export function startHealthMonitor(options: {
+  health: HealthImplementation;
+  serviceNames: readonly string[];
+  ping: () => Promise<void>;
+  intervalMs: number;
+  logger: Logger;
+}): HealthMonitor {
+  const { health, serviceNames, logger } = options;
+  let serving: boolean | undefined;
+  const set = (up: boolean) => {
+    if (serving === up) return;
+    serving = up;
+    const status = up ? "SERVING" : "NOT_SERVING";
+    for (const name of ["", ...serviceNames]) health.setStatus(name, status);
+    if (up) logger.info({ status }, "health: PostgreSQL reachable");
+    else logger.warn({ status }, "health: PostgreSQL unreachable");
+  };
+  let stopped = false;
+  const probe = async () => {
+    try {
+      await options.ping();
+      if (!stopped) set(true);
+    } catch {
+      if (!stopped) set(false);
+    }
+  };
+  set(true);
+  const timer = setInterval(() => void probe(), options.intervalMs);
+  timer.unref();
+  return {
+    stop() {
+      stopped = true;
+      clearInterval(timer);
+      set(false);
+    },
+  };
+}

@@ -1,0 +1,97 @@
+// Cross-cutting call handling shared by both transports, applied to a service implementation
+// once per transport: guards (the queue-token check), the open-stream cap, error mapping and call
+// metrics. Doing it here rather than as connect interceptors keeps the grpc-js adapter and
+// connect-node on exactly the same path.
+
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { DomainError } from "../domain-error.js";
+import { toConnectError } from "./error-mapping.js";
+import type { RpcMetrics } from "./metrics.js";
+
+/** Runs before a method; throws to reject the call. */
+export type CallGuard = (request: unknown, context: HandlerContext) => Promise<void> | void;
+
+export interface WrapOptions {
+  transport: "grpc" | "connect";
+  guards: readonly CallGuard[];
+  /** Open server streams allowed at once on this transport. */
+  maxOpenStreams: number;
+  metrics: RpcMetrics;
+  onBug: (error: unknown, method: DescMethod) => void;
+}
+
+type AnyUnary = (request: unknown, context: HandlerContext) => Promise<unknown> | unknown;
+type AnyStreaming = (request: unknown, context: HandlerContext) => AsyncIterable<unknown>;
+
+export type PartialServiceImpl<S extends DescService> = Partial<ServiceImpl<S>>;
+
+export interface StreamCounter {
+  open: number;
+}
+
+export function wrapService<S extends DescService>(
+  service: S,
+  impl: PartialServiceImpl<S>,
+  options: WrapOptions,
+  streams: StreamCounter = { open: 0 },
+): ServiceImpl<S> {
+  const wrapped: Record<string, unknown> = {};
+  for (const method of service.methods) {
+    const fn = (impl as Record<string, unknown>)[method.localName];
+    const label = { transport: options.transport, method: `${service.name}/${method.name}` };
+    const fail = (error: unknown, started: number): never => {
+      const connectError = toConnectError(error, (bug) => options.onBug(bug, method));
+      options.metrics.observe(label, Code[connectError.code], started);
+      throw connectError;
+    };
+    const runGuards = async (request: unknown, context: HandlerContext) => {
+      for (const guard of options.guards) await guard(request, context);
+    };
+    if (typeof fn !== "function") {
+      const unimplemented = new ConnectError(`${service.typeName}.${method.name} is not implemented yet`, Code.Unimplemented);
+      wrapped[method.localName] =
+        method.methodKind === "server_streaming"
+          ? async function* () { throw unimplemented; } // eslint-disable-line require-yield
+          : () => { throw unimplemented; };
+      continue;
+    }
+    if (method.methodKind === "unary") {
+      const handler = fn.bind(impl) as AnyUnary;
+      wrapped[method.localName] = async (request: unknown, context: HandlerContext) => {
+        const started = performance.now();
+        try {
+          if (options.guards.length > 0) await runGuards(request, context);
+          const response = await handler(request, context);
+          options.metrics.observe(label, "OK", started);
+          return response;
+        } catch (error) {
+          return fail(error, started);
+        }
+      };
+    } else if (method.methodKind === "server_streaming") {
+      const handler = fn.bind(impl) as AnyStreaming;
+      wrapped[method.localName] = async function* (request: unknown, context: HandlerContext) {
+        const started = performance.now();
+        if (streams.open >= options.maxOpenStreams) {
+          fail(new DomainError("OVERLOADED", `this server holds its limit of ${options.maxOpenStreams} open streams; retry with backoff`), started);
+        }
+        streams.open++;
+        options.metrics.streamsOpen.inc(label);
+        try {
+          await runGuards(request, context);
+          yield* handler(request, context);
+          options.metrics.observe(label, "OK", started);
+        } catch (error) {
+          fail(error, started);
+        } finally {
+          streams.open--;
+          options.metrics.streamsOpen.dec(label);
+        }
+      };
+    } else {
+      throw new Error(`${method.methodKind} methods are not part of the contract`);
+    }
+  }
+  return wrapped as ServiceImpl<S>;
+}

@@ -1,0 +1,52 @@
+// Request validation shared by every handler. Checks collect all violations of one request so a
+// caller fixes them in one round trip; throwIfInvalid raises INVALID_FIELD with a BadRequest list.
+
+import { DomainError, type FieldViolation } from "./domain-error.js";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const USER_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
+const KEY = /^[\x21-\x7e]{1,128}$/;
+
+export class RequestCheck {
+  private readonly violations: FieldViolation[] = [];
+
+  fail(field: string, description: string): this {
+    this.violations.push({ field, description });
+    return this;
+  }
+
+  uuid(field: string, value: string): this {
+    return UUID.test(value) ? this : this.fail(field, value === "" ? "required" : "must be a UUID");
+  }
+
+  userId(field: string, value: string): this {
+    if (value === "") return this.fail(field, "required");
+    return USER_ID.test(value) ? this : this.fail(field, "must be 1-128 characters of A-Z a-z 0-9 . _ : @ -");
+  }
+
+  /** Idempotency keys and request ids: 1-128 printable ASCII characters. */
+  key(field: string, value: string): this {
+    if (value === "") return this.fail(field, "required");
+    return KEY.test(value) ? this : this.fail(field, "must be 1-128 printable ASCII characters without spaces");
+  }
+
+  /** Opaque tokens such as queue tokens: exactly 32 lowercase hex characters. */
+  hexToken(field: string, value: string): this {
+    if (value === "") return this.fail(field, "required");
+    return /^[0-9a-f]{32}$/.test(value) ? this : this.fail(field, "must be 32 lowercase hex characters");
+  }
+
+  range(field: string, value: bigint, min: bigint, max: bigint): this {
+    return value >= min && value <= max ? this : this.fail(field, `must be between ${min} and ${max}`);
+  }
+
+  throwIfInvalid(): void {
+    if (this.violations.length === 0) return;
+    const summary = this.violations.map((v) => `${v.field}: ${v.description}`).join("; ");
+    throw new DomainError("INVALID_FIELD", `invalid request: ${summary}`, this.violations);
+  }
+}
+
+export function check(): RequestCheck {
+  return new RequestCheck();
+}

@@ -1,0 +1,74 @@
+// WalletService over the generated types: validation, then the ledger operations, then mapping
+// to protobuf. Shared by the grpc-js and connect-node transports.
+
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { LedgerEntryKind, WalletService, type LedgerEntrySchema, type WalletSchema } from "../../gen/concert/v1/wallet_pb.js";
+import type { ORM } from "../platform/db/orm.js";
+import { encodePageToken, readPage } from "../platform/pagination.js";
+import type { PartialServiceImpl } from "../platform/rpc/service-wrapper.js";
+import { check } from "../platform/validation.js";
+import type { LedgerEntry } from "./ledger-entry.entity.js";
+import { getWallet, listTransactions, MAX_TOP_UP_MINOR, topUp, WALLET_CURRENCY, type WalletView } from "./wallet-ledger.js";
+
+const money = (amountMinor: bigint) => ({ amountMinor, currencyCode: WALLET_CURRENCY });
+const isLedgerId = (value: unknown): value is string => typeof value === "string" && /^\d{1,19}$/.test(value);
+
+export function walletToProto(wallet: WalletView): MessageInitShape<typeof WalletSchema> {
+  return {
+    userId: wallet.userId,
+    balance: money(wallet.balanceMinor),
+    version: BigInt(wallet.version),
+    updateTime: wallet.updatedAt ? timestampFromDate(wallet.updatedAt) : undefined,
+  };
+}
+
+export function ledgerEntryToProto(entry: LedgerEntry): MessageInitShape<typeof LedgerEntrySchema> {
+  return {
+    id: entry.id,
+    userId: entry.userId,
+    kind: LedgerEntryKind[entry.kind],
+    amount: money(entry.amountMinor),
+    balanceAfter: money(entry.balanceAfterMinor),
+    idempotencyKey: entry.idempotencyKey,
+    reservationId: entry.reservationId ?? "",
+    createTime: timestampFromDate(entry.createdAt),
+  };
+}
+
+export function createWalletHandlers(deps: { orm: ORM }): PartialServiceImpl<typeof WalletService> {
+  const { orm } = deps;
+  return {
+    async getBalance(request) {
+      check().userId("user_id", request.userId).throwIfInvalid();
+      return { wallet: walletToProto(await getWallet(orm.em.fork(), request.userId)) };
+    },
+
+    async topUp(request) {
+      const checker = check().userId("user_id", request.userId).key("idempotency_key", request.idempotencyKey);
+      if (!request.amount) {
+        checker.fail("amount", "required");
+      } else {
+        checker.range("amount.amount_minor", request.amount.amountMinor, 1n, MAX_TOP_UP_MINOR);
+        if (request.amount.currencyCode !== "" && request.amount.currencyCode !== WALLET_CURRENCY) {
+          checker.fail("amount.currency_code", `must be empty or ${WALLET_CURRENCY}`);
+        }
+      }
+      checker.throwIfInvalid();
+      const result = await topUp(orm, request.userId, request.amount!.amountMinor, request.idempotencyKey);
+      return { wallet: walletToProto(result.wallet), entry: ledgerEntryToProto(result.entry) };
+    },
+
+    async listTransactions(request) {
+      const checker = check().userId("user_id", request.userId);
+      const filter = `ledger:${request.userId}`;
+      const page = readPage(checker, request, { filter, defaultSize: 50, maxSize: 500, isKey: isLedgerId });
+      checker.throwIfInvalid();
+      const { items, hasMore } = await listTransactions(orm.em.fork(), request.userId, page);
+      return {
+        entries: items.map(ledgerEntryToProto),
+        nextPageToken: hasMore ? encodePageToken(filter, items.at(-1)!.id) : "",
+      };
+    },
+  };
+}

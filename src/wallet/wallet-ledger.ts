@@ -1,0 +1,136 @@
+// Wallet balances under optimistic concurrency. Every change loads the wallet, changes it in
+// memory and flushes an UPDATE guarded by MikroORM's version property; a concurrent writer makes
+// that flush fail with OptimisticLockError and the whole transaction is rerun on a fresh fork
+// (em.transactional does not retry by itself), with jittered backoff, a bounded number of times.
+// Every change writes a ledger entry in the same transaction, so balance = Σ ledger exactly.
+
+import { OptimisticLockError, UniqueConstraintViolationException } from "@mikro-orm/core";
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { createHash } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { DomainError } from "../platform/domain-error.js";
+import type { Page } from "../platform/pagination.js";
+import type { ORM } from "../platform/db/orm.js";
+import { LedgerEntry, type LedgerKind } from "./ledger-entry.entity.js";
+import { Wallet } from "./wallet.entity.js";
+
+export const WALLET_CURRENCY = "JPY";
+export const MAX_TOP_UP_MINOR = 10_000_000n;
+
+export interface WalletView {
+  userId: string;
+  balanceMinor: bigint;
+  version: number;
+  updatedAt: Date | undefined;
+}
+
+export interface RetryPolicy {
+  attempts: number;
+  /** Upper bound of the first backoff; doubles per attempt up to maxDelayMs. */
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 40, baseDelayMs: 2, maxDelayMs: 100 };
+
+export function walletView(wallet: Wallet): WalletView {
+  return { userId: wallet.userId, balanceMinor: wallet.balanceMinor, version: wallet.version, updatedAt: wallet.updatedAt };
+}
+
+export function emptyWallet(userId: string): WalletView {
+  return { userId, balanceMinor: 0n, version: 0, updatedAt: undefined };
+}
+
+/** Hash of a call's arguments, stored with its idempotency key to detect reuse with others. */
+export function fingerprint(...parts: (string | bigint)[]): string {
+  return createHash("sha256").update(parts.join("\u0000")).digest("base64url");
+}
+
+/**
+ * Runs `work` in a transaction on a fresh fork, rerunning it when an optimistic version check
+ * or a racing insert of the same key fails. Exhausted retries are CONCURRENT_UPDATE (ABORTED).
+ */
+export async function withOptimisticRetry<T>(orm: ORM, work: (em: EntityManager) => Promise<T>, policy: RetryPolicy = DEFAULT_RETRY): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await orm.em.fork().transactional(work);
+    } catch (error) {
+      const retryable = error instanceof OptimisticLockError || error instanceof UniqueConstraintViolationException;
+      if (!retryable) throw error;
+      if (attempt >= policy.attempts) {
+        throw new DomainError("CONCURRENT_UPDATE", `gave up after ${attempt} attempts under contention; safe to retry`);
+      }
+      const cap = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
+      await sleep(Math.random() * cap);
+    }
+  }
+}
+
+export async function getWallet(em: EntityManager, userId: string): Promise<WalletView> {
+  const wallet = await em.findOne(Wallet, { userId }, { disableIdentityMap: true });
+  return wallet ? walletView(wallet) : emptyWallet(userId);
+}
+
+export interface TopUpResult {
+  wallet: WalletView;
+  entry: LedgerEntry;
+}
+
+async function findEntry(em: EntityManager, userId: string, kind: LedgerKind, idempotencyKey: string): Promise<LedgerEntry | null> {
+  return em.findOne(LedgerEntry, { userId, kind, idempotencyKey });
+}
+
+/** The earlier result of a replayed call, or IDEMPOTENCY_KEY_REUSED if its arguments differ. */
+export function replay(entry: LedgerEntry, requestFingerprint: string): LedgerEntry {
+  if (entry.requestFingerprint !== requestFingerprint) {
+    throw new DomainError("IDEMPOTENCY_KEY_REUSED", `idempotency key ${entry.idempotencyKey} was used before with other arguments`, [], {
+      idempotency_key: entry.idempotencyKey,
+    });
+  }
+  return entry;
+}
+
+/**
+ * Adds `amountMinor` to the user's wallet (creating it on first use) and records a TOP_UP ledger
+ * entry. A replay of the same key returns the first entry and the wallet as it is now.
+ */
+export async function topUp(orm: ORM, userId: string, amountMinor: bigint, idempotencyKey: string): Promise<TopUpResult> {
+  const requestFingerprint = fingerprint("TOP_UP", userId, amountMinor);
+  return withOptimisticRetry(orm, async (em) => {
+    const previous = await findEntry(em, userId, "TOP_UP", idempotencyKey);
+    if (previous) {
+      replay(previous, requestFingerprint);
+      return { wallet: await getWallet(em, userId), entry: previous };
+    }
+    let wallet = await em.findOne(Wallet, { userId });
+    if (wallet) {
+      wallet.balanceMinor += amountMinor;
+    } else {
+      // A racing first top-up of the same user makes this insert fail; the retry then finds it.
+      wallet = em.create(Wallet, { userId, balanceMinor: amountMinor, currencyCode: WALLET_CURRENCY });
+    }
+    const entry = em.create(LedgerEntry, {
+      userId,
+      kind: "TOP_UP",
+      amountMinor,
+      balanceAfterMinor: wallet.balanceMinor,
+      idempotencyKey,
+      requestFingerprint,
+      reservationId: null,
+    });
+    // One flush: the ledger INSERT, then UPDATE wallet … WHERE version = ?, which throws
+    // OptimisticLockError when another writer got there first. The row lock is held only
+    // from that UPDATE to COMMIT.
+    await em.flush();
+    return { wallet: walletView(wallet), entry };
+  });
+}
+
+export async function listTransactions(em: EntityManager, userId: string, page: Page<string>): Promise<{ items: LedgerEntry[]; hasMore: boolean }> {
+  const rows = await em.find(
+    LedgerEntry,
+    page.after === undefined ? { userId } : { userId, id: { $lt: page.after } },
+    { orderBy: { id: "desc" }, limit: page.size + 1, disableIdentityMap: true },
+  );
+  return { items: rows.slice(0, page.size), hasMore: rows.length > page.size };
+}
