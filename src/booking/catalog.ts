@@ -1,6 +1,7 @@
 // Read side of the catalog: concerts, schedules with live availability, and seats. A HELD seat
 // whose hold has passed counts as available here, before the sweeper gets to it.
 
+import { raw } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { DomainError } from "../platform/domain-error.js";
 import type { Page } from "../platform/pagination.js";
@@ -69,7 +70,7 @@ async function countAvailableSeats(em: EntityManager, scheduleIds: string[]): Pr
   if (scheduleIds.length === 0) return new Map();
   const rows = await em
     .createQueryBuilder(Seat)
-    .select(["scheduleId", "count(*) as available"])
+    .select(["scheduleId", raw("count(*) as available")])
     .where({ scheduleId: { $in: scheduleIds }, $or: [{ status: "AVAILABLE" }, { status: "HELD", heldUntil: { $lte: new Date() } }] })
     .groupBy("scheduleId")
     .execute<{ scheduleId: string; available: string | number }[]>("all", true);

@@ -1,0 +1,80 @@
+// Starts the real server (both ports, real PostgreSQL and Redis) for one test file: its own
+// database and its own Redis key prefix, so test files run in parallel without sharing state.
+
+import type { DescService } from "@bufbuild/protobuf";
+import { createClient, type Client } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { randomBytes } from "node:crypto";
+import { startApp, type App } from "../../src/app.js";
+import { loadConfig, type Config } from "../../src/config.js";
+import { seedCatalog } from "../../src/platform/db/seed.js";
+import { createLogger } from "../../src/platform/logger.js";
+import { createGrpcClient, type GrpcClient } from "../../src/platform/rpc/grpc-client.js";
+import { createTestDatabase } from "./database.js";
+
+export interface TestApp {
+  app: App;
+  config: Config;
+  grpcAddress: string;
+  connectUrl: string;
+  /** A grpc-js client on the gRPC port; closed by stop(). */
+  grpc<S extends DescService>(service: S): GrpcClient<S>;
+  /** A connect-node client on the Connect port (Connect protocol over HTTP/2, or gRPC-Web). */
+  connect<S extends DescService>(service: S, protocol?: "connect" | "grpc-web"): Client<S>;
+  stop(): Promise<void>;
+}
+
+export async function startTestApp(label: string, overrides: Partial<Config> = {}): Promise<TestApp> {
+  const database = await createTestDatabase(label);
+  const config: Config = {
+    ...loadConfig({}),
+    databaseUrl: database.url,
+    databasePoolMax: 8,
+    host: "127.0.0.1",
+    port: 0,
+    connectPort: 0,
+    redisKeyPrefix: `test:${label}:${randomBytes(4).toString("hex")}:`,
+    seedDemoData: false,
+    logLevel: (process.env.TEST_LOG_LEVEL as Config["logLevel"] | undefined) ?? "silent",
+    shutdownGraceMs: 5000,
+    ...overrides,
+  };
+  let app: App;
+  try {
+    app = await startApp(config, createLogger(config.logLevel, { test: label }));
+  } catch (error) {
+    await database.drop();
+    throw error;
+  }
+  const grpcAddress = `127.0.0.1:${app.grpcPort}`;
+  const connectUrl = `http://127.0.0.1:${app.connectPort}`;
+  const clients: { close(): void }[] = [];
+  return {
+    app,
+    config,
+    grpcAddress,
+    connectUrl,
+    grpc(service) {
+      const client = createGrpcClient(service, grpcAddress);
+      clients.push(client);
+      return client;
+    },
+    connect(service, protocol = "connect") {
+      const transport =
+        protocol === "connect"
+          ? createConnectTransport({ baseUrl: connectUrl, httpVersion: "2" })
+          : createGrpcWebTransport({ baseUrl: connectUrl, httpVersion: "1.1" });
+      return createClient(service, transport);
+    },
+    async stop() {
+      for (const client of clients) client.close();
+      await app.stop();
+      await database.drop();
+    },
+  };
+}
+
+/** Seeds a small catalog into the app's database and returns nothing; ids are deterministic. */
+export async function seedSmallCatalog(testApp: TestApp, seats = 20): Promise<void> {
+  await seedCatalog(testApp.app.orm.em.fork(), { concerts: 1, schedules: 2, seats });
+}
