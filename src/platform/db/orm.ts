@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import pg from 'pg';
 import { MikroORM, type EntityManager } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
 import { Concert } from '../../booking/concert.entity.js';
@@ -49,10 +50,24 @@ export async function initORM(options: OrmOptions): Promise<{ orm: MikroORM; em:
   return { orm, em: orm.em };
 }
 
-/** Applies pending migrations, all in one transaction, and returns the names applied. */
+/** Any constant works; it only has to be the same for every process migrating this database. */
+const MIGRATION_LOCK_KEY = 0x636f6e63;
+
+/**
+ * Applies pending migrations and returns the names applied. Several processes start at once in
+ * cluster mode and in CI: a session-level advisory lock, held on a dedicated connection, makes
+ * them take turns, so the later ones find nothing left to apply instead of failing on CREATE TABLE.
+ */
 export async function migrateUp(orm: MikroORM): Promise<string[]> {
-  const applied = await orm.migrator.up();
-  return applied.map((migration) => migration.name);
+  const lock = new pg.Client({ connectionString: orm.config.get('clientUrl') });
+  await lock.connect();
+  try {
+    await lock.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+    const applied = await orm.migrator.up();
+    return applied.map((migration) => migration.name);
+  } finally {
+    await lock.end();
+  }
 }
 
 export async function closeORM(orm: MikroORM): Promise<void> {

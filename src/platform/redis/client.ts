@@ -12,7 +12,7 @@ export interface RedisOptions {
 }
 
 export function createRedis(options: RedisOptions): Redis {
-  return new Redis(options.url, {
+  const redis = new Redis(options.url, {
     connectionName: options.name,
     lazyConnect: true,
     enableOfflineQueue: false,
@@ -22,6 +22,10 @@ export function createRedis(options: RedisOptions): Redis {
     retryStrategy: (attempt) => Math.min(50 * attempt, 1000),
     enableAutoPipelining: true,
   });
+  // Outages surface as failed commands, which callers handle; without a listener ioredis would
+  // also print every reconnect failure to stderr.
+  redis.on("error", () => {});
+  return redis;
 }
 
 /** Connects, or throws a one-line error naming the URL. */

@@ -1,0 +1,107 @@
+// The real entry point as users run it (`npm start` = node --import tsx src/main.ts): start-up
+// errors are one clear line, SIGTERM drains in-flight calls and exits 0.
+
+import test from "ava";
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import net from "node:net";
+import pg from "pg";
+import { WalletService } from "../../gen/concert/v1/wallet_pb.js";
+import { createGrpcClient } from "../../src/platform/rpc/grpc-client.js";
+import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
+
+const MAIN = new URL("../../src/main.ts", import.meta.url).pathname;
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+function startServer(env: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, ["--import", "tsx", MAIN], {
+    env: { ...process.env, LOG_LEVEL: "info", SEED_DEMO_DATA: "false", HOST: "127.0.0.1", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+  const exited = once(child, "exit").then(([code]) => code as number | null);
+  return { child, output: () => output, exited };
+}
+
+async function waitFor(condition: () => boolean, timeoutMs: number, what: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`condition not met in time; output:\n${what()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+let database: TestDatabase;
+
+test.before(async () => {
+  database = await createTestDatabase("process");
+});
+
+test.after.always(async () => {
+  await database?.drop();
+});
+
+test("an unreachable PostgreSQL is one line with the docker compose hint, exit 1", async (t) => {
+  const closedPort = await freePort();
+  const server = startServer({ DATABASE_URL: `postgres://root@127.0.0.1:${closedPort}/test`, PORT: "0", CONNECT_PORT: "0" });
+  t.is(await server.exited, 1);
+  const lines = server.output().trim().split("\n");
+  t.is(lines.length, 1, server.output());
+  t.regex(lines[0]!, /PostgreSQL is unreachable at postgres:\/\/root@127\.0\.0\.1:\d+\/test/);
+  t.regex(lines[0]!, /docker compose up -d postgres redis/);
+  t.notRegex(server.output(), /\n\s+at /, "no stack trace");
+});
+
+test("an unreachable Redis is one line with the hint, exit 1", async (t) => {
+  const closedPort = await freePort();
+  const server = startServer({ DATABASE_URL: database.url, REDIS_URL: `redis://127.0.0.1:${closedPort}`, PORT: "0", CONNECT_PORT: "0" });
+  t.is(await server.exited, 1);
+  const problem = server.output().trim().split("\n").at(-1)!;
+  t.regex(problem, /Redis is unreachable at redis:\/\/127\.0\.0\.1:\d+/);
+  t.regex(problem, /docker compose up -d postgres redis/);
+  t.notRegex(server.output(), /\n\s+at /);
+});
+
+test("a bad configuration value names the variable, exit 2", async (t) => {
+  const server = startServer({ PORT: "eighty", MAX_ACTIVE_USERS: "-3" });
+  t.is(await server.exited, 2);
+  t.regex(server.output(), /PORT=eighty must be an integer from 0 to 65535/);
+  t.regex(server.output(), /MAX_ACTIVE_USERS=-3 must be an integer/);
+});
+
+test("SIGTERM lets an in-flight call finish, refuses new ones and exits 0", async (t) => {
+  const [port, connectPort] = [await freePort(), await freePort()];
+  const server = startServer({ DATABASE_URL: database.url, PORT: String(port), CONNECT_PORT: String(connectPort), SHUTDOWN_GRACE_MS: "10000" });
+  await waitFor(() => server.output().includes('"msg":"listening"'), 30_000, server.output);
+  const client = createGrpcClient(WalletService, `127.0.0.1:${port}`);
+  await client.topUp({ userId: "grace", amount: { amountMinor: 1n }, idempotencyKey: "g0" });
+
+  // Hold the wallet row so the next top-up is still running when SIGTERM arrives.
+  const blocker = new pg.Client({ connectionString: database.url });
+  await blocker.connect();
+  await blocker.query("begin");
+  await blocker.query("select * from wallet where user_id = 'grace' for update");
+  const inFlight = client.topUp({ userId: "grace", amount: { amountMinor: 10n }, idempotencyKey: "g1" });
+  await new Promise((r) => setTimeout(r, 300));
+  server.child.kill("SIGTERM");
+  await waitFor(() => server.output().includes('"msg":"shutting down"'), 5000, server.output);
+  await new Promise((r) => setTimeout(r, 300));
+  await blocker.query("commit");
+  await blocker.end();
+
+  const response = await inFlight;
+  t.is(response.wallet?.balance?.amountMinor, 11n, "the in-flight top-up completed");
+  t.is(await server.exited, 0);
+  t.regex(server.output(), /"msg":"stopped"/);
+  await t.throwsAsync(client.getBalance({ userId: "grace" }, { deadlineMs: 2000 }));
+  client.close();
+});

@@ -1,0 +1,32 @@
+import test from "ava";
+import { readFileSync } from "node:fs";
+import { CONFIG_VARIABLES, ConfigError, loadConfig } from "../../src/config.js";
+
+test("defaults match design.md §4", (t) => {
+  const config = loadConfig({});
+  t.is(config.databaseUrl, "postgres://root@127.0.0.1:5432/test");
+  t.is(config.redisUrl, "redis://127.0.0.1:6379");
+  t.is(config.port, 50051);
+  t.is(config.connectPort, 8080);
+  t.is(config.admissionIntervalMs, 1000);
+  t.is(config.seatHoldSeconds, 300);
+  t.deepEqual(config.services, ["queue", "booking", "wallet"]);
+});
+
+test("every bad value is reported in one error", (t) => {
+  const error = t.throws(() => loadConfig({ PORT: "x", REDIS_URL: "http://nope", SERVICES: "queue,shop", LOG_LEVEL: "loud" }), { instanceOf: ConfigError });
+  for (const name of ["PORT", "REDIS_URL", "SERVICES", "LOG_LEVEL"]) t.regex(error!.message, new RegExp(`${name}=`));
+});
+
+test("SERVICES selects a subset; WORKERS=0 means one per core", (t) => {
+  const config = loadConfig({ SERVICES: "wallet, queue", WORKERS: "0" });
+  t.deepEqual([...config.services].sort(), ["queue", "wallet"]);
+  t.true(config.workers >= 1);
+});
+
+test("README documents every variable with its default", (t) => {
+  const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+  for (const variable of CONFIG_VARIABLES) {
+    t.true(readme.includes(`| \`${variable.name}\` | \`${variable.defaultValue}\` |`), `${variable.name} missing from README's table`);
+  }
+});
