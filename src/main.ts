@@ -1,6 +1,8 @@
 // Process entry: config → app → listen → graceful shutdown on SIGTERM/SIGINT.
 
+import cluster from "node:cluster";
 import { startApp, StartupError } from "./app.js";
+import { runPrimary, WORKER_READY } from "./cluster.js";
 import { ConfigError, loadConfig } from "./config.js";
 import { createLogger } from "./platform/logger.js";
 
@@ -15,7 +17,11 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, cluster.isWorker ? { worker: cluster.worker?.id } : {});
+  if (config.workers > 1 && cluster.isPrimary) {
+    runPrimary(config.workers, logger);
+    return;
+  }
   let app;
   try {
     app = await startApp(config, logger);
@@ -38,6 +44,7 @@ async function main(): Promise<void> {
   };
   process.once("SIGTERM", onSignal);
   process.once("SIGINT", onSignal);
+  process.send?.(WORKER_READY);
 }
 
 await main();

@@ -19,13 +19,12 @@ export function startHealthMonitor(options: {
 }): HealthMonitor {
   const { health, serviceNames, logger } = options;
   let serving: boolean | undefined;
-  const set = (up: boolean) => {
+  const set = (up: boolean, why = up ? "PostgreSQL reachable" : "PostgreSQL unreachable") => {
     if (serving === up) return;
     serving = up;
     const status = up ? "SERVING" : "NOT_SERVING";
     for (const name of ["", ...serviceNames]) health.setStatus(name, status);
-    if (up) logger.info({ status }, "health: PostgreSQL reachable");
-    else logger.warn({ status }, "health: PostgreSQL unreachable");
+    logger[up || stopped ? "info" : "warn"]({ status }, `health: ${why}`);
   };
   let stopped = false;
   const probe = async () => {
@@ -43,7 +42,7 @@ export function startHealthMonitor(options: {
     stop() {
       stopped = true;
       clearInterval(timer);
-      set(false);
+      set(false, "shutting down");
     },
   };
 }
