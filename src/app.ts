@@ -9,15 +9,22 @@ import { BookingService } from "../gen/concert/v1/booking_pb.js";
 import { QueueService } from "../gen/concert/v1/queue_pb.js";
 import { WalletService } from "../gen/concert/v1/wallet_pb.js";
 import { createBookingHandlers } from "./booking/booking-handlers.js";
+import { startHoldSweeper } from "./booking/hold-sweeper.js";
 import type { Config, ServiceName } from "./config.js";
 import { closeORM, initORM, migrateUp, type ORM } from "./platform/db/orm.js";
+import { startOutboxRelay } from "./platform/db/outbox-relay.js";
 import { isCatalogEmpty, seedCatalog } from "./platform/db/seed.js";
 import type { Logger } from "./platform/logger.js";
+import type { PeriodicTask } from "./platform/periodic-task.js";
 import { redactUrl, connectRedis, createRedis } from "./platform/redis/client.js";
+import { eventStreamKey } from "./platform/redis/event-stream.js";
 import { createConnectServer } from "./platform/rpc/connect-server.js";
 import { createGrpcServer } from "./platform/rpc/grpc-server.js";
 import { startHealthMonitor } from "./platform/rpc/health-monitor.js";
 import { createMetrics } from "./platform/rpc/metrics.js";
+import { createQueueHandlers } from "./queue/queue-handlers.js";
+import { createQueueTokenGuard } from "./queue/queue-token-guard.js";
+import { createWaitingRoom, type WaitingRoom } from "./queue/waiting-room.js";
 import { wrapService, type CallGuard, type PartialServiceImpl } from "./platform/rpc/service-wrapper.js";
 import { createWalletHandlers } from "./wallet/wallet-handlers.js";
 
@@ -26,6 +33,7 @@ export interface App {
   connectPort: number;
   orm: ORM;
   redis: Redis;
+  waitingRoom: WaitingRoom;
   /** Graceful stop: refuse new calls, end streams, let in-flight calls finish, close stores. */
   stop(): Promise<void>;
 }
@@ -37,6 +45,10 @@ export class StartupError extends Error {
 
 const HINT = "start it, point DATABASE_URL/REDIS_URL at it, or run `docker compose up -d postgres redis`";
 const DEMO_CATALOG = { concerts: 2, schedules: 3, seats: 1000 };
+/** The relay runs at once after each local payment; polling only picks up rows other processes or a crash left. */
+const OUTBOX_POLL_MS = 1000;
+const OUTBOX_BATCH = 500;
+const HOLD_SWEEP_BATCH = 500;
 
 interface ServiceEntry {
   name: ServiceName;
@@ -81,20 +93,25 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   }
   redis.on("error", (error: Error) => logger.debug({ err: error.message }, "redis connection error"));
 
+  // Assigned once the servers listen; the wallet handlers only nudge it after a commit.
+  let outboxRelay: PeriodicTask | undefined;
+  const holdPolicy = { holdSeconds: config.seatHoldSeconds, maxSeatsPerUser: config.maxSeatsPerUser };
+  const metrics = createMetrics();
+  const waitingRoom = await createWaitingRoom({ orm, redis, config, logger, registry: metrics.registry });
+  const walletDeps = { orm, logger, onPaymentCommitted: () => outboxRelay?.nudge(), releaseQueueToken: (token: string) => waitingRoom.release(token) };
   const entries: ServiceEntry[] = [
-    { name: "queue" as const, service: QueueService, impl: {}, guards: [] },
-    { name: "booking" as const, service: BookingService, impl: createBookingHandlers({ orm }), guards: [] },
-    { name: "wallet" as const, service: WalletService, impl: createWalletHandlers({ orm }), guards: [] },
+    { name: "queue" as const, service: QueueService, impl: createQueueHandlers(waitingRoom), guards: [] },
+    { name: "booking" as const, service: BookingService, impl: createBookingHandlers({ orm, holdPolicy }), guards: [createQueueTokenGuard(waitingRoom, { except: ["ListConcerts"] })] },
+    { name: "wallet" as const, service: WalletService, impl: createWalletHandlers(walletDeps), guards: [createQueueTokenGuard(waitingRoom, { only: ["PayReservation"] })] },
   ].filter((entry) => config.services.includes(entry.name));
 
-  const metrics = createMetrics();
   const shutdown = new AbortController();
   const onBug = (error: unknown, method: { name: string }) => logger.error({ err: error, method: method.name }, "internal error");
   const served = (transport: "grpc" | "connect") => {
     const streams = { open: 0 };
     return entries.map(({ service, impl, guards }) => ({
       service,
-      impl: wrapService(service, impl, { transport, guards, maxOpenStreams: config.maxOpenStreams, metrics, onBug }, streams) as ServiceImpl<DescService>,
+      impl: wrapService(service, impl, { transport, guards, maxOpenStreams: config.maxOpenStreams, metrics, shutdownSignal: shutdown.signal, onBug }, streams) as ServiceImpl<DescService>,
     }));
   };
 
@@ -104,13 +121,11 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     health,
     maxRequestBytes: config.maxRequestBytes,
     defaultDeadlineMs: config.defaultDeadlineMs,
-    shutdownSignal: shutdown.signal,
   });
   const connectServer = createConnectServer({
     services: served("connect"),
     readMaxBytes: config.maxRequestBytes,
     defaultDeadlineMs: config.defaultDeadlineMs,
-    shutdownSignal: shutdown.signal,
     extraRoutes(req, res) {
       if (req.method !== "GET" || req.url !== "/metrics") return false;
       void metrics.registry.metrics().then((text) => {
@@ -129,6 +144,13 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     intervalMs: 2000,
     logger,
   });
+  // Holds are swept where they are made; events are relayed wherever they are written (payments, refunds).
+  const servesBooking = config.services.includes("booking");
+  if (servesBooking || config.services.includes("wallet")) {
+    outboxRelay = startOutboxRelay({ orm, redis, streamKey: eventStreamKey(config.redisKeyPrefix), batchSize: OUTBOX_BATCH, intervalMs: OUTBOX_POLL_MS, logger });
+  }
+  const holdSweeper = servesBooking ? startHoldSweeper({ orm, intervalMs: config.holdSweepIntervalMs, batchSize: HOLD_SWEEP_BATCH, logger }) : undefined;
+  if (config.services.includes("queue")) waitingRoom.start();
   logger.info({ grpcPort, connectPort, services: config.services }, "listening");
 
   let stopping: Promise<void> | undefined;
@@ -143,6 +165,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       grpcServer.destroy();
       connectServer.destroy();
     }
+    // After the calls (a payment may still nudge the relay), before the stores close.
+    await Promise.all([outboxRelay?.stop(), holdSweeper?.stop(), waitingRoom.stop()]);
     await closeORM(orm);
     await redis.quit().catch(() => redis.disconnect());
     logger.info("stopped");
@@ -152,6 +176,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     connectPort,
     orm,
     redis,
+    waitingRoom,
     stop: () => (stopping ??= stop()),
   };
 }

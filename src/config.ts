@@ -23,6 +23,8 @@ export interface Config {
   waitingTokenTtlSeconds: number;
   seatHoldSeconds: number;
   maxSeatsPerUser: number;
+  /** How often the sweeper frees seats of expired holds. */
+  holdSweepIntervalMs: number;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   services: readonly ServiceName[];
   workers: number;
@@ -59,6 +61,7 @@ export const CONFIG_VARIABLES: readonly Variable[] = [
   { name: "WAITING_TOKEN_TTL", defaultValue: "60", description: "seconds a waiting user keeps their place without polling or watching" },
   { name: "SEAT_HOLD_SECONDS", defaultValue: "300", description: "how long a seat hold lasts before payment" },
   { name: "MAX_SEATS_PER_USER", defaultValue: "4", description: "live holds and purchases per user and schedule" },
+  { name: "HOLD_SWEEP_INTERVAL_MS", defaultValue: "1000", description: "how often expired seat holds are swept back to available" },
   { name: "LOG_LEVEL", defaultValue: "info", description: "fatal, error, warn, info, debug, trace or silent" },
   { name: "SERVICES", defaultValue: "queue,booking,wallet", description: "services this process serves" },
   { name: "WORKERS", defaultValue: "1", description: "server processes sharing the ports (`0` = one per core)" },
@@ -142,6 +145,7 @@ export function loadConfig(env: Env = process.env): Config {
     waitingTokenTtlSeconds: r.integer("WAITING_TOKEN_TTL", 1, 86_400),
     seatHoldSeconds: r.integer("SEAT_HOLD_SECONDS", 1, 86_400),
     maxSeatsPerUser: r.integer("MAX_SEATS_PER_USER", 1, 100),
+    holdSweepIntervalMs: r.integer("HOLD_SWEEP_INTERVAL_MS", 10, 3_600_000),
     logLevel: r.oneOf("LOG_LEVEL", ["info", "fatal", "error", "warn", "debug", "trace", "silent"] as const),
     services: [...new Set(services)] as ServiceName[],
     workers: workers === 0 ? availableParallelism() : workers,

@@ -1,16 +1,25 @@
-// BookingService over the generated types: validation, then catalog and hold operations, then
-// mapping to protobuf. Shared by the grpc-js and connect-node transports.
+// BookingService over the generated types: validation, the queue-token check, then catalog and
+// hold operations, then mapping to protobuf. Shared by the grpc-js and connect-node transports.
 
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { BookingService, SeatStatus as SeatStatusPb, type SeatSchema } from "../../gen/concert/v1/booking_pb.js";
+import {
+  BookingService,
+  ReservationStatus as ReservationStatusPb,
+  SeatStatus as SeatStatusPb,
+  type ReservationSchema,
+  type SeatSchema,
+} from "../../gen/concert/v1/booking_pb.js";
 import type { ORM } from "../platform/db/orm.js";
 import { encodePageToken, readPage } from "../platform/pagination.js";
 import type { PartialServiceImpl } from "../platform/rpc/service-wrapper.js";
 import { check } from "../platform/validation.js";
+import { requireAdmitted } from "../queue/admission-context.js";
 import { WALLET_CURRENCY } from "../wallet/wallet-ledger.js";
-import { listConcerts, listSchedules, listSeats, visibleSeatStatus, type ScheduleKey } from "./catalog.js";
+import { createConcertOfSchedule, listConcerts, listSchedules, listSeats, visibleSeatStatus, type ScheduleKey } from "./catalog.js";
+import { visibleReservationStatus, type ReservationView } from "./reservation-rows.js";
 import type { Seat } from "./seat.entity.js";
+import { cancelReservation, getReservation, reserveSeat, type HoldPolicy } from "./seat-hold.js";
 
 const isString = (value: unknown): value is string => typeof value === "string";
 const isSeatNo = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
@@ -28,8 +37,28 @@ export function seatToProto(seat: Seat, now: Date): MessageInitShape<typeof Seat
   };
 }
 
-export function createBookingHandlers(deps: { orm: ORM }): PartialServiceImpl<typeof BookingService> {
-  const { orm } = deps;
+export function reservationToProto(reservation: ReservationView, now: Date): MessageInitShape<typeof ReservationSchema> {
+  return {
+    id: reservation.id,
+    scheduleId: reservation.scheduleId,
+    seatId: reservation.seatId,
+    userId: reservation.userId,
+    status: ReservationStatusPb[visibleReservationStatus(reservation, now)],
+    price: { amountMinor: reservation.priceMinor, currencyCode: WALLET_CURRENCY },
+    createTime: timestampFromDate(reservation.createdAt),
+    expireTime: timestampFromDate(reservation.expireTime),
+    confirmTime: reservation.confirmedAt ? timestampFromDate(reservation.confirmedAt) : undefined,
+  };
+}
+
+export interface BookingDeps {
+  orm: ORM;
+  holdPolicy: HoldPolicy;
+}
+
+export function createBookingHandlers(deps: BookingDeps): PartialServiceImpl<typeof BookingService> {
+  const { orm, holdPolicy } = deps;
+  const concertOf = createConcertOfSchedule(orm);
   return {
     async listConcerts(request) {
       const checker = check();
@@ -42,11 +71,12 @@ export function createBookingHandlers(deps: { orm: ORM }): PartialServiceImpl<ty
       };
     },
 
-    async listSchedules(request) {
+    async listSchedules(request, context) {
       const checker = check().uuid("concert_id", request.concertId);
       const filter = `schedules:${request.concertId}`;
       const page = readPage(checker, request, { filter, defaultSize: 50, maxSize: 500, isKey: isScheduleKey });
       checker.throwIfInvalid();
+      requireAdmitted(context, { concertId: request.concertId });
       const { items, hasMore } = await listSchedules(orm.em.fork(), request.concertId, page);
       const last = items.at(-1)?.schedule;
       return {
@@ -61,17 +91,48 @@ export function createBookingHandlers(deps: { orm: ORM }): PartialServiceImpl<ty
       };
     },
 
-    async listSeats(request) {
+    async listSeats(request, context) {
       const checker = check().uuid("schedule_id", request.scheduleId);
       const filter = `seats:${request.scheduleId}`;
       const page = readPage(checker, request, { filter, defaultSize: 100, maxSize: 1000, isKey: isSeatNo });
       checker.throwIfInvalid();
+      requireAdmitted(context, { concertId: await concertOf(request.scheduleId) });
       const { items, hasMore } = await listSeats(orm.em.fork(), request.scheduleId, page);
       const now = new Date();
       return {
         seats: items.map((seat) => seatToProto(seat, now)),
         nextPageToken: hasMore ? encodePageToken(filter, items.at(-1)!.seatNo) : "",
       };
+    },
+
+    async reserveSeat(request, context) {
+      check()
+        .uuid("schedule_id", request.scheduleId)
+        .uuid("seat_id", request.seatId)
+        .userId("user_id", request.userId)
+        .key("request_id", request.requestId)
+        .throwIfInvalid();
+      requireAdmitted(context, { userId: request.userId });
+      requireAdmitted(context, { concertId: await concertOf(request.scheduleId) });
+      const reservation = await reserveSeat(orm, request, holdPolicy);
+      return { reservation: reservationToProto(reservation, new Date()) };
+    },
+
+    async getReservation(request, context) {
+      check().uuid("reservation_id", request.reservationId).throwIfInvalid();
+      const admitted = requireAdmitted(context, {});
+      const reservation = await getReservation(orm.em.fork(), request.reservationId, admitted.userId);
+      requireAdmitted(context, { concertId: await concertOf(reservation.scheduleId) });
+      return { reservation: reservationToProto(reservation, new Date()) };
+    },
+
+    async cancelReservation(request, context) {
+      check().uuid("reservation_id", request.reservationId).userId("user_id", request.userId).throwIfInvalid();
+      requireAdmitted(context, { userId: request.userId });
+      const reservation = await cancelReservation(orm, request, async ({ scheduleId }, em) => {
+        requireAdmitted(context, { concertId: await concertOf(scheduleId, em) });
+      });
+      return { reservation: reservationToProto(reservation, new Date()) };
     },
   };
 }

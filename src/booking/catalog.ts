@@ -86,3 +86,21 @@ export async function listSeats(em: EntityManager, scheduleId: string, page: Pag
   );
   return cut(rows, page.size);
 }
+
+/**
+ * Looks up the concert of a schedule (SCHEDULE_NOT_FOUND if there is none), cached per process:
+ * a schedule never moves to another concert, and the token check needs it on every booking call.
+ * Inside a transaction, pass its `em` so a cache miss does not need a second connection.
+ */
+export function createConcertOfSchedule(orm: { em: EntityManager }, maxEntries = 10_000): (scheduleId: string, em?: EntityManager) => Promise<string> {
+  const cache = new Map<string, string>();
+  return async (scheduleId, em) => {
+    const cached = cache.get(scheduleId);
+    if (cached) return cached;
+    const { concertId } = await findSchedule(em ?? orm.em.fork(), scheduleId);
+    // Crude bound: schedules are few, so a full reset is rare and cheap.
+    if (cache.size >= maxEntries) cache.clear();
+    cache.set(scheduleId, concertId);
+    return concertId;
+  };
+}

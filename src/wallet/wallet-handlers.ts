@@ -3,12 +3,18 @@
 
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { LedgerEntryKind, WalletService, type LedgerEntrySchema, type WalletSchema } from "../../gen/concert/v1/wallet_pb.js";
+import { LedgerEntryKind, WalletService, type LedgerEntrySchema, type PaymentSchema, type WalletSchema } from "../../gen/concert/v1/wallet_pb.js";
+import { reservationToProto } from "../booking/booking-handlers.js";
+import { createConcertOfSchedule } from "../booking/catalog.js";
+import { hasLiveHolds } from "../booking/seat-hold.js";
 import type { ORM } from "../platform/db/orm.js";
+import type { Logger } from "../platform/logger.js";
 import { encodePageToken, readPage } from "../platform/pagination.js";
 import type { PartialServiceImpl } from "../platform/rpc/service-wrapper.js";
 import { check } from "../platform/validation.js";
+import { requireAdmitted, type AdmittedToken } from "../queue/admission-context.js";
 import type { LedgerEntry } from "./ledger-entry.entity.js";
+import { payReservation, type PaymentView } from "./reservation-payment.js";
 import { getWallet, listTransactions, MAX_TOP_UP_MINOR, topUp, WALLET_CURRENCY, type WalletView } from "./wallet-ledger.js";
 
 const money = (amountMinor: bigint) => ({ amountMinor, currencyCode: WALLET_CURRENCY });
@@ -36,8 +42,42 @@ export function ledgerEntryToProto(entry: LedgerEntry): MessageInitShape<typeof 
   };
 }
 
-export function createWalletHandlers(deps: { orm: ORM }): PartialServiceImpl<typeof WalletService> {
-  const { orm } = deps;
+export function paymentToProto(payment: PaymentView): MessageInitShape<typeof PaymentSchema> {
+  return {
+    id: payment.id,
+    reservationId: payment.reservationId,
+    userId: payment.userId,
+    amount: money(payment.amountMinor),
+    createTime: timestampFromDate(payment.createdAt),
+  };
+}
+
+export interface WalletDeps {
+  orm: ORM;
+  logger: Logger;
+  /** Called after a payment commits, e.g. to wake the outbox relay. */
+  onPaymentCommitted?: () => void;
+  /** Gives up the caller's queue slot so the next waiting user is admitted; best effort. */
+  releaseQueueToken?: (token: string) => Promise<void>;
+}
+
+export function createWalletHandlers(deps: WalletDeps): PartialServiceImpl<typeof WalletService> {
+  const { orm, logger, onPaymentCommitted, releaseQueueToken } = deps;
+  const concertOf = createConcertOfSchedule(orm);
+
+  // A user holding several seats of the concert keeps the slot until the last one is paid (or
+  // expires with the token); a failed release only delays the next admission until the token's TTL.
+  const releaseSlot = async (admitted: AdmittedToken) => {
+    if (!releaseQueueToken) return;
+    try {
+      const inConcert = async (scheduleId: string) => (await concertOf(scheduleId)) === admitted.concertId;
+      if (await hasLiveHolds(orm.em.fork(), admitted.userId, inConcert)) return;
+      await releaseQueueToken(admitted.token);
+    } catch (error) {
+      logger.warn({ err: error, userId: admitted.userId }, "could not release the queue token after payment");
+    }
+  };
+
   return {
     async getBalance(request) {
       check().userId("user_id", request.userId).throwIfInvalid();
@@ -68,6 +108,27 @@ export function createWalletHandlers(deps: { orm: ORM }): PartialServiceImpl<typ
       return {
         entries: items.map(ledgerEntryToProto),
         nextPageToken: hasMore ? encodePageToken(filter, items.at(-1)!.id) : "",
+      };
+    },
+
+    async payReservation(request, context) {
+      check()
+        .uuid("reservation_id", request.reservationId)
+        .userId("user_id", request.userId)
+        .key("idempotency_key", request.idempotencyKey)
+        .throwIfInvalid();
+      const admitted = requireAdmitted(context, { userId: request.userId });
+      const result = await payReservation(orm, request, async ({ scheduleId }, em) => {
+        requireAdmitted(context, { concertId: await concertOf(scheduleId, em) });
+      });
+      if (!result.replayed) {
+        onPaymentCommitted?.();
+        await releaseSlot(admitted);
+      }
+      return {
+        payment: paymentToProto(result.payment),
+        reservation: reservationToProto(result.reservation, new Date()),
+        wallet: walletToProto(result.wallet),
       };
     },
   };

@@ -3,12 +3,17 @@ import test from "ava";
 import { BookingService, SeatStatus } from "../../gen/concert/v1/booking_pb.js";
 import { startTestApp, seedSmallCatalog, type TestApp } from "../helpers/app.js";
 import { expectError, fieldViolations } from "../helpers/errors.js";
+import { admitUser, withToken, withTokenHeader } from "../helpers/queue.js";
 
 let app: TestApp;
+/** An ACTIVE queue token: everything but ListConcerts needs one. */
+let token: string;
 
 test.before(async () => {
-  app = await startTestApp("catalog");
+  app = await startTestApp("catalog", { admissionIntervalMs: 100 });
   await seedSmallCatalog(app, 120);
+  const { concerts } = await app.grpc(BookingService).listConcerts({});
+  token = await admitUser(app, concerts[0]!.id, "catalog-reader");
 });
 
 test.after.always(async () => {
@@ -17,6 +22,7 @@ test.after.always(async () => {
 
 for (const transport of ["grpc", "connect", "grpc-web"] as const) {
   const client = () => (transport === "grpc" ? app.grpc(BookingService) : app.connect(BookingService, transport === "grpc-web" ? "grpc-web" : "connect"));
+  const admitted = () => (transport === "grpc" ? withToken(token) : withTokenHeader(token));
 
   test(`${transport}: ListConcerts pages through every concert`, async (t) => {
     const first = await client().listConcerts({});
@@ -27,7 +33,7 @@ for (const transport of ["grpc", "connect", "grpc-web"] as const) {
 
   test(`${transport}: ListSchedules counts available seats`, async (t) => {
     const { concerts } = await client().listConcerts({});
-    const { schedules } = await client().listSchedules({ concertId: concerts[0]!.id });
+    const { schedules } = await client().listSchedules({ concertId: concerts[0]!.id }, admitted());
     t.is(schedules.length, 2);
     for (const schedule of schedules) {
       t.is(schedule.totalSeats, 120n);
@@ -39,12 +45,12 @@ for (const transport of ["grpc", "connect", "grpc-web"] as const) {
 
   test(`${transport}: ListSeats paginates in seat order without gaps`, async (t) => {
     const { concerts } = await client().listConcerts({});
-    const { schedules } = await client().listSchedules({ concertId: concerts[0]!.id });
+    const { schedules } = await client().listSchedules({ concertId: concerts[0]!.id }, admitted());
     const labels: string[] = [];
     let pageToken = "";
     let pages = 0;
     do {
-      const page = await client().listSeats({ scheduleId: schedules[0]!.id, pageSize: 50, pageToken });
+      const page = await client().listSeats({ scheduleId: schedules[0]!.id, pageSize: 50, pageToken }, admitted());
       labels.push(...page.seats.map((s) => s.label));
       for (const seat of page.seats) {
         t.is(seat.status, SeatStatus.AVAILABLE);
@@ -62,11 +68,12 @@ for (const transport of ["grpc", "connect", "grpc-web"] as const) {
   });
 
   test(`${transport}: bad catalog requests are INVALID_ARGUMENT or NOT_FOUND, never INTERNAL`, async (t) => {
-    const error = await expectError(t, client().listSchedules({ concertId: "" }), Code.InvalidArgument, "INVALID_FIELD");
+    const error = await expectError(t, client().listSchedules({ concertId: "" }, admitted()), Code.InvalidArgument, "INVALID_FIELD");
     t.deepEqual(fieldViolations(error), ["concert_id"]);
-    await expectError(t, client().listSchedules({ concertId: "not-a-uuid" }), Code.InvalidArgument, "INVALID_FIELD");
-    await expectError(t, client().listSchedules({ concertId: "00000000-0000-0000-0000-000000000000" }), Code.NotFound, "CONCERT_NOT_FOUND");
-    await expectError(t, client().listSeats({ scheduleId: "00000000-0000-0000-0000-000000000000" }), Code.NotFound, "SCHEDULE_NOT_FOUND");
+    await expectError(t, client().listSchedules({ concertId: "not-a-uuid" }, admitted()), Code.InvalidArgument, "INVALID_FIELD");
+    // The token is checked against the concert before the concert is looked up.
+    await expectError(t, client().listSchedules({ concertId: "00000000-0000-0000-0000-000000000000" }, admitted()), Code.PermissionDenied, "QUEUE_TOKEN_MISMATCH");
+    await expectError(t, client().listSeats({ scheduleId: "00000000-0000-0000-0000-000000000000" }, admitted()), Code.NotFound, "SCHEDULE_NOT_FOUND");
     await expectError(t, client().listConcerts({ pageSize: -1 }), Code.InvalidArgument, "INVALID_FIELD");
     await expectError(t, client().listConcerts({ pageSize: 10_000 }), Code.InvalidArgument, "INVALID_FIELD");
     await expectError(t, client().listConcerts({ pageToken: "garbage!" }), Code.InvalidArgument, "INVALID_FIELD");
@@ -74,9 +81,9 @@ for (const transport of ["grpc", "connect", "grpc-web"] as const) {
 
   test(`${transport}: a page token is refused for another schedule`, async (t) => {
     const { concerts } = await client().listConcerts({});
-    const { schedules } = await client().listSchedules({ concertId: concerts[0]!.id });
-    const page = await client().listSeats({ scheduleId: schedules[0]!.id, pageSize: 10 });
-    const error = await expectError(t, client().listSeats({ scheduleId: schedules[1]!.id, pageToken: page.nextPageToken }), Code.InvalidArgument, "INVALID_FIELD");
+    const { schedules } = await client().listSchedules({ concertId: concerts[0]!.id }, admitted());
+    const page = await client().listSeats({ scheduleId: schedules[0]!.id, pageSize: 10 }, admitted());
+    const error = await expectError(t, client().listSeats({ scheduleId: schedules[1]!.id, pageToken: page.nextPageToken }, admitted()), Code.InvalidArgument, "INVALID_FIELD");
     t.deepEqual(fieldViolations(error), ["page_token"]);
   });
 }

@@ -52,7 +52,8 @@ test("health reports SERVING overall and per service", async (t) => {
 });
 
 test("errors reach buf curl as grpc-status-details-bin with an ErrorInfo reason", async (t) => {
-  const error = (await t.throwsAsync(bufCurl("-d", '{"concertId":"nope"}', url("concert.v1.BookingService/ListSchedules")))) as Error & {
+  // JoinQueue needs no queue token, so the request reaches validation.
+  const error = (await t.throwsAsync(bufCurl("-d", '{"concertId":"nope","userId":"u"}', url("concert.v1.QueueService/JoinQueue")))) as Error & {
     stdout: string;
     stderr: string;
   };

@@ -18,7 +18,10 @@ export function createRedis(options: RedisOptions): Redis {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     connectTimeout: 1000,
-    commandTimeout: options.commandTimeoutMs ?? 500,
+    // Measured from our side, so it includes our own event-loop lag: a busy process (thousands
+    // of streams opening at once) saw 500 ms expire on a healthy Redis. A dead Redis fails at
+    // once anyway (closed connection, no offline queue); this only bounds a hung one.
+    commandTimeout: options.commandTimeoutMs ?? 2000,
     retryStrategy: (attempt) => Math.min(50 * attempt, 1000),
     enableAutoPipelining: true,
   });

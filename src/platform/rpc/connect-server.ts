@@ -9,7 +9,6 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
-import { Duplex } from "node:stream";
 
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0");
 
@@ -27,7 +26,6 @@ export interface ConnectServerOptions {
   services: readonly { service: DescService; impl: ServiceImpl<DescService> }[];
   readMaxBytes: number;
   defaultDeadlineMs: number;
-  shutdownSignal: AbortSignal;
   /** Non-RPC routes, e.g. GET /metrics. Returns false when the path is not its own. */
   extraRoutes?: (req: PlainRequest, res: PlainResponse) => boolean;
 }
@@ -40,33 +38,6 @@ export interface ConnectServer {
   destroy(): void;
 }
 
-/**
- * A stream over `socket` that starts with the bytes already read for sniffing. The HTTP/2 server
- * reads a net.Socket's native handle directly and would miss them; a plain Duplex makes it read
- * through JavaScript, where the unshifted bytes are.
- */
-function replayingStream(socket: net.Socket): Duplex {
-  const proxy = new Duplex({
-    read: () => void socket.resume(),
-    write: (chunk, encoding, callback) => void socket.write(chunk, encoding, callback),
-    final: (callback) => void socket.end(callback),
-    destroy: (error, callback) => {
-      socket.destroy(error ?? undefined);
-      callback(error);
-    },
-  });
-  socket.on("data", (data) => {
-    if (!proxy.push(data)) socket.pause();
-  });
-  socket.on("end", () => proxy.push(null));
-  socket.on("close", () => proxy.destroy());
-  socket.on("error", (error) => proxy.destroy(error));
-  for (const key of ["remoteAddress", "remotePort", "remoteFamily", "localAddress", "localPort"] as const) {
-    Object.defineProperty(proxy, key, { get: () => socket[key] });
-  }
-  return proxy;
-}
-
 export function createConnectServer(options: ConnectServerOptions): ConnectServer {
   const handler = connectNodeAdapter({
     routes(router) {
@@ -74,7 +45,6 @@ export function createConnectServer(options: ConnectServerOptions): ConnectServe
     },
     readMaxBytes: options.readMaxBytes,
     maxTimeoutMs: options.defaultDeadlineMs * 10,
-    shutdownSignal: options.shutdownSignal,
     fallback(req, res) {
       if (options.extraRoutes?.(req, res as unknown as PlainResponse)) return;
       res.writeHead(404, { "content-type": "text/plain" });
@@ -97,7 +67,9 @@ export function createConnectServer(options: ConnectServerOptions): ConnectServe
       socket.unshift(first);
       const isHttp2 = first.subarray(0, HTTP2_PREFACE.length).equals(HTTP2_PREFACE.subarray(0, Math.min(first.length, HTTP2_PREFACE.length)));
       if (isHttp2) {
-        h2.emit("connection", replayingStream(socket));
+        // The HTTP/2 session takes over the paused socket and reads the unshifted preface
+        // first; resuming it here would hand those bytes to nobody and break the session.
+        h2.emit("connection", socket);
       } else {
         h1.emit("connection", socket);
         socket.resume();

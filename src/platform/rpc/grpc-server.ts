@@ -21,7 +21,6 @@ export interface GrpcServerOptions {
   health: HealthImplementation;
   maxRequestBytes: number;
   defaultDeadlineMs: number;
-  shutdownSignal: AbortSignal;
 }
 
 export interface GrpcServer {
@@ -54,10 +53,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     "grpc.http2.min_ping_interval_without_data_ms": 10_000,
   });
   for (const { service, impl } of options.services) {
-    addServiceToGrpcServer(server, service, impl, {
-      defaultDeadlineMs: options.defaultDeadlineMs,
-      shutdownSignal: options.shutdownSignal,
-    });
+    addServiceToGrpcServer(server, service, impl, { defaultDeadlineMs: options.defaultDeadlineMs });
   }
   options.health.addToServer(server);
   const served = [...options.services.map((s) => s.service.typeName), HEALTH_SERVICE];

@@ -1,0 +1,125 @@
+// The baseline of the booking benchmark: ReserveSeat and PayReservation written against a bare
+// `pg` Pool, issuing the same SQL statements in the same order as the MikroORM code in
+// src/booking/seat-hold.ts and src/wallet/reservation-payment.ts (compare with debug logging on),
+// with the same checks. Only the happy path and the outcomes the benchmark provokes are kept;
+// the idempotent-replay branches return early exactly where the real code does.
+
+import { randomUUID } from "node:crypto";
+import type pg from "pg";
+import type { ReserveSeatInput } from "../src/booking/seat-hold.js";
+import type { PayInput } from "../src/wallet/reservation-payment.js";
+import { fingerprint } from "../src/wallet/wallet-ledger.js";
+
+/** A refusal the benchmark expects (lost seat race, no balance); anything else is an error. */
+export class Rejection extends Error {}
+
+const SEAT_LIMIT_LOCK_CLASS = 0x5ea7;
+
+async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query("begin");
+    const result = await work(client);
+    await client.query("commit");
+    return result;
+  } catch (error) {
+    await client.query("rollback");
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+export function createRawBooking(pool: pg.Pool, policy: { holdSeconds: number; maxSeatsPerUser: number }) {
+  return {
+    async reserveSeat({ scheduleId, seatId, userId, requestId }: ReserveSeatInput): Promise<string> {
+      const now = new Date();
+      return inTransaction(pool, async (client) => {
+        await client.query("select pg_advisory_xact_lock($1, hashtext($2))", [SEAT_LIMIT_LOCK_CLASS, `${userId} ${scheduleId}`]);
+        const mine = await client.query(
+          `select * from reservation where user_id = $1 and (request_id = $2 or (schedule_id = $3 and status in ('HELD', 'CONFIRMED')))`,
+          [userId, requestId, scheduleId],
+        );
+        const earlier = mine.rows.find((r) => r.request_id === requestId);
+        if (earlier) return earlier.id as string;
+        const live = mine.rows.filter((r) => r.status === "CONFIRMED" || (r.status === "HELD" && r.expire_time > now)).length;
+        if (live >= policy.maxSeatsPerUser) throw new Rejection("SEAT_LIMIT_REACHED");
+        const { rows: seats } = await client.query("select schedule_id, status, held_until, price_minor from seat where id = $1 limit 1 for update", [seatId]);
+        const seat = seats[0];
+        if (!seat || seat.schedule_id !== scheduleId) throw new Rejection("SEAT_NOT_FOUND");
+        if (seat.status === "RESERVED" || (seat.status === "HELD" && seat.held_until > now)) throw new Rejection("SEAT_UNAVAILABLE");
+        if (seat.status === "HELD") await client.query("update reservation set status = 'EXPIRED' where seat_id = $1 and status = 'HELD'", [seatId]);
+        const id = randomUUID();
+        const expireTime = new Date(now.getTime() + policy.holdSeconds * 1000);
+        await client.query(
+          `insert into reservation (id, schedule_id, seat_id, user_id, status, price_minor, created_at, expire_time, confirmed_at, request_id)
+           values ($1, $2, $3, $4, 'HELD', $5, $6, $7, null, $8) returning created_at`,
+          [id, scheduleId, seatId, userId, seat.price_minor, now, expireTime, requestId],
+        );
+        await client.query("update seat set status = 'HELD', held_until = $1 where id = $2", [expireTime, seatId]);
+        return id;
+      });
+    },
+
+    async payReservation({ reservationId, userId, idempotencyKey }: PayInput): Promise<string> {
+      const now = new Date();
+      return inTransaction(pool, async (client) => {
+        const { rows: reservations } = await client.query("select * from reservation where id = $1 limit 1", [reservationId]);
+        const { rows: previous } = await client.query(
+          "select id, reservation_id, user_id, amount_minor, created_at from payment where user_id = $1 and idempotency_key = $2 limit 1",
+          [userId, idempotencyKey],
+        );
+        if (previous[0]) return previous[0].id as string;
+        const reservation = reservations[0];
+        if (reservation?.user_id !== userId) throw new Rejection("RESERVATION_NOT_FOUND");
+        if (reservation.status !== "HELD" || reservation.expire_time <= now) throw new Rejection("RESERVATION_NOT_PAYABLE");
+        await client.query("select schedule_id, status, held_until, price_minor from seat where id = $1 limit 1 for update", [reservation.seat_id]);
+        const confirmed = await client.query(
+          "update reservation set status = 'CONFIRMED', confirmed_at = $1 where id = $2 and status = 'HELD' and expire_time > $3",
+          [now, reservationId, now],
+        );
+        if (confirmed.rowCount === 0) throw new Rejection("RESERVATION_NOT_PAYABLE");
+        await client.query("update seat set status = 'RESERVED', held_until = null where id = $1", [reservation.seat_id]);
+        const { rows: wallets } = await client.query("select user_id, balance_minor, version, updated_at from wallet where user_id = $1 limit 1", [userId]);
+        const wallet = wallets[0];
+        const price = BigInt(reservation.price_minor);
+        if (!wallet || BigInt(wallet.balance_minor) < price) throw new Rejection("INSUFFICIENT_BALANCE");
+        const balanceAfter = BigInt(wallet.balance_minor) - price;
+        const paymentId = randomUUID();
+        await client.query(
+          `insert into payment (id, reservation_id, user_id, amount_minor, created_at, idempotency_key) values ($1, $2, $3, $4, $5, $6) returning created_at`,
+          [paymentId, reservationId, userId, price.toString(), now, idempotencyKey],
+        );
+        await client.query(
+          `insert into ledger_entry (user_id, kind, amount_minor, balance_after_minor, idempotency_key, request_fingerprint, reservation_id, created_at)
+           values ($1, 'PAYMENT', $2, $3, $4, $5, $6, $7) returning id, created_at`,
+          [userId, (-price).toString(), balanceAfter.toString(), idempotencyKey, fingerprint("PAYMENT", userId, reservationId), reservationId, now],
+        );
+        const payload = {
+          payment_id: paymentId,
+          reservation_id: reservationId,
+          user_id: userId,
+          schedule_id: reservation.schedule_id,
+          seat_id: reservation.seat_id,
+          amount_minor: price.toString(),
+          currency_code: "JPY",
+          paid_at: now.toISOString(),
+        };
+        await client.query(
+          `insert into outbox (event_id, event_type, aggregate_type, aggregate_id, payload, created_at) values ($1, 'payment.completed', 'reservation', $2, $3, $4) returning id, created_at`,
+          [randomUUID(), reservationId, JSON.stringify(payload), now],
+        );
+        const updated = await client.query("update wallet set balance_minor = $1, version = $2, updated_at = $3 where user_id = $4 and version = $5", [
+          balanceAfter.toString(),
+          wallet.version + 1,
+          now,
+          userId,
+          wallet.version,
+        ]);
+        // Each benchmark user pays from their own wallet, so a version conflict would be a bug here.
+        if (updated.rowCount !== 1) throw new Error(`wallet ${userId} changed concurrently`);
+        return paymentId;
+      });
+    },
+  };
+}

@@ -1,0 +1,160 @@
+// Seat holds: reserve, read and cancel. A hold is one transaction that locks the seat row
+// (SELECT … FOR UPDATE), checks it is free, inserts a HELD reservation and marks the seat HELD.
+// The partial unique index reservation_live_seat_uq backs the lock: if the application ever got
+// it wrong, the database still refuses a second live reservation, and that maps to
+// SEAT_UNAVAILABLE like any lost race.
+
+import { UniqueConstraintViolationException } from "@mikro-orm/core";
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { randomUUID } from "node:crypto";
+import type { ORM } from "../platform/db/orm.js";
+import { DomainError } from "../platform/domain-error.js";
+import { refundPayment } from "../wallet/reservation-payment.js";
+import { withOptimisticRetry } from "../wallet/wallet-ledger.js";
+import {
+  findOwnReservation,
+  lockSeat,
+  setSeatStatus,
+  toReservationView,
+  updateReservations,
+  visibleReservationStatus,
+  type AuthorizeReservation,
+  type ReservationRow,
+  type ReservationView,
+} from "./reservation-rows.js";
+import { Reservation } from "./reservation.entity.js";
+
+export interface HoldPolicy {
+  holdSeconds: number;
+  /** Live (HELD unexpired or CONFIRMED) reservations a user may have per schedule. */
+  maxSeatsPerUser: number;
+}
+
+export interface ReserveSeatInput {
+  scheduleId: string;
+  seatId: string;
+  userId: string;
+  /** Client-chosen; a retry with the same id returns the first reservation. */
+  requestId: string;
+}
+
+/** Namespace of the (user, schedule) advisory locks; the two-int4 form keeps them apart from any bigint-keyed lock. */
+const SEAT_LIMIT_LOCK_CLASS = 0x5ea7;
+
+const seatUnavailable = (seatId: string) => new DomainError("SEAT_UNAVAILABLE", `seat ${seatId} is held or sold`, [], { seat_id: seatId });
+
+function replayHold(earlier: ReservationView, input: ReserveSeatInput): ReservationView {
+  if (earlier.seatId !== input.seatId || earlier.scheduleId !== input.scheduleId) {
+    throw new DomainError("IDEMPOTENCY_KEY_REUSED", `request id ${input.requestId} was used before for another seat`, [], { request_id: input.requestId });
+  }
+  return earlier;
+}
+
+const isLive = (r: Pick<ReservationView, "status" | "expireTime">, now: Date) => r.status === "CONFIRMED" || (r.status === "HELD" && r.expireTime > now);
+
+export async function reserveSeat(orm: ORM, input: ReserveSeatInput, policy: HoldPolicy): Promise<ReservationView> {
+  const { scheduleId, seatId, userId, requestId } = input;
+  const now = new Date();
+  try {
+    return await orm.em.fork().transactional(async (em) => {
+      // Serializes one user's holds in one schedule, so two concurrent holds cannot both pass the
+      // limit check below. Taken before the seat lock, and never while holding one.
+      await em.execute("select pg_advisory_xact_lock(?, hashtext(?))", [SEAT_LIMIT_LOCK_CLASS, `${userId} ${scheduleId}`]);
+      // One query answers both "did this request run before?" and "how many seats does the user have here?".
+      const mine = await em
+        .createQueryBuilder(Reservation)
+        .select("*")
+        .where({ userId, $or: [{ requestId }, { scheduleId, status: { $in: ["HELD", "CONFIRMED"] } }] })
+        .execute<ReservationRow[]>("all");
+      const earlier = mine.find((r) => r.requestId === requestId);
+      if (earlier) return replayHold(toReservationView(earlier), input);
+      if (mine.filter((r) => isLive(r, now)).length >= policy.maxSeatsPerUser) {
+        throw new DomainError("SEAT_LIMIT_REACHED", `a user may hold or buy at most ${policy.maxSeatsPerUser} seats per schedule`, [], {
+          max_seats_per_user: String(policy.maxSeatsPerUser),
+        });
+      }
+
+      const seat = await lockSeat(em, seatId);
+      if (!seat || seat.scheduleId !== scheduleId) {
+        throw new DomainError("SEAT_NOT_FOUND", `seat ${seatId} does not exist in schedule ${scheduleId}`, [], { seat_id: seatId, schedule_id: scheduleId });
+      }
+      if (seat.status === "RESERVED" || (seat.status === "HELD" && seat.heldUntil && seat.heldUntil > now)) throw seatUnavailable(seatId);
+      if (seat.status === "HELD") {
+        // Lazy expiry: the sweeper has not reached this hold yet.
+        await updateReservations(em, { seatId, status: "HELD" }, { status: "EXPIRED" });
+      }
+      const reservation: ReservationView = {
+        id: randomUUID(),
+        scheduleId,
+        seatId,
+        userId,
+        status: "HELD",
+        priceMinor: seat.priceMinor,
+        createdAt: now,
+        expireTime: new Date(now.getTime() + policy.holdSeconds * 1000),
+        confirmedAt: null,
+      };
+      await em.insert(Reservation, { ...reservation, requestId });
+      await setSeatStatus(em, seatId, "HELD", reservation.expireTime);
+      return reservation;
+    });
+  } catch (error) {
+    if (!(error instanceof UniqueConstraintViolationException)) throw error;
+    const constraint = (error as { constraint?: string }).constraint;
+    if (constraint === "reservation_live_seat_uq") throw seatUnavailable(seatId);
+    if (constraint !== "reservation_user_request_uq") throw error;
+    // The same request id raced in from another schedule (another advisory lock); the winner is committed now.
+    const earlier = await orm.em.fork().createQueryBuilder(Reservation).select("*").where({ userId, requestId }).execute<ReservationRow>("get");
+    return replayHold(toReservationView(earlier), input);
+  }
+}
+
+/** The caller's reservation as it stands; a HELD one past its hold reads as EXPIRED. */
+export async function getReservation(em: EntityManager, reservationId: string, userId: string): Promise<ReservationView> {
+  const reservation = await findOwnReservation(em, reservationId, userId);
+  return { ...reservation, status: visibleReservationStatus(reservation, new Date()) };
+}
+
+export interface CancelInput {
+  reservationId: string;
+  userId: string;
+}
+
+/**
+ * Cancels the caller's reservation and frees its seat at once. A CONFIRMED reservation is
+ * refunded to the wallet in the same transaction. Cancelling a cancelled or expired reservation
+ * changes nothing and returns it as it is, so a retried cancel succeeds.
+ */
+export async function cancelReservation(orm: ORM, input: CancelInput, authorize?: AuthorizeReservation): Promise<ReservationView> {
+  // The refund's wallet update is versioned, hence the optimistic retry around the whole transaction.
+  return withOptimisticRetry(orm, async (em) => {
+    const now = new Date();
+    const seen = await findOwnReservation(em, input.reservationId, input.userId);
+    await authorize?.(seen, em);
+    await lockSeat(em, seen.seatId);
+    const current = await findOwnReservation(em, input.reservationId, input.userId);
+    const status = visibleReservationStatus(current, now);
+    if (status === "CANCELLED") return current;
+    if (status === "EXPIRED") {
+      if (current.status === "HELD") {
+        await updateReservations(em, { id: current.id }, { status: "EXPIRED" });
+        await setSeatStatus(em, current.seatId, "AVAILABLE");
+      }
+      return { ...current, status };
+    }
+    await updateReservations(em, { id: current.id }, { status: "CANCELLED", cancelledAt: now });
+    await setSeatStatus(em, current.seatId, "AVAILABLE");
+    // The wallet comes last, as in every transaction that touches it.
+    if (status === "CONFIRMED") await refundPayment(em, current, now);
+    return { ...current, status: "CANCELLED" };
+  });
+}
+
+/** Whether the user still holds an unexpired seat in a schedule `inScope` accepts (e.g. one of the concert whose queue slot they would give up). */
+export async function hasLiveHolds(em: EntityManager, userId: string, inScope: (scheduleId: string) => Promise<boolean>): Promise<boolean> {
+  const held = await em.find(Reservation, { userId, status: "HELD", expireTime: { $gt: new Date() } }, { fields: ["scheduleId"], disableIdentityMap: true });
+  for (const { scheduleId } of held) {
+    if (await inScope(scheduleId)) return true;
+  }
+  return false;
+}

@@ -1,0 +1,242 @@
+// The integrity audit after a run, read back from the stores rather than trusted from the
+// client's counters: money conservation (exact, bigint), one live reservation per seat,
+// payments = confirmed reservations = distinct payment.completed events in the Redis stream,
+// and the admission cap replayed from the queue's PostgreSQL copy. PostgreSQL is read in one
+// READ ONLY snapshot; nothing is written anywhere.
+
+import pg from "pg";
+import { connectRedis, createRedis } from "../platform/redis/client.js";
+import * as sql from "./audit-queries.js";
+import { maxOverlap, readPaymentEvents } from "./audit-sources.js";
+
+export type CheckStatus = "pass" | "fail" | "not verifiable";
+
+export interface AuditCheck {
+  name: string;
+  status: CheckStatus;
+  detail: string;
+}
+
+export interface AuditInput {
+  databaseUrl: string;
+  redisUrl: string;
+  redisKeyPrefix: string;
+  /** User-id prefix of this run, e.g. "lt-3f9a1c-". */
+  userPrefix: string;
+  concertId: string;
+  scheduleId: string;
+  /** The server's MAX_ACTIVE_USERS. */
+  cap: number;
+  runStartedAt: Date;
+  /** What the server acknowledged to the virtual users. */
+  acknowledged: { toppedUpMinor: bigint; payments: number; paidMinor: bigint; ambiguousMutations: number };
+  /** How long to wait for the outbox relay to publish the run's events. */
+  publishWaitMs: number;
+  /** Virtual users that saw their token ACTIVE (the scout not included). */
+  activatedUsers: number;
+  /** Client-observed sub-intervals of the users' active time (see RunStats.activeSpans). */
+  clientActiveSpans: readonly { from_ms: number; to_ms: number }[];
+  /** Largest active set sampled in Redis during the run, when it was sampled. */
+  serverMaxActiveSampled?: number;
+  log?: (line: string) => void;
+}
+
+export interface AuditResult {
+  checks: AuditCheck[];
+  /** Raw figures (money as decimal strings). */
+  figures: Record<string, string | number>;
+  passed: boolean;
+}
+
+type Row = Record<string, string | number | boolean | null>;
+
+const check = (name: string, ok: boolean, detail: string): AuditCheck => ({ name, status: ok ? "pass" : "fail", detail });
+
+export async function auditRun(input: AuditInput): Promise<AuditResult> {
+  const client = new pg.Client({ connectionString: input.databaseUrl, application_name: "loadtest-audit" });
+  await client.connect();
+  try {
+    const one = async (text: string, params: unknown[]): Promise<Row> => (await client.query<Row>(text, params)).rows[0] ?? {};
+    const started = performance.now();
+    const seconds = (from: number) => `${((performance.now() - from) / 1000).toFixed(1)} s`;
+    const events = await waitForPublishedEvents(client, input);
+    input.log?.(`audit: outbox relay and event stream read in ${seconds(started)}`);
+    const mirrorStarted = performance.now();
+    await waitForQueueMirror(client, input);
+    input.log?.(`audit: queue mirror settled in ${seconds(mirrorStarted)}`);
+    const queriesStarted = performance.now();
+
+    await client.query("begin transaction isolation level repeatable read read only");
+    const p = [input.userPrefix];
+    const ledger = await one(sql.LEDGER_TOTALS, p);
+    const wallets = await one(sql.WALLET_TOTALS, p);
+    const offLedger = await one(sql.WALLETS_OFF_LEDGER, p);
+    const payments = await one(sql.PAYMENT_TOTALS, p);
+    const reservations = await one(sql.RESERVATION_TOTALS, p);
+    const mismatches = await one(sql.PAYMENT_RESERVATION_MISMATCHES, p);
+    const doubleBooked = await one(sql.DOUBLE_BOOKED_SEATS, [input.scheduleId]);
+    const seatRows = await one(sql.SEAT_ROW_MISMATCHES, [input.scheduleId]);
+    const admissionRows = await one(sql.RUN_ADMISSION_ROWS, p);
+    const intervals = (await client.query<{ from_ms: number; to_ms: number }>(sql.ACTIVE_INTERVALS, [input.concertId, input.runStartedAt])).rows;
+    await client.query("commit");
+    input.log?.(`audit: PostgreSQL snapshot read in ${seconds(queriesStarted)}`);
+
+    const big = (value: unknown) => BigInt(String(value ?? 0));
+    const num = (value: unknown) => Number(value ?? 0);
+    const topUps = big(ledger.top_ups_minor);
+    const refunds = big(ledger.refunds_minor);
+    const balances = big(wallets.balances_minor);
+    const paid = big(payments.payments_minor);
+    const paymentCount = num(payments.payments);
+    const confirmed = num(reservations.confirmed);
+    const ack = input.acknowledged;
+    const exactAck = ack.ambiguousMutations === 0;
+
+    const checks: AuditCheck[] = [
+      check(
+        "money conserved: top-ups + refunds = balances + payments",
+        topUps + refunds === balances + paid,
+        `${topUps} + ${refunds} = ${topUps + refunds}; ${balances} + ${paid} = ${balances + paid}`,
+      ),
+      check(
+        "every wallet equals its ledger, none negative",
+        num(offLedger.wallets) === 0 && num(wallets.negative_wallets) === 0,
+        `${num(wallets.wallets)} wallets, ${num(offLedger.wallets)} off their ledger, ${num(wallets.negative_wallets)} negative`,
+      ),
+      check(
+        "payment ledger entries = payment rows",
+        big(ledger.ledger_payments_minor) === paid && num(ledger.ledger_payments) === paymentCount,
+        `${num(ledger.ledger_payments)} entries for ${big(ledger.ledger_payments_minor)}; ${paymentCount} payments for ${paid}`,
+      ),
+      check(
+        "acknowledged top-ups and payments are in PostgreSQL",
+        exactAck
+          ? topUps === ack.toppedUpMinor && paymentCount === ack.payments && paid === ack.paidMinor
+          : topUps >= ack.toppedUpMinor && paymentCount >= ack.payments && paid >= ack.paidMinor,
+        `top-ups ${topUps} (acknowledged ${ack.toppedUpMinor}); payments ${paymentCount} for ${paid} (acknowledged ${ack.payments} for ${ack.paidMinor})` +
+          (exactAck ? "" : `; ${ack.ambiguousMutations} calls ended with an unknown outcome, so PostgreSQL may hold more`),
+      ),
+      check("no seat with two live reservations", num(doubleBooked.seats) === 0, `${num(doubleBooked.seats)} seats of schedule ${input.scheduleId} double-booked`),
+      check("sold seats = seats with a confirmed reservation", num(seatRows.seats) === 0, `${num(seatRows.seats)} seat rows disagree with their reservations`),
+      check(
+        "payments = confirmed reservations",
+        paymentCount === confirmed && num(mismatches.payments_unconfirmed) === 0 && num(mismatches.confirmed_unpaid) === 0,
+        `${paymentCount} payments, ${confirmed} confirmed; ${num(mismatches.payments_unconfirmed)} payments without a confirmed reservation, ${num(mismatches.confirmed_unpaid)} confirmed without a payment`,
+      ),
+      eventCheck(events, paymentCount),
+      capCheck(intervals, admissionRows, input),
+    ];
+    const figures = {
+      topUpsMinor: topUps.toString(),
+      topUps: num(ledger.top_ups),
+      refundsMinor: refunds.toString(),
+      balancesMinor: balances.toString(),
+      paymentsMinor: paid.toString(),
+      payments: paymentCount,
+      confirmedReservations: confirmed,
+      liveHeldReservations: num(reservations.held_live),
+      wallets: num(wallets.wallets),
+      outboxPaymentEvents: events.outbox.length,
+      streamPaymentEvents: events.stream?.entries ?? -1,
+      streamDistinctEventIds: events.stream?.distinctEventIds ?? -1,
+      maxConcurrentlyActive: maxOverlap(intervals),
+      clientLowerBoundActive: maxOverlap(input.clientActiveSpans),
+      cap: input.cap,
+    };
+    return { checks, figures, passed: checks.every((c) => c.status !== "fail") };
+  } finally {
+    await client.end();
+  }
+}
+
+interface EventEvidence {
+  outbox: { event_id: string; aggregate_id: string; published: boolean }[];
+  stream?: Awaited<ReturnType<typeof readPaymentEvents>>;
+  streamError?: string;
+}
+
+/** Polls until the relay has published every payment.completed row of the run (or time runs out), then reads the stream. */
+async function waitForPublishedEvents(client: pg.Client, input: AuditInput): Promise<EventEvidence> {
+  const deadline = Date.now() + input.publishWaitMs;
+  let outbox: EventEvidence["outbox"];
+  for (;;) {
+    outbox = (await client.query<EventEvidence["outbox"][number]>(sql.RUN_PAYMENT_EVENTS, [input.userPrefix])).rows;
+    if (outbox.every((row) => row.published) || Date.now() > deadline) break;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  const redis = createRedis({ url: input.redisUrl, name: "loadtest-audit", commandTimeoutMs: 30_000 });
+  try {
+    await connectRedis(redis, input.redisUrl);
+    return { outbox, stream: await readPaymentEvents(redis, input.redisKeyPrefix, outbox, input.runStartedAt) };
+  } catch (error) {
+    return { outbox, streamError: (error as Error).message };
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/**
+ * The queue copies admissions and expiries to PostgreSQL asynchronously (a journal drained every
+ * admission tick): waits until every admitted user's row has its admission time and the ended
+ * rows stop changing, or the wait runs out (the cap check then says what is missing).
+ */
+async function waitForQueueMirror(client: pg.Client, input: AuditInput): Promise<void> {
+  const deadline = Date.now() + input.publishWaitMs;
+  let previous = "";
+  for (;;) {
+    const row = (await client.query<Row>(sql.RUN_ADMISSION_ROWS, [input.userPrefix])).rows[0] ?? {};
+    const current = `${row.with_admission}/${row.ended}`;
+    if ((Number(row.with_admission ?? 0) >= input.activatedUsers && current === previous) || Date.now() > deadline) return;
+    previous = current;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+function eventCheck(events: EventEvidence, payments: number): AuditCheck {
+  const name = "distinct payment.completed events in the stream = payments";
+  if (!events.stream) return { name, status: "not verifiable", detail: `the Redis stream could not be read: ${events.streamError}` };
+  const { distinctEventIds, distinctReservations, entries, unknownEventIds } = events.stream;
+  const unpublished = events.outbox.filter((row) => !row.published).length;
+  return check(
+    name,
+    distinctEventIds === payments && distinctReservations === payments && events.outbox.length === payments && unknownEventIds === 0,
+    `${distinctEventIds} distinct event ids for ${distinctReservations} reservations in ${entries} stream entries ` +
+      `(${entries - distinctEventIds} redeliveries); outbox ${events.outbox.length} rows, ${unpublished} unpublished; ` +
+      `${unknownEventIds} stream event ids not in the outbox; ${payments} payments`,
+  );
+}
+
+/**
+ * Replays admissions from queue_entry. The mirror stamps admitted_at and ended_at with
+ * PostgreSQL's now() when it writes them, a little after the change in Redis, so a replacement
+ * admitted right after a release can appear to overlap it. A sweep above the cap is therefore
+ * only a proven violation when the client-observed spans (sub-intervals of the true ones) also
+ * exceed it; otherwise the data cannot decide and the check says so.
+ */
+function capCheck(intervals: { from_ms: number; to_ms: number }[], rows: Row, input: AuditInput): AuditCheck {
+  const name = "concurrently active users never above the cap";
+  const { cap } = input;
+  const withAdmission = Number(rows.with_admission ?? 0);
+  if (intervals.length === 0 || withAdmission === 0) {
+    return { name, status: "not verifiable", detail: `queue_entry holds no admission times for this run (${Number(rows.tokens ?? 0)} tokens)` };
+  }
+  const fromDatabase = maxOverlap(intervals);
+  const lowerBound = maxOverlap(input.clientActiveSpans);
+  const sampled = input.serverMaxActiveSampled === undefined ? "" : `; largest active set sampled in Redis ${input.serverMaxActiveSampled}`;
+  const evidence = `queue_entry sweep (admitted_at … ended_at/active_expire_at, ${intervals.length} admissions) ${fromDatabase}; client-observed lower bound ${lowerBound}${sampled}; cap ${cap}`;
+  if (lowerBound > cap) return { name, status: "fail", detail: `${evidence}: users proven active at once beyond the cap` };
+  const missing = input.activatedUsers - withAdmission;
+  if (missing > 0) {
+    return {
+      name,
+      status: "not verifiable",
+      detail: `${evidence}: ${missing} of the ${input.activatedUsers} admitted users have no admitted_at in queue_entry, so the sweep misses their intervals`,
+    };
+  }
+  if (fromDatabase <= cap) return { name, status: "pass", detail: evidence };
+  return {
+    name,
+    status: "not verifiable",
+    detail: `${evidence}: the sweep exceeds the cap, but the mirror stamps admitted_at/ended_at when it writes them (PostgreSQL now(), after the Redis change), so overlaps of that lag cannot be told from a violation`,
+  };
+}

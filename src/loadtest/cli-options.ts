@@ -1,0 +1,166 @@
+// Command line of `npm run loadtest`: node:util parseArgs, validation, and the usage text.
+// Store URLs, the key prefix and the admission settings default to the same environment
+// variables the server reads (src/config.ts), so a shell that runs the server runs the test.
+
+import { parseArgs } from "node:util";
+import { loadConfig, type Config } from "../config.js";
+import type { LoadTestOptions } from "./run-load-test.js";
+import type { SeatPick } from "./virtual-user.js";
+
+export interface CliOptions {
+  run: Omit<LoadTestOptions, "onProgress" | "log">;
+  seed: boolean;
+  seats: number;
+  startServer: boolean;
+  freshDatabase: boolean;
+  keepDatabase: boolean;
+  /** The key prefix was chosen for this run (not given), so its keys may be removed afterwards. */
+  ownRedisPrefix: boolean;
+  admissionIntervalMs: number;
+  workers: number;
+  serverLogLevel: Config["logLevel"];
+  jsonFile?: string;
+  htmlFile?: string;
+}
+
+export const USAGE = `usage: npm run loadtest -- [options]
+
+Simulates the LoadTest5 crowd: N virtual users each JoinQueue → WatchQueue until ACTIVE → TopUp →
+ReserveSeat on a random seat → PayReservation, then audits PostgreSQL and the Redis event stream.
+
+load
+  --users N                 virtual users (10000)
+  --concurrency N           users in flight at once; the rest wait to start (2000)
+  --seat-pick MODE          random-once: one random seat, SEAT_UNAVAILABLE = lost to collision;
+                            retry-another-seat: up to --seat-retries more seats (random-once)
+  --seat-retries N          extra seats tried with retry-another-seat (3)
+  --rpc-timeout-ms N        deadline of each unary call (15000)
+  --timeout S               the whole run, in seconds (300)
+  --connections N           gRPC connections the users are spread over (32)
+  --run-id ID               id in every user id lt-<ID>-<n> (random)
+
+target
+  --target HOST:PORT        gRPC address of the server (127.0.0.1:50051)
+  --concert ID              concert (the first of ListConcerts)
+  --schedule ID             schedule (the concert's first)
+  --seed                    seed or grow demo concert 1 to one schedule of --seats seats, and target it
+  --seats N                 seats for --seed (50000)
+
+local server
+  --start-server            run the server in this process (worker thread) on free ports
+  --fresh-database          with --start-server: a new database loadtest_<run> next to
+                            --database-url, seeded; dropped afterwards unless --keep-database
+  --keep-database           keep the fresh database and the run's Redis keys
+  --max-active N            the server's MAX_ACTIVE_USERS: what --start-server sets and what the
+                            audit checks against ($MAX_ACTIVE_USERS or 1000)
+  --admission-interval-ms N ADMISSION_INTERVAL_MS of the started server ($ADMISSION_INTERVAL_MS or 1000)
+  --workers N               server processes (node:cluster; > 1 runs src/main.ts as a child) (1)
+  --server-log-level L      log level of the started server, to stderr (warn)
+
+audit and output
+  --database-url URL        PostgreSQL of the server ($DATABASE_URL)
+  --redis-url URL           Redis of the server ($REDIS_URL)
+  --redis-key-prefix P      the server's REDIS_KEY_PREFIX ($REDIS_KEY_PREFIX; lt:<run>: with --start-server)
+  --no-audit                skip the audit
+  --json FILE               write the full report as JSON
+  --html FILE               write a self-contained HTML report with charts
+  --help                    this text
+
+Exit status: 0 every audited invariant holds, 1 one does not, 2 bad usage, 3 fatal error.`;
+
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+function positiveInteger(name: string, text: string, min = 1): number {
+  if (!/^\d+$/.test(text) || Number(text) < min || !Number.isSafeInteger(Number(text))) throw new UsageError(`--${name} must be an integer ≥ ${min}, got "${text}"`);
+  return Number(text);
+}
+
+/** Parses argv; returns undefined when --help was asked for. */
+export function parseCli(argv: string[], env: Record<string, string | undefined> = process.env, runId: string): CliOptions | undefined {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        users: { type: "string", default: "10000" },
+        concurrency: { type: "string", default: "2000" },
+        "seat-pick": { type: "string", default: "random-once" },
+        "seat-retries": { type: "string", default: "3" },
+        "rpc-timeout-ms": { type: "string", default: "15000" },
+        timeout: { type: "string", default: "300" },
+        connections: { type: "string", default: "32" },
+        "run-id": { type: "string" },
+        target: { type: "string", default: "127.0.0.1:50051" },
+        concert: { type: "string" },
+        schedule: { type: "string" },
+        seed: { type: "boolean", default: false },
+        seats: { type: "string", default: "50000" },
+        "start-server": { type: "boolean", default: false },
+        "fresh-database": { type: "boolean", default: false },
+        "keep-database": { type: "boolean", default: false },
+        "max-active": { type: "string" },
+        "admission-interval-ms": { type: "string" },
+        workers: { type: "string", default: "1" },
+        "server-log-level": { type: "string", default: "warn" },
+        "database-url": { type: "string" },
+        "redis-url": { type: "string" },
+        "redis-key-prefix": { type: "string" },
+        "no-audit": { type: "boolean", default: false },
+        json: { type: "string" },
+        html: { type: "string" },
+        help: { type: "boolean", default: false },
+      },
+    }));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  if (values.help) return undefined;
+
+  const server = loadConfig(env);
+  const seatPick = values["seat-pick"];
+  if (seatPick !== "random-once" && seatPick !== "retry-another-seat") throw new UsageError(`--seat-pick must be random-once or retry-another-seat, got "${seatPick}"`);
+  if (!/^[^:\s]+:\d+$/.test(values.target)) throw new UsageError(`--target must be host:port, got "${values.target}"`);
+  if (values["fresh-database"] && !values["start-server"]) throw new UsageError("--fresh-database needs --start-server (the server must use the new database)");
+  const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+  const serverLogLevel = values["server-log-level"] as Config["logLevel"];
+  if (!logLevels.includes(serverLogLevel)) throw new UsageError(`--server-log-level must be one of ${logLevels.join(", ")}`);
+  const id = values["run-id"] ?? runId;
+  if (!/^[a-z0-9]{1,16}$/.test(id)) throw new UsageError(`--run-id must be 1-16 lowercase letters or digits, got "${id}"`);
+
+  const ownRedisPrefix = values["start-server"] && values["redis-key-prefix"] === undefined;
+  return {
+    run: {
+      target: values.target,
+      users: positiveInteger("users", values.users),
+      concurrency: positiveInteger("concurrency", values.concurrency),
+      concertId: values.concert,
+      scheduleId: values.schedule,
+      seatPick: seatPick as SeatPick,
+      seatRetries: positiveInteger("seat-retries", values["seat-retries"], 0),
+      rpcTimeoutMs: positiveInteger("rpc-timeout-ms", values["rpc-timeout-ms"], 100),
+      timeoutMs: positiveInteger("timeout", values.timeout) * 1000,
+      connections: positiveInteger("connections", values.connections),
+      maxActiveUsers: values["max-active"] ? positiveInteger("max-active", values["max-active"]) : server.maxActiveUsers,
+      databaseUrl: values["database-url"] ?? server.databaseUrl,
+      redisUrl: values["redis-url"] ?? server.redisUrl,
+      redisKeyPrefix: values["redis-key-prefix"] ?? (ownRedisPrefix ? `lt:${id}:` : server.redisKeyPrefix),
+      runId: id,
+      skipAudit: values["no-audit"],
+    },
+    seed: values.seed || values["fresh-database"],
+    seats: positiveInteger("seats", values.seats),
+    startServer: values["start-server"],
+    freshDatabase: values["fresh-database"],
+    keepDatabase: values["keep-database"],
+    ownRedisPrefix,
+    admissionIntervalMs: values["admission-interval-ms"] ? positiveInteger("admission-interval-ms", values["admission-interval-ms"], 10) : server.admissionIntervalMs,
+    workers: positiveInteger("workers", values.workers),
+    serverLogLevel,
+    jsonFile: values.json,
+    htmlFile: values.html,
+  };
+}

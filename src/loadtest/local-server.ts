@@ -1,0 +1,184 @@
+// One-command reproduction support for the CLI: a fresh database next to the given one, a
+// seeded concert, and the server itself on free ports. One server process runs startApp on a
+// worker thread of this process; WORKERS > 1 needs node:cluster, which forks a process entry,
+// so that case runs src/main.ts as a child process instead.
+
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import net from "node:net";
+import { Worker } from "node:worker_threads";
+import pg from "pg";
+import { BookingService } from "../../gen/concert/v1/booking_pb.js";
+import { loadConfig, type Config } from "../config.js";
+import { closeORM, initORM, migrateUp } from "../platform/db/orm.js";
+import { seedCatalog } from "../platform/db/seed.js";
+import { createGrpcClient } from "../platform/rpc/grpc-client.js";
+import type { ServerThreadMessage } from "./server-thread.js";
+
+export interface LocalServerOptions {
+  databaseUrl: string;
+  redisUrl: string;
+  redisKeyPrefix: string;
+  maxActiveUsers: number;
+  admissionIntervalMs: number;
+  workers: number;
+  logLevel: Config["logLevel"];
+}
+
+export interface LocalServer {
+  /** host:port of the gRPC listener. */
+  target: string;
+  stop(): Promise<void>;
+}
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+/** Longer than the server's own shutdown grace (SHUTDOWN_GRACE_MS, 10 s by default). */
+const STOP_WAIT_MS = 20_000;
+
+async function withClient<T>(databaseUrl: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Creates an empty database on the same PostgreSQL server; drop() removes it again. */
+export async function createFreshDatabase(databaseUrl: string, runId: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `loadtest_${runId}`;
+  await withClient(databaseUrl, (c) => c.query(`create database "${name}" template template0`));
+  const url = new URL(databaseUrl);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop: () => withClient(databaseUrl, (c) => c.query(`drop database if exists "${name}" with (force)`)).then(() => undefined),
+  };
+}
+
+/**
+ * Seeds (or grows) the first demo concert to one schedule of `seats` seats and returns its ids.
+ * The seeder derives ids from md5 of stable names, so the same query finds them.
+ */
+export async function seedTarget(databaseUrl: string, seats: number): Promise<{ concertId: string; scheduleId: string }> {
+  const { orm } = await initORM({ databaseUrl, poolMax: 2 });
+  try {
+    await migrateUp(orm);
+    await seedCatalog(orm.em.fork(), { concerts: 1, schedules: 1, seats });
+    const [ids] = await orm.em.getConnection().execute<[{ concert_id: string; schedule_id: string }]>(
+      "select md5('concert-' || 1)::uuid as concert_id, md5('schedule-' || 1 || '-' || 1)::uuid as schedule_id",
+    );
+    return { concertId: ids.concert_id, scheduleId: ids.schedule_id };
+  } finally {
+    await closeORM(orm);
+  }
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+function serverConfig(options: LocalServerOptions): Config {
+  return {
+    ...loadConfig(process.env),
+    databaseUrl: options.databaseUrl,
+    redisUrl: options.redisUrl,
+    redisKeyPrefix: options.redisKeyPrefix,
+    host: "127.0.0.1",
+    port: 0,
+    connectPort: 0,
+    maxActiveUsers: options.maxActiveUsers,
+    admissionIntervalMs: options.admissionIntervalMs,
+    workers: 1,
+    seedDemoData: false,
+    logLevel: options.logLevel,
+  };
+}
+
+async function startThread(options: LocalServerOptions): Promise<LocalServer> {
+  const worker = new Worker(new URL("./server-thread.ts", import.meta.url), { workerData: serverConfig(options) });
+  const [first] = (await once(worker, "message")) as [ServerThreadMessage];
+  if (first.kind !== "ready") {
+    await worker.terminate();
+    throw new Error(`the server did not start: ${first.kind === "failed" ? first.message : first.kind}`);
+  }
+  return {
+    target: `127.0.0.1:${first.grpcPort}`,
+    async stop() {
+      // A server stuck on its stores must not keep the CLI from cleaning up.
+      const stopped = once(worker, "message");
+      worker.postMessage("stop");
+      await Promise.race([stopped, new Promise((resolve) => setTimeout(resolve, STOP_WAIT_MS).unref())]);
+      await worker.terminate();
+    },
+  };
+}
+
+async function waitUntilServing(target: string, timeoutMs: number, exited: () => boolean): Promise<void> {
+  const client = createGrpcClient(BookingService, target);
+  const deadline = Date.now() + timeoutMs;
+  try {
+    for (;;) {
+      try {
+        await client.listConcerts({ pageSize: 1 }, { deadlineMs: 1000 });
+        return;
+      } catch (error) {
+        if (exited() || Date.now() > deadline) throw new Error(`the server at ${target} did not come up: ${(error as Error).message}`);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }
+  } finally {
+    client.close();
+  }
+}
+
+async function startCluster(options: LocalServerOptions): Promise<LocalServer> {
+  const [port, connectPort] = [await freePort(), await freePort()];
+  const config = serverConfig(options);
+  const env = {
+    ...process.env,
+    DATABASE_URL: config.databaseUrl,
+    REDIS_URL: config.redisUrl,
+    REDIS_KEY_PREFIX: config.redisKeyPrefix,
+    HOST: config.host,
+    PORT: String(port),
+    CONNECT_PORT: String(connectPort),
+    MAX_ACTIVE_USERS: String(config.maxActiveUsers),
+    ADMISSION_INTERVAL_MS: String(config.admissionIntervalMs),
+    WORKERS: String(options.workers),
+    SEED_DEMO_DATA: "false",
+    LOG_LEVEL: config.logLevel,
+  };
+  // Server logs go to stderr: stdout is the report's.
+  const child = spawn(process.execPath, ["--import", "tsx", MAIN], { env, stdio: ["ignore", 2, 2] });
+  const exited = once(child, "exit");
+  let done = false;
+  void exited.then(() => (done = true));
+  const target = `127.0.0.1:${port}`;
+  try {
+    await waitUntilServing(target, 60_000, () => done);
+  } catch (error) {
+    child.kill("SIGTERM");
+    throw error;
+  }
+  return {
+    target,
+    async stop() {
+      if (done) return;
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), STOP_WAIT_MS);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Starts the server against the given stores with the given admission settings. */
+export function startLocalServer(options: LocalServerOptions): Promise<LocalServer> {
+  return options.workers > 1 ? startCluster(options) : startThread(options);
+}

@@ -1,0 +1,101 @@
+// One unary call as a virtual user makes it: a per-call deadline, its latency recorded, every
+// error counted by code and reason, and transient failures retried with jittered backoff. Each
+// mutation carries an idempotency key or request id, so a retry after an unknown outcome is safe.
+
+import { Code, ConnectError } from "@connectrpc/connect";
+import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import type { GrpcCallOptions } from "../platform/rpc/grpc-client.js";
+import { increment, type RunStats } from "./run-stats.js";
+
+export interface CallContext {
+  stats: RunStats;
+  rpcTimeoutMs: number;
+  /** Aborted when the overall --timeout is reached. */
+  signal: AbortSignal;
+}
+
+/** Attempts per call, the first included. */
+const MAX_ATTEMPTS = 6;
+
+const TRANSIENT = new Set([Code.Unavailable, Code.ResourceExhausted, Code.Aborted, Code.DeadlineExceeded]);
+
+/** Codes after which a mutation may or may not have happened on the server. */
+const AMBIGUOUS = new Set([Code.Unavailable, Code.DeadlineExceeded, Code.Canceled, Code.Unknown, Code.Internal]);
+
+/** The gRPC spelling of a code: DeadlineExceeded → DEADLINE_EXCEEDED. */
+export function codeName(code: Code): string {
+  return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase().replace("CANCELED", "CANCELLED");
+}
+
+export function errorReason(error: ConnectError): string | undefined {
+  return error.findDetails(ErrorInfoSchema)[0]?.reason;
+}
+
+export function isTransient(error: ConnectError): boolean {
+  return TRANSIENT.has(error.code);
+}
+
+export function recordError(stats: RunStats, rpc: string, error: ConnectError): void {
+  const reason = errorReason(error);
+  const key = reason ? `${rpc} ${codeName(error.code)} ${reason}` : `${rpc} ${codeName(error.code)}`;
+  increment(stats.errors, key);
+  if (!stats.errorMessages.has(key)) stats.errorMessages.set(key, error.rawMessage);
+}
+
+/** Exponential backoff with jitter: ~50 ms, 100 ms, 200 ms, … capped at 2 s. */
+export function backoffMs(attempt: number): number {
+  return Math.min(2000, 50 * 2 ** attempt) * (0.5 + Math.random() / 2);
+}
+
+/** Resolves after ms, or at once when the signal aborts. */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+/**
+ * Runs `invoke` until it succeeds, fails with a non-transient error, or runs out of attempts;
+ * throws the last error as a ConnectError.
+ */
+export async function callWithRetry<T>(
+  context: CallContext,
+  rpc: string,
+  invoke: (options: GrpcCallOptions) => Promise<T>,
+  options: { metadata?: Record<string, string>; mutation?: boolean } = {},
+): Promise<T> {
+  const { stats, rpcTimeoutMs, signal } = context;
+  for (let attempt = 1; ; attempt++) {
+    const started = performance.now();
+    // A per-call signal: the client never removes its listener, which on the run-wide signal
+    // would pile up one per call.
+    const call = new AbortController();
+    const cancel = () => call.abort();
+    signal.addEventListener("abort", cancel, { once: true });
+    try {
+      const result = await invoke({ deadlineMs: rpcTimeoutMs, signal: call.signal, metadata: options.metadata });
+      stats.latency.record(rpc, performance.now() - started);
+      return result;
+    } catch (thrown) {
+      stats.latency.record(rpc, performance.now() - started);
+      const error = ConnectError.from(thrown);
+      recordError(stats, rpc, error);
+      const again = isTransient(error) && attempt < MAX_ATTEMPTS && !signal.aborted;
+      if (!again) {
+        if (options.mutation && AMBIGUOUS.has(error.code)) stats.ambiguousMutations++;
+        throw error;
+      }
+      stats.counts.retries++;
+      await sleep(backoffMs(attempt), signal);
+    } finally {
+      signal.removeEventListener("abort", cancel);
+    }
+  }
+}

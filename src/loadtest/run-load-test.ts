@@ -1,0 +1,178 @@
+// runLoadTest: the whole LoadTest5 scenario against a running server, shared by the CLI
+// (src/tools/loadtest.ts) and the CI test. Discover the target through the API, run N virtual
+// users with bounded concurrency, then audit what PostgreSQL and the event stream say.
+
+import { randomBytes } from "node:crypto";
+import { setMaxListeners } from "node:events";
+import { BookingService } from "../../gen/concert/v1/booking_pb.js";
+import { QueueService } from "../../gen/concert/v1/queue_pb.js";
+import { WalletService } from "../../gen/concert/v1/wallet_pb.js";
+import { connectRedis, createRedis } from "../platform/redis/client.js";
+import { createGrpcClient } from "../platform/rpc/grpc-client.js";
+import { auditRun } from "./audit.js";
+import { discoverTarget } from "./catalog-discovery.js";
+import { buildReport, type LoadTestReport } from "./report.js";
+import { createRunStats, startTimelineSampler, type RunStats, type StageCounts, type TimePoint } from "./run-stats.js";
+import { startServerGauge, type ServerGauge } from "./server-gauge.js";
+import { runVirtualUser, type Clients, type SeatPick, type UserPlan } from "./virtual-user.js";
+
+export interface LoadTestOptions {
+  /** gRPC address, host:port. */
+  target: string;
+  users: number;
+  /** Users in flight at once; the rest wait to start. */
+  concurrency: number;
+  /** Default: the first concert ListConcerts returns. */
+  concertId?: string;
+  /** Default: the concert's first schedule. */
+  scheduleId?: string;
+  seatPick: SeatPick;
+  /** Extra seats tried after a collision (retry-another-seat only). */
+  seatRetries: number;
+  rpcTimeoutMs: number;
+  /** The whole run, discovery and users; the audit runs afterwards either way. */
+  timeoutMs: number;
+  /** gRPC connections the users are spread over. */
+  connections: number;
+  /** The server's MAX_ACTIVE_USERS, which the audit checks admissions against. */
+  maxActiveUsers: number;
+  databaseUrl: string;
+  redisUrl: string;
+  redisKeyPrefix: string;
+  /** Short id in every user id (lt-<runId>-<n>); random by default. */
+  runId?: string;
+  /** Skip the audit (nothing is read from PostgreSQL or Redis). */
+  skipAudit?: boolean;
+  /** Called once a second while users run. */
+  onProgress?: (counts: Readonly<StageCounts>, point: TimePoint) => void;
+  /** Phase messages ("seats found", "auditing"). */
+  log?: (line: string) => void;
+}
+
+export type { LoadTestReport };
+
+function createClients(target: string, connections: number): { pool: Clients[]; close(): void } {
+  const pool: Clients[] = [];
+  for (let i = 0; i < connections; i++) {
+    // A distinct channel option gives each group its own HTTP/2 connection (grpc-js shares a
+    // connection between clients with identical options); the three clients of a group share one.
+    const options = { "loadtest.connection": i, "grpc.keepalive_time_ms": 30_000, "grpc.max_receive_message_length": 16 * 1024 * 1024 };
+    pool.push({
+      queue: createGrpcClient(QueueService, target, options),
+      booking: createGrpcClient(BookingService, target, options),
+      wallet: createGrpcClient(WalletService, target, options),
+    });
+  }
+  return {
+    pool,
+    close: () => pool.forEach((c) => [c.queue, c.booking, c.wallet].forEach((client) => client.close())),
+  };
+}
+
+async function connectGauge(options: LoadTestOptions, concertId: string): Promise<{ gauge?: ServerGauge; close(): void }> {
+  if (options.skipAudit) return { close() {} };
+  const redis = createRedis({ url: options.redisUrl, name: "loadtest-gauge", commandTimeoutMs: 2000 });
+  try {
+    await connectRedis(redis, options.redisUrl);
+  } catch (error) {
+    options.log?.(`server gauge off: ${(error as Error).message}`);
+    return { close() {} };
+  }
+  const gauge = startServerGauge(redis, options.redisKeyPrefix, concertId);
+  return {
+    gauge,
+    close() {
+      gauge.stop();
+      redis.disconnect();
+    },
+  };
+}
+
+async function runUsers(stats: RunStats, signal: AbortSignal, options: LoadTestOptions, pool: Clients[], plan: UserPlan, userPrefix: string): Promise<void> {
+  const context = { stats, rpcTimeoutMs: options.rpcTimeoutMs, signal };
+  let next = 0;
+  const lane = async () => {
+    while (next < options.users && !signal.aborted) {
+      const index = next++;
+      await runVirtualUser(context, pool[index % pool.length]!, plan, `${userPrefix}${index}`);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(options.concurrency, options.users) }, lane));
+}
+
+export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestReport> {
+  const log = options.log ?? (() => {});
+  const runId = options.runId ?? randomBytes(3).toString("hex");
+  const userPrefix = `lt-${runId}-`;
+  const startedAt = new Date();
+  const overall = AbortSignal.timeout(options.timeoutMs);
+  // Every user in flight listens to it (calls, backoff sleeps, streams).
+  setMaxListeners(0, overall);
+  const clients = createClients(options.target, options.connections);
+  try {
+    const scoutStats = createRunStats();
+    const target = await discoverTarget({ stats: scoutStats, rpcTimeoutMs: options.rpcTimeoutMs, signal: overall }, clients.pool[0]!, {
+      concertId: options.concertId,
+      scheduleId: options.scheduleId,
+      scoutUserId: `${userPrefix}scout`,
+    });
+    const topUpMinor = target.seats.reduce((max, seat) => (seat.priceMinor > max ? seat.priceMinor : max), 0n);
+    log(`run ${runId}: concert ${target.concertId}, schedule ${target.scheduleId}: ${target.seats.length} of ${target.totalSeats} seats available; ${options.users} users`);
+
+    const plan: UserPlan = { ...target, topUpMinor, seatPick: options.seatPick, seatRetries: options.seatRetries };
+    const stats = createRunStats();
+    const server = await connectGauge(options, target.concertId);
+    const usersStarted = performance.now();
+    const sampler = startTimelineSampler(stats, {
+      startedAt: usersStarted,
+      intervalMs: 1000,
+      server: server.gauge?.latest,
+      onSample: (point) => options.onProgress?.(stats.counts, point),
+    });
+    try {
+      await runUsers(stats, overall, options, clients.pool, plan, userPrefix);
+    } finally {
+      sampler.stop();
+      server.close();
+    }
+    const usersWallMs = performance.now() - usersStarted;
+    clients.close();
+
+    let audit;
+    if (!options.skipAudit) {
+      log("auditing PostgreSQL and the event stream…");
+      audit = await auditRun({
+        databaseUrl: options.databaseUrl,
+        redisUrl: options.redisUrl,
+        redisKeyPrefix: options.redisKeyPrefix,
+        userPrefix,
+        concertId: target.concertId,
+        scheduleId: target.scheduleId,
+        cap: options.maxActiveUsers,
+        runStartedAt: startedAt,
+        acknowledged: { toppedUpMinor: stats.toppedUpMinor, payments: stats.counts.paid, paidMinor: stats.paidMinor, ambiguousMutations: stats.ambiguousMutations },
+        publishWaitMs: 15_000,
+        activatedUsers: stats.counts.activated,
+        clientActiveSpans: stats.activeSpans,
+        serverMaxActiveSampled: server.gauge?.maxActive(),
+        log,
+      });
+    }
+    return buildReport({
+      options,
+      runId,
+      userPrefix,
+      startedAt,
+      usersWallMs,
+      totalMs: Date.now() - startedAt.getTime(),
+      timedOut: overall.aborted,
+      target,
+      topUpMinor,
+      stats,
+      serverMaxActive: server.gauge?.maxActive(),
+      audit,
+    });
+  } finally {
+    clients.close();
+  }
+}

@@ -1,0 +1,93 @@
+// Publishes committed outbox rows to the Redis event stream, at least once and in id order per
+// aggregate. Each batch is one transaction: lock unpublished rows (FOR UPDATE SKIP LOCKED, so
+// relays in other processes take other rows instead of waiting), XADD them in one pipeline, then
+// mark them published. A crash before XADD leaves the rows for the next relay; a crash between
+// XADD and COMMIT publishes them again, which consumers absorb by deduplicating on event_id.
+
+import type { EntityManager } from "@mikro-orm/postgresql";
+import type { Redis } from "ioredis";
+import type { Logger } from "../logger.js";
+import { startPeriodicTask, type PeriodicTask } from "../periodic-task.js";
+import { toStreamFields } from "../redis/event-stream.js";
+import type { ORM } from "./orm.js";
+import { Outbox } from "./outbox.entity.js";
+
+interface OutboxRow {
+  id: string;
+  event_id: string;
+  event_type: string;
+  aggregate_type: string;
+  aggregate_id: string;
+  payload: Record<string, unknown>;
+  created_at: Date;
+}
+
+// The NOT EXISTS keeps per-aggregate order across processes: while an earlier event of the same
+// aggregate is unpublished (possibly locked by another relay, or earlier in this very batch), a
+// later one waits for a following batch. Aggregates have few events (paid, refunded), so that
+// costs little.
+const LOCK_BATCH = `
+  select o.id, o.event_id, o.event_type, o.aggregate_type, o.aggregate_id, o.payload, o.created_at
+  from outbox o
+  where o.published_at is null
+    and not exists (
+      select 1 from outbox earlier
+      where earlier.published_at is null
+        and earlier.aggregate_type = o.aggregate_type
+        and earlier.aggregate_id = o.aggregate_id
+        and earlier.id < o.id)
+  order by o.id
+  limit ?
+  for update of o skip locked`;
+
+export interface RelayOptions {
+  streamKey: string;
+  batchSize: number;
+}
+
+/** Publishes one batch; resolves to the number of rows published (0 when nothing was due). */
+export async function publishOutboxBatch(orm: ORM, redis: Redis, options: RelayOptions): Promise<number> {
+  return orm.em.fork().transactional(async (em: EntityManager) => {
+    const rows = await em.execute<OutboxRow[]>(LOCK_BATCH, [options.batchSize]);
+    if (rows.length === 0) return 0;
+    const pipeline = redis.pipeline();
+    for (const row of rows) {
+      pipeline.xadd(
+        options.streamKey,
+        "*",
+        ...toStreamFields({
+          eventId: row.event_id,
+          eventType: row.event_type,
+          aggregateType: row.aggregate_type,
+          aggregateId: row.aggregate_id,
+          occurredAt: new Date(row.created_at).toISOString(),
+          payload: row.payload,
+        }),
+      );
+    }
+    const results = (await pipeline.exec()) ?? [];
+    const failure = results.find(([error]) => error)?.[0];
+    // Throwing rolls back: every row of the batch stays unpublished and is sent again.
+    if (failure || results.length !== rows.length) throw failure ?? new Error("redis pipeline returned no results");
+    await em.nativeUpdate(Outbox, { id: { $in: rows.map((r) => r.id) } }, { publishedAt: new Date() });
+    return rows.length;
+  });
+}
+
+export interface OutboxRelayOptions extends RelayOptions {
+  orm: ORM;
+  redis: Redis;
+  intervalMs: number;
+  logger: Logger;
+}
+
+/** The relay loop: polls every interval (rows of other processes, rows left by a crash) and runs at once when nudged after a commit. */
+export function startOutboxRelay(options: OutboxRelayOptions): PeriodicTask {
+  const { orm, redis, logger, ...relay } = options;
+  return startPeriodicTask({
+    name: "outbox-relay",
+    intervalMs: options.intervalMs,
+    logger,
+    run: async () => (await publishOutboxBatch(orm, redis, relay)) === relay.batchSize,
+  });
+}

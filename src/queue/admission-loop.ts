@@ -1,0 +1,93 @@
+// Admits users every ADMISSION_INTERVAL_MS. Every process runs this loop: one atomic script per
+// concert does the whole step (expire, drop the abandoned, admit up to the cap), so any number
+// of loops can tick at once without double admissions or exceeding the cap.
+
+import type { Logger } from "../platform/logger.js";
+import type { PgQueue } from "./pg-queue.js";
+import type { QueueMirror } from "./queue-mirror.js";
+import type { QueueMode } from "./queue-mode.js";
+import type { AdmitOptions, RedisQueue } from "./redis-queue.js";
+
+/** Most tokens one script admits, expires or drops per step, to keep each script short. */
+const STEP_LIMIT = 10_000;
+/** Time constant of the admission-rate EWMA. */
+const RATE_TAU_MS = 20_000;
+
+export interface AdmissionSettings {
+  maxActiveUsers: number;
+  activeTtlSeconds: number;
+  waitingTtlSeconds: number;
+  intervalMs: number;
+}
+
+export interface AdmissionLoop {
+  /** One admission step for every concert with users; also what the timer runs. */
+  admitWaitingUsers(): Promise<void>;
+  start(): void;
+  stop(): Promise<void>;
+}
+
+export function createAdmissionLoop(deps: { mode: QueueMode; redisQueue: RedisQueue; pg: PgQueue; mirror: QueueMirror; settings: AdmissionSettings; logger: Logger; onAdmitted?: (count: number) => void }): AdmissionLoop {
+  const { mode, redisQueue, pg, mirror, settings, logger } = deps;
+  const options: AdmitOptions = {
+    cap: settings.maxActiveUsers,
+    activeTtlMs: settings.activeTtlSeconds * 1000,
+    waitingTtlMs: settings.waitingTtlSeconds * 1000,
+    limit: STEP_LIMIT,
+    rateTauMs: RATE_TAU_MS,
+  };
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> | undefined;
+  let stopped = true;
+
+  async function admitWaitingUsers(): Promise<void> {
+    await mode.checkRedisState();
+    await mode.run(
+      async () => {
+        const concerts = await redisQueue.concerts();
+        await Promise.all(
+          concerts.map(async (concertId) => {
+            const reply = await redisQueue.admit(concertId, options);
+            deps.onAdmitted?.(reply.admitted.length);
+            await mirror.drain(concertId);
+            await redisQueue.forgetIfEmpty(concertId, reply);
+          }),
+        );
+      },
+      async (touch) => {
+        for (const concertId of await pg.concerts()) {
+          const { admitted, expired } = await pg.admit(concertId, settings.maxActiveUsers, mode.fallbackSinceMs);
+          deps.onAdmitted?.(admitted.length);
+          touch(admitted);
+          touch(expired);
+        }
+      },
+    );
+  }
+
+  function schedule(delayMs: number): void {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      const started = Date.now();
+      running = admitWaitingUsers()
+        .catch((error: unknown) => logger.error({ err: error }, "admission step failed"))
+        .finally(() => {
+          running = undefined;
+          schedule(Math.max(0, settings.intervalMs - (Date.now() - started)));
+        });
+    }, delayMs);
+  }
+
+  return {
+    admitWaitingUsers,
+    start() {
+      stopped = false;
+      schedule(settings.intervalMs);
+    },
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
+    },
+  };
+}

@@ -1,0 +1,116 @@
+// Group commit of JoinQueue: the PostgreSQL copy of every join is written before the join is
+// acknowledged, but concurrent joins from all requests share one multi-row INSERT per window
+// (at most maxDelayMs or maxRows), so a flash crowd costs PostgreSQL a few statements per
+// thousand joins instead of one transaction each.
+
+import { UnavailableError } from "../platform/domain-error.js";
+import type { QueueDb } from "./queue-db.js";
+
+export interface JoinRow {
+  token: string;
+  concertId: string;
+  userId: string;
+  seq: string;
+  /** The state Redis reported; a repeated join may find the token already admitted. */
+  state: "WAITING" | "ACTIVE";
+  joinedAtMs: number;
+  /** 0 unless ACTIVE. */
+  activeExpireMs: number;
+}
+
+export interface JoinCommitter {
+  /** Resolves once the row is in PostgreSQL (inserted now or already there). */
+  commit(row: JoinRow): Promise<void>;
+  /** Writes what is pending and waits for every batch in flight. */
+  drain(): Promise<void>;
+}
+
+interface Pending {
+  row: JoinRow;
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+// A join superseding a live row of the same user (the old place expired or was left in Redis
+// and the mirror has not caught up) must not be skipped by the partial unique index.
+const EXPIRE_SUPERSEDED = `
+update queue_entry q set state = 'EXPIRED', ended_at = now()
+from unnest($1::text[], $2::uuid[], $3::text[]) as i(token, concert_id, user_id)
+where q.concert_id = i.concert_id and q.user_id = i.user_id and q.state in ('WAITING', 'ACTIVE') and q.token <> i.token`;
+
+const INSERT = `
+insert into queue_entry (token, concert_id, user_id, seq, state, joined_at, last_seen_at, admitted_at, active_expire_at)
+select i.token, i.concert_id, i.user_id, i.seq, i.state, to_timestamp(i.joined / 1000.0), to_timestamp(i.joined / 1000.0),
+  case when i.state = 'ACTIVE' then to_timestamp(i.joined / 1000.0) end,
+  case when i.expire > 0 then to_timestamp(i.expire / 1000.0) end
+from unnest($1::text[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::float8[], $7::float8[])
+  as i(token, concert_id, user_id, seq, state, joined, expire)
+on conflict do nothing
+returning token`;
+
+export function createJoinCommitter(options: { db: QueueDb; maxRows: number; maxDelayMs: number; onBatch?: (rows: number) => void }): JoinCommitter {
+  const { db, maxRows, maxDelayMs } = options;
+  let pending: Pending[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  const inFlight = new Set<Promise<void>>();
+
+  async function insert(batch: Pending[]): Promise<Pending[]> {
+    const rows = batch.map((p) => p.row);
+    const identities = [rows.map((r) => r.token), rows.map((r) => r.concertId), rows.map((r) => r.userId)];
+    await db.query(EXPIRE_SUPERSEDED, identities);
+    const inserted = await db.query<{ token: string }>(INSERT, [
+      ...identities,
+      rows.map((r) => r.seq),
+      rows.map((r) => r.state),
+      rows.map((r) => r.joinedAtMs),
+      rows.map((r) => r.activeExpireMs),
+    ]);
+    const done = new Set(inserted.map((r) => r.token));
+    let missing = batch.filter((p) => !done.has(p.row.token));
+    if (missing.length > 0) {
+      // Repeated joins find their row already there; anything else lost a race with another
+      // live row of the same user and gets one more round.
+      const present = await db.query<{ token: string }>("select token from queue_entry where token = any($1::text[])", [missing.map((p) => p.row.token)]);
+      for (const { token } of present) done.add(token);
+      missing = missing.filter((p) => !done.has(p.row.token));
+    }
+    for (const p of batch) if (done.has(p.row.token)) p.resolve();
+    return missing;
+  }
+
+  async function write(batch: Pending[]): Promise<void> {
+    options.onBatch?.(batch.length);
+    try {
+      const missing = await insert(batch);
+      const stillMissing = missing.length > 0 ? await insert(missing) : [];
+      const error = new UnavailableError("the join could not be recorded; retry");
+      for (const p of stillMissing) p.reject(error);
+    } catch (error) {
+      for (const p of batch) p.reject(error);
+    }
+  }
+
+  function flush(): void {
+    clearTimeout(timer);
+    timer = undefined;
+    if (pending.length === 0) return;
+    const batch = pending;
+    pending = [];
+    const written = write(batch).finally(() => inFlight.delete(written));
+    inFlight.add(written);
+  }
+
+  return {
+    commit(row) {
+      return new Promise<void>((resolve, reject) => {
+        pending.push({ row, resolve, reject });
+        if (pending.length >= maxRows) flush();
+        else timer ??= setTimeout(flush, maxDelayMs);
+      });
+    },
+    async drain() {
+      flush();
+      await Promise.all(inFlight);
+    },
+  };
+}

@@ -1,0 +1,235 @@
+// The waiting room on PostgreSQL alone, for while Redis is unreachable, plus the writes that
+// mirror Redis's admissions and expiries into queue_entry. Fallback joins and fallback
+// admission of one concert serialise on an advisory lock, which keeps FIFO and the cap with any
+// number of processes; they are slower than Redis but bounded, and only last for the outage.
+
+import type { MergeRow } from "./queue-scripts.js";
+import { CONCERT_LOCK_SQL, type Query, type QueueDb } from "./queue-db.js";
+import type { QueueState } from "./queue-entry.entity.js";
+import type { QueueStatus } from "./queue-status.js";
+import type { Validation } from "./redis-queue.js";
+
+/**
+ * Gap between fallback sequence numbers. Joins taken by Redis just before it failed may still be
+ * on their way to PostgreSQL with sequence numbers above the current maximum; leaving room for
+ * them keeps them ahead of the first fallback joins instead of tying with them.
+ */
+const FALLBACK_SEQ_STEP = 10_000;
+/** A waiting user's last-seen time is written at most this often while polling in fallback. */
+const TOUCH_EVERY = "5 seconds";
+
+const LIVE = "state in ('WAITING', 'ACTIVE')";
+
+interface MergeRowSql {
+  token: string;
+  concert_id: string;
+  user_id: string;
+  seq: string;
+  state: QueueState;
+  expire_ms: number | null;
+  max_seq: string;
+}
+
+interface StatusRow {
+  token: string;
+  concert_id: string;
+  user_id: string;
+  state: QueueState;
+  expire_ms: number | null;
+  position: number;
+  total: number;
+  now_ms: number;
+}
+
+// Positions come from one pass over each concert's waiting rows (row_number), so reading many
+// watchers' statuses in a fallback WatchQueue tick stays linear in the length of the line.
+const STATUS_SELECT = `
+with wanted as (select * from queue_entry where token = any($1::text[])),
+line as (
+  select token, concert_id, row_number() over (partition by concert_id order by seq, token) as position
+  from queue_entry where state = 'WAITING' and concert_id in (select concert_id from wanted)),
+totals as (select concert_id, count(*) as total from line group by concert_id)
+select q.token, q.concert_id, q.user_id,
+  case when q.state = 'ACTIVE' and q.active_expire_at <= now() then 'EXPIRED' else q.state end as state,
+  floor(extract(epoch from q.active_expire_at) * 1000)::float8 as expire_ms,
+  coalesce(l.position, 0)::int as position,
+  coalesce(t.total, 0)::int as total,
+  floor(extract(epoch from now()) * 1000)::float8 as now_ms
+from wanted q left join line l on l.token = q.token left join totals t on t.concert_id = q.concert_id`;
+
+function toStatus(row: StatusRow): QueueStatus {
+  return {
+    token: row.token,
+    concertId: row.concert_id,
+    userId: row.user_id,
+    state: row.state,
+    position: row.position,
+    totalWaiting: row.total,
+    activeExpireMs: row.state === "ACTIVE" ? (row.expire_ms ?? 0) : 0,
+    admittedPerSecond: 0,
+    nowMs: row.now_ms,
+  };
+}
+
+export interface FallbackAdmission {
+  admitted: string[];
+  expired: string[];
+}
+
+export type PgQueue = ReturnType<typeof createPgQueue>;
+
+export function createPgQueue(db: QueueDb, options: { activeTtlSeconds: number; waitingTtlSeconds: number }) {
+  async function statuses(tokens: readonly string[], touch: boolean, query: Query = db.query): Promise<QueueStatus[]> {
+    if (touch) {
+      await query(`update queue_entry set last_seen_at = now() where token = any($1::text[]) and state = 'WAITING' and last_seen_at < now() - interval '${TOUCH_EVERY}'`, [tokens]);
+    }
+    return (await query<StatusRow>(STATUS_SELECT, [tokens])).map(toStatus);
+  }
+
+  /**
+   * Runs a mirroring UPDATE over `input` (a select of token, expire, at) and returns the tokens
+   * that have no row yet. One statement, one snapshot: a row committed between the update and a
+   * separate existence check would otherwise count as written without being updated.
+   */
+  async function mirror(update: string, params: unknown[]): Promise<string[]> {
+    const rows = await db.query<{ token: string }>(
+      `with input as (select * from unnest($1::text[], $2::float8[], $3::float8[]) as i(token, expire, at)),
+         updated as (${update} returning q.token)
+       select token from input where token not in (select token from updated)
+         and token not in (select q.token from queue_entry q join input using (token))`,
+      params,
+    );
+    return rows.map((r) => r.token);
+  }
+
+  async function mergeRows(where: string, params: unknown[]): Promise<Map<string, { nextSeqFloor: string; rows: MergeRow[] }>> {
+    const rows = await db.query<MergeRowSql>(
+      `with picked as (
+         select token, concert_id, user_id, seq, state, floor(extract(epoch from active_expire_at) * 1000)::float8 as expire_ms
+         from queue_entry where ${where}),
+       maxes as (select concert_id, max(seq)::text as max_seq from queue_entry
+         where concert_id in (select concert_id from picked) group by concert_id)
+       select p.token, p.concert_id, p.user_id, p.seq::text as seq, p.state, p.expire_ms, m.max_seq
+       from picked p join maxes m using (concert_id) order by p.seq, p.token`,
+      params,
+    );
+    const byConcert = new Map<string, { nextSeqFloor: string; rows: MergeRow[] }>();
+    for (const r of rows) {
+      let group = byConcert.get(r.concert_id);
+      if (!group) byConcert.set(r.concert_id, (group = { nextSeqFloor: r.max_seq, rows: [] }));
+      group.rows.push({ token: r.token, userId: r.user_id, seq: r.seq, state: r.state, activeExpireMs: r.expire_ms ?? 0 });
+    }
+    return byConcert;
+  }
+
+  return {
+    async join(concertId: string, userId: string, freshToken: string): Promise<QueueStatus> {
+      return db.transaction(async (query) => {
+        await query(CONCERT_LOCK_SQL, [concertId]);
+        await query(`update queue_entry set state = 'EXPIRED', ended_at = now() where concert_id = $1 and user_id = $2 and state = 'ACTIVE' and active_expire_at <= now()`, [concertId, userId]);
+        const live = await query<{ token: string }>(`select token from queue_entry where concert_id = $1 and user_id = $2 and ${LIVE}`, [concertId, userId]);
+        const token = live[0]?.token ?? freshToken;
+        if (!live[0]) {
+          await query(
+            `insert into queue_entry (token, concert_id, user_id, seq, state, last_seen_at)
+             select $1, $2, $3, coalesce(max(seq), 0) + ${FALLBACK_SEQ_STEP}, 'WAITING', now() from queue_entry where concert_id = $2`,
+            [token, concertId, userId],
+          );
+        }
+        return (await statuses([token], false, query))[0]!;
+      });
+    },
+
+    async status(token: string, touch: boolean): Promise<QueueStatus | undefined> {
+      return (await statuses([token], touch))[0];
+    },
+
+    /** Statuses of many tokens of one concert: the fallback read of a WatchQueue tick. */
+    statuses,
+
+    async leave(token: string): Promise<QueueStatus | undefined> {
+      await db.query(`update queue_entry set state = 'EXPIRED', ended_at = now() where token = $1 and state <> 'EXPIRED'`, [token]);
+      return (await statuses([token], false))[0];
+    },
+
+    async validate(token: string): Promise<Validation> {
+      const [row] = await db.query<{ state: QueueState; concert_id: string; user_id: string; expire_ms: number | null; live: boolean }>(
+        `select state, concert_id, user_id, floor(extract(epoch from active_expire_at) * 1000)::float8 as expire_ms,
+           active_expire_at > now() as live
+         from queue_entry where token = $1`,
+        [token],
+      );
+      if (!row) return { kind: "unknown" };
+      if (row.state === "WAITING") return { kind: "waiting" };
+      if (row.state === "EXPIRED" || !row.live) return { kind: "expired" };
+      return { kind: "active", record: { state: "ACTIVE", concertId: row.concert_id, userId: row.user_id, activeExpireMs: row.expire_ms ?? 0 } };
+    },
+
+    async concerts(): Promise<string[]> {
+      const rows = await db.query<{ concert_id: string }>(`select distinct concert_id from queue_entry where ${LIVE}`);
+      return rows.map((r) => r.concert_id);
+    },
+
+    /**
+     * One admission step of a concert on PostgreSQL. Last-seen times written while Redis was
+     * healthy are stale, so nobody counts as abandoned for a full TTL after `fallbackSinceMs`.
+     */
+    async admit(concertId: string, cap: number, fallbackSinceMs: number): Promise<FallbackAdmission> {
+      return db.transaction(async (query) => {
+        await query(CONCERT_LOCK_SQL, [concertId]);
+        const expired = await query<{ token: string }>(
+          `update queue_entry set state = 'EXPIRED', ended_at = now()
+           where concert_id = $1 and ((state = 'ACTIVE' and active_expire_at <= now())
+             or (state = 'WAITING' and greatest(last_seen_at, to_timestamp($2 / 1000.0)) < now() - make_interval(secs => $3)))
+           returning token`,
+          [concertId, fallbackSinceMs, options.waitingTtlSeconds],
+        );
+        const admitted = await query<{ token: string }>(
+          `update queue_entry set state = 'ACTIVE', admitted_at = now(), active_expire_at = now() + make_interval(secs => $2)
+           where token in (select token from queue_entry where concert_id = $1 and state = 'WAITING' order by seq, token
+             limit greatest($3 - (select count(*) from queue_entry where concert_id = $1 and state = 'ACTIVE'), 0))
+           returning token`,
+          [concertId, options.activeTtlSeconds, cap],
+        );
+        return { admitted: admitted.map((r) => r.token), expired: expired.map((r) => r.token) };
+      });
+    },
+
+    /**
+     * Mirrors admissions; returns the tokens whose row is not there yet. An expiry mirrored
+     * first (entries of different ticks may be claimed out of order) keeps its EXPIRED state but
+     * still gets its admission time.
+     */
+    markActive(admitted: readonly { token: string; activeExpireMs: number; atMs: number }[]): Promise<string[]> {
+      return mirror(
+        `update queue_entry q set state = case when q.state = 'WAITING' then 'ACTIVE' else q.state end,
+           admitted_at = to_timestamp(i.at / 1000.0), active_expire_at = to_timestamp(i.expire / 1000.0)
+         from input i where q.token = i.token and q.admitted_at is null`,
+        [admitted.map((a) => a.token), admitted.map((a) => a.activeExpireMs), admitted.map((a) => a.atMs)],
+      );
+    },
+
+    /** Mirrors expiries, leaves and releases at the time Redis made them; returns the tokens whose row is not there yet. */
+    markExpired(ended: readonly { token: string; atMs: number }[]): Promise<string[]> {
+      return mirror(
+        `update queue_entry q set state = 'EXPIRED', ended_at = to_timestamp(i.at / 1000.0)
+         from input i where q.token = i.token and q.state <> 'EXPIRED'`,
+        [ended.map((e) => e.token), ended.map(() => 0), ended.map((e) => e.atMs)],
+      );
+    },
+
+    /**
+     * Rows a rebuild merges into Redis, by concert in FIFO order, with the sequence number new
+     * joins must exceed: every live row plus rows ended within `recentSeconds` (their token
+     * records may still say ACTIVE).
+     */
+    rowsToMerge(recentSeconds: number) {
+      return mergeRows(`${LIVE} or ended_at > now() - make_interval(secs => $1)`, [recentSeconds]);
+    },
+
+    /** The rows of `tokens`, grouped as rowsToMerge does. */
+    rowsOfTokens(tokens: readonly string[]) {
+      return mergeRows("token = any($1::text[])", [tokens]);
+    },
+  };
+}

@@ -1,0 +1,217 @@
+// Lua sources of the waiting room's scripts; queue-scripts.ts defines and calls them. Concert
+// scripts get the eight keys of one concert (queue-keys.ts) as KEYS[1..8], so each touches one
+// cluster slot and runs atomically. They read the clock with TIME so every process agrees on
+// "now" and on expiries.
+
+const PRELUDE = `
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function forget(token)
+  local user = redis.call('HGET', KEYS[6], token)
+  if user then
+    redis.call('HDEL', KEYS[6], token)
+    if redis.call('HGET', KEYS[5], user) == token then redis.call('HDEL', KEYS[5], user) end
+  end
+end
+-- Journal entries for PostgreSQL: "A|token|active expiry|time" or "E|token|0|time". Capped so an
+-- unreachable PostgreSQL cannot grow it without bound.
+local function journal(kind, token, expire, now)
+  redis.call('RPUSH', KEYS[8], kind .. '|' .. token .. '|' .. expire .. '|' .. now)
+end
+local function drop(token)
+  redis.call('ZREM', KEYS[2], token)
+  redis.call('ZREM', KEYS[3], token)
+  redis.call('ZREM', KEYS[4], token)
+  forget(token)
+end
+local function status_of(token, now)
+  local total = redis.call('ZCARD', KEYS[2])
+  local rate = redis.call('HGET', KEYS[7], 'r') or '0'
+  local rank = redis.call('ZRANK', KEYS[2], token)
+  if rank then return {'WAITING', rank + 1, total, '0', rate, now} end
+  local expire = redis.call('ZSCORE', KEYS[3], token)
+  if expire and tonumber(expire) > now then return {'ACTIVE', 0, total, expire, rate, now} end
+  return {'EXPIRED', 0, total, '0', rate, now}
+end
+`;
+
+// ARGV: userId, fresh token. Returns {token, seq, status}: the user's live token if any, else a
+// new place at the tail.
+export const JOIN = `${PRELUDE}
+local now = now_ms()
+local token = redis.call('HGET', KEYS[5], ARGV[1])
+if token then
+  local status = status_of(token, now)
+  if status[1] ~= 'EXPIRED' then
+    if status[1] == 'WAITING' then redis.call('ZADD', KEYS[4], now, token) end
+    return {token, redis.call('ZSCORE', KEYS[2], token) or '0', status}
+  end
+  forget(token)
+end
+token = ARGV[2]
+local seq = redis.call('INCR', KEYS[1])
+redis.call('ZADD', KEYS[2], seq, token)
+redis.call('ZADD', KEYS[4], now, token)
+redis.call('HSET', KEYS[5], ARGV[1], token)
+redis.call('HSET', KEYS[6], token, ARGV[1])
+return {token, tostring(seq), status_of(token, now)}
+`;
+
+// ARGV: token, touch ("1" refreshes last-seen of a waiting token).
+export const STATUS = `${PRELUDE}
+local now = now_ms()
+if ARGV[2] == '1' then redis.call('ZADD', KEYS[4], 'XX', now, ARGV[1]) end
+return status_of(ARGV[1], now)
+`;
+
+// ARGV: token. Returns the state the token had.
+export const LEAVE = `${PRELUDE}
+local now = now_ms()
+local was = status_of(ARGV[1], now)[1]
+drop(ARGV[1])
+if was ~= 'EXPIRED' then journal('E', ARGV[1], 0, now) end
+return was
+`;
+
+// ARGV: cap, active TTL ms, waiting TTL ms, most tokens handled per step, EWMA time constant ms.
+// Returns {now, active expiry, waiting, active, {admitted token, user, ...}, {expired}, {abandoned}}.
+export const ADMIT = `${PRELUDE}
+local now = now_ms()
+local cap, activeTtl, waitingTtl, limit, tau = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local expired = redis.call('ZRANGE', KEYS[3], '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
+for _, token in ipairs(expired) do drop(token); journal('E', token, 0, now) end
+local abandoned = redis.call('ZRANGE', KEYS[4], '-inf', now - waitingTtl, 'BYSCORE', 'LIMIT', 0, limit)
+for _, token in ipairs(abandoned) do drop(token); journal('E', token, 0, now) end
+local waiting = redis.call('ZCARD', KEYS[2])
+local free = math.min(cap - redis.call('ZCARD', KEYS[3]), limit)
+local expireAt = now + activeTtl
+local admitted = {}
+if free > 0 and waiting > 0 then
+  local popped = redis.call('ZPOPMIN', KEYS[2], free)
+  for i = 1, #popped, 2 do
+    local token = popped[i]
+    redis.call('ZADD', KEYS[3], expireAt, token)
+    redis.call('ZREM', KEYS[4], token)
+    admitted[#admitted + 1] = token
+    admitted[#admitted + 1] = redis.call('HGET', KEYS[6], token) or ''
+    journal('A', token, expireAt, now)
+  end
+end
+redis.call('LTRIM', KEYS[8], -1000000, -1)
+-- Time-weighted EWMA of admissions per second, sampled only while someone waits: any number of
+-- processes may tick, each sample is weighted by the time it covers.
+local last = tonumber(redis.call('HGET', KEYS[7], 't') or '0')
+local rate = tonumber(redis.call('HGET', KEYS[7], 'r') or '0')
+if waiting > 0 and last > 0 and now > last then
+  local dt = now - last
+  rate = rate + (1 - math.exp(-dt / tau)) * ((#admitted / 2) * 1000 / dt - rate)
+end
+redis.call('HSET', KEYS[7], 't', now, 'r', tostring(rate))
+return {now, expireAt, redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]), admitted, expired, abandoned}
+`;
+
+// ARGV: touch, tokens... Returns {now, waiting, rate, then per token: position (0 unless
+// waiting), active expiry ("0" unless admitted)}. One call serves every watcher of a concert.
+export const WATCH = `${PRELUDE}
+local now = now_ms()
+local out = {now, redis.call('ZCARD', KEYS[2]), redis.call('HGET', KEYS[7], 'r') or '0'}
+for i = 2, #ARGV do
+  local token = ARGV[i]
+  local rank = redis.call('ZRANK', KEYS[2], token)
+  if rank then
+    out[#out + 1] = rank + 1
+    out[#out + 1] = '0'
+    if ARGV[1] == '1' then redis.call('ZADD', KEYS[4], 'XX', now, token) end
+  else
+    out[#out + 1] = 0
+    out[#out + 1] = redis.call('ZSCORE', KEYS[3], token) or '0'
+  end
+end
+return out
+`;
+
+// ARGV: lowest next seq, then (token, user, seq, state, active expiry ms) per PostgreSQL row.
+// Merges PostgreSQL's view after an outage. States only move forward (WAITING < ACTIVE <
+// EXPIRED), so the merge keeps the further state of the two and can run twice safely.
+export const MERGE = `${PRELUDE}
+local now = now_ms()
+if tonumber(ARGV[1]) > tonumber(redis.call('GET', KEYS[1]) or '0') then redis.call('SET', KEYS[1], ARGV[1]) end
+for i = 2, #ARGV, 5 do
+  local token, user, seq, state, expire = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  if state == 'EXPIRED' then
+    drop(token)
+  else
+    local keep = true
+    local other = redis.call('HGET', KEYS[5], user)
+    if other and other ~= token then
+      -- One live place per user: an admitted or later place already in Redis wins.
+      local otherSeq = redis.call('ZSCORE', KEYS[2], other)
+      if redis.call('ZSCORE', KEYS[3], other) or (otherSeq and tonumber(otherSeq) > tonumber(seq)) then keep = false else drop(other) end
+    end
+    if keep then
+      if not redis.call('ZSCORE', KEYS[3], token) then
+        if state == 'ACTIVE' then
+          redis.call('ZREM', KEYS[2], token)
+          redis.call('ZREM', KEYS[4], token)
+          redis.call('ZADD', KEYS[3], expire, token)
+        else
+          redis.call('ZADD', KEYS[2], 'NX', seq, token)
+          redis.call('ZADD', KEYS[4], now, token)
+        end
+      end
+      redis.call('HSET', KEYS[5], user, token)
+      redis.call('HSET', KEYS[6], token, user)
+    end
+  end
+end
+return now
+`;
+
+// KEYS: a token key. ARGV: record, TTL ms. Never moves a token's state backwards, so a late
+// writer (a slow join, a repeated rebuild) cannot revive a token that left or expired.
+export const SET_TOKEN = `
+local current = redis.call('GET', KEYS[1])
+if current and string.byte(current, 1) >= string.byte(ARGV[1], 1) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+`;
+
+// KEYS: the concerts ZSET. ARGV: concertId, threshold ms. Forgets a concert found empty unless a
+// join registered it again since the admission script looked.
+export const FORGET_CONCERT = `
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) < tonumber(ARGV[2]) then return redis.call('ZREM', KEYS[1], ARGV[1]) end
+return 0
+`;
+
+// KEYS: journal, claimed, lease. ARGV: most entries, lease ms, owner. Moves entries to `claimed`
+// under a lease; entries whose claimer never acknowledged are handed out again after the lease,
+// so a lost reply or a crashed process delays mirroring instead of losing it.
+export const CLAIM_JOURNAL = `
+if redis.call('EXISTS', KEYS[3]) == 1 then return {} end
+if redis.call('LLEN', KEYS[2]) == 0 then
+  for _ = 1, tonumber(ARGV[1]) do
+    if not redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT') then break end
+  end
+end
+local claimed = redis.call('LRANGE', KEYS[2], 0, -1)
+if #claimed > 0 then redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[2]) end
+return claimed
+`;
+
+// KEYS: journal, claimed, lease. ARGV: owner, entries to retry... Ends a claim and queues the
+// entries that must be tried again, in one step.
+export const ACK_JOURNAL = `
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2], KEYS[3])
+for i = 2, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
+return 1
+`;
+
+// KEYS: a lock. ARGV: the owner's value.
+export const RELEASE_LOCK = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;

@@ -1,0 +1,207 @@
+// Which store serves the waiting room. A circuit breaker: a lost Redis connection (or command
+// timeouts without a single answer for 2 s) switches this process to PostgreSQL, so later calls
+// do not each wait for a command timeout; a probe pings Redis in the background, and the way
+// back merges PostgreSQL's view into Redis first: once per outage under a Redis lock (every live
+// row, in FIFO order), then, with this process's calls held for a moment, the rows this process
+// itself wrote while in fallback.
+
+import { randomBytes } from "node:crypto";
+import type { Redis } from "ioredis";
+import { Gauge, type Registry } from "prom-client";
+import { UnavailableError } from "../platform/domain-error.js";
+import type { Logger } from "../platform/logger.js";
+import { isConnectivityError } from "../platform/rpc/error-mapping.js";
+import type { PgQueue } from "./pg-queue.js";
+import type { MergeRow } from "./queue-scripts.js";
+import type { RedisQueue } from "./redis-queue.js";
+
+export type StoreMode = "redis" | "fallback" | "rebuilding";
+const MODES: readonly StoreMode[] = ["redis", "fallback", "rebuilding"];
+
+/** Timeouts without a single answer for this long mean Redis hangs: switch to PostgreSQL. */
+const TIMEOUTS_BEFORE_TRIP_MS = 2000;
+/** Rows per MERGE script call, to keep each script short. */
+const MERGE_CHUNK = 500;
+const REBUILD_LOCK_MS = 120_000;
+
+/** Redis failures that mean "unreachable or not serving", as opposed to a bug in a command. */
+export function isRedisUnavailable(error: unknown): boolean {
+  if (isConnectivityError(error)) return true;
+  const message = error instanceof Error ? error.message : "";
+  return (error as Error)?.name === "MaxRetriesPerRequestError" || /^(LOADING|CLUSTERDOWN|MASTERDOWN|TRYAGAIN)\b/.test(message);
+}
+
+const isCommandTimeout = (error: unknown) => error instanceof Error && error.message === "Command timed out";
+
+/** Records tokens a fallback call wrote, so the way back can merge exactly those rows. */
+export type Touch = (tokens: Iterable<string>) => void;
+
+export interface QueueMode {
+  readonly current: StoreMode;
+  /** When this process last switched to PostgreSQL (epoch ms). */
+  readonly fallbackSinceMs: number;
+  /** At start: makes sure Redis holds the waiting room, rebuilding it from PostgreSQL if not. */
+  init(): Promise<void>;
+  /**
+   * Switches to PostgreSQL if Redis no longer holds the waiting room: a restart between two
+   * calls loses the data without any call failing. The admission loop runs this every tick.
+   */
+  checkRedisState(): Promise<void>;
+  /** Runs `onRedis`; on a Redis outage (or while one lasts) runs `onPostgres` instead. */
+  run<T>(onRedis: () => Promise<T>, onPostgres: (touch: Touch) => Promise<T>): Promise<T>;
+  stop(): void;
+}
+
+export interface QueueModeOptions {
+  redis: Redis;
+  redisQueue: RedisQueue;
+  pg: PgQueue;
+  logger: Logger;
+  registry: Registry;
+  probeIntervalMs: number;
+  /** Ended rows younger than this are merged too: their token records may still say ACTIVE. */
+  recentlyEndedSeconds: number;
+}
+
+export function createQueueMode(options: QueueModeOptions): QueueMode {
+  const { redis, redisQueue, pg, logger } = options;
+  const gauge = new Gauge({ name: "queue_store_mode", help: "Store serving the waiting room (1 = current mode)", labelNames: ["mode"] as const, registers: [options.registry] });
+  let mode: StoreMode = "redis";
+  let fallbackSinceMs = 0;
+  const touched = new Set<string>();
+  let held: Promise<void> | undefined;
+  let fallbackCalls = 0;
+  let onIdle: (() => void) | undefined;
+  let probeTimer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  /** Start of an unbroken run of command timeouts; 0 after any answer. */
+  let timingOutSinceMs = 0;
+
+  const setMode = (next: StoreMode, detail: Record<string, unknown> = {}) => {
+    mode = next;
+    for (const m of MODES) gauge.set({ mode: m }, m === next ? 1 : 0);
+    (next === "fallback" ? logger.warn.bind(logger) : logger.info.bind(logger))({ mode: next, ...detail }, "waiting room store mode changed");
+  };
+  setMode("redis");
+
+  const scheduleProbe = () => {
+    if (!stopped) probeTimer = setTimeout(() => void probe(), options.probeIntervalMs);
+  };
+
+  function trip(error: unknown): void {
+    if (mode !== "redis") return;
+    timingOutSinceMs = 0;
+    fallbackSinceMs = Date.now();
+    setMode("fallback", { err: (error as Error).message });
+    scheduleProbe();
+  }
+
+  async function mergeGroups(groups: Map<string, { nextSeqFloor: string; rows: MergeRow[] }>): Promise<void> {
+    for (const [concertId, { nextSeqFloor, rows }] of groups) {
+      for (let i = 0; i < rows.length; i += MERGE_CHUNK) await redisQueue.merge(concertId, nextSeqFloor, rows.slice(i, i + MERGE_CHUNK));
+    }
+  }
+
+  /**
+   * Merges everything unless some process did since `sinceMs` (a missing marker means Redis lost
+   * its data); false when another process holds the lock.
+   */
+  async function rebuildIfNeeded(sinceMs: number): Promise<boolean> {
+    const rebuiltAt = Number((await redis.get(redisQueue.keys.rebuiltAt)) ?? 0);
+    if (rebuiltAt > 0 && rebuiltAt >= sinceMs) return true;
+    const owner = randomBytes(8).toString("hex");
+    if ((await redis.set(redisQueue.keys.rebuildLock, owner, "PX", REBUILD_LOCK_MS, "NX")) !== "OK") return false;
+    setMode("rebuilding");
+    try {
+      const startedMs = Date.now();
+      const groups = await pg.rowsToMerge(options.recentlyEndedSeconds);
+      await mergeGroups(groups);
+      await redis.set(redisQueue.keys.rebuiltAt, String(startedMs));
+      logger.info({ concerts: groups.size, ms: Date.now() - startedMs }, "waiting room rebuilt in Redis from PostgreSQL");
+      return true;
+    } finally {
+      await redisQueue.scripts.releaseLock(redisQueue.keys.rebuildLock, owner);
+    }
+  }
+
+  async function switchBack(): Promise<void> {
+    let release!: () => void;
+    held = new Promise((resolve) => (release = resolve));
+    try {
+      if (fallbackCalls > 0) await new Promise<void>((resolve) => (onIdle = resolve));
+      await mergeGroups(await pg.rowsOfTokens([...touched]));
+      touched.clear();
+      setMode("redis", { outageMs: Date.now() - fallbackSinceMs });
+    } finally {
+      held = undefined;
+      release();
+    }
+  }
+
+  async function probe(): Promise<void> {
+    try {
+      await redis.ping();
+      if (await rebuildIfNeeded(fallbackSinceMs)) {
+        await switchBack();
+        return;
+      }
+    } catch (error) {
+      if (mode === "rebuilding") setMode("fallback");
+      if (!isRedisUnavailable(error)) logger.error({ err: error }, "leaving the PostgreSQL fallback failed");
+    }
+    scheduleProbe();
+  }
+
+  return {
+    get current() {
+      return mode;
+    },
+    get fallbackSinceMs() {
+      return fallbackSinceMs;
+    },
+    async init() {
+      if (!(await rebuildIfNeeded(0))) trip(new Error("another process is rebuilding the waiting room"));
+      else if (mode === "rebuilding") setMode("redis");
+    },
+    async checkRedisState() {
+      if (mode !== "redis") return;
+      try {
+        if ((await redis.exists(redisQueue.keys.rebuiltAt)) === 0) trip(new Error("Redis holds no waiting room state: restarted empty?"));
+      } catch (error) {
+        if (!isRedisUnavailable(error)) throw error;
+        trip(error);
+      }
+    },
+    async run(onRedis, onPostgres) {
+      while (held) await held;
+      if (mode === "redis") {
+        try {
+          const result = await onRedis();
+          timingOutSinceMs = 0;
+          return result;
+        } catch (error) {
+          if (!isRedisUnavailable(error)) throw error;
+          if (isCommandTimeout(error)) {
+            // A late reply may come from our own busy event loop rather than from Redis, and the
+            // command may have run: fail this call (retryable) unless Redis stays silent.
+            timingOutSinceMs ||= Date.now();
+            if (Date.now() - timingOutSinceMs < TIMEOUTS_BEFORE_TRIP_MS) throw new UnavailableError("Redis is slow to answer; retry", { cause: error });
+          }
+          trip(error);
+        }
+      }
+      fallbackCalls++;
+      try {
+        return await onPostgres((tokens) => {
+          for (const token of tokens) touched.add(token);
+        });
+      } finally {
+        if (--fallbackCalls === 0) onIdle?.();
+      }
+    },
+    stop() {
+      stopped = true;
+      clearTimeout(probeTimer);
+    },
+  };
+}

@@ -1,0 +1,148 @@
+// Typed calls of the waiting room's Lua scripts (queue-lua.ts) through ioredis defineCommand
+// (EVALSHA with an EVAL fallback). A concert script runs atomically on one cluster slot: two
+// processes can never admit the same user or exceed the cap.
+
+import type { Redis } from "ioredis";
+import { concertKeyList, type ConcertKeys } from "./queue-keys.js";
+import { ACK_JOURNAL, ADMIT, CLAIM_JOURNAL, FORGET_CONCERT, JOIN, LEAVE, MERGE, RELEASE_LOCK, SET_TOKEN, STATUS, WATCH } from "./queue-lua.js";
+import type { QueueState } from "./queue-entry.entity.js";
+
+export interface ScriptStatus {
+  state: QueueState;
+  /** 1-based; 0 unless WAITING. */
+  position: number;
+  totalWaiting: number;
+  /** Epoch ms; 0 unless ACTIVE. */
+  activeExpireMs: number;
+  admittedPerSecond: number;
+  nowMs: number;
+}
+
+export interface JoinReply {
+  token: string;
+  seq: string;
+  status: ScriptStatus;
+}
+
+export interface AdmitReply {
+  nowMs: number;
+  activeExpireMs: number;
+  waiting: number;
+  active: number;
+  admitted: { token: string; userId: string }[];
+  expired: string[];
+  abandoned: string[];
+}
+
+export interface WatchReply {
+  nowMs: number;
+  totalWaiting: number;
+  admittedPerSecond: number;
+  /** Per requested token, in order. */
+  tokens: { position: number; activeExpireMs: number }[];
+}
+
+export interface JournalEntry {
+  kind: "ACTIVE" | "EXPIRED";
+  token: string;
+  /** 0 for EXPIRED. */
+  activeExpireMs: number;
+  /** When Redis made the change (epoch ms). */
+  atMs: number;
+}
+
+export interface MergeRow {
+  token: string;
+  userId: string;
+  seq: string;
+  state: QueueState;
+  activeExpireMs: number;
+}
+
+type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
+
+function command(redis: Redis, name: string, numberOfKeys: number, lua: string): ScriptFn {
+  const target = redis as unknown as Record<string, ScriptFn | undefined>;
+  if (typeof target[name] !== "function") redis.defineCommand(name, { numberOfKeys, lua });
+  return (...args) => target[name]!.apply(redis, args);
+}
+
+function parseStatus(reply: unknown[]): ScriptStatus {
+  return {
+    state: reply[0] as QueueState,
+    position: Number(reply[1]),
+    totalWaiting: Number(reply[2]),
+    activeExpireMs: Number(reply[3]),
+    admittedPerSecond: Number(reply[4]),
+    nowMs: Number(reply[5]),
+  };
+}
+
+export type QueueScripts = ReturnType<typeof createQueueScripts>;
+
+/** Typed calls of the scripts on one connection. */
+export function createQueueScripts(redis: Redis) {
+  const join = command(redis, "cbQueueJoin", 8, JOIN);
+  const status = command(redis, "cbQueueStatus", 8, STATUS);
+  const leave = command(redis, "cbQueueLeave", 8, LEAVE);
+  const admit = command(redis, "cbQueueAdmit", 8, ADMIT);
+  const watch = command(redis, "cbQueueWatch", 8, WATCH);
+  const merge = command(redis, "cbQueueMerge", 8, MERGE);
+  const setToken = command(redis, "cbQueueSetToken", 1, SET_TOKEN);
+  const forgetConcert = command(redis, "cbQueueForgetConcert", 1, FORGET_CONCERT);
+  const releaseLock = command(redis, "cbQueueReleaseLock", 1, RELEASE_LOCK);
+  const claimJournal = command(redis, "cbQueueClaimJournal", 3, CLAIM_JOURNAL);
+  const ackJournal = command(redis, "cbQueueAckJournal", 3, ACK_JOURNAL);
+  const journalKeys = (keys: ConcertKeys) => [keys.journal, keys.journalClaimed, keys.journalLease];
+  return {
+    async join(keys: ConcertKeys, userId: string, freshToken: string): Promise<JoinReply> {
+      const reply = (await join(...concertKeyList(keys), userId, freshToken)) as [string, string, unknown[]];
+      return { token: reply[0], seq: reply[1], status: parseStatus(reply[2]) };
+    },
+    async status(keys: ConcertKeys, token: string, touch: boolean): Promise<ScriptStatus> {
+      return parseStatus((await status(...concertKeyList(keys), token, touch ? "1" : "0")) as unknown[]);
+    },
+    async leave(keys: ConcertKeys, token: string): Promise<QueueState> {
+      return (await leave(...concertKeyList(keys), token)) as QueueState;
+    },
+    async admit(keys: ConcertKeys, options: { cap: number; activeTtlMs: number; waitingTtlMs: number; limit: number; rateTauMs: number }): Promise<AdmitReply> {
+      const { cap, activeTtlMs, waitingTtlMs, limit, rateTauMs } = options;
+      const reply = (await admit(...concertKeyList(keys), cap, activeTtlMs, waitingTtlMs, limit, rateTauMs)) as [number, number, number, number, string[], string[], string[]];
+      const admitted: AdmitReply["admitted"] = [];
+      for (let i = 0; i < reply[4].length; i += 2) admitted.push({ token: reply[4][i]!, userId: reply[4][i + 1]! });
+      return { nowMs: reply[0], activeExpireMs: reply[1], waiting: reply[2], active: reply[3], admitted, expired: reply[5], abandoned: reply[6] };
+    },
+    async watch(keys: ConcertKeys, tokens: readonly string[], touch: boolean): Promise<WatchReply> {
+      const reply = (await watch(...concertKeyList(keys), touch ? "1" : "0", ...tokens)) as (number | string)[];
+      const perToken: WatchReply["tokens"] = [];
+      for (let i = 3; i < reply.length; i += 2) perToken.push({ position: Number(reply[i]), activeExpireMs: Number(reply[i + 1]) });
+      return { nowMs: Number(reply[0]), totalWaiting: Number(reply[1]), admittedPerSecond: Number(reply[2]), tokens: perToken };
+    },
+    async merge(keys: ConcertKeys, nextSeqFloor: string, rows: readonly MergeRow[]): Promise<void> {
+      const args = rows.flatMap((r) => [r.token, r.userId, r.seq, r.state, r.activeExpireMs]);
+      await merge(...concertKeyList(keys), nextSeqFloor, ...args);
+    },
+    async setToken(key: string, record: string, ttlMs: number): Promise<void> {
+      await setToken(key, record, Math.max(1, Math.ceil(ttlMs)));
+    },
+    async forgetConcert(concertsKey: string, concertId: string, thresholdMs: number): Promise<void> {
+      await forgetConcert(concertsKey, concertId, thresholdMs);
+    },
+    async releaseLock(key: string, owner: string): Promise<void> {
+      await releaseLock(key, owner);
+    },
+    /** Claims up to `count` journal entries for `leaseMs` (none while another claim is live). */
+    async claimJournal(keys: ConcertKeys, count: number, leaseMs: number, owner: string): Promise<JournalEntry[]> {
+      const raw = (await claimJournal(...journalKeys(keys), count, leaseMs, owner)) as string[];
+      return raw.map((line) => {
+        const [kind, token, expire, at] = line.split("|");
+        return { kind: kind === "A" ? "ACTIVE" : "EXPIRED", token: token!, activeExpireMs: Number(expire), atMs: Number(at) };
+      });
+    },
+    /** Ends a claim; `retry` goes back to the journal. */
+    async ackJournal(keys: ConcertKeys, owner: string, retry: readonly JournalEntry[]): Promise<void> {
+      const lines = retry.map((e) => `${e.kind === "ACTIVE" ? "A" : "E"}|${e.token}|${e.activeExpireMs}|${e.atMs}`);
+      await ackJournal(...journalKeys(keys), owner, ...lines);
+    },
+  };
+}

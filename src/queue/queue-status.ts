@@ -1,0 +1,54 @@
+// Where a token stands, whichever store answered, and its wire form with the wait estimate.
+
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { QueueState as QueueStatePb, type QueueStatusSchema } from "../../gen/concert/v1/queue_pb.js";
+import type { QueueState } from "./queue-entry.entity.js";
+
+export interface QueueStatus {
+  token: string;
+  concertId: string;
+  userId: string;
+  state: QueueState;
+  /** 1-based; 0 unless WAITING. */
+  position: number;
+  totalWaiting: number;
+  /** Epoch ms; 0 unless ACTIVE. */
+  activeExpireMs: number;
+  /** Measured admissions per second of this concert (EWMA); 0 before any was measured. */
+  admittedPerSecond: number;
+  nowMs: number;
+}
+
+export interface Estimate {
+  admissionMs: number;
+  waitMs: number;
+}
+
+/**
+ * Expected admission of a waiting token. Every active slot frees within the active TTL, so the
+ * queue moves at least at cap / TTL even when the measured rate is still zero.
+ */
+export function estimateAdmission(status: QueueStatus, floorPerSecond: number): Estimate | undefined {
+  if (status.state !== "WAITING") return undefined;
+  const rate = Math.max(status.admittedPerSecond, floorPerSecond);
+  const waitMs = Math.round((status.position / rate) * 1000);
+  return { admissionMs: status.nowMs + waitMs, waitMs };
+}
+
+export function statusToProto(status: QueueStatus, floorPerSecond: number): MessageInitShape<typeof QueueStatusSchema> {
+  const estimate = estimateAdmission(status, floorPerSecond);
+  const waiting = status.state === "WAITING";
+  return {
+    token: status.token,
+    concertId: status.concertId,
+    userId: status.userId,
+    state: QueueStatePb[status.state],
+    position: BigInt(waiting ? status.position : 0),
+    usersAhead: BigInt(waiting ? status.position - 1 : 0),
+    totalWaiting: BigInt(status.totalWaiting),
+    estimatedAdmissionTime: estimate ? timestampFromMs(estimate.admissionMs) : undefined,
+    estimatedWait: estimate ? { seconds: BigInt(Math.floor(estimate.waitMs / 1000)), nanos: (estimate.waitMs % 1000) * 1_000_000 } : undefined,
+    activeExpireTime: status.state === "ACTIVE" ? timestampFromMs(status.activeExpireMs) : undefined,
+  };
+}

@@ -1,0 +1,42 @@
+// The queue-token check in front of BookingService and WalletService: the caller must hold an
+// ACTIVE token in metadata x-queue-token. One Redis GET on the token's own key in the common
+// case (PostgreSQL while Redis is down); the admitted token then travels in the context so
+// handlers can check user and concert (requireAdmitted).
+
+import { DomainError } from "../platform/domain-error.js";
+import type { CallGuard } from "../platform/rpc/service-wrapper.js";
+import { admittedTokenKey, QUEUE_TOKEN_HEADER } from "./admission-context.js";
+import type { QueueTokenValidator } from "./waiting-room.js";
+
+const TOKEN = /^[0-9a-f]{32}$/;
+
+export interface GuardScope {
+  /** Method names (as in the proto, e.g. "PayReservation") the guard applies to; default all. */
+  only?: readonly string[];
+  /** Method names that stay open, e.g. "ListConcerts". */
+  except?: readonly string[];
+}
+
+export function createQueueTokenGuard(validator: QueueTokenValidator, scope: GuardScope = {}): CallGuard {
+  const applies = (method: string) => (scope.only ? scope.only.includes(method) : true) && !scope.except?.includes(method);
+  return async (_request, context) => {
+    if (!applies(context.method.name)) return;
+    const token = context.requestHeader.get(QUEUE_TOKEN_HEADER) ?? "";
+    if (!TOKEN.test(token)) {
+      throw new DomainError("QUEUE_TOKEN_INVALID", `metadata ${QUEUE_TOKEN_HEADER} must hold a queue token (32 lowercase hex characters) from JoinQueue`);
+    }
+    const validation = await validator.validate(token);
+    switch (validation.kind) {
+      case "unknown":
+        throw new DomainError("QUEUE_TOKEN_INVALID", "unknown queue token; join the queue for a new one");
+      case "waiting":
+        throw new DomainError("QUEUE_TOKEN_NOT_ACTIVE", "the queue token is still waiting; watch the queue until it is ACTIVE");
+      case "expired":
+        throw new DomainError("QUEUE_TOKEN_EXPIRED", "the queue token expired, left the queue or was used up; join again");
+      case "active": {
+        const { concertId, userId, activeExpireMs } = validation.record;
+        context.values.set(admittedTokenKey, { token, concertId, userId, activeExpireAt: new Date(activeExpireMs) });
+      }
+    }
+  };
+}

@@ -1,0 +1,171 @@
+// The waiting room on Redis: the concert-level structures (queue-scripts.ts) are authoritative;
+// each token also has a small record under its own hash tag so the guard can check it with one
+// GET. Writes to that record follow the concert script in a separate command (another cluster
+// slot), so it may lag: the guard trusts it only for ACTIVE-and-unexpired and EXPIRED, and asks
+// the concert (repairing the record) when it still says WAITING.
+
+import type { Redis } from "ioredis";
+import { createQueueKeys, type QueueKeys } from "./queue-keys.js";
+import { createQueueScripts, type AdmitReply, type JoinReply, type MergeRow, type QueueScripts, type WatchReply } from "./queue-scripts.js";
+import type { QueueState } from "./queue-entry.entity.js";
+import type { QueueStatus } from "./queue-status.js";
+
+export interface TokenRecord {
+  state: QueueState;
+  concertId: string;
+  userId: string;
+  /** Epoch ms; 0 unless ACTIVE. */
+  activeExpireMs: number;
+}
+
+export type Validation = { kind: "active"; record: TokenRecord } | { kind: "waiting" | "expired" | "unknown" };
+
+const STATE_DIGIT: Record<QueueState, string> = { WAITING: "1", ACTIVE: "2", EXPIRED: "3" };
+const DIGIT_STATE: Record<string, QueueState> = { 1: "WAITING", 2: "ACTIVE", 3: "EXPIRED" };
+/** Long enough for any wait; admission and expiry shorten it. */
+const WAITING_RECORD_TTL_MS = 7 * 24 * 3600_000;
+/** How long a finished token still answers EXPIRED rather than unknown. */
+const ENDED_RECORD_TTL_MS = 3600_000;
+/** Token → (concert, user) never changes, so each process keeps the most recent ones. */
+const DIRECTORY_SIZE = 100_000;
+
+function encodeRecord(record: TokenRecord): string {
+  return `${STATE_DIGIT[record.state]}|${record.concertId}|${record.userId}|${record.activeExpireMs}`;
+}
+
+function decodeRecord(value: string | null): TokenRecord | undefined {
+  if (!value) return undefined;
+  const [digit, concertId, userId, expire] = value.split("|");
+  const state = DIGIT_STATE[digit ?? ""];
+  if (!state || !concertId || !userId) return undefined;
+  return { state, concertId, userId, activeExpireMs: Number(expire) };
+}
+
+function recordTtlMs(record: TokenRecord, nowMs: number): number {
+  if (record.state === "WAITING") return WAITING_RECORD_TTL_MS;
+  if (record.state === "ACTIVE") return Math.max(record.activeExpireMs - nowMs, 0) + ENDED_RECORD_TTL_MS;
+  return ENDED_RECORD_TTL_MS;
+}
+
+export interface AdmitOptions {
+  cap: number;
+  activeTtlMs: number;
+  waitingTtlMs: number;
+  limit: number;
+  rateTauMs: number;
+}
+
+export type RedisQueue = ReturnType<typeof createRedisQueue>;
+
+export function createRedisQueue(redis: Redis, keyPrefix: string) {
+  const keys: QueueKeys = createQueueKeys(keyPrefix);
+  const scripts: QueueScripts = createQueueScripts(redis);
+  const directory = new Map<string, { concertId: string; userId: string }>();
+
+  const remember = (token: string, owner: { concertId: string; userId: string }) => {
+    if (directory.size >= DIRECTORY_SIZE) directory.delete(directory.keys().next().value!);
+    directory.set(token, { concertId: owner.concertId, userId: owner.userId });
+  };
+
+  const writeRecord = (token: string, record: TokenRecord, nowMs: number) =>
+    scripts.setToken(keys.token(token), encodeRecord(record), recordTtlMs(record, nowMs));
+
+  async function lookup(token: string): Promise<TokenRecord | undefined> {
+    return decodeRecord(await redis.get(keys.token(token)));
+  }
+
+  async function owner(token: string): Promise<{ concertId: string; userId: string } | undefined> {
+    const known = directory.get(token);
+    if (known) return known;
+    const record = await lookup(token);
+    if (record) remember(token, record);
+    return record;
+  }
+
+  return {
+    keys,
+    scripts,
+
+    /** Places the user at the tail, or returns their live place. */
+    async join(concertId: string, userId: string, freshToken: string): Promise<JoinReply> {
+      const reply = await scripts.join(keys.concert(concertId), userId, freshToken);
+      const { status } = reply;
+      const record: TokenRecord = { state: status.state, concertId, userId, activeExpireMs: status.activeExpireMs };
+      await Promise.all([writeRecord(reply.token, record, status.nowMs), redis.zadd(keys.concerts, String(status.nowMs), concertId)]);
+      remember(reply.token, record);
+      return reply;
+    },
+
+    /** undefined when the token is unknown. `touch` counts as a sign of life of a waiting user. */
+    async status(token: string, touch: boolean): Promise<QueueStatus | undefined> {
+      const found = await owner(token);
+      if (!found) return undefined;
+      const status = await scripts.status(keys.concert(found.concertId), token, touch);
+      return { token, ...found, ...status };
+    },
+
+    /** Gives up the place or the slot. The record goes first: if the script then fails, the
+     *  token is unusable at worst while its slot lingers until expiry, never the reverse. */
+    async leave(token: string): Promise<QueueStatus | undefined> {
+      const found = await owner(token);
+      if (!found) return undefined;
+      await writeRecord(token, { state: "EXPIRED", ...found, activeExpireMs: 0 }, Date.now());
+      await scripts.leave(keys.concert(found.concertId), token);
+      const status = await scripts.status(keys.concert(found.concertId), token, false);
+      return { token, ...found, ...status };
+    },
+
+    async validate(token: string): Promise<Validation> {
+      const record = await lookup(token);
+      if (!record) return { kind: "unknown" };
+      if (record.state === "EXPIRED") return { kind: "expired" };
+      if (record.state === "ACTIVE") return record.activeExpireMs > Date.now() ? { kind: "active", record } : { kind: "expired" };
+      const status = await scripts.status(keys.concert(record.concertId), token, false);
+      if (status.state === "WAITING") return { kind: "waiting" };
+      if (status.state === "EXPIRED") return { kind: "expired" };
+      const admitted: TokenRecord = { ...record, state: "ACTIVE", activeExpireMs: status.activeExpireMs };
+      await writeRecord(token, admitted, status.nowMs);
+      return { kind: "active", record: admitted };
+    },
+
+    /** One admission step of a concert, then the token records of everyone it moved. */
+    async admit(concertId: string, options: AdmitOptions): Promise<AdmitReply> {
+      const reply = await scripts.admit(keys.concert(concertId), options);
+      const writes: Promise<void>[] = [];
+      for (const { token, userId } of reply.admitted) {
+        writes.push(writeRecord(token, { state: "ACTIVE", concertId, userId, activeExpireMs: reply.activeExpireMs }, reply.nowMs));
+      }
+      for (const token of [...reply.expired, ...reply.abandoned]) {
+        writes.push(writeRecord(token, { state: "EXPIRED", concertId, userId: "-", activeExpireMs: 0 }, reply.nowMs));
+      }
+      await Promise.all(writes);
+      return reply;
+    },
+
+    /** Stops ticking a concert found empty, unless a join registered it again since. */
+    async forgetIfEmpty(concertId: string, reply: AdmitReply): Promise<void> {
+      if (reply.waiting > 0 || reply.active > 0) return;
+      // Its journal must be copied first: only ticks of registered concerts drain it.
+      const concert = keys.concert(concertId);
+      const [journal, claimed] = await Promise.all([redis.llen(concert.journal), redis.llen(concert.journalClaimed)]);
+      if (journal + claimed === 0) await scripts.forgetConcert(keys.concerts, concertId, reply.nowMs - 1000);
+    },
+
+    watch(concertId: string, tokens: readonly string[], touch: boolean): Promise<WatchReply> {
+      return scripts.watch(keys.concert(concertId), tokens, touch);
+    },
+
+    /** Concerts with someone waiting or active. */
+    concerts(): Promise<string[]> {
+      return redis.zrange(keys.concerts, "0", "-1");
+    },
+
+    /** Merges PostgreSQL rows of one concert (see the MERGE script) and their token records. */
+    async merge(concertId: string, nextSeqFloor: string, rows: readonly MergeRow[]): Promise<void> {
+      await scripts.merge(keys.concert(concertId), nextSeqFloor, rows);
+      const nowMs = Date.now();
+      await Promise.all(rows.map((row) => writeRecord(row.token, { state: row.state, concertId, userId: row.userId, activeExpireMs: row.activeExpireMs }, nowMs)));
+      await redis.zadd(keys.concerts, String(nowMs), concertId);
+    },
+  };
+}

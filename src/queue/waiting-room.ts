@@ -1,0 +1,204 @@
+// The waiting room as the rest of the application sees it: join, status, watch, leave, token
+// validation and release, each served by Redis while it is healthy and by PostgreSQL while it
+// is not (queue-mode.ts), plus the background admission loop.
+
+import { randomBytes } from "node:crypto";
+import type { Redis } from "ioredis";
+import { Counter, Gauge, type Registry } from "prom-client";
+import type { Config } from "../config.js";
+import type { ORM } from "../platform/db/orm.js";
+import { DomainError } from "../platform/domain-error.js";
+import type { Logger } from "../platform/logger.js";
+import { createAdmissionLoop, type AdmissionLoop } from "./admission-loop.js";
+import { createJoinCommitter } from "./join-committer.js";
+import { createPgQueue } from "./pg-queue.js";
+import { createQueueDb } from "./queue-db.js";
+import { createQueueMirror } from "./queue-mirror.js";
+import { createQueueMode, type QueueMode } from "./queue-mode.js";
+import type { QueueStatus } from "./queue-status.js";
+import type { JoinReply } from "./queue-scripts.js";
+import { createRedisQueue, type Validation } from "./redis-queue.js";
+import { createWatchHub, type WatchUpdate } from "./watch-hub.js";
+
+/** What payment needs of the waiting room: give the slot back right after a successful payment. */
+export interface QueueTokens {
+  /** Frees the token's active slot (or place) at once, like LeaveQueue; unknown tokens are ignored. */
+  release(token: string): Promise<void>;
+}
+
+/** What the booking and wallet guard needs. */
+export interface QueueTokenValidator {
+  validate(token: string): Promise<Validation>;
+}
+
+export interface WaitingRoom extends QueueTokens, QueueTokenValidator {
+  join(concertId: string, userId: string): Promise<QueueStatus>;
+  status(token: string): Promise<QueueStatus>;
+  watch(token: string, signal: AbortSignal): AsyncGenerator<WatchUpdate>;
+  leave(token: string): Promise<QueueStatus>;
+  /** Admission rate every queue reaches at least: each active slot frees within the TTL. */
+  readonly floorPerSecond: number;
+  /** SQL statements sent so far (queue_pg_statements_total); the benchmark reads it. */
+  readonly pgStatements: number;
+  readonly mode: QueueMode;
+  readonly admission: AdmissionLoop;
+  /** Starts the admission loop (processes serving QueueService run it). */
+  start(): void;
+  /** Stops the loops and writes pending joins; call after the servers stopped taking calls. */
+  stop(): Promise<void>;
+}
+
+export type WaitingRoomConfig = Pick<Config, "redisKeyPrefix" | "maxActiveUsers" | "admissionIntervalMs" | "activeTokenTtlSeconds" | "waitingTokenTtlSeconds">;
+
+/** Group commit window of JoinQueue. */
+const JOIN_BATCH = { maxRows: 1000, maxDelayMs: 20 };
+const PROBE_INTERVAL_MS = 500;
+const HEARTBEAT_MS = 4000;
+const KNOWN_CONCERTS = 10_000;
+
+const invalidToken = () => new DomainError("QUEUE_TOKEN_INVALID", "unknown queue token; join the queue for a new one");
+const newToken = () => randomBytes(16).toString("hex");
+
+export async function createWaitingRoom(deps: { orm: ORM; redis: Redis; config: WaitingRoomConfig; logger: Logger; registry: Registry }): Promise<WaitingRoom> {
+  const { redis, config, logger, registry } = deps;
+  const statements = new Counter({ name: "queue_pg_statements_total", help: "SQL statements the waiting room sent to PostgreSQL", registers: [registry] });
+  const batches = new Counter({ name: "queue_join_batches_total", help: "Group-commit flushes of JoinQueue", registers: [registry] });
+  const admittedTotal = new Counter({ name: "queue_admitted_total", help: "Users admitted by this process's admission loop", registers: [registry] });
+  let statementCount = 0;
+  const db = await createQueueDb(deps.orm, () => {
+    statementCount++;
+    statements.inc();
+  });
+  const pg = createPgQueue(db, { activeTtlSeconds: config.activeTokenTtlSeconds, waitingTtlSeconds: config.waitingTokenTtlSeconds });
+  const redisQueue = createRedisQueue(redis, config.redisKeyPrefix);
+  const committer = createJoinCommitter({ db, ...JOIN_BATCH, onBatch: () => batches.inc() });
+  const mirror = createQueueMirror(pg, redisQueue, logger);
+  const mode = createQueueMode({
+    redis,
+    redisQueue,
+    pg,
+    logger,
+    registry,
+    probeIntervalMs: PROBE_INTERVAL_MS,
+    recentlyEndedSeconds: config.activeTokenTtlSeconds + 60,
+  });
+  await mode.init();
+  const admission = createAdmissionLoop({
+    mode,
+    redisQueue,
+    pg,
+    mirror,
+    logger,
+    settings: {
+      maxActiveUsers: config.maxActiveUsers,
+      activeTtlSeconds: config.activeTokenTtlSeconds,
+      waitingTtlSeconds: config.waitingTokenTtlSeconds,
+      intervalMs: config.admissionIntervalMs,
+    },
+    onAdmitted: (count) => admittedTotal.inc(count),
+  });
+  const hub = createWatchHub({
+    mode,
+    redisQueue,
+    pg,
+    logger,
+    settings: {
+      tickMs: Math.min(Math.max(config.admissionIntervalMs, 50), 1000),
+      heartbeatMs: HEARTBEAT_MS,
+      touchEveryMs: Math.min(5000, (config.waitingTokenTtlSeconds * 1000) / 3),
+    },
+  });
+  new Gauge({ name: "queue_watch_streams", help: "Open WatchQueue streams of this process", registers: [registry], collect() { this.set(hub.watchers); } });
+
+  const knownConcerts = new Set<string>();
+  async function requireConcert(concertId: string): Promise<void> {
+    if (knownConcerts.has(concertId)) return;
+    const rows = await db.query("select 1 from concert where id = $1", [concertId]);
+    if (rows.length === 0) throw new DomainError("CONCERT_NOT_FOUND", `concert ${concertId} does not exist`, [], { concert_id: concertId });
+    if (knownConcerts.size >= KNOWN_CONCERTS) knownConcerts.clear();
+    knownConcerts.add(concertId);
+  }
+
+  async function status(token: string): Promise<QueueStatus> {
+    const found = await mode.run(() => redisQueue.status(token, true), () => pg.status(token, true));
+    if (!found) throw invalidToken();
+    return found;
+  }
+
+  async function leave(token: string): Promise<QueueStatus | undefined> {
+    const result = await mode.run(
+      async () => ({ fromRedis: true, status: await redisQueue.leave(token) }),
+      async (touch) => {
+        touch([token]);
+        return { fromRedis: false, status: await pg.leave(token) };
+      },
+    );
+    // At once for a consistent PostgreSQL copy; the journal retries it if this fails.
+    if (result.fromRedis && result.status) await pg.markExpired([{ token, atMs: Date.now() }]).catch(() => undefined);
+    return result.status;
+  }
+
+  return {
+    floorPerSecond: config.maxActiveUsers / config.activeTokenTtlSeconds,
+    get pgStatements() {
+      return statementCount;
+    },
+    mode,
+    admission,
+
+    async join(concertId, userId) {
+      await requireConcert(concertId);
+      const result = await mode.run<{ reply?: JoinReply; status?: QueueStatus }>(
+        async () => ({ reply: await redisQueue.join(concertId, userId, newToken()) }),
+        async (touch) => {
+          const joined = await pg.join(concertId, userId, newToken());
+          touch([joined.token]);
+          return { status: joined };
+        },
+      );
+      if (!result.reply) return result.status!;
+      const { token, seq, status: joined } = result.reply;
+      // Acknowledged only once PostgreSQL has the row: it must survive losing Redis.
+      await committer.commit({
+        token,
+        concertId,
+        userId,
+        seq,
+        state: joined.state === "ACTIVE" ? "ACTIVE" : "WAITING",
+        joinedAtMs: joined.nowMs,
+        activeExpireMs: joined.activeExpireMs,
+      });
+      return { token, concertId, userId, ...joined };
+    },
+
+    status,
+
+    async *watch(token, signal) {
+      yield* hub.watch(await status(token), signal);
+    },
+
+    async leave(token) {
+      const left = await leave(token);
+      if (!left) throw invalidToken();
+      return left;
+    },
+
+    async release(token) {
+      await leave(token);
+    },
+
+    validate(token) {
+      return mode.run(() => redisQueue.validate(token), () => pg.validate(token));
+    },
+
+    start() {
+      admission.start();
+    },
+
+    async stop() {
+      mode.stop();
+      await admission.stop();
+      await committer.drain();
+    },
+  };
+}

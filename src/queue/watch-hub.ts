@@ -1,0 +1,156 @@
+// WatchQueue fan-out. Each process keeps one ticker per concert that has watchers, and each tick
+// reads the positions of all of them in one round trip (a script doing ZRANK per watched token,
+// O(w log n), in chunks of WATCH_CHUNK), rather than one read per stream or the whole waiting
+// list (O(n) bytes per tick however few watch). Streams then only compare numbers locally, and a
+// tick periodically refreshes the watched users' last-seen, which keeps a watching user in line.
+
+import type { Logger } from "../platform/logger.js";
+import type { PgQueue } from "./pg-queue.js";
+import type { QueueMode } from "./queue-mode.js";
+import type { QueueStatus } from "./queue-status.js";
+import type { RedisQueue } from "./redis-queue.js";
+
+export interface WatchUpdate {
+  status: QueueStatus;
+  heartbeat: boolean;
+}
+
+interface Watcher {
+  status: QueueStatus;
+  sentMs: number;
+  /** The newest update not yet taken by the stream; older ones are superseded. */
+  pending: WatchUpdate | undefined;
+  wake: ((update: WatchUpdate | undefined) => void) | undefined;
+}
+
+interface ConcertTicker {
+  watchers: Set<Watcher>;
+  timer: NodeJS.Timeout;
+  lastTouchMs: number;
+}
+
+export interface WatchSettings {
+  tickMs: number;
+  /** A message at least this often; the contract promises one every 5 s. */
+  heartbeatMs: number;
+  /** How often watched users' last-seen is refreshed. */
+  touchEveryMs: number;
+}
+
+export interface WatchHub {
+  /** Streams `first`, then changes of position or state until ACTIVE or EXPIRED or `signal`. */
+  watch(first: QueueStatus, signal: AbortSignal): AsyncGenerator<WatchUpdate>;
+  readonly watchers: number;
+}
+
+const isFinal = (status: QueueStatus) => status.state !== "WAITING";
+/**
+ * Tokens per script call. The calls of one tick share a round trip (auto-pipelining); keeping
+ * each script short stops one busy concert from blocking Redis, or from hitting the command
+ * timeout that would switch the process to its PostgreSQL fallback.
+ */
+const WATCH_CHUNK = 1000;
+
+export function createWatchHub(deps: { mode: QueueMode; redisQueue: RedisQueue; pg: PgQueue; settings: WatchSettings; logger: Logger }): WatchHub {
+  const { mode, redisQueue, pg, settings, logger } = deps;
+  const tickers = new Map<string, ConcertTicker>();
+  let count = 0;
+
+  async function read(concertId: string, tokens: string[], touch: boolean): Promise<Map<string, QueueStatus>> {
+    const out = new Map<string, QueueStatus>();
+    return mode.run(
+      async () => {
+        const chunks: string[][] = [];
+        for (let i = 0; i < tokens.length; i += WATCH_CHUNK) chunks.push(tokens.slice(i, i + WATCH_CHUNK));
+        const replies = await Promise.all(chunks.map((chunk) => redisQueue.watch(concertId, chunk, touch)));
+        replies.forEach((reply, c) =>
+          reply.tokens.forEach(({ position, activeExpireMs }, i) => {
+            const token = chunks[c]![i]!;
+            const state = position > 0 ? "WAITING" : activeExpireMs > reply.nowMs ? "ACTIVE" : "EXPIRED";
+            out.set(token, { token, concertId, userId: "", state, position, totalWaiting: reply.totalWaiting, activeExpireMs: state === "ACTIVE" ? activeExpireMs : 0, admittedPerSecond: reply.admittedPerSecond, nowMs: reply.nowMs });
+          }),
+        );
+        return out;
+      },
+      async () => {
+        for (const status of await pg.statuses(tokens, touch)) out.set(status.token, status);
+        return out;
+      },
+    );
+  }
+
+  function deliver(watcher: Watcher, update: WatchUpdate): void {
+    watcher.status = update.status;
+    watcher.sentMs = Date.now();
+    if (watcher.wake) {
+      const wake = watcher.wake;
+      watcher.wake = undefined;
+      wake(update);
+    } else {
+      watcher.pending = update;
+    }
+  }
+
+  async function tick(concertId: string, ticker: ConcertTicker): Promise<void> {
+    const watchers = [...ticker.watchers];
+    const now = Date.now();
+    const touch = now - ticker.lastTouchMs >= settings.touchEveryMs;
+    if (touch) ticker.lastTouchMs = now;
+    const statuses = await read(concertId, watchers.map((w) => w.status.token), touch);
+    for (const watcher of watchers) {
+      const fresh = statuses.get(watcher.status.token);
+      const previous = watcher.status;
+      const next: QueueStatus = fresh
+        ? { ...fresh, userId: previous.userId }
+        : { ...previous, state: "EXPIRED", position: 0, activeExpireMs: 0, nowMs: now };
+      if (next.state !== previous.state || next.position !== previous.position) deliver(watcher, { status: next, heartbeat: false });
+      else if (now - watcher.sentMs >= settings.heartbeatMs) deliver(watcher, { status: next, heartbeat: true });
+    }
+  }
+
+  function startTicker(concertId: string): ConcertTicker {
+    const ticker: ConcertTicker = { watchers: new Set(), lastTouchMs: Date.now(), timer: setTimeout(function run() {
+      if (ticker.watchers.size === 0) {
+        tickers.delete(concertId);
+        return;
+      }
+      tick(concertId, ticker)
+        .catch((error: unknown) => logger.warn({ err: (error as Error).message, concertId }, "watch tick failed"))
+        .finally(() => {
+          if (ticker.watchers.size > 0) ticker.timer = setTimeout(run, settings.tickMs);
+          else tickers.delete(concertId);
+        });
+    }, settings.tickMs) };
+    tickers.set(concertId, ticker);
+    return ticker;
+  }
+
+  return {
+    get watchers() {
+      return count;
+    },
+    async *watch(first, signal) {
+      yield { status: first, heartbeat: false };
+      if (isFinal(first) || signal.aborted) return;
+      const ticker = tickers.get(first.concertId) ?? startTicker(first.concertId);
+      const watcher: Watcher = { status: first, sentMs: Date.now(), pending: undefined, wake: undefined };
+      const onAbort = () => watcher.wake?.(undefined);
+      ticker.watchers.add(watcher);
+      count++;
+      signal.addEventListener("abort", onAbort, { once: true });
+      try {
+        while (!signal.aborted) {
+          const update = watcher.pending ?? (await new Promise<WatchUpdate | undefined>((resolve) => (watcher.wake = resolve)));
+          watcher.pending = undefined;
+          if (!update) return;
+          yield update;
+          if (isFinal(update.status)) return;
+        }
+      } finally {
+        signal.removeEventListener("abort", onAbort);
+        ticker.watchers.delete(watcher);
+        count--;
+      }
+    },
+  };
+}

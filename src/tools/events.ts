@@ -1,0 +1,94 @@
+// Prints the domain events the outbox relay published, one JSON object per line, deduplicated by
+// event id (publishing is at least once). Without --follow it prints what the stream holds and
+// exits; with --follow it then waits for new events (XREAD BLOCK) until interrupted.
+//
+//   npm run events                 # everything so far
+//   npm run events -- --follow     # and keep following
+//
+// Reads REDIS_URL and REDIS_KEY_PREFIX like the server.
+
+import type { Redis } from "ioredis";
+import { parseArgs } from "node:util";
+import { ConfigError, loadConfig } from "../config.js";
+import { connectRedis, createRedis } from "../platform/redis/client.js";
+import { eventStreamKey, fromStreamFields } from "../platform/redis/event-stream.js";
+
+const PAGE = 500;
+const BLOCK_MS = 5000;
+/** Duplicates come from one relay batch being sent twice, so a window of recent ids suffices. */
+const DEDUPE_WINDOW = 100_000;
+
+type Entry = [id: string, fields: string[]];
+
+function createPrinter() {
+  const recent = new Set<string>();
+  return (entries: Entry[]) => {
+    for (const [streamId, fields] of entries) {
+      const event = fromStreamFields(fields);
+      if (!event || recent.has(event.eventId)) continue;
+      recent.add(event.eventId);
+      if (recent.size > DEDUPE_WINDOW) recent.delete(recent.values().next().value!);
+      const { eventId, eventType, aggregateType, aggregateId, occurredAt, payload } = event;
+      process.stdout.write(
+        `${JSON.stringify({ stream_id: streamId, event_id: eventId, event_type: eventType, aggregate_type: aggregateType, aggregate_id: aggregateId, occurred_at: occurredAt, payload })}\n`,
+      );
+    }
+  };
+}
+
+/** Prints every entry after `after`; returns the id of the last one read. */
+async function printExisting(redis: Redis, key: string, print: (entries: Entry[]) => void): Promise<string> {
+  let after = "0-0";
+  for (;;) {
+    const entries = (await redis.xrange(key, `(${after}`, "+", "COUNT", PAGE)) as Entry[];
+    print(entries);
+    if (entries.length > 0) after = entries.at(-1)![0];
+    if (entries.length < PAGE) return after;
+  }
+}
+
+async function follow(redis: Redis, key: string, after: string, print: (entries: Entry[]) => void): Promise<never> {
+  for (;;) {
+    const reply = (await redis.xread("COUNT", PAGE, "BLOCK", BLOCK_MS, "STREAMS", key, after)) as [string, Entry[]][] | null;
+    const entries = reply?.[0]?.[1] ?? [];
+    print(entries);
+    if (entries.length > 0) after = entries.at(-1)![0];
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { follow: { type: "boolean", default: false } } });
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`events: ${error.message}\n`);
+    process.exit(2);
+  }
+  // The blocking read must outlive its BLOCK time; the server's clients time out far sooner.
+  const redis = createRedis({ url: config.redisUrl, name: `concert-booking:events:${process.pid}`, commandTimeoutMs: BLOCK_MS + 5000 });
+  try {
+    await connectRedis(redis, config.redisUrl);
+  } catch (error) {
+    process.stderr.write(`events: ${(error as Error).message}\n`);
+    process.exit(1);
+  }
+  process.stdout.on("error", () => process.exit(0)); // e.g. piped into `head`
+  const key = eventStreamKey(config.redisKeyPrefix);
+  const print = createPrinter();
+  const last = await printExisting(redis, key, print);
+  if (!values.follow) {
+    await redis.quit();
+    return;
+  }
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.once(signal, () => {
+      redis.disconnect();
+      process.exit(0);
+    });
+  }
+  await follow(redis, key, last, print);
+}
+
+await main();

@@ -1,0 +1,75 @@
+// `npm run loadtest`: the LoadTest5 scenario from the command line. Options and usage live in
+// src/loadtest/cli-options.ts, the run itself in runLoadTest (shared with the CI test).
+
+import { randomBytes } from "node:crypto";
+import { ConfigError } from "../config.js";
+import { parseCli, USAGE, UsageError, type CliOptions } from "../loadtest/cli-options.js";
+import { createFreshDatabase, seedTarget, startLocalServer, type LocalServer } from "../loadtest/local-server.js";
+import { createProgressLine } from "../loadtest/progress-line.js";
+import { removeRedisKeys } from "../loadtest/redis-cleanup.js";
+import { writeReportFiles } from "../loadtest/report-files.js";
+import { formatReport } from "../loadtest/report-text.js";
+import { runLoadTest } from "../loadtest/run-load-test.js";
+
+const log = (line: string) => process.stderr.write(`loadtest: ${line}\n`);
+
+async function run(cli: CliOptions): Promise<number> {
+  const options = { ...cli.run };
+  let database: { url: string; drop(): Promise<void> } | undefined;
+  let server: LocalServer | undefined;
+  try {
+    if (cli.freshDatabase) {
+      database = await createFreshDatabase(options.databaseUrl, options.runId!);
+      options.databaseUrl = database.url;
+      log(`fresh database ${new URL(database.url).pathname.slice(1)}`);
+    }
+    if (cli.seed) {
+      const ids = await seedTarget(options.databaseUrl, cli.seats);
+      if (!options.concertId) Object.assign(options, { concertId: ids.concertId, scheduleId: options.scheduleId ?? ids.scheduleId });
+      log(`seeded concert ${ids.concertId}, schedule ${ids.scheduleId} with ${cli.seats} seats`);
+    }
+    if (cli.startServer) {
+      server = await startLocalServer({
+        databaseUrl: options.databaseUrl,
+        redisUrl: options.redisUrl,
+        redisKeyPrefix: options.redisKeyPrefix,
+        maxActiveUsers: options.maxActiveUsers,
+        admissionIntervalMs: cli.admissionIntervalMs,
+        workers: cli.workers,
+        logLevel: cli.serverLogLevel,
+      });
+      options.target = server.target;
+      log(`server on ${server.target} (MAX_ACTIVE_USERS=${options.maxActiveUsers}, ADMISSION_INTERVAL_MS=${cli.admissionIntervalMs}, workers ${cli.workers})`);
+    }
+    const progress = createProgressLine(process.stderr);
+    const report = await runLoadTest({ ...options, onProgress: progress.update, log }).finally(() => progress.finish());
+    process.stdout.write(formatReport(report));
+    await writeReportFiles(report, cli);
+    return report.passed ? 0 : 1;
+  } finally {
+    await server?.stop().catch((error: Error) => log(`stopping the server failed: ${error.message}`));
+    if (database && !cli.keepDatabase) {
+      await database.drop().catch((error: Error) => log(`dropping the database failed: ${error.message}`));
+      if (cli.ownRedisPrefix) await removeRedisKeys(options.redisUrl, options.redisKeyPrefix).catch((error: Error) => log(`removing Redis keys failed: ${error.message}`));
+    }
+  }
+}
+
+let cli: CliOptions | undefined;
+try {
+  cli = parseCli(process.argv.slice(2), process.env, randomBytes(3).toString("hex"));
+} catch (error) {
+  if (!(error instanceof UsageError || error instanceof ConfigError)) throw error;
+  process.stderr.write(`loadtest: ${error.message}\n\n${USAGE}\n`);
+  process.exit(2);
+}
+if (!cli) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+try {
+  process.exit(await run(cli));
+} catch (error) {
+  log(`fatal: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(3);
+}

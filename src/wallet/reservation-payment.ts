@@ -1,0 +1,194 @@
+// Paying a held seat from the wallet, and refunding a paid one. One transaction per payment:
+// lock the seat row, confirm the reservation, mark the seat sold, insert the payment, its PAYMENT
+// ledger entry and the payment.completed outbox event, and finally update the wallet under its
+// optimistic version (writeBalance). That order follows the lock order of reservation-rows.ts
+// (seat, reservation, wallet) and keeps the contended wallet row locked only from its UPDATE to
+// COMMIT. A version conflict reruns the whole transaction (withOptimisticRetry).
+
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { randomUUID } from "node:crypto";
+import {
+  findOwnReservation,
+  findReservation,
+  lockSeat,
+  reservationNotFound,
+  setSeatStatus,
+  updateReservations,
+  visibleReservationStatus,
+  type AuthorizeReservation,
+  type ReservationView,
+} from "../booking/reservation-rows.js";
+import type { ORM } from "../platform/db/orm.js";
+import { recordEvent } from "../platform/db/outbox.js";
+import { DomainError } from "../platform/domain-error.js";
+import { LedgerEntry } from "./ledger-entry.entity.js";
+import { Payment } from "./payment.entity.js";
+import { fingerprint, getWallet, readWallet, withOptimisticRetry, writeBalance, WALLET_CURRENCY, type WalletView } from "./wallet-ledger.js";
+
+export const PAYMENT_COMPLETED = "payment.completed";
+export const PAYMENT_REFUNDED = "payment.refunded";
+
+export interface PaymentView {
+  id: string;
+  reservationId: string;
+  userId: string;
+  amountMinor: bigint;
+  createdAt: Date;
+}
+
+export interface PayInput {
+  reservationId: string;
+  userId: string;
+  idempotencyKey: string;
+}
+
+export interface PayResult {
+  payment: PaymentView;
+  reservation: ReservationView;
+  wallet: WalletView;
+  /** True when an earlier call with the same key did the work. */
+  replayed: boolean;
+}
+
+/** Why a reservation cannot be paid at `now`, or undefined when it can. */
+function unpayable(reservation: ReservationView, now: Date): DomainError | undefined {
+  const metadata = { reservation_id: reservation.id };
+  switch (visibleReservationStatus(reservation, now)) {
+    case "HELD":
+      return undefined;
+    case "EXPIRED":
+      return new DomainError("RESERVATION_EXPIRED", `the hold on reservation ${reservation.id} ran out; reserve the seat again`, [], metadata);
+    case "CONFIRMED":
+      return new DomainError("RESERVATION_NOT_PAYABLE", `reservation ${reservation.id} is already paid`, [], metadata);
+    case "CANCELLED":
+      return new DomainError("RESERVATION_NOT_PAYABLE", `reservation ${reservation.id} was cancelled`, [], metadata);
+  }
+}
+
+/** A plain query-builder row (see reservation-rows.ts): the amount arrives as a string. */
+async function findPayment(em: EntityManager, userId: string, idempotencyKey: string): Promise<PaymentView | null> {
+  const row = await em
+    .createQueryBuilder(Payment)
+    .select(["id", "reservationId", "userId", "amountMinor", "createdAt"])
+    .where({ userId, idempotencyKey })
+    .execute<(Omit<PaymentView, "amountMinor"> & { amountMinor: string }) | undefined>("get");
+  return row ? { ...row, amountMinor: BigInt(row.amountMinor) } : null;
+}
+
+/** The result of the call that first used this key, or IDEMPOTENCY_KEY_REUSED for another reservation. */
+async function replayPayment(em: EntityManager, payment: PaymentView, input: PayInput): Promise<PayResult> {
+  if (payment.reservationId !== input.reservationId) {
+    throw new DomainError("IDEMPOTENCY_KEY_REUSED", `idempotency key ${input.idempotencyKey} already paid another reservation`, [], {
+      idempotency_key: input.idempotencyKey,
+    });
+  }
+  const reservation = await findOwnReservation(em, payment.reservationId, payment.userId);
+  return { payment, reservation, wallet: await getWallet(em, payment.userId), replayed: true };
+}
+
+export async function payReservation(orm: ORM, input: PayInput, authorize?: AuthorizeReservation): Promise<PayResult> {
+  const { reservationId, userId, idempotencyKey } = input;
+  return withOptimisticRetry(orm, async (em) => {
+    const now = new Date();
+    // Reservation first, then the key: a concurrent call with this key commits both together, so
+    // if this read already sees its CONFIRMED, the later key lookup sees its payment too.
+    const reservation = await findReservation(em, reservationId);
+    const previous = await findPayment(em, userId, idempotencyKey);
+    if (previous) return replayPayment(em, previous, input);
+    if (reservation?.userId !== userId) throw reservationNotFound(reservationId);
+    await authorize?.(reservation, em);
+    const refusal = unpayable(reservation, now);
+    if (refusal) throw refusal;
+
+    await lockSeat(em, reservation.seatId);
+    // Conditional, so a hold that expired or changed since the unlocked read above is not confirmed.
+    const confirmed = await updateReservations(em, { id: reservationId, status: "HELD", expireTime: { $gt: now } }, { status: "CONFIRMED", confirmedAt: now });
+    if (confirmed === 0) {
+      // A concurrent call with this key may have won; otherwise say what happened to the hold.
+      const winner = await findPayment(em, userId, idempotencyKey);
+      if (winner) return replayPayment(em, winner, input);
+      const current = await findOwnReservation(em, reservationId, userId);
+      throw unpayable(current, now) ?? new Error(`reservation ${reservationId} is payable but was not confirmed`);
+    }
+    await setSeatStatus(em, reservation.seatId, "RESERVED");
+
+    const wallet = await readWallet(em, userId);
+    const price = reservation.priceMinor;
+    if (!wallet || wallet.balanceMinor < price) {
+      // Throwing rolls the confirmation back: nothing is charged, the hold stays as it was.
+      const balance = wallet?.balanceMinor ?? 0n;
+      throw new DomainError("INSUFFICIENT_BALANCE", `the balance ${balance} ${WALLET_CURRENCY} is lower than the price ${price} ${WALLET_CURRENCY}`, [], {
+        balance_minor: String(balance),
+        price_minor: String(price),
+      });
+    }
+    const balanceAfter = wallet.balanceMinor - price;
+    const payment: PaymentView = { id: randomUUID(), reservationId, userId, amountMinor: price, createdAt: now };
+    await em.insert(Payment, { ...payment, idempotencyKey });
+    await em.insert(LedgerEntry, {
+      userId,
+      kind: "PAYMENT",
+      amountMinor: -price,
+      balanceAfterMinor: balanceAfter,
+      idempotencyKey,
+      requestFingerprint: fingerprint("PAYMENT", userId, reservationId),
+      reservationId,
+      createdAt: now,
+    });
+    await recordEvent(em, {
+      eventType: PAYMENT_COMPLETED,
+      aggregateType: "reservation",
+      aggregateId: reservationId,
+      occurredAt: now,
+      payload: paymentPayload(payment, reservation),
+    });
+    // Last statement: the contended wallet row stays locked only until COMMIT.
+    const debited = await writeBalance(em, wallet, balanceAfter, now);
+    return { payment, reservation: { ...reservation, status: "CONFIRMED", confirmedAt: now }, wallet: debited, replayed: false };
+  });
+}
+
+function paymentPayload(payment: PaymentView, reservation: ReservationView): Record<string, unknown> {
+  return {
+    payment_id: payment.id,
+    reservation_id: reservation.id,
+    user_id: reservation.userId,
+    schedule_id: reservation.scheduleId,
+    seat_id: reservation.seatId,
+    amount_minor: payment.amountMinor.toString(),
+    currency_code: WALLET_CURRENCY,
+    paid_at: payment.createdAt.toISOString(),
+  };
+}
+
+/**
+ * Credits the price of a CONFIRMED reservation back to its owner's wallet with a REFUND ledger
+ * entry and a payment.refunded event. Runs inside the caller's transaction, after the caller
+ * locked the seat and cancelled the reservation; the caller retries on a version conflict.
+ */
+export async function refundPayment(em: EntityManager, reservation: ReservationView, now: Date): Promise<void> {
+  const { id: reservationId, userId, priceMinor } = reservation;
+  const wallet = await readWallet(em, userId);
+  // A paid reservation implies a wallet; a missing one would mean the payment never happened.
+  if (!wallet) throw new Error(`reservation ${reservationId} is CONFIRMED but ${userId} has no wallet`);
+  const balanceAfter = wallet.balanceMinor + priceMinor;
+  await em.insert(LedgerEntry, {
+    userId,
+    kind: "REFUND",
+    amountMinor: priceMinor,
+    balanceAfterMinor: balanceAfter,
+    // One refund per reservation, whatever retries happen.
+    idempotencyKey: `refund:${reservationId}`,
+    requestFingerprint: fingerprint("REFUND", userId, reservationId),
+    reservationId,
+    createdAt: now,
+  });
+  await recordEvent(em, {
+    eventType: PAYMENT_REFUNDED,
+    aggregateType: "reservation",
+    aggregateId: reservationId,
+    occurredAt: now,
+    payload: { reservation_id: reservationId, user_id: userId, amount_minor: priceMinor.toString(), currency_code: WALLET_CURRENCY, refunded_at: now.toISOString() },
+  });
+  await writeBalance(em, wallet, balanceAfter, now);
+}

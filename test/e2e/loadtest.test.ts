@@ -1,0 +1,108 @@
+// The LoadTest5 scenario at CI size: 1,000 virtual users against a real server with a small
+// admission cap, through runLoadTest exactly as `npm run loadtest` runs it, then every audited
+// invariant must hold and the JSON and HTML reports must be readable.
+
+import test from "ava";
+import { spawnSync } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { REPORT_DATA_ELEMENT_ID } from "../../src/loadtest/report-html.js";
+import { writeReportFiles } from "../../src/loadtest/report-files.js";
+import { formatReport } from "../../src/loadtest/report-text.js";
+import { runLoadTest, type LoadTestReport } from "../../src/loadtest/run-load-test.js";
+import { seedCatalog } from "../../src/platform/db/seed.js";
+import { startTestApp, type TestApp } from "../helpers/app.js";
+
+const USERS = 1000;
+const CAP = 200;
+const CLI = new URL("../../src/tools/loadtest.ts", import.meta.url).pathname;
+
+let app: TestApp;
+
+test.before(async () => {
+  app = await startTestApp("loadtest", { maxActiveUsers: CAP, admissionIntervalMs: 100, databasePoolMax: 16 });
+  // 5,000 seats for 1,000 random picks: about 90 users lose their seat to a collision, which
+  // exercises the LeaveQueue path as well.
+  await seedCatalog(app.app.orm.em.fork(), { concerts: 1, schedules: 1, seats: 5000 });
+});
+
+test.after.always(async () => {
+  await app?.stop();
+});
+
+test(`${USERS} virtual users: every token activated, every won hold paid, every invariant exact`, async (t) => {
+  const started = performance.now();
+  const report = await runLoadTest({
+    target: app.grpcAddress,
+    users: USERS,
+    concurrency: USERS,
+    seatPick: "random-once",
+    seatRetries: 0,
+    rpcTimeoutMs: 20_000,
+    timeoutMs: 50_000,
+    connections: 8,
+    maxActiveUsers: CAP,
+    databaseUrl: app.config.databaseUrl,
+    redisUrl: app.config.redisUrl,
+    redisKeyPrefix: app.config.redisKeyPrefix,
+  });
+  t.log(formatReport(report));
+  t.log(`load test with audit took ${((performance.now() - started) / 1000).toFixed(1)} s`);
+
+  const { outcome } = report;
+  t.false(report.timedOut);
+  t.is(outcome.tokensIssued, USERS);
+  t.is(outcome.tokensActivated, USERS);
+  t.is(outcome.usersFailed, 0, JSON.stringify(outcome.failuresByStage));
+  t.is(outcome.paymentsOk, outcome.holdsWon);
+  t.is(outcome.holdsWon + outcome.lostToCollision, USERS);
+  t.true(outcome.holdsWon > 0);
+  const { checks, figures } = report.audit!;
+  for (const check of checks) {
+    // The queue mirror stamps admitted_at/ended_at with PostgreSQL's clock when it writes them,
+    // so its intervals can overlap by the write lag; the audit then says "not verifiable" unless
+    // the client-observed lower bound proves a violation (which would be "fail").
+    if (check.name.startsWith("concurrently active") && check.status === "not verifiable") {
+      t.log(`cap check not verifiable from queue_entry: ${check.detail}`);
+      continue;
+    }
+    t.is(check.status, "pass", `${check.name}: ${check.detail}`);
+  }
+  t.true(report.passed);
+  t.is(figures.payments, outcome.paymentsOk);
+  t.true((figures.clientLowerBoundActive as number) <= CAP);
+  t.true(report.serverMaxActiveSampled! <= CAP);
+
+  const dir = await mkdtemp(join(tmpdir(), "loadtest-"));
+  try {
+    const jsonFile = join(dir, "report.json");
+    const htmlFile = join(dir, "report.html");
+    await writeReportFiles(report, { jsonFile, htmlFile });
+    const fromJson = JSON.parse(await readFile(jsonFile, "utf8")) as LoadTestReport;
+    t.is(fromJson.outcome.paymentsOk, outcome.paymentsOk);
+    t.is(fromJson.audit?.figures.topUpsMinor, report.audit!.figures.topUpsMinor);
+
+    const html = await readFile(htmlFile, "utf8");
+    t.false(/<script[^>]+src=|<link[^>]+href=/i.test(html), "the page must not load anything from elsewhere");
+    t.true(html.includes("uPlot"), "uPlot is inlined");
+    const data = new RegExp(`<script type="application/json" id="${REPORT_DATA_ELEMENT_ID}">(.*?)</script>`, "s").exec(html);
+    const embedded = JSON.parse(data![1]!) as LoadTestReport;
+    t.true(embedded.timeline.length > 0);
+    t.true(embedded.timeline.some((point) => point.active > 0 && point.payments > 0));
+    for (const rpc of ["JoinQueue", "WatchQueue first message", "TopUp", "ReserveSeat", "PayReservation", "LeaveQueue"]) t.truthy(embedded.latency[rpc], rpc);
+    t.true(embedded.latency.PayReservation!.histogram.counts.reduce((a, b) => a + b, 0) > 0);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("the CLI prints its usage with --help and rejects unknown options with status 2", (t) => {
+  const help = spawnSync(process.execPath, ["--import", "tsx", CLI, "--help"], { encoding: "utf8" });
+  t.is(help.status, 0, help.stderr);
+  t.regex(help.stdout, /usage: npm run loadtest/);
+  t.regex(help.stdout, /--seat-pick MODE/);
+  const bad = spawnSync(process.execPath, ["--import", "tsx", CLI, "--users", "many"], { encoding: "utf8" });
+  t.is(bad.status, 2);
+  t.regex(bad.stderr, /--users must be an integer/);
+});

@@ -1,0 +1,103 @@
+import { Code } from "@connectrpc/connect";
+import test from "ava";
+import { BookingService } from "../../gen/concert/v1/booking_pb.js";
+import { QueueService, QueueState } from "../../gen/concert/v1/queue_pb.js";
+import { createQueueKeys } from "../../src/queue/queue-keys.js";
+import { startTestApp, seedSmallCatalog, type TestApp } from "../helpers/app.js";
+import { expectError } from "../helpers/errors.js";
+import { withToken } from "../helpers/queue.js";
+import { startPrivateRedis, type PrivateRedis } from "../helpers/redis-server.js";
+import { waitFor } from "../helpers/wait.js";
+
+const CAP = 5;
+
+let redis: PrivateRedis;
+let app: TestApp;
+
+test.before(async () => {
+  redis = await startPrivateRedis();
+  app = await startTestApp("queue_outage", { redisUrl: redis.url, maxActiveUsers: CAP, admissionIntervalMs: 100, activeTokenTtlSeconds: 600, waitingTokenTtlSeconds: 600 });
+  await seedSmallCatalog(app, 4);
+});
+
+test.after.always(async () => {
+  await app?.stop();
+  await redis?.kill().catch(() => undefined);
+});
+
+async function mode(): Promise<string | undefined> {
+  const text = await (await fetch(`${app.connectUrl}/metrics`)).text();
+  return /^queue_store_mode\{mode="(\w+)"\} 1$/m.exec(text)?.[1];
+}
+
+test("Redis killed mid-run: joins and token checks go on via PostgreSQL; after a restart nothing acknowledged is lost or reordered", async (t) => {
+  t.timeout(90_000);
+  const queue = app.grpc(QueueService);
+  const booking = app.grpc(BookingService);
+  const concertId = (await booking.listConcerts({})).concerts[0]!.id;
+  const status = async (token: string) => (await queue.getQueueStatus({ token })).status!;
+
+  const before: string[] = [];
+  for (let i = 0; i < 20; i++) before.push((await queue.joinQueue({ concertId, userId: `before-${i}` })).token);
+  await waitFor(async () => (await status(before[CAP - 1]!)).state === QueueState.ACTIVE, { message: () => "first users admitted" });
+  const active = before.slice(0, CAP);
+  const waitingBefore = before.slice(CAP);
+
+  await redis.kill();
+
+  // Joins keep working, each within a bounded time, and queue up behind everyone already waiting.
+  const during: string[] = [];
+  for (let i = 0; i < 10; i++) {
+    const started = Date.now();
+    const joined = await queue.joinQueue({ concertId, userId: `during-${i}` });
+    t.true(Date.now() - started < 2000, `join ${i} took ${Date.now() - started} ms`);
+    t.is(joined.status!.state, QueueState.WAITING);
+    t.is(joined.status!.position, BigInt(waitingBefore.length + i + 1));
+    during.push(joined.token);
+  }
+  t.is(await mode(), "fallback");
+  const again = await queue.joinQueue({ concertId, userId: "during-3" });
+  t.is(again.token, during[3]!, "joins stay idempotent in fallback");
+  t.is((await queue.joinQueue({ concertId, userId: "before-7" })).token, before[7]!);
+
+  // Token checks and status go on from PostgreSQL.
+  t.is((await booking.listSchedules({ concertId }, withToken(active[0]!))).schedules.length, 2);
+  await expectError(t, booking.listSchedules({ concertId }, withToken(waitingBefore[0]!)), Code.PermissionDenied, "QUEUE_TOKEN_NOT_ACTIVE");
+  await expectError(t, booking.listSchedules({ concertId }, withToken("ab".repeat(16))), Code.Unauthenticated, "QUEUE_TOKEN_INVALID");
+  t.is((await status(waitingBefore[2]!)).position, 3n);
+
+  // Fallback admission: two leave, the next two in line get their slots.
+  await queue.leaveQueue({ token: active[0]! });
+  await queue.leaveQueue({ token: active[1]! });
+  await waitFor(async () => (await status(waitingBefore[1]!)).state === QueueState.ACTIVE, { message: () => "fallback admission" });
+  t.is((await status(waitingBefore[0]!)).state, QueueState.ACTIVE);
+  t.is((await status(waitingBefore[2]!)).position, 1n);
+  await expectError(t, booking.listSchedules({ concertId }, withToken(active[0]!)), Code.PermissionDenied, "QUEUE_TOKEN_EXPIRED");
+
+  // Redis comes back empty: the waiting room is rebuilt from PostgreSQL before it serves again.
+  await redis.start();
+  await waitFor(async () => (await mode()) === "redis", { timeoutMs: 20_000, message: () => "back on Redis" });
+  const keys = createQueueKeys(app.config.redisKeyPrefix).concert(concertId);
+  const expectedLine = [...waitingBefore.slice(2), ...during];
+  t.deepEqual(await app.app.redis.zrange(keys.waiting, "0", "-1"), expectedLine, "same people, same order");
+  t.deepEqual((await app.app.redis.zrange(keys.active, "0", "-1")).sort(), [...active.slice(2), ...waitingBefore.slice(0, 2)].sort());
+  for (const [i, token] of expectedLine.entries()) t.is((await status(token)).position, BigInt(i + 1));
+  t.is((await booking.listSchedules({ concertId }, withToken(waitingBefore[0]!))).schedules.length, 2);
+  await expectError(t, booking.listSchedules({ concertId }, withToken(active[1]!)), Code.PermissionDenied, "QUEUE_TOKEN_EXPIRED");
+
+  const after = await queue.joinQueue({ concertId, userId: "after-0" });
+  t.is(after.status!.position, BigInt(expectedLine.length + 1), "new joins line up behind everyone");
+  t.is((await queue.joinQueue({ concertId, userId: "during-5" })).token, during[5]!);
+
+  // A restart fast enough that no call fails still loses Redis's data; the admission loop
+  // notices the missing marker and the waiting room is rebuilt the same way.
+  await redis.kill();
+  await redis.start();
+  const line = [...expectedLine, after.token];
+  await waitFor(async () => (await mode()) === "redis" && (await app.app.redis.zcard(keys.waiting).catch(() => 0)) === line.length, {
+    timeoutMs: 20_000,
+    message: () => "rebuilt after a quick restart",
+  });
+  t.deepEqual(await app.app.redis.zrange(keys.waiting, "0", "-1"), line);
+  t.is((await booking.listSchedules({ concertId }, withToken(waitingBefore[0]!))).schedules.length, 2);
+});

@@ -1,0 +1,123 @@
+// Paying holds and refunding them at the domain level (in-process, real PostgreSQL): one
+// transaction for payment, ledger, reservation, seat and outbox; idempotency; nothing charged on
+// any refusal; money conserved under concurrency.
+
+import test from "ava";
+import { setTimeout as sleep } from "node:timers/promises";
+import { cancelReservation, reserveSeat, type HoldPolicy } from "../../src/booking/seat-hold.js";
+import { payReservation, PAYMENT_COMPLETED, PAYMENT_REFUNDED } from "../../src/wallet/reservation-payment.js";
+import { balanceOf, fund, ledgerOf, openBookingDb, outboxRows, outcome, reservationRow, seatRow, tally, type BookingDb } from "../helpers/booking.js";
+
+let db: BookingDb;
+const policy: HoldPolicy = { holdSeconds: 300, maxSeatsPerUser: 100 };
+let nextSeat = 0;
+
+test.before(async () => {
+  db = await openBookingDb("payment", 400);
+});
+
+test.after.always(async () => {
+  await db?.stop();
+});
+
+async function hold(userId: string, holdPolicy = policy) {
+  const schedule = db.catalog.schedules[0]!;
+  const seatId = schedule.seatIds[nextSeat++]!;
+  return reserveSeat(db.orm, { scheduleId: schedule.id, seatId, userId, requestId: `hold-${seatId}` }, holdPolicy);
+}
+
+test("a payment confirms the hold, sells the seat, debits the wallet and records one event, together", async (t) => {
+  await fund(db.orm, "payer", 50_000n);
+  const held = await hold("payer");
+  const result = await payReservation(db.orm, { reservationId: held.id, userId: "payer", idempotencyKey: "pay-1" });
+  t.false(result.replayed);
+  t.is(result.payment.amountMinor, held.priceMinor);
+  t.is(result.reservation.status, "CONFIRMED");
+  t.is(result.wallet.balanceMinor, 50_000n - held.priceMinor);
+  t.is(await balanceOf(db.orm, "payer"), 50_000n - held.priceMinor);
+  t.deepEqual(await ledgerOf(db.orm, "payer"), { sum: 50_000n - held.priceMinor, rows: 2 });
+  t.like(await reservationRow(db.orm, held.id), { status: "CONFIRMED" });
+  t.like(await seatRow(db.orm, held.seatId), { status: "RESERVED", heldUntil: null });
+  const events = await outboxRows(db.orm, held.id);
+  t.is(events.length, 1);
+  t.like(events[0], { eventType: PAYMENT_COMPLETED, aggregateType: "reservation", publishedAt: null });
+  t.like(events[0]!.payload, { payment_id: result.payment.id, amount_minor: held.priceMinor.toString(), user_id: "payer" });
+});
+
+test("a double-submitted payment charges once and both calls see the same payment", async (t) => {
+  await fund(db.orm, "double", 50_000n);
+  const held = await hold("double");
+  const input = { reservationId: held.id, userId: "double", idempotencyKey: "dbl" };
+  const results = await Promise.all(Array.from({ length: 10 }, () => payReservation(db.orm, input)));
+  t.is(new Set(results.map((r) => r.payment.id)).size, 1);
+  t.is(results.filter((r) => !r.replayed).length, 1);
+  t.is(await balanceOf(db.orm, "double"), 50_000n - held.priceMinor);
+  t.is((await outboxRows(db.orm, held.id)).length, 1);
+  const other = await hold("double");
+  t.is(await outcome(payReservation(db.orm, { ...input, reservationId: other.id })), "IDEMPOTENCY_KEY_REUSED");
+  t.is(await outcome(payReservation(db.orm, { ...input, idempotencyKey: "dbl-2" })), "RESERVATION_NOT_PAYABLE");
+  t.is(await balanceOf(db.orm, "double"), 50_000n - held.priceMinor);
+});
+
+test("paying an expired hold fails with RESERVATION_EXPIRED and charges nothing", async (t) => {
+  await fund(db.orm, "tardy", 50_000n);
+  const held = await hold("tardy", { ...policy, holdSeconds: 1 });
+  await sleep(1100);
+  t.is(await outcome(payReservation(db.orm, { reservationId: held.id, userId: "tardy", idempotencyKey: "late" })), "RESERVATION_EXPIRED");
+  t.is(await balanceOf(db.orm, "tardy"), 50_000n);
+  t.deepEqual(await ledgerOf(db.orm, "tardy"), { sum: 50_000n, rows: 1 });
+  t.is((await outboxRows(db.orm, held.id)).length, 0);
+});
+
+test("a short balance or no wallet is INSUFFICIENT_BALANCE; the hold stays payable", async (t) => {
+  const held = await hold("broke");
+  t.is(await outcome(payReservation(db.orm, { reservationId: held.id, userId: "broke", idempotencyKey: "b1" })), "INSUFFICIENT_BALANCE");
+  await fund(db.orm, "broke", held.priceMinor - 1n);
+  t.is(await outcome(payReservation(db.orm, { reservationId: held.id, userId: "broke", idempotencyKey: "b2" })), "INSUFFICIENT_BALANCE");
+  t.like(await reservationRow(db.orm, held.id), { status: "HELD" });
+  t.is((await seatRow(db.orm, held.seatId)).status, "HELD");
+  await fund(db.orm, "broke", 1n);
+  t.is((await payReservation(db.orm, { reservationId: held.id, userId: "broke", idempotencyKey: "b3" })).wallet.balanceMinor, 0n);
+});
+
+test("someone else's or an unknown reservation is RESERVATION_NOT_FOUND; a cancelled one is not payable", async (t) => {
+  await fund(db.orm, "thief", 50_000n);
+  const held = await hold("victim");
+  t.is(await outcome(payReservation(db.orm, { reservationId: held.id, userId: "thief", idempotencyKey: "t1" })), "RESERVATION_NOT_FOUND");
+  t.is(await outcome(payReservation(db.orm, { reservationId: "00000000-0000-0000-0000-000000000000", userId: "thief", idempotencyKey: "t2" })), "RESERVATION_NOT_FOUND");
+  await cancelReservation(db.orm, { reservationId: held.id, userId: "victim" });
+  await fund(db.orm, "victim", 50_000n);
+  t.is(await outcome(payReservation(db.orm, { reservationId: held.id, userId: "victim", idempotencyKey: "v1" })), "RESERVATION_NOT_PAYABLE");
+  t.is(await balanceOf(db.orm, "thief"), 50_000n);
+});
+
+test("cancelling a paid reservation refunds it through the ledger and frees the seat", async (t) => {
+  await fund(db.orm, "refundee", 50_000n);
+  const held = await hold("refundee");
+  await payReservation(db.orm, { reservationId: held.id, userId: "refundee", idempotencyKey: "r1" });
+  const cancelled = await cancelReservation(db.orm, { reservationId: held.id, userId: "refundee" });
+  t.is(cancelled.status, "CANCELLED");
+  t.is(await balanceOf(db.orm, "refundee"), 50_000n);
+  t.deepEqual(await ledgerOf(db.orm, "refundee"), { sum: 50_000n, rows: 3 });
+  t.like(await seatRow(db.orm, held.seatId), { status: "AVAILABLE" });
+  t.deepEqual((await outboxRows(db.orm, held.id)).map((e) => e.eventType), [PAYMENT_COMPLETED, PAYMENT_REFUNDED]);
+  // A second cancel neither refunds again nor fails.
+  t.is((await cancelReservation(db.orm, { reservationId: held.id, userId: "refundee" })).status, "CANCELLED");
+  t.is(await balanceOf(db.orm, "refundee"), 50_000n);
+});
+
+test("concurrent payments and top-ups on one wallet keep balance = Σ ledger and never go negative", async (t) => {
+  const user = "busy";
+  await fund(db.orm, user, 30_000n);
+  const holds = await Promise.all(Array.from({ length: 40 }, () => hold(user)));
+  const pays = holds.map((h, i) => outcome(payReservation(db.orm, { reservationId: h.id, userId: user, idempotencyKey: `p-${i}` })));
+  const topUps = Array.from({ length: 40 }, (_, i) => outcome(fund(db.orm, user, BigInt(1000 + i))));
+  const [payOutcomes, topUpOutcomes] = await Promise.all([Promise.all(pays), Promise.all(topUps)]);
+  t.deepEqual(tally(topUpOutcomes), { OK: 40 });
+  const paid = tally(payOutcomes);
+  t.deepEqual(Object.keys(paid).filter((o) => o !== "OK" && o !== "INSUFFICIENT_BALANCE"), [], JSON.stringify(paid));
+  t.true((paid.OK ?? 0) > 0 && (paid.INSUFFICIENT_BALANCE ?? 0) > 0, JSON.stringify(paid));
+  const balance = await balanceOf(db.orm, user);
+  t.true(balance >= 0n);
+  t.deepEqual(await ledgerOf(db.orm, user), { sum: balance, rows: 1 + 40 + paid.OK! });
+});
