@@ -4,19 +4,19 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { HealthImplementation } from "grpc-health-check";
-import type { Redis } from "ioredis";
 import { BookingService } from "../gen/concert/v1/booking_pb.js";
 import { QueueService } from "../gen/concert/v1/queue_pb.js";
 import { WalletService } from "../gen/concert/v1/wallet_pb.js";
 import { createBookingHandlers } from "./booking/booking-handlers.js";
 import { startHoldSweeper } from "./booking/hold-sweeper.js";
 import type { Config, ServiceName } from "./config.js";
+import { createDatabasePing } from "./platform/db/database-ping.js";
 import { closeORM, initORM, migrateUp, type ORM } from "./platform/db/orm.js";
 import { startOutboxRelay } from "./platform/db/outbox-relay.js";
 import { isCatalogEmpty, seedCatalog } from "./platform/db/seed.js";
 import type { Logger } from "./platform/logger.js";
 import type { PeriodicTask } from "./platform/periodic-task.js";
-import { redactUrl, connectRedis, createRedis } from "./platform/redis/client.js";
+import { connectRedis, createRedisClient, describeRedis, redactUrl, type RedisClient } from "./platform/redis/client.js";
 import { eventStreamKey } from "./platform/redis/event-stream.js";
 import { createConnectServer } from "./platform/rpc/connect-server.js";
 import { createGrpcServer } from "./platform/rpc/grpc-server.js";
@@ -32,7 +32,7 @@ export interface App {
   grpcPort: number;
   connectPort: number;
   orm: ORM;
-  redis: Redis;
+  redis: RedisClient;
   waitingRoom: WaitingRoom;
   /** Graceful stop: refuse new calls, end streams, let in-flight calls finish, close stores. */
   stop(): Promise<void>;
@@ -74,19 +74,11 @@ async function openDatabase(config: Config, logger: Logger): Promise<ORM> {
   return orm;
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
 export async function startApp(config: Config, logger: Logger): Promise<App> {
   const orm = await openDatabase(config, logger);
-  const redis = createRedis({ url: config.redisUrl, name: `concert-booking:${process.pid}` });
+  const redis = createRedisClient({ url: config.redisUrl, clusterNodes: config.redisClusterNodes, name: `concert-booking:${process.pid}` });
   try {
-    await connectRedis(redis, config.redisUrl);
+    await connectRedis(redis, describeRedis(config.redisUrl, config.redisClusterNodes));
   } catch (error) {
     await closeORM(orm);
     throw new StartupError(`${(error as Error).message}: ${HINT}`, { cause: error });
@@ -137,10 +129,11 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   });
   const grpcPort = await grpcServer.listen(config.port, config.host);
   const connectPort = await connectServer.listen(config.connectPort, config.host);
+  const databasePing = createDatabasePing(config.databaseUrl, 2000);
   const monitor = startHealthMonitor({
     health,
     serviceNames: entries.map((e) => e.service.typeName),
-    ping: () => withTimeout(orm.em.getConnection().execute("select 1").then(() => undefined), 2000),
+    ping: () => databasePing.ping(),
     intervalMs: 2000,
     logger,
   });
@@ -167,6 +160,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     }
     // After the calls (a payment may still nudge the relay), before the stores close.
     await Promise.all([outboxRelay?.stop(), holdSweeper?.stop(), waitingRoom.stop()]);
+    await databasePing.close();
     await closeORM(orm);
     await redis.quit().catch(() => redis.disconnect());
     logger.info("stopped");

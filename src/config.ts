@@ -12,6 +12,8 @@ export interface Config {
   /** PostgreSQL pool size per process. */
   databasePoolMax: number;
   redisUrl: string;
+  /** Redis Cluster startup nodes; empty means the single node at redisUrl. */
+  redisClusterNodes: readonly { host: string; port: number }[];
   /** Prefix of every Redis key this process writes; tests use one per file. */
   redisKeyPrefix: string;
   port: number;
@@ -51,6 +53,7 @@ export const CONFIG_VARIABLES: readonly Variable[] = [
   { name: "DATABASE_URL", defaultValue: "postgres://root@127.0.0.1:5432/test", description: "PostgreSQL connection URL" },
   { name: "DATABASE_POOL_MAX", defaultValue: "16", description: "PostgreSQL connections per process" },
   { name: "REDIS_URL", defaultValue: "redis://127.0.0.1:6379", description: "Redis URL (a `/N` path selects the logical database)" },
+  { name: "REDIS_CLUSTER_NODES", defaultValue: "", description: "Redis Cluster nodes as `host:port,host:port` (any reachable ones; the rest are discovered); empty uses the single node at REDIS_URL" },
   { name: "REDIS_KEY_PREFIX", defaultValue: "cb:", description: "prefix of every Redis key" },
   { name: "HOST", defaultValue: "0.0.0.0", description: "interface both ports bind to" },
   { name: "PORT", defaultValue: "50051", description: "gRPC port (grpc-js): the services, health and reflection; 0 picks a free port" },
@@ -115,7 +118,21 @@ function reader(env: Env) {
     return text as T;
   };
   const bool = (name: string): boolean => oneOf(name, ["true", "false", "1", "0"]) in { true: 1, 1: 1 };
-  return { raw, integer, url, oneOf, bool, problems };
+  const hostPorts = (name: string): { host: string; port: number }[] => {
+    const text = raw(name);
+    const nodes: { host: string; port: number }[] = [];
+    for (const entry of text.split(",").map((s) => s.trim()).filter(Boolean)) {
+      const match = /^\[?([^\s/[\]]+?)\]?:(\d{1,5})$/.exec(entry); // also [IPv6]:port
+      const port = Number(match?.[2]);
+      if (!match || port < 1 || port > 65535) {
+        problems.push(`${name}=${text} must be a comma-separated list of host:port`);
+        return [];
+      }
+      nodes.push({ host: match[1]!, port });
+    }
+    return nodes;
+  };
+  return { raw, integer, url, oneOf, bool, hostPorts, problems };
 }
 
 /** Parses the environment; throws one ConfigError naming every bad variable. */
@@ -135,6 +152,7 @@ export function loadConfig(env: Env = process.env): Config {
     databaseUrl: r.url("DATABASE_URL", ["postgres:", "postgresql:"]),
     databasePoolMax: r.integer("DATABASE_POOL_MAX", 1, 500),
     redisUrl: r.url("REDIS_URL", ["redis:", "rediss:"]),
+    redisClusterNodes: r.hostPorts("REDIS_CLUSTER_NODES"),
     redisKeyPrefix: r.raw("REDIS_KEY_PREFIX"),
     host: r.raw("HOST"),
     port: r.integer("PORT", 0, 65535),

@@ -38,7 +38,12 @@ export function formatReport(report: LoadTestReport): string {
         ["payments failed", int(o.paymentsFailed), "", ""],
         ["users failed", int(o.usersFailed), Object.entries(o.failuresByStage).map(([stage, n]) => `${stage}: ${n}`).join(", "), ""],
         ["stream resumes", int(o.streamResumes), `rejoins ${int(o.rejoins)}, retried calls ${int(o.retries)}, unknown outcomes ${int(o.ambiguousMutations)}`, ""],
-        ["wall time", seconds(report.usersWallMs), `users; ${seconds(report.totalMs)} with discovery and audit`, report.timedOut ? "TIMED OUT" : ""],
+        [
+          "wall time",
+          seconds(report.usersWallMs),
+          `users; ${seconds(report.totalMs)} with discovery and audit; load generator event loop ${share(report.generatorLoopUtilization, 1)} busy`,
+          report.timedOut ? "TIMED OUT" : "",
+        ],
       ],
       ["l", "r", "l", "r"],
     ),

@@ -17,6 +17,8 @@ export interface LoadTestReport {
   usersWallMs: number;
   /** Discovery, users and audit. */
   totalMs: number;
+  /** Busy share (0..1) of the load generator's event loop while users ran. */
+  generatorLoopUtilization: number;
   timedOut: boolean;
   settings: {
     users: number;
@@ -74,6 +76,7 @@ export interface ReportInput {
   userPrefix: string;
   startedAt: Date;
   usersWallMs: number;
+  generatorLoopUtilization: number;
   totalMs: number;
   timedOut: boolean;
   target: Target;
@@ -95,6 +98,7 @@ export function buildReport(input: ReportInput): LoadTestReport {
     startedAt: input.startedAt.toISOString(),
     usersWallMs: Math.round(input.usersWallMs),
     totalMs: Math.round(input.totalMs),
+    generatorLoopUtilization: Math.round(input.generatorLoopUtilization * 1000) / 1000,
     timedOut: input.timedOut,
     settings: {
       users: options.users,

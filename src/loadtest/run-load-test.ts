@@ -123,6 +123,7 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRep
     const stats = createRunStats();
     const server = await connectGauge(options, target.concertId);
     const usersStarted = performance.now();
+    const loopAtStart = performance.eventLoopUtilization();
     const sampler = startTimelineSampler(stats, {
       startedAt: usersStarted,
       intervalMs: 1000,
@@ -136,6 +137,8 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRep
       server.close();
     }
     const usersWallMs = performance.now() - usersStarted;
+    // Busy share of this thread's event loop: near 1 would mean the generator, not the server, set the pace.
+    const generatorLoopUtilization = performance.eventLoopUtilization(loopAtStart).utilization;
     clients.close();
 
     let audit;
@@ -151,7 +154,7 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRep
         cap: options.maxActiveUsers,
         runStartedAt: startedAt,
         acknowledged: { toppedUpMinor: stats.toppedUpMinor, payments: stats.counts.paid, paidMinor: stats.paidMinor, ambiguousMutations: stats.ambiguousMutations },
-        publishWaitMs: 15_000,
+        publishWaitMs: 60_000,
         activatedUsers: stats.counts.activated,
         clientActiveSpans: stats.activeSpans,
         serverMaxActiveSampled: server.gauge?.maxActive(),
@@ -164,6 +167,7 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRep
       userPrefix,
       startedAt,
       usersWallMs,
+      generatorLoopUtilization,
       totalMs: Date.now() - startedAt.getTime(),
       timedOut: overall.aborted,
       target,

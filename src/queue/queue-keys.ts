@@ -1,6 +1,9 @@
 // Every Redis key of the waiting room. Keys of one concert share the hash tag {concertId}, so
 // each concert's Lua scripts touch one cluster slot; a token's own key is tagged by the token,
-// which lets the guard validate it with one GET without knowing the concert.
+// which lets the guard validate it with one GET without knowing the concert. The registry of
+// concerts and the rebuild marker share the tag {registry}: on a Redis Cluster a node restarted
+// empty then loses both or neither, and queue-mode.ts notices a lost marker (the ADMIT script a
+// lost concert). No script or pipeline combines keys of two tags, and nothing scans the keyspace.
 
 /** The eight keys every concert script receives, in this order (KEYS[1..8] in Lua). */
 export interface ConcertKeys {
@@ -56,9 +59,9 @@ export function createQueueKeys(prefix: string): QueueKeys {
       };
     },
     token: (token) => `${prefix}qt:{${token}}`,
-    concerts: `${prefix}q:concerts`,
-    rebuildLock: `${prefix}q:rebuild-lock`,
-    rebuiltAt: `${prefix}q:rebuilt-at`,
+    concerts: `${prefix}q:{registry}:concerts`,
+    rebuildLock: `${prefix}q:{registry}:rebuild-lock`,
+    rebuiltAt: `${prefix}q:{registry}:rebuilt-at`,
   };
 }
 

@@ -3,6 +3,9 @@
 // cluster slot and runs atomically. They read the clock with TIME so every process agrees on
 // "now" and on expiries.
 
+/** Error prefix of a script that finds a registered concert's keys gone. */
+export const QUEUE_STATE_LOST = "QUEUESTATELOST";
+
 const PRELUDE = `
 local function now_ms()
   local t = redis.call('TIME')
@@ -66,18 +69,21 @@ if ARGV[2] == '1' then redis.call('ZADD', KEYS[4], 'XX', now, ARGV[1]) end
 return status_of(ARGV[1], now)
 `;
 
-// ARGV: token. Returns the state the token had.
+// ARGV: token. Gives up the place or the slot; returns the status after it (EXPIRED).
 export const LEAVE = `${PRELUDE}
 local now = now_ms()
-local was = status_of(ARGV[1], now)[1]
+if status_of(ARGV[1], now)[1] ~= 'EXPIRED' then journal('E', ARGV[1], 0, now) end
 drop(ARGV[1])
-if was ~= 'EXPIRED' then journal('E', ARGV[1], 0, now) end
-return was
+return status_of(ARGV[1], now)
 `;
 
 // ARGV: cap, active TTL ms, waiting TTL ms, most tokens handled per step, EWMA time constant ms.
 // Returns {now, active expiry, waiting, active, {admitted token, user, ...}, {expired}, {abandoned}}.
+// Only registered concerts are admitted, and registering follows the first INCR (JOIN, MERGE): a
+// missing counter means the concert's keys were lost, e.g. its cluster node restarted empty
+// while the node of the registry kept its data. The error makes queue-mode.ts rebuild.
 export const ADMIT = `${PRELUDE}
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('${QUEUE_STATE_LOST} concert keys missing') end
 local now = now_ms()
 local cap, activeTtl, waitingTtl, limit, tau = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local expired = redis.call('ZRANGE', KEYS[3], '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
@@ -173,8 +179,15 @@ return now
 // writer (a slow join, a repeated rebuild) cannot revive a token that left or expired.
 export const SET_TOKEN = `
 local current = redis.call('GET', KEYS[1])
-if current and string.byte(current, 1) >= string.byte(ARGV[1], 1) then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local value = ARGV[1]
+if current then
+  if string.byte(current, 1) >= string.byte(value, 1) then return 0 end
+  -- A token's concert and user never change: keep them, so a writer that does not know the
+  -- user (an expiry) loses nothing.
+  local owner = string.match(current, '^%d|([^|]*|[^|]*)|')
+  if owner then value = string.sub(value, 1, 1) .. '|' .. owner .. '|' .. string.match(value, '|([^|]*)$') end
+end
+redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
 return 1
 `;
 

@@ -6,12 +6,13 @@
 // itself wrote while in fallback.
 
 import { randomBytes } from "node:crypto";
-import type { Redis } from "ioredis";
 import { Gauge, type Registry } from "prom-client";
 import { UnavailableError } from "../platform/domain-error.js";
 import type { Logger } from "../platform/logger.js";
+import type { RedisClient } from "../platform/redis/client.js";
 import { isConnectivityError } from "../platform/rpc/error-mapping.js";
 import type { PgQueue } from "./pg-queue.js";
+import { QUEUE_STATE_LOST } from "./queue-lua.js";
 import type { MergeRow } from "./queue-scripts.js";
 import type { RedisQueue } from "./redis-queue.js";
 
@@ -24,11 +25,17 @@ const TIMEOUTS_BEFORE_TRIP_MS = 2000;
 const MERGE_CHUNK = 500;
 const REBUILD_LOCK_MS = 120_000;
 
-/** Redis failures that mean "unreachable or not serving", as opposed to a bug in a command. */
+const NOT_SERVING = new RegExp(`^(LOADING|CLUSTERDOWN|MASTERDOWN|TRYAGAIN|${QUEUE_STATE_LOST})\\b`);
+
+/**
+ * Redis failures that mean "unreachable, not serving or lost its data", as opposed to a bug in a
+ * command. A lost concert (a cluster node restarted empty) is handled like an outage: the way
+ * back rebuilds it.
+ */
 export function isRedisUnavailable(error: unknown): boolean {
   if (isConnectivityError(error)) return true;
   const message = error instanceof Error ? error.message : "";
-  return (error as Error)?.name === "MaxRetriesPerRequestError" || /^(LOADING|CLUSTERDOWN|MASTERDOWN|TRYAGAIN)\b/.test(message);
+  return (error as Error)?.name === "MaxRetriesPerRequestError" || NOT_SERVING.test(message);
 }
 
 const isCommandTimeout = (error: unknown) => error instanceof Error && error.message === "Command timed out";
@@ -53,7 +60,7 @@ export interface QueueMode {
 }
 
 export interface QueueModeOptions {
-  redis: Redis;
+  redis: RedisClient;
   redisQueue: RedisQueue;
   pg: PgQueue;
   logger: Logger;

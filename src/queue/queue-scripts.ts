@@ -2,7 +2,7 @@
 // (EVALSHA with an EVAL fallback). A concert script runs atomically on one cluster slot: two
 // processes can never admit the same user or exceed the cap.
 
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../platform/redis/client.js";
 import { concertKeyList, type ConcertKeys } from "./queue-keys.js";
 import { ACK_JOURNAL, ADMIT, CLAIM_JOURNAL, FORGET_CONCERT, JOIN, LEAVE, MERGE, RELEASE_LOCK, SET_TOKEN, STATUS, WATCH } from "./queue-lua.js";
 import type { QueueState } from "./queue-entry.entity.js";
@@ -61,7 +61,7 @@ export interface MergeRow {
 
 type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
 
-function command(redis: Redis, name: string, numberOfKeys: number, lua: string): ScriptFn {
+function command(redis: RedisClient, name: string, numberOfKeys: number, lua: string): ScriptFn {
   const target = redis as unknown as Record<string, ScriptFn | undefined>;
   if (typeof target[name] !== "function") redis.defineCommand(name, { numberOfKeys, lua });
   return (...args) => target[name]!.apply(redis, args);
@@ -81,7 +81,7 @@ function parseStatus(reply: unknown[]): ScriptStatus {
 export type QueueScripts = ReturnType<typeof createQueueScripts>;
 
 /** Typed calls of the scripts on one connection. */
-export function createQueueScripts(redis: Redis) {
+export function createQueueScripts(redis: RedisClient) {
   const join = command(redis, "cbQueueJoin", 8, JOIN);
   const status = command(redis, "cbQueueStatus", 8, STATUS);
   const leave = command(redis, "cbQueueLeave", 8, LEAVE);
@@ -102,8 +102,8 @@ export function createQueueScripts(redis: Redis) {
     async status(keys: ConcertKeys, token: string, touch: boolean): Promise<ScriptStatus> {
       return parseStatus((await status(...concertKeyList(keys), token, touch ? "1" : "0")) as unknown[]);
     },
-    async leave(keys: ConcertKeys, token: string): Promise<QueueState> {
-      return (await leave(...concertKeyList(keys), token)) as QueueState;
+    async leave(keys: ConcertKeys, token: string): Promise<ScriptStatus> {
+      return parseStatus((await leave(...concertKeyList(keys), token)) as unknown[]);
     },
     async admit(keys: ConcertKeys, options: { cap: number; activeTtlMs: number; waitingTtlMs: number; limit: number; rateTauMs: number }): Promise<AdmitReply> {
       const { cap, activeTtlMs, waitingTtlMs, limit, rateTauMs } = options;

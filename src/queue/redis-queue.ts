@@ -4,7 +4,7 @@
 // slot), so it may lag: the guard trusts it only for ACTIVE-and-unexpired and EXPIRED, and asks
 // the concert (repairing the record) when it still says WAITING.
 
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../platform/redis/client.js";
 import { createQueueKeys, type QueueKeys } from "./queue-keys.js";
 import { createQueueScripts, type AdmitReply, type JoinReply, type MergeRow, type QueueScripts, type WatchReply } from "./queue-scripts.js";
 import type { QueueState } from "./queue-entry.entity.js";
@@ -57,7 +57,7 @@ export interface AdmitOptions {
 
 export type RedisQueue = ReturnType<typeof createRedisQueue>;
 
-export function createRedisQueue(redis: Redis, keyPrefix: string) {
+export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
   const keys: QueueKeys = createQueueKeys(keyPrefix);
   const scripts: QueueScripts = createQueueScripts(redis);
   const directory = new Map<string, { concertId: string; userId: string }>();
@@ -110,8 +110,7 @@ export function createRedisQueue(redis: Redis, keyPrefix: string) {
       const found = await owner(token);
       if (!found) return undefined;
       await writeRecord(token, { state: "EXPIRED", ...found, activeExpireMs: 0 }, Date.now());
-      await scripts.leave(keys.concert(found.concertId), token);
-      const status = await scripts.status(keys.concert(found.concertId), token, false);
+      const status = await scripts.leave(keys.concert(found.concertId), token);
       return { token, ...found, ...status };
     },
 
@@ -136,6 +135,7 @@ export function createRedisQueue(redis: Redis, keyPrefix: string) {
         writes.push(writeRecord(token, { state: "ACTIVE", concertId, userId, activeExpireMs: reply.activeExpireMs }, reply.nowMs));
       }
       for (const token of [...reply.expired, ...reply.abandoned]) {
+        // The user is unknown here; the record keeps the one written at join ("-" if none).
         writes.push(writeRecord(token, { state: "EXPIRED", concertId, userId: "-", activeExpireMs: 0 }, reply.nowMs));
       }
       await Promise.all(writes);

@@ -3,12 +3,12 @@
 // is not (queue-mode.ts), plus the background admission loop.
 
 import { randomBytes } from "node:crypto";
-import type { Redis } from "ioredis";
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { Config } from "../config.js";
 import type { ORM } from "../platform/db/orm.js";
 import { DomainError } from "../platform/domain-error.js";
 import type { Logger } from "../platform/logger.js";
+import type { RedisClient } from "../platform/redis/client.js";
 import { createAdmissionLoop, type AdmissionLoop } from "./admission-loop.js";
 import { createJoinCommitter } from "./join-committer.js";
 import { createPgQueue } from "./pg-queue.js";
@@ -59,7 +59,7 @@ const KNOWN_CONCERTS = 10_000;
 const invalidToken = () => new DomainError("QUEUE_TOKEN_INVALID", "unknown queue token; join the queue for a new one");
 const newToken = () => randomBytes(16).toString("hex");
 
-export async function createWaitingRoom(deps: { orm: ORM; redis: Redis; config: WaitingRoomConfig; logger: Logger; registry: Registry }): Promise<WaitingRoom> {
+export async function createWaitingRoom(deps: { orm: ORM; redis: RedisClient; config: WaitingRoomConfig; logger: Logger; registry: Registry }): Promise<WaitingRoom> {
   const { redis, config, logger, registry } = deps;
   const statements = new Counter({ name: "queue_pg_statements_total", help: "SQL statements the waiting room sent to PostgreSQL", registers: [registry] });
   const batches = new Counter({ name: "queue_join_batches_total", help: "Group-commit flushes of JoinQueue", registers: [registry] });
@@ -134,7 +134,7 @@ export async function createWaitingRoom(deps: { orm: ORM; redis: Redis; config: 
       },
     );
     // At once for a consistent PostgreSQL copy; the journal retries it if this fails.
-    if (result.fromRedis && result.status) await pg.markExpired([{ token, atMs: Date.now() }]).catch(() => undefined);
+    if (result.fromRedis && result.status) await pg.markExpired([{ token, atMs: result.status.nowMs }]).catch(() => undefined);
     return result.status;
   }
 

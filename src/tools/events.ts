@@ -56,8 +56,24 @@ async function follow(redis: Redis, key: string, after: string, print: (entries:
   }
 }
 
+const USAGE = "usage: npm run events [-- --follow]";
+
+function parseOptions(): { follow: boolean } {
+  try {
+    const { values } = parseArgs({ options: { follow: { type: "boolean", default: false }, help: { type: "boolean", default: false } } });
+    if (values.help) {
+      process.stdout.write(`${USAGE}\n`);
+      process.exit(0);
+    }
+    return { follow: values.follow };
+  } catch (error) {
+    process.stderr.write(`events: ${(error as Error).message}\n${USAGE}\n`);
+    process.exit(2);
+  }
+}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { follow: { type: "boolean", default: false } } });
+  const values = parseOptions();
   let config;
   try {
     config = loadConfig();

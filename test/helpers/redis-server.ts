@@ -1,9 +1,16 @@
-// A private redis-server child process for fault tests, on a free port, so a test can kill and
-// restart Redis without touching the shared instance on 6379.
+// Private redis-server child processes on free ports: a single node for fault tests, so a test
+// can kill and restart Redis without touching the shared instance on 6379, and a small Redis
+// Cluster of masters for the cluster tests.
 
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
 import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { waitFor } from "./wait.js";
+
+const run = promisify(execFile);
 
 export interface PrivateRedis {
   url: string;
@@ -21,6 +28,14 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
 function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect(port, "127.0.0.1");
@@ -32,21 +47,88 @@ function accepts(port: number): Promise<boolean> {
   });
 }
 
+async function startServer(port: number, extraArgs: string[] = []): Promise<ChildProcess> {
+  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", ...extraArgs], { stdio: "ignore" });
+  await waitFor(() => accepts(port), { timeoutMs: 10_000, message: () => `redis-server on port ${port}` });
+  return child;
+}
+
+async function killServer(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGKILL");
+  await exited;
+}
+
 export async function startPrivateRedis(): Promise<PrivateRedis> {
   const port = await freePort();
   let child: ChildProcess | undefined;
   const start = async () => {
-    child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
-    await waitFor(() => accepts(port), { timeoutMs: 10_000, message: () => `redis-server on port ${port}` });
+    child = await startServer(port);
   };
   await start();
   return {
     url: `redis://127.0.0.1:${port}`,
-    async kill() {
-      const exited = new Promise((resolve) => child!.once("exit", resolve));
-      child!.kill("SIGKILL");
-      await exited;
-    },
+    kill: () => killServer(child!),
     start,
   };
+}
+
+export interface PrivateRedisCluster {
+  nodes: { host: string; port: number }[];
+  /** Port of the master serving `key`'s hash slot. */
+  masterPortOf(key: string): Promise<number>;
+  /** Runs one redis-cli command against the node on `port` and returns its output. */
+  cli(port: number, ...args: string[]): Promise<string>;
+  /** Kills every node and removes their files. */
+  stop(): Promise<void>;
+}
+
+/** A port whose cluster bus port (port + 10000, which redis-cli's cluster setup assumes) is free too. */
+async function freeClusterPort(taken: Set<number>): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 10_000);
+    if (!taken.has(port) && (await canListen(port)) && (await canListen(port + 10_000))) return port;
+  }
+}
+
+/** `masters` cluster-enabled servers joined by `redis-cli --cluster create`, without replicas. */
+export async function startPrivateRedisCluster(masters = 3): Promise<PrivateRedisCluster> {
+  const dir = await mkdtemp(join(tmpdir(), "redis-cluster-"));
+  const children: ChildProcess[] = [];
+  const cli = async (port: number, ...args: string[]) => (await run("redis-cli", ["-p", String(port), ...args])).stdout;
+  const stop = async () => {
+    await Promise.all(children.map(killServer));
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    const ports = new Set<number>();
+    while (ports.size < masters) ports.add(await freeClusterPort(ports));
+    for (const port of ports) {
+      children.push(await startServer(port, ["--cluster-enabled", "yes", "--cluster-config-file", join(dir, `nodes-${port}.conf`), "--dir", dir]));
+    }
+    const addresses = [...ports].map((port) => `127.0.0.1:${port}`);
+    await run("redis-cli", ["--cluster", "create", ...addresses, "--cluster-replicas", "0", "--cluster-yes"], { timeout: 60_000 });
+    await waitFor(async () => (await Promise.all([...ports].map((port) => cli(port, "cluster", "info")))).every((info) => info.includes("cluster_state:ok")), {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+      message: () => "cluster_state:ok on every node",
+    });
+    const [first] = ports;
+    return {
+      nodes: [...ports].map((port) => ({ host: "127.0.0.1", port })),
+      async masterPortOf(key) {
+        const slot = Number(await cli(first!, "cluster", "keyslot", key));
+        const slots = JSON.parse(await cli(first!, "--json", "cluster", "slots")) as [number, number, [string, number, ...unknown[]]][];
+        const range = slots.find(([from, to]) => slot >= from && slot <= to);
+        if (!range) throw new Error(`no master serves slot ${slot}`);
+        return range[2][1];
+      },
+      cli,
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
 }

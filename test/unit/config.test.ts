@@ -24,9 +24,22 @@ test("SERVICES selects a subset; WORKERS=0 means one per core", (t) => {
   t.true(config.workers >= 1);
 });
 
+test("REDIS_CLUSTER_NODES lists host:port pairs; empty means the single node at REDIS_URL", (t) => {
+  t.deepEqual(loadConfig({}).redisClusterNodes, []);
+  t.deepEqual(loadConfig({ REDIS_CLUSTER_NODES: " redis-a:7000, 10.0.0.2:7001 ,[::1]:7002" }).redisClusterNodes, [
+    { host: "redis-a", port: 7000 },
+    { host: "10.0.0.2", port: 7001 },
+    { host: "::1", port: 7002 },
+  ]);
+  for (const bad of ["redis-a", "redis-a:0", "redis-a:7000,:7001", "redis://a:7000"]) {
+    t.throws(() => loadConfig({ REDIS_CLUSTER_NODES: bad }), { instanceOf: ConfigError, message: /REDIS_CLUSTER_NODES=/ }, bad);
+  }
+});
+
 test("README documents every variable with its default", (t) => {
   const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
   for (const variable of CONFIG_VARIABLES) {
-    t.true(readme.includes(`| \`${variable.name}\` | \`${variable.defaultValue}\` |`), `${variable.name} missing from README's table`);
+    const shown = variable.defaultValue === "" ? "" : `\`${variable.defaultValue}\``; // an empty default is an empty cell
+    t.true(readme.includes(`| \`${variable.name}\` | ${shown} |`), `${variable.name} missing from README's table`);
   }
 });

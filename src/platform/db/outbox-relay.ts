@@ -1,13 +1,14 @@
 // Publishes committed outbox rows to the Redis event stream, at least once and in id order per
 // aggregate. Each batch is one transaction: lock unpublished rows (FOR UPDATE SKIP LOCKED, so
-// relays in other processes take other rows instead of waiting), XADD them in one pipeline, then
-// mark them published. A crash before XADD leaves the rows for the next relay; a crash between
-// XADD and COMMIT publishes them again, which consumers absorb by deduplicating on event_id.
+// relays in other processes take other rows instead of waiting), XADD them in one pipeline (one
+// stream key: one hash slot on a Redis Cluster), then mark them published. A crash before XADD
+// leaves the rows for the next relay; a crash between XADD and COMMIT publishes them again,
+// which consumers absorb by deduplicating on event_id.
 
 import type { EntityManager } from "@mikro-orm/postgresql";
-import type { Redis } from "ioredis";
 import type { Logger } from "../logger.js";
 import { startPeriodicTask, type PeriodicTask } from "../periodic-task.js";
+import type { RedisClient } from "../redis/client.js";
 import { toStreamFields } from "../redis/event-stream.js";
 import type { ORM } from "./orm.js";
 import { Outbox } from "./outbox.entity.js";
@@ -46,7 +47,7 @@ export interface RelayOptions {
 }
 
 /** Publishes one batch; resolves to the number of rows published (0 when nothing was due). */
-export async function publishOutboxBatch(orm: ORM, redis: Redis, options: RelayOptions): Promise<number> {
+export async function publishOutboxBatch(orm: ORM, redis: RedisClient, options: RelayOptions): Promise<number> {
   return orm.em.fork().transactional(async (em: EntityManager) => {
     const rows = await em.execute<OutboxRow[]>(LOCK_BATCH, [options.batchSize]);
     if (rows.length === 0) return 0;
@@ -76,7 +77,7 @@ export async function publishOutboxBatch(orm: ORM, redis: Redis, options: RelayO
 
 export interface OutboxRelayOptions extends RelayOptions {
   orm: ORM;
-  redis: Redis;
+  redis: RedisClient;
   intervalMs: number;
   logger: Logger;
 }

@@ -1,8 +1,18 @@
 // Redis connections that fail fast. ioredis's defaults queue commands while disconnected and
 // retry for ~30 s; the waiting room must instead notice an outage within a few hundred
-// milliseconds and fall back to PostgreSQL, while reconnecting in the background.
+// milliseconds and fall back to PostgreSQL, while reconnecting in the background. The server
+// talks to one node (REDIS_URL) or to a Redis Cluster (REDIS_CLUSTER_NODES) through the same
+// commands: every multi-key script and pipeline stays within one hash slot (queue-keys.ts).
 
-import { Redis } from "ioredis";
+import { Cluster, Redis } from "ioredis";
+
+/** A single node or a cluster; the code that uses it only sends commands. */
+export type RedisClient = Redis | Cluster;
+
+export interface RedisNode {
+  host: string;
+  port: number;
+}
 
 export interface RedisOptions {
   url: string;
@@ -11,18 +21,27 @@ export interface RedisOptions {
   commandTimeoutMs?: number;
 }
 
-export function createRedis(options: RedisOptions): Redis {
-  const redis = new Redis(options.url, {
+const reconnectDelayMs = (attempt: number) => Math.min(50 * attempt, 1000);
+
+/** Per-connection options shared by a single node and every node of a cluster. */
+function connectionOptions(options: RedisOptions) {
+  return {
     connectionName: options.name,
-    lazyConnect: true,
-    enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     connectTimeout: 1000,
     // Measured from our side, so it includes our own event-loop lag: a busy process (thousands
     // of streams opening at once) saw 500 ms expire on a healthy Redis. A dead Redis fails at
     // once anyway (closed connection, no offline queue); this only bounds a hung one.
     commandTimeout: options.commandTimeoutMs ?? 2000,
-    retryStrategy: (attempt) => Math.min(50 * attempt, 1000),
+  };
+}
+
+export function createRedis(options: RedisOptions): Redis {
+  const redis = new Redis(options.url, {
+    ...connectionOptions(options),
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    retryStrategy: reconnectDelayMs,
     enableAutoPipelining: true,
   });
   // Outages surface as failed commands, which callers handle; without a listener ioredis would
@@ -31,14 +50,54 @@ export function createRedis(options: RedisOptions): Redis {
   return redis;
 }
 
-/** Connects, or throws a one-line error naming the URL. */
-export async function connectRedis(redis: Redis, url: string): Promise<void> {
+/**
+ * A cluster client with the same behaviour: no offline queue while the cluster is unreachable,
+ * reconnects in the background. Auto-pipelining groups commands per node, so commands on keys of
+ * different slots may be issued together; an explicit pipeline must stay on one slot.
+ */
+export function createRedisCluster(nodes: readonly RedisNode[], options: RedisOptions): Cluster {
+  const cluster = new Cluster(
+    nodes.map(({ host, port }) => ({ host, port })),
+    {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      enableAutoPipelining: true,
+      clusterRetryStrategy: reconnectDelayMs,
+      // A command that meets a closed or still-connecting node connection, or CLUSTERDOWN during a
+      // failover, is retried every 100 ms with a fresh slot map, at most 10 times and never past
+      // commandTimeout: brief reconnects stay invisible, a lost node fails the call within ~1 s.
+      retryDelayOnFailover: 100,
+      retryDelayOnClusterDown: 100,
+      retryDelayOnTryAgain: 100,
+      maxRedirections: 10,
+      slotsRefreshTimeout: 1000,
+      slotsRefreshInterval: 5000,
+      redisOptions: connectionOptions(options),
+    },
+  );
+  cluster.on("error", () => {});
+  return cluster;
+}
+
+/** A cluster client when `clusterNodes` lists any node, else a client of the node at `url`. */
+export function createRedisClient(options: RedisOptions & { clusterNodes?: readonly RedisNode[] }): RedisClient {
+  const { clusterNodes = [], ...rest } = options;
+  return clusterNodes.length > 0 ? createRedisCluster(clusterNodes, rest) : createRedis(rest);
+}
+
+/** Where a client connects, for messages: the URL (password redacted) or the cluster nodes. */
+export function describeRedis(url: string, clusterNodes: readonly RedisNode[] = []): string {
+  return clusterNodes.length > 0 ? `cluster nodes ${clusterNodes.map((n) => `${n.host}:${n.port}`).join(",")}` : redactUrl(url);
+}
+
+/** Connects, or throws a one-line error naming the target (a URL is redacted). */
+export async function connectRedis(redis: RedisClient, target: string): Promise<void> {
   try {
     await redis.connect();
     await redis.ping();
   } catch (error) {
     redis.disconnect();
-    throw new Error(`Redis is unreachable at ${redactUrl(url)} (${(error as Error).message})`, { cause: error });
+    throw new Error(`Redis is unreachable at ${redactUrl(target)} (${(error as Error).message})`, { cause: error });
   }
 }
 

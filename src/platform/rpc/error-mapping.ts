@@ -46,6 +46,15 @@ export function domainErrorToConnect(error: DomainError): ConnectError {
 
 const CONNECTION_ERRNOS = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EHOSTUNREACH"]);
 
+const REDIS_OR_PG_UNREACHABLE = new RegExp(
+  [
+    "Connection terminated", "connection timeout", "timeout exceeded when trying to connect", // pg
+    "Connection is closed", "Stream isn't writeable", "Command timed out", // ioredis
+    "Cluster isn't ready", "None of startup nodes is available", "Cluster is ended", "Too many Cluster redirections", "CLUSTERDOWN", // ioredis Cluster
+  ].join("|"),
+  "i",
+);
+
 /** PostgreSQL/Redis connectivity failures, whatever library raised them. */
 export function isConnectivityError(error: unknown): boolean {
   for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
@@ -54,7 +63,7 @@ export function isConnectivityError(error: unknown): boolean {
     if (typeof code === "string" && (CONNECTION_ERRNOS.has(code) || code.startsWith("57P") || code.startsWith("08"))) {
       return true;
     }
-    if (/Connection terminated|connection timeout|timeout exceeded when trying to connect|Connection is closed|Stream isn't writeable|Command timed out/i.test(e.message)) {
+    if (REDIS_OR_PG_UNREACHABLE.test(e.message)) {
       return true;
     }
   }

@@ -107,7 +107,7 @@ class GrpcHandlerContext implements HandlerContext {
   }
 
   timeoutMs(): number | undefined {
-    return this.deadline - Date.now();
+    return Number.isFinite(this.deadline) ? this.deadline - Date.now() : undefined;
   }
 
   abort(reason: unknown): void {
@@ -244,8 +244,10 @@ function writable(call: grpc.ServerWritableStream<unknown, unknown>, signal: Abo
 
 function streamingHandler(service: DescService, method: DescMethod, impl: AnyStreaming, options: GrpcAdapterOptions): grpc.handleServerStreamingCall<unknown, unknown> {
   return (call) => {
-    const context = new GrpcHandlerContext(service, method, call, options.defaultDeadlineMs);
-    context.armDeadline(abortAtDeadline, context);
+    // DEFAULT_DEADLINE_MS bounds unary work only: a WatchQueue stream legitimately stays open
+    // until admission, however long the line is. A deadline the client set still applies.
+    const context = new GrpcHandlerContext(service, method, call, Number.POSITIVE_INFINITY);
+    if (context.timeoutMs() !== undefined) context.armDeadline(abortAtDeadline, context);
     const signal = context.signal;
     const run = async () => {
       let headersSent = false;
