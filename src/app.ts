@@ -94,7 +94,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   const entries: ServiceEntry[] = [
     { name: "queue" as const, service: QueueService, impl: createQueueHandlers(waitingRoom), guards: [] },
     { name: "booking" as const, service: BookingService, impl: createBookingHandlers({ orm, holdPolicy }), guards: [createQueueTokenGuard(waitingRoom, { except: ["ListConcerts"] })] },
-    { name: "wallet" as const, service: WalletService, impl: createWalletHandlers(walletDeps), guards: [createQueueTokenGuard(waitingRoom, { only: ["PayReservation"] })] },
+    { name: "wallet" as const, service: WalletService, impl: createWalletHandlers(walletDeps), guards: [createQueueTokenGuard(waitingRoom, { only: ["PayReservation"], replayable: ["PayReservation"] })] },
   ].filter((entry) => config.services.includes(entry.name));
 
   const shutdown = new AbortController();

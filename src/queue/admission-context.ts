@@ -14,6 +14,17 @@ export interface AdmittedToken {
 
 export const admittedTokenKey = createContextKey<AdmittedToken | undefined>(undefined, { description: "admitted queue token" });
 
+/** A used-up token let through for an idempotent replay (see GuardScope.replayable). */
+export interface ExpiredToken {
+  token: string;
+  userId: string;
+  concertId: string;
+  /** What the call gets when there is nothing to replay. */
+  error: DomainError;
+}
+
+export const expiredTokenKey = createContextKey<ExpiredToken | undefined>(undefined, { description: "expired queue token (replay only)" });
+
 /** Metadata key the token travels in. */
 export const QUEUE_TOKEN_HEADER = "x-queue-token";
 

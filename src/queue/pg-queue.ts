@@ -161,7 +161,7 @@ export function createPgQueue(db: QueueDb, options: { activeTtlSeconds: number; 
       );
       if (!row) return { kind: "unknown" };
       if (row.state === "WAITING") return { kind: "waiting" };
-      if (row.state === "EXPIRED" || !row.live) return { kind: "expired" };
+      if (row.state === "EXPIRED" || !row.live) return { kind: "expired", owner: { concertId: row.concert_id, userId: row.user_id } };
       return { kind: "active", record: { state: "ACTIVE", concertId: row.concert_id, userId: row.user_id, activeExpireMs: row.expire_ms ?? 0 } };
     },
 

@@ -5,7 +5,7 @@
 
 import { DomainError } from "../platform/domain-error.js";
 import type { CallGuard } from "../platform/rpc/service-wrapper.js";
-import { admittedTokenKey, QUEUE_TOKEN_HEADER } from "./admission-context.js";
+import { admittedTokenKey, expiredTokenKey, QUEUE_TOKEN_HEADER } from "./admission-context.js";
 import type { QueueTokenValidator } from "./waiting-room.js";
 
 const TOKEN = /^[0-9a-f]{32}$/;
@@ -15,6 +15,12 @@ export interface GuardScope {
   only?: readonly string[];
   /** Method names that stay open, e.g. "ListConcerts". */
   except?: readonly string[];
+  /**
+   * Idempotent methods whose retry must still work after the first call used the token up
+   * (PayReservation releases it): an expired token is passed on in `expiredTokenKey` instead of
+   * being refused, and the handler may only replay an earlier result with it.
+   */
+  replayable?: readonly string[];
 }
 
 export function createQueueTokenGuard(validator: QueueTokenValidator, scope: GuardScope = {}): CallGuard {
@@ -31,8 +37,12 @@ export function createQueueTokenGuard(validator: QueueTokenValidator, scope: Gua
         throw new DomainError("QUEUE_TOKEN_INVALID", "unknown queue token; join the queue for a new one");
       case "waiting":
         throw new DomainError("QUEUE_TOKEN_NOT_ACTIVE", "the queue token is still waiting; watch the queue until it is ACTIVE");
-      case "expired":
-        throw new DomainError("QUEUE_TOKEN_EXPIRED", "the queue token expired, left the queue or was used up; join again");
+      case "expired": {
+        const error = new DomainError("QUEUE_TOKEN_EXPIRED", "the queue token expired, left the queue or was used up; join again");
+        if (!validation.owner || !scope.replayable?.includes(context.method.name)) throw error;
+        context.values.set(expiredTokenKey, { token, ...validation.owner, error });
+        return;
+      }
       case "active": {
         const { concertId, userId, activeExpireMs } = validation.record;
         context.values.set(admittedTokenKey, { token, concertId, userId, activeExpireAt: new Date(activeExpireMs) });

@@ -18,7 +18,11 @@ export interface TokenRecord {
   activeExpireMs: number;
 }
 
-export type Validation = { kind: "active"; record: TokenRecord } | { kind: "waiting" | "expired" | "unknown" };
+export type Validation =
+  | { kind: "active"; record: TokenRecord }
+  /** `owner` is known when the token's record still exists (used up, left or timed out). */
+  | { kind: "expired"; owner?: Pick<TokenRecord, "concertId" | "userId"> }
+  | { kind: "waiting" | "unknown" };
 
 const STATE_DIGIT: Record<QueueState, string> = { WAITING: "1", ACTIVE: "2", EXPIRED: "3" };
 const DIGIT_STATE: Record<string, QueueState> = { 1: "WAITING", 2: "ACTIVE", 3: "EXPIRED" };
@@ -117,11 +121,12 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
     async validate(token: string): Promise<Validation> {
       const record = await lookup(token);
       if (!record) return { kind: "unknown" };
-      if (record.state === "EXPIRED") return { kind: "expired" };
-      if (record.state === "ACTIVE") return record.activeExpireMs > Date.now() ? { kind: "active", record } : { kind: "expired" };
+      const owner = { concertId: record.concertId, userId: record.userId };
+      if (record.state === "EXPIRED") return { kind: "expired", owner };
+      if (record.state === "ACTIVE") return record.activeExpireMs > Date.now() ? { kind: "active", record } : { kind: "expired", owner };
       const status = await scripts.status(keys.concert(record.concertId), token, false);
       if (status.state === "WAITING") return { kind: "waiting" };
-      if (status.state === "EXPIRED") return { kind: "expired" };
+      if (status.state === "EXPIRED") return { kind: "expired", owner };
       const admitted: TokenRecord = { ...record, state: "ACTIVE", activeExpireMs: status.activeExpireMs };
       await writeRecord(token, admitted, status.nowMs);
       return { kind: "active", record: admitted };

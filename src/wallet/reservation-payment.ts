@@ -86,6 +86,16 @@ async function replayPayment(em: EntityManager, payment: PaymentView, input: Pay
   return { payment, reservation, wallet: await getWallet(em, payment.userId), replayed: true };
 }
 
+/**
+ * The earlier result of this idempotency key, if there is one: a retry whose first attempt paid
+ * (and so used up the queue token) gets its answer without a token that is still ACTIVE.
+ */
+export async function findPaymentReplay(orm: ORM, input: PayInput): Promise<PayResult | undefined> {
+  const em = orm.em.fork();
+  const previous = await findPayment(em, input.userId, input.idempotencyKey);
+  return previous ? replayPayment(em, previous, input) : undefined;
+}
+
 export async function payReservation(orm: ORM, input: PayInput, authorize?: AuthorizeReservation): Promise<PayResult> {
   const { reservationId, userId, idempotencyKey } = input;
   return withOptimisticRetry(orm, async (em) => {

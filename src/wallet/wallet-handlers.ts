@@ -3,7 +3,7 @@
 
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { LedgerEntryKind, WalletService, type LedgerEntrySchema, type PaymentSchema, type WalletSchema } from "../../gen/concert/v1/wallet_pb.js";
+import { LedgerEntryKind, WalletService, type LedgerEntrySchema, type PayReservationResponseSchema, type PaymentSchema, type WalletSchema } from "../../gen/concert/v1/wallet_pb.js";
 import { reservationToProto } from "../booking/booking-handlers.js";
 import { createConcertOfSchedule } from "../booking/catalog.js";
 import { hasLiveHolds } from "../booking/seat-hold.js";
@@ -12,9 +12,10 @@ import type { Logger } from "../platform/logger.js";
 import { encodePageToken, readPage } from "../platform/pagination.js";
 import type { PartialServiceImpl } from "../platform/rpc/service-wrapper.js";
 import { check } from "../platform/validation.js";
-import { requireAdmitted, type AdmittedToken } from "../queue/admission-context.js";
+import { DomainError } from "../platform/domain-error.js";
+import { expiredTokenKey, requireAdmitted, type AdmittedToken } from "../queue/admission-context.js";
 import type { LedgerEntry } from "./ledger-entry.entity.js";
-import { payReservation, type PaymentView } from "./reservation-payment.js";
+import { findPaymentReplay, payReservation, type PaymentView, type PayResult } from "./reservation-payment.js";
 import { getWallet, listTransactions, MAX_TOP_UP_MINOR, topUp, WALLET_CURRENCY, type WalletView } from "./wallet-ledger.js";
 
 const money = (amountMinor: bigint) => ({ amountMinor, currencyCode: WALLET_CURRENCY });
@@ -39,6 +40,14 @@ export function ledgerEntryToProto(entry: LedgerEntry): MessageInitShape<typeof 
     idempotencyKey: entry.idempotencyKey,
     reservationId: entry.reservationId ?? "",
     createTime: timestampFromDate(entry.createdAt),
+  };
+}
+
+function paymentResponse(result: PayResult): MessageInitShape<typeof PayReservationResponseSchema> {
+  return {
+    payment: paymentToProto(result.payment),
+    reservation: reservationToProto(result.reservation, new Date()),
+    wallet: walletToProto(result.wallet),
   };
 }
 
@@ -117,6 +126,13 @@ export function createWalletHandlers(deps: WalletDeps): PartialServiceImpl<typeo
         .userId("user_id", request.userId)
         .key("idempotency_key", request.idempotencyKey)
         .throwIfInvalid();
+      const expired = context.values.get(expiredTokenKey);
+      if (expired) {
+        if (expired.userId !== request.userId) throw new DomainError("QUEUE_TOKEN_MISMATCH", "the queue token belongs to another user");
+        const replay = await findPaymentReplay(orm, request);
+        if (!replay) throw expired.error;
+        return paymentResponse(replay);
+      }
       const admitted = requireAdmitted(context, { userId: request.userId });
       const result = await payReservation(orm, request, async ({ scheduleId }, em) => {
         requireAdmitted(context, { concertId: await concertOf(scheduleId, em) });
@@ -125,11 +141,7 @@ export function createWalletHandlers(deps: WalletDeps): PartialServiceImpl<typeo
         onPaymentCommitted?.();
         await releaseSlot(admitted);
       }
-      return {
-        payment: paymentToProto(result.payment),
-        reservation: reservationToProto(result.reservation, new Date()),
-        wallet: walletToProto(result.wallet),
-      };
+      return paymentResponse(result);
     },
   };
 }

@@ -5,6 +5,7 @@
 import { Code } from "@connectrpc/connect";
 import test from "ava";
 import { BookingService, ReservationStatus } from "../../gen/concert/v1/booking_pb.js";
+import { QueueService, QueueState } from "../../gen/concert/v1/queue_pb.js";
 import { LedgerEntryKind, WalletService } from "../../gen/concert/v1/wallet_pb.js";
 import { seedCatalog } from "../../src/platform/db/seed.js";
 import { eventStreamKey, fromStreamFields } from "../../src/platform/redis/event-stream.js";
@@ -167,4 +168,21 @@ test("cancelling a paid reservation refunds it through the ledger and publishes 
   t.is((await wallet().getBalance({ userId: "refundee" })).wallet?.balance?.amountMinor, 20_000n);
   await waitFor(async () => (await streamEventsOf(held.id)).length === 2, { message: () => "payment.refunded never reached the stream" });
   t.deepEqual((await streamEventsOf(held.id)).map((e) => e.eventType), ["payment.completed", "payment.refunded"]);
+});
+
+test("a retried payment after the token was used up replays the first payment", async (t) => {
+  const token = await admit("replayer");
+  await wallet().topUp({ userId: "replayer", amount: { amountMinor: 50_000n }, idempotencyKey: "t" });
+  const reservation = await hold("replayer", token);
+  const request = { reservationId: reservation.id, userId: "replayer", idempotencyKey: "pay-once" };
+  const first = await wallet().payReservation(request, withToken(token));
+  // The payment released the token: a retry whose answer was lost must still get it.
+  await waitFor(async () => (await app.grpc(QueueService).getQueueStatus({ token })).status?.state === QueueState.EXPIRED);
+  const replay = await wallet().payReservation(request, withToken(token));
+  t.is(replay.payment?.id, first.payment?.id);
+  t.is(replay.wallet?.balance?.amountMinor, first.wallet?.balance?.amountMinor);
+  t.deepEqual(await ledgerOf(app.app.orm, "replayer"), { sum: 50_000n - first.payment!.amount!.amountMinor, rows: 2 });
+  // Anything but a replay still needs an ACTIVE token; and the used-up token stays its user's.
+  await expectError(t, wallet().payReservation({ ...request, idempotencyKey: "pay-twice" }, withToken(token)), Code.PermissionDenied, "QUEUE_TOKEN_EXPIRED");
+  await expectError(t, wallet().payReservation({ ...request, userId: "someone-else" }, withToken(token)), Code.PermissionDenied, "QUEUE_TOKEN_MISMATCH");
 });
