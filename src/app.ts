@@ -43,7 +43,7 @@ export class StartupError extends Error {
   override name = "StartupError";
 }
 
-const HINT = "start it, point DATABASE_URL/REDIS_URL at it, or run `docker compose up -d postgres redis`";
+const HINT = "start it, point DATABASE_URL/REDIS_URL (or REDIS_CLUSTER_NODES) at it, or run `docker compose up -d postgres redis`";
 const DEMO_CATALOG = { concerts: 2, schedules: 3, seats: 1000 };
 /** The relay runs at once after each local payment; polling only picks up rows other processes or a crash left. */
 const OUTBOX_POLL_MS = 1000;

@@ -5,12 +5,11 @@
 //   npm run events                 # everything so far
 //   npm run events -- --follow     # and keep following
 //
-// Reads REDIS_URL and REDIS_KEY_PREFIX like the server.
+// Reads REDIS_URL (or REDIS_CLUSTER_NODES) and REDIS_KEY_PREFIX like the server.
 
-import type { Redis } from "ioredis";
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "../config.js";
-import { connectRedis, createRedis } from "../platform/redis/client.js";
+import { connectRedis, createRedisClient, describeRedis, type RedisClient } from "../platform/redis/client.js";
 import { eventStreamKey, fromStreamFields } from "../platform/redis/event-stream.js";
 
 const PAGE = 500;
@@ -37,7 +36,7 @@ function createPrinter() {
 }
 
 /** Prints every entry after `after`; returns the id of the last one read. */
-async function printExisting(redis: Redis, key: string, print: (entries: Entry[]) => void): Promise<string> {
+async function printExisting(redis: RedisClient, key: string, print: (entries: Entry[]) => void): Promise<string> {
   let after = "0-0";
   for (;;) {
     const entries = (await redis.xrange(key, `(${after}`, "+", "COUNT", PAGE)) as Entry[];
@@ -47,7 +46,7 @@ async function printExisting(redis: Redis, key: string, print: (entries: Entry[]
   }
 }
 
-async function follow(redis: Redis, key: string, after: string, print: (entries: Entry[]) => void): Promise<never> {
+async function follow(redis: RedisClient, key: string, after: string, print: (entries: Entry[]) => void): Promise<never> {
   for (;;) {
     const reply = (await redis.xread("COUNT", PAGE, "BLOCK", BLOCK_MS, "STREAMS", key, after)) as [string, Entry[]][] | null;
     const entries = reply?.[0]?.[1] ?? [];
@@ -83,9 +82,9 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   // The blocking read must outlive its BLOCK time; the server's clients time out far sooner.
-  const redis = createRedis({ url: config.redisUrl, name: `concert-booking:events:${process.pid}`, commandTimeoutMs: BLOCK_MS + 5000 });
+  const redis = createRedisClient({ url: config.redisUrl, clusterNodes: config.redisClusterNodes, name: `concert-booking:events:${process.pid}`, commandTimeoutMs: BLOCK_MS + 5000 });
   try {
-    await connectRedis(redis, config.redisUrl);
+    await connectRedis(redis, describeRedis(config.redisUrl, config.redisClusterNodes));
   } catch (error) {
     process.stderr.write(`events: ${(error as Error).message}\n`);
     process.exit(1);
