@@ -4,6 +4,7 @@
 
 import { parseArgs } from "node:util";
 import { loadConfig, type Config } from "../config.js";
+import { parseFaultSpec, type FaultSpec } from "./faults.js";
 import type { LoadTestOptions } from "./run-load-test.js";
 import type { SeatPick } from "./virtual-user.js";
 
@@ -19,6 +20,7 @@ export interface CliOptions {
   admissionIntervalMs: number;
   workers: number;
   serverLogLevel: Config["logLevel"];
+  faults: FaultSpec[];
   jsonFile?: string;
   htmlFile?: string;
 }
@@ -57,6 +59,13 @@ local server
   --workers N               server processes (node:cluster; > 1 runs src/main.ts as a child) (1)
   --server-log-level L      log level of the started server, to stderr (warn)
 
+faults (with --start-server; repeatable; AT counts from the users' start; docs/loadtest.md)
+  --fault redis-outage[@AT[:FOR]]     the server uses a private redis-server (append-only file,
+                                      like production), killed at AT (5s) and restarted FOR (10s) later
+  --fault postgres-outage[@AT[:FOR]]  the server reaches PostgreSQL through a proxy that drops every
+                                      connection at AT (5s) and refuses new ones for FOR (2s)
+  --fault worker-kill[@AT]            SIGKILL one worker process at AT (5s); needs --workers 2 or more
+
 audit and output
   --database-url URL        PostgreSQL of the server ($DATABASE_URL)
   --redis-url URL           Redis of the server ($REDIS_URL)
@@ -66,7 +75,8 @@ audit and output
   --html FILE               write a self-contained HTML report with charts
   --help                    this text
 
-Exit status: 0 every audited invariant holds, 1 one does not, 2 bad usage, 3 fatal error.`;
+Exit status: 0 every audited invariant holds (and every --fault happened), 1 one does not (or a
+fault did not happen), 2 bad usage, 3 fatal error.`;
 
 export class UsageError extends Error {
   override name = "UsageError";
@@ -106,6 +116,7 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
         "admission-interval-ms": { type: "string" },
         workers: { type: "string", default: "1" },
         "server-log-level": { type: "string", default: "warn" },
+        fault: { type: "string", multiple: true, default: [] },
         "database-url": { type: "string" },
         "redis-url": { type: "string" },
         "redis-key-prefix": { type: "string" },
@@ -130,6 +141,17 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
   if (!logLevels.includes(serverLogLevel)) throw new UsageError(`--server-log-level must be one of ${logLevels.join(", ")}`);
   const id = values["run-id"] ?? runId;
   if (!/^[a-z0-9]{1,16}$/.test(id)) throw new UsageError(`--run-id must be 1-16 lowercase letters or digits, got "${id}"`);
+
+  let faults: FaultSpec[];
+  try {
+    faults = values.fault.map(parseFaultSpec);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const workers = positiveInteger("workers", values.workers);
+  if (faults.length > 0 && !values["start-server"]) throw new UsageError("--fault needs --start-server: faults are injected into the server this run starts, never into shared ones");
+  if (faults.some((f) => f.kind === "worker-kill") && workers < 2) throw new UsageError("--fault worker-kill needs --workers 2 or more");
+  if (faults.some((f) => f.kind === "redis-outage") && values["redis-url"] !== undefined) throw new UsageError("--fault redis-outage runs its own redis-server; drop --redis-url");
 
   const ownRedisPrefix = values["start-server"] && values["redis-key-prefix"] === undefined;
   return {
@@ -158,8 +180,9 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
     keepDatabase: values["keep-database"],
     ownRedisPrefix,
     admissionIntervalMs: values["admission-interval-ms"] ? positiveInteger("admission-interval-ms", values["admission-interval-ms"], 10) : server.admissionIntervalMs,
-    workers: positiveInteger("workers", values.workers),
+    workers,
     serverLogLevel,
+    faults,
     jsonFile: values.json,
     htmlFile: values.html,
   };

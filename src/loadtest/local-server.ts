@@ -3,9 +3,10 @@
 // worker thread of this process; WORKERS > 1 needs node:cluster, which forks a process entry,
 // so that case runs src/main.ts as a child process instead.
 
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { once } from "node:events";
-import net from "node:net";
+import { createInterface } from "node:readline";
+import { promisify } from "node:util";
 import { Worker } from "node:worker_threads";
 import pg from "pg";
 import { BookingService } from "../../gen/concert/v1/booking_pb.js";
@@ -13,6 +14,7 @@ import { loadConfig, type Config } from "../config.js";
 import { closeORM, initORM, migrateUp } from "../platform/db/orm.js";
 import { seedCatalog } from "../platform/db/seed.js";
 import { createGrpcClient } from "../platform/rpc/grpc-client.js";
+import { freePort } from "./free-port.js";
 import type { ServerThreadMessage } from "./server-thread.js";
 
 export interface LocalServerOptions {
@@ -28,6 +30,8 @@ export interface LocalServerOptions {
 export interface LocalServer {
   /** host:port of the gRPC listener. */
   target: string;
+  /** The worker processes' pids when the server runs as a cluster (--workers > 1). */
+  workerPids?(): Promise<number[]>;
   stop(): Promise<void>;
 }
 
@@ -73,14 +77,6 @@ export async function seedTarget(databaseUrl: string, seats: number): Promise<{ 
   } finally {
     await closeORM(orm);
   }
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 function serverConfig(options: LocalServerOptions): Config {
@@ -137,6 +133,42 @@ async function waitUntilServing(target: string, timeoutMs: number, exited: () =>
   }
 }
 
+/** pino's numeric levels. */
+const LEVELS: Record<Config["logLevel"], number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity };
+
+/**
+ * Copies the cluster's log lines at `minLevel` or above to stderr (stdout is the report's), and
+ * counts the primary's "worker ready" lines. Lines that are not pino JSON (a crash) always pass.
+ */
+function forwardLogs(streams: NodeJS.ReadableStream[], minLevel: number): { workersReady(): number } {
+  let ready = 0;
+  for (const stream of streams) {
+    createInterface({ input: stream, crlfDelay: Infinity }).on("line", (line) => {
+      let entry: { level?: unknown; msg?: unknown } | undefined;
+      try {
+        entry = JSON.parse(line) as typeof entry;
+      } catch {
+        entry = undefined;
+      }
+      if (entry?.msg === "worker ready") ready++;
+      if (typeof entry?.level !== "number" || entry.level >= minLevel) process.stderr.write(`${line}\n`);
+    });
+  }
+  return { workersReady: () => ready };
+}
+
+/** Children of the primary that run the server (tsx also starts an esbuild child, which does not). */
+async function clusterWorkerPids(primaryPid: number): Promise<number[]> {
+  try {
+    const { stdout } = await promisify(execFile)("pgrep", ["-P", String(primaryPid), "-f", "main.ts"]);
+    return stdout.split("\n").filter(Boolean).map(Number);
+  } catch (error) {
+    // pgrep exits with 1 when nothing matches.
+    if ((error as { code?: unknown }).code === 1) return [];
+    throw new Error(`listing the cluster's workers needs pgrep: ${(error as Error).message}`, { cause: error });
+  }
+}
+
 async function startCluster(options: LocalServerOptions): Promise<LocalServer> {
   const [port, connectPort] = [await freePort(), await freePort()];
   const config = serverConfig(options);
@@ -152,22 +184,31 @@ async function startCluster(options: LocalServerOptions): Promise<LocalServer> {
     ADMISSION_INTERVAL_MS: String(config.admissionIntervalMs),
     WORKERS: String(options.workers),
     SEED_DEMO_DATA: "false",
-    LOG_LEVEL: config.logLevel,
+    // At least info, for the primary's "worker ready" lines; forwardLogs drops what the user did not ask for.
+    LOG_LEVEL: LEVELS[config.logLevel] < LEVELS.info ? config.logLevel : "info",
   };
-  // Server logs go to stderr: stdout is the report's.
-  const child = spawn(process.execPath, ["--import", "tsx", MAIN], { env, stdio: ["ignore", 2, 2] });
+  const child = spawn(process.execPath, ["--import", "tsx", MAIN], { env, stdio: ["ignore", "pipe", "pipe"] });
   const exited = once(child, "exit");
   let done = false;
   void exited.then(() => (done = true));
+  const logs = forwardLogs([child.stdout, child.stderr], LEVELS[config.logLevel]);
   const target = `127.0.0.1:${port}`;
   try {
     await waitUntilServing(target, 60_000, () => done);
+    // Until every worker listens, the primary hands all connections to the ready ones, and the
+    // load test's long-lived connections would stay there.
+    const deadline = Date.now() + 60_000;
+    while (logs.workersReady() < options.workers) {
+      if (done || Date.now() > deadline) throw new Error(`${logs.workersReady()} of ${options.workers} workers got ready`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   } catch (error) {
     child.kill("SIGTERM");
     throw error;
   }
   return {
     target,
+    workerPids: () => clusterWorkerPids(child.pid!),
     async stop() {
       if (done) return;
       child.kill("SIGTERM");

@@ -48,6 +48,15 @@ function auditRows(report: LoadTestReport): string {
     .join("");
 }
 
+function faultSection(report: LoadTestReport): string {
+  if (!report.faults) return "";
+  const at = (s?: number) => (s === undefined ? "–" : `${s.toFixed(1)} s`);
+  const rows = report.faults
+    .map((f) => `<tr class="${f.complete ? "pass" : "fail"}"><td>${escapeHtml(f.spec)}</td><td>${at(f.injectedAtS)}</td><td>${at(f.recoveredAtS)}</td><td>${escapeHtml(f.notes.join("; "))}</td></tr>`)
+    .join("");
+  return `<h2>Faults</h2>\n<table><tr><th>fault</th><th>injected</th><th>ended</th><th>what happened</th></tr>${rows}</table>`;
+}
+
 function latencyRows(report: LoadTestReport): string {
   return Object.entries(report.latency)
     .map(([name, l]) => `<tr><td>${escapeHtml(name)}</td>${[l.count, l.p50Ms, l.p95Ms, l.p99Ms, l.maxMs].map((v, i) => `<td>${i === 0 ? v : v.toFixed(1)}</td>`).join("")}</tr>`)
@@ -107,6 +116,7 @@ tr.pass td:first-child { color: #2ca02c; font-weight: bold; } tr.fail td:first-c
 <h1>${escapeHtml(title)}</h1>
 <p>${escapeHtml(`Target ${report.target}, started ${report.startedAt}, concert ${report.settings.concertId}, schedule ${report.settings.scheduleId}.`)}</p>
 <table>${summaryRows(report)}</table>
+${faultSection(report)}
 <h2>Integrity audit</h2>
 <table>${auditRows(report)}</table>
 <h2>Time series (sampled each second)</h2>

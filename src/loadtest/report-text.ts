@@ -1,5 +1,6 @@
 // The human-readable report printed to stdout at the end of a run.
 
+import type { FaultRecord } from "./faults.js";
 import type { LoadTestReport } from "./report.js";
 
 const int = (value: number) => value.toLocaleString("en-US");
@@ -11,6 +12,15 @@ const money = (minor: string) => BigInt(minor).toLocaleString("en-US");
 function table(rows: string[][], align: ("l" | "r")[]): string[] {
   const widths = align.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? "").length)));
   return rows.map((row) => `  ${row.map((cell, i) => (align[i] === "r" ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!))).join("  ").trimEnd()}`);
+}
+
+function formatFault(fault: FaultRecord): string[] {
+  const users = fault.usersAtInjection;
+  const when = [
+    fault.injectedAtS === undefined ? "not injected" : `injected at ${fault.injectedAtS.toFixed(1)} s` + (users ? ` (${int(users.waiting)} waiting, ${int(users.active)} active, ${int(users.finished)} finished)` : ""),
+    ...(fault.recoveredAtS === undefined ? [] : [`ended at ${fault.recoveredAtS.toFixed(1)} s (${int(fault.usersUnfinishedAtRecovery ?? 0)} users not finished yet)`]),
+  ];
+  return [`  ${fault.complete ? "" : "INCOMPLETE "}${fault.spec}: ${when.join(", ")}`, ...fault.notes.map((note) => `        ${note}`)];
 }
 
 export function formatReport(report: LoadTestReport): string {
@@ -49,6 +59,8 @@ export function formatReport(report: LoadTestReport): string {
     ),
   );
 
+  if (report.faults) lines.push("", "Faults", ...report.faults.flatMap(formatFault));
+
   lines.push("", "Errors by RPC, code and reason");
   const errors = Object.entries(report.errors);
   const firstMessage = (key: string) => (report.errorMessages[key] ?? "").slice(0, 100);
@@ -83,8 +95,9 @@ export function formatReport(report: LoadTestReport): string {
     ...(report.audit ? [] : ["no audit"]),
     ...(o.usersFailed > 0 ? [`but ${int(o.usersFailed)} users failed`] : []),
     ...(report.timedOut ? ["the run timed out"] : []),
+    ...(report.faults ?? []).filter((f) => !f.complete).map((f) => `fault ${f.spec} did not happen as planned`),
   ];
-  const verdict = report.passed ? "PASS: every audited invariant holds" : "FAIL: an invariant does not hold";
+  const verdict = report.passed ? "PASS: every audited invariant holds" : report.audit?.passed === false ? "FAIL: an invariant does not hold" : "FAIL";
   lines.push("", `RESULT: ${verdict}${caveats.length > 0 ? ` (${caveats.join("; ")})` : ""}`);
   return `${lines.join("\n")}\n`;
 }

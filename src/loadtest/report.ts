@@ -3,6 +3,7 @@
 
 import type { AuditResult } from "./audit.js";
 import type { Target } from "./catalog-discovery.js";
+import type { FaultRecord } from "./faults.js";
 import type { LatencyHistogram, LatencySummary } from "./latency-stats.js";
 import type { LoadTestOptions } from "./run-load-test.js";
 import type { RunStats, TimePoint } from "./run-stats.js";
@@ -65,8 +66,10 @@ export interface LoadTestReport {
   timeline: TimePoint[];
   /** Largest active-set size sampled in Redis during the run. */
   serverMaxActiveSampled?: number;
+  /** --fault: what was broken when, and how the users stood at that moment. */
+  faults?: FaultRecord[];
   audit?: AuditResult;
-  /** No audit check failed (and the run was not cut short by a fatal error). */
+  /** No audit check failed, and every --fault was injected (and, for an outage, ended). */
   passed: boolean;
 }
 
@@ -83,6 +86,7 @@ export interface ReportInput {
   topUpMinor: bigint;
   stats: RunStats;
   serverMaxActive: number | undefined;
+  faults: FaultRecord[];
   audit: AuditResult | undefined;
 }
 
@@ -140,7 +144,8 @@ export function buildReport(input: ReportInput): LoadTestReport {
     latency,
     timeline: stats.timeline,
     ...(input.serverMaxActive !== undefined && { serverMaxActiveSampled: input.serverMaxActive }),
+    ...(input.faults.length > 0 && { faults: input.faults }),
     ...(input.audit && { audit: input.audit }),
-    passed: input.audit?.passed ?? true,
+    passed: (input.audit?.passed ?? true) && input.faults.every((fault) => fault.complete),
   };
 }

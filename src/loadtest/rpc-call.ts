@@ -14,8 +14,13 @@ export interface CallContext {
   signal: AbortSignal;
 }
 
-/** Attempts per call, the first included. */
+/**
+ * A transient error is retried while either lasts: attempts (the first included), or time since
+ * the first attempt, so that an outage of a few seconds (a PostgreSQL failover, a dead worker)
+ * costs retries, not users, however fast each attempt fails.
+ */
 const MAX_ATTEMPTS = 6;
+const RETRY_WINDOW_MS = 20_000;
 
 const TRANSIENT = new Set([Code.Unavailable, Code.ResourceExhausted, Code.Aborted, Code.DeadlineExceeded]);
 
@@ -62,7 +67,7 @@ export function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 /**
- * Runs `invoke` until it succeeds, fails with a non-transient error, or runs out of attempts;
+ * Runs `invoke` until it succeeds, fails with a non-transient error, or runs out of retries;
  * throws the last error as a ConnectError.
  */
 export async function callWithRetry<T>(
@@ -72,6 +77,7 @@ export async function callWithRetry<T>(
   options: { metadata?: Record<string, string>; mutation?: boolean } = {},
 ): Promise<T> {
   const { stats, rpcTimeoutMs, signal } = context;
+  const firstAttempt = performance.now();
   for (let attempt = 1; ; attempt++) {
     const started = performance.now();
     // A per-call signal: the client never removes its listener, which on the run-wide signal
@@ -87,7 +93,8 @@ export async function callWithRetry<T>(
       stats.latency.record(rpc, performance.now() - started);
       const error = ConnectError.from(thrown);
       recordError(stats, rpc, error);
-      const again = isTransient(error) && attempt < MAX_ATTEMPTS && !signal.aborted;
+      const budgetLeft = attempt < MAX_ATTEMPTS || performance.now() - firstAttempt < RETRY_WINDOW_MS;
+      const again = isTransient(error) && budgetLeft && !signal.aborted;
       if (!again) {
         if (options.mutation && AMBIGUOUS.has(error.code)) stats.ambiguousMutations++;
         throw error;

@@ -11,6 +11,7 @@ import { connectRedis, createRedis } from "../platform/redis/client.js";
 import { createGrpcClient } from "../platform/rpc/grpc-client.js";
 import { auditRun } from "./audit.js";
 import { discoverTarget } from "./catalog-discovery.js";
+import { scheduleFaults, type Fault, type FaultRecord } from "./faults.js";
 import { buildReport, type LoadTestReport } from "./report.js";
 import { createRunStats, startTimelineSampler, type RunStats, type StageCounts, type TimePoint } from "./run-stats.js";
 import { startServerGauge, type ServerGauge } from "./server-gauge.js";
@@ -43,6 +44,8 @@ export interface LoadTestOptions {
   runId?: string;
   /** Skip the audit (nothing is read from PostgreSQL or Redis). */
   skipAudit?: boolean;
+  /** Injected while the users run, timed from their start (see faults.ts). */
+  faults?: readonly Fault[];
   /** Called once a second while users run. */
   onProgress?: (counts: Readonly<StageCounts>, point: TimePoint) => void;
   /** Phase messages ("seats found", "auditing"). */
@@ -130,12 +133,17 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRep
       server: server.gauge?.latest,
       onSample: (point) => options.onProgress?.(stats.counts, point),
     });
+    const faultSchedule = scheduleFaults(options.faults ?? [], stats.counts, options.users, usersStarted);
+    let faults: FaultRecord[];
     try {
       await runUsers(stats, overall, options, clients.pool, plan, userPrefix);
     } finally {
+      // An outage still under way ends as planned before the audit reads the stores.
+      faults = await faultSchedule.finish();
       sampler.stop();
       server.close();
     }
+    for (const fault of faults) log(`fault ${fault.spec}: ${fault.notes.join("; ")}`);
     const usersWallMs = performance.now() - usersStarted;
     // Busy share of this thread's event loop: near 1 would mean the generator, not the server, set the pace.
     const generatorLoopUtilization = performance.eventLoopUtilization(loopAtStart).utilization;
@@ -174,6 +182,7 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRep
       topUpMinor,
       stats,
       serverMaxActive: server.gauge?.maxActive(),
+      faults,
       audit,
     });
   } finally {

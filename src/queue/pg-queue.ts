@@ -184,8 +184,10 @@ export function createPgQueue(db: QueueDb, options: { activeTtlSeconds: number; 
            returning token`,
           [concertId, fallbackSinceMs, options.waitingTtlSeconds],
         );
+        // clock_timestamp(), not now(): now() is when the transaction began, before the lock wait
+        // and before the releases this statement counts, so admitted_at would precede them.
         const admitted = await query<{ token: string }>(
-          `update queue_entry set state = 'ACTIVE', admitted_at = now(), active_expire_at = now() + make_interval(secs => $2)
+          `update queue_entry set state = 'ACTIVE', admitted_at = clock_timestamp(), active_expire_at = clock_timestamp() + make_interval(secs => $2)
            where token in (select token from queue_entry where concert_id = $1 and state = 'WAITING' order by seq, token
              limit greatest($3 - (select count(*) from queue_entry where concert_id = $1 and state = 'ACTIVE'), 0))
            returning token`,

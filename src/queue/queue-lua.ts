@@ -201,9 +201,11 @@ return 0
 
 // KEYS: journal, claimed, lease. ARGV: most entries, lease ms, owner. Moves entries to `claimed`
 // under a lease; entries whose claimer never acknowledged are handed out again after the lease,
-// so a lost reply or a crashed process delays mirroring instead of losing it.
+// so a lost reply or a crashed process delays mirroring instead of losing it. The lease holder
+// itself gets its claim again at once (its previous drain failed: PostgreSQL or Redis was away).
 export const CLAIM_JOURNAL = `
-if redis.call('EXISTS', KEYS[3]) == 1 then return {} end
+local holder = redis.call('GET', KEYS[3])
+if holder and holder ~= ARGV[3] then return {} end
 if redis.call('LLEN', KEYS[2]) == 0 then
   for _ = 1, tonumber(ARGV[1]) do
     if not redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT') then break end

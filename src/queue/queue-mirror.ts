@@ -1,8 +1,9 @@
 // Copies Redis's admissions and expiries into queue_entry so PostgreSQL can take over (and later
 // rebuild Redis) after an outage. The scripts append every change to a per-concert journal in
 // the same atomic step; each tick claims the journal under a lease (one process at a time per
-// concert), writes it in two statements and acknowledges. A lost reply or a crash delays the
-// copy until the lease runs out; it never loses it, and the writes are idempotent. A join's row
+// concert), writes it in two statements and acknowledges. A failed write is retried next tick; a
+// crashed process delays the copy until its lease runs out; nothing is lost, and the writes are
+// idempotent. A join's row
 // may still be in a group commit when its admission is copied: such entries are retried.
 
 import { randomBytes } from "node:crypto";
@@ -34,7 +35,7 @@ export function createQueueMirror(pg: PgQueue, redisQueue: RedisQueue, logger: L
       try {
         missing = new Set([...(admitted.length > 0 ? await pg.markActive(admitted) : []), ...(ended.length > 0 ? await pg.markExpired(ended) : [])]);
       } catch (error) {
-        // The claim stays; its lease runs out and the entries are claimed again.
+        // The claim stays: this process claims it again next tick, any other once the lease runs out.
         logger.warn({ err: (error as Error).message, entries: entries.length }, "mirroring queue changes to PostgreSQL failed; will retry");
         return;
       }

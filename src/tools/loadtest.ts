@@ -3,7 +3,10 @@
 
 import { randomBytes } from "node:crypto";
 import { ConfigError } from "../config.js";
+import { redactUrl } from "../platform/redis/client.js";
 import { parseCli, USAGE, UsageError, type CliOptions } from "../loadtest/cli-options.js";
+import { prepareFaultEnvironment, type FaultEnvironment } from "../loadtest/fault-environment.js";
+import { formatFaultSpec } from "../loadtest/faults.js";
 import { createFreshDatabase, seedTarget, startLocalServer, type LocalServer } from "../loadtest/local-server.js";
 import { createProgressLine } from "../loadtest/progress-line.js";
 import { removeRedisKeys } from "../loadtest/redis-cleanup.js";
@@ -17,6 +20,7 @@ async function run(cli: CliOptions): Promise<number> {
   const options = { ...cli.run };
   let database: { url: string; drop(): Promise<void> } | undefined;
   let server: LocalServer | undefined;
+  let faults: FaultEnvironment | undefined;
   try {
     if (cli.freshDatabase) {
       database = await createFreshDatabase(options.databaseUrl, options.runId!);
@@ -28,9 +32,14 @@ async function run(cli: CliOptions): Promise<number> {
       if (!options.concertId) Object.assign(options, { concertId: ids.concertId, scheduleId: options.scheduleId ?? ids.scheduleId });
       log(`seeded concert ${ids.concertId}, schedule ${ids.scheduleId} with ${cli.seats} seats`);
     }
+    if (cli.faults.length > 0) {
+      faults = await prepareFaultEnvironment(cli.faults, options);
+      options.redisUrl = faults.redisUrl;
+      log(`faults ${cli.faults.map(formatFaultSpec).join(", ")}: server on ${redactUrl(faults.serverDatabaseUrl)} and ${faults.redisUrl}`);
+    }
     if (cli.startServer) {
       server = await startLocalServer({
-        databaseUrl: options.databaseUrl,
+        databaseUrl: faults?.serverDatabaseUrl ?? options.databaseUrl,
         redisUrl: options.redisUrl,
         redisKeyPrefix: options.redisKeyPrefix,
         maxActiveUsers: options.maxActiveUsers,
@@ -42,15 +51,16 @@ async function run(cli: CliOptions): Promise<number> {
       log(`server on ${server.target} (MAX_ACTIVE_USERS=${options.maxActiveUsers}, ADMISSION_INTERVAL_MS=${cli.admissionIntervalMs}, workers ${cli.workers})`);
     }
     const progress = createProgressLine(process.stderr);
-    const report = await runLoadTest({ ...options, onProgress: progress.update, log }).finally(() => progress.finish());
+    const report = await runLoadTest({ ...options, faults: server && faults?.faults(server), onProgress: progress.update, log }).finally(() => progress.finish());
     process.stdout.write(formatReport(report));
     await writeReportFiles(report, cli);
     return report.passed ? 0 : 1;
   } finally {
     await server?.stop().catch((error: Error) => log(`stopping the server failed: ${error.message}`));
+    await faults?.close().catch((error: Error) => log(`stopping the fault helpers failed: ${error.message}`));
     if (database && !cli.keepDatabase) {
       await database.drop().catch((error: Error) => log(`dropping the database failed: ${error.message}`));
-      if (cli.ownRedisPrefix) await removeRedisKeys(options.redisUrl, options.redisKeyPrefix).catch((error: Error) => log(`removing Redis keys failed: ${error.message}`));
+      if (cli.ownRedisPrefix && !faults?.privateRedis) await removeRedisKeys(options.redisUrl, options.redisKeyPrefix).catch((error: Error) => log(`removing Redis keys failed: ${error.message}`));
     }
   }
 }

@@ -7,7 +7,7 @@ export interface TestDatabase {
 }
 
 /** Any database on the server works; CREATE/DROP DATABASE cannot run inside the database they target. */
-const ADMIN_URL = process.env.TEST_PG_ADMIN_URL ?? 'postgres://root@127.0.0.1:5432/postgres';
+export const ADMIN_URL = process.env.TEST_PG_ADMIN_URL ?? 'postgres://root@127.0.0.1:5432/postgres';
 
 async function withAdmin(sql: string): Promise<void> {
   const client = new pg.Client({ connectionString: ADMIN_URL });

@@ -7,7 +7,7 @@ import { startApp, type App } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/platform/logger.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
-import { startTcpProxy, type TcpProxy } from "../helpers/tcp-proxy.js";
+import { startTcpProxy, type TcpProxy } from "../../src/loadtest/tcp-proxy.js";
 
 const run = promisify(execFile);
 let database: TestDatabase;

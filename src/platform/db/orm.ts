@@ -10,6 +10,7 @@ import { QueueEntry } from '../../queue/queue-entry.entity.js';
 import { LedgerEntry } from '../../wallet/ledger-entry.entity.js';
 import { Payment } from '../../wallet/payment.entity.js';
 import { Wallet } from '../../wallet/wallet.entity.js';
+import { releaseDeadTransactionConnections } from './dead-connection-release.js';
 import { Outbox } from './outbox.entity.js';
 
 export type ORM = MikroORM;
@@ -32,6 +33,7 @@ export async function initORM(options: OrmOptions): Promise<{ orm: MikroORM; em:
     extensions: [Migrator],
     // MikroORM's default pool max is 10, too few for the booking hot path.
     pool: { max: options.poolMax },
+    driverOptions: { onPoolCreated: releaseDeadTransactionConnections },
     debug: options.debug ?? false,
     // Creating databases is the operator's job, not the application's.
     ensureDatabase: false,

@@ -1,12 +1,13 @@
-// A TCP proxy a test can cut: the fault-injection stand-in for "PostgreSQL (or Redis) became
-// unreachable" without stopping the shared servers other test files use.
+// A TCP proxy that can be cut: the stand-in for "PostgreSQL (or Redis) became unreachable"
+// without stopping a server others share. `loadtest --fault postgres-outage` puts one between the
+// server and PostgreSQL; tests use it the same way.
 
 import net from "node:net";
 
 export interface TcpProxy {
   port: number;
-  /** Drops every connection and refuses new ones until restore(). */
-  cut(): void;
+  /** Drops every connection and refuses new ones until restore(); returns how many it dropped. */
+  cut(): number;
   restore(): void;
   close(): Promise<void>;
 }
@@ -35,11 +36,13 @@ export async function startTcpProxy(targetPort: number, targetHost = "127.0.0.1"
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const cut = () => {
     up = false;
+    const dropped = pairs.size;
     for (const [client, upstream] of pairs) {
       client.destroy();
       upstream.destroy();
     }
     pairs.clear();
+    return dropped;
   };
   return {
     port: (server.address() as net.AddressInfo).port,
