@@ -7,20 +7,19 @@
 //   node --import tsx bench/queue-bench.ts [--duration S] [--concurrency N]
 //   npm run bench -- --suite queue
 
-import { randomBytes } from "node:crypto";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import pg from "pg";
 import { BookingService } from "../gen/concert/v1/booking_pb.js";
 import { QueueService } from "../gen/concert/v1/queue_pb.js";
 import { startApp, type App } from "../src/app.js";
-import { loadConfig, type Config } from "../src/config.js";
 import { seedCatalog } from "../src/platform/db/seed.js";
 import { createLogger } from "../src/platform/logger.js";
 import { createGrpcClient, type GrpcClient } from "../src/platform/rpc/grpc-client.js";
 import { createTestDatabase } from "../test/helpers/database.js";
 import { CALL_TABLE_COLUMNS, formatNumber, markdownTable, type BenchTable, type SuiteOptions } from "./report.js";
 import { percentile } from "./stats.js";
+import { benchConfig } from "./bench-config.js";
 
 export interface QueueBenchRow {
   call: string;
@@ -85,20 +84,11 @@ async function commits(databaseUrl: string): Promise<number> {
 
 export async function runQueueBench(options: SuiteOptions): Promise<BenchTable[]> {
   const database = await createTestDatabase("queue_bench");
-  const config: Config = {
-    ...loadConfig({}),
-    databaseUrl: database.url,
-    host: "127.0.0.1",
-    port: 0,
-    connectPort: 0,
-    redisKeyPrefix: `bench:${randomBytes(4).toString("hex")}:`,
-    seedDemoData: false,
-    logLevel: "warn",
-    shutdownGraceMs: 2000,
+  const config = benchConfig(database.url, "bench", {
     // Admission would add its own (batched) statements; this suite measures joins and polls.
     admissionIntervalMs: 3_600_000,
     waitingTokenTtlSeconds: 3600,
-  };
+  });
   const app = await startApp(config, createLogger(config.logLevel, { bench: "queue" }));
   const clients: GrpcClient<typeof QueueService>[] = [];
   try {

@@ -10,19 +10,18 @@
 import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { spawn, type ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { parseArgs } from "node:util";
 import { BookingService } from "../gen/concert/v1/booking_pb.js";
 import { QueueService } from "../gen/concert/v1/queue_pb.js";
 import { startApp } from "../src/app.js";
-import { loadConfig, type Config } from "../src/config.js";
 import { seedCatalog } from "../src/platform/db/seed.js";
 import { createLogger } from "../src/platform/logger.js";
 import { createGrpcClient, type GrpcClient } from "../src/platform/rpc/grpc-client.js";
 import { createTestDatabase } from "../test/helpers/database.js";
 import { formatNumber, markdownTable } from "./report.js";
+import { benchConfig } from "./bench-config.js";
 
 const CHANNELS = 16;
 const SAMPLE_MS = 5000;
@@ -38,20 +37,11 @@ interface ServerInfo {
 /** Child mode: the application with a full waiting room, until SIGTERM. */
 async function serve(): Promise<void> {
   const database = await createTestDatabase("watch_soak");
-  const config: Config = {
-    ...loadConfig({}),
-    databaseUrl: database.url,
-    host: "127.0.0.1",
-    port: 0,
-    connectPort: 0,
-    redisKeyPrefix: `soak:${randomBytes(4).toString("hex")}:`,
-    seedDemoData: false,
-    logLevel: "warn",
+  const config = benchConfig(database.url, "soak", {
     maxActiveUsers: 1,
     activeTokenTtlSeconds: 3600,
     waitingTokenTtlSeconds: 3600,
-    shutdownGraceMs: 2000,
-  };
+  });
   const app = await startApp(config, createLogger(config.logLevel, { bench: "watch-soak" }));
   await seedCatalog(app.orm.em.fork(), { concerts: 1, schedules: 1, seats: 10 });
   process.stdout.write(`${READY}${JSON.stringify({ grpcPort: app.grpcPort, connectPort: app.connectPort } satisfies ServerInfo)}\n`);

@@ -1,28 +1,17 @@
 // The real application for the database-backed measurement: its own PostgreSQL database
 // (dropped on stop), its own Redis key prefix, a seeded catalog of 20 concerts.
 
-import { randomBytes } from "node:crypto";
 import { startApp } from "../../src/app.js";
-import { loadConfig, type Config } from "../../src/config.js";
 import { seedCatalog } from "../../src/platform/db/seed.js";
 import { createLogger } from "../../src/platform/logger.js";
 import { createTestDatabase } from "../../test/helpers/database.js";
+import { benchConfig } from "../bench-config.js";
 
 export const BENCH_CONCERTS = 20;
 
 export async function startBenchApp(): Promise<{ ports: Record<string, number>; stop(): Promise<void> }> {
   const database = await createTestDatabase("bench");
-  const config: Config = {
-    ...loadConfig({}),
-    databaseUrl: database.url,
-    host: "127.0.0.1",
-    port: 0,
-    connectPort: 0,
-    redisKeyPrefix: `bench:${randomBytes(4).toString("hex")}:`,
-    seedDemoData: false,
-    logLevel: "warn",
-    shutdownGraceMs: 2000,
-  };
+  const config = benchConfig(database.url, "bench");
   try {
     const app = await startApp(config, createLogger(config.logLevel, { bench: "app" }));
     await seedCatalog(app.orm.em.fork(), { concerts: BENCH_CONCERTS, schedules: 1, seats: 50 });

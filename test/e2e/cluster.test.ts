@@ -3,10 +3,10 @@
 import test from "ava";
 import { execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
-import net from "node:net";
 import { WalletService } from "../../gen/concert/v1/wallet_pb.js";
 import { createGrpcClient } from "../../src/platform/rpc/grpc-client.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
+import { freePort } from "../../src/loadtest/free-port.js";
 
 const MAIN = new URL("../../src/main.ts", import.meta.url).pathname;
 let database: TestDatabase;
@@ -18,14 +18,6 @@ test.before(async () => {
 test.after.always(async () => {
   await database?.drop();
 });
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** Worker processes of the primary (tsx also runs an esbuild child, which is not one). */
 function childPids(pid: number): number[] {

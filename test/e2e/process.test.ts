@@ -4,21 +4,13 @@
 import test from "ava";
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import net from "node:net";
 import pg from "pg";
 import { WalletService } from "../../gen/concert/v1/wallet_pb.js";
 import { createGrpcClient } from "../../src/platform/rpc/grpc-client.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
+import { freePort } from "../../src/loadtest/free-port.js";
 
 const MAIN = new URL("../../src/main.ts", import.meta.url).pathname;
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 function startServer(env: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
   const child = spawn(process.execPath, ["--import", "tsx", MAIN], {

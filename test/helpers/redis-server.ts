@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { waitFor } from "./wait.js";
+import { freePort } from "../../src/loadtest/free-port.js";
 
 const run = promisify(execFile);
 
@@ -18,14 +19,6 @@ export interface PrivateRedis {
   kill(): Promise<void>;
   /** Starts a new, empty server on the same port. */
   start(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 function canListen(port: number): Promise<boolean> {
