@@ -4,8 +4,10 @@
 // and the admission cap replayed from the queue's PostgreSQL copy. PostgreSQL is read in one
 // READ ONLY snapshot; nothing is written anywhere.
 
+import type { Redis } from "ioredis";
 import pg from "pg";
 import { connectRedis, createRedis } from "../platform/redis/client.js";
+import { createQueueKeys } from "../queue/queue-keys.js";
 import * as sql from "./audit-queries.js";
 import { maxOverlap, readPaymentEvents } from "./audit-sources.js";
 
@@ -52,18 +54,30 @@ type Row = Record<string, string | number | boolean | null>;
 
 const check = (name: string, ok: boolean, detail: string): AuditCheck => ({ name, status: ok ? "pass" : "fail", detail });
 
+/** A Redis connection for reading, or the reason there is none (the checks that need it say so). */
+async function openRedis(input: AuditInput): Promise<{ redis?: Redis; error?: string }> {
+  const redis = createRedis({ url: input.redisUrl, name: "loadtest-audit", commandTimeoutMs: 30_000 });
+  try {
+    await connectRedis(redis, input.redisUrl);
+    return { redis };
+  } catch (error) {
+    return { error: (error as Error).message };
+  }
+}
+
 export async function auditRun(input: AuditInput): Promise<AuditResult> {
   // Read-only for the whole session, not just the snapshot: the audit must never write.
   const client = new pg.Client({ connectionString: input.databaseUrl, application_name: "loadtest-audit", options: "-c default_transaction_read_only=on" });
   await client.connect();
+  const { redis, error: redisError } = await openRedis(input);
   try {
     const one = async (text: string, params: unknown[]): Promise<Row> => (await client.query<Row>(text, params)).rows[0] ?? {};
     const started = performance.now();
     const seconds = (from: number) => `${((performance.now() - from) / 1000).toFixed(1)} s`;
-    const events = await waitForPublishedEvents(client, input);
+    const events = await waitForPublishedEvents(client, redis, redisError, input);
     input.log?.(`audit: outbox relay and event stream read in ${seconds(started)}`);
     const mirrorStarted = performance.now();
-    await waitForQueueMirror(client, input);
+    await waitForQueueMirror(client, redis, input);
     input.log?.(`audit: queue mirror settled in ${seconds(mirrorStarted)}`);
     const queriesStarted = performance.now();
 
@@ -146,6 +160,7 @@ export async function auditRun(input: AuditInput): Promise<AuditResult> {
     };
     return { checks, figures, passed: checks.every((c) => c.status !== "fail") };
   } finally {
+    redis?.disconnect();
     await client.end();
   }
 }
@@ -157,7 +172,7 @@ interface EventEvidence {
 }
 
 /** Polls until the relay has published every payment.completed row of the run (or time runs out), then reads the stream. */
-async function waitForPublishedEvents(client: pg.Client, input: AuditInput): Promise<EventEvidence> {
+async function waitForPublishedEvents(client: pg.Client, redis: Redis | undefined, redisError: string | undefined, input: AuditInput): Promise<EventEvidence> {
   const deadline = Date.now() + input.publishWaitMs;
   let outbox: EventEvidence["outbox"];
   for (;;) {
@@ -165,29 +180,32 @@ async function waitForPublishedEvents(client: pg.Client, input: AuditInput): Pro
     if (outbox.every((row) => row.published) || Date.now() > deadline) break;
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
-  const redis = createRedis({ url: input.redisUrl, name: "loadtest-audit", commandTimeoutMs: 30_000 });
+  if (!redis) return { outbox, streamError: redisError };
   try {
-    await connectRedis(redis, input.redisUrl);
     return { outbox, stream: await readPaymentEvents(redis, input.redisKeyPrefix, outbox, input.runStartedAt) };
   } catch (error) {
     return { outbox, streamError: (error as Error).message };
-  } finally {
-    redis.disconnect();
   }
 }
 
 /**
  * The queue copies admissions and expiries to PostgreSQL asynchronously (a journal drained every
- * admission tick): waits until every admitted user's row has its admission time and the ended
- * rows stop changing, or the wait runs out (the cap check then says what is missing).
+ * admission tick): waits until the concert's journal in Redis is empty, every admitted user's row
+ * has its admission time and the ended rows stop changing, or the wait runs out (the cap check
+ * then says what is missing). The journal matters after a process died holding a claim on it:
+ * the claimed entries are copied only once the claim's lease runs out.
  */
-async function waitForQueueMirror(client: pg.Client, input: AuditInput): Promise<void> {
+async function waitForQueueMirror(client: pg.Client, redis: Redis | undefined, input: AuditInput): Promise<void> {
   const deadline = Date.now() + input.publishWaitMs;
+  const keys = createQueueKeys(input.redisKeyPrefix).concert(input.concertId);
+  const inJournal = async () => (redis ? (await redis.llen(keys.journal)) + (await redis.llen(keys.journalClaimed)) : 0);
   let previous = "";
   for (;;) {
     const row = (await client.query<Row>(sql.RUN_ADMISSION_ROWS, [input.userPrefix])).rows[0] ?? {};
+    const pending = await inJournal().catch(() => 0);
     const current = `${row.with_admission}/${row.ended}`;
-    if ((Number(row.with_admission ?? 0) >= input.activatedUsers && current === previous) || Date.now() > deadline) return;
+    const settled = Number(row.with_admission ?? 0) >= input.activatedUsers && current === previous && pending === 0;
+    if (settled || Date.now() > deadline) return;
     previous = current;
     await new Promise((resolve) => setTimeout(resolve, 500));
   }

@@ -3,6 +3,7 @@
 // records what happened for the report. What a fault actually breaks is built by
 // fault-environment.ts; runLoadTest only calls inject() and recover().
 
+import { setTimeout as delay } from "node:timers/promises";
 import type { StageCounts } from "./run-stats.js";
 
 export const FAULT_KINDS = ["redis-outage", "postgres-outage", "worker-kill"] as const;
@@ -77,23 +78,13 @@ export interface FaultSchedule {
   finish(): Promise<FaultRecord[]>;
 }
 
-function sleep(ms: number): { promise: Promise<void>; cancel(): void } {
-  let timer: NodeJS.Timeout | undefined;
-  const promise = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, ms))));
-  return { promise, cancel: () => clearTimeout(timer) };
-}
-
 export function scheduleFaults(faults: readonly Fault[], counts: Readonly<StageCounts>, users: number, startedAt = performance.now()): FaultSchedule {
   const since = () => Math.round(performance.now() - startedAt) / 1000;
-  let usersDone = false;
-  let markDone!: () => void;
-  const done = new Promise<void>((resolve) => (markDone = resolve));
+  const usersDone = new AbortController();
   const runs = faults.map(async (fault): Promise<FaultRecord> => {
     const record: FaultRecord = { spec: formatFaultSpec(fault.spec), kind: fault.spec.kind, notes: [], complete: false };
-    const timer = sleep(fault.spec.atMs - (performance.now() - startedAt));
-    await Promise.race([timer.promise, done]);
-    timer.cancel();
-    if (usersDone) {
+    const due = await delay(Math.max(0, fault.spec.atMs - (performance.now() - startedAt)), true, { signal: usersDone.signal }).catch(() => false);
+    if (!due) {
       record.notes.push(`not injected: the users finished before ${fault.spec.atMs / 1000} s`);
       return record;
     }
@@ -102,7 +93,7 @@ export function scheduleFaults(faults: readonly Fault[], counts: Readonly<StageC
       record.notes.push(await fault.inject());
       record.injectedAtS = since();
       if (fault.recover) {
-        await sleep(fault.spec.durationMs).promise;
+        await delay(fault.spec.durationMs);
         record.usersUnfinishedAtRecovery = users - counts.finished;
         record.notes.push(await fault.recover());
         record.recoveredAtS = since();
@@ -115,8 +106,7 @@ export function scheduleFaults(faults: readonly Fault[], counts: Readonly<StageC
   });
   return {
     finish() {
-      usersDone = true;
-      markDone();
+      usersDone.abort();
       return Promise.all(runs);
     },
   };

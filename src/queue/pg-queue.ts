@@ -211,11 +211,17 @@ export function createPgQueue(db: QueueDb, options: { activeTtlSeconds: number; 
       );
     },
 
-    /** Mirrors expiries, leaves and releases at the time Redis made them; returns the tokens whose row is not there yet. */
+    /**
+     * Mirrors expiries, leaves and releases at the time Redis made them; returns the tokens whose
+     * row is not there yet. The earliest time wins, whatever the order of arrival: a repeated
+     * LeaveQueue (the first answer lost with its process) reports the later time of the repeat,
+     * while the journal still holds the time the slot was really freed.
+     */
     markExpired(ended: readonly { token: string; atMs: number }[]): Promise<string[]> {
       return mirror(
-        `update queue_entry q set state = 'EXPIRED', ended_at = to_timestamp(i.at / 1000.0)
-         from input i where q.token = i.token and q.state <> 'EXPIRED'`,
+        `update queue_entry q set state = 'EXPIRED', ended_at = least(q.ended_at, to_timestamp(i.at / 1000.0))
+         from input i where q.token = i.token
+           and (q.state <> 'EXPIRED' or q.ended_at is null or q.ended_at > to_timestamp(i.at / 1000.0))`,
         [ended.map((e) => e.token), ended.map(() => 0), ended.map((e) => e.atMs)],
       );
     },

@@ -137,10 +137,10 @@ export function createWalletHandlers(deps: WalletDeps): PartialServiceImpl<typeo
       const result = await payReservation(orm, request, async ({ scheduleId }, em) => {
         requireAdmitted(context, { concertId: await concertOf(scheduleId, em) });
       });
-      if (!result.replayed) {
-        onPaymentCommitted?.();
-        await releaseSlot(admitted);
-      }
+      if (!result.replayed) onPaymentCommitted?.();
+      // Also on a replay: the first attempt may have committed and died before it released the
+      // slot, which would otherwise stay taken until ACTIVE_TOKEN_TTL. Releasing twice is harmless.
+      await releaseSlot(admitted);
       return paymentResponse(result);
     },
   };

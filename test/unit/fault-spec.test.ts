@@ -1,0 +1,24 @@
+// `loadtest --fault`: the spec syntax, its defaults, and the combinations the CLI refuses.
+
+import test from "ava";
+import { parseCli, UsageError } from "../../src/loadtest/cli-options.js";
+import { formatFaultSpec, parseFaultSpec } from "../../src/loadtest/faults.js";
+
+test("KIND[@AT[:FOR]] with defaults; worker-kill takes no duration", (t) => {
+  t.deepEqual(parseFaultSpec("redis-outage"), { kind: "redis-outage", atMs: 5000, durationMs: 10_000 });
+  t.deepEqual(parseFaultSpec("postgres-outage@1.5s"), { kind: "postgres-outage", atMs: 1500, durationMs: 2000 });
+  t.deepEqual(parseFaultSpec("redis-outage@500ms:3s"), { kind: "redis-outage", atMs: 500, durationMs: 3000 });
+  t.deepEqual(parseFaultSpec("worker-kill@20s"), { kind: "worker-kill", atMs: 20_000, durationMs: 0 });
+  t.is(formatFaultSpec(parseFaultSpec("redis-outage@15s:10s")), "redis-outage@15s:10s");
+  for (const bad of ["redis", "redis-outage@5", "redis-outage@5s:0s", "worker-kill@5s:2s", "postgres-outage@-1s"]) t.throws(() => parseFaultSpec(bad), undefined, bad);
+});
+
+test("faults need --start-server; worker-kill needs workers; redis-outage brings its own Redis", (t) => {
+  const parse = (...args: string[]) => parseCli(args, {}, "abc123");
+  t.is(parse("--start-server", "--fault", "redis-outage", "--fault", "postgres-outage@1s:1s")?.faults.length, 2);
+  t.throws(() => parse("--fault", "redis-outage"), { instanceOf: UsageError, message: /needs --start-server/ });
+  t.throws(() => parse("--start-server", "--fault", "worker-kill"), { instanceOf: UsageError, message: /--workers 2/ });
+  t.notThrows(() => parse("--start-server", "--workers", "2", "--fault", "worker-kill"));
+  t.throws(() => parse("--start-server", "--redis-url", "redis://127.0.0.1:6379", "--fault", "redis-outage"), { instanceOf: UsageError, message: /drop --redis-url/ });
+  t.throws(() => parse("--start-server", "--fault", "disk-full"), { instanceOf: UsageError });
+});
