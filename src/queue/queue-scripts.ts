@@ -14,6 +14,7 @@ export interface ScriptStatus {
   totalWaiting: number;
   /** Epoch ms; 0 unless ACTIVE. */
   activeExpireMs: number;
+  /** Measured admissions per second of this concert (EWMA); 0 before any was measured. */
   admittedPerSecond: number;
   nowMs: number;
 }

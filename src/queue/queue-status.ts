@@ -3,21 +3,13 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { QueueState as QueueStatePb, type QueueStatusSchema } from "../../gen/concert/v1/queue_pb.js";
-import type { QueueState } from "./queue-entry.entity.js";
+import type { ScriptStatus } from "./queue-scripts.js";
 
-export interface QueueStatus {
+/** A script's status of a token, with whose token it is. */
+export interface QueueStatus extends ScriptStatus {
   token: string;
   concertId: string;
   userId: string;
-  state: QueueState;
-  /** 1-based; 0 unless WAITING. */
-  position: number;
-  totalWaiting: number;
-  /** Epoch ms; 0 unless ACTIVE. */
-  activeExpireMs: number;
-  /** Measured admissions per second of this concert (EWMA); 0 before any was measured. */
-  admittedPerSecond: number;
-  nowMs: number;
 }
 
 export interface Estimate {
