@@ -53,12 +53,17 @@ select count(*) as seats from seat s
 where s.schedule_id = $1
   and (s.status = 'RESERVED') <> exists (select 1 from reservation r where r.seat_id = s.id and r.status = 'CONFIRMED')`;
 
-/** payment.completed outbox rows of the run's reservations. */
+/**
+ * payment.completed outbox rows of the run's reservations. The ids go in as one array, which pins
+ * the plan to outbox_aggregate_idx: the tables are young when the audit runs, their statistics
+ * still say "empty", and a join (even a lateral one, which the planner flattens) was planned as a
+ * nested loop over two sequential scans: 57 s for 10,000 events instead of 50 ms.
+ */
 export const RUN_PAYMENT_EVENTS = `
 select o.event_id, o.aggregate_id, o.published_at is not null as published
 from outbox o
-join reservation r on r.id::text = o.aggregate_id
-where o.event_type = 'payment.completed' and o.aggregate_type = 'reservation' and starts_with(r.user_id, $1)`;
+where o.aggregate_type = 'reservation' and o.event_type = 'payment.completed'
+  and o.aggregate_id = any (array(select id::text from reservation where starts_with(user_id, $1)))`;
 
 /** $1 is the concert id, $2 the run start: every admission that overlapped the run, from the queue's DB copy. */
 export const ACTIVE_INTERVALS = `
