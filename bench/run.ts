@@ -1,5 +1,5 @@
 // `npm run bench [-- --suite transport|queue|booking|all] [--duration S] [--concurrency N]
-//  [--rounds N] [--streams N] [--profile] [--out FILE]`
+//  [--rounds N] [--streams N] [--workers LIST] [--profile] [--out FILE]`
 // Runs the chosen suites, prints markdown tables and writes them to reports/ (git-ignored).
 // The queue and booking suites live in bench/queue-bench.ts (runQueueBench) and
 // bench/booking-bench.ts (runBookingBench); they are loaded only if present.
@@ -10,18 +10,20 @@ import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { machineHeader, machineInfo, markdownTable, type BenchTable, type SuiteOptions } from "./report.js";
+import { runCallsBench } from "./calls-bench.js";
 import { runTransportBench } from "./transport/suite.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const SUITES = ["transport", "queue", "booking"] as const;
+const SUITES = ["transport", "queue", "booking", "calls"] as const;
 type Suite = (typeof SUITES)[number];
 
-const USAGE = `usage: npm run bench -- [--suite ${[...SUITES, "all"].join("|")}] [--duration SECONDS] [--concurrency N] [--rounds N] [--streams N] [--profile] [--out FILE]
+const USAGE = `usage: npm run bench -- [--suite ${[...SUITES, "all"].join("|")}] [--duration SECONDS] [--concurrency N] [--rounds N] [--streams N] [--workers LIST] [--profile] [--out FILE]
   --suite        suites to run, comma-separated (default all)
   --duration     seconds per measurement (default 5)
   --concurrency  requests in flight (default 64)
   --rounds       interleaved runs per figure; the median is reported (default 3)
   --streams      open server streams in the idle-stream measurement (default 5000)
+  --workers      server process counts the calls suite compares, comma-separated (default 1,2)
   --profile      also CPU-profile the grpc-js adapter and list its top self-time frames
   --out          markdown output file (default reports/bench-<time>.md)`;
 
@@ -50,6 +52,7 @@ function parseOptions() {
         concurrency: { type: "string", default: "64" },
         rounds: { type: "string", default: "3" },
         streams: { type: "string", default: "5000" },
+        workers: { type: "string", default: "1,2" },
         profile: { type: "boolean", default: false },
         out: { type: "string" },
         help: { type: "boolean", default: false },
@@ -73,6 +76,7 @@ function parseOptions() {
     concurrency: positiveInteger("concurrency", parsed.concurrency),
     rounds: positiveInteger("rounds", parsed.rounds),
     idleStreams: positiveInteger("streams", parsed.streams),
+    workers: parsed.workers.split(",").map((w) => positiveInteger("workers", w.trim())),
     profile: parsed.profile,
     out: parsed.out ?? join(HERE, "..", "reports", `bench-${new Date().toISOString().replaceAll(":", "-").slice(0, 19)}.md`),
   };
@@ -104,6 +108,8 @@ for (const suite of options.suites) {
   let result: SuiteResult | undefined;
   if (suite === "transport") {
     result = await runTransportBench({ ...suiteOptions, rounds: options.rounds, idleStreams: options.idleStreams, profile: options.profile });
+  } else if (suite === "calls") {
+    result = await runCallsBench({ ...suiteOptions, rounds: options.rounds, workers: options.workers });
   } else {
     const runner = await pluggedSuite(`${suite}-bench.ts`, suite === "queue" ? "runQueueBench" : "runBookingBench");
     if (!runner) {

@@ -21,7 +21,8 @@ export interface ServerProcess {
 }
 
 export interface SpawnOptions {
-  core: number;
+  /** CPU list for taskset: one core (3) or several ("0-1"). */
+  core: number | string;
   /** Extra node flags, e.g. --cpu-prof. */
   nodeFlags?: string[];
   env?: Record<string, string>;

@@ -16,9 +16,8 @@ import type { PartialServiceImpl } from "../platform/rpc/service-wrapper.js";
 import { check } from "../platform/validation.js";
 import { requireAdmitted } from "../queue/admission-context.js";
 import { WALLET_CURRENCY } from "../wallet/wallet-ledger.js";
-import { createConcertOfSchedule, listConcerts, listSchedules, listSeats, visibleSeatStatus, type ScheduleKey } from "./catalog.js";
+import { createConcertOfSchedule, listConcerts, listSchedules, listSeats, visibleSeatStatus, type ScheduleKey, type SeatView } from "./catalog.js";
 import { visibleReservationStatus, type ReservationView } from "./reservation-rows.js";
-import type { Seat } from "./seat.entity.js";
 import { cancelReservation, getReservation, reserveSeat, type HoldPolicy } from "./seat-hold.js";
 
 const isString = (value: unknown): value is string => typeof value === "string";
@@ -26,7 +25,7 @@ const isSeatNo = (value: unknown): value is number => Number.isSafeInteger(value
 const isScheduleKey = (value: unknown): value is ScheduleKey =>
   Array.isArray(value) && value.length === 2 && isString(value[0]) && !Number.isNaN(Date.parse(value[0])) && isString(value[1]);
 
-export function seatToProto(seat: Seat, now: Date): MessageInitShape<typeof SeatSchema> {
+export function seatToProto(seat: SeatView, now: Date): MessageInitShape<typeof SeatSchema> {
   return {
     id: seat.id,
     scheduleId: seat.scheduleId,

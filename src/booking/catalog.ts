@@ -77,14 +77,29 @@ async function countAvailableSeats(em: EntityManager, scheduleIds: string[]): Pr
   return new Map(rows.map((row) => [row.scheduleId, Number(row.available)]));
 }
 
-export async function listSeats(em: EntityManager, scheduleId: string, page: Page<number>): Promise<PageOf<Seat>> {
-  await findSchedule(em, scheduleId);
-  const rows = await em.find(
-    Seat,
-    page.after === undefined ? { scheduleId } : { scheduleId, seatNo: { $gt: page.after } },
-    { orderBy: { seatNo: "asc" }, limit: page.size + 1, disableIdentityMap: true },
+/** A seat as ListSeats shows it. */
+export type SeatView = Pick<Seat, "id" | "scheduleId" | "seatNo" | "label" | "grade" | "priceMinor" | "status" | "heldUntil">;
+
+type SeatRow = Omit<SeatView, "priceMinor"> & { priceMinor: string };
+
+/**
+ * One keyset page of a schedule's seats. Plain query-builder rows, not entities: a page is up to
+ * 1,000 read-only seats, and hydrating them cost most of the call's CPU. The schedule is looked up
+ * only when the page comes back empty, to tell "no such schedule" from "no further seats".
+ */
+export async function listSeats(em: EntityManager, scheduleId: string, page: Page<number>): Promise<PageOf<SeatView>> {
+  const rows = await em
+    .createQueryBuilder(Seat)
+    .select(["id", "scheduleId", "seatNo", "label", "grade", "priceMinor", "status", "heldUntil"])
+    .where(page.after === undefined ? { scheduleId } : { scheduleId, seatNo: { $gt: page.after } })
+    .orderBy({ seatNo: "asc" })
+    .limit(page.size + 1)
+    .execute<SeatRow[]>("all");
+  if (rows.length === 0) await findSchedule(em, scheduleId);
+  return cut(
+    rows.map((row) => ({ ...row, priceMinor: BigInt(row.priceMinor) })),
+    page.size,
   );
-  return cut(rows, page.size);
 }
 
 /**

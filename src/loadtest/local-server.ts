@@ -25,6 +25,10 @@ export interface LocalServerOptions {
   admissionIntervalMs: number;
   workers: number;
   logLevel: Config["logLevel"];
+  /** Run src/main.ts as a child process even for one worker (benchmarks: server and load generator apart). */
+  childProcess?: boolean;
+  /** Further server settings for the child process, e.g. { MAX_SEATS_PER_USER: "100" }. */
+  env?: Record<string, string>;
 }
 
 export interface LocalServer {
@@ -186,6 +190,7 @@ async function startCluster(options: LocalServerOptions): Promise<LocalServer> {
     SEED_DEMO_DATA: "false",
     // At least info, for the primary's "worker ready" lines; forwardLogs drops what the user did not ask for.
     LOG_LEVEL: LEVELS[config.logLevel] < LEVELS.info ? config.logLevel : "info",
+    ...options.env,
   };
   const child = spawn(process.execPath, ["--import", "tsx", MAIN], { env, stdio: ["ignore", "pipe", "pipe"] });
   const exited = once(child, "exit");
@@ -198,7 +203,8 @@ async function startCluster(options: LocalServerOptions): Promise<LocalServer> {
     // Until every worker listens, the primary hands all connections to the ready ones, and the
     // load test's long-lived connections would stay there.
     const deadline = Date.now() + 60_000;
-    while (logs.workersReady() < options.workers) {
+    // One worker is no cluster: main.ts serves in the process itself and logs no "worker ready".
+    while (options.workers > 1 && logs.workersReady() < options.workers) {
       if (done || Date.now() > deadline) throw new Error(`${logs.workersReady()} of ${options.workers} workers got ready`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
@@ -221,5 +227,5 @@ async function startCluster(options: LocalServerOptions): Promise<LocalServer> {
 
 /** Starts the server against the given stores with the given admission settings. */
 export function startLocalServer(options: LocalServerOptions): Promise<LocalServer> {
-  return options.workers > 1 ? startCluster(options) : startThread(options);
+  return options.workers > 1 || options.childProcess ? startCluster(options) : startThread(options);
 }

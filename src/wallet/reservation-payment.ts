@@ -1,7 +1,8 @@
 // Paying a held seat from the wallet, and refunding a paid one. One transaction per payment:
 // lock the seat row, confirm the reservation, mark the seat sold, insert the payment, its PAYMENT
-// ledger entry and the payment.completed outbox event, and finally update the wallet under its
-// optimistic version (writeBalance). That order follows the lock order of reservation-rows.ts
+// ledger entry and the payment.completed outbox event, and finally flush the wallet entity, whose
+// version property makes the UPDATE optimistic (… WHERE version = ?). That order follows the lock
+// order of reservation-rows.ts
 // (seat, reservation, wallet) and keeps the contended wallet row locked only from its UPDATE to
 // COMMIT. A version conflict reruns the whole transaction (withOptimisticRetry).
 
@@ -23,7 +24,8 @@ import { recordEvent } from "../platform/db/outbox.js";
 import { DomainError } from "../platform/domain-error.js";
 import { LedgerEntry } from "./ledger-entry.entity.js";
 import { Payment } from "./payment.entity.js";
-import { fingerprint, getWallet, readWallet, withOptimisticRetry, writeBalance, WALLET_CURRENCY, type WalletView } from "./wallet-ledger.js";
+import { fingerprint, getWallet, withOptimisticRetry, walletView, WALLET_CURRENCY, type WalletView } from "./wallet-ledger.js";
+import { Wallet } from "./wallet.entity.js";
 
 export const PAYMENT_COMPLETED = "payment.completed";
 export const PAYMENT_REFUNDED = "payment.refunded";
@@ -122,7 +124,7 @@ export async function payReservation(orm: ORM, input: PayInput, authorize?: Auth
     }
     await setSeatStatus(em, reservation.seatId, "RESERVED");
 
-    const wallet = await readWallet(em, userId);
+    const wallet = await em.findOne(Wallet, { userId });
     const price = reservation.priceMinor;
     if (!wallet || wallet.balanceMinor < price) {
       // Throwing rolls the confirmation back: nothing is charged, the hold stays as it was.
@@ -132,7 +134,8 @@ export async function payReservation(orm: ORM, input: PayInput, authorize?: Auth
         price_minor: String(price),
       });
     }
-    const balanceAfter = wallet.balanceMinor - price;
+    wallet.balanceMinor -= price;
+    const balanceAfter = wallet.balanceMinor;
     const payment: PaymentView = { id: randomUUID(), reservationId, userId, amountMinor: price, createdAt: now };
     await em.insert(Payment, { ...payment, idempotencyKey });
     await em.insert(LedgerEntry, {
@@ -152,9 +155,9 @@ export async function payReservation(orm: ORM, input: PayInput, authorize?: Auth
       occurredAt: now,
       payload: paymentPayload(payment, reservation),
     });
-    // Last statement: the contended wallet row stays locked only until COMMIT.
-    const debited = await writeBalance(em, wallet, balanceAfter, now);
-    return { payment, reservation: { ...reservation, status: "CONFIRMED", confirmedAt: now }, wallet: debited, replayed: false };
+    // Last statement: the versioned UPDATE of the wallet, whose row stays locked only until COMMIT.
+    await em.flush();
+    return { payment, reservation: { ...reservation, status: "CONFIRMED", confirmedAt: now }, wallet: walletView(wallet), replayed: false };
   });
 }
 
@@ -174,14 +177,16 @@ function paymentPayload(payment: PaymentView, reservation: ReservationView): Rec
 /**
  * Credits the price of a CONFIRMED reservation back to its owner's wallet with a REFUND ledger
  * entry and a payment.refunded event. Runs inside the caller's transaction, after the caller
- * locked the seat and cancelled the reservation; the caller retries on a version conflict.
+ * locked the seat and cancelled the reservation; the caller retries on a version conflict
+ * (the flush of the wallet entity throws OptimisticLockError).
  */
 export async function refundPayment(em: EntityManager, reservation: ReservationView, now: Date): Promise<void> {
   const { id: reservationId, userId, priceMinor } = reservation;
-  const wallet = await readWallet(em, userId);
+  const wallet = await em.findOne(Wallet, { userId });
   // A paid reservation implies a wallet; a missing one would mean the payment never happened.
   if (!wallet) throw new Error(`reservation ${reservationId} is CONFIRMED but ${userId} has no wallet`);
-  const balanceAfter = wallet.balanceMinor + priceMinor;
+  wallet.balanceMinor += priceMinor;
+  const balanceAfter = wallet.balanceMinor;
   await em.insert(LedgerEntry, {
     userId,
     kind: "REFUND",
@@ -200,5 +205,5 @@ export async function refundPayment(em: EntityManager, reservation: ReservationV
     occurredAt: now,
     payload: { reservation_id: reservationId, user_id: userId, amount_minor: priceMinor.toString(), currency_code: WALLET_CURRENCY, refunded_at: now.toISOString() },
   });
-  await writeBalance(em, wallet, balanceAfter, now);
+  await em.flush();
 }

@@ -1,5 +1,5 @@
-// Wallet balances under optimistic concurrency. Every change loads the wallet, changes it in
-// memory and flushes an UPDATE guarded by MikroORM's version property; a concurrent writer makes
+// Wallet balances under optimistic concurrency. Every change (top-up, payment, refund) loads the
+// wallet entity, changes it in memory and flushes an UPDATE guarded by MikroORM's version property; a concurrent writer makes
 // that flush fail with OptimisticLockError and the whole transaction is rerun on a fresh fork
 // (em.transactional does not retry by itself), with jittered backoff, a bounded number of times.
 // Every change writes a ledger entry in the same transaction, so balance = Σ ledger exactly.
@@ -79,23 +79,6 @@ export async function readWallet(em: EntityManager, userId: string): Promise<Wal
 
 export async function getWallet(em: EntityManager, userId: string): Promise<WalletView> {
   return (await readWallet(em, userId)) ?? emptyWallet(userId);
-}
-
-/**
- * Writes a new balance under the wallet's optimistic version: the same
- * `UPDATE … SET version = version + 1 WHERE version = ?` that flushing the Wallet entity issues,
- * as one query-builder statement. On the payment path the unit of work's change-set machinery
- * cost a fifth of the transaction's CPU (bench/booking-bench.ts). A stale version throws
- * OptimisticLockError, which withOptimisticRetry answers by rerunning the transaction.
- */
-export async function writeBalance(em: EntityManager, wallet: WalletView, balanceMinor: bigint, now: Date): Promise<WalletView> {
-  const { affectedRows } = await em
-    .createQueryBuilder(Wallet)
-    .update({ balanceMinor, version: wallet.version + 1, updatedAt: now })
-    .where({ userId: wallet.userId, version: wallet.version })
-    .execute<{ affectedRows: number }>("run");
-  if (affectedRows !== 1) throw OptimisticLockError.lockFailed("Wallet");
-  return { userId: wallet.userId, balanceMinor, version: wallet.version + 1, updatedAt: now };
 }
 
 export interface TopUpResult {
