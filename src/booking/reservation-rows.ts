@@ -11,6 +11,7 @@
 
 import { LockMode, type FilterObject } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
+import { compileQuery } from "../platform/db/compiled-query.js";
 import { DomainError } from "../platform/domain-error.js";
 import { Reservation, type ReservationStatus } from "./reservation.entity.js";
 import { Seat, type SeatStatus } from "./seat.entity.js";
@@ -55,8 +56,10 @@ export function visibleReservationStatus(reservation: Pick<ReservationView, "sta
   return reservation.status === "HELD" && reservation.expireTime <= now ? "EXPIRED" : reservation.status;
 }
 
+const reservationById = compileQuery<{ id: string }>(["id"], (em, p) => em.createQueryBuilder(Reservation).select("*").where({ id: p.id }).limit(1));
+
 export async function findReservation(em: EntityManager, reservationId: string): Promise<ReservationView | null> {
-  const row = await em.createQueryBuilder(Reservation).select("*").where({ id: reservationId }).execute<ReservationRow | undefined>("get");
+  const row = await reservationById.get<ReservationRow>(em, { id: reservationId });
   return row ? toReservationView(row) : null;
 }
 
@@ -85,9 +88,13 @@ export async function lockSeat(em: EntityManager, seatId: string): Promise<Locke
   return row ? { ...row, priceMinor: BigInt(row.priceMinor) } : null;
 }
 
+const updateSeatStatus = compileQuery<{ id: string; status: SeatStatus; heldUntil: Date | null }>(["id", "status", "heldUntil"], (em, p) =>
+  em.createQueryBuilder(Seat).update({ status: p.status, heldUntil: p.heldUntil }).where({ id: p.id }),
+);
+
 /** Sets a locked seat's status; only HELD seats carry a hold end. */
 export async function setSeatStatus(em: EntityManager, seatId: string, status: SeatStatus, heldUntil: Date | null = null): Promise<void> {
-  await em.createQueryBuilder(Seat).update({ status, heldUntil }).where({ id: seatId }).execute("run");
+  await updateSeatStatus.run(em, { id: seatId, status, heldUntil });
 }
 
 type ReservationChanges = Partial<Pick<Reservation, "status" | "confirmedAt" | "cancelledAt">>;
@@ -96,4 +103,13 @@ type ReservationChanges = Partial<Pick<Reservation, "status" | "confirmedAt" | "
 export async function updateReservations(em: EntityManager, where: FilterObject<Reservation>, changes: ReservationChanges): Promise<number> {
   const result = await em.createQueryBuilder(Reservation).update(changes).where(where).execute<{ affectedRows: number }>("run");
   return result.affectedRows;
+}
+
+const confirmUnexpiredHold = compileQuery<{ id: string; now: Date }>(["id", "now"], (em, p) =>
+  em.createQueryBuilder(Reservation).update({ status: "CONFIRMED", confirmedAt: p.now }).where({ id: p.id, status: "HELD", expireTime: { $gt: p.now } }),
+);
+
+/** Marks a HELD reservation whose hold has not passed at `now` CONFIRMED; false when it was not (any more) such a hold. */
+export async function confirmHold(em: EntityManager, reservationId: string, now: Date): Promise<boolean> {
+  return (await confirmUnexpiredHold.run(em, { id: reservationId, now })) === 1;
 }

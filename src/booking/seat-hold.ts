@@ -7,6 +7,7 @@
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { randomUUID } from "node:crypto";
+import { compileQuery } from "../platform/db/compiled-query.js";
 import type { ORM } from "../platform/db/orm.js";
 import { DomainError } from "../platform/domain-error.js";
 import { refundPayment } from "../wallet/reservation-payment.js";
@@ -41,6 +42,30 @@ export interface ReserveSeatInput {
 /** Namespace of the (user, schedule) advisory locks; the two-int4 form keeps them apart from any bigint-keyed lock. */
 const SEAT_LIMIT_LOCK_CLASS = 0x5ea7;
 
+/** The user's reservation made with this request id, and their live ones in the schedule. */
+const userReservations = compileQuery<{ userId: string; requestId: string; scheduleId: string }>(["userId", "requestId", "scheduleId"], (em, p) =>
+  em
+    .createQueryBuilder(Reservation)
+    .select("*")
+    .where({ userId: p.userId, $or: [{ requestId: p.requestId }, { scheduleId: p.scheduleId, status: { $in: ["HELD", "CONFIRMED"] } }] }),
+);
+
+const insertHold = compileQuery<Omit<ReservationView, "status" | "confirmedAt"> & { requestId: string }>(
+  ["id", "scheduleId", "seatId", "userId", "priceMinor", "createdAt", "expireTime", "requestId"],
+  (em, p) =>
+    em.createQueryBuilder(Reservation).insert({
+      id: p.id,
+      scheduleId: p.scheduleId,
+      seatId: p.seatId,
+      userId: p.userId,
+      status: "HELD",
+      priceMinor: p.priceMinor,
+      createdAt: p.createdAt,
+      expireTime: p.expireTime,
+      requestId: p.requestId,
+    }),
+);
+
 const seatUnavailable = (seatId: string) => new DomainError("SEAT_UNAVAILABLE", `seat ${seatId} is held or sold`, [], { seat_id: seatId });
 
 function replayHold(earlier: ReservationView, input: ReserveSeatInput): ReservationView {
@@ -61,11 +86,7 @@ export async function reserveSeat(orm: ORM, input: ReserveSeatInput, policy: Hol
       // limit check below. Taken before the seat lock, and never while holding one.
       await em.execute("select pg_advisory_xact_lock(?, hashtext(?))", [SEAT_LIMIT_LOCK_CLASS, `${userId} ${scheduleId}`]);
       // One query answers both "did this request run before?" and "how many seats does the user have here?".
-      const mine = await em
-        .createQueryBuilder(Reservation)
-        .select("*")
-        .where({ userId, $or: [{ requestId }, { scheduleId, status: { $in: ["HELD", "CONFIRMED"] } }] })
-        .execute<ReservationRow[]>("all");
+      const mine = await userReservations.all<ReservationRow>(em, { userId, requestId, scheduleId });
       const earlier = mine.find((r) => r.requestId === requestId);
       if (earlier) return replayHold(toReservationView(earlier), input);
       if (mine.filter((r) => isLive(r, now)).length >= policy.maxSeatsPerUser) {
@@ -94,7 +115,7 @@ export async function reserveSeat(orm: ORM, input: ReserveSeatInput, policy: Hol
         expireTime: new Date(now.getTime() + policy.holdSeconds * 1000),
         confirmedAt: null,
       };
-      await em.insert(Reservation, { ...reservation, requestId });
+      await insertHold.run(em, { ...reservation, requestId });
       await setSeatStatus(em, seatId, "HELD", reservation.expireTime);
       return reservation;
     });

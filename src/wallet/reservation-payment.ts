@@ -9,6 +9,7 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { randomUUID } from "node:crypto";
 import {
+  confirmHold,
   findOwnReservation,
   findReservation,
   lockSeat,
@@ -19,12 +20,12 @@ import {
   type AuthorizeReservation,
   type ReservationView,
 } from "../booking/reservation-rows.js";
+import { compileQuery } from "../platform/db/compiled-query.js";
 import type { ORM } from "../platform/db/orm.js";
 import { recordEvent } from "../platform/db/outbox.js";
 import { DomainError } from "../platform/domain-error.js";
-import { LedgerEntry } from "./ledger-entry.entity.js";
 import { Payment } from "./payment.entity.js";
-import { fingerprint, getWallet, withOptimisticRetry, walletView, WALLET_CURRENCY, type WalletView } from "./wallet-ledger.js";
+import { fingerprint, getWallet, insertLedgerEntry, withOptimisticRetry, walletView, WALLET_CURRENCY, type WalletView } from "./wallet-ledger.js";
 import { Wallet } from "./wallet.entity.js";
 
 export const PAYMENT_COMPLETED = "payment.completed";
@@ -67,13 +68,17 @@ function unpayable(reservation: ReservationView, now: Date): DomainError | undef
   }
 }
 
-/** A plain query-builder row (see reservation-rows.ts): the amount arrives as a string. */
+const paymentByKey = compileQuery<{ userId: string; idempotencyKey: string }>(["userId", "idempotencyKey"], (em, p) =>
+  em.createQueryBuilder(Payment).select(["id", "reservationId", "userId", "amountMinor", "createdAt"]).where({ userId: p.userId, idempotencyKey: p.idempotencyKey }).limit(1),
+);
+
+const insertPayment = compileQuery<PaymentView & { idempotencyKey: string }>(["id", "reservationId", "userId", "amountMinor", "createdAt", "idempotencyKey"], (em, p) =>
+  em.createQueryBuilder(Payment).insert({ id: p.id, reservationId: p.reservationId, userId: p.userId, amountMinor: p.amountMinor, createdAt: p.createdAt, idempotencyKey: p.idempotencyKey }),
+);
+
+/** A plain row (see reservation-rows.ts): the amount arrives as a string. */
 async function findPayment(em: EntityManager, userId: string, idempotencyKey: string): Promise<PaymentView | null> {
-  const row = await em
-    .createQueryBuilder(Payment)
-    .select(["id", "reservationId", "userId", "amountMinor", "createdAt"])
-    .where({ userId, idempotencyKey })
-    .execute<(Omit<PaymentView, "amountMinor"> & { amountMinor: string }) | undefined>("get");
+  const row = await paymentByKey.get<Omit<PaymentView, "amountMinor"> & { amountMinor: string }>(em, { userId, idempotencyKey });
   return row ? { ...row, amountMinor: BigInt(row.amountMinor) } : null;
 }
 
@@ -114,8 +119,7 @@ export async function payReservation(orm: ORM, input: PayInput, authorize?: Auth
 
     await lockSeat(em, reservation.seatId);
     // Conditional, so a hold that expired or changed since the unlocked read above is not confirmed.
-    const confirmed = await updateReservations(em, { id: reservationId, status: "HELD", expireTime: { $gt: now } }, { status: "CONFIRMED", confirmedAt: now });
-    if (confirmed === 0) {
+    if (!(await confirmHold(em, reservationId, now))) {
       // A concurrent call with this key may have won; otherwise say what happened to the hold.
       const winner = await findPayment(em, userId, idempotencyKey);
       if (winner) return replayPayment(em, winner, input);
@@ -137,8 +141,8 @@ export async function payReservation(orm: ORM, input: PayInput, authorize?: Auth
     wallet.balanceMinor -= price;
     const balanceAfter = wallet.balanceMinor;
     const payment: PaymentView = { id: randomUUID(), reservationId, userId, amountMinor: price, createdAt: now };
-    await em.insert(Payment, { ...payment, idempotencyKey });
-    await em.insert(LedgerEntry, {
+    await insertPayment.run(em, { ...payment, idempotencyKey });
+    await insertLedgerEntry(em, {
       userId,
       kind: "PAYMENT",
       amountMinor: -price,
@@ -187,7 +191,7 @@ export async function refundPayment(em: EntityManager, reservation: ReservationV
   if (!wallet) throw new Error(`reservation ${reservationId} is CONFIRMED but ${userId} has no wallet`);
   wallet.balanceMinor += priceMinor;
   const balanceAfter = wallet.balanceMinor;
-  await em.insert(LedgerEntry, {
+  await insertLedgerEntry(em, {
     userId,
     kind: "REFUND",
     amountMinor: priceMinor,

@@ -8,6 +8,7 @@ import { OptimisticLockError, UniqueConstraintViolationException } from "@mikro-
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
+import { compileQuery } from "../platform/db/compiled-query.js";
 import { DomainError } from "../platform/domain-error.js";
 import type { Page } from "../platform/pagination.js";
 import type { ORM } from "../platform/db/orm.js";
@@ -79,6 +80,37 @@ export async function readWallet(em: EntityManager, userId: string): Promise<Wal
 
 export async function getWallet(em: EntityManager, userId: string): Promise<WalletView> {
   return (await readWallet(em, userId)) ?? emptyWallet(userId);
+}
+
+/** A ledger entry written by a payment or a refund (top-ups go through the unit of work with their wallet). */
+export interface LedgerEntryInput {
+  userId: string;
+  kind: LedgerKind;
+  amountMinor: bigint;
+  balanceAfterMinor: bigint;
+  idempotencyKey: string;
+  requestFingerprint: string;
+  reservationId: string | null;
+  createdAt: Date;
+}
+
+const insertEntry = compileQuery<LedgerEntryInput>(
+  ["userId", "kind", "amountMinor", "balanceAfterMinor", "idempotencyKey", "requestFingerprint", "reservationId", "createdAt"],
+  (em, p) =>
+    em.createQueryBuilder(LedgerEntry).insert({
+      userId: p.userId,
+      kind: p.kind,
+      amountMinor: p.amountMinor,
+      balanceAfterMinor: p.balanceAfterMinor,
+      idempotencyKey: p.idempotencyKey,
+      requestFingerprint: p.requestFingerprint,
+      reservationId: p.reservationId,
+      createdAt: p.createdAt,
+    }),
+);
+
+export async function insertLedgerEntry(em: EntityManager, entry: LedgerEntryInput): Promise<void> {
+  await insertEntry.run(em, entry);
 }
 
 export interface TopUpResult {

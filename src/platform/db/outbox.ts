@@ -5,6 +5,7 @@
 
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { randomUUID } from "node:crypto";
+import { compileQuery } from "./compiled-query.js";
 import { Outbox } from "./outbox.entity.js";
 
 export interface OutboxEventInput {
@@ -15,10 +16,16 @@ export interface OutboxEventInput {
   occurredAt: Date;
 }
 
+const insertEvent = compileQuery<{ eventId: string; eventType: string; aggregateType: string; aggregateId: string; payload: Record<string, unknown>; createdAt: Date }>(
+  ["eventId", "eventType", "aggregateType", "aggregateId", "payload", "createdAt"],
+  (em, p) =>
+    em.createQueryBuilder(Outbox).insert({ eventId: p.eventId, eventType: p.eventType, aggregateType: p.aggregateType, aggregateId: p.aggregateId, payload: p.payload, createdAt: p.createdAt }),
+);
+
 /** Inserts the event and returns its event id (what consumers deduplicate on). */
 export async function recordEvent(em: EntityManager, event: OutboxEventInput): Promise<string> {
   const eventId = randomUUID();
-  await em.insert(Outbox, {
+  await insertEvent.run(em, {
     eventId,
     eventType: event.eventType,
     aggregateType: event.aggregateType,

@@ -1,0 +1,115 @@
+// Query-builder statements compiled once and run many times. MikroORM's query builder turns
+// criteria objects into SQL on every call, and on the booking hot path that was the largest
+// single item of the ORM's CPU time (bench/booking-bench.ts, `node --cpu-prof`): the same few
+// statement shapes, rebuilt for every transaction. A compiled query builds its statement once,
+// with marker values in place of the parameters, keeps the SQL MikroORM generated (table and
+// column names from the entity metadata, quoting, operators) and the positions of the markers,
+// and from then on runs that SQL with the new values through `em.execute`, inside the caller's
+// transaction. Rows come back as the query builder's plain rows do, through the same result
+// mapper: property names, dates as Date, bigint columns as strings.
+//
+// Only for statements whose shape does not depend on the values (no optional criteria, no
+// arrays whose length varies). The seat lock and the wallet's versioned update stay on
+// MikroORM's own mechanisms (LockMode.PESSIMISTIC_WRITE per call, the version property on flush)
+// and are never compiled here.
+
+import type { EntityMetadata } from "@mikro-orm/core";
+import type { EntityManager } from "@mikro-orm/postgresql";
+
+type Value = string | number | bigint | boolean | Date | null | Record<string, unknown>;
+/** Named parameter values; interfaces qualify too (no index signature needed). */
+type Params<P> = { [K in keyof P]: Value };
+
+/** What compileQuery needs of a query builder (select, insert, update and delete builders all have it). */
+interface Compilable {
+  toQuery(): { sql: string; params: readonly unknown[] };
+}
+
+type Slot = { name: string; json?: boolean } | { value: unknown };
+
+interface Compiled {
+  sql: string;
+  /** Per placeholder: the parameter name, or a constant the builder put there. */
+  slots: Slot[];
+  /** The statement's entity: its result mapper turns rows into the query builder's plain rows. */
+  meta: EntityMetadata;
+}
+
+const MARK = "\u0001compiled-query:";
+const marker = (name: string) => `${MARK}${name}\u0001`;
+
+export interface CompiledQuery<P extends Params<P>> {
+  /** Every row, with property names. */
+  all<R>(em: EntityManager, params: P): Promise<R[]>;
+  /** The first row, or undefined. */
+  get<R>(em: EntityManager, params: P): Promise<R | undefined>;
+  /** Rows changed (INSERT/UPDATE/DELETE). */
+  run(em: EntityManager, params: P): Promise<number>;
+  /** The SQL with the values filled in, as the query builder would format it (tests compare the two). */
+  format(em: EntityManager, params: P): string;
+}
+
+/**
+ * `build` receives a query builder's entity manager and the parameters and returns the query
+ * builder; it runs once per ORM with marker strings as parameter values, so it must pass every
+ * parameter through unchanged (criteria values, update values), never compute with them.
+ */
+export function compileQuery<P extends Params<P>>(names: readonly (keyof P & string)[], build: (em: EntityManager, params: P) => Compilable): CompiledQuery<P> {
+  // Per metadata storage: tests run several ORMs in one process.
+  const cache = new WeakMap<object, Compiled>();
+
+  const compiled = (em: EntityManager): Compiled => {
+    const metadata = em.getMetadata();
+    let entry = cache.get(metadata);
+    if (entry) return entry;
+    const markers = Object.fromEntries(names.map((name) => [name, marker(name)])) as unknown as P;
+    const qb = build(em, markers);
+    const { sql, params } = qb.toQuery();
+    const slots = params.map((value): Slot => {
+      if (typeof value !== "string") return { value };
+      if (value.startsWith(MARK)) return { name: value.slice(MARK.length, -1) };
+      // A JSON property: the builder serialized the marker string, so serialize the value likewise.
+      const json = names.find((name) => value === JSON.stringify(marker(name)));
+      return json ? { name: json, json: true } : { value };
+    });
+    const used = new Set(slots.flatMap((slot) => ("name" in slot ? [slot.name] : [])));
+    const lost = names.filter((name) => !used.has(name));
+    // A parameter the builder transformed (or dropped) cannot be substituted: fail at first use, loudly.
+    if (lost.length > 0 || slots.length !== (sql.match(/\?/g)?.length ?? 0)) {
+      throw new Error(`compileQuery: parameters ${lost.join(", ") || "(placeholder count)"} did not survive the query builder in: ${sql}`);
+    }
+    const meta = (qb as unknown as { mainAlias: { meta: EntityMetadata } }).mainAlias.meta;
+    entry = { sql, slots, meta };
+    cache.set(metadata, entry);
+    return entry;
+  };
+
+  const values = (entry: Compiled, params: P): unknown[] =>
+    entry.slots.map((slot) => ("name" in slot ? (slot.json ? JSON.stringify(params[slot.name as keyof P]) : params[slot.name as keyof P]) : slot.value));
+
+  // The driver's own mapper, as the query builder's execute() uses it: column names to property
+  // names, and dates, which the driver returns as text, to Date.
+  const mapRow = (em: EntityManager, entry: Compiled, row: Record<string, unknown>) => em.getDriver().mapResult(row, entry.meta);
+
+  return {
+    async all<R>(em: EntityManager, params: P): Promise<R[]> {
+      const entry = compiled(em);
+      const rows = (await em.execute(entry.sql, values(entry, params), "all")) as Record<string, unknown>[];
+      return rows.map((row) => mapRow(em, entry, row) as R);
+    },
+    async get<R>(em: EntityManager, params: P): Promise<R | undefined> {
+      const entry = compiled(em);
+      const row = (await em.execute(entry.sql, values(entry, params), "get")) as Record<string, unknown> | undefined;
+      return row ? (mapRow(em, entry, row) as R) : undefined;
+    },
+    async run(em: EntityManager, params: P): Promise<number> {
+      const entry = compiled(em);
+      const result = (await em.execute(entry.sql, values(entry, params), "run")) as { affectedRows: number };
+      return result.affectedRows;
+    },
+    format(em: EntityManager, params: P): string {
+      const entry = compiled(em);
+      return em.getPlatform().formatQuery(entry.sql, values(entry, params));
+    },
+  };
+}
