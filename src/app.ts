@@ -103,7 +103,12 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     const streams = { open: 0 };
     return entries.map(({ service, impl, guards }) => ({
       service,
-      impl: wrapService(service, impl, { transport, guards, maxOpenStreams: config.maxOpenStreams, metrics, shutdownSignal: shutdown.signal, onBug }, streams) as ServiceImpl<DescService>,
+      impl: wrapService(
+        service,
+        impl,
+        { transport, guards, maxOpenStreams: config.maxOpenStreams, metrics, shutdownSignal: shutdown.signal, defaultDeadlineMs: config.defaultDeadlineMs, onBug },
+        streams,
+      ) as ServiceImpl<DescService>,
     }));
   };
 

@@ -171,9 +171,13 @@ export async function cancelReservation(orm: ORM, input: CancelInput, authorize?
   });
 }
 
+const liveHoldSchedules = compileQuery<{ userId: string; now: Date }>(["userId", "now"], (em, p) =>
+  em.createQueryBuilder(Reservation).select("scheduleId").where({ userId: p.userId, status: "HELD", expireTime: { $gt: p.now } }),
+);
+
 /** Whether the user still holds an unexpired seat in a schedule `inScope` accepts (e.g. one of the concert whose queue slot they would give up). */
 export async function hasLiveHolds(em: EntityManager, userId: string, inScope: (scheduleId: string) => Promise<boolean>): Promise<boolean> {
-  const held = await em.find(Reservation, { userId, status: "HELD", expireTime: { $gt: new Date() } }, { fields: ["scheduleId"], disableIdentityMap: true });
+  const held = await liveHoldSchedules.all<{ scheduleId: string }>(em, { userId, now: new Date() });
   for (const { scheduleId } of held) {
     if (await inScope(scheduleId)) return true;
   }

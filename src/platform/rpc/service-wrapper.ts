@@ -20,6 +20,11 @@ export interface WrapOptions {
   metrics: RpcMetrics;
   /** Aborted at shutdown: open streams end with UNAVAILABLE so clients reconnect elsewhere. */
   shutdownSignal: AbortSignal;
+  /**
+   * Deadline of a unary call whose client set none (DEFAULT_DEADLINE_MS). The grpc-js adapter
+   * applies it itself; connect-node applies only the client's timeout, so this wrapper does.
+   */
+  defaultDeadlineMs: number;
   onBug: (error: unknown, method: DescMethod) => void;
 }
 
@@ -70,6 +75,35 @@ async function* untilShutdown<T>(stream: AsyncIterable<T>, shutdownSignal: Abort
   }
 }
 
+/**
+ * Runs a unary handler under a deadline: at `deadlineMs` the call fails with DEADLINE_EXCEEDED
+ * and the handler's signal aborts, so work that listens to it stops; a transaction already
+ * running finishes or rolls back on its own, as when a client's own deadline passes.
+ */
+async function withDeadline(handler: AnyUnary, request: unknown, context: HandlerContext, deadlineMs: number): Promise<unknown> {
+  const expired = new AbortController();
+  const signal = AbortSignal.any([context.signal, expired.signal]);
+  const scoped = new Proxy(context, {
+    get: (target, key) => (key === "signal" ? signal : key === "timeoutMs" ? () => Math.max(deadline - Date.now(), 0) : Reflect.get(target, key, target)),
+  });
+  const deadline = Date.now() + deadlineMs;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      handler(request, scoped),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          const error = new ConnectError(`no answer within the server's default deadline of ${deadlineMs} ms`, Code.DeadlineExceeded);
+          expired.abort(error);
+          reject(error);
+        }, deadlineMs);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export function wrapService<S extends DescService>(
   service: S,
   impl: PartialServiceImpl<S>,
@@ -102,7 +136,7 @@ export function wrapService<S extends DescService>(
         const started = performance.now();
         try {
           if (options.guards.length > 0) await runGuards(request, context);
-          const response = await handler(request, context);
+          const response = await (context.timeoutMs() === undefined ? withDeadline(handler, request, context, options.defaultDeadlineMs) : handler(request, context));
           options.metrics.observe(label, "OK", started);
           return response;
         } catch (error) {
