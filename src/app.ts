@@ -145,7 +145,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   // Holds are swept where they are made; events are relayed wherever they are written (payments, refunds).
   const servesBooking = config.services.includes("booking");
   if (servesBooking || config.services.includes("wallet")) {
-    outboxRelay = startOutboxRelay({ orm, redis, streamKey: eventStreamKey(config.redisKeyPrefix), batchSize: OUTBOX_BATCH, intervalMs: OUTBOX_POLL_MS, logger });
+    outboxRelay = startOutboxRelay({ orm, redis, streamKey: eventStreamKey(config.redisKeyPrefix), maxLen: config.eventStreamMaxLen, batchSize: OUTBOX_BATCH, intervalMs: OUTBOX_POLL_MS, logger });
   }
   const holdSweeper = servesBooking ? startHoldSweeper({ orm, intervalMs: config.holdSweepIntervalMs, batchSize: HOLD_SWEEP_BATCH, logger }) : undefined;
   if (config.services.includes("queue")) waitingRoom.start();

@@ -40,6 +40,8 @@ export interface Config {
   maxOpenStreams: number;
   /** How long graceful shutdown waits for in-flight calls before cancelling them. */
   shutdownGraceMs: number;
+  /** Events the Redis event stream keeps (approximately; 0 = unbounded). */
+  eventStreamMaxLen: number;
 }
 
 interface Variable {
@@ -73,6 +75,11 @@ export const CONFIG_VARIABLES: readonly Variable[] = [
   { name: "DEFAULT_DEADLINE_MS", defaultValue: "30000", description: "deadline for calls that set none" },
   { name: "MAX_OPEN_STREAMS", defaultValue: "20000", description: "open WatchQueue streams per process and port; more get RESOURCE_EXHAUSTED" },
   { name: "SHUTDOWN_GRACE_MS", defaultValue: "10000", description: "time in-flight calls get to finish on SIGTERM" },
+  {
+    name: "EVENT_STREAM_MAX_LEN",
+    defaultValue: "1000000",
+    description: "events the Redis event stream keeps (trimmed approximately, oldest first; `0` = never trim); every event also stays in the PostgreSQL outbox",
+  },
 ];
 
 export class ConfigError extends Error {
@@ -172,6 +179,7 @@ export function loadConfig(env: Env = process.env): Config {
     defaultDeadlineMs: r.integer("DEFAULT_DEADLINE_MS", 100, 3_600_000),
     maxOpenStreams: r.integer("MAX_OPEN_STREAMS", 1, 1_000_000),
     shutdownGraceMs: r.integer("SHUTDOWN_GRACE_MS", 0, 600_000),
+    eventStreamMaxLen: r.integer("EVENT_STREAM_MAX_LEN", 0, 1_000_000_000),
   };
   if (r.problems.length > 0) {
     throw new ConfigError(`invalid configuration: ${r.problems.join("; ")}`);

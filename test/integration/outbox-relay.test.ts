@@ -43,9 +43,9 @@ async function streamEvents(key: string) {
 }
 
 /** Runs one relay until nothing is due; returns how many events it published. */
-async function drain(key: string, batchSize = 100): Promise<number> {
+async function drain(key: string, batchSize = 100, maxLen?: number): Promise<number> {
   for (let total = 0; ; ) {
-    const published = await publishOutboxBatch(db.orm, redis, { streamKey: key, batchSize });
+    const published = await publishOutboxBatch(db.orm, redis, { streamKey: key, batchSize, maxLen });
     if (published === 0) return total;
     total += published;
   }
@@ -122,4 +122,19 @@ test.serial("with Redis down the batch rolls back and the events stay unpublishe
   t.is((await outboxRows(db.orm, aggregateId))[0]!.publishedAt, null);
   await drain(freshStream());
   t.truthy((await outboxRows(db.orm, aggregateId))[0]!.publishedAt);
+});
+
+test.serial("EVENT_STREAM_MAX_LEN trims the stream to about that many of the newest events; the outbox keeps every one", async (t) => {
+  const key = freshStream();
+  const aggregates = Array.from({ length: 1000 }, () => randomUUID());
+  const em = db.orm.em.fork();
+  for (const aggregateId of aggregates) await recordEvent(em, { eventType: "test.trim", aggregateType: "test", aggregateId, payload: {}, occurredAt: new Date() });
+  t.is(await drain(key, 100, 150), 1000);
+  // MAXLEN ~ trims whole stream nodes (100 entries each by default): never below the limit, a node above at most.
+  const length = await redis.xlen(key);
+  t.true(length >= 150 && length <= 250, `stream length ${length}`);
+  const kept = await streamEvents(key);
+  t.deepEqual(kept.map((e) => e.aggregateId), aggregates.slice(-length));
+  const rows = await Promise.all(aggregates.map((id) => outboxRows(db.orm, id)));
+  t.true(rows.every(([row]) => row?.publishedAt));
 });

@@ -44,6 +44,12 @@ const LOCK_BATCH = `
 export interface RelayOptions {
   streamKey: string;
   batchSize: number;
+  /**
+   * Entries the stream keeps: each XADD trims it to about this many (MAXLEN ~, which trims whole
+   * radix-tree nodes, so cheaply and never below the limit). 0 or absent: never trims. A consumer
+   * further behind than this misses the oldest events in Redis; the outbox rows keep them all.
+   */
+  maxLen?: number;
 }
 
 /** Publishes one batch; resolves to the number of rows published (0 when nothing was due). */
@@ -52,9 +58,11 @@ export async function publishOutboxBatch(orm: ORM, redis: RedisClient, options: 
     const rows = await em.execute<OutboxRow[]>(LOCK_BATCH, [options.batchSize]);
     if (rows.length === 0) return 0;
     const pipeline = redis.pipeline();
+    const trim = options.maxLen ? (["MAXLEN", "~", options.maxLen] as const) : ([] as const);
     for (const row of rows) {
       pipeline.xadd(
         options.streamKey,
+        ...trim,
         "*",
         ...toStreamFields({
           eventId: row.event_id,
