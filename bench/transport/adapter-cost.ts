@@ -32,6 +32,7 @@ const callsPerRun = Number(process.argv[2] ?? 100_000);
 const impl = wrapService(BookingService, { listConcerts: async () => LIST_CONCERTS_RESPONSE }, {
   transport: "grpc",
   guards: [],
+  defaultDeadlineMs: 30_000,
   maxOpenStreams: 1,
   metrics: createMetrics({ defaultMetrics: false }),
   shutdownSignal: new AbortController().signal,

@@ -103,7 +103,7 @@ const queueImpl: PartialServiceImpl<typeof QueueService> = {
 
 function wrapped(transport: "grpc" | "connect", shutdownSignal: AbortSignal) {
   const metrics = createMetrics();
-  const options = { transport, guards: [], maxOpenStreams: 20_000, metrics, shutdownSignal, onBug: (error: unknown) => console.error(error) };
+  const options = { transport, guards: [], maxOpenStreams: 20_000, metrics, shutdownSignal, defaultDeadlineMs: 30_000, onBug: (error: unknown) => console.error(error) };
   const streams = { open: 0 };
   return [
     { service: BookingService as DescService, impl: wrapService(BookingService, bookingImpl, options, streams) as ServiceImpl<DescService> },
