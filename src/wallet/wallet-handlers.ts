@@ -16,7 +16,7 @@ import { DomainError } from "../platform/domain-error.js";
 import { expiredTokenKey, requireAdmitted, type AdmittedToken } from "../queue/admission-context.js";
 import type { LedgerEntry } from "./ledger-entry.entity.js";
 import { findPaymentReplay, payReservation, type PaymentView, type PayResult } from "./reservation-payment.js";
-import { getWallet, listTransactions, MAX_TOP_UP_MINOR, topUp, WALLET_CURRENCY, type WalletView } from "./wallet-ledger.js";
+import { getWallet, listTransactions, MAX_TOP_UP_MINOR, topUp, WALLET_CURRENCY, type LedgerEntryView, type WalletView } from "./wallet-ledger.js";
 
 const money = (amountMinor: bigint) => ({ amountMinor, currencyCode: WALLET_CURRENCY });
 const isLedgerId = (value: unknown): value is string => typeof value === "string" && /^\d{1,19}$/.test(value);
@@ -30,7 +30,7 @@ export function walletToProto(wallet: WalletView): MessageInitShape<typeof Walle
   };
 }
 
-export function ledgerEntryToProto(entry: LedgerEntry): MessageInitShape<typeof LedgerEntrySchema> {
+export function ledgerEntryToProto(entry: LedgerEntryView | LedgerEntry): MessageInitShape<typeof LedgerEntrySchema> {
   return {
     id: entry.id,
     userId: entry.userId,

@@ -82,7 +82,7 @@ export async function getWallet(em: EntityManager, userId: string): Promise<Wall
   return (await readWallet(em, userId)) ?? emptyWallet(userId);
 }
 
-/** A ledger entry written by a payment or a refund (top-ups go through the unit of work with their wallet). */
+/** A ledger entry to write; every change of a balance writes one in the same transaction. */
 export interface LedgerEntryInput {
   userId: string;
   kind: LedgerKind;
@@ -92,6 +92,11 @@ export interface LedgerEntryInput {
   requestFingerprint: string;
   reservationId: string | null;
   createdAt: Date;
+}
+
+/** A written ledger entry, as callers see it. */
+export interface LedgerEntryView extends LedgerEntryInput {
+  id: string;
 }
 
 const insertEntry = compileQuery<LedgerEntryInput>(
@@ -109,21 +114,31 @@ const insertEntry = compileQuery<LedgerEntryInput>(
     }),
 );
 
-export async function insertLedgerEntry(em: EntityManager, entry: LedgerEntryInput): Promise<void> {
-  await insertEntry.run(em, entry);
+/** Inserts the entry and returns it with its id (INSERT … RETURNING, as the query builder writes it). */
+export async function insertLedgerEntry(em: EntityManager, entry: LedgerEntryInput): Promise<LedgerEntryView> {
+  const returned = await insertEntry.get<{ id: string }>(em, entry);
+  if (!returned) throw new Error("the ledger INSERT returned no id");
+  return { ...entry, id: String(returned.id) };
 }
 
 export interface TopUpResult {
   wallet: WalletView;
-  entry: LedgerEntry;
+  entry: LedgerEntryView;
 }
 
-async function findEntry(em: EntityManager, userId: string, kind: LedgerKind, idempotencyKey: string): Promise<LedgerEntry | null> {
-  return em.findOne(LedgerEntry, { userId, kind, idempotencyKey });
+type LedgerRow = Omit<LedgerEntryView, "amountMinor" | "balanceAfterMinor"> & { amountMinor: string; balanceAfterMinor: string };
+
+const entryByKey = compileQuery<{ userId: string; kind: LedgerKind; idempotencyKey: string }>(["userId", "kind", "idempotencyKey"], (em, p) =>
+  em.createQueryBuilder(LedgerEntry).select("*").where({ userId: p.userId, kind: p.kind, idempotencyKey: p.idempotencyKey }).limit(1),
+);
+
+async function findEntry(em: EntityManager, userId: string, kind: LedgerKind, idempotencyKey: string): Promise<LedgerEntryView | null> {
+  const row = await entryByKey.get<LedgerRow>(em, { userId, kind, idempotencyKey });
+  return row ? { ...row, id: String(row.id), amountMinor: BigInt(row.amountMinor), balanceAfterMinor: BigInt(row.balanceAfterMinor) } : null;
 }
 
 /** The earlier result of a replayed call, or IDEMPOTENCY_KEY_REUSED if its arguments differ. */
-export function replay(entry: LedgerEntry, requestFingerprint: string): LedgerEntry {
+export function replay(entry: LedgerEntryView, requestFingerprint: string): LedgerEntryView {
   if (entry.requestFingerprint !== requestFingerprint) {
     throw new DomainError("IDEMPOTENCY_KEY_REUSED", `idempotency key ${entry.idempotencyKey} was used before with other arguments`, [], {
       idempotency_key: entry.idempotencyKey,
@@ -151,7 +166,7 @@ export async function topUp(orm: ORM, userId: string, amountMinor: bigint, idemp
       // A racing first top-up of the same user makes this insert fail; the retry then finds it.
       wallet = em.create(Wallet, { userId, balanceMinor: amountMinor, currencyCode: WALLET_CURRENCY });
     }
-    const entry = em.create(LedgerEntry, {
+    const entry = await insertLedgerEntry(em, {
       userId,
       kind: "TOP_UP",
       amountMinor,
@@ -159,10 +174,11 @@ export async function topUp(orm: ORM, userId: string, amountMinor: bigint, idemp
       idempotencyKey,
       requestFingerprint,
       reservationId: null,
+      createdAt: new Date(),
     });
-    // One flush: the ledger INSERT, then UPDATE wallet … WHERE version = ?, which throws
+    // Then the wallet: UPDATE … WHERE version = ? (or the first INSERT), which throws
     // OptimisticLockError when another writer got there first. The row lock is held only
-    // from that UPDATE to COMMIT.
+    // from that statement to COMMIT.
     await em.flush();
     return { wallet: walletView(wallet), entry };
   });
