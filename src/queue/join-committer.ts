@@ -3,6 +3,7 @@
 // (at most maxDelayMs or maxRows), so a flash crowd costs PostgreSQL a few statements per
 // thousand joins instead of one transaction each.
 
+import { createBatcher } from "../platform/batcher.js";
 import { UnavailableError } from "../platform/domain-error.js";
 import type { QueueDb } from "./queue-db.js";
 
@@ -25,12 +26,6 @@ export interface JoinCommitter {
   drain(): Promise<void>;
 }
 
-interface Pending {
-  row: JoinRow;
-  resolve(): void;
-  reject(error: unknown): void;
-}
-
 // A join superseding a live row of the same user (the old place expired or was left in Redis
 // and the mirror has not caught up) must not be skipped by the partial unique index.
 const EXPIRE_SUPERSEDED = `
@@ -49,13 +44,10 @@ on conflict do nothing
 returning token`;
 
 export function createJoinCommitter(options: { db: QueueDb; maxRows: number; maxDelayMs: number; onBatch?: (rows: number) => void }): JoinCommitter {
-  const { db, maxRows, maxDelayMs } = options;
-  let pending: Pending[] = [];
-  let timer: NodeJS.Timeout | undefined;
-  const inFlight = new Set<Promise<void>>();
+  const { db } = options;
 
-  async function insert(batch: Pending[]): Promise<Pending[]> {
-    const rows = batch.map((p) => p.row);
+  /** Writes the rows; returns those still missing (lost a race with another live row of their user). */
+  async function insert(rows: JoinRow[]): Promise<JoinRow[]> {
     const identities = [rows.map((r) => r.token), rows.map((r) => r.concertId), rows.map((r) => r.userId)];
     await db.query(EXPIRE_SUPERSEDED, identities);
     const inserted = await db.query<{ token: string }>(INSERT, [
@@ -66,51 +58,26 @@ export function createJoinCommitter(options: { db: QueueDb; maxRows: number; max
       rows.map((r) => r.activeExpireMs),
     ]);
     const done = new Set(inserted.map((r) => r.token));
-    let missing = batch.filter((p) => !done.has(p.row.token));
-    if (missing.length > 0) {
-      // Repeated joins find their row already there; anything else lost a race with another
-      // live row of the same user and gets one more round.
-      const present = await db.query<{ token: string }>("select token from queue_entry where token = any($1::text[])", [missing.map((p) => p.row.token)]);
-      for (const { token } of present) done.add(token);
-      missing = missing.filter((p) => !done.has(p.row.token));
-    }
-    for (const p of batch) if (done.has(p.row.token)) p.resolve();
-    return missing;
+    const missing = rows.filter((r) => !done.has(r.token));
+    if (missing.length === 0) return [];
+    // Repeated joins find their row already there; anything else lost a race with another
+    // live row of the same user and gets one more round.
+    const present = await db.query<{ token: string }>("select token from queue_entry where token = any($1::text[])", [missing.map((r) => r.token)]);
+    for (const { token } of present) done.add(token);
+    return missing.filter((r) => !done.has(r.token));
   }
 
-  async function write(batch: Pending[]): Promise<void> {
-    options.onBatch?.(batch.length);
-    try {
-      const missing = await insert(batch);
-      const stillMissing = missing.length > 0 ? await insert(missing) : [];
+  const batcher = createBatcher<JoinRow, void>({
+    maxItems: options.maxRows,
+    maxDelayMs: options.maxDelayMs,
+    async run(rows) {
+      options.onBatch?.(rows.length);
+      const missing = await insert(rows);
+      const stillMissing = new Set(missing.length > 0 ? await insert(missing) : []);
       const error = new UnavailableError("the join could not be recorded; retry");
-      for (const p of stillMissing) p.reject(error);
-    } catch (error) {
-      for (const p of batch) p.reject(error);
-    }
-  }
-
-  function flush(): void {
-    clearTimeout(timer);
-    timer = undefined;
-    if (pending.length === 0) return;
-    const batch = pending;
-    pending = [];
-    const written = write(batch).finally(() => inFlight.delete(written));
-    inFlight.add(written);
-  }
-
-  return {
-    commit(row) {
-      return new Promise<void>((resolve, reject) => {
-        pending.push({ row, resolve, reject });
-        if (pending.length >= maxRows) flush();
-        else timer ??= setTimeout(flush, maxDelayMs);
-      });
+      return rows.map((row) => (stillMissing.has(row) ? error : undefined));
     },
-    async drain() {
-      flush();
-      await Promise.all(inFlight);
-    },
-  };
+  });
+
+  return { commit: (row) => batcher.submit(row), drain: () => batcher.drain() };
 }

@@ -123,20 +123,42 @@ export function createPgQueue(db: QueueDb, options: { activeTtlSeconds: number; 
   }
 
   return {
-    async join(concertId: string, userId: string, freshToken: string): Promise<QueueStatus> {
+    /**
+     * Fallback joins of one concert in one transaction (the group commit of the PostgreSQL-only
+     * waiting room): one lock, one INSERT for every newcomer, one status read. `requests` are in
+     * arrival order, which becomes the order in line; a user asking twice gets one place, and a
+     * user already in line keeps theirs. Statuses come back in the order of `requests`.
+     */
+    async joinMany(concertId: string, requests: readonly { userId: string; freshToken: string }[]): Promise<QueueStatus[]> {
+      const freshTokens = new Map<string, string>();
+      for (const { userId, freshToken } of requests) if (!freshTokens.has(userId)) freshTokens.set(userId, freshToken);
+      const users = [...freshTokens.keys()];
       return db.transaction(async (query) => {
         await query(CONCERT_LOCK_SQL, [concertId]);
-        await query(`update queue_entry set state = 'EXPIRED', ended_at = now() where concert_id = $1 and user_id = $2 and state = 'ACTIVE' and active_expire_at <= now()`, [concertId, userId]);
-        const live = await query<{ token: string }>(`select token from queue_entry where concert_id = $1 and user_id = $2 and ${LIVE}`, [concertId, userId]);
-        const token = live[0]?.token ?? freshToken;
-        if (!live[0]) {
+        await query(
+          `update queue_entry set state = 'EXPIRED', ended_at = now()
+           where concert_id = $1 and user_id = any($2::text[]) and state = 'ACTIVE' and active_expire_at <= now()`,
+          [concertId, users],
+        );
+        const live = await query<{ user_id: string; token: string }>(`select user_id, token from queue_entry where concert_id = $1 and user_id = any($2::text[]) and ${LIVE}`, [
+          concertId,
+          users,
+        ]);
+        const tokenOf = new Map(live.map((row) => [row.user_id, row.token]));
+        const newcomers = users.filter((userId) => !tokenOf.has(userId));
+        if (newcomers.length > 0) {
+          const tokens = newcomers.map((userId) => freshTokens.get(userId)!);
           await query(
             `insert into queue_entry (token, concert_id, user_id, seq, state, last_seen_at)
-             select $1, $2, $3, coalesce(max(seq), 0) + ${FALLBACK_SEQ_STEP}, 'WAITING', now() from queue_entry where concert_id = $2`,
-            [token, concertId, userId],
+             select i.token, $1, i.user_id, top.seq + ${FALLBACK_SEQ_STEP} * i.ord, 'WAITING', now()
+             from unnest($2::text[], $3::text[]) with ordinality as i(token, user_id, ord),
+                  (select coalesce(max(seq), 0) as seq from queue_entry where concert_id = $1) top`,
+            [concertId, tokens, newcomers],
           );
+          newcomers.forEach((userId, i) => tokenOf.set(userId, tokens[i]!));
         }
-        return (await statuses([token], false, query))[0]!;
+        const byToken = new Map((await statuses([...tokenOf.values()], false, query)).map((status) => [status.token, status]));
+        return requests.map(({ userId }) => byToken.get(tokenOf.get(userId)!)!);
       });
     },
 

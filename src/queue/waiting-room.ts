@@ -5,6 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { Config } from "../config.js";
+import { createBatcher } from "../platform/batcher.js";
 import type { ORM } from "../platform/db/orm.js";
 import { DomainError } from "../platform/domain-error.js";
 import type { Logger } from "../platform/logger.js";
@@ -72,6 +73,26 @@ export async function createWaitingRoom(deps: { orm: ORM; redis: RedisClient; co
   const pg = createPgQueue(db, { activeTtlSeconds: config.activeTokenTtlSeconds, waitingTtlSeconds: config.waitingTokenTtlSeconds });
   const redisQueue = createRedisQueue(redis, config.redisKeyPrefix);
   const committer = createJoinCommitter({ db, ...JOIN_BATCH, onBatch: () => batches.inc() });
+  // While Redis is down, joins are group-committed too: one transaction per concert per window.
+  const fallbackJoins = createBatcher<{ concertId: string; userId: string; freshToken: string }, QueueStatus>({
+    maxItems: JOIN_BATCH.maxRows,
+    maxDelayMs: JOIN_BATCH.maxDelayMs,
+    async run(requests) {
+      const byConcert = Map.groupBy(requests.map((request, index) => ({ ...request, index })), (request) => request.concertId);
+      const outcomes: (QueueStatus | Error)[] = [];
+      await Promise.all(
+        [...byConcert].map(async ([concertId, group]) => {
+          try {
+            const joined = await pg.joinMany(concertId, group);
+            group.forEach((request, i) => (outcomes[request.index] = joined[i]!));
+          } catch (error) {
+            for (const request of group) outcomes[request.index] = error instanceof Error ? error : new Error(String(error));
+          }
+        }),
+      );
+      return outcomes;
+    },
+  });
   const mirror = createQueueMirror(pg, redisQueue, logger);
   const mode = createQueueMode({
     redis,
@@ -151,7 +172,7 @@ export async function createWaitingRoom(deps: { orm: ORM; redis: RedisClient; co
       const result = await mode.run<{ reply?: JoinReply; status?: QueueStatus }>(
         async () => ({ reply: await redisQueue.join(concertId, userId, newToken()) }),
         async (touch) => {
-          const joined = await pg.join(concertId, userId, newToken());
+          const joined = await fallbackJoins.submit({ concertId, userId, freshToken: newToken() });
           touch([joined.token]);
           return { status: joined };
         },
@@ -198,7 +219,7 @@ export async function createWaitingRoom(deps: { orm: ORM; redis: RedisClient; co
     async stop() {
       mode.stop();
       await admission.stop();
-      await committer.drain();
+      await Promise.all([committer.drain(), fallbackJoins.drain()]);
     },
   };
 }

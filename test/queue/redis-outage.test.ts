@@ -30,6 +30,8 @@ async function mode(): Promise<string | undefined> {
   return /^queue_store_mode\{mode="(\w+)"\} 1$/m.exec(text)?.[1];
 }
 
+const BURST = 100;
+
 test("Redis killed mid-run: joins and token checks go on via PostgreSQL; after a restart nothing acknowledged is lost or reordered", async (t) => {
   t.timeout(90_000);
   const queue = app.grpc(QueueService);
@@ -56,6 +58,24 @@ test("Redis killed mid-run: joins and token checks go on via PostgreSQL; after a
     during.push(joined.token);
   }
   t.is(await mode(), "fallback");
+
+  // A burst while Redis is down is group-committed: a few transactions, not one per join; every
+  // joiner gets its own place right behind the line (no ties), and a user asking twice gets one.
+  const statementsBefore = app.app.waitingRoom.pgStatements;
+  const burstUsers = Array.from({ length: BURST }, (_, i) => `burst-${i}`);
+  const burst = await Promise.all([...burstUsers, "burst-0", "burst-1"].map((userId) => queue.joinQueue({ concertId, userId })));
+  const statements = app.app.waitingRoom.pgStatements - statementsBefore;
+  t.true(statements < BURST, `${statements} statements for ${BURST} fallback joins`);
+  t.log(`${statements} statements`);
+  t.is(burst[BURST]!.token, burst[0]!.token);
+  t.is(burst[BURST + 1]!.token, burst[1]!.token);
+  const burstLine = burst.slice(0, BURST).sort((a, b) => Number(a.status!.position - b.status!.position));
+  t.deepEqual(
+    burstLine.map((j) => Number(j.status!.position)),
+    burstLine.map((_, i) => waitingBefore.length + during.length + i + 1),
+  );
+  during.push(...burstLine.map((j) => j.token));
+
   const again = await queue.joinQueue({ concertId, userId: "during-3" });
   t.is(again.token, during[3]!, "joins stay idempotent in fallback");
   t.is((await queue.joinQueue({ concertId, userId: "before-7" })).token, before[7]!);
