@@ -1,7 +1,7 @@
 // The two audit computations that are not plain SQL: reading the run's payment events back from
 // the Redis stream, and the sweep line over admission intervals.
 
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../platform/redis/client.js";
 import { eventStreamKey, fromStreamFields } from "../platform/redis/event-stream.js";
 
 export interface StreamEvidence {
@@ -18,7 +18,7 @@ const PAGE = 5000;
 const CLOCK_SLACK_MS = 60_000;
 
 export async function readPaymentEvents(
-  redis: Redis,
+  redis: RedisClient,
   redisKeyPrefix: string,
   outbox: readonly { event_id: string; aggregate_id: string }[],
   since: Date,

@@ -4,9 +4,8 @@
 // and the admission cap replayed from the queue's PostgreSQL copy. PostgreSQL is read in one
 // READ ONLY snapshot; nothing is written anywhere.
 
-import type { Redis } from "ioredis";
 import pg from "pg";
-import { connectRedis, createRedis } from "../platform/redis/client.js";
+import { connectRedis, createRedisClient, describeRedis, type RedisClient, type RedisNode } from "../platform/redis/client.js";
 import { createQueueKeys } from "../queue/queue-keys.js";
 import * as sql from "./audit-queries.js";
 import { maxOverlap, readPaymentEvents } from "./audit-sources.js";
@@ -22,6 +21,8 @@ export interface AuditCheck {
 export interface AuditInput {
   databaseUrl: string;
   redisUrl: string;
+  /** Set when the server runs on a Redis Cluster (REDIS_CLUSTER_NODES). */
+  redisClusterNodes?: readonly RedisNode[];
   redisKeyPrefix: string;
   /** User-id prefix of this run, e.g. "lt-3f9a1c-". */
   userPrefix: string;
@@ -55,10 +56,10 @@ type Row = Record<string, string | number | boolean | null>;
 const check = (name: string, ok: boolean, detail: string): AuditCheck => ({ name, status: ok ? "pass" : "fail", detail });
 
 /** A Redis connection for reading, or the reason there is none (the checks that need it say so). */
-async function openRedis(input: AuditInput): Promise<{ redis?: Redis; error?: string }> {
-  const redis = createRedis({ url: input.redisUrl, name: "loadtest-audit", commandTimeoutMs: 30_000 });
+async function openRedis(input: AuditInput): Promise<{ redis?: RedisClient; error?: string }> {
+  const redis = createRedisClient({ url: input.redisUrl, clusterNodes: input.redisClusterNodes, name: "loadtest-audit", commandTimeoutMs: 30_000 });
   try {
-    await connectRedis(redis, input.redisUrl);
+    await connectRedis(redis, describeRedis(input.redisUrl, input.redisClusterNodes));
     return { redis };
   } catch (error) {
     return { error: (error as Error).message };
@@ -172,7 +173,7 @@ interface EventEvidence {
 }
 
 /** Polls until the relay has published every payment.completed row of the run (or time runs out), then reads the stream. */
-async function waitForPublishedEvents(client: pg.Client, redis: Redis | undefined, redisError: string | undefined, input: AuditInput): Promise<EventEvidence> {
+async function waitForPublishedEvents(client: pg.Client, redis: RedisClient | undefined, redisError: string | undefined, input: AuditInput): Promise<EventEvidence> {
   const deadline = Date.now() + input.publishWaitMs;
   let outbox: EventEvidence["outbox"];
   for (;;) {
@@ -195,7 +196,7 @@ async function waitForPublishedEvents(client: pg.Client, redis: Redis | undefine
  * then says what is missing). The journal matters after a process died holding a claim on it:
  * the claimed entries are copied only once the claim's lease runs out.
  */
-async function waitForQueueMirror(client: pg.Client, redis: Redis | undefined, input: AuditInput): Promise<void> {
+async function waitForQueueMirror(client: pg.Client, redis: RedisClient | undefined, input: AuditInput): Promise<void> {
   const deadline = Date.now() + input.publishWaitMs;
   const keys = createQueueKeys(input.redisKeyPrefix).concert(input.concertId);
   const inJournal = async () => (redis ? (await redis.llen(keys.journal)) + (await redis.llen(keys.journalClaimed)) : 0);

@@ -68,7 +68,7 @@ faults (with --start-server; repeatable; AT counts from the users' start; docs/l
 
 audit and output
   --database-url URL        PostgreSQL of the server ($DATABASE_URL)
-  --redis-url URL           Redis of the server ($REDIS_URL)
+  --redis-url URL           Redis of the server ($REDIS_URL; $REDIS_CLUSTER_NODES for a Redis Cluster)
   --redis-key-prefix P      the server's REDIS_KEY_PREFIX ($REDIS_KEY_PREFIX; lt:<run>: with --start-server)
   --no-audit                skip the audit
   --json FILE               write the full report as JSON
@@ -152,6 +152,7 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
   if (faults.length > 0 && !values["start-server"]) throw new UsageError("--fault needs --start-server: faults are injected into the server this run starts, never into shared ones");
   if (faults.some((f) => f.kind === "worker-kill") && workers < 2) throw new UsageError("--fault worker-kill needs --workers 2 or more");
   if (faults.some((f) => f.kind === "redis-outage") && values["redis-url"] !== undefined) throw new UsageError("--fault redis-outage runs its own redis-server; drop --redis-url");
+  if (faults.some((f) => f.kind === "redis-outage") && server.redisClusterNodes.length > 0) throw new UsageError("--fault redis-outage runs its own single redis-server; unset REDIS_CLUSTER_NODES");
 
   const ownRedisPrefix = values["start-server"] && values["redis-key-prefix"] === undefined;
   return {
@@ -169,6 +170,7 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
       maxActiveUsers: values["max-active"] ? positiveInteger("max-active", values["max-active"]) : server.maxActiveUsers,
       databaseUrl: values["database-url"] ?? server.databaseUrl,
       redisUrl: values["redis-url"] ?? server.redisUrl,
+      redisClusterNodes: server.redisClusterNodes,
       redisKeyPrefix: values["redis-key-prefix"] ?? (ownRedisPrefix ? `lt:${id}:` : server.redisKeyPrefix),
       runId: id,
       skipAudit: values["no-audit"],

@@ -7,7 +7,7 @@ import { setMaxListeners } from "node:events";
 import { BookingService } from "../../gen/concert/v1/booking_pb.js";
 import { QueueService } from "../../gen/concert/v1/queue_pb.js";
 import { WalletService } from "../../gen/concert/v1/wallet_pb.js";
-import { connectRedis, createRedis } from "../platform/redis/client.js";
+import { connectRedis, createRedisClient, describeRedis, type RedisNode } from "../platform/redis/client.js";
 import { createGrpcClient } from "../platform/rpc/grpc-client.js";
 import { auditRun } from "./audit.js";
 import { discoverTarget } from "./catalog-discovery.js";
@@ -39,6 +39,8 @@ export interface LoadTestOptions {
   maxActiveUsers: number;
   databaseUrl: string;
   redisUrl: string;
+  /** The server's REDIS_CLUSTER_NODES, when it runs on a Redis Cluster: the gauge and the audit read through a cluster client. */
+  redisClusterNodes?: readonly RedisNode[];
   redisKeyPrefix: string;
   /** Short id in every user id (lt-<runId>-<n>); random by default. */
   runId?: string;
@@ -74,9 +76,9 @@ function createClients(target: string, connections: number): { pool: Clients[]; 
 
 async function connectGauge(options: LoadTestOptions, concertId: string): Promise<{ gauge?: ServerGauge; close(): void }> {
   if (options.skipAudit) return { close() {} };
-  const redis = createRedis({ url: options.redisUrl, name: "loadtest-gauge", commandTimeoutMs: 2000 });
+  const redis = createRedisClient({ url: options.redisUrl, clusterNodes: options.redisClusterNodes, name: "loadtest-gauge", commandTimeoutMs: 2000 });
   try {
-    await connectRedis(redis, options.redisUrl);
+    await connectRedis(redis, describeRedis(options.redisUrl, options.redisClusterNodes));
   } catch (error) {
     options.log?.(`server gauge off: ${(error as Error).message}`);
     return { close() {} };
@@ -155,6 +157,7 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRep
       audit = await auditRun({
         databaseUrl: options.databaseUrl,
         redisUrl: options.redisUrl,
+        redisClusterNodes: options.redisClusterNodes,
         redisKeyPrefix: options.redisKeyPrefix,
         userPrefix,
         concertId: target.concertId,

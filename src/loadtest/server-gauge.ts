@@ -3,7 +3,7 @@
 // draws "active vs cap" from the source of truth rather than from the clients' view, and keeps
 // the largest active count it saw.
 
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../platform/redis/client.js";
 import { createQueueKeys } from "../queue/queue-keys.js";
 
 export interface ServerGauge {
@@ -12,7 +12,7 @@ export interface ServerGauge {
   stop(): void;
 }
 
-export function startServerGauge(redis: Redis, redisKeyPrefix: string, concertId: string, intervalMs = 250): ServerGauge {
+export function startServerGauge(redis: RedisClient, redisKeyPrefix: string, concertId: string, intervalMs = 250): ServerGauge {
   const keys = createQueueKeys(redisKeyPrefix).concert(concertId);
   let latest: { waiting: number; active: number } | undefined;
   let maxActive = 0;

@@ -60,7 +60,7 @@ async function run(cli: CliOptions): Promise<number> {
     await faults?.close().catch((error: Error) => log(`stopping the fault helpers failed: ${error.message}`));
     if (database && !cli.keepDatabase) {
       await database.drop().catch((error: Error) => log(`dropping the database failed: ${error.message}`));
-      if (cli.ownRedisPrefix && !faults?.privateRedis) await removeRedisKeys(options.redisUrl, options.redisKeyPrefix).catch((error: Error) => log(`removing Redis keys failed: ${error.message}`));
+      if (cli.ownRedisPrefix && !faults?.privateRedis) await removeRedisKeys(options.redisUrl, options.redisKeyPrefix, options.redisClusterNodes).catch((error: Error) => log(`removing Redis keys failed: ${error.message}`));
     }
   }
 }
