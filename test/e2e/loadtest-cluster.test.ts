@@ -5,10 +5,10 @@
 import test from "ava";
 import { Redis } from "ioredis";
 import { removeRedisKeys } from "../../src/loadtest/redis-cleanup.js";
-import { runLoadTest } from "../../src/loadtest/run-load-test.js";
 import { formatReport } from "../../src/loadtest/report-text.js";
 import { seedCatalog } from "../../src/platform/db/seed.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
+import { runCiLoadTest } from "../helpers/loadtest.js";
 import { startPrivateRedisCluster, type PrivateRedisCluster } from "../helpers/redis-server.js";
 
 const USERS = 200;
@@ -43,21 +43,7 @@ async function keysOnMasters(pattern: string): Promise<number> {
 }
 
 test(`${USERS} virtual users on a Redis Cluster: every invariant exact; the run's keys are removed from every master`, async (t) => {
-  const report = await runLoadTest({
-    target: app.grpcAddress,
-    users: USERS,
-    concurrency: USERS,
-    seatPick: "random-once",
-    seatRetries: 0,
-    rpcTimeoutMs: 20_000,
-    timeoutMs: 50_000,
-    connections: 4,
-    maxActiveUsers: CAP,
-    databaseUrl: app.config.databaseUrl,
-    redisUrl: app.config.redisUrl,
-    redisClusterNodes: cluster.nodes,
-    redisKeyPrefix: app.config.redisKeyPrefix,
-  });
+  const report = await runCiLoadTest(app, { users: USERS, cap: CAP, connections: 4, redisClusterNodes: cluster.nodes });
   t.log(formatReport(report));
   for (const check of report.audit!.checks) t.is(check.status, "pass", `${check.name}: ${check.detail}`);
   t.true(report.passed);

@@ -10,9 +10,10 @@ import { join } from "node:path";
 import { REPORT_DATA_ELEMENT_ID } from "../../src/loadtest/report-html.js";
 import { writeReportFiles } from "../../src/loadtest/report-files.js";
 import { formatReport } from "../../src/loadtest/report-text.js";
-import { runLoadTest, type LoadTestReport } from "../../src/loadtest/run-load-test.js";
+import type { LoadTestReport } from "../../src/loadtest/run-load-test.js";
 import { seedCatalog } from "../../src/platform/db/seed.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
+import { runCiLoadTest } from "../helpers/loadtest.js";
 
 const USERS = 1000;
 const CAP = 200;
@@ -33,20 +34,7 @@ test.after.always(async () => {
 
 test(`${USERS} virtual users: every token activated, every won hold paid, every invariant exact`, async (t) => {
   const started = performance.now();
-  const report = await runLoadTest({
-    target: app.grpcAddress,
-    users: USERS,
-    concurrency: USERS,
-    seatPick: "random-once",
-    seatRetries: 0,
-    rpcTimeoutMs: 20_000,
-    timeoutMs: 50_000,
-    connections: 8,
-    maxActiveUsers: CAP,
-    databaseUrl: app.config.databaseUrl,
-    redisUrl: app.config.redisUrl,
-    redisKeyPrefix: app.config.redisKeyPrefix,
-  });
+  const report = await runCiLoadTest(app, { users: USERS, cap: CAP, connections: 8 });
   t.log(formatReport(report));
   t.log(`load test with audit took ${((performance.now() - started) / 1000).toFixed(1)} s`);
 
