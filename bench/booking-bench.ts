@@ -17,7 +17,8 @@ import { loadCatalog, type Catalog } from "../test/helpers/booking.js";
 import { createTestDatabase } from "../test/helpers/database.js";
 import { createRawBooking, Rejection } from "./raw-pg-booking.js";
 import { formatNumber, type BenchTable, type SuiteOptions } from "./report.js";
-import { median, percentile } from "./stats.js";
+import { closedLoop, type ClosedLoopResult } from "./closed-loop.js";
+import { median } from "./stats.js";
 
 export interface BookingBenchOptions extends SuiteOptions {
   /** Measured rounds per figure (default 3). */
@@ -48,49 +49,13 @@ const POLICY = { holdSeconds: 3600, maxSeatsPerUser: 4 };
 /** Seats per schedule: enough that no run wraps around, whatever its speed. */
 const seatsFor = (durationSec: number) => Math.min(900_000, 15_000 * durationSec);
 
-interface Run {
-  opsPerSec: number;
-  cpuUsPerTx: number;
-  latencies: number[];
-  ok: number;
-  rejected: number;
-  errors: number;
-  firstError?: unknown;
-}
+type Run = ClosedLoopResult;
 
 const isRejection = (error: unknown) => error instanceof Rejection || (error instanceof DomainError && error.reason !== "CONCURRENT_UPDATE");
 
-/** Runs `op(0)`, `op(1)`, … from `concurrency` loops until the time is up or `limit` ops started. */
-async function drive(concurrency: number, durationMs: number, op: (i: number) => Promise<unknown>, limit = Infinity): Promise<Run> {
-  const run: Run = { opsPerSec: 0, cpuUsPerTx: 0, latencies: [], ok: 0, rejected: 0, errors: 0 };
-  let next = 0;
-  const cpu = process.cpuUsage();
-  const started = performance.now();
-  const deadline = started + durationMs;
-  const loop = async () => {
-    while (performance.now() < deadline && next < limit) {
-      const i = next++;
-      const t0 = performance.now();
-      try {
-        await op(i);
-        run.ok++;
-      } catch (error) {
-        if (isRejection(error)) run.rejected++;
-        else {
-          run.errors++;
-          run.firstError ??= error;
-        }
-      }
-      run.latencies.push(performance.now() - t0);
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, loop));
-  run.opsPerSec = (run.latencies.length / (performance.now() - started)) * 1000;
-  const used = process.cpuUsage(cpu);
-  run.cpuUsPerTx = (used.user + used.system) / run.latencies.length;
-  run.latencies.sort((a, b) => a - b);
-  return run;
-}
+/** `op(i)` from `concurrency` callers; every attempt counts, lost races as refused. */
+const drive = (concurrency: number, durationMs: number, op: (i: number) => Promise<unknown>, limit?: number): Promise<Run> =>
+  closedLoop({ concurrency, durationMs, op, limit, isRefusal: isRejection });
 
 interface Subject {
   reserve(input: { scheduleId: string; seatId: string; userId: string; requestId: string }): Promise<unknown>;
@@ -189,7 +154,7 @@ export async function measureBooking(options: BookingBenchOptions): Promise<Book
           const run = await runOnce(workload, impls[implementation], context);
           if (run.errors > 0) options.log(`booking: ${run.errors} errors in ${workload} / ${implementation}, first: ${String(run.firstError)}`);
           if (warmUp) continue;
-          options.log(`booking: round ${round} ${workload} / ${implementation}: ${formatNumber(run.opsPerSec)} ops/s`);
+          options.log(`booking: round ${round} ${workload} / ${implementation}: ${formatNumber(run.callsPerSec)} ops/s`);
           const key = `${workload}\u0000${implementation}`;
           runs.set(key, [...(runs.get(key) ?? []), run]);
         }
@@ -198,16 +163,16 @@ export async function measureBooking(options: BookingBenchOptions): Promise<Book
     return WORKLOADS.flatMap((workload) =>
       IMPLEMENTATIONS.map((implementation) => {
         const measured = runs.get(`${workload}\u0000${implementation}`)!;
-        const typical = [...measured].sort((a, b) => a.opsPerSec - b.opsPerSec)[Math.ceil(measured.length / 2) - 1]!;
+        const typical = [...measured].sort((a, b) => a.callsPerSec - b.callsPerSec)[Math.ceil(measured.length / 2) - 1]!;
         return {
           workload,
           implementation,
-          opsPerSec: median(measured.map((r) => r.opsPerSec)),
-          p50Ms: percentile(typical.latencies, 50),
-          p99Ms: percentile(typical.latencies, 99),
-          cpuUsPerTx: median(measured.map((r) => r.cpuUsPerTx)),
+          opsPerSec: median(measured.map((r) => r.callsPerSec)),
+          p50Ms: typical.p50Ms,
+          p99Ms: typical.p99Ms,
+          cpuUsPerTx: median(measured.map((r) => r.cpuUsPerCall)),
           ok: typical.ok,
-          rejected: typical.rejected,
+          rejected: typical.refused,
           errors: measured.reduce((sum, r) => sum + r.errors, 0),
         };
       }),

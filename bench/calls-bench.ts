@@ -21,7 +21,8 @@ import { QUEUE_TOKEN_HEADER } from "../src/queue/admission-context.js";
 import { createGrpcClient, type GrpcClient } from "../src/platform/rpc/grpc-client.js";
 import { createTestDatabase } from "../test/helpers/database.js";
 import { CALL_TABLE_COLUMNS, formatNumber, formatRuns, type BenchTable, type SuiteOptions } from "./report.js";
-import { median, percentile } from "./stats.js";
+import { closedLoop } from "./closed-loop.js";
+import { median } from "./stats.js";
 import { startServer } from "./transport/child.js";
 import { LIST_CONCERTS_REQUEST } from "./transport/noop.js";
 
@@ -58,32 +59,10 @@ interface Clients {
   wallet: GrpcClient<typeof WalletService>[];
 }
 
-/** Closed loop: `op(i)` from `concurrency` callers until the time is up or `limit` calls started. */
-async function drive(concurrency: number, durationSec: number, op: (i: number) => Promise<unknown>, limit = Infinity): Promise<Measured & { calls: number }> {
-  const latencies: number[] = [];
-  let errors = 0;
-  let firstError: string | undefined;
-  let next = 0;
-  const started = performance.now();
-  const end = started + durationSec * 1000;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (performance.now() < end && next < limit) {
-        const i = next++;
-        const t0 = performance.now();
-        try {
-          await op(i);
-          latencies.push(performance.now() - t0);
-        } catch (error) {
-          errors++;
-          firstError ??= (error as Error).message;
-        }
-      }
-    }),
-  );
-  const seconds = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  return { reqPerSec: latencies.length / seconds, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), errors, firstError, calls: latencies.length };
+/** `op(i)` from `concurrency` callers until the time is up or `limit` calls started. */
+async function drive(concurrency: number, durationSec: number, op: (i: number) => Promise<unknown>, limit?: number): Promise<Measured> {
+  const { okPerSec, p50Ms, p99Ms, errors, firstError } = await closedLoop({ concurrency, durationMs: durationSec * 1000, op, limit });
+  return { reqPerSec: okPerSec, p50Ms, p99Ms, errors, firstError: firstError === undefined ? undefined : (firstError as Error).message };
 }
 
 function openClients(target: string): Clients {

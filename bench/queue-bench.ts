@@ -18,7 +18,7 @@ import { createLogger } from "../src/platform/logger.js";
 import { createGrpcClient, type GrpcClient } from "../src/platform/rpc/grpc-client.js";
 import { createTestDatabase } from "../test/helpers/database.js";
 import { CALL_TABLE_COLUMNS, formatNumber, markdownTable, type BenchTable, type SuiteOptions } from "./report.js";
-import { percentile } from "./stats.js";
+import { closedLoop, type ClosedLoopResult } from "./closed-loop.js";
 import { benchConfig } from "./bench-config.js";
 
 export interface QueueBenchRow {
@@ -30,43 +30,12 @@ export interface QueueBenchRow {
   errors: number;
 }
 
-interface Load {
-  calls: number;
-  errors: number;
-  latencies: number[];
-  firstError?: unknown;
-  seconds: number;
-}
+/** `op(i)` from `concurrency` callers until `durationSec` has passed. */
+const drive = (concurrency: number, durationSec: number, op: (i: number) => Promise<unknown>): Promise<ClosedLoopResult> =>
+  closedLoop({ concurrency, durationMs: durationSec * 1000, op });
 
-/** `op(i)` from `concurrency` loops until `durationSec` has passed. */
-async function drive(concurrency: number, durationSec: number, op: (i: number) => Promise<unknown>): Promise<Load> {
-  const load: Load = { calls: 0, errors: 0, latencies: [], seconds: 0 };
-  const started = performance.now();
-  const end = started + durationSec * 1000;
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (performance.now() < end) {
-        const i = next++;
-        const t0 = performance.now();
-        try {
-          await op(i);
-          load.latencies.push(performance.now() - t0);
-          load.calls++;
-        } catch (error) {
-          load.errors++;
-          load.firstError ??= error;
-        }
-      }
-    }),
-  );
-  load.seconds = (performance.now() - started) / 1000;
-  return load;
-}
-
-function row(call: string, load: Load): QueueBenchRow {
-  const sorted = load.latencies.sort((a, b) => a - b);
-  return { call, reqPerSec: load.calls / load.seconds, p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99), calls: load.calls, errors: load.errors };
+function row(call: string, load: ClosedLoopResult): QueueBenchRow {
+  return { call, reqPerSec: load.okPerSec, p50Ms: load.p50Ms, p99Ms: load.p99Ms, calls: load.ok, errors: load.errors };
 }
 
 async function commits(databaseUrl: string): Promise<number> {
@@ -101,7 +70,7 @@ export async function runQueueBench(options: SuiteOptions): Promise<BenchTable[]
     booking.close();
 
     const warm = await drive(options.concurrency, 1, (i) => clients[i % 4]!.joinQueue({ concertId, userId: `warm-${i}` }));
-    options.log(`queue: warm-up ${warm.calls} joins`);
+    options.log(`queue: warm-up ${warm.ok} joins`);
 
     const statementsBefore = app.waitingRoom.pgStatements;
     const commitsBefore = await commits(database.url);
@@ -112,14 +81,14 @@ export async function runQueueBench(options: SuiteOptions): Promise<BenchTable[]
     });
     const statements = app.waitingRoom.pgStatements - statementsBefore;
     const committed = (await commits(database.url)) - commitsBefore;
-    options.log(`queue: ${joins.calls} joins, ${joins.errors} errors`);
+    options.log(`queue: ${joins.ok} joins, ${joins.errors} errors`);
 
     const polls = await drive(options.concurrency, options.durationSec, (i) => clients[i % 4]!.getQueueStatus({ token: tokens[(i * 7919) % tokens.length]! }));
-    options.log(`queue: ${polls.calls} polls, ${polls.errors} errors`);
+    options.log(`queue: ${polls.ok} polls, ${polls.errors} errors`);
     if (joins.firstError ?? polls.firstError) options.log(`queue: first error: ${String(joins.firstError ?? polls.firstError)}`);
 
     const rows = [row("JoinQueue", joins), row("GetQueueStatus", polls)];
-    const perThousand = (n: number) => (n * 1000) / joins.calls;
+    const perThousand = (n: number) => (n * 1000) / joins.ok;
     return [
       {
         title: "Waiting room calls (grpc-js client, in-process server)",
@@ -131,7 +100,7 @@ export async function runQueueBench(options: SuiteOptions): Promise<BenchTable[]
         title: "PostgreSQL cost of JoinQueue (group commit)",
         note: "Counted during the JoinQueue run only. Commits include the app's background work (health check every 2 s, outbox relay, hold sweeper).",
         columns: ["joins", "waiting-room statements", "per 1,000 joins", "PostgreSQL commits (pg_stat_database)", "per 1,000 joins"],
-        rows: [[formatNumber(joins.calls), formatNumber(statements), formatNumber(perThousand(statements), 1), formatNumber(committed), formatNumber(perThousand(committed), 1)]],
+        rows: [[formatNumber(joins.ok), formatNumber(statements), formatNumber(perThousand(statements), 1), formatNumber(committed), formatNumber(perThousand(committed), 1)]],
       },
     ];
   } finally {
