@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { BookingService, ListConcertsRequestSchema } from "../../gen/concert/v1/booking_pb.js";
 import { QueueService } from "../../gen/concert/v1/queue_pb.js";
 import { createGrpcClient } from "../../src/platform/rpc/grpc-client.js";
+import { closedLoop } from "../closed-loop.js";
 import { percentile } from "../stats.js";
 import type { ServerProcess } from "./child.js";
 import { LIST_CONCERTS_REQUEST } from "./noop.js";
@@ -94,26 +95,10 @@ export interface LatencyResult {
 export async function grpcUnaryLatency(options: { address: string; durationSec: number; concurrency: number }): Promise<LatencyResult> {
   const client = createGrpcClient(BookingService, options.address);
   try {
-    const samples: number[] = [];
-    let errors = 0;
-    let recording = false;
-    const warmUpEnd = performance.now() + 1000;
-    const end = warmUpEnd + options.durationSec * 1000;
-    const worker = async () => {
-      while (performance.now() < end) {
-        const started = performance.now();
-        try {
-          await client.listConcerts(LIST_CONCERTS_REQUEST);
-          if (recording) samples.push(performance.now() - started);
-        } catch {
-          if (recording) errors++;
-        }
-        if (!recording && performance.now() >= warmUpEnd) recording = true;
-      }
-    };
-    await Promise.all(Array.from({ length: options.concurrency }, worker));
-    samples.sort((a, b) => a - b);
-    return { reqPerSec: samples.length / options.durationSec, p50Ms: percentile(samples, 50), p99Ms: percentile(samples, 99), errors };
+    const op = () => client.listConcerts(LIST_CONCERTS_REQUEST);
+    await closedLoop({ concurrency: options.concurrency, durationMs: 1000, op });
+    const { okPerSec, p50Ms, p99Ms, errors } = await closedLoop({ concurrency: options.concurrency, durationMs: options.durationSec * 1000, op });
+    return { reqPerSec: okPerSec, p50Ms, p99Ms, errors };
   } finally {
     client.close();
   }
