@@ -3,6 +3,7 @@
 
 import { raw } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
+import { compileQuery } from "../platform/db/compiled-query.js";
 import { DomainError } from "../platform/domain-error.js";
 import type { Page } from "../platform/pagination.js";
 import { Concert } from "./concert.entity.js";
@@ -30,12 +31,21 @@ export function visibleSeatStatus(seat: Pick<Seat, "status" | "heldUntil">, now:
   return seat.status;
 }
 
-export async function listConcerts(em: EntityManager, page: Page<string>): Promise<PageOf<Concert>> {
-  const rows = await em.find(
-    Concert,
-    page.after === undefined ? {} : { id: { $gt: page.after } },
-    { orderBy: { id: "asc" }, limit: page.size + 1, disableIdentityMap: true },
-  );
+/** A concert as ListConcerts shows it. */
+export type ConcertView = Pick<Concert, "id" | "title" | "artist" | "venue">;
+
+// Plain rows of compiled statements: every user of a flash crowd lists concerts first, and
+// nothing here needs entities (ListSeats and the booking statements measured a third to a half
+// less CPU without hydration; see compiled-query.ts).
+const CONCERT_FIELDS = ["id", "title", "artist", "venue"] as const;
+const firstConcerts = compileQuery<{ limit: number }>(["limit"], (em, p) => em.createQueryBuilder(Concert).select(CONCERT_FIELDS).orderBy({ id: "asc" }).limit(p.limit));
+const concertsAfter = compileQuery<{ after: string; limit: number }>(["after", "limit"], (em, p) =>
+  em.createQueryBuilder(Concert).select(CONCERT_FIELDS).where({ id: { $gt: p.after } }).orderBy({ id: "asc" }).limit(p.limit),
+);
+
+export async function listConcerts(em: EntityManager, page: Page<string>): Promise<PageOf<ConcertView>> {
+  const limit = page.size + 1;
+  const rows = page.after === undefined ? await firstConcerts.all<ConcertView>(em, { limit }) : await concertsAfter.all<ConcertView>(em, { after: page.after, limit });
   return cut(rows, page.size);
 }
 
