@@ -65,14 +65,16 @@ export function createRawBooking(pool: pg.Pool, policy: { holdSeconds: number; m
       const now = new Date();
       return inTransaction(pool, async (client) => {
         const { rows: reservations } = await client.query("select * from reservation where id = $1 limit 1", [reservationId]);
-        const { rows: previous } = await client.query(
-          "select id, reservation_id, user_id, amount_minor, created_at from payment where user_id = $1 and idempotency_key = $2 limit 1",
-          [userId, idempotencyKey],
-        );
-        if (previous[0]) return previous[0].id as string;
         const reservation = reservations[0];
-        if (reservation?.user_id !== userId) throw new Rejection("RESERVATION_NOT_FOUND");
-        if (reservation.status !== "HELD" || reservation.expire_time <= now) throw new Rejection("RESERVATION_NOT_PAYABLE");
+        // As in the real code, the key is looked up only when the reservation is not payable as it stands.
+        if (reservation?.user_id !== userId || reservation.status !== "HELD" || reservation.expire_time <= now) {
+          const { rows: previous } = await client.query(
+            "select id, reservation_id, user_id, amount_minor, created_at from payment where user_id = $1 and idempotency_key = $2 limit 1",
+            [userId, idempotencyKey],
+          );
+          if (previous[0]) return previous[0].id as string;
+          throw new Rejection(reservation?.user_id !== userId ? "RESERVATION_NOT_FOUND" : "RESERVATION_NOT_PAYABLE");
+        }
         await client.query("select schedule_id, status, held_until, price_minor from seat where id = $1 limit 1 for update", [reservation.seat_id]);
         const confirmed = await client.query(
           "update reservation set status = 'CONFIRMED', confirmed_at = $1 where id = $2 and status = 'HELD' and expire_time > $3",

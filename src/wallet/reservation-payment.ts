@@ -6,6 +6,7 @@
 // (seat, reservation, wallet) and keeps the contended wallet row locked only from its UPDATE to
 // COMMIT. A version conflict reruns the whole transaction (withOptimisticRetry).
 
+import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { randomUUID } from "node:crypto";
 import {
@@ -103,66 +104,90 @@ export async function findPaymentReplay(orm: ORM, input: PayInput): Promise<PayR
   return previous ? replayPayment(em, previous, input) : undefined;
 }
 
+/** The payment INSERT hit the (user, idempotency key) unique index: the key paid another reservation. */
+class KeyAlreadyUsed extends Error {}
+
 export async function payReservation(orm: ORM, input: PayInput, authorize?: AuthorizeReservation): Promise<PayResult> {
+  try {
+    return await withOptimisticRetry(orm, (em) => payInTransaction(em, input, authorize));
+  } catch (error) {
+    if (!(error instanceof KeyAlreadyUsed)) throw error;
+    // Rolled back; the first use of the key answers (IDEMPOTENCY_KEY_REUSED for another reservation).
+    const replay = await findPaymentReplay(orm, input);
+    if (!replay) throw new Error(`idempotency key ${input.idempotencyKey} is taken but no payment carries it`, { cause: error });
+    return replay;
+  }
+}
+
+async function payInTransaction(em: EntityManager, input: PayInput, authorize?: AuthorizeReservation): Promise<PayResult> {
   const { reservationId, userId, idempotencyKey } = input;
-  return withOptimisticRetry(orm, async (em) => {
-    const now = new Date();
-    // Reservation first, then the key: a concurrent call with this key commits both together, so
-    // if this read already sees its CONFIRMED, the later key lookup sees its payment too.
-    const reservation = await findReservation(em, reservationId);
+  const now = new Date();
+  const reservation = await findReservation(em, reservationId);
+  // The key is looked up only when the reservation is not payable as it stands (a retry of a
+  // payment that went through finds it CONFIRMED): the usual first attempt saves a statement.
+  // Reservation first, then the key: a concurrent call with this key commits both together, so
+  // if this read already sees its CONFIRMED, the later key lookup sees its payment too. A key
+  // used before for another reservation is caught by the payment's unique index below.
+  if (reservation?.userId !== userId || unpayable(reservation, now)) {
     const previous = await findPayment(em, userId, idempotencyKey);
     if (previous) return replayPayment(em, previous, input);
     if (reservation?.userId !== userId) throw reservationNotFound(reservationId);
-    await authorize?.(reservation, em);
-    const refusal = unpayable(reservation, now);
-    if (refusal) throw refusal;
+  }
+  await authorize?.(reservation, em);
+  const refusal = unpayable(reservation, now);
+  if (refusal) throw refusal;
 
-    await lockSeat(em, reservation.seatId);
-    // Conditional, so a hold that expired or changed since the unlocked read above is not confirmed.
-    if (!(await confirmHold(em, reservationId, now))) {
-      // A concurrent call with this key may have won; otherwise say what happened to the hold.
-      const winner = await findPayment(em, userId, idempotencyKey);
-      if (winner) return replayPayment(em, winner, input);
-      const current = await findOwnReservation(em, reservationId, userId);
-      throw unpayable(current, now) ?? new Error(`reservation ${reservationId} is payable but was not confirmed`);
-    }
-    await setSeatStatus(em, reservation.seatId, "RESERVED");
+  await lockSeat(em, reservation.seatId);
+  // Conditional, so a hold that expired or changed since the unlocked read above is not confirmed.
+  if (!(await confirmHold(em, reservationId, now))) {
+    // A concurrent call with this key may have won; otherwise say what happened to the hold.
+    const winner = await findPayment(em, userId, idempotencyKey);
+    if (winner) return replayPayment(em, winner, input);
+    const current = await findOwnReservation(em, reservationId, userId);
+    throw unpayable(current, now) ?? new Error(`reservation ${reservationId} is payable but was not confirmed`);
+  }
+  await setSeatStatus(em, reservation.seatId, "RESERVED");
 
-    const wallet = await em.findOne(Wallet, { userId });
-    const price = reservation.priceMinor;
-    if (!wallet || wallet.balanceMinor < price) {
-      // Throwing rolls the confirmation back: nothing is charged, the hold stays as it was.
-      const balance = wallet?.balanceMinor ?? 0n;
-      throw new DomainError("INSUFFICIENT_BALANCE", `the balance ${balance} ${WALLET_CURRENCY} is lower than the price ${price} ${WALLET_CURRENCY}`, [], {
-        balance_minor: String(balance),
-        price_minor: String(price),
-      });
-    }
-    wallet.balanceMinor -= price;
-    const balanceAfter = wallet.balanceMinor;
-    const payment: PaymentView = { id: randomUUID(), reservationId, userId, amountMinor: price, createdAt: now };
+  const wallet = await em.findOne(Wallet, { userId });
+  const price = reservation.priceMinor;
+  if (!wallet || wallet.balanceMinor < price) {
+    // Throwing rolls the confirmation back: nothing is charged, the hold stays as it was.
+    const balance = wallet?.balanceMinor ?? 0n;
+    throw new DomainError("INSUFFICIENT_BALANCE", `the balance ${balance} ${WALLET_CURRENCY} is lower than the price ${price} ${WALLET_CURRENCY}`, [], {
+      balance_minor: String(balance),
+      price_minor: String(price),
+    });
+  }
+  wallet.balanceMinor -= price;
+  const balanceAfter = wallet.balanceMinor;
+  const payment: PaymentView = { id: randomUUID(), reservationId, userId, amountMinor: price, createdAt: now };
+  try {
     await insertPayment.run(em, { ...payment, idempotencyKey });
-    await insertLedgerEntry(em, {
-      userId,
-      kind: "PAYMENT",
-      amountMinor: -price,
-      balanceAfterMinor: balanceAfter,
-      idempotencyKey,
-      requestFingerprint: fingerprint("PAYMENT", userId, reservationId),
-      reservationId,
-      createdAt: now,
-    });
-    await recordEvent(em, {
-      eventType: PAYMENT_COMPLETED,
-      aggregateType: "reservation",
-      aggregateId: reservationId,
-      occurredAt: now,
-      payload: paymentPayload(payment, reservation),
-    });
-    // Last statement: the versioned UPDATE of the wallet, whose row stays locked only until COMMIT.
-    await em.flush();
-    return { payment, reservation: { ...reservation, status: "CONFIRMED", confirmedAt: now }, wallet: walletView(wallet), replayed: false };
+  } catch (error) {
+    const constraint = error instanceof UniqueConstraintViolationException ? (error as { constraint?: string }).constraint : undefined;
+    if (constraint === "payment_user_idempotency_uq") throw new KeyAlreadyUsed(constraint, { cause: error });
+    throw error;
+  }
+  await insertLedgerEntry(em, {
+    userId,
+    kind: "PAYMENT",
+    amountMinor: -price,
+    balanceAfterMinor: balanceAfter,
+    idempotencyKey,
+    requestFingerprint: fingerprint("PAYMENT", userId, reservationId),
+    reservationId,
+    createdAt: now,
   });
+  await recordEvent(em, {
+    eventType: PAYMENT_COMPLETED,
+    aggregateType: "reservation",
+    aggregateId: reservationId,
+    occurredAt: now,
+    payload: paymentPayload(payment, reservation),
+  });
+  // Last statement: the versioned UPDATE of the wallet, whose row stays locked only until COMMIT.
+  await em.flush();
+  return { payment, reservation: { ...reservation, status: "CONFIRMED", confirmedAt: now }, wallet: walletView(wallet), replayed: false };
 }
 
 function paymentPayload(payment: PaymentView, reservation: ReservationView): Record<string, unknown> {

@@ -54,7 +54,9 @@ test("a double-submitted payment charges once and both calls see the same paymen
   t.is(await balanceOf(db.orm, "double"), 50_000n - held.priceMinor);
   t.is((await outboxRows(db.orm, held.id)).length, 1);
   const other = await hold("double");
+  // The other hold is payable, so the reuse shows only at the payment's unique index: rolled back, nothing charged.
   t.is(await outcome(payReservation(db.orm, { ...input, reservationId: other.id })), "IDEMPOTENCY_KEY_REUSED");
+  t.like(await seatRow(db.orm, other.seatId), { status: "HELD" });
   t.is(await outcome(payReservation(db.orm, { ...input, idempotencyKey: "dbl-2" })), "RESERVATION_NOT_PAYABLE");
   t.is(await balanceOf(db.orm, "double"), 50_000n - held.priceMinor);
 });
