@@ -36,17 +36,3 @@ export function parseStreamPlan(token: string): StreamPlan {
   if (kind === "idle" && Number.isSafeInteger(n) && n > 0) return { kind, heartbeatMs: n };
   throw new Error(`bench stream token must be burst:N or idle:MS, got "${token}"`);
 }
-
-/** Resolves after `ms`, or at once when `signal` aborts. */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
-}

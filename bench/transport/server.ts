@@ -19,7 +19,8 @@ import { createConnectServer } from "../../src/platform/rpc/connect-server.js";
 import { createGrpcServer } from "../../src/platform/rpc/grpc-server.js";
 import { createMetrics } from "../../src/platform/rpc/metrics.js";
 import { wrapService, type PartialServiceImpl } from "../../src/platform/rpc/service-wrapper.js";
-import { LIST_CONCERTS_RESPONSE, QUEUE_STATUS, parseStreamPlan, sleep } from "./noop.js";
+import { sleep } from "../../src/loadtest/rpc-call.js";
+import { LIST_CONCERTS_RESPONSE, QUEUE_STATUS, parseStreamPlan } from "./noop.js";
 
 export type ServerKind = "bare" | "adapter" | "connect" | "app";
 

@@ -7,7 +7,7 @@
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { randomUUID } from "node:crypto";
-import { compileQuery } from "../platform/db/compiled-query.js";
+import { compileInsert, compileQuery } from "../platform/db/compiled-query.js";
 import type { ORM } from "../platform/db/orm.js";
 import { DomainError } from "../platform/domain-error.js";
 import { refundPayment } from "../wallet/reservation-payment.js";
@@ -50,20 +50,10 @@ const userReservations = compileQuery<{ userId: string; requestId: string; sched
     .where({ userId: p.userId, $or: [{ requestId: p.requestId }, { scheduleId: p.scheduleId, status: { $in: ["HELD", "CONFIRMED"] } }] }),
 );
 
-const insertHold = compileQuery<Omit<ReservationView, "status" | "confirmedAt"> & { requestId: string }>(
+const insertHold = compileInsert<Omit<ReservationView, "status" | "confirmedAt"> & { requestId: string }>(
+  Reservation,
   ["id", "scheduleId", "seatId", "userId", "priceMinor", "createdAt", "expireTime", "requestId"],
-  (em, p) =>
-    em.createQueryBuilder(Reservation).insert({
-      id: p.id,
-      scheduleId: p.scheduleId,
-      seatId: p.seatId,
-      userId: p.userId,
-      status: "HELD",
-      priceMinor: p.priceMinor,
-      createdAt: p.createdAt,
-      expireTime: p.expireTime,
-      requestId: p.requestId,
-    }),
+  { status: "HELD" },
 );
 
 const seatUnavailable = (seatId: string) => new DomainError("SEAT_UNAVAILABLE", `seat ${seatId} is held or sold`, [], { seat_id: seatId });

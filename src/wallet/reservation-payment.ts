@@ -21,7 +21,7 @@ import {
   type AuthorizeReservation,
   type ReservationView,
 } from "../booking/reservation-rows.js";
-import { compileQuery } from "../platform/db/compiled-query.js";
+import { compileInsert, compileQuery } from "../platform/db/compiled-query.js";
 import type { ORM } from "../platform/db/orm.js";
 import { recordEvent } from "../platform/db/outbox.js";
 import { DomainError } from "../platform/domain-error.js";
@@ -73,9 +73,7 @@ const paymentByKey = compileQuery<{ userId: string; idempotencyKey: string }>(["
   em.createQueryBuilder(Payment).select(["id", "reservationId", "userId", "amountMinor", "createdAt"]).where({ userId: p.userId, idempotencyKey: p.idempotencyKey }).limit(1),
 );
 
-const insertPayment = compileQuery<PaymentView & { idempotencyKey: string }>(["id", "reservationId", "userId", "amountMinor", "createdAt", "idempotencyKey"], (em, p) =>
-  em.createQueryBuilder(Payment).insert({ id: p.id, reservationId: p.reservationId, userId: p.userId, amountMinor: p.amountMinor, createdAt: p.createdAt, idempotencyKey: p.idempotencyKey }),
-);
+const insertPayment = compileInsert<PaymentView & { idempotencyKey: string }>(Payment, ["id", "reservationId", "userId", "amountMinor", "createdAt", "idempotencyKey"]);
 
 /** A plain row (see reservation-rows.ts): the amount arrives as a string. */
 async function findPayment(em: EntityManager, userId: string, idempotencyKey: string): Promise<PaymentView | null> {

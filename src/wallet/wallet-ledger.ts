@@ -8,7 +8,7 @@ import { OptimisticLockError, UniqueConstraintViolationException } from "@mikro-
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { compileQuery } from "../platform/db/compiled-query.js";
+import { compileInsert, compileQuery } from "../platform/db/compiled-query.js";
 import { DomainError } from "../platform/domain-error.js";
 import type { Page } from "../platform/pagination.js";
 import type { ORM } from "../platform/db/orm.js";
@@ -99,20 +99,16 @@ export interface LedgerEntryView extends LedgerEntryInput {
   id: string;
 }
 
-const insertEntry = compileQuery<LedgerEntryInput>(
-  ["userId", "kind", "amountMinor", "balanceAfterMinor", "idempotencyKey", "requestFingerprint", "reservationId", "createdAt"],
-  (em, p) =>
-    em.createQueryBuilder(LedgerEntry).insert({
-      userId: p.userId,
-      kind: p.kind,
-      amountMinor: p.amountMinor,
-      balanceAfterMinor: p.balanceAfterMinor,
-      idempotencyKey: p.idempotencyKey,
-      requestFingerprint: p.requestFingerprint,
-      reservationId: p.reservationId,
-      createdAt: p.createdAt,
-    }),
-);
+const insertEntry = compileInsert<LedgerEntryInput>(LedgerEntry, [
+  "userId",
+  "kind",
+  "amountMinor",
+  "balanceAfterMinor",
+  "idempotencyKey",
+  "requestFingerprint",
+  "reservationId",
+  "createdAt",
+]);
 
 /** Inserts the entry and returns it with its id (INSERT … RETURNING, as the query builder writes it). */
 export async function insertLedgerEntry(em: EntityManager, entry: LedgerEntryInput): Promise<LedgerEntryView> {

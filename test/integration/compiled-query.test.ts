@@ -7,7 +7,7 @@ import test from 'ava';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import { Reservation } from '../../src/booking/reservation.entity.js';
 import { Seat, type SeatStatus } from '../../src/booking/seat.entity.js';
-import { compileQuery } from '../../src/platform/db/compiled-query.js';
+import { compileInsert, compileQuery } from '../../src/platform/db/compiled-query.js';
 import { closeORM, initORM, migrateUp } from '../../src/platform/db/orm.js';
 import { Outbox } from '../../src/platform/db/outbox.entity.js';
 import { LedgerEntry } from '../../src/wallet/ledger-entry.entity.js';
@@ -79,6 +79,14 @@ test('a JSON property is serialized as the query builder serializes it', (t) => 
   const compiled = compileQuery(['eventId', 'payload'], insert);
   const values = { eventId: randomUUID(), payload: { amount_minor: '12000', quote: "it's", nested: { a: [1, 2] } } };
   t.is(compiled.format(em, values), formatted(em, insert(em, values)));
+});
+
+test('compileInsert writes the listed properties plus the constants, as the query builder would', (t) => {
+  const em = orm.em.fork();
+  type Hold = { id: string; scheduleId: string; seatId: string; userId: string; priceMinor: bigint; expireTime: Date; requestId: string };
+  const compiled = compileInsert<Hold>(Reservation, ['id', 'scheduleId', 'seatId', 'userId', 'priceMinor', 'expireTime', 'requestId'], { status: 'HELD' });
+  const values: Hold = { id: randomUUID(), scheduleId: randomUUID(), seatId: randomUUID(), userId: 'u', priceMinor: 12_000n, expireTime: new Date(), requestId: 'r' };
+  t.is(compiled.format(em, values), formatted(em, em.createQueryBuilder(Reservation).insert({ ...values, status: 'HELD' })));
 });
 
 test('a parameter the builder does not pass through unchanged is refused at first use', (t) => {

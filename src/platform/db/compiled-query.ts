@@ -13,7 +13,7 @@
 // MikroORM's own mechanisms (LockMode.PESSIMISTIC_WRITE per call, the version property on flush)
 // and are never compiled here.
 
-import type { EntityMetadata } from "@mikro-orm/core";
+import type { EntityMetadata, EntityName } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 
 type Value = string | number | bigint | boolean | Date | null | Record<string, unknown>;
@@ -112,4 +112,17 @@ export function compileQuery<P extends Params<P>>(names: readonly (keyof P & str
       return em.getPlatform().formatQuery(entry.sql, values(entry, params));
     },
   };
+}
+
+/**
+ * An INSERT of `fields` (each a parameter of the same name) plus `constants`, compiled like
+ * compileQuery: the column list is written once, as the parameter names.
+ */
+export function compileInsert<P extends Params<P>>(
+  // Any entity of the ORM: the columns come from its metadata at compile time.
+  entity: EntityName<any>,
+  fields: readonly (keyof P & string)[],
+  constants: Record<string, Value> = {},
+): CompiledQuery<P> {
+  return compileQuery<P>(fields, (em, p) => em.createQueryBuilder(entity).insert({ ...Object.fromEntries(fields.map((field) => [field, p[field]])), ...constants }));
 }

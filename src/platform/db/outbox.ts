@@ -5,7 +5,7 @@
 
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { randomUUID } from "node:crypto";
-import { compileQuery } from "./compiled-query.js";
+import { compileInsert } from "./compiled-query.js";
 import { Outbox } from "./outbox.entity.js";
 
 export interface OutboxEventInput {
@@ -16,10 +16,9 @@ export interface OutboxEventInput {
   occurredAt: Date;
 }
 
-const insertEvent = compileQuery<{ eventId: string; eventType: string; aggregateType: string; aggregateId: string; payload: Record<string, unknown>; createdAt: Date }>(
+const insertEvent = compileInsert<{ eventId: string; eventType: string; aggregateType: string; aggregateId: string; payload: Record<string, unknown>; createdAt: Date }>(
+  Outbox,
   ["eventId", "eventType", "aggregateType", "aggregateId", "payload", "createdAt"],
-  (em, p) =>
-    em.createQueryBuilder(Outbox).insert({ eventId: p.eventId, eventType: p.eventType, aggregateType: p.aggregateType, aggregateId: p.aggregateId, payload: p.payload, createdAt: p.createdAt }),
 );
 
 /** Inserts the event and returns its event id (what consumers deduplicate on). */

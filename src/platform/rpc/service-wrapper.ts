@@ -81,12 +81,12 @@ async function* untilShutdown<T>(stream: AsyncIterable<T>, shutdownSignal: Abort
  * running finishes or rolls back on its own, as when a client's own deadline passes.
  */
 async function withDeadline(handler: AnyUnary, request: unknown, context: HandlerContext, deadlineMs: number): Promise<unknown> {
+  const deadline = Date.now() + deadlineMs;
   const expired = new AbortController();
   const signal = AbortSignal.any([context.signal, expired.signal]);
   const scoped = new Proxy(context, {
     get: (target, key) => (key === "signal" ? signal : key === "timeoutMs" ? () => Math.max(deadline - Date.now(), 0) : Reflect.get(target, key, target)),
   });
-  const deadline = Date.now() + deadlineMs;
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([
