@@ -14,11 +14,12 @@
 
 import { randomBytes } from "node:crypto";
 import { BookingService } from "../gen/concert/v1/booking_pb.js";
-import { QueueService, QueueState } from "../gen/concert/v1/queue_pb.js";
-import { WalletService } from "../gen/concert/v1/wallet_pb.js";
+import { QueueState } from "../gen/concert/v1/queue_pb.js";
 import { startLocalServer, seedTarget, type LocalServer } from "../src/loadtest/local-server.js";
+import { createClients } from "../src/loadtest/run-load-test.js";
+import type { Clients } from "../src/loadtest/virtual-user.js";
 import { QUEUE_TOKEN_HEADER } from "../src/queue/admission-context.js";
-import { createGrpcClient, type GrpcClient } from "../src/platform/rpc/grpc-client.js";
+import { createGrpcClient } from "../src/platform/rpc/grpc-client.js";
 import { createTestDatabase } from "../test/helpers/database.js";
 import { CALL_TABLE_COLUMNS, formatNumber, formatRuns, type BenchTable, type SuiteOptions } from "./report.js";
 import { closedLoop } from "./closed-loop.js";
@@ -53,53 +54,31 @@ interface Measured {
   firstError?: string;
 }
 
-interface Clients {
-  queue: GrpcClient<typeof QueueService>[];
-  booking: GrpcClient<typeof BookingService>[];
-  wallet: GrpcClient<typeof WalletService>[];
-}
-
 /** `op(i)` from `concurrency` callers until the time is up or `limit` calls started. */
 async function drive(concurrency: number, durationSec: number, op: (i: number) => Promise<unknown>, limit?: number): Promise<Measured> {
   const { okPerSec, p50Ms, p99Ms, errors, firstError } = await closedLoop({ concurrency, durationMs: durationSec * 1000, op, limit });
   return { reqPerSec: okPerSec, p50Ms, p99Ms, errors, firstError: firstError === undefined ? undefined : (firstError as Error).message };
 }
 
-function openClients(target: string): Clients {
-  // A distinct channel option per group gives it its own HTTP/2 connection (grpc-js shares one
-  // between clients with identical options); the three clients of a group share it.
-  const channel = (i: number) => ({ "bench.connection": i });
-  const range = Array.from({ length: CHANNELS }, (_, i) => i);
-  return {
-    queue: range.map((i) => createGrpcClient(QueueService, target, channel(i))),
-    booking: range.map((i) => createGrpcClient(BookingService, target, channel(i))),
-    wallet: range.map((i) => createGrpcClient(WalletService, target, channel(i))),
-  };
-}
-
-function closeClients(clients: Clients): void {
-  for (const client of [...clients.queue, ...clients.booking, ...clients.wallet]) client.close();
-}
-
 const pick = <T>(list: readonly T[], i: number): T => list[i % list.length]!;
 
 /** Joins USERS users, waits until every one is ACTIVE and funds their wallets. */
-async function admitUsers(clients: Clients, concertId: string, tag: string): Promise<{ userId: string; token: string }[]> {
+async function admitUsers(clients: Clients[], concertId: string, tag: string): Promise<{ userId: string; token: string }[]> {
   const users = Array.from({ length: USERS }, (_, i) => ({ userId: `bench-${tag}-${i}`, token: "" }));
   await Promise.all(
     users.map(async (user, i) => {
-      user.token = (await pick(clients.queue, i).joinQueue({ concertId, userId: user.userId })).token;
+      user.token = (await pick(clients, i).queue.joinQueue({ concertId, userId: user.userId })).token;
     }),
   );
   const deadline = Date.now() + 60_000;
   for (let waiting = users; waiting.length > 0; ) {
     if (Date.now() > deadline) throw new Error(`${waiting.length} of ${USERS} users were not admitted within 60 s`);
     await new Promise((resolve) => setTimeout(resolve, 200));
-    const states = await Promise.all(waiting.map((u, i) => pick(clients.queue, i).getQueueStatus({ token: u.token })));
+    const states = await Promise.all(waiting.map((u, i) => pick(clients, i).queue.getQueueStatus({ token: u.token })));
     waiting = waiting.filter((_, i) => states[i]!.status?.state !== QueueState.ACTIVE);
   }
   await Promise.all(
-    users.map((user, i) => pick(clients.wallet, i).topUp({ userId: user.userId, amount: { amountMinor: 10_000_000n }, idempotencyKey: `fund-${tag}` })),
+    users.map((user, i) => pick(clients, i).wallet.topUp({ userId: user.userId, amount: { amountMinor: 10_000_000n }, idempotencyKey: `fund-${tag}` })),
   );
   return users;
 }
@@ -110,24 +89,24 @@ async function admitUsers(clients: Clients, concertId: string, tag: string): Pro
  * the payment): so each user pays once, for the hold ReserveSeat made as its request i < USERS.
  */
 async function measureServer(server: LocalServer, target: { concertId: string; scheduleId: string; seatIds: readonly string[] }, options: CallsBenchOptions): Promise<Record<Call, Measured>> {
-  const clients = openClients(server.target);
+  const { pool: clients, close } = createClients(server.target, CHANNELS);
   const tag = randomBytes(3).toString("hex");
   try {
     const users = await admitUsers(clients, target.concertId, tag);
     const withToken = (i: number) => ({ metadata: { [QUEUE_TOKEN_HEADER]: pick(users, i).token } });
     const { concurrency, durationSec } = options;
     const results = {} as Record<Call, Measured>;
-    results.GetQueueStatus = await drive(concurrency, durationSec, (i) => pick(clients.queue, i).getQueueStatus({ token: pick(users, i).token }));
-    results.ListSeats = await drive(concurrency, durationSec, (i) => pick(clients.booking, i).listSeats({ scheduleId: target.scheduleId, pageSize: 100 }, withToken(i)));
+    results.GetQueueStatus = await drive(concurrency, durationSec, (i) => pick(clients, i).queue.getQueueStatus({ token: pick(users, i).token }));
+    results.ListSeats = await drive(concurrency, durationSec, (i) => pick(clients, i).booking.listSeats({ scheduleId: target.scheduleId, pageSize: 100 }, withToken(i)));
     results.TopUp = await drive(concurrency, durationSec, (i) =>
-      pick(clients.wallet, i).topUp({ userId: pick(users, i).userId, amount: { amountMinor: 1000n }, idempotencyKey: `t-${tag}-${i}` }),
+      pick(clients, i).wallet.topUp({ userId: pick(users, i).userId, amount: { amountMinor: 1000n }, idempotencyKey: `t-${tag}-${i}` }),
     );
     const holds = new Map<number, string>();
     results.ReserveSeat = await drive(
       concurrency,
       durationSec,
       async (i) => {
-        const { reservation } = await pick(clients.booking, i).reserveSeat(
+        const { reservation } = await pick(clients, i).booking.reserveSeat(
           { scheduleId: target.scheduleId, seatId: target.seatIds[i]!, userId: pick(users, i).userId, requestId: `r-${tag}-${i}` },
           withToken(i),
         );
@@ -141,14 +120,14 @@ async function measureServer(server: LocalServer, target: { concertId: string; s
       durationSec,
       (n) => {
         const [i, reservationId] = payable[n]!;
-        return pick(clients.wallet, i).payReservation({ reservationId, userId: users[i]!.userId, idempotencyKey: `p-${tag}-${i}` }, withToken(i));
+        return pick(clients, i).wallet.payReservation({ reservationId, userId: users[i]!.userId, idempotencyKey: `p-${tag}-${i}` }, withToken(i));
       },
       payable.length,
     );
-    results.JoinQueue = await drive(concurrency, durationSec, (i) => pick(clients.queue, i).joinQueue({ concertId: target.concertId, userId: `join-${tag}-${i}` }));
+    results.JoinQueue = await drive(concurrency, durationSec, (i) => pick(clients, i).queue.joinQueue({ concertId: target.concertId, userId: `join-${tag}-${i}` }));
     return results;
   } finally {
-    closeClients(clients);
+    close();
   }
 }
 

@@ -56,7 +56,8 @@ export interface LoadTestOptions {
 
 export type { LoadTestReport };
 
-function createClients(target: string, connections: number): { pool: Clients[]; close(): void } {
+/** `connections` groups of the three service clients, each group on its own HTTP/2 connection. */
+export function createClients(target: string, connections: number): { pool: Clients[]; close(): void } {
   const pool: Clients[] = [];
   for (let i = 0; i < connections; i++) {
     // A distinct channel option gives each group its own HTTP/2 connection (grpc-js shares a
