@@ -52,11 +52,11 @@ export function createRawBooking(pool: pg.Pool, policy: { holdSeconds: number; m
         const id = randomUUID();
         const expireTime = new Date(now.getTime() + policy.holdSeconds * 1000);
         await client.query(
-          `insert into reservation (id, schedule_id, seat_id, user_id, status, price_minor, created_at, expire_time, confirmed_at, request_id)
-           values ($1, $2, $3, $4, 'HELD', $5, $6, $7, null, $8) returning created_at`,
+          `with hold as (insert into reservation (id, schedule_id, seat_id, user_id, status, price_minor, created_at, expire_time, confirmed_at, request_id)
+             values ($1, $2, $3, $4, 'HELD', $5, $6, $7, null, $8) returning created_at)
+           update seat set status = 'HELD', held_until = $7 where id = $3`,
           [id, scheduleId, seatId, userId, seat.price_minor, now, expireTime, requestId],
         );
-        await client.query("update seat set status = 'HELD', held_until = $1 where id = $2", [expireTime, seatId]);
         return id;
       });
     },
@@ -76,27 +76,12 @@ export function createRawBooking(pool: pg.Pool, policy: { holdSeconds: number; m
           throw new Rejection(reservation?.user_id !== userId ? "RESERVATION_NOT_FOUND" : "RESERVATION_NOT_PAYABLE");
         }
         await client.query("select schedule_id, status, held_until, price_minor from seat where id = $1 limit 1 for update", [reservation.seat_id]);
-        const confirmed = await client.query(
-          "update reservation set status = 'CONFIRMED', confirmed_at = $1 where id = $2 and status = 'HELD' and expire_time > $3",
-          [now, reservationId, now],
-        );
-        if (confirmed.rowCount === 0) throw new Rejection("RESERVATION_NOT_PAYABLE");
-        await client.query("update seat set status = 'RESERVED', held_until = null where id = $1", [reservation.seat_id]);
         const { rows: wallets } = await client.query("select user_id, balance_minor, version, updated_at from wallet where user_id = $1 limit 1", [userId]);
         const wallet = wallets[0];
         const price = BigInt(reservation.price_minor);
         if (!wallet || BigInt(wallet.balance_minor) < price) throw new Rejection("INSUFFICIENT_BALANCE");
         const balanceAfter = BigInt(wallet.balance_minor) - price;
         const paymentId = randomUUID();
-        await client.query(
-          `insert into payment (id, reservation_id, user_id, amount_minor, created_at, idempotency_key) values ($1, $2, $3, $4, $5, $6) returning created_at`,
-          [paymentId, reservationId, userId, price.toString(), now, idempotencyKey],
-        );
-        await client.query(
-          `insert into ledger_entry (user_id, kind, amount_minor, balance_after_minor, idempotency_key, request_fingerprint, reservation_id, created_at)
-           values ($1, 'PAYMENT', $2, $3, $4, $5, $6, $7) returning id, created_at`,
-          [userId, (-price).toString(), balanceAfter.toString(), idempotencyKey, fingerprint("PAYMENT", userId, reservationId), reservationId, now],
-        );
         const payload = {
           payment_id: paymentId,
           reservation_id: reservationId,
@@ -107,10 +92,34 @@ export function createRawBooking(pool: pg.Pool, policy: { holdSeconds: number; m
           currency_code: "JPY",
           paid_at: now.toISOString(),
         };
-        await client.query(
-          `insert into outbox (event_id, event_type, aggregate_type, aggregate_id, payload, created_at) values ($1, 'payment.completed', 'reservation', $2, $3, $4) returning id, created_at`,
-          [randomUUID(), reservationId, JSON.stringify(payload), now],
+        // One statement for the reservation, the seat, the payment, its ledger entry and the event, as recordPaymentRows.
+        const confirmed = await client.query(
+          `with confirmed as (update reservation set status = 'CONFIRMED', confirmed_at = $1 where id = $2 and status = 'HELD' and expire_time > $1 returning id, confirmed_at),
+             sold as (update seat set status = 'RESERVED', held_until = null where id = $3),
+             paid as (insert into payment (id, reservation_id, user_id, amount_minor, created_at, idempotency_key) values ($4, $2, $5, $6, $1, $7) returning created_at),
+             entry as (insert into ledger_entry (user_id, kind, amount_minor, balance_after_minor, idempotency_key, request_fingerprint, reservation_id, created_at)
+               values ($5, 'PAYMENT', $8, $9, $7, $10, $2, $1) returning id, created_at),
+             event as (insert into outbox (event_id, event_type, aggregate_type, aggregate_id, payload, created_at)
+               values ($11, 'payment.completed', 'reservation', $2, $12, $1) returning id, created_at)
+           select (select coalesce(json_agg(distinct h.schedule_id), '[]') from reservation h, confirmed c
+                    where h.user_id = r.user_id and h.status = 'HELD' and h.expire_time > c.confirmed_at and h.id <> r.id) as held
+           from reservation r where r.id = $2 and exists (select 1 from confirmed)`,
+          [
+            now,
+            reservationId,
+            reservation.seat_id,
+            paymentId,
+            userId,
+            price.toString(),
+            idempotencyKey,
+            (-price).toString(),
+            balanceAfter.toString(),
+            fingerprint("PAYMENT", userId, reservationId),
+            randomUUID(),
+            JSON.stringify(payload),
+          ],
         );
+        if (confirmed.rowCount === 0) throw new Rejection("RESERVATION_NOT_PAYABLE");
         const updated = await client.query("update wallet set balance_minor = $1, version = $2, updated_at = $3 where user_id = $4 and version = $5", [
           balanceAfter.toString(),
           wallet.version + 1,

@@ -7,7 +7,7 @@
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { randomUUID } from "node:crypto";
-import { compileInsert, compileQuery } from "../platform/db/compiled-query.js";
+import { compileQuery, dataModifying, insertBuilder } from "../platform/db/compiled-query.js";
 import type { ORM } from "../platform/db/orm.js";
 import { DomainError } from "../platform/domain-error.js";
 import { refundPayment } from "../wallet/reservation-payment.js";
@@ -24,6 +24,7 @@ import {
   type ReservationView,
 } from "./reservation-rows.js";
 import { Reservation } from "./reservation.entity.js";
+import { Seat } from "./seat.entity.js";
 
 export interface HoldPolicy {
   holdSeconds: number;
@@ -50,10 +51,17 @@ const userReservations = compileQuery<{ userId: string; requestId: string; sched
     .where({ userId: p.userId, $or: [{ requestId: p.requestId }, { scheduleId: p.scheduleId, status: { $in: ["HELD", "CONFIRMED"] } }] }),
 );
 
-const insertHold = compileInsert<Omit<ReservationView, "status" | "confirmedAt"> & { requestId: string }>(
-  Reservation,
-  ["id", "scheduleId", "seatId", "userId", "priceMinor", "createdAt", "expireTime", "requestId"],
-  { status: "HELD" },
+type HoldRow = Omit<ReservationView, "status" | "confirmedAt"> & { requestId: string };
+
+const HOLD_FIELDS = ["id", "scheduleId", "seatId", "userId", "priceMinor", "createdAt", "expireTime", "requestId"] as const;
+
+/** Inserts the HELD reservation and marks its (locked) seat HELD until the hold's end: one statement, one round trip. */
+const insertHold = compileQuery<HoldRow>(HOLD_FIELDS, (em, p) =>
+  em
+    .createQueryBuilder(Seat)
+    .update({ status: "HELD", heldUntil: p.expireTime })
+    .where({ id: p.seatId })
+    .with("hold", dataModifying(insertBuilder<HoldRow>(Reservation, HOLD_FIELDS, { status: "HELD" })(em, p))),
 );
 
 const seatUnavailable = (seatId: string) => new DomainError("SEAT_UNAVAILABLE", `seat ${seatId} is held or sold`, [], { seat_id: seatId });
@@ -106,7 +114,6 @@ export async function reserveSeat(orm: ORM, input: ReserveSeatInput, policy: Hol
         confirmedAt: null,
       };
       await insertHold.run(em, { ...reservation, requestId });
-      await setSeatStatus(em, seatId, "HELD", reservation.expireTime);
       return reservation;
     });
   } catch (error) {
@@ -165,11 +172,8 @@ const liveHoldSchedules = compileQuery<{ userId: string; now: Date }>(["userId",
   em.createQueryBuilder(Reservation).select("scheduleId").where({ userId: p.userId, status: "HELD", expireTime: { $gt: p.now } }),
 );
 
-/** Whether the user still holds an unexpired seat in a schedule `inScope` accepts (e.g. one of the concert whose queue slot they would give up). */
-export async function hasLiveHolds(em: EntityManager, userId: string, inScope: (scheduleId: string) => Promise<boolean>): Promise<boolean> {
+/** The schedules in which the user holds an unexpired seat. */
+export async function liveHoldScheduleIds(em: EntityManager, userId: string): Promise<string[]> {
   const held = await liveHoldSchedules.all<{ scheduleId: string }>(em, { userId, now: new Date() });
-  for (const { scheduleId } of held) {
-    if (await inScope(scheduleId)) return true;
-  }
-  return false;
+  return held.map(({ scheduleId }) => scheduleId);
 }

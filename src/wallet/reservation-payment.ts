@@ -1,32 +1,33 @@
 // Paying a held seat from the wallet, and refunding a paid one. One transaction per payment:
-// lock the seat row, confirm the reservation, mark the seat sold, insert the payment, its PAYMENT
-// ledger entry and the payment.completed outbox event, and finally flush the wallet entity, whose
-// version property makes the UPDATE optimistic (… WHERE version = ?). That order follows the lock
-// order of reservation-rows.ts
-// (seat, reservation, wallet) and keeps the contended wallet row locked only from its UPDATE to
-// COMMIT. A version conflict reruns the whole transaction (withOptimisticRetry).
+// read the reservation, lock the seat row, read the wallet entity and check the balance; then one
+// statement confirms the reservation, marks the seat sold and inserts the payment, its PAYMENT
+// ledger entry and the payment.completed outbox event (recordPaymentRows); finally the flush of
+// the wallet entity, whose version property makes the UPDATE optimistic (… WHERE version = ?).
+// Seven round trips with BEGIN and COMMIT, where one statement per row took eleven. That order
+// follows the lock order of reservation-rows.ts (seat, reservation, wallet) and keeps the
+// contended wallet row locked only from its UPDATE to COMMIT. A version conflict reruns the
+// whole transaction (withOptimisticRetry).
 
-import { UniqueConstraintViolationException } from "@mikro-orm/core";
+import { sql, UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { randomUUID } from "node:crypto";
 import {
-  confirmHold,
   findOwnReservation,
   findReservation,
   lockSeat,
   reservationNotFound,
-  setSeatStatus,
-  updateReservations,
   visibleReservationStatus,
   type AuthorizeReservation,
   type ReservationView,
 } from "../booking/reservation-rows.js";
-import { compileInsert, compileQuery } from "../platform/db/compiled-query.js";
+import { Reservation } from "../booking/reservation.entity.js";
+import { Seat } from "../booking/seat.entity.js";
+import { compileQuery, dataModifying, insertBuilder } from "../platform/db/compiled-query.js";
 import type { ORM } from "../platform/db/orm.js";
-import { recordEvent } from "../platform/db/outbox.js";
+import { outboxInsert, outboxRow, recordEvent } from "../platform/db/outbox.js";
 import { DomainError } from "../platform/domain-error.js";
 import { Payment } from "./payment.entity.js";
-import { fingerprint, getWallet, insertLedgerEntry, withOptimisticRetry, walletView, WALLET_CURRENCY, type WalletView } from "./wallet-ledger.js";
+import { fingerprint, getWallet, insertLedgerEntry, ledgerEntryInsert, withOptimisticRetry, walletView, WALLET_CURRENCY, type WalletView } from "./wallet-ledger.js";
 import { Wallet } from "./wallet.entity.js";
 
 export const PAYMENT_COMPLETED = "payment.completed";
@@ -52,6 +53,11 @@ export interface PayResult {
   wallet: WalletView;
   /** True when an earlier call with the same key did the work. */
   replayed: boolean;
+  /**
+   * Schedules in which the payer still holds unexpired seats, read in the payment's own
+   * statement (undefined for a replay): whether to give up the queue slot needs no query.
+   */
+  heldScheduleIds?: string[];
 }
 
 /** Why a reservation cannot be paid at `now`, or undefined when it can. */
@@ -73,7 +79,73 @@ const paymentByKey = compileQuery<{ userId: string; idempotencyKey: string }>(["
   em.createQueryBuilder(Payment).select(["id", "reservationId", "userId", "amountMinor", "createdAt"]).where({ userId: p.userId, idempotencyKey: p.idempotencyKey }).limit(1),
 );
 
-const insertPayment = compileInsert<PaymentView & { idempotencyKey: string }>(Payment, ["id", "reservationId", "userId", "amountMinor", "createdAt", "idempotencyKey"]);
+const paymentInsert = insertBuilder<PaymentView & { idempotencyKey: string }>(Payment, ["id", "reservationId", "userId", "amountMinor", "createdAt", "idempotencyKey"]);
+
+/** The values of recordPaymentRows. */
+interface PaymentRows {
+  reservationId: string;
+  seatId: string;
+  userId: string;
+  now: Date;
+  paymentId: string;
+  amountMinor: bigint;
+  /** The ledger's signed amount: −amountMinor. */
+  debitMinor: bigint;
+  balanceAfterMinor: bigint;
+  idempotencyKey: string;
+  requestFingerprint: string;
+  eventId: string;
+  payload: Record<string, unknown>;
+}
+
+/**
+ * Everything a payment writes except the wallet, in one statement (one round trip instead of
+ * five): data-modifying WITH queries confirm the hold (only if still HELD and unexpired), mark
+ * the seat sold, and insert the payment, its ledger entry and the outbox event. The statement
+ * returns one row when the hold was confirmed and none when it was not; in that case the caller
+ * rolls the whole transaction back, since the other WITH queries ran regardless. The row carries
+ * the schedules in which the payer still holds other unexpired seats.
+ */
+const recordPaymentRows = compileQuery<PaymentRows>(
+  ["reservationId", "seatId", "userId", "now", "paymentId", "amountMinor", "debitMinor", "balanceAfterMinor", "idempotencyKey", "requestFingerprint", "eventId", "payload"],
+  (em, p) =>
+    em
+      .createQueryBuilder(Reservation, "r")
+      .with(
+        "confirmed",
+        dataModifying(
+          em.createQueryBuilder(Reservation).update({ status: "CONFIRMED", confirmedAt: p.now }).where({ id: p.reservationId, status: "HELD", expireTime: { $gt: p.now } }).returning(["id", "confirmedAt"]),
+        ),
+      )
+      .with("sold", dataModifying(em.createQueryBuilder(Seat).update({ status: "RESERVED", heldUntil: null }).where({ id: p.seatId })))
+      .with("paid", dataModifying(paymentInsert(em, { id: p.paymentId, reservationId: p.reservationId, userId: p.userId, amountMinor: p.amountMinor, createdAt: p.now, idempotencyKey: p.idempotencyKey })))
+      .with(
+        "entry",
+        dataModifying(ledgerEntryInsert(em, {
+          userId: p.userId,
+          kind: "PAYMENT",
+          amountMinor: p.debitMinor,
+          balanceAfterMinor: p.balanceAfterMinor,
+          idempotencyKey: p.idempotencyKey,
+          requestFingerprint: p.requestFingerprint,
+          reservationId: p.reservationId,
+          createdAt: p.now,
+        })),
+      )
+      .with(
+        "event",
+        dataModifying(outboxInsert(em, { eventId: p.eventId, eventType: PAYMENT_COMPLETED, aggregateType: "reservation", aggregateId: p.reservationId, payload: p.payload, createdAt: p.now })),
+      )
+      .select([
+        // The WITH queries' changes are invisible to the rest of the statement: this reservation
+        // still reads HELD here. (A raw fragment's values are inlined, not bound: it takes none.)
+        sql`(select coalesce(json_agg(distinct h.schedule_id), '[]') from reservation h, confirmed c where h.user_id = r.user_id and h.status = 'HELD' and h.expire_time > c.confirmed_at and h.id <> r.id)`.as(
+          "heldScheduleIds",
+        ),
+      ])
+      .where({ id: p.reservationId })
+      .andWhere("exists (select 1 from confirmed)"),
+);
 
 /** A plain row (see reservation-rows.ts): the amount arrives as a string. */
 async function findPayment(em: EntityManager, userId: string, idempotencyKey: string): Promise<PaymentView | null> {
@@ -105,15 +177,21 @@ export async function findPaymentReplay(orm: ORM, input: PayInput): Promise<PayR
 /** The payment INSERT hit the (user, idempotency key) unique index: the key paid another reservation. */
 class KeyAlreadyUsed extends Error {}
 
+/** The hold could not be confirmed once its seat was locked (paid, cancelled or expired meanwhile). */
+class HoldNotConfirmed extends Error {}
+
 export async function payReservation(orm: ORM, input: PayInput, authorize?: AuthorizeReservation): Promise<PayResult> {
   try {
     return await withOptimisticRetry(orm, (em) => payInTransaction(em, input, authorize));
   } catch (error) {
-    if (!(error instanceof KeyAlreadyUsed)) throw error;
-    // Rolled back; the first use of the key answers (IDEMPOTENCY_KEY_REUSED for another reservation).
+    if (!(error instanceof KeyAlreadyUsed || error instanceof HoldNotConfirmed)) throw error;
+    // Rolled back. The first use of the key answers (IDEMPOTENCY_KEY_REUSED for another reservation) …
     const replay = await findPaymentReplay(orm, input);
-    if (!replay) throw new Error(`idempotency key ${input.idempotencyKey} is taken but no payment carries it`, { cause: error });
-    return replay;
+    if (replay) return replay;
+    if (error instanceof KeyAlreadyUsed) throw new Error(`idempotency key ${input.idempotencyKey} is taken but no payment carries it`, { cause: error });
+    // … or, when no call with this key paid, what became of the hold.
+    const current = await findOwnReservation(orm.em.fork(), input.reservationId, input.userId);
+    throw unpayable(current, new Date()) ?? new Error(`reservation ${input.reservationId} is payable but was not confirmed`, { cause: error });
   }
 }
 
@@ -136,20 +214,14 @@ async function payInTransaction(em: EntityManager, input: PayInput, authorize?: 
   if (refusal) throw refusal;
 
   await lockSeat(em, reservation.seatId);
-  // Conditional, so a hold that expired or changed since the unlocked read above is not confirmed.
-  if (!(await confirmHold(em, reservationId, now))) {
-    // A concurrent call with this key may have won; otherwise say what happened to the hold.
-    const winner = await findPayment(em, userId, idempotencyKey);
-    if (winner) return replayPayment(em, winner, input);
-    const current = await findOwnReservation(em, reservationId, userId);
-    throw unpayable(current, now) ?? new Error(`reservation ${reservationId} is payable but was not confirmed`);
-  }
-  await setSeatStatus(em, reservation.seatId, "RESERVED");
-
   const wallet = await em.findOne(Wallet, { userId });
   const price = reservation.priceMinor;
   if (!wallet || wallet.balanceMinor < price) {
-    // Throwing rolls the confirmation back: nothing is charged, the hold stays as it was.
+    // Under the seat lock a fresh read of the reservation is authoritative: a hold that another
+    // call paid (or that ran out) while this one waited says so rather than "insufficient balance".
+    const current = await findReservation(em, reservationId);
+    if (!current || unpayable(current, now)) throw new HoldNotConfirmed(`reservation ${reservationId}`);
+    // Throwing rolls the transaction back: nothing is charged, the hold stays as it was.
     const balance = wallet?.balanceMinor ?? 0n;
     throw new DomainError("INSUFFICIENT_BALANCE", `the balance ${balance} ${WALLET_CURRENCY} is lower than the price ${price} ${WALLET_CURRENCY}`, [], {
       balance_minor: String(balance),
@@ -157,35 +229,42 @@ async function payInTransaction(em: EntityManager, input: PayInput, authorize?: 
     });
   }
   wallet.balanceMinor -= price;
-  const balanceAfter = wallet.balanceMinor;
   const payment: PaymentView = { id: randomUUID(), reservationId, userId, amountMinor: price, createdAt: now };
+  const event = outboxRow({ eventType: PAYMENT_COMPLETED, aggregateType: "reservation", aggregateId: reservationId, occurredAt: now, payload: paymentPayload(payment, reservation) });
+  let recorded: { heldScheduleIds: string[] } | undefined;
   try {
-    await insertPayment.run(em, { ...payment, idempotencyKey });
+    recorded = await recordPaymentRows.get(em, {
+      reservationId,
+      seatId: reservation.seatId,
+      userId,
+      now,
+      paymentId: payment.id,
+      amountMinor: price,
+      debitMinor: -price,
+      balanceAfterMinor: wallet.balanceMinor,
+      idempotencyKey,
+      requestFingerprint: fingerprint("PAYMENT", userId, reservationId),
+      eventId: event.eventId,
+      payload: event.payload,
+    });
   } catch (error) {
     const constraint = error instanceof UniqueConstraintViolationException ? (error as { constraint?: string }).constraint : undefined;
-    if (constraint === "payment_user_idempotency_uq") throw new KeyAlreadyUsed(constraint, { cause: error });
+    if (constraint === "payment_user_idempotency_uq" || constraint === "ledger_entry_idempotency_uq") throw new KeyAlreadyUsed(constraint, { cause: error });
+    // Another call (with another key) paid this reservation and committed while this one waited for the seat lock.
+    if (constraint === "payment_reservation_uq") throw new HoldNotConfirmed(constraint, { cause: error });
     throw error;
   }
-  await insertLedgerEntry(em, {
-    userId,
-    kind: "PAYMENT",
-    amountMinor: -price,
-    balanceAfterMinor: balanceAfter,
-    idempotencyKey,
-    requestFingerprint: fingerprint("PAYMENT", userId, reservationId),
-    reservationId,
-    createdAt: now,
-  });
-  await recordEvent(em, {
-    eventType: PAYMENT_COMPLETED,
-    aggregateType: "reservation",
-    aggregateId: reservationId,
-    occurredAt: now,
-    payload: paymentPayload(payment, reservation),
-  });
+  // Not confirmed: the seat lock showed the hold changed since the unlocked read above.
+  if (!recorded) throw new HoldNotConfirmed(`reservation ${reservationId}`);
   // Last statement: the versioned UPDATE of the wallet, whose row stays locked only until COMMIT.
   await em.flush();
-  return { payment, reservation: { ...reservation, status: "CONFIRMED", confirmedAt: now }, wallet: walletView(wallet), replayed: false };
+  return {
+    payment,
+    reservation: { ...reservation, status: "CONFIRMED", confirmedAt: now },
+    wallet: walletView(wallet),
+    replayed: false,
+    heldScheduleIds: recorded.heldScheduleIds,
+  };
 }
 
 function paymentPayload(payment: PaymentView, reservation: ReservationView): Record<string, unknown> {

@@ -6,7 +6,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { LedgerEntryKind, WalletService, type LedgerEntrySchema, type PayReservationResponseSchema, type PaymentSchema, type WalletSchema } from "../../gen/concert/v1/wallet_pb.js";
 import { reservationToProto } from "../booking/booking-handlers.js";
 import { createConcertOfSchedule } from "../booking/catalog.js";
-import { hasLiveHolds } from "../booking/seat-hold.js";
+import { liveHoldScheduleIds } from "../booking/seat-hold.js";
 import type { ORM } from "../platform/db/orm.js";
 import type { Logger } from "../platform/logger.js";
 import { encodePageToken, readPage } from "../platform/pagination.js";
@@ -76,11 +76,13 @@ export function createWalletHandlers(deps: WalletDeps): PartialServiceImpl<typeo
 
   // A user holding several seats of the concert keeps the slot until the last one is paid (or
   // expires with the token); a failed release only delays the next admission until the token's TTL.
-  const releaseSlot = async (admitted: AdmittedToken) => {
+  // `heldScheduleIds` comes with a fresh payment (read in its transaction); a replay queries them.
+  const releaseSlot = async (admitted: AdmittedToken, heldScheduleIds?: readonly string[]) => {
     if (!releaseQueueToken) return;
     try {
-      const inConcert = async (scheduleId: string) => (await concertOf(scheduleId)) === admitted.concertId;
-      if (await hasLiveHolds(orm.em.fork(), admitted.userId, inConcert)) return;
+      for (const scheduleId of heldScheduleIds ?? (await liveHoldScheduleIds(orm.em.fork(), admitted.userId))) {
+        if ((await concertOf(scheduleId)) === admitted.concertId) return;
+      }
       await releaseQueueToken(admitted.token);
     } catch (error) {
       logger.warn({ err: error, userId: admitted.userId }, "could not release the queue token after payment");
@@ -140,7 +142,7 @@ export function createWalletHandlers(deps: WalletDeps): PartialServiceImpl<typeo
       if (!result.replayed) onPaymentCommitted?.();
       // Also on a replay: the first attempt may have committed and died before it released the
       // slot, which would otherwise stay taken until ACTIVE_TOKEN_TTL. Releasing twice is harmless.
-      await releaseSlot(admitted);
+      await releaseSlot(admitted, result.heldScheduleIds);
       return paymentResponse(result);
     },
   };

@@ -8,7 +8,7 @@ import { OptimisticLockError, UniqueConstraintViolationException } from "@mikro-
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { compileInsert, compileQuery } from "../platform/db/compiled-query.js";
+import { compileInsert, compileQuery, insertBuilder } from "../platform/db/compiled-query.js";
 import { DomainError } from "../platform/domain-error.js";
 import type { Page } from "../platform/pagination.js";
 import type { ORM } from "../platform/db/orm.js";
@@ -99,16 +99,12 @@ export interface LedgerEntryView extends LedgerEntryInput {
   id: string;
 }
 
-const insertEntry = compileInsert<LedgerEntryInput>(LedgerEntry, [
-  "userId",
-  "kind",
-  "amountMinor",
-  "balanceAfterMinor",
-  "idempotencyKey",
-  "requestFingerprint",
-  "reservationId",
-  "createdAt",
-]);
+const LEDGER_FIELDS = ["userId", "kind", "amountMinor", "balanceAfterMinor", "idempotencyKey", "requestFingerprint", "reservationId", "createdAt"] as const;
+
+/** The INSERT of one ledger entry (… RETURNING id), for a compiled statement that writes it together with other rows. */
+export const ledgerEntryInsert = insertBuilder<LedgerEntryInput>(LedgerEntry, LEDGER_FIELDS);
+
+const insertEntry = compileInsert<LedgerEntryInput>(LedgerEntry, LEDGER_FIELDS);
 
 /** Inserts the entry and returns it with its id (INSERT … RETURNING, as the query builder writes it). */
 export async function insertLedgerEntry(em: EntityManager, entry: LedgerEntryInput): Promise<LedgerEntryView> {
@@ -149,11 +145,17 @@ export function replay(entry: LedgerEntryView, requestFingerprint: string): Ledg
  */
 export async function topUp(orm: ORM, userId: string, amountMinor: bigint, idempotencyKey: string): Promise<TopUpResult> {
   const requestFingerprint = fingerprint("TOP_UP", userId, amountMinor);
+  let attempts = 0;
   return withOptimisticRetry(orm, async (em) => {
-    const previous = await findEntry(em, userId, "TOP_UP", idempotencyKey);
-    if (previous) {
-      replay(previous, requestFingerprint);
-      return { wallet: await getWallet(em, userId), entry: previous };
+    // The first attempt does not look the key up: a key used before makes the ledger INSERT
+    // below fail on ledger_entry_idempotency_uq, and the retry (any retry) looks it up. The usual
+    // top-up, with a fresh key, saves a statement.
+    if (attempts++ > 0) {
+      const previous = await findEntry(em, userId, "TOP_UP", idempotencyKey);
+      if (previous) {
+        replay(previous, requestFingerprint);
+        return { wallet: await getWallet(em, userId), entry: previous };
+      }
     }
     let wallet = await em.findOne(Wallet, { userId });
     if (wallet) {

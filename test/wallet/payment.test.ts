@@ -42,6 +42,37 @@ test("a payment confirms the hold, sells the seat, debits the wallet and records
   t.is(events.length, 1);
   t.like(events[0], { eventType: PAYMENT_COMPLETED, aggregateType: "reservation", publishedAt: null });
   t.like(events[0]!.payload, { payment_id: result.payment.id, amount_minor: held.priceMinor.toString(), user_id: "payer" });
+  t.deepEqual(result.heldScheduleIds, []);
+});
+
+test("a payment reports the schedules in which the payer still holds unexpired seats", async (t) => {
+  await fund(db.orm, "two-seats", 50_000n);
+  const first = await hold("two-seats");
+  const second = await hold("two-seats");
+  const paidFirst = await payReservation(db.orm, { reservationId: first.id, userId: "two-seats", idempotencyKey: "two-1" });
+  t.deepEqual(paidFirst.heldScheduleIds, [second.scheduleId]);
+  const paidSecond = await payReservation(db.orm, { reservationId: second.id, userId: "two-seats", idempotencyKey: "two-2" });
+  t.deepEqual(paidSecond.heldScheduleIds, []);
+  // A replay did no work and reads nothing: the caller looks the holds up itself.
+  const replayed = await payReservation(db.orm, { reservationId: second.id, userId: "two-seats", idempotencyKey: "two-2" });
+  t.true(replayed.replayed);
+  t.is(replayed.heldScheduleIds, undefined);
+});
+
+test("two payments of one hold with different keys: one charges, the other is RESERVATION_NOT_PAYABLE", async (t) => {
+  for (let round = 0; round < 5; round++) {
+    const held = await hold("racer");
+    // Exactly the price: the losers, once the seat lock lets them on, find the wallet empty, and
+    // must still be told the reservation is paid, not that the balance is short.
+    await fund(db.orm, "racer", held.priceMinor);
+    const outcomes = await Promise.all(
+      ["a", "b", "c", "d"].map((key) => outcome(payReservation(db.orm, { reservationId: held.id, userId: "racer", idempotencyKey: `race-${round}-${key}` }))),
+    );
+    t.deepEqual(tally(outcomes), { OK: 1, RESERVATION_NOT_PAYABLE: 3 });
+    t.is((await outboxRows(db.orm, held.id)).length, 1);
+  }
+  t.is(await balanceOf(db.orm, "racer"), 0n);
+  t.deepEqual(await ledgerOf(db.orm, "racer"), { sum: 0n, rows: 10 });
 });
 
 test("a double-submitted payment charges once and both calls see the same payment", async (t) => {

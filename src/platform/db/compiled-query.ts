@@ -14,7 +14,7 @@
 // and are never compiled here.
 
 import type { EntityMetadata, EntityName } from "@mikro-orm/core";
-import type { EntityManager } from "@mikro-orm/postgresql";
+import type { EntityManager, QueryBuilder } from "@mikro-orm/postgresql";
 
 type Value = string | number | bigint | boolean | Date | null | Record<string, unknown>;
 /** Named parameter values; interfaces qualify too (no index signature needed). */
@@ -115,14 +115,27 @@ export function compileQuery<P extends Params<P>>(names: readonly (keyof P & str
 }
 
 /**
- * An INSERT of `fields` (each a parameter of the same name) plus `constants`, compiled like
- * compileQuery: the column list is written once, as the parameter names.
+ * The builder of an INSERT of `fields` (each a parameter of the same name) plus `constants`:
+ * the column list is written once, as the parameter names. compileInsert compiles it alone;
+ * a larger statement can use it as one of its data-modifying WITH queries.
  */
-export function compileInsert<P extends Params<P>>(
+export function insertBuilder<P extends Params<P>>(
   // Any entity of the ORM: the columns come from its metadata at compile time.
   entity: EntityName<any>,
   fields: readonly (keyof P & string)[],
   constants: Record<string, Value> = {},
-): CompiledQuery<P> {
-  return compileQuery<P>(fields, (em, p) => em.createQueryBuilder(entity).insert({ ...Object.fromEntries(fields.map((field) => [field, p[field]])), ...constants }));
+) {
+  return (em: EntityManager, p: P) => em.createQueryBuilder(entity).insert({ ...Object.fromEntries(fields.map((field) => [field, p[field]])), ...constants });
 }
+
+/** An INSERT of `fields` plus `constants` (see insertBuilder), compiled like compileQuery. */
+export function compileInsert<P extends Params<P>>(entity: EntityName<any>, fields: readonly (keyof P & string)[], constants: Record<string, Value> = {}): CompiledQuery<P> {
+  return compileQuery<P>(fields, insertBuilder<P>(entity, fields, constants));
+}
+
+/**
+ * An insert or update builder as a data-modifying WITH query of a larger statement (several rows
+ * written in one round trip). QueryBuilder.with() renders any builder, but its typings name only
+ * the select builder.
+ */
+export const dataModifying = (qb: object) => qb as QueryBuilder<any>;
