@@ -27,8 +27,7 @@ import type { ORM } from "../platform/db/orm.js";
 import { outboxInsert, outboxRow, recordEvent } from "../platform/db/outbox.js";
 import { DomainError } from "../platform/domain-error.js";
 import { Payment } from "./payment.entity.js";
-import { fingerprint, getWallet, insertLedgerEntry, ledgerEntryInsert, withOptimisticRetry, walletView, WALLET_CURRENCY, type WalletView } from "./wallet-ledger.js";
-import { Wallet } from "./wallet.entity.js";
+import { fingerprint, getWallet, insertLedgerEntry, ledgerEntryInsert, loadWallet, withOptimisticRetry, walletView, WALLET_CURRENCY, type WalletView } from "./wallet-ledger.js";
 
 export const PAYMENT_COMPLETED = "payment.completed";
 export const PAYMENT_REFUNDED = "payment.refunded";
@@ -214,7 +213,7 @@ async function payInTransaction(em: EntityManager, input: PayInput, authorize?: 
   if (refusal) throw refusal;
 
   await lockSeat(em, reservation.seatId);
-  const wallet = await em.findOne(Wallet, { userId });
+  const wallet = await loadWallet(em, userId);
   const price = reservation.priceMinor;
   if (!wallet || wallet.balanceMinor < price) {
     // Under the seat lock a fresh read of the reservation is authoritative: a hold that another
@@ -288,7 +287,7 @@ function paymentPayload(payment: PaymentView, reservation: ReservationView): Rec
  */
 export async function refundPayment(em: EntityManager, reservation: ReservationView, now: Date): Promise<void> {
   const { id: reservationId, userId, priceMinor } = reservation;
-  const wallet = await em.findOne(Wallet, { userId });
+  const wallet = await loadWallet(em, userId);
   // A paid reservation implies a wallet; a missing one would mean the payment never happened.
   if (!wallet) throw new Error(`reservation ${reservationId} is CONFIRMED but ${userId} has no wallet`);
   wallet.balanceMinor += priceMinor;
