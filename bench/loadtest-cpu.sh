@@ -60,11 +60,15 @@ node --import tsx src/tools/loadtest.ts "${common[@]}" --seed --seats "$SEATS" -
 
 # pid, utime + stime in clock ticks, comm: fields after the last ") " of /proc/<pid>/stat.
 snapshot() { cat /proc/[0-9]*/stat 2>/dev/null | awk '{ pid = $1; comm = $2; sub(/^.*\) /, ""); print pid, $12 + $13, comm }'; }
+commits() { psql "$BASE_URL" -Atc "select xact_commit from pg_stat_database where datname = 'loadtest_$RUN'"; }
 snapshot > "$WORK/before"
+commits_before=$(commits)
 echo "loadtest-cpu: $USERS users" >&2
 TIMEFORMAT='%U %S'
 { time node --import tsx src/tools/loadtest.ts "${common[@]}" --users "$USERS" > "$WORK/report.txt" 2> "$WORK/progress.txt"; } 2> "$WORK/loadgen-time" || true
 snapshot > "$WORK/after"
+sleep 0.6 # the statistics collector's flush interval (PostgreSQL 15: at most every second)
+commits_after=$(commits)
 
 grep -E "wall time|^RESULT" "$WORK/report.txt" || { tail -20 "$WORK/progress.txt"; exit 1; }
 TICKS=$(getconf CLK_TCK)
@@ -86,3 +90,5 @@ awk -v server="$SERVER" -v ticks="$TICKS" -v lg_user="$lg_user" -v lg_sys="$lg_s
     for (i = 1; i <= n; i++) { printf "| %s | %.1f |\n", order[i], cpu[order[i]]; total += cpu[order[i]] }
     printf "| total | %.1f |\n", total
   }' "$WORK/before" "$WORK/after"
+echo
+echo "PostgreSQL transactions committed during the run: $((commits_after - commits_before))"

@@ -1,0 +1,67 @@
+// The statements each booking transaction sends to PostgreSQL, counted through MikroORM's
+// onQuery hook (every statement but BEGIN and COMMIT, which Kysely sends itself). Round trips
+// are most of what a transaction costs on both sides of the connection (docs/benchmarks.md), so
+// a change that adds one should fail here, not go unnoticed. The two mechanisms the design asks
+// for are pinned too: the seat lock is a SELECT … FOR UPDATE, the wallet write is versioned.
+
+import test from "ava";
+import { reserveSeat, type HoldPolicy } from "../../src/booking/seat-hold.js";
+import { payReservation } from "../../src/wallet/reservation-payment.js";
+import { topUp } from "../../src/wallet/wallet-ledger.js";
+import { openBookingDb, type BookingDb } from "../helpers/booking.js";
+
+let db: BookingDb;
+const policy: HoldPolicy = { holdSeconds: 300, maxSeatsPerUser: 4 };
+let statements: string[] | undefined;
+
+test.before(async () => {
+  db = await openBookingDb("round_trips", 20);
+  db.orm.config.set("onQuery", (sql: string) => {
+    statements?.push(sql);
+    return sql;
+  });
+});
+
+test.after.always(async () => {
+  await db?.stop();
+});
+
+async function counted<T>(work: () => Promise<T>): Promise<{ result: T; sql: string[] }> {
+  statements = [];
+  try {
+    const result = await work();
+    return { result, sql: statements };
+  } finally {
+    statements = undefined;
+  }
+}
+
+const schedule = () => db.catalog.schedules[0]!;
+
+test.serial("a first top-up is 3 statements; a later one too", async (t) => {
+  const first = await counted(() => topUp(db.orm, "counted", 50_000n, "k1"));
+  t.is(first.sql.length, 3, first.sql.join("\n"));
+  const second = await counted(() => topUp(db.orm, "counted", 50_000n, "k2"));
+  t.is(second.sql.length, 3, second.sql.join("\n"));
+  t.regex(second.sql.at(-1)!, /^update "wallet" .* where .*"version" = /);
+});
+
+test.serial("a hold is 4 statements, one of them the seat's SELECT … FOR UPDATE", async (t) => {
+  const { sql } = await counted(() =>
+    reserveSeat(db.orm, { scheduleId: schedule().id, seatId: schedule().seatIds[0]!, userId: "counted", requestId: "h1" }, policy),
+  );
+  t.is(sql.length, 4, sql.join("\n"));
+  t.is(sql.filter((s) => /^select .* from "seat" .* for update$/.test(s)).length, 1, sql.join("\n"));
+});
+
+test.serial("a payment is 5 statements: reservation, seat lock, wallet, the rows, the versioned wallet update", async (t) => {
+  const held = await reserveSeat(db.orm, { scheduleId: schedule().id, seatId: schedule().seatIds[1]!, userId: "counted", requestId: "h2" }, policy);
+  const { result, sql } = await counted(() => payReservation(db.orm, { reservationId: held.id, userId: "counted", idempotencyKey: "p1" }));
+  t.false(result.replayed);
+  t.is(sql.length, 5, sql.join("\n"));
+  t.regex(sql[1]!, /^select .* from "seat" .* for update$/);
+  t.regex(sql[3]!, /^with "confirmed" as \(update "reservation"/);
+  t.regex(sql[4]!, /^update "wallet" .* where .*"version" = /);
+  // The other hold of this user (h1) is still live: the payment says so without a further query.
+  t.deepEqual(result.heldScheduleIds, [schedule().id]);
+});
