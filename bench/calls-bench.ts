@@ -13,6 +13,7 @@
 // per request; PayReservation pays the holds that ReserveSeat made, in the same order.
 
 import { randomBytes } from "node:crypto";
+import { removeRedisKeys } from "../src/loadtest/redis-cleanup.js";
 import { BookingService } from "../gen/concert/v1/booking_pb.js";
 import { QueueState } from "../gen/concert/v1/queue_pb.js";
 import { startLocalServer, seedTarget, type LocalServer } from "../src/loadtest/local-server.js";
@@ -158,14 +159,16 @@ export async function runCallsBench(options: CallsBenchOptions): Promise<BenchTa
       // A fresh database per server: the waiting room rebuilds from PostgreSQL, and the last
       // round's admitted users would still fill the cap.
       const database = await createTestDatabase("bench_calls");
+      let redisKeyPrefix: string | undefined;
       try {
         options.log(`calls: round ${round}, WORKERS=${workers}: seeding one schedule of ${seats} seats`);
         const { concertId, scheduleId } = await seedTarget(database.url, seats);
         const target = { concertId, scheduleId, seatIds: await listSeatIds(database.url, scheduleId) };
+        redisKeyPrefix = `bench-calls:${randomBytes(4).toString("hex")}:`;
         const server = await startLocalServer({
           databaseUrl: database.url,
           redisUrl,
-          redisKeyPrefix: `bench-calls:${randomBytes(4).toString("hex")}:`,
+          redisKeyPrefix,
           maxActiveUsers: USERS,
           admissionIntervalMs: 50,
           workers,
@@ -185,6 +188,8 @@ export async function runCallsBench(options: CallsBenchOptions): Promise<BenchTa
         }
       } finally {
         await database.drop();
+        // The round's queue, token and event-stream keys, like its database.
+        if (redisKeyPrefix) await removeRedisKeys(redisUrl, redisKeyPrefix);
       }
     }
   }

@@ -48,6 +48,12 @@ const DEMO_CATALOG = { concerts: 2, schedules: 3, seats: 1000 };
 /** The relay runs at once after each local payment; polling only picks up rows other processes or a crash left. */
 const OUTBOX_POLL_MS = 1000;
 const OUTBOX_BATCH = 500;
+/**
+ * A payment's event reaches the stream at most this long after its commit (plus the batch's own
+ * time): the payments committed meanwhile go in the same batch, one relay transaction for all of
+ * them rather than one per payment.
+ */
+const OUTBOX_NUDGE_DELAY_MS = 20;
 const HOLD_SWEEP_BATCH = 500;
 
 interface ServiceEntry {
@@ -145,7 +151,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   // Holds are swept where they are made; events are relayed wherever they are written (payments, refunds).
   const servesBooking = config.services.includes("booking");
   if (servesBooking || config.services.includes("wallet")) {
-    outboxRelay = startOutboxRelay({ orm, redis, streamKey: eventStreamKey(config.redisKeyPrefix), maxLen: config.eventStreamMaxLen, batchSize: OUTBOX_BATCH, intervalMs: OUTBOX_POLL_MS, logger });
+    outboxRelay = startOutboxRelay({ orm, redis, streamKey: eventStreamKey(config.redisKeyPrefix), maxLen: config.eventStreamMaxLen, batchSize: OUTBOX_BATCH, intervalMs: OUTBOX_POLL_MS, nudgeDelayMs: OUTBOX_NUDGE_DELAY_MS, logger });
   }
   const holdSweeper = servesBooking ? startHoldSweeper({ orm, intervalMs: config.holdSweepIntervalMs, batchSize: HOLD_SWEEP_BATCH, logger }) : undefined;
   if (config.services.includes("queue")) waitingRoom.start();

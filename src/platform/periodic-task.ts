@@ -15,6 +15,12 @@ export interface PeriodicTask {
 export interface PeriodicTaskOptions {
   name: string;
   intervalMs: number;
+  /**
+   * How long a nudge waits before the run it asks for (0: none), so that nudges arriving close
+   * together are served by one run: the outbox relay, nudged after every payment, then publishes
+   * the payments of a short window in one batch instead of one transaction per payment.
+   */
+  nudgeDelayMs?: number;
   /** One unit of work; resolves true when more is waiting. */
   run: () => Promise<boolean>;
   logger: Logger;
@@ -22,15 +28,22 @@ export interface PeriodicTaskOptions {
 
 export function startPeriodicTask(options: PeriodicTaskOptions): PeriodicTask {
   const { name, intervalMs, run, logger } = options;
+  const nudgeDelayMs = options.nudgeDelayMs ?? 0;
   let timer: NodeJS.Timeout | undefined;
+  /** When the pending timer fires (performance.now() time); Infinity when none is pending. */
+  let dueAt = Infinity;
   let running: Promise<void> | undefined;
   let nudged = false;
   let stopped = false;
   let failing = false;
 
-  const schedule = (delayMs: number) => {
+  /** (Re)arms the timer; with onlyIfSooner, keeps a pending timer that fires earlier anyway. */
+  const schedule = (delayMs: number, onlyIfSooner = false) => {
     if (stopped) return;
+    const due = performance.now() + delayMs;
+    if (onlyIfSooner && due >= dueAt) return;
     clearTimeout(timer);
+    dueAt = due;
     timer = setTimeout(tick, delayMs);
   };
 
@@ -46,12 +59,14 @@ export function startPeriodicTask(options: PeriodicTaskOptions): PeriodicTask {
       failing = true;
     }
     running = undefined;
-    const again = more || nudged;
+    const delay = more ? 0 : nudged ? nudgeDelayMs : intervalMs;
     nudged = false;
-    schedule(again ? 0 : intervalMs);
+    schedule(delay);
   };
 
   function tick() {
+    timer = undefined;
+    dueAt = Infinity;
     if (running) {
       nudged = true;
       return;
@@ -63,7 +78,7 @@ export function startPeriodicTask(options: PeriodicTaskOptions): PeriodicTask {
   return {
     nudge() {
       if (running) nudged = true;
-      else schedule(0);
+      else schedule(nudgeDelayMs, true);
     },
     async stop() {
       stopped = true;

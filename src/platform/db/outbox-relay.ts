@@ -87,6 +87,8 @@ export interface OutboxRelayOptions extends RelayOptions {
   orm: ORM;
   redis: RedisClient;
   intervalMs: number;
+  /** How long after a nudge (a committed payment) the relay runs, gathering the commits of that window into one batch. */
+  nudgeDelayMs: number;
   logger: Logger;
 }
 
@@ -96,6 +98,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): PeriodicTask {
   return startPeriodicTask({
     name: "outbox-relay",
     intervalMs: options.intervalMs,
+    nudgeDelayMs: options.nudgeDelayMs,
     logger,
     run: async () => (await publishOutboxBatch(orm, redis, relay)) === relay.batchSize,
   });
