@@ -13,6 +13,9 @@
 # it and dropped afterwards), REDIS_URL (redis://127.0.0.1:6379; keys under a run prefix,
 # deleted afterwards).
 #
+# Needs psql, redis-cli and ss (iproute2) on PATH, and /proc: Linux, on the machine that runs
+# PostgreSQL and Redis (their processes are what it measures).
+#
 # Method: two snapshots of /proc/<pid>/stat (user + system time), one after seeding and one
 # after the load test and its audit, while the server and its PostgreSQL connections are still
 # up; the load generator's CPU comes from bash's `time`. Backends that exit between the
