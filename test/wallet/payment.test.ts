@@ -4,7 +4,9 @@
 
 import test from "ava";
 import { setTimeout as sleep } from "node:timers/promises";
+import { lockSeat } from "../../src/booking/reservation-rows.js";
 import { cancelReservation, reserveSeat, type HoldPolicy } from "../../src/booking/seat-hold.js";
+import { Payment } from "../../src/wallet/payment.entity.js";
 import { payReservation, PAYMENT_COMPLETED, PAYMENT_REFUNDED } from "../../src/wallet/reservation-payment.js";
 import { balanceOf, fund, ledgerOf, openBookingDb, outboxRows, outcome, reservationRow, seatRow, tally, type BookingDb } from "../helpers/booking.js";
 
@@ -100,6 +102,43 @@ test("paying an expired hold fails with RESERVATION_EXPIRED and charges nothing"
   t.is(await balanceOf(db.orm, "tardy"), 50_000n);
   t.deepEqual(await ledgerOf(db.orm, "tardy"), { sum: 50_000n, rows: 1 });
   t.is((await outboxRows(db.orm, held.id)).length, 0);
+});
+
+test("a hold cancelled while the payment waits for the seat lock is not paid, and none of the payment's rows remain", async (t) => {
+  await fund(db.orm, "waiter", 50_000n);
+  const held = await hold("waiter");
+  // A cancel holds the seat lock while the payment, which read the reservation as payable, waits
+  // for it; then the payment's one statement confirms nothing. Its payment, ledger and outbox
+  // inserts ran in that same statement and must be rolled back with it.
+  let paying: Promise<string> | undefined;
+  await db.orm.em.fork().transactional(async (em) => {
+    await lockSeat(em, held.seatId);
+    paying = outcome(payReservation(db.orm, { reservationId: held.id, userId: "waiter", idempotencyKey: "slow" }));
+    await sleep(300);
+    await em.execute("update reservation set status = 'CANCELLED', cancelled_at = now() where id = ?", [held.id]);
+    await em.execute("update seat set status = 'AVAILABLE', held_until = null where id = ?", [held.seatId]);
+  });
+  t.is(await paying, "RESERVATION_NOT_PAYABLE");
+  t.is(await balanceOf(db.orm, "waiter"), 50_000n);
+  t.deepEqual(await ledgerOf(db.orm, "waiter"), { sum: 50_000n, rows: 1 });
+  t.is(await db.orm.em.fork().count(Payment, { reservationId: held.id }), 0);
+  t.is((await outboxRows(db.orm, held.id)).length, 0);
+  t.like(await reservationRow(db.orm, held.id), { status: "CANCELLED" });
+  t.is((await seatRow(db.orm, held.seatId)).status, "AVAILABLE");
+});
+
+test("a payment that waits for the seat lock past the hold's end still confirms: the hold was unexpired when the call began", async (t) => {
+  await fund(db.orm, "late-lock", 50_000n);
+  const held = await hold("late-lock", { ...policy, holdSeconds: 1 });
+  let paying: Promise<string> | undefined;
+  await db.orm.em.fork().transactional(async (em) => {
+    await lockSeat(em, held.seatId);
+    paying = outcome(payReservation(db.orm, { reservationId: held.id, userId: "late-lock", idempotencyKey: "late-lock" }));
+    await sleep(1300);
+  });
+  t.is(await paying, "OK");
+  t.like(await reservationRow(db.orm, held.id), { status: "CONFIRMED" });
+  t.is((await seatRow(db.orm, held.seatId)).status, "RESERVED");
 });
 
 test("a short balance or no wallet is INSUFFICIENT_BALANCE; the hold stays payable", async (t) => {
