@@ -196,7 +196,7 @@ export async function payReservation(orm: ORM, input: PayInput, authorize?: Auth
 
 async function payInTransaction(em: EntityManager, input: PayInput, authorize?: AuthorizeReservation): Promise<PayResult> {
   const { reservationId, userId, idempotencyKey } = input;
-  // The hold's end is checked against this time, when the call began, also in the statement
+  // The hold's end is checked against this time, when this attempt began, also in the statement
   // that confirms it: a payment that waited for the seat lock past the end still goes through,
   // unless a hold or the sweeper, which lock the seat too, expired the reservation first.
   const now = new Date();

@@ -127,7 +127,7 @@ test("a hold cancelled while the payment waits for the seat lock is not paid, an
   t.is((await seatRow(db.orm, held.seatId)).status, "AVAILABLE");
 });
 
-test("a payment that waits for the seat lock past the hold's end still confirms: the hold was unexpired when the call began", async (t) => {
+test("a payment that waits for the seat lock past the hold's end still confirms: the hold was unexpired when its transaction began", async (t) => {
   await fund(db.orm, "late-lock", 50_000n);
   const held = await hold("late-lock", { ...policy, holdSeconds: 1 });
   let paying: Promise<string> | undefined;
