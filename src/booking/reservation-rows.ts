@@ -104,12 +104,3 @@ export async function updateReservations(em: EntityManager, where: FilterObject<
   const result = await em.createQueryBuilder(Reservation).update(changes).where(where).execute<{ affectedRows: number }>("run");
   return result.affectedRows;
 }
-
-const confirmUnexpiredHold = compileQuery<{ id: string; now: Date }>(["id", "now"], (em, p) =>
-  em.createQueryBuilder(Reservation).update({ status: "CONFIRMED", confirmedAt: p.now }).where({ id: p.id, status: "HELD", expireTime: { $gt: p.now } }),
-);
-
-/** Marks a HELD reservation whose hold has not passed at `now` CONFIRMED; false when it was not (any more) such a hold. */
-export async function confirmHold(em: EntityManager, reservationId: string, now: Date): Promise<boolean> {
-  return (await confirmUnexpiredHold.run(em, { id: reservationId, now })) === 1;
-}

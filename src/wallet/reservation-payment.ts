@@ -24,7 +24,7 @@ import { Reservation } from "../booking/reservation.entity.js";
 import { Seat } from "../booking/seat.entity.js";
 import { compileQuery, dataModifying, insertBuilder } from "../platform/db/compiled-query.js";
 import type { ORM } from "../platform/db/orm.js";
-import { outboxInsert, outboxRow, recordEvent } from "../platform/db/outbox.js";
+import { outboxInsert, recordEvent } from "../platform/db/outbox.js";
 import { DomainError } from "../platform/domain-error.js";
 import { Payment } from "./payment.entity.js";
 import { fingerprint, getWallet, insertLedgerEntry, ledgerEntryInsert, loadWallet, withOptimisticRetry, walletView, WALLET_CURRENCY, type WalletView } from "./wallet-ledger.js";
@@ -232,7 +232,6 @@ async function payInTransaction(em: EntityManager, input: PayInput, authorize?: 
   }
   wallet.balanceMinor -= price;
   const payment: PaymentView = { id: randomUUID(), reservationId, userId, amountMinor: price, createdAt: now };
-  const event = outboxRow({ eventType: PAYMENT_COMPLETED, aggregateType: "reservation", aggregateId: reservationId, occurredAt: now, payload: paymentPayload(payment, reservation) });
   let recorded: { heldScheduleIds: string[] } | undefined;
   try {
     recorded = await recordPaymentRows.get(em, {
@@ -246,8 +245,8 @@ async function payInTransaction(em: EntityManager, input: PayInput, authorize?: 
       balanceAfterMinor: wallet.balanceMinor,
       idempotencyKey,
       requestFingerprint: fingerprint("PAYMENT", userId, reservationId),
-      eventId: event.eventId,
-      payload: event.payload,
+      eventId: randomUUID(),
+      payload: paymentPayload(payment, reservation),
     });
   } catch (error) {
     const constraint = error instanceof UniqueConstraintViolationException ? (error as { constraint?: string }).constraint : undefined;

@@ -1,14 +1,15 @@
 // Wallet balances under optimistic concurrency. Every change (top-up, payment, refund) loads the
-// wallet entity, changes it in memory and flushes an UPDATE guarded by MikroORM's version property; a concurrent writer makes
-// that flush fail with OptimisticLockError and the whole transaction is rerun on a fresh fork
-// (em.transactional does not retry by itself), with jittered backoff, a bounded number of times.
+// wallet entity, changes it in memory and flushes an UPDATE guarded by MikroORM's version
+// property; a concurrent writer makes that flush fail with OptimisticLockError and the whole
+// transaction is rerun on a fresh fork (em.transactional does not retry by itself), with
+// jittered backoff, a bounded number of times.
 // Every change writes a ledger entry in the same transaction, so balance = Σ ledger exactly.
 
 import { OptimisticLockError, UniqueConstraintViolationException, type EntityData } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { compileInsert, compileQuery, insertBuilder } from "../platform/db/compiled-query.js";
+import { compileQuery, insertBuilder } from "../platform/db/compiled-query.js";
 import { DomainError } from "../platform/domain-error.js";
 import type { Page } from "../platform/pagination.js";
 import type { ORM } from "../platform/db/orm.js";
@@ -118,7 +119,7 @@ const LEDGER_FIELDS = ["userId", "kind", "amountMinor", "balanceAfterMinor", "id
 /** The INSERT of one ledger entry (… RETURNING id), for a compiled statement that writes it together with other rows. */
 export const ledgerEntryInsert = insertBuilder<LedgerEntryInput>(LedgerEntry, LEDGER_FIELDS);
 
-const insertEntry = compileInsert<LedgerEntryInput>(LedgerEntry, LEDGER_FIELDS);
+const insertEntry = compileQuery<LedgerEntryInput>(LEDGER_FIELDS, ledgerEntryInsert);
 
 /** Inserts the entry and returns it with its id (INSERT … RETURNING, as the query builder writes it). */
 export async function insertLedgerEntry(em: EntityManager, entry: LedgerEntryInput): Promise<LedgerEntryView> {

@@ -7,7 +7,7 @@ import test from 'ava';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import { Reservation } from '../../src/booking/reservation.entity.js';
 import { Seat, type SeatStatus } from '../../src/booking/seat.entity.js';
-import { compileInsert, compileQuery } from '../../src/platform/db/compiled-query.js';
+import { compileQuery, insertBuilder } from '../../src/platform/db/compiled-query.js';
 import { closeORM, initORM, migrateUp } from '../../src/platform/db/orm.js';
 import { Outbox } from '../../src/platform/db/outbox.entity.js';
 import { LedgerEntry } from '../../src/wallet/ledger-entry.entity.js';
@@ -81,10 +81,11 @@ test('a JSON property is serialized as the query builder serializes it', (t) => 
   t.is(compiled.format(em, values), formatted(em, insert(em, values)));
 });
 
-test('compileInsert writes the listed properties plus the constants, as the query builder would', (t) => {
+test('insertBuilder writes the listed properties plus the constants, as the query builder would', (t) => {
   const em = orm.em.fork();
   type Hold = { id: string; scheduleId: string; seatId: string; userId: string; priceMinor: bigint; expireTime: Date; requestId: string };
-  const compiled = compileInsert<Hold>(Reservation, ['id', 'scheduleId', 'seatId', 'userId', 'priceMinor', 'expireTime', 'requestId'], { status: 'HELD' });
+  const fields = ['id', 'scheduleId', 'seatId', 'userId', 'priceMinor', 'expireTime', 'requestId'] as const;
+  const compiled = compileQuery<Hold>(fields, insertBuilder<Hold>(Reservation, fields, { status: 'HELD' }));
   const values: Hold = { id: randomUUID(), scheduleId: randomUUID(), seatId: randomUUID(), userId: 'u', priceMinor: 12_000n, expireTime: new Date(), requestId: 'r' };
   t.is(compiled.format(em, values), formatted(em, em.createQueryBuilder(Reservation).insert({ ...values, status: 'HELD' })));
 });

@@ -116,8 +116,8 @@ export function compileQuery<P extends Params<P>>(names: readonly (keyof P & str
 
 /**
  * The builder of an INSERT of `fields` (each a parameter of the same name) plus `constants`:
- * the column list is written once, as the parameter names. compileInsert compiles it alone;
- * a larger statement can use it as one of its data-modifying WITH queries.
+ * the column list is written once, as the parameter names. compileQuery(fields, builder)
+ * compiles it alone; a larger statement can use it as one of its data-modifying WITH queries.
  */
 export function insertBuilder<P extends Params<P>>(
   // Any entity of the ORM: the columns come from its metadata at compile time.
@@ -126,11 +126,6 @@ export function insertBuilder<P extends Params<P>>(
   constants: Record<string, Value> = {},
 ) {
   return (em: EntityManager, p: P) => em.createQueryBuilder(entity).insert({ ...Object.fromEntries(fields.map((field) => [field, p[field]])), ...constants });
-}
-
-/** An INSERT of `fields` plus `constants` (see insertBuilder), compiled like compileQuery. */
-export function compileInsert<P extends Params<P>>(entity: EntityName<any>, fields: readonly (keyof P & string)[], constants: Record<string, Value> = {}): CompiledQuery<P> {
-  return compileQuery<P>(fields, insertBuilder<P>(entity, fields, constants));
 }
 
 /**

@@ -5,7 +5,7 @@
 
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { randomUUID } from "node:crypto";
-import { compileInsert, insertBuilder } from "./compiled-query.js";
+import { compileQuery, insertBuilder } from "./compiled-query.js";
 import { Outbox } from "./outbox.entity.js";
 
 export interface OutboxEventInput {
@@ -31,23 +31,18 @@ const OUTBOX_FIELDS = ["eventId", "eventType", "aggregateType", "aggregateId", "
 /** The INSERT of one outbox row, for a compiled statement that writes the event together with the change it describes. */
 export const outboxInsert = insertBuilder<OutboxRow>(Outbox, OUTBOX_FIELDS);
 
-const insertEvent = compileInsert<OutboxRow>(Outbox, OUTBOX_FIELDS);
+const insertEvent = compileQuery<OutboxRow>(OUTBOX_FIELDS, outboxInsert);
 
-/** The row of a new event, with its event id (what consumers deduplicate on). */
-export function outboxRow(event: OutboxEventInput): OutboxRow {
-  return {
-    eventId: randomUUID(),
+/** Inserts the event and returns its event id (what consumers deduplicate on). */
+export async function recordEvent(em: EntityManager, event: OutboxEventInput): Promise<string> {
+  const eventId = randomUUID();
+  await insertEvent.run(em, {
+    eventId,
     eventType: event.eventType,
     aggregateType: event.aggregateType,
     aggregateId: event.aggregateId,
     payload: event.payload,
     createdAt: event.occurredAt,
-  };
-}
-
-/** Inserts the event and returns its event id. */
-export async function recordEvent(em: EntityManager, event: OutboxEventInput): Promise<string> {
-  const row = outboxRow(event);
-  await insertEvent.run(em, row);
-  return row.eventId;
+  });
+  return eventId;
 }
