@@ -79,15 +79,22 @@ async function watchUntilActive(context: CallContext, queue: Clients["queue"], t
     const timer = setTimeout(() => stall.abort(), STREAM_STALL_MS);
     const opened = performance.now();
     let first = true;
+    let active = false;
     try {
+      // Read to the end: the server ends the stream right after ACTIVE or EXPIRED. Leaving the
+      // loop at ACTIVE instead would cancel the call, and a cancelled grpc-js call builds an error
+      // with a source-mapped stack trace (about 6 % of the generator's CPU profile in a 10,000-user run).
       for await (const message of queue.watchQueue({ token }, { signal: AbortSignal.any([signal, stall.signal]) })) {
         timer.refresh();
         if (first) stats.latency.record("WatchQueue first message", performance.now() - opened);
         first = false;
-        if (message.status?.state === QueueState.ACTIVE) return;
+        if (message.status?.state === QueueState.ACTIVE) active = true;
         if (message.status?.state === QueueState.EXPIRED) throw new TokenExpiredError(`token ${token} expired while waiting`);
       }
+      if (active) return;
     } catch (thrown) {
+      // The stream broke after ACTIVE arrived: the user is admitted all the same.
+      if (active && !signal.aborted) return;
       if (thrown instanceof TokenExpiredError || signal.aborted) throw thrown;
       const error = ConnectError.from(thrown);
       recordError(stats, "WatchQueue", error);
