@@ -13,17 +13,17 @@ import {
 import type { ORM } from "../platform/db/orm.js";
 import { encodePageToken, readPage } from "../platform/pagination.js";
 import type { PartialServiceImpl } from "../platform/rpc/service-wrapper.js";
-import { check } from "../platform/validation.js";
+import { check, isInt4, isUuid } from "../platform/validation.js";
 import { requireAdmitted } from "../queue/admission-context.js";
 import { WALLET_CURRENCY } from "../wallet/wallet-ledger.js";
 import { createConcertOfSchedule, listConcerts, listSchedules, listSeats, visibleSeatStatus, type ScheduleKey, type SeatView } from "./catalog.js";
 import { visibleReservationStatus, type ReservationView } from "./reservation-rows.js";
 import { cancelReservation, getReservation, reserveSeat, type HoldPolicy } from "./seat-hold.js";
 
-const isString = (value: unknown): value is string => typeof value === "string";
-const isSeatNo = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+/** A start time as toISOString writes it (years 0000–9999, which PostgreSQL takes), and a schedule id. */
 const isScheduleKey = (value: unknown): value is ScheduleKey =>
-  Array.isArray(value) && value.length === 2 && isString(value[0]) && !Number.isNaN(Date.parse(value[0])) && isString(value[1]);
+  Array.isArray(value) && value.length === 2 && typeof value[0] === "string" && ISO_TIME.test(value[0]) && !Number.isNaN(Date.parse(value[0])) && isUuid(value[1]);
 
 export function seatToProto(seat: SeatView, now: Date): MessageInitShape<typeof SeatSchema> {
   return {
@@ -61,7 +61,7 @@ export function createBookingHandlers(deps: BookingDeps): PartialServiceImpl<typ
   return {
     async listConcerts(request) {
       const checker = check();
-      const page = readPage(checker, request, { filter: "concerts", defaultSize: 50, maxSize: 500, isKey: isString });
+      const page = readPage(checker, request, { filter: "concerts", defaultSize: 50, maxSize: 500, isKey: isUuid });
       checker.throwIfInvalid();
       const { items, hasMore } = await listConcerts(orm.em.fork(), page);
       return {
@@ -93,7 +93,7 @@ export function createBookingHandlers(deps: BookingDeps): PartialServiceImpl<typ
     async listSeats(request, context) {
       const checker = check().uuid("schedule_id", request.scheduleId);
       const filter = `seats:${request.scheduleId}`;
-      const page = readPage(checker, request, { filter, defaultSize: 100, maxSize: 1000, isKey: isSeatNo });
+      const page = readPage(checker, request, { filter, defaultSize: 100, maxSize: 1000, isKey: isInt4 });
       checker.throwIfInvalid();
       requireAdmitted(context, { concertId: await concertOf(request.scheduleId) });
       const { items, hasMore } = await listSeats(orm.em.fork(), request.scheduleId, page);

@@ -4,8 +4,20 @@
 import { DomainError, type FieldViolation } from "./domain-error.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const INT8_MAX = 2n ** 63n - 1n;
+const INT4_MAX = 2 ** 31 - 1;
 const USER_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
 const KEY = /^[\x21-\x7e]{1,128}$/;
+
+// Guards for the keyset positions decoded from page tokens (readPage's isKey). A token is only
+// base64url JSON, so a caller can hand-craft one: its values must fit the columns they are
+// compared with, or PostgreSQL refuses the query and the caller sees INTERNAL.
+
+export const isUuid = (value: unknown): value is string => typeof value === "string" && UUID.test(value);
+/** A non-negative int4, e.g. a seat number. */
+export const isInt4 = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0 && (value as number) <= INT4_MAX;
+/** A positive int8 in decimal, e.g. a bigserial id (kept as a string: it may exceed 2^53). */
+export const isInt8String = (value: unknown): value is string => typeof value === "string" && /^[1-9]\d{0,18}$/.test(value) && BigInt(value) <= INT8_MAX;
 
 export class RequestCheck {
   private readonly violations: FieldViolation[] = [];

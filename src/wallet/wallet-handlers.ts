@@ -11,7 +11,7 @@ import type { ORM } from "../platform/db/orm.js";
 import type { Logger } from "../platform/logger.js";
 import { encodePageToken, readPage } from "../platform/pagination.js";
 import type { PartialServiceImpl } from "../platform/rpc/service-wrapper.js";
-import { check } from "../platform/validation.js";
+import { check, isInt8String } from "../platform/validation.js";
 import { DomainError } from "../platform/domain-error.js";
 import { expiredTokenKey, requireAdmitted, type AdmittedToken } from "../queue/admission-context.js";
 import type { LedgerEntry } from "./ledger-entry.entity.js";
@@ -19,7 +19,6 @@ import { findPaymentReplay, payReservation, type PaymentView, type PayResult } f
 import { getWallet, listTransactions, MAX_TOP_UP_MINOR, topUp, WALLET_CURRENCY, type LedgerEntryView, type WalletView } from "./wallet-ledger.js";
 
 const money = (amountMinor: bigint) => ({ amountMinor, currencyCode: WALLET_CURRENCY });
-const isLedgerId = (value: unknown): value is string => typeof value === "string" && /^\d{1,19}$/.test(value);
 
 export function walletToProto(wallet: WalletView): MessageInitShape<typeof WalletSchema> {
   return {
@@ -113,7 +112,7 @@ export function createWalletHandlers(deps: WalletDeps): PartialServiceImpl<typeo
     async listTransactions(request) {
       const checker = check().userId("user_id", request.userId);
       const filter = `ledger:${request.userId}`;
-      const page = readPage(checker, request, { filter, defaultSize: 50, maxSize: 500, isKey: isLedgerId });
+      const page = readPage(checker, request, { filter, defaultSize: 50, maxSize: 500, isKey: isInt8String });
       checker.throwIfInvalid();
       const { items, hasMore } = await listTransactions(orm.em.fork(), request.userId, page);
       return {

@@ -79,6 +79,22 @@ for (const transport of ["grpc", "connect", "grpc-web"] as const) {
     await expectError(t, client().listConcerts({ pageToken: "garbage!" }), Code.InvalidArgument, "INVALID_FIELD");
   });
 
+  test(`${transport}: hand-made page tokens whose keys do not fit their columns are INVALID_FIELD, not INTERNAL`, async (t) => {
+    // A token is base64url JSON: anyone can write one with the right filter and a bad key.
+    const token = (filter: string, after: unknown) => Buffer.from(JSON.stringify({ f: filter, a: after })).toString("base64url");
+    const { concerts } = await client().listConcerts({});
+    const concertId = concerts[0]!.id;
+    const { schedules } = await client().listSchedules({ concertId }, admitted());
+    const scheduleId = schedules[0]!.id;
+    const crafted = [
+      client().listConcerts({ pageToken: token("concerts", "not-a-uuid") }),
+      client().listSchedules({ concertId, pageToken: token(`schedules:${concertId}`, ["2024-01-01T00:00:00.000Z", "x"]) }, admitted()),
+      client().listSchedules({ concertId, pageToken: token(`schedules:${concertId}`, ["-271821-04-20T00:00:00.000Z", scheduleId]) }, admitted()),
+      client().listSeats({ scheduleId, pageToken: token(`seats:${scheduleId}`, 2 ** 40) }, admitted()),
+    ];
+    for (const call of crafted) t.deepEqual(fieldViolations(await expectError(t, call, Code.InvalidArgument, "INVALID_FIELD")), ["page_token"]);
+  });
+
   test(`${transport}: a page token is refused for another schedule`, async (t) => {
     const { concerts } = await client().listConcerts({});
     const { schedules } = await client().listSchedules({ concertId: concerts[0]!.id }, admitted());

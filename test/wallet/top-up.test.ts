@@ -101,6 +101,9 @@ test("bad top-ups are INVALID_FIELD with every violation listed", async (t) => {
     t.deepEqual(fieldViolations(error), fields);
   }
   await expectError(t, client.listTransactions({ userId: "erin", pageToken: "nope" }), Code.InvalidArgument, "INVALID_FIELD");
+  // A hand-made token with an id beyond bigint's range: refused before PostgreSQL sees it.
+  const beyondInt8 = Buffer.from(JSON.stringify({ f: "ledger:erin", a: "9999999999999999999" })).toString("base64url");
+  await expectError(t, client.listTransactions({ userId: "erin", pageToken: beyondInt8 }), Code.InvalidArgument, "INVALID_FIELD");
   t.deepEqual(await ledgerSum("erin"), { sum: 0n, rows: 0 });
 });
 
