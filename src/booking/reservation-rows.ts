@@ -97,6 +97,15 @@ export async function setSeatStatus(em: EntityManager, seatId: string, status: S
   await updateSeatStatus.run(em, { id: seatId, status, heldUntil });
 }
 
+/**
+ * Under the seat lock: marks a HELD reservation whose hold has ended EXPIRED and frees its seat,
+ * as the sweeper would. From then on nothing can confirm it.
+ */
+export async function expireHeldReservation(em: EntityManager, reservation: Pick<ReservationView, "id" | "seatId">): Promise<void> {
+  await updateReservations(em, { id: reservation.id, status: "HELD" }, { status: "EXPIRED" });
+  await setSeatStatus(em, reservation.seatId, "AVAILABLE");
+}
+
 type ReservationChanges = Partial<Pick<Reservation, "status" | "confirmedAt" | "cancelledAt">>;
 
 /** Updates reservations matching `where` (a query-builder UPDATE: cheaper than em.nativeUpdate); returns how many changed. */

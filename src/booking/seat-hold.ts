@@ -13,6 +13,7 @@ import { DomainError } from "../platform/domain-error.js";
 import { refundPayment } from "../wallet/reservation-payment.js";
 import { withOptimisticRetry } from "../wallet/wallet-ledger.js";
 import {
+  expireHeldReservation,
   findOwnReservation,
   lockSeat,
   setSeatStatus,
@@ -154,10 +155,7 @@ export async function cancelReservation(orm: ORM, input: CancelInput, authorize?
     const status = visibleReservationStatus(current, now);
     if (status === "CANCELLED") return current;
     if (status === "EXPIRED") {
-      if (current.status === "HELD") {
-        await updateReservations(em, { id: current.id }, { status: "EXPIRED" });
-        await setSeatStatus(em, current.seatId, "AVAILABLE");
-      }
+      if (current.status === "HELD") await expireHeldReservation(em, current);
       return { ...current, status };
     }
     await updateReservations(em, { id: current.id }, { status: "CANCELLED", cancelledAt: now });

@@ -12,6 +12,7 @@ import { sql, UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { randomUUID } from "node:crypto";
 import {
+  expireHeldReservation,
   findOwnReservation,
   findReservation,
   lockSeat,
@@ -179,11 +180,26 @@ class KeyAlreadyUsed extends Error {}
 /** The hold could not be confirmed once its seat was locked (paid, cancelled or expired meanwhile). */
 class HoldNotConfirmed extends Error {}
 
+/** The reservation is HELD but its hold ended before this attempt began; no payment with the key was seen. */
+class HoldRanOut extends Error {
+  constructor(
+    readonly reservation: ReservationView,
+    readonly now: Date,
+  ) {
+    super(`the hold on reservation ${reservation.id} ran out`);
+  }
+}
+
 export async function payReservation(orm: ORM, input: PayInput, authorize?: AuthorizeReservation): Promise<PayResult> {
   try {
     return await withOptimisticRetry(orm, (em) => payInTransaction(em, input, authorize));
   } catch (error) {
-    if (!(error instanceof KeyAlreadyUsed || error instanceof HoldNotConfirmed)) throw error;
+    if (!(error instanceof KeyAlreadyUsed || error instanceof HoldNotConfirmed || error instanceof HoldRanOut)) throw error;
+    // An attempt with this key that began before the hold's end may still be running (waiting for
+    // the seat lock, say) and would then confirm it. Expiring the hold under the seat lock settles
+    // it: that attempt either committed first (and the lookup below replays it) or now finds the
+    // reservation EXPIRED. Either way every call with this key gets the same answer.
+    if (error instanceof HoldRanOut) await expireRanOutHold(orm, error.reservation, error.now);
     // Rolled back. The first use of the key answers (IDEMPOTENCY_KEY_REUSED for another reservation) …
     const replay = await findPaymentReplay(orm, input);
     if (replay) return replay;
@@ -213,6 +229,7 @@ async function payInTransaction(em: EntityManager, input: PayInput, authorize?: 
   }
   await authorize?.(reservation, em);
   const refusal = unpayable(reservation, now);
+  if (refusal && reservation.status === "HELD") throw new HoldRanOut(reservation, now);
   if (refusal) throw refusal;
 
   await lockSeat(em, reservation.seatId);
@@ -223,6 +240,10 @@ async function payInTransaction(em: EntityManager, input: PayInput, authorize?: 
     // call paid (or that ran out) while this one waited says so rather than "insufficient balance".
     const current = await findReservation(em, reservationId);
     if (!current || unpayable(current, now)) throw new HoldNotConfirmed(`reservation ${reservationId}`);
+    // The key was not looked up on the way in (the reservation was payable): a key that already
+    // paid another reservation is IDEMPOTENCY_KEY_REUSED whatever the balance.
+    const previous = await findPayment(em, userId, idempotencyKey);
+    if (previous) return replayPayment(em, previous, input);
     // Throwing rolls the transaction back: nothing is charged, the hold stays as it was.
     const balance = wallet?.balanceMinor ?? 0n;
     throw new DomainError("INSUFFICIENT_BALANCE", `the balance ${balance} ${WALLET_CURRENCY} is lower than the price ${price} ${WALLET_CURRENCY}`, [], {
@@ -266,6 +287,15 @@ async function payInTransaction(em: EntityManager, input: PayInput, authorize?: 
     replayed: false,
     heldScheduleIds: recorded.heldScheduleIds,
   };
+}
+
+/** Marks a hold that ran out by `now` EXPIRED and frees its seat, under the seat lock; no-op if it changed meanwhile. */
+async function expireRanOutHold(orm: ORM, reservation: ReservationView, now: Date): Promise<void> {
+  await orm.em.fork().transactional(async (em) => {
+    await lockSeat(em, reservation.seatId);
+    const current = await findReservation(em, reservation.id);
+    if (current?.status === "HELD" && current.expireTime <= now) await expireHeldReservation(em, current);
+  });
 }
 
 function paymentPayload(payment: PaymentView, reservation: ReservationView): Record<string, unknown> {

@@ -141,6 +141,55 @@ test("a payment that waits for the seat lock past the hold's end still confirms:
   t.is((await seatRow(db.orm, held.seatId)).status, "RESERVED");
 });
 
+test("a retry with the same key after the hold's end replays the first attempt, which began before it and waited for the seat lock", async (t) => {
+  await fund(db.orm, "retrier", 50_000n);
+  const held = await hold("retrier", { ...policy, holdSeconds: 1 });
+  const request = { reservationId: held.id, userId: "retrier", idempotencyKey: "retry-me" };
+  let first: Promise<Awaited<ReturnType<typeof payReservation>>> | undefined;
+  let retry: Promise<Awaited<ReturnType<typeof payReservation>>> | undefined;
+  await db.orm.em.fork().transactional(async (em) => {
+    await lockSeat(em, held.seatId);
+    first = payReservation(db.orm, request); // begins before the hold's end, then waits for the lock
+    await sleep(1200);
+    retry = payReservation(db.orm, request); // the client's retry, after the end: it must not say EXPIRED
+    await sleep(200);
+  });
+  const [a, b] = await Promise.all([first!, retry!]);
+  t.false(a.replayed);
+  t.true(b.replayed);
+  t.is(b.payment.id, a.payment.id);
+  t.is(await balanceOf(db.orm, "retrier"), 50_000n - held.priceMinor);
+  t.like(await reservationRow(db.orm, held.id), { status: "CONFIRMED" });
+});
+
+test("a hold found over by a retry is expired for good: the first attempt, not yet at the seat lock, fails too", async (t) => {
+  await fund(db.orm, "slowpoke", 50_000n);
+  const held = await hold("slowpoke", { ...policy, holdSeconds: 1 });
+  const request = { reservationId: held.id, userId: "slowpoke", idempotencyKey: "slow-key" };
+  // The first attempt begins before the hold's end and is held up before it locks the seat.
+  let go!: () => void;
+  const gate = new Promise<void>((resolve) => (go = resolve));
+  const first = outcome(payReservation(db.orm, request, () => gate));
+  await sleep(1200);
+  t.is(await outcome(payReservation(db.orm, request)), "RESERVATION_EXPIRED");
+  go();
+  t.is(await first, "RESERVATION_EXPIRED", "both calls with the key get the same answer");
+  t.is(await balanceOf(db.orm, "slowpoke"), 50_000n);
+  t.like(await reservationRow(db.orm, held.id), { status: "EXPIRED" });
+  t.is((await seatRow(db.orm, held.seatId)).status, "AVAILABLE");
+  t.is((await outboxRows(db.orm, held.id)).length, 0);
+});
+
+test("a key that paid another reservation is IDEMPOTENCY_KEY_REUSED even when the balance is short", async (t) => {
+  const first = await hold("reuser");
+  const second = await hold("reuser");
+  await fund(db.orm, "reuser", first.priceMinor);
+  t.is(await outcome(payReservation(db.orm, { reservationId: first.id, userId: "reuser", idempotencyKey: "once" })), "OK");
+  t.is(await outcome(payReservation(db.orm, { reservationId: second.id, userId: "reuser", idempotencyKey: "once" })), "IDEMPOTENCY_KEY_REUSED");
+  await fund(db.orm, "reuser", second.priceMinor);
+  t.is(await outcome(payReservation(db.orm, { reservationId: second.id, userId: "reuser", idempotencyKey: "once" })), "IDEMPOTENCY_KEY_REUSED");
+});
+
 test("a short balance or no wallet is INSUFFICIENT_BALANCE; the hold stays payable", async (t) => {
   const held = await hold("broke");
   t.is(await outcome(payReservation(db.orm, { reservationId: held.id, userId: "broke", idempotencyKey: "b1" })), "INSUFFICIENT_BALANCE");
