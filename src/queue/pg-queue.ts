@@ -15,8 +15,12 @@ import type { Validation } from "./redis-queue.js";
  * them keeps them ahead of the first fallback joins instead of tying with them.
  */
 const FALLBACK_SEQ_STEP = 10_000;
-/** A waiting user's last-seen time is written at most this often while polling in fallback. */
-const TOUCH_EVERY = "5 seconds";
+/**
+ * How often a polling waiting user's last-seen time is written in fallback: at most every 5 s,
+ * and at least three times per WAITING_TOKEN_TTL (as the watch streams do), so a user who keeps
+ * polling is never taken for gone.
+ */
+export const touchEveryMs = (waitingTtlSeconds: number) => Math.min(5000, (waitingTtlSeconds * 1000) / 3);
 
 const LIVE = "state in ('WAITING', 'ACTIVE')";
 
@@ -79,9 +83,13 @@ export interface FallbackAdmission {
 export type PgQueue = ReturnType<typeof createPgQueue>;
 
 export function createPgQueue(db: QueueDb, options: { activeTtlSeconds: number; waitingTtlSeconds: number }) {
+  const touchEverySeconds = touchEveryMs(options.waitingTtlSeconds) / 1000;
   async function statuses(tokens: readonly string[], touch: boolean, query: Query = db.query): Promise<QueueStatus[]> {
     if (touch) {
-      await query(`update queue_entry set last_seen_at = now() where token = any($1::text[]) and state = 'WAITING' and last_seen_at < now() - interval '${TOUCH_EVERY}'`, [tokens]);
+      await query(
+        `update queue_entry set last_seen_at = now() where token = any($1::text[]) and state = 'WAITING' and last_seen_at < now() - make_interval(secs => $2)`,
+        [tokens, touchEverySeconds],
+      );
     }
     return (await query<StatusRow>(STATUS_SELECT, [tokens])).map(toStatus);
   }

@@ -12,7 +12,7 @@ import type { Logger } from "../platform/logger.js";
 import type { RedisClient } from "../platform/redis/client.js";
 import { createAdmissionLoop, type AdmissionLoop } from "./admission-loop.js";
 import { createJoinCommitter } from "./join-committer.js";
-import { createPgQueue } from "./pg-queue.js";
+import { createPgQueue, touchEveryMs } from "./pg-queue.js";
 import { createQueueDb } from "./queue-db.js";
 import { createQueueMirror } from "./queue-mirror.js";
 import { createQueueMode, type QueueMode } from "./queue-mode.js";
@@ -126,7 +126,7 @@ export async function createWaitingRoom(deps: { orm: ORM; redis: RedisClient; co
     settings: {
       tickMs: Math.min(Math.max(config.admissionIntervalMs, 50), 1000),
       heartbeatMs: HEARTBEAT_MS,
-      touchEveryMs: Math.min(5000, (config.waitingTokenTtlSeconds * 1000) / 3),
+      touchEveryMs: touchEveryMs(config.waitingTokenTtlSeconds),
     },
   });
   new Gauge({ name: "queue_watch_streams", help: "Open WatchQueue streams of this process", registers: [registry], collect() { this.set(hub.watchers); } });
