@@ -40,9 +40,13 @@ local function status_of(token, now)
 end
 `;
 
-// ARGV: userId, fresh token. Returns {token, seq, status}: the user's live token if any, else a
-// new place at the tail.
+// ARGV: userId, fresh token, "1" when the caller has seen this concert's keys before. Returns
+// {token, seq, status}: the user's live token if any, else a new place at the tail. A counter
+// missing where the caller saw one means the keys were lost (a flush, a restart that kept no
+// data, a cluster node that came back empty): the INCR below would start the line again at 1,
+// ahead of everyone PostgreSQL still has waiting, so the script refuses and queue-mode.ts rebuilds.
 export const JOIN = `${PRELUDE}
+if ARGV[3] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('${QUEUE_STATE_LOST} concert keys missing') end
 local now = now_ms()
 local token = redis.call('HGET', KEYS[5], ARGV[1])
 if token then

@@ -138,6 +138,7 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
       if (fallbackCalls > 0) await new Promise<void>((resolve) => (onIdle = resolve));
       await mergeGroups(await pg.rowsOfTokens([...touched]));
       touched.clear();
+      redisQueue.forgetSeenConcerts();
       setMode("redis", { outageMs: Date.now() - fallbackSinceMs });
     } finally {
       held = undefined;

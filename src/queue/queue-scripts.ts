@@ -96,8 +96,8 @@ export function createQueueScripts(redis: RedisClient) {
   const ackJournal = command(redis, "cbQueueAckJournal", 3, ACK_JOURNAL);
   const journalKeys = (keys: ConcertKeys) => [keys.journal, keys.journalClaimed, keys.journalLease];
   return {
-    async join(keys: ConcertKeys, userId: string, freshToken: string): Promise<JoinReply> {
-      const reply = (await join(...concertKeyList(keys), userId, freshToken)) as [string, string, unknown[]];
+    async join(keys: ConcertKeys, userId: string, freshToken: string, seenBefore: boolean): Promise<JoinReply> {
+      const reply = (await join(...concertKeyList(keys), userId, freshToken, seenBefore ? "1" : "0")) as [string, string, unknown[]];
       return { token: reply[0], seq: reply[1], status: parseStatus(reply[2]) };
     },
     async status(keys: ConcertKeys, token: string, touch: boolean): Promise<ScriptStatus> {

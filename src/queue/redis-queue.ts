@@ -65,6 +65,11 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
   const keys: QueueKeys = createQueueKeys(keyPrefix);
   const scripts: QueueScripts = createQueueScripts(redis);
   const directory = new Map<string, { concertId: string; userId: string }>();
+  /**
+   * Concerts whose keys this process has seen in Redis since it last (re)built from PostgreSQL:
+   * a JOIN that finds such a concert's counter gone reports the loss instead of starting over.
+   */
+  const seen = new Set<string>();
 
   const remember = (token: string, owner: { concertId: string; userId: string }) => {
     if (directory.size >= DIRECTORY_SIZE) directory.delete(directory.keys().next().value!);
@@ -92,7 +97,8 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
 
     /** Places the user at the tail, or returns their live place. */
     async join(concertId: string, userId: string, freshToken: string): Promise<JoinReply> {
-      const reply = await scripts.join(keys.concert(concertId), userId, freshToken);
+      const reply = await scripts.join(keys.concert(concertId), userId, freshToken, seen.has(concertId));
+      seen.add(concertId);
       const { status } = reply;
       const record: TokenRecord = { state: status.state, concertId, userId, activeExpireMs: status.activeExpireMs };
       await Promise.all([writeRecord(reply.token, record, status.nowMs), redis.zadd(keys.concerts, String(status.nowMs), concertId)]);
@@ -135,6 +141,7 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
     /** One admission step of a concert, then the token records of everyone it moved. */
     async admit(concertId: string, options: AdmitOptions): Promise<AdmitReply> {
       const reply = await scripts.admit(keys.concert(concertId), options);
+      seen.add(concertId);
       const writes: Promise<void>[] = [];
       for (const { token, userId } of reply.admitted) {
         writes.push(writeRecord(token, { state: "ACTIVE", concertId, userId, activeExpireMs: reply.activeExpireMs }, reply.nowMs));
@@ -163,6 +170,14 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
     /** Concerts with someone waiting or active. */
     concerts(): Promise<string[]> {
       return redis.zrange(keys.concerts, "0", "-1");
+    },
+
+    /**
+     * Called once Redis holds PostgreSQL's view again: concerts that had nobody live were not
+     * merged and have no counter, rightly, so nothing seen before the outage counts any more.
+     */
+    forgetSeenConcerts(): void {
+      seen.clear();
     },
 
     /** Merges PostgreSQL rows of one concert (see the MERGE script) and their token records. */
