@@ -265,6 +265,28 @@ export function createPgQueue(db: QueueDb, options: { activeTtlSeconds: number; 
       return mergeRows(`${LIVE} or ended_at > now() - make_interval(secs => $1)`, [recentSeconds]);
     },
 
+    /** Records (or refreshes) that `processId` serves from PostgreSQL because Redis failed it. */
+    async markFallback(processId: string, sinceMs: number): Promise<void> {
+      await db.query(
+        `insert into queue_fallback (process_id, since, seen_at) values ($1, to_timestamp($2 / 1000.0), now())
+         on conflict (process_id) do update set seen_at = now()`,
+        [processId, sinceMs],
+      );
+    },
+
+    async clearFallback(processId: string): Promise<void> {
+      await db.query("delete from queue_fallback where process_id = $1", [processId]);
+    },
+
+    /** Whether another process marked itself in fallback within the last `freshSeconds`. */
+    async othersInFallback(processId: string, freshSeconds: number): Promise<boolean> {
+      const rows = await db.query<{ found: boolean }>(
+        "select exists (select 1 from queue_fallback where process_id <> $1 and seen_at > now() - make_interval(secs => $2)) as found",
+        [processId, freshSeconds],
+      );
+      return rows[0]?.found === true;
+    },
+
     /** The rows of `tokens`, grouped as rowsToMerge does. */
     rowsOfTokens(tokens: readonly string[]) {
       return mergeRows("token = any($1::text[])", [tokens]);

@@ -4,6 +4,12 @@
 // back merges PostgreSQL's view into Redis first: once per outage under a Redis lock (every live
 // row, in FIFO order), then, with this process's calls held for a moment, the rows this process
 // itself wrote while in fallback.
+//
+// One store for everyone: a process that Redis fails marks itself in PostgreSQL (queue_fallback,
+// refreshed every admission tick), and every other process follows it into fallback at its next
+// tick and stays there while such a mark is fresh. Otherwise a process cut off from Redis alone
+// would line its joins up behind everyone the others take through Redis meanwhile, and the two
+// stores would each admit up to the cap.
 
 import { randomBytes } from "node:crypto";
 import { Gauge, type Registry } from "prom-client";
@@ -57,6 +63,8 @@ export interface QueueMode {
   /** Runs `onRedis`; on a Redis outage (or while one lasts) runs `onPostgres` instead. */
   run<T>(onRedis: () => Promise<T>, onPostgres: (touch: Touch) => Promise<T>): Promise<T>;
   stop(): void;
+  /** On shutdown, while PostgreSQL is still open: removes this process's fallback mark, if any. */
+  release(): Promise<void>;
 }
 
 export interface QueueModeOptions {
@@ -68,6 +76,8 @@ export interface QueueModeOptions {
   probeIntervalMs: number;
   /** Ended rows younger than this are merged too: their token records may still say ACTIVE. */
   recentlyEndedSeconds: number;
+  /** A fallback mark not refreshed for this long belongs to a process that is gone. */
+  fallbackMarkFreshMs: number;
 }
 
 export function createQueueMode(options: QueueModeOptions): QueueMode {
@@ -75,6 +85,9 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
   const gauge = new Gauge({ name: "queue_store_mode", help: "Store serving the waiting room (1 = current mode)", labelNames: ["mode"] as const, registers: [options.registry] });
   let mode: StoreMode = "redis";
   let fallbackSinceMs = 0;
+  /** In fallback only because another process is; such a process leaves no mark of its own. */
+  let following = false;
+  const processId = randomBytes(8).toString("hex");
   const touched = new Set<string>();
   let held: Promise<void> | undefined;
   let fallbackCalls = 0;
@@ -95,11 +108,18 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
     if (!stopped) probeTimer = setTimeout(() => void probe(), options.probeIntervalMs);
   };
 
-  function trip(error: unknown): void {
+  const mark = () => pg.markFallback(processId, fallbackSinceMs).catch((error: unknown) => logger.warn({ err: (error as Error).message }, "could not mark the PostgreSQL fallback"));
+
+  /** Another process serves from PostgreSQL because Redis failed it. Unknown (PostgreSQL down) counts as no. */
+  const othersInFallback = () => pg.othersInFallback(processId, options.fallbackMarkFreshMs / 1000).catch(() => false);
+
+  function trip(error: unknown, follow = false): void {
     if (mode !== "redis") return;
     timingOutSinceMs = 0;
     fallbackSinceMs = Date.now();
-    setMode("fallback", { err: (error as Error).message });
+    following = follow;
+    setMode("fallback", { err: (error as Error).message, following });
+    if (!following) void mark();
     scheduleProbe();
   }
 
@@ -139,6 +159,7 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
       await mergeGroups(await pg.rowsOfTokens([...touched]));
       touched.clear();
       redisQueue.forgetSeenConcerts();
+      following = false;
       setMode("redis", { outageMs: Date.now() - fallbackSinceMs });
     } finally {
       held = undefined;
@@ -148,8 +169,20 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
 
   async function probe(): Promise<void> {
     try {
-      await redis.ping();
-      if (await rebuildIfNeeded(fallbackSinceMs)) {
+      try {
+        await redis.ping();
+      } catch (error) {
+        // Redis fails this process itself now: it is no longer just following.
+        if (following && isRedisUnavailable(error)) {
+          following = false;
+          await mark();
+        }
+        throw error;
+      }
+      // Reachable again: no longer a reason for the others to stay in fallback.
+      if (!following) await pg.clearFallback(processId).catch(() => undefined);
+      following = true;
+      if (!(await othersInFallback()) && (await rebuildIfNeeded(fallbackSinceMs))) {
         await switchBack();
         return;
       }
@@ -168,10 +201,11 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
       return fallbackSinceMs;
     },
     async init() {
-      if (!(await rebuildIfNeeded(0))) trip(new Error("another process is rebuilding the waiting room"));
+      if (!(await rebuildIfNeeded(0))) trip(new Error("another process is rebuilding the waiting room"), true);
       else if (mode === "rebuilding") setMode("redis");
     },
     async checkRedisState() {
+      if (mode === "fallback" && !following) await mark();
       if (mode !== "redis") return;
       try {
         if ((await redis.exists(redisQueue.keys.rebuiltAt)) === 0) trip(new Error("Redis holds no waiting room state: restarted empty?"));
@@ -179,6 +213,7 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
         if (!isRedisUnavailable(error)) throw error;
         trip(error);
       }
+      if (mode === "redis" && (await othersInFallback())) trip(new Error("another process serves the waiting room from PostgreSQL"), true);
     },
     async run(onRedis, onPostgres) {
       while (held) await held;
@@ -210,6 +245,9 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
     stop() {
       stopped = true;
       clearTimeout(probeTimer);
+    },
+    async release() {
+      if (mode !== "redis" && !following) await pg.clearFallback(processId).catch(() => undefined);
     },
   };
 }

@@ -102,6 +102,8 @@ export async function createWaitingRoom(deps: { orm: ORM; redis: RedisClient; co
     registry,
     probeIntervalMs: PROBE_INTERVAL_MS,
     recentlyEndedSeconds: config.activeTokenTtlSeconds + 60,
+    // Refreshed every admission tick: five missed ticks, and at least 5 s, mean the process is gone.
+    fallbackMarkFreshMs: Math.max(5000, 5 * config.admissionIntervalMs),
   });
   await mode.init();
   const admission = createAdmissionLoop({
@@ -219,7 +221,7 @@ export async function createWaitingRoom(deps: { orm: ORM; redis: RedisClient; co
     async stop() {
       mode.stop();
       await admission.stop();
-      await Promise.all([committer.drain(), fallbackJoins.drain()]);
+      await Promise.all([committer.drain(), fallbackJoins.drain(), mode.release()]);
     },
   };
 }

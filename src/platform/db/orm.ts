@@ -7,6 +7,7 @@ import { Reservation } from '../../booking/reservation.entity.js';
 import { Schedule } from '../../booking/schedule.entity.js';
 import { Seat } from '../../booking/seat.entity.js';
 import { QueueEntry } from '../../queue/queue-entry.entity.js';
+import { QueueFallback } from '../../queue/queue-fallback.entity.js';
 import { LedgerEntry } from '../../wallet/ledger-entry.entity.js';
 import { Payment } from '../../wallet/payment.entity.js';
 import { Wallet } from '../../wallet/wallet.entity.js';
@@ -15,7 +16,7 @@ import { Outbox } from './outbox.entity.js';
 
 export type ORM = MikroORM;
 
-export const ENTITIES = [Concert, Schedule, Seat, Reservation, Wallet, LedgerEntry, Payment, QueueEntry, Outbox];
+export const ENTITIES = [Concert, Schedule, Seat, Reservation, Wallet, LedgerEntry, Payment, QueueEntry, QueueFallback, Outbox];
 
 /** Absolute, so tools and tests find the migrations whatever the working directory. */
 export const MIGRATIONS_DIR = join(import.meta.dirname, 'migrations');

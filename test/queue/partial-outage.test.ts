@@ -1,0 +1,89 @@
+// Two server processes on one PostgreSQL and one Redis; only B loses Redis (its connection goes
+// through a proxy the test cuts). B marks itself in fallback and A follows it there at its next
+// admission tick, so the whole line has one store while it lasts: joins through either process
+// keep their order, both know every token, and admission stays within the cap. When B reaches
+// Redis again, both switch back with the line in join order.
+
+import test from "ava";
+import { Redis } from "ioredis";
+import { BookingService } from "../../gen/concert/v1/booking_pb.js";
+import { QueueService, QueueState } from "../../gen/concert/v1/queue_pb.js";
+import { startApp, type App } from "../../src/app.js";
+import { startTcpProxy, type TcpProxy } from "../../src/loadtest/tcp-proxy.js";
+import { createLogger } from "../../src/platform/logger.js";
+import { createGrpcClient, type GrpcClient } from "../../src/platform/rpc/grpc-client.js";
+import { createQueueKeys } from "../../src/queue/queue-keys.js";
+import { startTestApp, seedSmallCatalog, type TestApp } from "../helpers/app.js";
+import { startPrivateRedis, type PrivateRedis } from "../helpers/redis-server.js";
+import { waitFor } from "../helpers/wait.js";
+
+const CAP = 2;
+let redis: PrivateRedis;
+let proxy: TcpProxy;
+let a: TestApp;
+let b: App;
+let queueB: GrpcClient<typeof QueueService>;
+
+test.before(async () => {
+  redis = await startPrivateRedis();
+  a = await startTestApp("queue_partial_outage", { redisUrl: redis.url, maxActiveUsers: CAP, admissionIntervalMs: 100, activeTokenTtlSeconds: 600, waitingTokenTtlSeconds: 600 });
+  proxy = await startTcpProxy(Number(new URL(redis.url).port));
+  b = await startApp({ ...a.config, redisUrl: `redis://127.0.0.1:${proxy.port}` }, createLogger("silent"));
+  queueB = createGrpcClient(QueueService, `127.0.0.1:${b.grpcPort}`);
+  await seedSmallCatalog(a, 4);
+});
+
+test.after.always(async () => {
+  queueB?.close();
+  await b?.stop();
+  await a?.stop();
+  await proxy?.close();
+  await redis?.kill().catch(() => undefined);
+});
+
+test("one process cut off from Redis takes the others into fallback: one line, one order, one cap", async (t) => {
+  t.timeout(90_000);
+  const queueA = a.grpc(QueueService);
+  const concertId = (await a.grpc(BookingService).listConcerts({})).concerts[0]!.id;
+  const line: string[] = [];
+  const join = async (via: typeof queueA, userId: string) => {
+    const joined = await via.joinQueue({ concertId, userId });
+    line.push(joined.token);
+    return joined;
+  };
+  const active: string[] = [];
+  for (let i = 0; i < CAP; i++) active.push((await join(queueA, `first-${i}`)).token);
+  line.splice(0);
+  await waitFor(async () => (await queueA.getQueueStatus({ token: active[CAP - 1]! })).status!.state === QueueState.ACTIVE, { message: () => "first users admitted" });
+  for (let i = 0; i < 3; i++) await join(queueA, `before-${i}`);
+
+  proxy.cut();
+  const k = await join(queueB, "k-via-b");
+  t.is(b.waitingRoom.mode.current, "fallback");
+  t.is(k.status!.position, 4n);
+  await waitFor(() => a.app.waitingRoom.mode.current === "fallback", { message: () => "A follows B into fallback" });
+  // A knows B's token, and joins through A line up behind it.
+  t.is((await queueA.getQueueStatus({ token: k.token })).status!.position, 4n);
+  for (let i = 0; i < 3; i++) t.is((await join(queueA, `after-${i}`)).status!.position, BigInt(5 + i));
+  t.is((await join(queueB, "k2-via-b")).status!.position, 8n);
+
+  // One slot frees: the next in line, and only one, is admitted, whichever process admits.
+  await queueA.leaveQueue({ token: active[0]! });
+  await waitFor(async () => (await queueB.getQueueStatus({ token: line[0]! })).status!.state === QueueState.ACTIVE, { message: () => "fallback admission" });
+  t.is((await queueA.getQueueStatus({ token: line[1]! })).status!.position, 1n);
+  line.shift();
+
+  proxy.restore();
+  await waitFor(() => a.app.waitingRoom.mode.current === "redis" && b.waitingRoom.mode.current === "redis", {
+    timeoutMs: 30_000,
+    message: () => `A ${a.app.waitingRoom.mode.current}, B ${b.waitingRoom.mode.current}`,
+  });
+  const admin = new Redis(redis.url);
+  try {
+    t.deepEqual(await admin.zrange(createQueueKeys(a.config.redisKeyPrefix).concert(concertId).waiting, "0", "-1"), line, "same people, same order");
+    t.is(await admin.zcard(createQueueKeys(a.config.redisKeyPrefix).concert(concertId).active), CAP);
+  } finally {
+    admin.disconnect();
+  }
+  for (const [i, token] of line.entries()) t.is((await queueB.getQueueStatus({ token })).status!.position, BigInt(i + 1));
+});
