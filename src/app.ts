@@ -128,7 +128,6 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   const connectServer = createConnectServer({
     services: served("connect"),
     readMaxBytes: config.maxRequestBytes,
-    defaultDeadlineMs: config.defaultDeadlineMs,
     extraRoutes(req, res) {
       if (req.method !== "GET" || req.url !== "/metrics") return false;
       void metrics.registry.metrics().then((text) => {

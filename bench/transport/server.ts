@@ -135,7 +135,6 @@ async function startConnect() {
   const server = createConnectServer({
     services: wrapped("connect", shutdown.signal),
     readMaxBytes: MAX_REQUEST_BYTES,
-    defaultDeadlineMs: DEFAULT_DEADLINE_MS,
   });
   const port = await server.listen(0, "127.0.0.1");
   return {

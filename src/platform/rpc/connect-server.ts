@@ -25,7 +25,6 @@ export interface PlainResponse {
 export interface ConnectServerOptions {
   services: readonly { service: DescService; impl: ServiceImpl<DescService> }[];
   readMaxBytes: number;
-  defaultDeadlineMs: number;
   /** Non-RPC routes, e.g. GET /metrics. Returns false when the path is not its own. */
   extraRoutes?: (req: PlainRequest, res: PlainResponse) => boolean;
 }
@@ -44,7 +43,6 @@ export function createConnectServer(options: ConnectServerOptions): ConnectServe
       for (const { service, impl } of options.services) router.service(service, impl);
     },
     readMaxBytes: options.readMaxBytes,
-    maxTimeoutMs: options.defaultDeadlineMs * 10,
     fallback(req, res) {
       if (options.extraRoutes?.(req, res as unknown as PlainResponse)) return;
       res.writeHead(404, { "content-type": "text/plain" });
@@ -54,6 +52,8 @@ export function createConnectServer(options: ConnectServerOptions): ConnectServe
   const h2 = http2.createServer({}, handler);
   const h1 = http.createServer(handler);
   const sockets = new Set<net.Socket>();
+  /** Connections that have not sent their first byte: no HTTP server owns them yet. */
+  const undecided = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on("session", (session) => {
     sessions.add(session);
@@ -61,8 +61,16 @@ export function createConnectServer(options: ConnectServerOptions): ConnectServe
   });
   const front = net.createServer((socket) => {
     sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
+    undecided.add(socket);
+    socket.once("close", () => {
+      sockets.delete(socket);
+      undecided.delete(socket);
+    });
+    // Until an HTTP server owns the socket nobody else listens for its errors, and an unheard
+    // 'error' (a client or load-balancer probe resetting the connection) would end the process.
+    socket.on("error", () => socket.destroy());
     socket.once("data", (first: Buffer) => {
+      undecided.delete(socket);
       socket.pause();
       socket.unshift(first);
       const isHttp2 = first.subarray(0, HTTP2_PREFACE.length).equals(HTTP2_PREFACE.subarray(0, Math.min(first.length, HTTP2_PREFACE.length)));
@@ -90,6 +98,8 @@ export function createConnectServer(options: ConnectServerOptions): ConnectServe
         new Promise<void>((r) => h1.close(() => r())),
       ]);
       h1.closeIdleConnections();
+      // A connection that never sent a byte has no call to finish.
+      for (const socket of undecided) socket.destroy();
       // h2.close() waits for open sessions: GOAWAY lets each finish its streams, then close.
       for (const session of sessions) session.close();
       await closed;

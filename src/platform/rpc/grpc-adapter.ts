@@ -9,6 +9,8 @@ import { anyPack } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createContextValues, type ContextValues, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { StatusSchema } from "../../../gen/google/rpc/status_pb.js";
+import { invalidField } from "../domain-error.js";
+import { toConnectError } from "./error-mapping.js";
 
 export interface GrpcAdapterOptions {
   /** Deadline applied when the client sets none. */
@@ -30,6 +32,24 @@ function serializer(schema: DescMessage) {
 
 function deserializer(schema: DescMessage) {
   return (bytes: Buffer) => fromBinary(schema, bytes);
+}
+
+/**
+ * Request bytes that are not a valid message. grpc-js answers a deserializer that throws with
+ * INTERNAL; this is the caller's mistake, so the handler answers INVALID_FIELD instead.
+ */
+class MalformedRequest {
+  constructor(readonly error: ConnectError) {}
+}
+
+function requestDeserializer(schema: DescMessage) {
+  return (bytes: Buffer): unknown => {
+    try {
+      return fromBinary(schema, bytes);
+    } catch (error) {
+      return new MalformedRequest(toConnectError(invalidField("request", `is not a valid ${schema.typeName} message (${(error as Error).message})`), () => {}));
+    }
+  };
 }
 
 /**
@@ -217,6 +237,7 @@ class PendingUnary {
 function unaryHandler(service: DescService, method: DescMethod, impl: AnyUnary, options: GrpcAdapterOptions): grpc.handleUnaryCall<unknown, unknown> {
   return (call, callback) => {
     const pending = new PendingUnary(new GrpcHandlerContext(service, method, call, options.defaultDeadlineMs), callback);
+    if (call.request instanceof MalformedRequest) return pending.fail(call.request.error);
     pending.context.armDeadline(PendingUnary.expire, pending);
     impl(call.request, pending.context).then(
       (response) => pending.respond(response),
@@ -244,6 +265,10 @@ function writable(call: grpc.ServerWritableStream<unknown, unknown>, signal: Abo
 
 function streamingHandler(service: DescService, method: DescMethod, impl: AnyStreaming, options: GrpcAdapterOptions): grpc.handleServerStreamingCall<unknown, unknown> {
   return (call) => {
+    if (call.request instanceof MalformedRequest) {
+      call.emit("error", connectErrorToGrpc(call.request.error));
+      return;
+    }
     // DEFAULT_DEADLINE_MS bounds unary work only: a WatchQueue stream legitimately stays open
     // until admission, however long the line is. A deadline the client set still applies.
     const context = new GrpcHandlerContext(service, method, call, Number.POSITIVE_INFINITY);
@@ -287,7 +312,7 @@ export function addServiceToGrpcServer<S extends DescService>(server: grpc.Serve
       requestStream: false,
       responseStream: streaming,
       requestSerialize: serializer(method.input),
-      requestDeserialize: deserializer(method.input),
+      requestDeserialize: requestDeserializer(method.input),
       responseSerialize: serializer(method.output),
       responseDeserialize: deserializer(method.output),
       originalName: method.localName,

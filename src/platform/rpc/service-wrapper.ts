@@ -22,7 +22,10 @@ export interface WrapOptions {
   shutdownSignal: AbortSignal;
   /**
    * Deadline of a unary call whose client set none (DEFAULT_DEADLINE_MS). The grpc-js adapter
-   * applies it itself; connect-node applies only the client's timeout, so this wrapper does.
+   * enforces deadlines itself. connect-node only aborts the handler's signal when the client's
+   * timeout passes and answers whenever the handler returns (a transaction waiting for a row
+   * lock does not listen), so on the Connect port this wrapper enforces both: the default, and
+   * the client's timeout for unary calls and streams alike.
    */
   defaultDeadlineMs: number;
   onBug: (error: unknown, method: DescMethod) => void;
@@ -43,34 +46,35 @@ function streamContext(context: HandlerContext, shutdownSignal: AbortSignal): Ha
   return new Proxy(context, { get: (target, key) => (key === "signal" ? signal : Reflect.get(target, key, target)) });
 }
 
-const SHUT_DOWN = Symbol("shutdown");
+const STOPPED = Symbol("stopped");
 
 /**
- * Yields from `stream` until it ends or the server shuts down. Racing each next() against the
- * shutdown ends a stream at once even while its handler is waiting for the next update.
+ * Yields from `stream` until it ends or `stop` fires (shutdown, or a deadline), then throws
+ * `stopError()`. Racing each next() against `stop` ends a stream at once even while its handler
+ * is waiting for the next update.
  */
-async function* untilShutdown<T>(stream: AsyncIterable<T>, shutdownSignal: AbortSignal): AsyncGenerator<T> {
+async function* untilStopped<T>(stream: AsyncIterable<T>, stop: AbortSignal, stopError: () => Error): AsyncGenerator<T> {
   const iterator = stream[Symbol.asyncIterator]();
-  // One fresh promise per next(): Promise.race against one long-lived shutdown promise would add
+  // One fresh promise per next(): Promise.race against one long-lived stop promise would add
   // a reaction to it per message that is never released (the heap grew ~0.8 KB per message).
-  let wake: ((value: typeof SHUT_DOWN) => void) | undefined;
-  const onShutdown = () => wake?.(SHUT_DOWN);
-  shutdownSignal.addEventListener("abort", onShutdown, { once: true });
+  let wake: ((value: typeof STOPPED) => void) | undefined;
+  const onStop = () => wake?.(STOPPED);
+  stop.addEventListener("abort", onStop, { once: true });
   try {
     for (;;) {
-      const next = shutdownSignal.aborted
-        ? SHUT_DOWN
-        : await new Promise<IteratorResult<T> | typeof SHUT_DOWN>((resolve, reject) => {
+      const next = stop.aborted
+        ? STOPPED
+        : await new Promise<IteratorResult<T> | typeof STOPPED>((resolve, reject) => {
             wake = resolve;
             iterator.next().then(resolve, reject);
           });
       wake = undefined;
-      if (next === SHUT_DOWN) throw new DomainError("UNAVAILABLE", "the server is shutting down; reconnect to resume");
+      if (next === STOPPED) throw stopError();
       if (next.done) return;
       yield next.value;
     }
   } finally {
-    shutdownSignal.removeEventListener("abort", onShutdown);
+    stop.removeEventListener("abort", onStop);
     void iterator.return?.();
   }
 }
@@ -80,7 +84,7 @@ async function* untilShutdown<T>(stream: AsyncIterable<T>, shutdownSignal: Abort
  * and the handler's signal aborts, so work that listens to it stops; a transaction already
  * running finishes or rolls back on its own, as when a client's own deadline passes.
  */
-async function withDeadline(handler: AnyUnary, request: unknown, context: HandlerContext, deadlineMs: number): Promise<unknown> {
+async function withDeadline(handler: AnyUnary, request: unknown, context: HandlerContext, deadlineMs: number, clientSet: boolean): Promise<unknown> {
   const deadline = Date.now() + deadlineMs;
   const expired = new AbortController();
   const signal = AbortSignal.any([context.signal, expired.signal]);
@@ -93,7 +97,7 @@ async function withDeadline(handler: AnyUnary, request: unknown, context: Handle
       handler(request, scoped),
       new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
-          const error = new ConnectError(`no answer within the server's default deadline of ${deadlineMs} ms`, Code.DeadlineExceeded);
+          const error = clientSet ? deadlineExceeded() : new ConnectError(`no answer within the server's default deadline of ${deadlineMs} ms`, Code.DeadlineExceeded);
           expired.abort(error);
           reject(error);
         }, deadlineMs);
@@ -103,6 +107,10 @@ async function withDeadline(handler: AnyUnary, request: unknown, context: Handle
     clearTimeout(timer);
   }
 }
+
+const deadlineExceeded = () => new ConnectError("deadline exceeded", Code.DeadlineExceeded);
+const shuttingDown = () => new DomainError("UNAVAILABLE", "the server is shutting down; reconnect to resume");
+const clientGone = () => new ConnectError("the client cancelled the call", Code.Canceled);
 
 export function wrapService<S extends DescService>(
   service: S,
@@ -136,7 +144,10 @@ export function wrapService<S extends DescService>(
         const started = performance.now();
         try {
           if (options.guards.length > 0) await runGuards(request, context);
-          const response = await (context.timeoutMs() === undefined ? withDeadline(handler, request, context, options.defaultDeadlineMs) : handler(request, context));
+          const timeoutMs = context.timeoutMs();
+          const response = await (options.transport === "grpc" && timeoutMs !== undefined
+            ? handler(request, context)
+            : withDeadline(handler, request, context, timeoutMs ?? options.defaultDeadlineMs, timeoutMs !== undefined));
           options.metrics.observe(label, "OK", started);
           return response;
         } catch (error) {
@@ -152,11 +163,24 @@ export function wrapService<S extends DescService>(
         }
         streams.open++;
         options.metrics.streamsOpen.inc(label);
+        // On the Connect port the call's own signal fires at the client's deadline (reason
+        // DEADLINE_EXCEEDED) or when the client goes away; the grpc-js adapter ends such streams itself.
+        const stop = options.transport === "connect" ? AbortSignal.any([options.shutdownSignal, context.signal]) : options.shutdownSignal;
+        const timedOut = () => context.signal.aborted && ConnectError.from(context.signal.reason).code === Code.DeadlineExceeded;
         try {
           await runGuards(request, context);
-          yield* untilShutdown(handler(request, streamContext(context, options.shutdownSignal)), options.shutdownSignal);
+          yield* untilStopped(handler(request, streamContext(context, stop)), stop, () => (options.shutdownSignal.aborted ? shuttingDown() : timedOut() ? deadlineExceeded() : clientGone()));
+          // The handler may notice the signal first and just end: a stream cut by its deadline
+          // must still say so, not end as if it were done.
+          if (timedOut()) throw deadlineExceeded();
           options.metrics.observe(label, "OK", started);
         } catch (error) {
+          // The client went away: nobody reads an answer, and a failed write after the cancel
+          // is no bug of ours.
+          if (context.signal.aborted && !options.shutdownSignal.aborted && !timedOut()) {
+            options.metrics.observe(label, "Canceled", started);
+            return;
+          }
           fail(error, started);
         } finally {
           streams.open--;
