@@ -153,7 +153,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     outboxRelay = startOutboxRelay({ orm, redis, streamKey: eventStreamKey(config.redisKeyPrefix), maxLen: config.eventStreamMaxLen, batchSize: OUTBOX_BATCH, intervalMs: OUTBOX_POLL_MS, nudgeDelayMs: OUTBOX_NUDGE_DELAY_MS, logger });
   }
   const holdSweeper = servesBooking ? startHoldSweeper({ orm, intervalMs: config.holdSweepIntervalMs, batchSize: HOLD_SWEEP_BATCH, logger }) : undefined;
-  if (config.services.includes("queue")) waitingRoom.start();
+  waitingRoom.start({ admit: config.services.includes("queue") });
   logger.info({ grpcPort, connectPort, services: config.services }, "listening");
 
   let stopping: Promise<void> | undefined;

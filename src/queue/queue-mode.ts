@@ -108,7 +108,15 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
     if (!stopped) probeTimer = setTimeout(() => void probe(), options.probeIntervalMs);
   };
 
-  const mark = () => pg.markFallback(processId, fallbackSinceMs).catch((error: unknown) => logger.warn({ err: (error as Error).message }, "could not mark the PostgreSQL fallback"));
+  // Writes and deletes of this process's mark, one at a time in call order: a refresh started
+  // by an admission tick must never land after the delete that ended the mark.
+  let markOps: Promise<unknown> = Promise.resolve();
+  const serially = (op: () => Promise<unknown>): Promise<unknown> => (markOps = markOps.then(op, op));
+  const mark = () =>
+    serially(() => (mode === "redis" || following ? Promise.resolve() : pg.markFallback(processId, fallbackSinceMs))).catch((error: unknown) =>
+      logger.warn({ err: (error as Error).message }, "could not mark the PostgreSQL fallback"),
+    );
+  const unmark = () => serially(() => pg.clearFallback(processId)).catch(() => undefined);
 
   /** Another process serves from PostgreSQL because Redis failed it. Unknown (PostgreSQL down) counts as no. */
   const othersInFallback = () => pg.othersInFallback(processId, options.fallbackMarkFreshMs / 1000).catch(() => false);
@@ -169,26 +177,28 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
 
   async function probe(): Promise<void> {
     try {
-      try {
-        await redis.ping();
-      } catch (error) {
-        // Redis fails this process itself now: it is no longer just following.
-        if (following && isRedisUnavailable(error)) {
-          following = false;
-          await mark();
-        }
-        throw error;
-      }
+      await redis.ping();
       // Reachable again: no longer a reason for the others to stay in fallback.
-      if (!following) await pg.clearFallback(processId).catch(() => undefined);
-      following = true;
+      if (!following) {
+        following = true;
+        await unmark();
+      }
       if (!(await othersInFallback()) && (await rebuildIfNeeded(fallbackSinceMs))) {
         await switchBack();
         return;
       }
     } catch (error) {
       if (mode === "rebuilding") setMode("fallback");
-      if (!isRedisUnavailable(error)) logger.error({ err: error }, "leaving the PostgreSQL fallback failed");
+      if (isRedisUnavailable(error)) {
+        // Redis fails this process itself (a PING, or on a cluster a rebuild or merge that
+        // reaches a node the PING did not): it is no longer just following.
+        if (following) {
+          following = false;
+          await mark();
+        }
+      } else {
+        logger.error({ err: error }, "leaving the PostgreSQL fallback failed");
+      }
     }
     scheduleProbe();
   }
@@ -247,7 +257,7 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
       clearTimeout(probeTimer);
     },
     async release() {
-      if (mode !== "redis" && !following) await pg.clearFallback(processId).catch(() => undefined);
+      await unmark();
     },
   };
 }

@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { Config } from "../config.js";
 import { createBatcher } from "../platform/batcher.js";
+import { startPeriodicTask, type PeriodicTask } from "../platform/periodic-task.js";
 import type { ORM } from "../platform/db/orm.js";
 import { DomainError } from "../platform/domain-error.js";
 import type { Logger } from "../platform/logger.js";
@@ -43,8 +44,12 @@ export interface WaitingRoom extends QueueTokens, QueueTokenValidator {
   readonly pgStatements: number;
   readonly mode: QueueMode;
   readonly admission: AdmissionLoop;
-  /** Starts the admission loop (processes serving QueueService run it). */
-  start(): void;
+  /**
+   * Starts the admission loop (`admit`: processes serving QueueService run it), or else only its
+   * store check, which a process that validates tokens for booking and payment needs as much:
+   * it follows the others into the PostgreSQL fallback and tells them when Redis fails it.
+   */
+  start(options: { admit: boolean }): void;
   /** Stops the loops and writes pending joins; call after the servers stopped taking calls. */
   stop(): Promise<void>;
 }
@@ -94,6 +99,7 @@ export async function createWaitingRoom(deps: { orm: ORM; redis: RedisClient; co
     },
   });
   const mirror = createQueueMirror(pg, redisQueue, logger);
+  let modeCheck: PeriodicTask | undefined;
   const mode = createQueueMode({
     redis,
     redisQueue,
@@ -214,13 +220,23 @@ export async function createWaitingRoom(deps: { orm: ORM; redis: RedisClient; co
       return mode.run(() => redisQueue.validate(token), () => pg.validate(token));
     },
 
-    start() {
-      admission.start();
+    start({ admit }) {
+      if (admit) admission.start();
+      else
+        modeCheck = startPeriodicTask({
+          name: "queue store check",
+          intervalMs: config.admissionIntervalMs,
+          run: async () => {
+            await mode.checkRedisState();
+            return false;
+          },
+          logger,
+        });
     },
 
     async stop() {
       mode.stop();
-      await admission.stop();
+      await Promise.all([admission.stop(), modeCheck?.stop()]);
       await Promise.all([committer.drain(), fallbackJoins.drain(), mode.release()]);
     },
   };

@@ -1,8 +1,9 @@
-// Two server processes on one PostgreSQL and one Redis; only B loses Redis (its connection goes
-// through a proxy the test cuts). B marks itself in fallback and A follows it there at its next
-// admission tick, so the whole line has one store while it lasts: joins through either process
-// keep their order, both know every token, and admission stays within the cap. When B reaches
-// Redis again, both switch back with the line in join order.
+// Three server processes on one PostgreSQL and one Redis, C serving booking and wallet only;
+// only B loses Redis (its connection goes through a proxy the test cuts). B marks itself in
+// fallback and A and C follow it there at their next tick, so the whole line has one store while
+// it lasts: joins through either queue process keep their order, every process knows every
+// token, and admission stays within the cap. When B reaches Redis again, all switch back with
+// the line in join order.
 
 import test from "ava";
 import { Redis } from "ioredis";
@@ -15,6 +16,7 @@ import { createGrpcClient, type GrpcClient } from "../../src/platform/rpc/grpc-c
 import { createQueueKeys } from "../../src/queue/queue-keys.js";
 import { startTestApp, seedSmallCatalog, type TestApp } from "../helpers/app.js";
 import { startPrivateRedis, type PrivateRedis } from "../helpers/redis-server.js";
+import { withToken } from "../helpers/queue.js";
 import { waitFor } from "../helpers/wait.js";
 
 const CAP = 2;
@@ -23,6 +25,9 @@ let proxy: TcpProxy;
 let a: TestApp;
 let b: App;
 let queueB: GrpcClient<typeof QueueService>;
+/** Serves booking and wallet only: no admission loop, but it checks tokens. */
+let c: App;
+let bookingC: GrpcClient<typeof BookingService>;
 
 test.before(async () => {
   redis = await startPrivateRedis();
@@ -30,11 +35,15 @@ test.before(async () => {
   proxy = await startTcpProxy(Number(new URL(redis.url).port));
   b = await startApp({ ...a.config, redisUrl: `redis://127.0.0.1:${proxy.port}` }, createLogger("silent"));
   queueB = createGrpcClient(QueueService, `127.0.0.1:${b.grpcPort}`);
+  c = await startApp({ ...a.config, services: ["booking", "wallet"] }, createLogger("silent"));
+  bookingC = createGrpcClient(BookingService, `127.0.0.1:${c.grpcPort}`);
   await seedSmallCatalog(a, 4);
 });
 
 test.after.always(async () => {
   queueB?.close();
+  bookingC?.close();
+  await c?.stop();
   await b?.stop();
   await a?.stop();
   await proxy?.close();
@@ -61,7 +70,9 @@ test("one process cut off from Redis takes the others into fallback: one line, o
   const k = await join(queueB, "k-via-b");
   t.is(b.waitingRoom.mode.current, "fallback");
   t.is(k.status!.position, 4n);
-  await waitFor(() => a.app.waitingRoom.mode.current === "fallback", { message: () => "A follows B into fallback" });
+  await waitFor(() => a.app.waitingRoom.mode.current === "fallback" && c.waitingRoom.mode.current === "fallback", {
+    message: () => `A ${a.app.waitingRoom.mode.current}, C ${c.waitingRoom.mode.current}: both follow B into fallback`,
+  });
   // A knows B's token, and joins through A line up behind it.
   t.is((await queueA.getQueueStatus({ token: k.token })).status!.position, 4n);
   for (let i = 0; i < 3; i++) t.is((await join(queueA, `after-${i}`)).status!.position, BigInt(5 + i));
@@ -71,12 +82,14 @@ test("one process cut off from Redis takes the others into fallback: one line, o
   await queueA.leaveQueue({ token: active[0]! });
   await waitFor(async () => (await queueB.getQueueStatus({ token: line[0]! })).status!.state === QueueState.ACTIVE, { message: () => "fallback admission" });
   t.is((await queueA.getQueueStatus({ token: line[1]! })).status!.position, 1n);
+  // The booking-only process checks tokens against the same store: the new admission counts.
+  t.is((await bookingC.listSchedules({ concertId }, withToken(line[0]!))).schedules.length, 2);
   line.shift();
 
   proxy.restore();
-  await waitFor(() => a.app.waitingRoom.mode.current === "redis" && b.waitingRoom.mode.current === "redis", {
+  await waitFor(() => [a.app, b, c].every((app) => app.waitingRoom.mode.current === "redis"), {
     timeoutMs: 30_000,
-    message: () => `A ${a.app.waitingRoom.mode.current}, B ${b.waitingRoom.mode.current}`,
+    message: () => `A ${a.app.waitingRoom.mode.current}, B ${b.waitingRoom.mode.current}, C ${c.waitingRoom.mode.current}`,
   });
   const admin = new Redis(redis.url);
   try {
