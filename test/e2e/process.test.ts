@@ -1,7 +1,9 @@
 // The real entry point as users run it (`npm start` = node --import tsx src/main.ts): start-up
 // errors are one clear line, SIGTERM drains in-flight calls and exits 0.
 
+import * as grpc from "@grpc/grpc-js";
 import test from "ava";
+import net from "node:net";
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import pg from "pg";
@@ -95,5 +97,30 @@ test("SIGTERM lets an in-flight call finish, refuses new ones and exits 0", asyn
   t.is(await server.exited, 0);
   t.regex(server.output(), /"msg":"stopped"/);
   await t.throwsAsync(client.getBalance({ userId: "grace" }, { deadlineMs: 2000 }));
+  client.close();
+});
+
+test("SIGTERM ends a Health.Watch stream with UNAVAILABLE and does not wait out the grace period for it or for a silent connection", async (t) => {
+  const [port, connectPort] = [await freePort(), await freePort()];
+  const server = startServer({ DATABASE_URL: database.url, PORT: String(port), CONNECT_PORT: String(connectPort), SHUTDOWN_GRACE_MS: "20000" });
+  await waitFor(() => server.output().includes('"msg":"listening"'), 30_000, server.output);
+  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  const same = (b: Buffer) => b;
+  const watch = client.makeServerStreamRequest("/grpc.health.v1.Health/Watch", same, same, Buffer.alloc(0));
+  let updates = 0;
+  watch.on("data", () => updates++);
+  watch.on("error", () => {}); // the status below is what counts
+  const ended = new Promise<number>((resolve) => watch.on("status", (status: grpc.StatusObject) => resolve(status.code)));
+  const silent = net.connect(connectPort, "127.0.0.1");
+  silent.on("error", () => {});
+  await waitFor(() => updates > 0, 5000, server.output);
+
+  const started = Date.now();
+  server.child.kill("SIGTERM");
+  t.is(await ended, grpc.status.UNAVAILABLE);
+  t.is(await server.exited, 0);
+  const took = Date.now() - started;
+  t.true(took < 10_000, `exited after ${took} ms`);
+  silent.destroy();
   client.close();
 });

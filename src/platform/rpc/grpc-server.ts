@@ -55,7 +55,22 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   for (const { service, impl } of options.services) {
     addServiceToGrpcServer(server, service, impl, { defaultDeadlineMs: options.defaultDeadlineMs });
   }
-  options.health.addToServer(server);
+  // Health.Watch streams never end by themselves and would hold a graceful shutdown for its whole
+  // grace period: they are tracked here and ended with UNAVAILABLE, like WatchQueue, on close().
+  const healthWatches = new Set<grpc.ServerWritableStream<unknown, unknown>>();
+  options.health.addToServer({
+    addService(definition: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation) {
+      const watch = impl.watch as grpc.handleServerStreamingCall<unknown, unknown>;
+      server.addService(definition, {
+        ...impl,
+        watch(call: grpc.ServerWritableStream<unknown, unknown>) {
+          healthWatches.add(call);
+          call.once("cancelled", () => healthWatches.delete(call));
+          watch(call);
+        },
+      });
+    },
+  } as unknown as grpc.Server);
   const served = [...options.services.map((s) => s.service.typeName), HEALTH_SERVICE];
   new ReflectionService(reflectionPackage(), { services: served }).addToServer(server);
 
@@ -68,7 +83,10 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
       });
     },
     close() {
-      return new Promise((resolve) => server.tryShutdown(() => resolve()));
+      const closed = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      for (const call of healthWatches) call.emit("error", { code: grpc.status.UNAVAILABLE, details: "the server is shutting down; reconnect to resume" });
+      healthWatches.clear();
+      return closed;
     },
     destroy() {
       server.forceShutdown();
