@@ -7,6 +7,7 @@
 //
 // Reads REDIS_URL (or REDIS_CLUSTER_NODES) and REDIS_KEY_PREFIX like the server.
 
+import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "../config.js";
 import { connectRedis, createRedisClient, describeRedis, type RedisClient } from "../platform/redis/client.js";
@@ -16,6 +17,7 @@ const PAGE = 500;
 const BLOCK_MS = 5000;
 /** Duplicates come from one relay batch being sent twice, so a window of recent ids suffices. */
 const DEDUPE_WINDOW = 100_000;
+const RETRY_MAX_MS = 5000;
 
 type Entry = [id: string, fields: string[]];
 
@@ -46,9 +48,25 @@ async function printExisting(redis: RedisClient, key: string, print: (entries: E
   }
 }
 
+/**
+ * Waits for new entries after `after` and prints them, until interrupted. A Redis outage is
+ * waited out (the client reconnects in the background) and following resumes after the last
+ * entry printed, so nothing is printed twice and nothing published meanwhile is skipped.
+ */
 async function follow(redis: RedisClient, key: string, after: string, print: (entries: Entry[]) => void): Promise<never> {
+  let failures = 0;
   for (;;) {
-    const reply = (await redis.xread("COUNT", PAGE, "BLOCK", BLOCK_MS, "STREAMS", key, after)) as [string, Entry[]][] | null;
+    let reply: [string, Entry[]][] | null;
+    try {
+      reply = (await redis.xread("COUNT", PAGE, "BLOCK", BLOCK_MS, "STREAMS", key, after)) as [string, Entry[]][] | null;
+    } catch (error) {
+      const delayMs = Math.min(RETRY_MAX_MS, 250 * 2 ** Math.min(failures++, 5));
+      process.stderr.write(`events: reading the stream failed (${(error as Error).message}); retrying in ${delayMs} ms\n`);
+      await sleep(delayMs);
+      continue;
+    }
+    if (failures > 0) process.stderr.write("events: following again\n");
+    failures = 0;
     const entries = reply?.[0]?.[1] ?? [];
     print(entries);
     if (entries.length > 0) after = entries.at(-1)![0];
