@@ -55,7 +55,7 @@ export const CONFIG_VARIABLES: readonly Variable[] = [
   { name: "DATABASE_URL", defaultValue: "postgres://root@127.0.0.1:5432/test", description: "PostgreSQL connection URL" },
   { name: "DATABASE_POOL_MAX", defaultValue: "16", description: "PostgreSQL connections per process" },
   { name: "REDIS_URL", defaultValue: "redis://127.0.0.1:6379", description: "Redis URL (a `/N` path selects the logical database)" },
-  { name: "REDIS_CLUSTER_NODES", defaultValue: "", description: "Redis Cluster nodes as `host:port,host:port` (any reachable ones; the rest are discovered); empty uses the single node at REDIS_URL" },
+  { name: "REDIS_CLUSTER_NODES", defaultValue: "", description: "Redis Cluster nodes as `host:port,host:port` (any reachable ones; the rest are discovered), with the user, password and TLS (rediss://) of REDIS_URL; empty uses the single node at REDIS_URL" },
   { name: "REDIS_KEY_PREFIX", defaultValue: "cb:", description: "prefix of every Redis key" },
   { name: "HOST", defaultValue: "0.0.0.0", description: "interface both ports bind to" },
   { name: "PORT", defaultValue: "50051", description: "gRPC port (grpc-js): the services, health and reflection; 0 picks a free port" },
@@ -181,8 +181,31 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownGraceMs: r.integer("SHUTDOWN_GRACE_MS", 0, 600_000),
     eventStreamMaxLen: r.integer("EVENT_STREAM_MAX_LEN", 0, 1_000_000_000),
   };
+  // A Redis URL's path selects the logical database: /N, nothing else (Redis refuses indexes it
+  // does not have at connect time, see connectRedis).
+  if (!/^\/?(\d{1,5})?$/.test(redisPath(config.redisUrl))) r.problems.push(`REDIS_URL=${config.redisUrl} must end in /N, a database number, or no path`);
+  if (config.port !== 0 && config.port === config.connectPort) r.problems.push(`PORT and CONNECT_PORT must differ (both ${config.port})`);
   if (r.problems.length > 0) {
     throw new ConfigError(`invalid configuration: ${r.problems.join("; ")}`);
   }
   return config;
+}
+
+function redisPath(url: string): string {
+  try {
+    return new URL(url).pathname;
+  } catch {
+    return ""; // reported by the URL check
+  }
+}
+
+/**
+ * DATABASE_URL alone, validated as loadConfig does, for the tools that need nothing else
+ * (migrate, seed): an empty value means the default, a malformed one is a ConfigError.
+ */
+export function loadDatabaseUrl(env: Env = process.env): string {
+  const r = reader(env);
+  const databaseUrl = r.url("DATABASE_URL", ["postgres:", "postgresql:"]);
+  if (r.problems.length > 0) throw new ConfigError(`invalid configuration: ${r.problems.join("; ")}`);
+  return databaseUrl;
 }

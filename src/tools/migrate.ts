@@ -1,6 +1,7 @@
 import { closeORM, initORM, migrateUp } from '../platform/db/orm.js';
+import { databaseUrlFor } from './database-url.js';
 
-const databaseUrl = process.env.DATABASE_URL ?? 'postgres://root@127.0.0.1:5432/test';
+const databaseUrl = databaseUrlFor('migrate');
 const { orm } = await initORM({ databaseUrl, poolMax: 1 });
 try {
   const applied = await migrateUp(orm);

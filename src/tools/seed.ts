@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { closeORM, initORM, migrateUp } from '../platform/db/orm.js';
 import { seedCatalog, type SeedCatalogOptions } from '../platform/db/seed.js';
+import { databaseUrlFor } from './database-url.js';
 
 const USAGE = 'usage: seed [--concerts N] [--schedules N] [--seats N]   (defaults 2, 3, 1000; DATABASE_URL selects the database)';
 
@@ -36,7 +37,7 @@ try {
   process.exit(2);
 }
 
-const databaseUrl = process.env.DATABASE_URL ?? 'postgres://root@127.0.0.1:5432/test';
+const databaseUrl = databaseUrlFor('seed');
 const { orm } = await initORM({ databaseUrl, poolMax: 2 });
 try {
   const applied = await migrateUp(orm);

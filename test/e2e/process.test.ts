@@ -14,6 +14,9 @@ import { freePort } from "../../src/loadtest/free-port.js";
 
 const MAIN = new URL("../../src/main.ts", import.meta.url).pathname;
 
+/** Every server started here, so that none outlives a test that failed before stopping it. */
+const children = new Set<ChildProcess>();
+
 function startServer(env: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
   const child = spawn(process.execPath, ["--import", "tsx", MAIN], {
     env: { ...process.env, LOG_LEVEL: "info", SEED_DEMO_DATA: "false", HOST: "127.0.0.1", ...env },
@@ -22,7 +25,11 @@ function startServer(env: Record<string, string>): { child: ChildProcess; output
   let output = "";
   child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
   child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
-  const exited = once(child, "exit").then(([code]) => code as number | null);
+  children.add(child);
+  const exited = once(child, "exit").then(([code]) => {
+    children.delete(child);
+    return code as number | null;
+  });
   return { child, output: () => output, exited };
 }
 
@@ -41,6 +48,7 @@ test.before(async () => {
 });
 
 test.after.always(async () => {
+  for (const child of children) child.kill("SIGKILL");
   await database?.drop();
 });
 
@@ -62,6 +70,13 @@ test("an unreachable Redis is one line with the hint, exit 1", async (t) => {
   const problem = server.output().trim().split("\n").at(-1)!;
   t.regex(problem, /Redis is unreachable at redis:\/\/127\.0\.0\.1:\d+/);
   t.regex(problem, /docker compose up -d postgres redis/);
+  t.notRegex(server.output(), /\n\s+at /);
+});
+
+test("a Redis database index the server does not have is one line, exit 1 (not database 0 quietly)", async (t) => {
+  const server = startServer({ DATABASE_URL: database.url, REDIS_URL: "redis://127.0.0.1:6379/9999", PORT: "0", CONNECT_PORT: "0" });
+  t.is(await server.exited, 1);
+  t.regex(server.output().trim().split("\n").at(-1)!, /refuses database 9999/);
   t.notRegex(server.output(), /\n\s+at /);
 });
 

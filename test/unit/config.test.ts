@@ -1,6 +1,6 @@
 import test from "ava";
 import { readFileSync } from "node:fs";
-import { CONFIG_VARIABLES, ConfigError, loadConfig } from "../../src/config.js";
+import { CONFIG_VARIABLES, ConfigError, loadConfig, loadDatabaseUrl } from "../../src/config.js";
 
 test("defaults match design.md §4", (t) => {
   const config = loadConfig({});
@@ -34,6 +34,19 @@ test("REDIS_CLUSTER_NODES lists host:port pairs; empty means the single node at 
   for (const bad of ["redis-a", "redis-a:0", "redis-a:7000,:7001", "redis://a:7000"]) {
     t.throws(() => loadConfig({ REDIS_CLUSTER_NODES: bad }), { instanceOf: ConfigError, message: /REDIS_CLUSTER_NODES=/ }, bad);
   }
+});
+
+test("REDIS_URL's path is a database number or nothing; PORT and CONNECT_PORT differ", (t) => {
+  t.is(loadConfig({ REDIS_URL: "redis://127.0.0.1:6379/3" }).redisUrl, "redis://127.0.0.1:6379/3");
+  t.is(loadConfig({ REDIS_URL: "redis://127.0.0.1:6379/" }).redisUrl, "redis://127.0.0.1:6379/");
+  t.throws(() => loadConfig({ REDIS_URL: "redis://127.0.0.1:6379/x" }), { instanceOf: ConfigError, message: /REDIS_URL=.*database number/ });
+  t.throws(() => loadConfig({ PORT: "5000", CONNECT_PORT: "5000" }), { instanceOf: ConfigError, message: /PORT and CONNECT_PORT must differ/ });
+  t.is(loadConfig({ PORT: "0", CONNECT_PORT: "0" }).port, 0, "0 (a free port each) is fine twice");
+});
+
+test("migrate and seed read DATABASE_URL as the server does", (t) => {
+  t.is(loadDatabaseUrl({ DATABASE_URL: "" }), loadConfig({}).databaseUrl);
+  t.throws(() => loadDatabaseUrl({ DATABASE_URL: "notaurl" }), { instanceOf: ConfigError, message: /DATABASE_URL=notaurl/ });
 });
 
 test("README documents every variable with its default", (t) => {

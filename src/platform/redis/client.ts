@@ -72,11 +72,25 @@ export function createRedisCluster(nodes: readonly RedisNode[], options: RedisOp
       maxRedirections: 10,
       slotsRefreshTimeout: 1000,
       slotsRefreshInterval: 5000,
-      redisOptions: connectionOptions(options),
+      redisOptions: { ...connectionOptions(options), ...credentials(options.url) },
     },
   );
   cluster.on("error", () => {});
   return cluster;
+}
+
+/** User, password and TLS of a redis:// or rediss:// URL, for the nodes of a cluster. */
+function credentials(url: string): { username?: string; password?: string; tls?: object } {
+  try {
+    const parsed = new URL(url);
+    return {
+      ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),
+      ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
+      ...(parsed.protocol === "rediss:" ? { tls: {} } : {}),
+    };
+  } catch {
+    return {};
+  }
 }
 
 /** A cluster client when `clusterNodes` lists any node, else a client of the node at `url`. */
@@ -98,6 +112,17 @@ export async function connectRedis(redis: RedisClient, target: string): Promise<
   } catch (error) {
     redis.disconnect();
     throw new Error(`Redis is unreachable at ${redactUrl(target)} (${(error as Error).message})`, { cause: error });
+  }
+  // ioredis selects the URL's /N database on connect but only reports a refusal as an event, and
+  // goes on in database 0, among whatever keys live there: ask again, and stop if refused.
+  const db = redis instanceof Redis ? redis.options.db : undefined;
+  if (db) {
+    try {
+      await redis.select(db);
+    } catch (error) {
+      redis.disconnect();
+      throw new Error(`Redis at ${redactUrl(target)} refuses database ${db} (${(error as Error).message})`, { cause: error });
+    }
   }
 }
 
