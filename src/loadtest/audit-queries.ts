@@ -73,9 +73,12 @@ from queue_entry
 where concert_id = $1 and admitted_at is not null
   and coalesce(ended_at, active_expire_at, 'infinity') >= $2`;
 
-/** Admitted-looking rows of the run: how many carry the admission time the cap check needs. */
+/**
+ * Admitted-looking rows of the run's virtual users: how many carry the admission time the cap
+ * check needs. The scout (user "<prefix>scout", which found the catalog) is not one of them.
+ */
 export const RUN_ADMISSION_ROWS = `
 select count(*) filter (where admitted_at is not null) as with_admission,
        count(*) filter (where ended_at is not null) as ended,
        count(*) as tokens
-from queue_entry where starts_with(user_id, $1)`;
+from queue_entry where starts_with(user_id, $1) and user_id <> ($1 || 'scout')`;

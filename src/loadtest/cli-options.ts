@@ -82,10 +82,13 @@ export class UsageError extends Error {
   override name = "UsageError";
 }
 
-function positiveInteger(name: string, text: string, min = 1): number {
-  if (!/^\d+$/.test(text) || Number(text) < min || !Number.isSafeInteger(Number(text))) throw new UsageError(`--${name} must be an integer ≥ ${min}, got "${text}"`);
+function positiveInteger(name: string, text: string, min = 1, max = Number.MAX_SAFE_INTEGER): number {
+  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${text}"`);
   return Number(text);
 }
+
+/** Node timers take at most 2^31 − 1 ms; a longer --timeout would fire at once. */
+const MAX_TIMEOUT_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
 
 /** Parses argv; returns undefined when --help was asked for. */
 export function parseCli(argv: string[], env: Record<string, string | undefined> = process.env, runId: string): CliOptions | undefined {
@@ -148,6 +151,13 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
+  // One fault of a kind at a time: a second redis-outage inside the first would start a second
+  // redis-server on the port of the first, and lose track of one of them.
+  const byStart = [...faults].sort((a, b) => a.atMs - b.atMs);
+  for (const [i, fault] of byStart.entries()) {
+    const overlapping = byStart.slice(0, i).find((f) => f.kind === fault.kind && fault.atMs <= f.atMs + f.durationMs);
+    if (overlapping) throw new UsageError(`--fault ${fault.kind} faults must not overlap (one starts at ${fault.atMs} ms, before the one at ${overlapping.atMs} ms has ended)`);
+  }
   const workers = positiveInteger("workers", values.workers);
   if (faults.length > 0 && !values["start-server"]) throw new UsageError("--fault needs --start-server: faults are injected into the server this run starts, never into shared ones");
   if (faults.some((f) => f.kind === "worker-kill") && workers < 2) throw new UsageError("--fault worker-kill needs --workers 2 or more");
@@ -165,7 +175,7 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
       seatPick: seatPick as SeatPick,
       seatRetries: positiveInteger("seat-retries", values["seat-retries"], 0),
       rpcTimeoutMs: positiveInteger("rpc-timeout-ms", values["rpc-timeout-ms"], 100),
-      timeoutMs: positiveInteger("timeout", values.timeout) * 1000,
+      timeoutMs: positiveInteger("timeout", values.timeout, 1, MAX_TIMEOUT_SECONDS) * 1000,
       connections: positiveInteger("connections", values.connections),
       maxActiveUsers: values["max-active"] ? positiveInteger("max-active", values["max-active"]) : server.maxActiveUsers,
       databaseUrl: values["database-url"] ?? server.databaseUrl,

@@ -97,7 +97,14 @@ export function formatReport(report: LoadTestReport): string {
     ...(report.timedOut ? ["the run timed out"] : []),
     ...(report.faults ?? []).filter((f) => !f.complete).map((f) => `fault ${f.spec} did not happen as planned`),
   ];
-  const verdict = report.passed ? "PASS: every audited invariant holds" : report.audit?.passed === false ? "FAIL: an invariant does not hold" : "FAIL";
+  const failed = report.audit?.checks.some((c) => c.status === "fail") ?? false;
+  const verdict = report.passed
+    ? "PASS: every audited invariant holds"
+    : failed
+      ? "FAIL: an invariant does not hold"
+      : notVerifiable > 0
+        ? "FAIL: an invariant could not be verified"
+        : "FAIL";
   lines.push("", `RESULT: ${verdict}${caveats.length > 0 ? ` (${caveats.join("; ")})` : ""}`);
   return `${lines.join("\n")}\n`;
 }

@@ -148,6 +148,8 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRep
     }
     for (const fault of faults) log(`fault ${fault.spec}: ${fault.notes.join("; ")}`);
     const usersWallMs = performance.now() - usersStarted;
+    // Whether the users ran out of time; the audit after them has its own time limits.
+    const timedOut = overall.aborted;
     // Busy share of this thread's event loop: near 1 would mean the generator, not the server, set the pace.
     const generatorLoopUtilization = performance.eventLoopUtilization(loopAtStart).utilization;
     clients.close();
@@ -181,7 +183,7 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRep
       usersWallMs,
       generatorLoopUtilization,
       totalMs: Date.now() - startedAt.getTime(),
-      timedOut: overall.aborted,
+      timedOut,
       target,
       topUpMinor,
       stats,

@@ -21,6 +21,24 @@ async function run(cli: CliOptions): Promise<number> {
   let database: { url: string; drop(): Promise<void> } | undefined;
   let server: LocalServer | undefined;
   let faults: FaultEnvironment | undefined;
+  // What the run started or created goes away however it ends: normally, on an error, or on
+  // Ctrl-C / SIGTERM (then the run itself is abandoned and the exit status is 130 / 143).
+  let cleaning: Promise<void> | undefined;
+  const cleanUp = () =>
+    (cleaning ??= (async () => {
+      await server?.stop().catch((error: Error) => log(`stopping the server failed: ${error.message}`));
+      await faults?.close().catch((error: Error) => log(`stopping the fault helpers failed: ${error.message}`));
+      if (database && !cli.keepDatabase) await database.drop().catch((error: Error) => log(`dropping the database failed: ${error.message}`));
+      // The run's own key prefix (--start-server without --redis-key-prefix) holds nothing anyone else reads.
+      if (cli.ownRedisPrefix && !cli.keepDatabase && !faults?.privateRedis) {
+        await removeRedisKeys(options.redisUrl, options.redisKeyPrefix, options.redisClusterNodes).catch((error: Error) => log(`removing Redis keys failed: ${error.message}`));
+      }
+    })());
+  const onSignal = (signal: NodeJS.Signals) => {
+    log(`${signal}: stopping the run and cleaning up`);
+    void cleanUp().finally(() => process.exit(signal === "SIGINT" ? 130 : 143));
+  };
+  process.once("SIGINT", onSignal).once("SIGTERM", onSignal);
   try {
     if (cli.freshDatabase) {
       database = await createFreshDatabase(options.databaseUrl, options.runId!);
@@ -56,12 +74,8 @@ async function run(cli: CliOptions): Promise<number> {
     await writeReportFiles(report, cli);
     return report.passed ? 0 : 1;
   } finally {
-    await server?.stop().catch((error: Error) => log(`stopping the server failed: ${error.message}`));
-    await faults?.close().catch((error: Error) => log(`stopping the fault helpers failed: ${error.message}`));
-    if (database && !cli.keepDatabase) {
-      await database.drop().catch((error: Error) => log(`dropping the database failed: ${error.message}`));
-      if (cli.ownRedisPrefix && !faults?.privateRedis) await removeRedisKeys(options.redisUrl, options.redisKeyPrefix, options.redisClusterNodes).catch((error: Error) => log(`removing Redis keys failed: ${error.message}`));
-    }
+    process.off("SIGINT", onSignal).off("SIGTERM", onSignal);
+    await cleanUp();
   }
 }
 

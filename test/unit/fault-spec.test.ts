@@ -22,3 +22,12 @@ test("faults need --start-server; worker-kill needs workers; redis-outage brings
   t.throws(() => parse("--start-server", "--redis-url", "redis://127.0.0.1:6379", "--fault", "redis-outage"), { instanceOf: UsageError, message: /drop --redis-url/ });
   t.throws(() => parse("--start-server", "--fault", "disk-full"), { instanceOf: UsageError });
 });
+
+test("two faults of one kind must not overlap; --timeout must fit a timer", (t) => {
+  const parse = (...args: string[]) => parseCli(args, {}, "abc123");
+  t.throws(() => parse("--start-server", "--fault", "redis-outage@1s:3s", "--fault", "redis-outage@2s:3s"), { instanceOf: UsageError, message: /must not overlap/ });
+  t.is(parse("--start-server", "--fault", "redis-outage@1s:3s", "--fault", "redis-outage@5s:1s")?.faults.length, 2);
+  t.is(parse("--start-server", "--fault", "redis-outage@1s:3s", "--fault", "postgres-outage@2s:3s")?.faults.length, 2, "different kinds may overlap");
+  t.throws(() => parse("--timeout", "5000000"), { instanceOf: UsageError, message: /--timeout must be an integer from 1 to 2147483/ });
+  t.is(parse("--timeout", "2147483")?.run.timeoutMs, 2_147_483_000);
+});
