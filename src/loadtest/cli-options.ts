@@ -155,7 +155,7 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
   // redis-server on the port of the first, and lose track of one of them.
   const byStart = [...faults].sort((a, b) => a.atMs - b.atMs);
   for (const [i, fault] of byStart.entries()) {
-    const overlapping = byStart.slice(0, i).find((f) => f.kind === fault.kind && fault.atMs <= f.atMs + f.durationMs);
+    const overlapping = byStart.slice(0, i).find((f) => f.kind === fault.kind && f.durationMs > 0 && fault.atMs <= f.atMs + f.durationMs);
     if (overlapping) throw new UsageError(`--fault ${fault.kind} faults must not overlap (one starts at ${fault.atMs} ms, before the one at ${overlapping.atMs} ms has ended)`);
   }
   const workers = positiveInteger("workers", values.workers);

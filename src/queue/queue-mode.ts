@@ -94,6 +94,8 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
   let onIdle: (() => void) | undefined;
   let probeTimer: NodeJS.Timeout | undefined;
   let stopped = false;
+  /** The rebuilt-at marker as last read: a new value means some process rebuilt Redis. */
+  let lastRebuiltAt: string | undefined;
   /** Start of an unbroken run of command timeouts; 0 after any answer. */
   let timingOutSinceMs = 0;
 
@@ -218,7 +220,12 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
       if (mode === "fallback" && !following) await mark();
       if (mode !== "redis") return;
       try {
-        if ((await redis.exists(redisQueue.keys.rebuiltAt)) === 0) trip(new Error("Redis holds no waiting room state: restarted empty?"));
+        const rebuiltAt = await redis.get(redisQueue.keys.rebuiltAt);
+        if (rebuiltAt === null) trip(new Error("Redis holds no waiting room state: restarted empty?"));
+        // Rebuilt by another process since the last tick: concerts seen before may rightly have
+        // no counter now (nobody was live in them), so a join there must not count as a loss.
+        else if (lastRebuiltAt !== undefined && rebuiltAt !== lastRebuiltAt) redisQueue.forgetSeenConcerts();
+        if (rebuiltAt !== null) lastRebuiltAt = rebuiltAt;
       } catch (error) {
         if (!isRedisUnavailable(error)) throw error;
         trip(error);

@@ -74,6 +74,17 @@ test.serial("a client timeout far above DEFAULT_DEADLINE_MS is accepted", async 
   t.is(status.status!.state, QueueState.WAITING);
 });
 
+test.serial("a client timeout beyond what a timer holds is refused clearly on the Connect port", async (t) => {
+  // Raw HTTP: connect's own client would overflow its timer on the way out.
+  const response = await fetch(`${app.connectUrl}/concert.v1.BookingService/ListConcerts`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "connect-protocol-version": "1", "connect-timeout-ms": "9999999999" },
+    body: "{}",
+  });
+  t.is(response.status, 400);
+  t.is(((await response.json()) as { code: string }).code, "invalid_argument");
+});
+
 test.serial("a client cancelling WatchQueue is counted as cancelled, not as an internal error", async (t) => {
   const queue = app.connect(QueueService);
   const { token } = await queue.joinQueue({ concertId, userId: "leaver" });

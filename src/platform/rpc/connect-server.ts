@@ -43,6 +43,9 @@ export function createConnectServer(options: ConnectServerOptions): ConnectServe
       for (const { service, impl } of options.services) router.service(service, impl);
     },
     readMaxBytes: options.readMaxBytes,
+    // What a Node timer can hold (~24.8 days); connect-node refuses a longer client timeout with
+    // INVALID_ARGUMENT instead of letting its timer overflow and fire at once.
+    maxTimeoutMs: 2 ** 31 - 1,
     fallback(req, res) {
       if (options.extraRoutes?.(req, res as unknown as PlainResponse)) return;
       res.writeHead(404, { "content-type": "text/plain" });
