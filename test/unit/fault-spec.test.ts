@@ -28,6 +28,7 @@ test("two faults of one kind must not overlap; --timeout must fit a timer", (t) 
   t.throws(() => parse("--start-server", "--fault", "redis-outage@1s:3s", "--fault", "redis-outage@2s:3s"), { instanceOf: UsageError, message: /must not overlap/ });
   t.is(parse("--start-server", "--fault", "redis-outage@1s:3s", "--fault", "redis-outage@5s:1s")?.faults.length, 2);
   t.is(parse("--start-server", "--fault", "redis-outage@1s:3s", "--fault", "postgres-outage@2s:3s")?.faults.length, 2, "different kinds may overlap");
+  t.is(parse("--start-server", "--workers", "3", "--fault", "worker-kill@5s", "--fault", "worker-kill@5s")?.faults.length, 2, "kills take no time");
   t.throws(() => parse("--timeout", "5000000"), { instanceOf: UsageError, message: /--timeout must be an integer from 1 to 2147483/ });
   t.is(parse("--timeout", "2147483")?.run.timeoutMs, 2_147_483_000);
 });
