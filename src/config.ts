@@ -139,7 +139,11 @@ function reader(env: Env) {
     }
     return nodes;
   };
-  return { raw, integer, url, oneOf, bool, hostPorts, problems };
+  /** Throws one ConfigError naming every problem found so far. */
+  const throwIfProblems = () => {
+    if (problems.length > 0) throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
+  };
+  return { raw, integer, url, oneOf, bool, hostPorts, problems, throwIfProblems };
 }
 
 /** Parses the environment; throws one ConfigError naming every bad variable. */
@@ -185,9 +189,7 @@ export function loadConfig(env: Env = process.env): Config {
   // does not have at connect time, see connectRedis).
   if (!/^\/?(\d{1,5})?$/.test(redisPath(config.redisUrl))) r.problems.push(`REDIS_URL=${config.redisUrl} must end in /N, a database number, or no path`);
   if (config.port !== 0 && config.port === config.connectPort) r.problems.push(`PORT and CONNECT_PORT must differ (both ${config.port})`);
-  if (r.problems.length > 0) {
-    throw new ConfigError(`invalid configuration: ${r.problems.join("; ")}`);
-  }
+  r.throwIfProblems();
   return config;
 }
 
@@ -206,6 +208,6 @@ function redisPath(url: string): string {
 export function loadDatabaseUrl(env: Env = process.env): string {
   const r = reader(env);
   const databaseUrl = r.url("DATABASE_URL", ["postgres:", "postgresql:"]);
-  if (r.problems.length > 0) throw new ConfigError(`invalid configuration: ${r.problems.join("; ")}`);
+  r.throwIfProblems();
   return databaseUrl;
 }

@@ -11,6 +11,7 @@ import { seedCatalog } from "../../src/platform/db/seed.js";
 import { createLogger } from "../../src/platform/logger.js";
 import { createGrpcClient, type GrpcClient } from "../../src/platform/rpc/grpc-client.js";
 import { createTestDatabase } from "./database.js";
+import { startPrivateRedis, type PrivateRedis } from "./redis-server.js";
 
 export interface TestApp {
   app: App;
@@ -77,4 +78,30 @@ export async function startTestApp(label: string, overrides: Partial<Config> = {
 /** Seeds a small catalog into the app's database and returns nothing; ids are deterministic. */
 export async function seedSmallCatalog(testApp: TestApp, seats = 20): Promise<void> {
   await seedCatalog(testApp.app.orm.em.fork(), { concerts: 1, schedules: 2, seats });
+}
+
+/**
+ * A test app on a redis-server of its own (which the test may stop and start), with a small
+ * catalog. `stop()` ends both, whatever state the Redis is in.
+ */
+export async function startTestAppOnPrivateRedis(label: string, overrides: Partial<Config> = {}, seats = 4): Promise<{ app: TestApp; redis: PrivateRedis; stop(): Promise<void> }> {
+  const redis = await startPrivateRedis();
+  let app: TestApp | undefined;
+  try {
+    app = await startTestApp(label, { redisUrl: redis.url, ...overrides });
+    await seedSmallCatalog(app, seats);
+  } catch (error) {
+    await app?.stop();
+    await redis.kill().catch(() => undefined);
+    throw error;
+  }
+  const started = app;
+  return {
+    app: started,
+    redis,
+    async stop() {
+      await started.stop();
+      await redis.kill().catch(() => undefined);
+    },
+  };
 }

@@ -4,23 +4,22 @@
 import test from "ava";
 import { BookingService } from "../../gen/concert/v1/booking_pb.js";
 import { QueueService, QueueState } from "../../gen/concert/v1/queue_pb.js";
-import { startTestApp, seedSmallCatalog, type TestApp } from "../helpers/app.js";
-import { startPrivateRedis, type PrivateRedis } from "../helpers/redis-server.js";
+import { startTestAppOnPrivateRedis, type TestApp } from "../helpers/app.js";
+import type { PrivateRedis } from "../helpers/redis-server.js";
 import { setTimeout as sleep } from "node:timers/promises";
 
 const TTL_SECONDS = 2;
 let redis: PrivateRedis;
 let app: TestApp;
+let stack: Awaited<ReturnType<typeof startTestAppOnPrivateRedis>> | undefined;
 
 test.before(async () => {
-  redis = await startPrivateRedis();
-  app = await startTestApp("queue_fallback_touch", { redisUrl: redis.url, maxActiveUsers: 1, admissionIntervalMs: 200, activeTokenTtlSeconds: 600, waitingTokenTtlSeconds: TTL_SECONDS });
-  await seedSmallCatalog(app, 4);
+  stack = await startTestAppOnPrivateRedis("queue_fallback_touch", { maxActiveUsers: 1, admissionIntervalMs: 200, activeTokenTtlSeconds: 600, waitingTokenTtlSeconds: TTL_SECONDS });
+  ({ app, redis } = stack);
 });
 
 test.after.always(async () => {
-  await app?.stop();
-  await redis?.kill().catch(() => undefined);
+  await stack?.stop();
 });
 
 test("fallback: polling every 250 ms keeps a place through 2.5 × WAITING_TOKEN_TTL; silence loses it", async (t) => {

@@ -8,23 +8,22 @@ import { Redis } from "ioredis";
 import { BookingService } from "../../gen/concert/v1/booking_pb.js";
 import { QueueService, QueueState } from "../../gen/concert/v1/queue_pb.js";
 import { createQueueKeys } from "../../src/queue/queue-keys.js";
-import { startTestApp, seedSmallCatalog, type TestApp } from "../helpers/app.js";
-import { startPrivateRedis, type PrivateRedis } from "../helpers/redis-server.js";
+import { startTestAppOnPrivateRedis, type TestApp } from "../helpers/app.js";
+import type { PrivateRedis } from "../helpers/redis-server.js";
 import { waitFor } from "../helpers/wait.js";
 
 let redis: PrivateRedis;
 let app: TestApp;
+let stack: Awaited<ReturnType<typeof startTestAppOnPrivateRedis>> | undefined;
 
 test.before(async () => {
-  redis = await startPrivateRedis();
   // Admission once a minute: the loop, which would notice the loss, stays out of the way.
-  app = await startTestApp("queue_data_loss", { redisUrl: redis.url, maxActiveUsers: 1, admissionIntervalMs: 60_000, activeTokenTtlSeconds: 600, waitingTokenTtlSeconds: 600 });
-  await seedSmallCatalog(app, 4);
+  stack = await startTestAppOnPrivateRedis("queue_data_loss", { maxActiveUsers: 1, admissionIntervalMs: 60_000, activeTokenTtlSeconds: 600, waitingTokenTtlSeconds: 600 });
+  ({ app, redis } = stack);
 });
 
 test.after.always(async () => {
-  await app?.stop();
-  await redis?.kill().catch(() => undefined);
+  await stack?.stop();
 });
 
 test("a join right after Redis lost its data queues behind everyone already waiting", async (t) => {

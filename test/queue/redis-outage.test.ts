@@ -3,26 +3,25 @@ import test from "ava";
 import { BookingService } from "../../gen/concert/v1/booking_pb.js";
 import { QueueService, QueueState } from "../../gen/concert/v1/queue_pb.js";
 import { createQueueKeys } from "../../src/queue/queue-keys.js";
-import { startTestApp, seedSmallCatalog, type TestApp } from "../helpers/app.js";
+import { startTestAppOnPrivateRedis, type TestApp } from "../helpers/app.js";
 import { expectError } from "../helpers/errors.js";
 import { withToken } from "../helpers/queue.js";
-import { startPrivateRedis, type PrivateRedis } from "../helpers/redis-server.js";
+import type { PrivateRedis } from "../helpers/redis-server.js";
 import { waitFor } from "../helpers/wait.js";
 
 const CAP = 5;
 
 let redis: PrivateRedis;
 let app: TestApp;
+let stack: Awaited<ReturnType<typeof startTestAppOnPrivateRedis>> | undefined;
 
 test.before(async () => {
-  redis = await startPrivateRedis();
-  app = await startTestApp("queue_outage", { redisUrl: redis.url, maxActiveUsers: CAP, admissionIntervalMs: 100, activeTokenTtlSeconds: 600, waitingTokenTtlSeconds: 600 });
-  await seedSmallCatalog(app, 4);
+  stack = await startTestAppOnPrivateRedis("queue_outage", { maxActiveUsers: CAP, admissionIntervalMs: 100, activeTokenTtlSeconds: 600, waitingTokenTtlSeconds: 600 });
+  ({ app, redis } = stack);
 });
 
 test.after.always(async () => {
-  await app?.stop();
-  await redis?.kill().catch(() => undefined);
+  await stack?.stop();
 });
 
 async function mode(): Promise<string | undefined> {

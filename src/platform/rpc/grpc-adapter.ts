@@ -10,7 +10,7 @@ import { Code, ConnectError, createContextValues, type ContextValues, type Handl
 import * as grpc from "@grpc/grpc-js";
 import { StatusSchema } from "../../../gen/google/rpc/status_pb.js";
 import { invalidField } from "../domain-error.js";
-import { toConnectError } from "./error-mapping.js";
+import { domainErrorToConnect } from "./error-mapping.js";
 
 export interface GrpcAdapterOptions {
   /** Deadline applied when the client sets none. */
@@ -47,7 +47,7 @@ function requestDeserializer(schema: DescMessage) {
     try {
       return fromBinary(schema, bytes);
     } catch (error) {
-      return new MalformedRequest(toConnectError(invalidField("request", `is not a valid ${schema.typeName} message (${(error as Error).message})`), () => {}));
+      return new MalformedRequest(domainErrorToConnect(invalidField("request", `is not a valid ${schema.typeName} message (${(error as Error).message})`)));
     }
   };
 }
