@@ -22,6 +22,7 @@ import { createConnectServer } from "./platform/rpc/connect-server.js";
 import { createGrpcServer } from "./platform/rpc/grpc-server.js";
 import { startHealthMonitor } from "./platform/rpc/health-monitor.js";
 import { createMetrics } from "./platform/rpc/metrics.js";
+import { QUEUE_TOKEN_HEADER } from "./queue/admission-context.js";
 import { createQueueHandlers } from "./queue/queue-handlers.js";
 import { createQueueTokenGuard } from "./queue/queue-token-guard.js";
 import { createWaitingRoom, type WaitingRoom } from "./queue/waiting-room.js";
@@ -128,6 +129,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   const connectServer = createConnectServer({
     services: served("connect"),
     readMaxBytes: config.maxRequestBytes,
+    corsOrigins: config.corsOrigins,
+    corsHeaders: [QUEUE_TOKEN_HEADER],
     extraRoutes(req, res) {
       if (req.method !== "GET" || req.url !== "/metrics") return false;
       void metrics.registry.metrics().then((text) => {

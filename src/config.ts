@@ -42,6 +42,8 @@ export interface Config {
   shutdownGraceMs: number;
   /** Events the Redis event stream keeps (approximately; 0 = unbounded). */
   eventStreamMaxLen: number;
+  /** Browser origins allowed to call the Connect port cross-origin; "*" is any; empty sends no CORS headers. */
+  corsOrigins: readonly string[];
 }
 
 interface Variable {
@@ -60,6 +62,11 @@ export const CONFIG_VARIABLES: readonly Variable[] = [
   { name: "HOST", defaultValue: "0.0.0.0", description: "interface both ports bind to" },
   { name: "PORT", defaultValue: "50051", description: "gRPC port (grpc-js): the services, health and reflection; 0 picks a free port" },
   { name: "CONNECT_PORT", defaultValue: "8080", description: "Connect and gRPC-Web port (connect-node; HTTP/2 without TLS and HTTP/1.1) and GET /metrics" },
+  {
+    name: "CORS_ORIGINS",
+    defaultValue: "",
+    description: "browser origins allowed to call the Connect port from another origin, as `https://a.example,https://b.example` or `*` for any; empty sends no CORS headers (same origin only)",
+  },
   { name: "MAX_ACTIVE_USERS", defaultValue: "1000", description: "users admitted from the waiting room at once, per concert" },
   { name: "ADMISSION_INTERVAL_MS", defaultValue: "1000", description: "admission tick" },
   { name: "ACTIVE_TOKEN_TTL", defaultValue: "600", description: "seconds an admitted user may book and pay" },
@@ -139,11 +146,27 @@ function reader(env: Env) {
     }
     return nodes;
   };
+  /** A comma-separated list of web origins (scheme://host[:port], as browsers send them), or "*". */
+  const origins = (name: string): string[] => {
+    const text = raw(name);
+    const list = text.split(",").map((s) => s.trim()).filter(Boolean);
+    if (list.length === 1 && list[0] === "*") return list;
+    const bad = list.filter((entry) => {
+      try {
+        const url = new URL(entry);
+        return !["http:", "https:"].includes(url.protocol) || url.origin !== entry;
+      } catch {
+        return true;
+      }
+    });
+    if (bad.length > 0) problems.push(`${name}=${text} must be * or a comma-separated list of origins like https://app.example.com (no path, no trailing slash): ${bad.join(", ")}`);
+    return bad.length > 0 ? [] : list;
+  };
   /** Throws one ConfigError naming every problem found so far. */
   const throwIfProblems = () => {
     if (problems.length > 0) throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
   };
-  return { raw, integer, url, oneOf, bool, hostPorts, problems, throwIfProblems };
+  return { raw, integer, url, oneOf, bool, hostPorts, origins, problems, throwIfProblems };
 }
 
 /** Parses the environment; throws one ConfigError naming every bad variable. */
@@ -184,6 +207,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxOpenStreams: r.integer("MAX_OPEN_STREAMS", 1, 1_000_000),
     shutdownGraceMs: r.integer("SHUTDOWN_GRACE_MS", 0, 600_000),
     eventStreamMaxLen: r.integer("EVENT_STREAM_MAX_LEN", 0, 1_000_000_000),
+    corsOrigins: r.origins("CORS_ORIGINS"),
   };
   // A Redis URL's path selects the logical database: /N, nothing else (Redis refuses indexes it
   // does not have at connect time, see connectRedis).

@@ -56,3 +56,12 @@ test("README documents every variable with its default", (t) => {
     t.true(readme.includes(`| \`${variable.name}\` | ${shown} |`), `${variable.name} missing from README's table`);
   }
 });
+
+test("CORS_ORIGINS is empty (no CORS), * or a list of exact origins", (t) => {
+  t.deepEqual(loadConfig({}).corsOrigins, []);
+  t.deepEqual(loadConfig({ CORS_ORIGINS: "*" }).corsOrigins, ["*"]);
+  t.deepEqual(loadConfig({ CORS_ORIGINS: "https://app.example, http://localhost:5173" }).corsOrigins, ["https://app.example", "http://localhost:5173"]);
+  for (const bad of ["app.example", "https://app.example/", "https://app.example/path", "ftp://app.example", "https://a.example,*"]) {
+    t.throws(() => loadConfig({ CORS_ORIGINS: bad }), { instanceOf: ConfigError, message: /CORS_ORIGINS=/ }, bad);
+  }
+});

@@ -4,8 +4,9 @@
 // so the first bytes of each connection pick the server.
 
 import type { DescService } from "@bufbuild/protobuf";
-import type { ServiceImpl } from "@connectrpc/connect";
+import { cors as connectCors, type ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import cors from "cors";
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
@@ -27,6 +28,10 @@ export interface ConnectServerOptions {
   readMaxBytes: number;
   /** Non-RPC routes, e.g. GET /metrics. Returns false when the path is not its own. */
   extraRoutes?: (req: PlainRequest, res: PlainResponse) => boolean;
+  /** Origins browsers may call from (CORS), or ["*"]; empty: no CORS headers. */
+  corsOrigins?: readonly string[];
+  /** Request headers of our own that browsers must be allowed to send (e.g. x-queue-token). */
+  corsHeaders?: readonly string[];
 }
 
 export interface ConnectServer {
@@ -35,6 +40,27 @@ export interface ConnectServer {
   close(): Promise<void>;
   /** Drops every connection; for when the shutdown grace period has passed. */
   destroy(): void;
+}
+
+/** Express-style middleware; HTTP/2's compatibility request and response have what it uses. */
+type Middleware = (req: http.IncomingMessage, res: http.ServerResponse, next: () => void) => void;
+
+/**
+ * Cross-origin access for browsers (Connect and gRPC-Web both need CORS preflights), with the
+ * \`cors\` package: it answers preflights (204, cached for two hours) and adds the allow and
+ * expose headers to the calls themselves. The method and header lists are connect-es's own
+ * (\`cors\` from @connectrpc/connect) plus ours, so they follow the protocols.
+ */
+function corsMiddleware(options: ConnectServerOptions): Middleware | undefined {
+  const origins = options.corsOrigins ?? [];
+  if (origins.length === 0) return undefined;
+  return cors({
+    origin: origins[0] === "*" ? "*" : [...origins],
+    methods: [...connectCors.allowedMethods],
+    allowedHeaders: [...connectCors.allowedHeaders, ...(options.corsHeaders ?? [])],
+    exposedHeaders: [...connectCors.exposedHeaders],
+    maxAge: 7200,
+  }) as Middleware;
 }
 
 export function createConnectServer(options: ConnectServerOptions): ConnectServer {
@@ -52,8 +78,10 @@ export function createConnectServer(options: ConnectServerOptions): ConnectServe
       res.end("not found\n");
     },
   });
-  const h2 = http2.createServer({}, handler);
-  const h1 = http.createServer(handler);
+  const withCors = corsMiddleware(options);
+  const serve: typeof handler = withCors ? (req, res) => withCors(req as http.IncomingMessage, res as unknown as http.ServerResponse, () => handler(req, res)) : handler;
+  const h2 = http2.createServer({}, serve);
+  const h1 = http.createServer(serve);
   const sockets = new Set<net.Socket>();
   /** Connections that have not sent their first byte: no HTTP server owns them yet. */
   const undecided = new Set<net.Socket>();
