@@ -45,6 +45,23 @@ export class StartupError extends Error {
 }
 
 const HINT = "start it, point DATABASE_URL/REDIS_URL (or REDIS_CLUSTER_NODES) at it, or run `docker compose up -d postgres redis`";
+/** PostgreSQL's SQLSTATE for "database … does not exist". */
+const INVALID_CATALOG_NAME = "3D000";
+
+/** Listens, or fails with one line naming the variable when the port is taken or not allowed. */
+async function listenOn(variable: string, port: number, host: string, listen: () => Promise<number>): Promise<number> {
+  try {
+    return await listen();
+  } catch (error) {
+    const text = String((error as Error).message);
+    const code = (error as { code?: string }).code ?? /\b(EADDRINUSE|EACCES|EADDRNOTAVAIL)\b/.exec(text)?.[1];
+    const why = { EADDRINUSE: "is in use (another server running?)", EACCES: "needs privileges this process lacks", EADDRNOTAVAIL: "is not an address of this machine" }[code ?? ""];
+    if (!why) throw error;
+    const where = code === "EADDRNOTAVAIL" ? `HOST=${host}` : `${variable}=${port} on ${host}`;
+    throw new StartupError(`${where} ${why}: stop the other process or choose another ${code === "EADDRNOTAVAIL" ? "HOST" : variable}`, { cause: error });
+  }
+}
+
 const DEMO_CATALOG = { concerts: 2, schedules: 3, seats: 1000 };
 /** The relay runs at once after each local payment; polling only picks up rows other processes or a crash left. */
 const OUTBOX_POLL_MS = 1000;
@@ -70,6 +87,11 @@ async function openDatabase(config: Config, logger: Logger): Promise<ORM> {
     ({ orm } = await initORM({ databaseUrl: config.databaseUrl, poolMax: config.databasePoolMax }));
     await orm.em.getConnection().execute("select 1");
   } catch (error) {
+    // Reachable, but without the database the URL names: "start it" would be the wrong advice.
+    if ((error as { code?: string }).code === INVALID_CATALOG_NAME) {
+      const name = decodeURIComponent(new URL(config.databaseUrl).pathname.slice(1));
+      throw new StartupError(`PostgreSQL at ${redactUrl(config.databaseUrl)} has no database "${name}": create it (createdb "${name}") or point DATABASE_URL at one that exists`, { cause: error });
+    }
     throw new StartupError(`PostgreSQL is unreachable at ${redactUrl(config.databaseUrl)} (${(error as Error).message}): ${HINT}`, { cause: error });
   }
   const applied = await migrateUp(orm);
@@ -140,8 +162,20 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       return true;
     },
   });
-  const grpcPort = await grpcServer.listen(config.port, config.host);
-  const connectPort = await connectServer.listen(config.connectPort, config.host);
+  let grpcPort: number;
+  let connectPort: number;
+  try {
+    grpcPort = await listenOn("PORT", config.port, config.host, () => grpcServer.listen(config.port, config.host));
+    connectPort = await listenOn("CONNECT_PORT", config.connectPort, config.host, () => connectServer.listen(config.connectPort, config.host));
+  } catch (error) {
+    // Nothing was served yet: release what start-up opened, so the process can end by itself.
+    grpcServer.destroy();
+    await connectServer.close();
+    await waitingRoom.stop();
+    await closeORM(orm);
+    redis.disconnect();
+    throw error;
+  }
   const databasePing = createDatabasePing(config.databaseUrl, 2000);
   const monitor = startHealthMonitor({
     health,

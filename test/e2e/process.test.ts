@@ -11,15 +11,19 @@ import { WalletService } from "../../gen/concert/v1/wallet_pb.js";
 import { createGrpcClient } from "../../src/platform/rpc/grpc-client.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
 import { freePort } from "../../src/loadtest/free-port.js";
+import { removeRedisKeys } from "../../src/loadtest/redis-cleanup.js";
+import { randomBytes } from "node:crypto";
 
 const MAIN = new URL("../../src/main.ts", import.meta.url).pathname;
+/** Every server of this file writes under this prefix (the default Redis), removed at the end. */
+const PREFIX = `test:process:${randomBytes(4).toString("hex")}:`;
 
 /** Every server started here, so that none outlives a test that failed before stopping it. */
 const children = new Set<ChildProcess>();
 
 function startServer(env: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
   const child = spawn(process.execPath, ["--import", "tsx", MAIN], {
-    env: { ...process.env, LOG_LEVEL: "info", SEED_DEMO_DATA: "false", HOST: "127.0.0.1", ...env },
+    env: { ...process.env, LOG_LEVEL: "info", SEED_DEMO_DATA: "false", HOST: "127.0.0.1", REDIS_KEY_PREFIX: PREFIX, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
@@ -50,6 +54,7 @@ test.before(async () => {
 test.after.always(async () => {
   for (const child of children) child.kill("SIGKILL");
   await database?.drop();
+  await removeRedisKeys("redis://127.0.0.1:6379", PREFIX);
 });
 
 test("an unreachable PostgreSQL is one line with the docker compose hint, exit 1", async (t) => {
@@ -78,6 +83,37 @@ test("a Redis database index the server does not have is one line, exit 1 (not d
   t.is(await server.exited, 1);
   t.regex(server.output().trim().split("\n").at(-1)!, /refuses database 9999/);
   t.notRegex(server.output(), /\n\s+at /);
+});
+
+test("a database that does not exist is one line saying so, not 'unreachable', exit 1", async (t) => {
+  const url = new URL(database.url);
+  url.pathname = "/no_such_database_here";
+  const server = startServer({ DATABASE_URL: url.toString(), PORT: "0", CONNECT_PORT: "0" });
+  t.is(await server.exited, 1);
+  const lines = server.output().trim().split("\n");
+  t.is(lines.length, 1, server.output());
+  t.regex(lines[0]!, /has no database "no_such_database_here": create it/);
+  t.notRegex(server.output(), /\n\s+at /);
+});
+
+test("a port in use is one line naming the variable, exit 1, whichever of the two ports it is", async (t) => {
+  const taken = net.createServer();
+  await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+  const port = String((taken.address() as net.AddressInfo).port);
+  try {
+    for (const [variable, env] of [
+      ["PORT", { PORT: port, CONNECT_PORT: "0" }],
+      ["CONNECT_PORT", { PORT: "0", CONNECT_PORT: port }],
+    ] as const) {
+      const server = startServer({ DATABASE_URL: database.url, ...env });
+      t.is(await server.exited, 1, server.output());
+      const problem = server.output().trim().split("\n").at(-1)!;
+      t.is(problem, `concert-booking: ${variable}=${port} on 127.0.0.1 is in use (another server running?): stop the other process or choose another ${variable}`);
+      t.notRegex(server.output(), /\n\s+at /);
+    }
+  } finally {
+    taken.close();
+  }
 });
 
 test("a bad configuration value names the variable, exit 2", async (t) => {

@@ -10,6 +10,7 @@ import { loadConfig, type Config } from "../../src/config.js";
 import { seedCatalog } from "../../src/platform/db/seed.js";
 import { createLogger } from "../../src/platform/logger.js";
 import { createGrpcClient, type GrpcClient } from "../../src/platform/rpc/grpc-client.js";
+import { removeRedisKeys } from "../../src/loadtest/redis-cleanup.js";
 import { createTestDatabase } from "./database.js";
 import { startPrivateRedis, type PrivateRedis } from "./redis-server.js";
 
@@ -71,6 +72,8 @@ export async function startTestApp(label: string, overrides: Partial<Config> = {
       for (const client of clients) client.close();
       await app.stop();
       await database.drop();
+      // The app's keys (its queue, event stream, markers) go too; a Redis the test stopped has none to remove.
+      await removeRedisKeys(config.redisUrl, config.redisKeyPrefix, config.redisClusterNodes).catch(() => undefined);
     },
   };
 }
