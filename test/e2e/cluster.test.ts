@@ -7,8 +7,12 @@ import { WalletService } from "../../gen/concert/v1/wallet_pb.js";
 import { createGrpcClient } from "../../src/platform/rpc/grpc-client.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
 import { freePort } from "../../src/loadtest/free-port.js";
+import { removeRedisKeys } from "../../src/loadtest/redis-cleanup.js";
+import { randomBytes } from "node:crypto";
 
 const MAIN = new URL("../../src/main.ts", import.meta.url).pathname;
+/** The cluster's Redis keys (default Redis), removed at the end. */
+const PREFIX = `test:cluster:${randomBytes(4).toString("hex")}:`;
 let database: TestDatabase;
 
 test.before(async () => {
@@ -17,6 +21,7 @@ test.before(async () => {
 
 test.after.always(async () => {
   await database?.drop();
+  await removeRedisKeys("redis://127.0.0.1:6379", PREFIX);
 });
 
 /** Worker processes of the primary (tsx also runs an esbuild child, which is not one). */
@@ -39,7 +44,7 @@ async function until(condition: () => boolean, what: string, timeoutMs = 30_000)
 test("two workers serve one port, a dead worker is replaced, SIGTERM drains every worker", async (t) => {
   const [port, connectPort] = [await freePort(), await freePort()];
   const primary = spawn(process.execPath, ["--import", "tsx", MAIN], {
-    env: { ...process.env, DATABASE_URL: database.url, PORT: String(port), CONNECT_PORT: String(connectPort), HOST: "127.0.0.1", WORKERS: "2", SEED_DEMO_DATA: "false", LOG_LEVEL: "info" },
+    env: { ...process.env, DATABASE_URL: database.url, PORT: String(port), CONNECT_PORT: String(connectPort), HOST: "127.0.0.1", REDIS_KEY_PREFIX: PREFIX, WORKERS: "2", SEED_DEMO_DATA: "false", LOG_LEVEL: "info" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";

@@ -54,7 +54,8 @@ test(`${USERS} virtual users on a Redis Cluster: every invariant exact; the run'
 
   const pattern = `${app.config.redisKeyPrefix}*`;
   t.true((await keysOnMasters(pattern)) > 0);
-  await app.stop();
+  // The server alone (TestApp.stop would remove the keys itself), then the load test's cleanup.
+  await app.app.stop();
   t.true((await removeRedisKeys(app.config.redisUrl, app.config.redisKeyPrefix, cluster.nodes)) > 0);
   t.is(await keysOnMasters(pattern), 0);
 });
