@@ -155,10 +155,17 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     corsHeaders: [QUEUE_TOKEN_HEADER],
     extraRoutes(req, res) {
       if (req.method !== "GET" || req.url !== "/metrics") return false;
-      void metrics.registry.metrics().then((text) => {
-        res.writeHead(200, { "content-type": metrics.registry.contentType });
-        res.end(text);
-      });
+      metrics.registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { "content-type": metrics.registry.contentType });
+          res.end(text);
+        },
+        (error: unknown) => {
+          logger.warn({ err: error }, "metrics collection failed");
+          res.writeHead(500, { "content-type": "text/plain" });
+          res.end("metrics collection failed\n");
+        },
+      );
       return true;
     },
   });
@@ -187,9 +194,9 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   // Holds are swept where they are made; events are relayed wherever they are written (payments, refunds).
   const servesBooking = config.services.includes("booking");
   if (servesBooking || config.services.includes("wallet")) {
-    outboxRelay = startOutboxRelay({ orm, redis, streamKey: eventStreamKey(config.redisKeyPrefix), maxLen: config.eventStreamMaxLen, batchSize: OUTBOX_BATCH, intervalMs: OUTBOX_POLL_MS, nudgeDelayMs: OUTBOX_NUDGE_DELAY_MS, logger });
+    outboxRelay = startOutboxRelay({ orm, redis, streamKey: eventStreamKey(config.redisKeyPrefix), maxLen: config.eventStreamMaxLen, batchSize: OUTBOX_BATCH, intervalMs: OUTBOX_POLL_MS, nudgeDelayMs: OUTBOX_NUDGE_DELAY_MS, logger, registry: metrics.registry });
   }
-  const holdSweeper = servesBooking ? startHoldSweeper({ orm, intervalMs: config.holdSweepIntervalMs, batchSize: HOLD_SWEEP_BATCH, logger }) : undefined;
+  const holdSweeper = servesBooking ? startHoldSweeper({ orm, intervalMs: config.holdSweepIntervalMs, batchSize: HOLD_SWEEP_BATCH, logger, registry: metrics.registry }) : undefined;
   waitingRoom.start({ admit: config.services.includes("queue") });
   logger.info({ grpcPort, connectPort, services: config.services }, "listening");
 

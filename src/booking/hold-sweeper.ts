@@ -5,6 +5,7 @@
 // sweepers split the work, and a seat that a hold or payment has locked is left for later.
 
 import { LockMode } from "@mikro-orm/core";
+import { Counter, type Registry } from "prom-client";
 import type { Logger } from "../platform/logger.js";
 import type { ORM } from "../platform/db/orm.js";
 import { startPeriodicTask, type PeriodicTask } from "../platform/periodic-task.js";
@@ -46,16 +47,21 @@ export interface HoldSweeperOptions {
   intervalMs: number;
   batchSize: number;
   logger: Logger;
+  registry: Registry;
 }
 
 export function startHoldSweeper(options: HoldSweeperOptions): PeriodicTask {
-  const { orm, batchSize, logger } = options;
+  const { orm, batchSize, logger, registry } = options;
+  const swept = new Counter({ name: "hold_sweeper_expired_total", help: "Seat holds this process's sweeper expired after they ran out unpaid", registers: [registry] });
+  const failures = new Counter({ name: "hold_sweeper_failures_total", help: "Sweeper runs that failed (PostgreSQL unavailable)", registers: [registry] });
   return startPeriodicTask({
     name: "hold-sweeper",
     intervalMs: options.intervalMs,
     logger,
+    onFailure: () => failures.inc(),
     run: async () => {
       const { expired, more } = await expireOverdueHolds(orm, batchSize);
+      swept.inc(expired);
       if (expired > 0) logger.debug({ expired }, "expired overdue seat holds");
       return more;
     },

@@ -24,6 +24,8 @@ export interface PeriodicTaskOptions {
   /** One unit of work; resolves true when more is waiting. */
   run: () => Promise<boolean>;
   logger: Logger;
+  /** Called on every failed run (e.g. to count it in a metric); failures are logged once per outage. */
+  onFailure?: () => void;
 }
 
 export function startPeriodicTask(options: PeriodicTaskOptions): PeriodicTask {
@@ -54,6 +56,7 @@ export function startPeriodicTask(options: PeriodicTaskOptions): PeriodicTask {
       if (failing) logger.info({ task: name }, "background task recovered");
       failing = false;
     } catch (error) {
+      options.onFailure?.();
       // Logged loudly once per outage, not every interval while a store is down.
       if (!failing) logger.warn({ task: name, err: error }, "background task failed; retrying every interval");
       failing = true;

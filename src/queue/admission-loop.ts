@@ -20,6 +20,18 @@ export interface AdmissionSettings {
   intervalMs: number;
 }
 
+/** What one admission step did for one concert, and the line as the step left it. */
+export interface AdmissionTick {
+  concertId: string;
+  admitted: number;
+  /** ACTIVE tokens whose ACTIVE_TOKEN_TTL ran out. */
+  expired: number;
+  /** WAITING tokens that nobody polled or watched for WAITING_TOKEN_TTL. */
+  abandoned: number;
+  waiting: number;
+  active: number;
+}
+
 export interface AdmissionLoop {
   /** One admission step for every concert with users; also what the timer runs. */
   admitWaitingUsers(): Promise<void>;
@@ -27,7 +39,7 @@ export interface AdmissionLoop {
   stop(): Promise<void>;
 }
 
-export function createAdmissionLoop(deps: { mode: QueueMode; redisQueue: RedisQueue; pg: PgQueue; mirror: QueueMirror; settings: AdmissionSettings; logger: Logger; onAdmitted?: (count: number) => void }): AdmissionLoop {
+export function createAdmissionLoop(deps: { mode: QueueMode; redisQueue: RedisQueue; pg: PgQueue; mirror: QueueMirror; settings: AdmissionSettings; logger: Logger; onTick?: (tick: AdmissionTick) => void }): AdmissionLoop {
   const { mode, redisQueue, pg, mirror, settings, logger } = deps;
   const options: AdmitOptions = {
     cap: settings.maxActiveUsers,
@@ -48,7 +60,8 @@ export function createAdmissionLoop(deps: { mode: QueueMode; redisQueue: RedisQu
         await Promise.all(
           concerts.map(async (concertId) => {
             const reply = await redisQueue.admit(concertId, options);
-            deps.onAdmitted?.(reply.admitted.length);
+            const { waiting, active, admitted, expired, abandoned } = reply;
+            deps.onTick?.({ concertId, waiting, active, admitted: admitted.length, expired: expired.length, abandoned: abandoned.length });
             await mirror.drain(concertId);
             await redisQueue.forgetIfEmpty(concertId, reply);
           }),
@@ -56,10 +69,11 @@ export function createAdmissionLoop(deps: { mode: QueueMode; redisQueue: RedisQu
       },
       async (touch) => {
         for (const concertId of await pg.concerts()) {
-          const { admitted, expired } = await pg.admit(concertId, settings.maxActiveUsers, mode.fallbackSinceMs);
-          deps.onAdmitted?.(admitted.length);
+          const { admitted, expired, abandoned, waiting, active } = await pg.admit(concertId, settings.maxActiveUsers, mode.fallbackSinceMs);
+          deps.onTick?.({ concertId, waiting, active, admitted: admitted.length, expired: expired.length, abandoned: abandoned.length });
           touch(admitted);
           touch(expired);
+          touch(abandoned);
         }
       },
     );

@@ -77,7 +77,13 @@ function toStatus(row: StatusRow): QueueStatus {
 
 export interface FallbackAdmission {
   admitted: string[];
+  /** ACTIVE tokens past their expiry. */
   expired: string[];
+  /** WAITING tokens not seen for the waiting TTL. */
+  abandoned: string[];
+  /** The line after this step. */
+  waiting: number;
+  active: number;
 }
 
 export type PgQueue = ReturnType<typeof createPgQueue>;
@@ -207,11 +213,12 @@ export function createPgQueue(db: QueueDb, options: { activeTtlSeconds: number; 
     async admit(concertId: string, cap: number, fallbackSinceMs: number): Promise<FallbackAdmission> {
       return db.transaction(async (query) => {
         await query(CONCERT_LOCK_SQL, [concertId]);
-        const expired = await query<{ token: string }>(
+        // RETURNING sees the new state; an admission time tells an ACTIVE token from a WAITING one.
+        const ended = await query<{ token: string; was_active: boolean }>(
           `update queue_entry set state = 'EXPIRED', ended_at = now()
            where concert_id = $1 and ((state = 'ACTIVE' and active_expire_at <= now())
              or (state = 'WAITING' and greatest(last_seen_at, to_timestamp($2 / 1000.0)) < now() - make_interval(secs => $3)))
-           returning token`,
+           returning token, admitted_at is not null as was_active`,
           [concertId, fallbackSinceMs, options.waitingTtlSeconds],
         );
         // clock_timestamp(), not now(): now() is when the transaction began, before the lock wait
@@ -223,7 +230,18 @@ export function createPgQueue(db: QueueDb, options: { activeTtlSeconds: number; 
            returning token`,
           [concertId, options.activeTtlSeconds, cap],
         );
-        return { admitted: admitted.map((r) => r.token), expired: expired.map((r) => r.token) };
+        const [line] = await query<{ waiting: string; active: string }>(
+          `select count(*) filter (where state = 'WAITING') as waiting, count(*) filter (where state = 'ACTIVE') as active
+           from queue_entry where concert_id = $1 and state in ('WAITING', 'ACTIVE')`,
+          [concertId],
+        );
+        return {
+          admitted: admitted.map((r) => r.token),
+          expired: ended.filter((r) => r.was_active).map((r) => r.token),
+          abandoned: ended.filter((r) => !r.was_active).map((r) => r.token),
+          waiting: Number(line?.waiting ?? 0),
+          active: Number(line?.active ?? 0),
+        };
       });
     },
 

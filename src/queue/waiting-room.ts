@@ -70,6 +70,15 @@ export async function createWaitingRoom(deps: { orm: ORM; redis: RedisClient; co
   const statements = new Counter({ name: "queue_pg_statements_total", help: "SQL statements the waiting room sent to PostgreSQL", registers: [registry] });
   const batches = new Counter({ name: "queue_join_batches_total", help: "Group-commit flushes of JoinQueue", registers: [registry] });
   const admittedTotal = new Counter({ name: "queue_admitted_total", help: "Users admitted by this process's admission loop", registers: [registry] });
+  const endedTotal = new Counter({
+    name: "queue_tokens_ended_total",
+    help: "Tokens this process's admission loop ended: expired (ACTIVE past ACTIVE_TOKEN_TTL) or abandoned (WAITING, not polled or watched for WAITING_TOKEN_TTL)",
+    labelNames: ["reason"] as const,
+    registers: [registry],
+  });
+  const waitingUsers = new Gauge({ name: "queue_waiting_users", help: "Users waiting per concert, as of this process's last admission tick", labelNames: ["concert_id"] as const, registers: [registry] });
+  const activeUsers = new Gauge({ name: "queue_active_users", help: "Users admitted and not yet expired per concert, as of this process's last admission tick", labelNames: ["concert_id"] as const, registers: [registry] });
+  new Gauge({ name: "queue_active_cap", help: "MAX_ACTIVE_USERS: the most users active at once per concert", registers: [registry] }).set(config.maxActiveUsers);
   let statementCount = 0;
   const db = await createQueueDb(deps.orm, () => {
     statementCount++;
@@ -124,7 +133,13 @@ export async function createWaitingRoom(deps: { orm: ORM; redis: RedisClient; co
       waitingTtlSeconds: config.waitingTokenTtlSeconds,
       intervalMs: config.admissionIntervalMs,
     },
-    onAdmitted: (count) => admittedTotal.inc(count),
+    onTick(tick) {
+      admittedTotal.inc(tick.admitted);
+      endedTotal.inc({ reason: "expired" }, tick.expired);
+      endedTotal.inc({ reason: "abandoned" }, tick.abandoned);
+      waitingUsers.set({ concert_id: tick.concertId }, tick.waiting);
+      activeUsers.set({ concert_id: tick.concertId }, tick.active);
+    },
   });
   const hub = createWatchHub({
     mode,

@@ -8,8 +8,11 @@ import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/platform/logger.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
 import { startTcpProxy, type TcpProxy } from "../../src/loadtest/tcp-proxy.js";
+import { removeRedisKeys } from "../../src/loadtest/redis-cleanup.js";
+import { randomBytes } from "node:crypto";
 
 const run = promisify(execFile);
+const PREFIX = `test:health:${randomBytes(4).toString("hex")}:`;
 let database: TestDatabase;
 let proxy: TcpProxy;
 let app: App;
@@ -19,7 +22,7 @@ test.before(async () => {
   proxy = await startTcpProxy(5432);
   const url = new URL(database.url);
   url.port = String(proxy.port);
-  const config = { ...loadConfig({}), databaseUrl: url.toString(), host: "127.0.0.1", port: 0, connectPort: 0, seedDemoData: false, logLevel: "silent" as const };
+  const config = { ...loadConfig({}), databaseUrl: url.toString(), redisKeyPrefix: PREFIX, host: "127.0.0.1", port: 0, connectPort: 0, seedDemoData: false, logLevel: "silent" as const };
   app = await startApp(config, createLogger("silent"));
 });
 
@@ -27,6 +30,7 @@ test.after.always(async () => {
   await app?.stop();
   await proxy?.close();
   await database?.drop();
+  await removeRedisKeys("redis://127.0.0.1:6379", PREFIX);
 });
 
 async function status(service: string): Promise<string> {

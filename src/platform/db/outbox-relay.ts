@@ -6,6 +6,7 @@
 // which consumers absorb by deduplicating on event_id.
 
 import type { EntityManager } from "@mikro-orm/postgresql";
+import { Counter, Gauge, type Registry } from "prom-client";
 import type { Logger } from "../logger.js";
 import { startPeriodicTask, type PeriodicTask } from "../periodic-task.js";
 import type { RedisClient } from "../redis/client.js";
@@ -90,16 +91,62 @@ export interface OutboxRelayOptions extends RelayOptions {
   /** How long after a nudge (a committed payment) the relay runs, gathering the commits of that window into one batch. */
   nudgeDelayMs: number;
   logger: Logger;
+  /** Where the relay's metrics go (published events, failed runs, the backlog read at each scrape). */
+  registry: Registry;
+}
+
+/** Counted up to here: a scrape stays one short index scan however far the relay fell behind. */
+const BACKLOG_COUNT_LIMIT = 100_000;
+
+/**
+ * One row for a gauge, or undefined when PostgreSQL cannot answer: a scrape during an outage
+ * keeps the last value (the outage itself shows in health and in the failure counters).
+ */
+async function readQuietly<R>(orm: ORM, sql: string): Promise<R | undefined> {
+  try {
+    return (await orm.em.fork().execute<R[]>(sql))[0];
+  } catch {
+    return undefined;
+  }
 }
 
 /** The relay loop: polls every interval (rows of other processes, rows left by a crash) and runs at once when nudged after a commit. */
 export function startOutboxRelay(options: OutboxRelayOptions): PeriodicTask {
-  const { orm, redis, logger, ...relay } = options;
+  const { orm, redis, logger, registry, ...relay } = options;
+  const published = new Counter({ name: "outbox_events_published_total", help: "Outbox events this process's relay published to the Redis event stream", registers: [registry] });
+  const failures = new Counter({ name: "outbox_relay_failures_total", help: "Relay runs that failed (PostgreSQL or Redis unavailable); their events stay in the outbox and go out later", registers: [registry] });
+  // Read from PostgreSQL at each scrape: the backlog of every process's relay, not this one's.
+  new Gauge({
+    name: "outbox_pending_events",
+    help: `Committed events not yet published (counted up to ${BACKLOG_COUNT_LIMIT})`,
+    registers: [registry],
+    async collect() {
+      const row = await readQuietly<{ pending: string }>(orm, `select count(*) as pending from (select 1 from outbox where published_at is null limit ${BACKLOG_COUNT_LIMIT}) b`);
+      if (row) this.set(Number(row.pending));
+    },
+  });
+  new Gauge({
+    name: "outbox_oldest_pending_seconds",
+    help: "Age of the oldest committed event not yet published (0 when none): how far the event stream lags behind payments",
+    registers: [registry],
+    async collect() {
+      const row = await readQuietly<{ age: number | null }>(
+        orm,
+        "select (select extract(epoch from now() - created_at)::float8 from outbox where published_at is null order by id limit 1) as age",
+      );
+      if (row) this.set(Math.max(0, row.age ?? 0));
+    },
+  });
   return startPeriodicTask({
     name: "outbox-relay",
     intervalMs: options.intervalMs,
     nudgeDelayMs: options.nudgeDelayMs,
     logger,
-    run: async () => (await publishOutboxBatch(orm, redis, relay)) === relay.batchSize,
+    onFailure: () => failures.inc(),
+    run: async () => {
+      const count = await publishOutboxBatch(orm, redis, relay);
+      published.inc(count);
+      return count === relay.batchSize;
+    },
   });
 }
