@@ -10,7 +10,7 @@ import { WalletService } from "../gen/concert/v1/wallet_pb.js";
 import { createBookingHandlers } from "./booking/booking-handlers.js";
 import { startHoldSweeper } from "./booking/hold-sweeper.js";
 import type { Config, ServiceName } from "./config.js";
-import { createDatabasePing } from "./platform/db/database-ping.js";
+import { createSideConnection } from "./platform/db/side-connection.js";
 import { closeORM, initORM, migrateUp, type ORM } from "./platform/db/orm.js";
 import { startOutboxRelay } from "./platform/db/outbox-relay.js";
 import { isCatalogEmpty, seedCatalog } from "./platform/db/seed.js";
@@ -48,17 +48,20 @@ const HINT = "start it, point DATABASE_URL/REDIS_URL (or REDIS_CLUSTER_NODES) at
 /** PostgreSQL's SQLSTATE for "database … does not exist". */
 const INVALID_CATALOG_NAME = "3D000";
 
-/** Listens, or fails with one line naming the variable when the port is taken or not allowed. */
+/** Listens, or fails with one line naming the setting to change. */
 async function listenOn(variable: string, port: number, host: string, listen: () => Promise<number>): Promise<number> {
   try {
     return await listen();
   } catch (error) {
     const text = String((error as Error).message);
     const code = (error as { code?: string }).code ?? /\b(EADDRINUSE|EACCES|EADDRNOTAVAIL)\b/.exec(text)?.[1];
-    const why = { EADDRINUSE: "is in use (another server running?)", EACCES: "needs privileges this process lacks", EADDRNOTAVAIL: "is not an address of this machine" }[code ?? ""];
-    if (!why) throw error;
-    const where = code === "EADDRNOTAVAIL" ? `HOST=${host}` : `${variable}=${port} on ${host}`;
-    throw new StartupError(`${where} ${why}: stop the other process or choose another ${code === "EADDRNOTAVAIL" ? "HOST" : variable}`, { cause: error });
+    const advice: Record<string, string> = {
+      EADDRINUSE: `${variable}=${port} on ${host} is in use (another server running?): stop the other process or choose another ${variable}`,
+      EACCES: `${variable}=${port} on ${host} needs privileges this process lacks: choose a port above 1023`,
+      EADDRNOTAVAIL: `HOST=${host} is not an address of this machine: choose one of its addresses, or 0.0.0.0 for all`,
+    };
+    // Anything else (a HOST that does not resolve, say) is still one line, with the cause's own words.
+    throw new StartupError(advice[code ?? ""] ?? `cannot listen on HOST=${host} ${variable}=${port} (${text.split("\n")[0]})`, { cause: error });
   }
 }
 
@@ -82,11 +85,12 @@ interface ServiceEntry {
 }
 
 async function openDatabase(config: Config, logger: Logger): Promise<ORM> {
-  let orm: ORM;
+  let orm: ORM | undefined;
   try {
     ({ orm } = await initORM({ databaseUrl: config.databaseUrl, poolMax: config.databasePoolMax }));
     await orm.em.getConnection().execute("select 1");
   } catch (error) {
+    if (orm) await closeORM(orm).catch(() => undefined);
     // Reachable, but without the database the URL names: "start it" would be the wrong advice.
     if ((error as { code?: string }).code === INVALID_CATALOG_NAME) {
       const name = decodeURIComponent(new URL(config.databaseUrl).pathname.slice(1));
@@ -94,11 +98,16 @@ async function openDatabase(config: Config, logger: Logger): Promise<ORM> {
     }
     throw new StartupError(`PostgreSQL is unreachable at ${redactUrl(config.databaseUrl)} (${(error as Error).message}): ${HINT}`, { cause: error });
   }
-  const applied = await migrateUp(orm);
-  if (applied.length > 0) logger.info({ applied }, "migrations applied");
-  if (config.seedDemoData && (await isCatalogEmpty(orm.em.fork()))) {
-    await seedCatalog(orm.em.fork(), { ...DEMO_CATALOG, onProgress: () => {} });
-    logger.info(DEMO_CATALOG, "demo catalog created");
+  try {
+    const applied = await migrateUp(orm);
+    if (applied.length > 0) logger.info({ applied }, "migrations applied");
+    if (config.seedDemoData && (await isCatalogEmpty(orm.em.fork()))) {
+      await seedCatalog(orm.em.fork(), { ...DEMO_CATALOG, onProgress: () => {} });
+      logger.info(DEMO_CATALOG, "demo catalog created");
+    }
+  } catch (error) {
+    await closeORM(orm).catch(() => undefined);
+    throw error;
   }
   return orm;
 }
@@ -118,7 +127,14 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   let outboxRelay: PeriodicTask | undefined;
   const holdPolicy = { holdSeconds: config.seatHoldSeconds, maxSeatsPerUser: config.maxSeatsPerUser };
   const metrics = createMetrics();
-  const waitingRoom = await createWaitingRoom({ orm, redis, config, logger, registry: metrics.registry });
+  let waitingRoom: WaitingRoom;
+  try {
+    waitingRoom = await createWaitingRoom({ orm, redis, config, logger, registry: metrics.registry });
+  } catch (error) {
+    await closeORM(orm).catch(() => undefined);
+    redis.disconnect();
+    throw error;
+  }
   const walletDeps = { orm, logger, onPaymentCommitted: () => outboxRelay?.nudge(), releaseQueueToken: (token: string) => waitingRoom.release(token) };
   const entries: ServiceEntry[] = [
     { name: "queue" as const, service: QueueService, impl: createQueueHandlers(waitingRoom), guards: [] },
@@ -183,18 +199,20 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     redis.disconnect();
     throw error;
   }
-  const databasePing = createDatabasePing(config.databaseUrl, 2000);
+  // Health and the scrape-time gauges each on a connection of their own (not the pool, not each other's).
+  const databasePing = createSideConnection(config.databaseUrl, 2000);
+  const metricsConnection = createSideConnection(config.databaseUrl, 2000);
   const monitor = startHealthMonitor({
     health,
     serviceNames: entries.map((e) => e.service.typeName),
-    ping: () => databasePing.ping(),
+    ping: async () => void (await databasePing.query("select 1")),
     intervalMs: 2000,
     logger,
   });
   // Holds are swept where they are made; events are relayed wherever they are written (payments, refunds).
   const servesBooking = config.services.includes("booking");
   if (servesBooking || config.services.includes("wallet")) {
-    outboxRelay = startOutboxRelay({ orm, redis, streamKey: eventStreamKey(config.redisKeyPrefix), maxLen: config.eventStreamMaxLen, batchSize: OUTBOX_BATCH, intervalMs: OUTBOX_POLL_MS, nudgeDelayMs: OUTBOX_NUDGE_DELAY_MS, logger, registry: metrics.registry });
+    outboxRelay = startOutboxRelay({ orm, redis, streamKey: eventStreamKey(config.redisKeyPrefix), maxLen: config.eventStreamMaxLen, batchSize: OUTBOX_BATCH, intervalMs: OUTBOX_POLL_MS, nudgeDelayMs: OUTBOX_NUDGE_DELAY_MS, logger, registry: metrics.registry, metricsConnection });
   }
   const holdSweeper = servesBooking ? startHoldSweeper({ orm, intervalMs: config.holdSweepIntervalMs, batchSize: HOLD_SWEEP_BATCH, logger, registry: metrics.registry }) : undefined;
   waitingRoom.start({ admit: config.services.includes("queue") });
@@ -214,7 +232,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     }
     // After the calls (a payment may still nudge the relay), before the stores close.
     await Promise.all([outboxRelay?.stop(), holdSweeper?.stop(), waitingRoom.stop()]);
-    await databasePing.close();
+    await Promise.all([databasePing.close(), metricsConnection.close()]);
     await closeORM(orm);
     await redis.quit().catch(() => redis.disconnect());
     logger.info("stopped");

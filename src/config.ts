@@ -113,6 +113,18 @@ function reader(env: Env) {
     }
     return value;
   };
+  /** DATABASE_URL: a postgres URL that names its database (pg would quietly pick the user's name, MikroORM refuses none). */
+  const databaseUrl = (): string => {
+    const text = url("DATABASE_URL", ["postgres:", "postgresql:"]);
+    let path = "";
+    try {
+      path = decodeURIComponent(new URL(text).pathname).replace(/^\//, "");
+    } catch {
+      return text; // reported by url()
+    }
+    if (path === "" || path.includes("/")) problems.push(`DATABASE_URL=${text} must name a database, as in postgres://user@host:5432/dbname`);
+    return text;
+  };
   const url = (name: string, protocols: string[]): string => {
     const text = raw(name);
     try {
@@ -166,7 +178,7 @@ function reader(env: Env) {
   const throwIfProblems = () => {
     if (problems.length > 0) throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
   };
-  return { raw, integer, url, oneOf, bool, hostPorts, origins, problems, throwIfProblems };
+  return { raw, integer, url, databaseUrl, oneOf, bool, hostPorts, origins, problems, throwIfProblems };
 }
 
 /** Parses the environment; throws one ConfigError naming every bad variable. */
@@ -183,7 +195,7 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const workers = r.integer("WORKERS", 0, 64);
   const config: Config = {
-    databaseUrl: r.url("DATABASE_URL", ["postgres:", "postgresql:"]),
+    databaseUrl: r.databaseUrl(),
     databasePoolMax: r.integer("DATABASE_POOL_MAX", 1, 500),
     redisUrl: r.url("REDIS_URL", ["redis:", "rediss:"]),
     redisClusterNodes: r.hostPorts("REDIS_CLUSTER_NODES"),
@@ -231,7 +243,7 @@ function redisPath(url: string): string {
  */
 export function loadDatabaseUrl(env: Env = process.env): string {
   const r = reader(env);
-  const databaseUrl = r.url("DATABASE_URL", ["postgres:", "postgresql:"]);
+  const databaseUrl = r.databaseUrl();
   r.throwIfProblems();
   return databaseUrl;
 }

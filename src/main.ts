@@ -1,6 +1,8 @@
 // Process entry: config → app → listen → graceful shutdown on SIGTERM/SIGINT.
 
+import * as grpc from "@grpc/grpc-js";
 import cluster from "node:cluster";
+import { format } from "node:util";
 import { startApp, StartupError } from "./app.js";
 import { runPrimary, WORKER_READY } from "./cluster.js";
 import { ConfigError, loadConfig } from "./config.js";
@@ -18,6 +20,12 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config.logLevel, cluster.isWorker ? { worker: cluster.worker?.id } : {});
+  // grpc-js writes its own errors (a failed bind, say) to stderr as plain text: into the JSON log instead.
+  grpc.setLogger({
+    error: (...args: unknown[]) => logger.warn({ component: "grpc-js" }, format(...args)),
+    info: (...args: unknown[]) => logger.info({ component: "grpc-js" }, format(...args)),
+    debug: (...args: unknown[]) => logger.debug({ component: "grpc-js" }, format(...args)),
+  });
   if (config.workers > 1 && cluster.isPrimary) {
     runPrimary(config.workers, logger);
     return;

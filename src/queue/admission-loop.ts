@@ -10,6 +10,8 @@ import type { AdmitOptions, RedisQueue } from "./redis-queue.js";
 
 /** Most tokens one script admits, expires or drops per step, to keep each script short. */
 const STEP_LIMIT = 10_000;
+/** How often the PostgreSQL fallback counts a concert's line for the metrics. */
+const LINE_COUNT_EVERY_MS = 5000;
 /** Time constant of the admission-rate EWMA. */
 const RATE_TAU_MS = 20_000;
 
@@ -39,7 +41,7 @@ export interface AdmissionLoop {
   stop(): Promise<void>;
 }
 
-export function createAdmissionLoop(deps: { mode: QueueMode; redisQueue: RedisQueue; pg: PgQueue; mirror: QueueMirror; settings: AdmissionSettings; logger: Logger; onTick?: (tick: AdmissionTick) => void }): AdmissionLoop {
+export function createAdmissionLoop(deps: { mode: QueueMode; redisQueue: RedisQueue; pg: PgQueue; mirror: QueueMirror; settings: AdmissionSettings; logger: Logger; onStep?: (ticks: AdmissionTick[]) => void }): AdmissionLoop {
   const { mode, redisQueue, pg, mirror, settings, logger } = deps;
   const options: AdmitOptions = {
     cap: settings.maxActiveUsers,
@@ -50,10 +52,27 @@ export function createAdmissionLoop(deps: { mode: QueueMode; redisQueue: RedisQu
   };
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
+  /**
+   * In fallback the line's size costs a count over the concert's queue entries (a big line: a
+   * tenth of a second or more), so it is read after the admission's transaction, outside the
+   * concert lock that joins need, and at most every LINE_COUNT_EVERY_MS per concert.
+   */
+  const counted = new Map<string, { atMs: number; waiting: number; active: number }>();
+  async function lineCounts(concertId: string): Promise<{ waiting: number; active: number }> {
+    const last = counted.get(concertId);
+    if (last && Date.now() - last.atMs < LINE_COUNT_EVERY_MS) return last;
+    const fresh = { atMs: Date.now(), ...(await pg.lineCounts(concertId)) };
+    if (counted.size >= 10_000) counted.clear();
+    counted.set(concertId, fresh);
+    return fresh;
+  }
   let stopped = true;
 
   async function admitWaitingUsers(): Promise<void> {
     await mode.checkRedisState();
+    // Every concert the step went through, reported once the whole step succeeded: a concert
+    // missing from a report has nobody left in line (for the metrics, its gauges go).
+    const ticks: AdmissionTick[] = [];
     await mode.run(
       async () => {
         const concerts = await redisQueue.concerts();
@@ -61,7 +80,7 @@ export function createAdmissionLoop(deps: { mode: QueueMode; redisQueue: RedisQu
           concerts.map(async (concertId) => {
             const reply = await redisQueue.admit(concertId, options);
             const { waiting, active, admitted, expired, abandoned } = reply;
-            deps.onTick?.({ concertId, waiting, active, admitted: admitted.length, expired: expired.length, abandoned: abandoned.length });
+            ticks.push({ concertId, waiting, active, admitted: admitted.length, expired: expired.length, abandoned: abandoned.length });
             await mirror.drain(concertId);
             await redisQueue.forgetIfEmpty(concertId, reply);
           }),
@@ -69,14 +88,16 @@ export function createAdmissionLoop(deps: { mode: QueueMode; redisQueue: RedisQu
       },
       async (touch) => {
         for (const concertId of await pg.concerts()) {
-          const { admitted, expired, abandoned, waiting, active } = await pg.admit(concertId, settings.maxActiveUsers, mode.fallbackSinceMs);
-          deps.onTick?.({ concertId, waiting, active, admitted: admitted.length, expired: expired.length, abandoned: abandoned.length });
+          const { admitted, expired, abandoned } = await pg.admit(concertId, settings.maxActiveUsers, mode.fallbackSinceMs);
+          const { waiting, active } = await lineCounts(concertId);
+          ticks.push({ concertId, waiting, active, admitted: admitted.length, expired: expired.length, abandoned: abandoned.length });
           touch(admitted);
           touch(expired);
           touch(abandoned);
         }
       },
     );
+    deps.onStep?.(ticks);
   }
 
   function schedule(delayMs: number): void {

@@ -81,9 +81,6 @@ export interface FallbackAdmission {
   expired: string[];
   /** WAITING tokens not seen for the waiting TTL. */
   abandoned: string[];
-  /** The line after this step. */
-  waiting: number;
-  active: number;
 }
 
 export type PgQueue = ReturnType<typeof createPgQueue>;
@@ -230,19 +227,22 @@ export function createPgQueue(db: QueueDb, options: { activeTtlSeconds: number; 
            returning token`,
           [concertId, options.activeTtlSeconds, cap],
         );
-        const [line] = await query<{ waiting: string; active: string }>(
-          `select count(*) filter (where state = 'WAITING') as waiting, count(*) filter (where state = 'ACTIVE') as active
-           from queue_entry where concert_id = $1 and state in ('WAITING', 'ACTIVE')`,
-          [concertId],
-        );
         return {
           admitted: admitted.map((r) => r.token),
           expired: ended.filter((r) => r.was_active).map((r) => r.token),
           abandoned: ended.filter((r) => !r.was_active).map((r) => r.token),
-          waiting: Number(line?.waiting ?? 0),
-          active: Number(line?.active ?? 0),
         };
       });
+    },
+
+    /** Users waiting and active in a concert's line (a count over its entries: not for every call). */
+    async lineCounts(concertId: string): Promise<{ waiting: number; active: number }> {
+      const [line] = await db.query<{ waiting: string; active: string }>(
+        `select count(*) filter (where state = 'WAITING') as waiting, count(*) filter (where state = 'ACTIVE') as active
+         from queue_entry where concert_id = $1 and state in ('WAITING', 'ACTIVE')`,
+        [concertId],
+      );
+      return { waiting: Number(line?.waiting ?? 0), active: Number(line?.active ?? 0) };
     },
 
     /**

@@ -78,6 +78,7 @@ export async function createWaitingRoom(deps: { orm: ORM; redis: RedisClient; co
   });
   const waitingUsers = new Gauge({ name: "queue_waiting_users", help: "Users waiting per concert, as of this process's last admission tick", labelNames: ["concert_id"] as const, registers: [registry] });
   const activeUsers = new Gauge({ name: "queue_active_users", help: "Users admitted and not yet expired per concert, as of this process's last admission tick", labelNames: ["concert_id"] as const, registers: [registry] });
+  let gaugedConcerts = new Set<string>();
   new Gauge({ name: "queue_active_cap", help: "MAX_ACTIVE_USERS: the most users active at once per concert", registers: [registry] }).set(config.maxActiveUsers);
   let statementCount = 0;
   const db = await createQueueDb(deps.orm, () => {
@@ -133,12 +134,23 @@ export async function createWaitingRoom(deps: { orm: ORM; redis: RedisClient; co
       waitingTtlSeconds: config.waitingTokenTtlSeconds,
       intervalMs: config.admissionIntervalMs,
     },
-    onTick(tick) {
-      admittedTotal.inc(tick.admitted);
-      endedTotal.inc({ reason: "expired" }, tick.expired);
-      endedTotal.inc({ reason: "abandoned" }, tick.abandoned);
-      waitingUsers.set({ concert_id: tick.concertId }, tick.waiting);
-      activeUsers.set({ concert_id: tick.concertId }, tick.active);
+    onStep(ticks) {
+      const reported = new Set<string>();
+      for (const tick of ticks) {
+        admittedTotal.inc(tick.admitted);
+        endedTotal.inc({ reason: "expired" }, tick.expired);
+        endedTotal.inc({ reason: "abandoned" }, tick.abandoned);
+        waitingUsers.set({ concert_id: tick.concertId }, tick.waiting);
+        activeUsers.set({ concert_id: tick.concertId }, tick.active);
+        reported.add(tick.concertId);
+      }
+      // A concert the step no longer went through has nobody left in line.
+      for (const concertId of gaugedConcerts) {
+        if (reported.has(concertId)) continue;
+        waitingUsers.remove({ concert_id: concertId });
+        activeUsers.remove({ concert_id: concertId });
+      }
+      gaugedConcerts = reported;
     },
   });
   const hub = createWatchHub({

@@ -107,12 +107,26 @@ test("a port in use is one line naming the variable, exit 1, whichever of the tw
     ] as const) {
       const server = startServer({ DATABASE_URL: database.url, ...env });
       t.is(await server.exited, 1, server.output());
-      const problem = server.output().trim().split("\n").at(-1)!;
-      t.is(problem, `concert-booking: ${variable}=${port} on 127.0.0.1 is in use (another server running?): stop the other process or choose another ${variable}`);
+      const lines = server.output().trim().split("\n");
+      t.is(lines.at(-1), `concert-booking: ${variable}=${port} on 127.0.0.1 is in use (another server running?): stop the other process or choose another ${variable}`);
+      // Before it only the JSON log (grpc-js's own complaint included), no plain text, no stack trace.
+      for (const line of lines.slice(0, -1)) t.notThrows(() => JSON.parse(line), line);
       t.notRegex(server.output(), /\n\s+at /);
     }
   } finally {
     taken.close();
+  }
+});
+
+test("a HOST that is not an address of this machine, or does not resolve, is one line, exit 1", async (t) => {
+  for (const [host, expected] of [
+    ["192.0.2.1", /^concert-booking: HOST=192\.0\.2\.1 is not an address of this machine: choose one of its addresses/],
+    ["nosuchhost.invalid", /^concert-booking: cannot listen on HOST=nosuchhost\.invalid PORT=0 \(/],
+  ] as const) {
+    const server = startServer({ DATABASE_URL: database.url, HOST: host, PORT: "0", CONNECT_PORT: "0" });
+    t.is(await server.exited, 1, server.output());
+    t.regex(server.output().trim().split("\n").at(-1)!, expected);
+    t.notRegex(server.output(), /\n\s+at /);
   }
 });
 

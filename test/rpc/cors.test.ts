@@ -64,6 +64,13 @@ test("another origin gets no CORS headers, so its browser refuses the answer", a
   }
 });
 
+test("GET /metrics carries no CORS headers, whatever the origin", async (t) => {
+  const response = await fetch(`${app.connectUrl}/metrics`, { headers: { origin: ALLOWED } });
+  t.is(response.status, 200);
+  t.is(response.headers.get("access-control-allow-origin"), null);
+  await response.text();
+});
+
 test("without CORS_ORIGINS no origin is allowed, and calls still work", async (t) => {
   t.is((await preflight(plain, ALLOWED)).headers.get("access-control-allow-origin"), null);
   const response = await listConcerts(plain, ALLOWED);

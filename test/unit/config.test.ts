@@ -46,6 +46,11 @@ test("REDIS_URL's path is a database number or nothing; PORT and CONNECT_PORT di
 
 test("migrate and seed read DATABASE_URL as the server does", (t) => {
   t.is(loadDatabaseUrl({ DATABASE_URL: "" }), loadConfig({}).databaseUrl);
+  for (const unnamed of ["postgres://root@127.0.0.1:5432", "postgres://root@127.0.0.1:5432/"]) {
+    t.throws(() => loadDatabaseUrl({ DATABASE_URL: unnamed }), { instanceOf: ConfigError, message: /must name a database/ });
+    t.throws(() => loadConfig({ DATABASE_URL: unnamed }), { instanceOf: ConfigError, message: /must name a database/ });
+  }
+  t.is(loadConfig({ DATABASE_URL: "postgres://root@%2Fvar%2Frun%2Fpostgresql/test" }).databaseUrl, "postgres://root@%2Fvar%2Frun%2Fpostgresql/test", "a Unix socket");
   t.throws(() => loadDatabaseUrl({ DATABASE_URL: "notaurl" }), { instanceOf: ConfigError, message: /DATABASE_URL=notaurl/ });
 });
 

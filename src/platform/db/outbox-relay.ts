@@ -10,6 +10,7 @@ import { Counter, Gauge, type Registry } from "prom-client";
 import type { Logger } from "../logger.js";
 import { startPeriodicTask, type PeriodicTask } from "../periodic-task.js";
 import type { RedisClient } from "../redis/client.js";
+import type { SideConnection } from "./side-connection.js";
 import { toStreamFields } from "../redis/event-stream.js";
 import type { ORM } from "./orm.js";
 import { Outbox } from "./outbox.entity.js";
@@ -93,36 +94,45 @@ export interface OutboxRelayOptions extends RelayOptions {
   logger: Logger;
   /** Where the relay's metrics go (published events, failed runs, the backlog read at each scrape). */
   registry: Registry;
+  /** A connection outside the pool for the backlog read at scrape time (bounded by its timeouts). */
+  metricsConnection: SideConnection;
 }
 
 /** Counted up to here: a scrape stays one short index scan however far the relay fell behind. */
 const BACKLOG_COUNT_LIMIT = 100_000;
+/** Scrapes within this long of a backlog read share it. */
+const BACKLOG_READ_REUSE_MS = 1000;
+
+const BACKLOG_SQL = `
+  select (select count(*) from (select 1 from outbox where published_at is null limit ${BACKLOG_COUNT_LIMIT}) b)::int as pending,
+         coalesce((select extract(epoch from now() - created_at) from outbox where published_at is null order by id limit 1), 0)::float8 as age`;
 
 /**
- * One row for a gauge, or undefined when PostgreSQL cannot answer: a scrape during an outage
- * keeps the last value (the outage itself shows in health and in the failure counters).
+ * Two gauges read from PostgreSQL at scrape time (the backlog of every process's relay, not this
+ * one's), with one statement shared by concurrent and close scrapes. A read that fails or times
+ * out keeps the last values: the outage itself shows in health and in the failure counters.
  */
-async function readQuietly<R>(orm: ORM, sql: string): Promise<R | undefined> {
-  try {
-    return (await orm.em.fork().execute<R[]>(sql))[0];
-  } catch {
-    return undefined;
-  }
-}
-
-/** The relay loop: polls every interval (rows of other processes, rows left by a crash) and runs at once when nudged after a commit. */
-export function startOutboxRelay(options: OutboxRelayOptions): PeriodicTask {
-  const { orm, redis, logger, registry, ...relay } = options;
-  const published = new Counter({ name: "outbox_events_published_total", help: "Outbox events this process's relay published to the Redis event stream", registers: [registry] });
-  const failures = new Counter({ name: "outbox_relay_failures_total", help: "Relay runs that failed (PostgreSQL or Redis unavailable); their events stay in the outbox and go out later", registers: [registry] });
-  // Read from PostgreSQL at each scrape: the backlog of every process's relay, not this one's.
+function registerBacklogGauges(registry: Registry, connection: SideConnection): void {
+  let last: { at: number; read: Promise<{ pending: number; age: number } | undefined> } | undefined;
+  const backlog = () => {
+    if (!last || performance.now() - last.at > BACKLOG_READ_REUSE_MS) {
+      last = {
+        at: performance.now(),
+        read: connection.query<{ pending: number; age: number }>(BACKLOG_SQL).then(
+          (rows) => rows[0],
+          () => undefined,
+        ),
+      };
+    }
+    return last.read;
+  };
   new Gauge({
     name: "outbox_pending_events",
     help: `Committed events not yet published (counted up to ${BACKLOG_COUNT_LIMIT})`,
     registers: [registry],
     async collect() {
-      const row = await readQuietly<{ pending: string }>(orm, `select count(*) as pending from (select 1 from outbox where published_at is null limit ${BACKLOG_COUNT_LIMIT}) b`);
-      if (row) this.set(Number(row.pending));
+      const read = await backlog();
+      if (read) this.set(read.pending);
     },
   });
   new Gauge({
@@ -130,13 +140,18 @@ export function startOutboxRelay(options: OutboxRelayOptions): PeriodicTask {
     help: "Age of the oldest committed event not yet published (0 when none): how far the event stream lags behind payments",
     registers: [registry],
     async collect() {
-      const row = await readQuietly<{ age: number | null }>(
-        orm,
-        "select (select extract(epoch from now() - created_at)::float8 from outbox where published_at is null order by id limit 1) as age",
-      );
-      if (row) this.set(Math.max(0, row.age ?? 0));
+      const read = await backlog();
+      if (read) this.set(Math.max(0, read.age));
     },
   });
+}
+
+/** The relay loop: polls every interval (rows of other processes, rows left by a crash) and runs at once when nudged after a commit. */
+export function startOutboxRelay(options: OutboxRelayOptions): PeriodicTask {
+  const { orm, redis, logger, registry, metricsConnection, ...relay } = options;
+  const published = new Counter({ name: "outbox_events_published_total", help: "Outbox events this process's relay published to the Redis event stream", registers: [registry] });
+  const failures = new Counter({ name: "outbox_relay_failures_total", help: "Relay runs that failed (PostgreSQL or Redis unavailable); their events stay in the outbox and go out later", registers: [registry] });
+  registerBacklogGauges(registry, metricsConnection);
   return startPeriodicTask({
     name: "outbox-relay",
     intervalMs: options.intervalMs,

@@ -72,14 +72,18 @@ export function createConnectServer(options: ConnectServerOptions): ConnectServe
     // What a Node timer can hold (~24.8 days); connect-node refuses a longer client timeout with
     // INVALID_ARGUMENT instead of letting its timer overflow and fire at once.
     maxTimeoutMs: 2 ** 31 - 1,
-    fallback(req, res) {
-      if (options.extraRoutes?.(req, res as unknown as PlainResponse)) return;
+    fallback(_req, res) {
       res.writeHead(404, { "content-type": "text/plain" });
       res.end("not found\n");
     },
   });
   const withCors = corsMiddleware(options);
-  const serve: typeof handler = withCors ? (req, res) => withCors(req as http.IncomingMessage, res as unknown as http.ServerResponse, () => handler(req, res)) : handler;
+  // Extra routes (GET /metrics) first and without CORS headers: not for scripts on other origins.
+  const serve: typeof handler = (req, res) => {
+    if (options.extraRoutes?.(req, res as unknown as PlainResponse)) return;
+    if (withCors) withCors(req as http.IncomingMessage, res as unknown as http.ServerResponse, () => handler(req, res));
+    else handler(req, res);
+  };
   const h2 = http2.createServer({}, serve);
   const h1 = http.createServer(serve);
   const sockets = new Set<net.Socket>();
