@@ -41,7 +41,7 @@ export interface AdmissionLoop {
   stop(): Promise<void>;
 }
 
-export function createAdmissionLoop(deps: { mode: QueueMode; redisQueue: RedisQueue; pg: PgQueue; mirror: QueueMirror; settings: AdmissionSettings; logger: Logger; onStep?: (ticks: AdmissionTick[]) => void }): AdmissionLoop {
+export function createAdmissionLoop(deps: { mode: QueueMode; redisQueue: RedisQueue; pg: PgQueue; mirror: QueueMirror; settings: AdmissionSettings; logger: Logger; onTick?: (tick: AdmissionTick) => void; onStepDone?: (concertIds: ReadonlySet<string>) => void }): AdmissionLoop {
   const { mode, redisQueue, pg, mirror, settings, logger } = deps;
   const options: AdmitOptions = {
     cap: settings.maxActiveUsers,
@@ -70,9 +70,14 @@ export function createAdmissionLoop(deps: { mode: QueueMode; redisQueue: RedisQu
 
   async function admitWaitingUsers(): Promise<void> {
     await mode.checkRedisState();
-    // Every concert the step went through, reported once the whole step succeeded: a concert
-    // missing from a report has nobody left in line (for the metrics, its gauges go).
-    const ticks: AdmissionTick[] = [];
+    // Each concert's tick is reported as it happens (what was admitted or ended stays counted
+    // even if a later concert fails); the set of concerts only once the whole step succeeded: a
+    // concert missing from it has nobody left in line.
+    const concertIds = new Set<string>();
+    const report = (tick: AdmissionTick) => {
+      concertIds.add(tick.concertId);
+      deps.onTick?.(tick);
+    };
     await mode.run(
       async () => {
         const concerts = await redisQueue.concerts();
@@ -80,7 +85,7 @@ export function createAdmissionLoop(deps: { mode: QueueMode; redisQueue: RedisQu
           concerts.map(async (concertId) => {
             const reply = await redisQueue.admit(concertId, options);
             const { waiting, active, admitted, expired, abandoned } = reply;
-            ticks.push({ concertId, waiting, active, admitted: admitted.length, expired: expired.length, abandoned: abandoned.length });
+            report({ concertId, waiting, active, admitted: admitted.length, expired: expired.length, abandoned: abandoned.length });
             await mirror.drain(concertId);
             await redisQueue.forgetIfEmpty(concertId, reply);
           }),
@@ -90,14 +95,14 @@ export function createAdmissionLoop(deps: { mode: QueueMode; redisQueue: RedisQu
         for (const concertId of await pg.concerts()) {
           const { admitted, expired, abandoned } = await pg.admit(concertId, settings.maxActiveUsers, mode.fallbackSinceMs);
           const { waiting, active } = await lineCounts(concertId);
-          ticks.push({ concertId, waiting, active, admitted: admitted.length, expired: expired.length, abandoned: abandoned.length });
+          report({ concertId, waiting, active, admitted: admitted.length, expired: expired.length, abandoned: abandoned.length });
           touch(admitted);
           touch(expired);
           touch(abandoned);
         }
       },
     );
-    deps.onStep?.(ticks);
+    deps.onStepDone?.(concertIds);
   }
 
   function schedule(delayMs: number): void {

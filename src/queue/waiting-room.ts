@@ -134,23 +134,22 @@ export async function createWaitingRoom(deps: { orm: ORM; redis: RedisClient; co
       waitingTtlSeconds: config.waitingTokenTtlSeconds,
       intervalMs: config.admissionIntervalMs,
     },
-    onStep(ticks) {
-      const reported = new Set<string>();
-      for (const tick of ticks) {
-        admittedTotal.inc(tick.admitted);
-        endedTotal.inc({ reason: "expired" }, tick.expired);
-        endedTotal.inc({ reason: "abandoned" }, tick.abandoned);
-        waitingUsers.set({ concert_id: tick.concertId }, tick.waiting);
-        activeUsers.set({ concert_id: tick.concertId }, tick.active);
-        reported.add(tick.concertId);
-      }
+    onTick(tick) {
+      admittedTotal.inc(tick.admitted);
+      endedTotal.inc({ reason: "expired" }, tick.expired);
+      endedTotal.inc({ reason: "abandoned" }, tick.abandoned);
+      waitingUsers.set({ concert_id: tick.concertId }, tick.waiting);
+      activeUsers.set({ concert_id: tick.concertId }, tick.active);
+      gaugedConcerts.add(tick.concertId);
+    },
+    onStepDone(concertIds) {
       // A concert the step no longer went through has nobody left in line.
       for (const concertId of gaugedConcerts) {
-        if (reported.has(concertId)) continue;
+        if (concertIds.has(concertId)) continue;
         waitingUsers.remove({ concert_id: concertId });
         activeUsers.remove({ concert_id: concertId });
       }
-      gaugedConcerts = reported;
+      gaugedConcerts = new Set(concertIds);
     },
   });
   const hub = createWatchHub({
