@@ -135,7 +135,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     redis.disconnect();
     throw error;
   }
-  const walletDeps = { orm, logger, onPaymentCommitted: () => outboxRelay?.nudge(), releaseQueueToken: (token: string) => waitingRoom.release(token) };
+  const walletDeps = { orm, logger, onPaymentCommitted: () => outboxRelay?.nudge(), releaseQueueToken: (token: string) => waitingRoom.release(token), activeTokenTtlSeconds: config.activeTokenTtlSeconds };
   const entries: ServiceEntry[] = [
     { name: "queue" as const, service: QueueService, impl: createQueueHandlers(waitingRoom), guards: [] },
     { name: "booking" as const, service: BookingService, impl: createBookingHandlers({ orm, holdPolicy }), guards: [createQueueTokenGuard(waitingRoom, { except: ["ListConcerts"] })] },

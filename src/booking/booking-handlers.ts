@@ -22,8 +22,9 @@ import { cancelReservation, getReservation, reserveSeat, type HoldPolicy } from 
 
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 /** A start time as toISOString writes it (years 0000–9999, which PostgreSQL takes), and a schedule id. */
+// Year 0000 parses in JavaScript but PostgreSQL has no year 0: it would refuse the query.
 const isScheduleKey = (value: unknown): value is ScheduleKey =>
-  Array.isArray(value) && value.length === 2 && typeof value[0] === "string" && ISO_TIME.test(value[0]) && !Number.isNaN(Date.parse(value[0])) && isUuid(value[1]);
+  Array.isArray(value) && value.length === 2 && typeof value[0] === "string" && ISO_TIME.test(value[0]) && !value[0].startsWith("0000") && !Number.isNaN(Date.parse(value[0])) && isUuid(value[1]);
 
 export function seatToProto(seat: SeatView, now: Date): MessageInitShape<typeof SeatSchema> {
   return {

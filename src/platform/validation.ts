@@ -3,7 +3,10 @@
 
 import { DomainError, type FieldViolation } from "./domain-error.js";
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// Lowercase only, as every id this API hands out: Redis keys, idempotency replays and the token's
+// concert are compared as strings, so an uppercase spelling of an id would be another id there
+// while PostgreSQL took it for the same one (a second place in line for one user, say).
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const INT8_MAX = 2n ** 63n - 1n;
 const INT4_MAX = 2 ** 31 - 1;
 const USER_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
@@ -28,7 +31,7 @@ export class RequestCheck {
   }
 
   uuid(field: string, value: string): this {
-    return UUID.test(value) ? this : this.fail(field, value === "" ? "required" : "must be a UUID");
+    return UUID.test(value) ? this : this.fail(field, value === "" ? "required" : "must be a UUID in lowercase");
   }
 
   userId(field: string, value: string): this {

@@ -67,6 +67,8 @@ export interface WalletDeps {
   onPaymentCommitted?: () => void;
   /** Gives up the caller's queue slot so the next waiting user is admitted; best effort. */
   releaseQueueToken?: (token: string) => Promise<void>;
+  /** ACTIVE_TOKEN_TTL: when a token was admitted follows from its expiry. */
+  activeTokenTtlSeconds: number;
 }
 
 export function createWalletHandlers(deps: WalletDeps): PartialServiceImpl<typeof WalletService> {
@@ -86,6 +88,12 @@ export function createWalletHandlers(deps: WalletDeps): PartialServiceImpl<typeo
     } catch (error) {
       logger.warn({ err: error, userId: admitted.userId }, "could not release the queue token after payment");
     }
+  };
+
+  /** Whether the replayed payment could have been made with this token: same concert, admitted before it. */
+  const paidWithToken = async (admitted: AdmittedToken, result: PayResult): Promise<boolean> => {
+    const admittedAt = admitted.activeExpireAt.getTime() - deps.activeTokenTtlSeconds * 1000;
+    return admittedAt <= result.payment.createdAt.getTime() && (await concertOf(result.reservation.scheduleId)) === admitted.concertId;
   };
 
   return {
@@ -141,7 +149,9 @@ export function createWalletHandlers(deps: WalletDeps): PartialServiceImpl<typeo
       if (!result.replayed) onPaymentCommitted?.();
       // Also on a replay: the first attempt may have committed and died before it released the
       // slot, which would otherwise stay taken until ACTIVE_TOKEN_TTL. Releasing twice is harmless.
-      await releaseSlot(admitted, result.heldScheduleIds);
+      // But only the token that paid: a retry sent later with a new token (the user queued again,
+      // maybe for another concert) must not lose that one.
+      if (!result.replayed || (await paidWithToken(admitted, result))) await releaseSlot(admitted, result.heldScheduleIds);
       return paymentResponse(result);
     },
   };

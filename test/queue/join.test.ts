@@ -75,3 +75,10 @@ test("bad queue requests are INVALID_ARGUMENT, unknown ones NOT_FOUND or QUEUE_T
   await expectError(t, queue.getQueueStatus({ token: "0".repeat(32) }), Code.Unauthenticated, "QUEUE_TOKEN_INVALID");
   await expectError(t, queue.leaveQueue({ token: "1".repeat(32) }), Code.Unauthenticated, "QUEUE_TOKEN_INVALID");
 });
+
+test("a concert id in uppercase is INVALID_FIELD, not a second line for the same concert", async (t) => {
+  const queue = app.grpc(QueueService);
+  await queue.joinQueue({ concertId, userId: "case-user" });
+  const error = await expectError(t, queue.joinQueue({ concertId: concertId.toUpperCase(), userId: "case-user" }), Code.InvalidArgument, "INVALID_FIELD");
+  t.deepEqual(fieldViolations(error), ["concert_id"]);
+});

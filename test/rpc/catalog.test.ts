@@ -90,9 +90,18 @@ for (const transport of ["grpc", "connect", "grpc-web"] as const) {
       client().listConcerts({ pageToken: token("concerts", "not-a-uuid") }),
       client().listSchedules({ concertId, pageToken: token(`schedules:${concertId}`, ["2024-01-01T00:00:00.000Z", "x"]) }, admitted()),
       client().listSchedules({ concertId, pageToken: token(`schedules:${concertId}`, ["-271821-04-20T00:00:00.000Z", scheduleId]) }, admitted()),
+      // Year 0000 is a date to JavaScript, none to PostgreSQL.
+      client().listSchedules({ concertId, pageToken: token(`schedules:${concertId}`, ["0000-01-01T00:00:00.000Z", scheduleId]) }, admitted()),
       client().listSeats({ scheduleId, pageToken: token(`seats:${scheduleId}`, 2 ** 40) }, admitted()),
     ];
     for (const call of crafted) t.deepEqual(fieldViolations(await expectError(t, call, Code.InvalidArgument, "INVALID_FIELD")), ["page_token"]);
+  });
+
+  test(`${transport}: ids in uppercase are INVALID_FIELD, not another spelling of the same id`, async (t) => {
+    const { concerts } = await client().listConcerts({});
+    const upper = concerts[0]!.id.toUpperCase();
+    const error = await expectError(t, client().listSchedules({ concertId: upper }, admitted()), Code.InvalidArgument, "INVALID_FIELD");
+    t.deepEqual(fieldViolations(error), ["concert_id"]);
   });
 
   test(`${transport}: a page token is refused for another schedule`, async (t) => {

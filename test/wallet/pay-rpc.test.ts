@@ -186,3 +186,19 @@ test("a retried payment after the token was used up replays the first payment", 
   await expectError(t, wallet().payReservation({ ...request, idempotencyKey: "pay-twice" }, withToken(token)), Code.PermissionDenied, "QUEUE_TOKEN_EXPIRED");
   await expectError(t, wallet().payReservation({ ...request, userId: "someone-else" }, withToken(token)), Code.PermissionDenied, "QUEUE_TOKEN_MISMATCH");
 });
+
+test("a payment retried with a later token (queued again, here or for another concert) replays it and leaves that token ACTIVE", async (t) => {
+  const first = await admit("returner");
+  await wallet().topUp({ userId: "returner", amount: { amountMinor: 50_000n }, idempotencyKey: "t" });
+  const reservation = await hold("returner", first);
+  const request = { reservationId: reservation.id, userId: "returner", idempotencyKey: "pay-returner" };
+  const paid = await wallet().payReservation(request, withToken(first));
+  await waitFor(async () => (await app.grpc(QueueService).getQueueStatus({ token: first })).status?.state === QueueState.EXPIRED);
+  for (const concertId of [concert.concertId, otherConcertId]) {
+    const later = await admit("returner", concertId);
+    t.not(later, first);
+    const replay = await wallet().payReservation(request, withToken(later));
+    t.is(replay.payment?.id, paid.payment?.id);
+    t.is((await app.grpc(QueueService).getQueueStatus({ token: later })).status?.state, QueueState.ACTIVE, `the token for ${concertId === concert.concertId ? "the same" : "another"} concert`);
+  }
+});
