@@ -32,7 +32,23 @@ export interface ConnectServerOptions {
   corsOrigins?: readonly string[];
   /** Request headers of our own that browsers must be allowed to send (e.g. x-queue-token). */
   corsHeaders?: readonly string[];
+  /** A connection that sends nothing for this long before its first byte is closed (default 10 s). */
+  firstByteTimeoutMs?: number;
+  /** A connection with no traffic either way for this long is closed (default 2 min; open streams heartbeat well within it). */
+  idleTimeoutMs?: number;
 }
+
+const FIRST_BYTE_TIMEOUT_MS = 10_000;
+const IDLE_TIMEOUT_MS = 120_000;
+/**
+ * Node's HTTP/2 server ends a session that resets more than streamResetBurst streams, refilled at
+ * streamResetRate per second (its Rapid Reset guard; defaults 1,000 and 33/s). A Connect client
+ * resets every stream that ends in an error or is cancelled, so one backend-for-frontend
+ * connection carrying a crowd's WatchQueue streams met that limit after ~1,000 such ends, and
+ * every call on it failed with INTERNAL. Raised, not removed: still a bound per connection.
+ */
+const STREAM_RESET_BURST = 10_000;
+const STREAM_RESET_RATE = 1_000;
 
 export interface ConnectServer {
   listen(port: number, host: string): Promise<number>;
@@ -84,8 +100,14 @@ export function createConnectServer(options: ConnectServerOptions): ConnectServe
     if (withCors) withCors(req as http.IncomingMessage, res as unknown as http.ServerResponse, () => handler(req, res));
     else handler(req, res);
   };
-  const h2 = http2.createServer({}, serve);
+  const idleTimeoutMs = options.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
+  const h2 = http2.createServer({ streamResetBurst: STREAM_RESET_BURST, streamResetRate: STREAM_RESET_RATE }, serve);
+  // Sessions and HTTP/1.1 sockets with no traffic either way are closed (a stalled header line
+  // included: headersTimeout is checked by a timer that only a listening http.Server starts,
+  // and this one never listens itself).
+  h2.setTimeout(idleTimeoutMs);
   const h1 = http.createServer(serve);
+  h1.setTimeout(idleTimeoutMs);
   const sockets = new Set<net.Socket>();
   /** Connections that have not sent their first byte: no HTTP server owns them yet. */
   const undecided = new Set<net.Socket>();
@@ -104,7 +126,10 @@ export function createConnectServer(options: ConnectServerOptions): ConnectServe
     // Until an HTTP server owns the socket nobody else listens for its errors, and an unheard
     // 'error' (a client or load-balancer probe resetting the connection) would end the process.
     socket.on("error", () => socket.destroy());
+    const firstByteTimeout = setTimeout(() => socket.destroy(), options.firstByteTimeoutMs ?? FIRST_BYTE_TIMEOUT_MS);
+    socket.once("close", () => clearTimeout(firstByteTimeout));
     socket.once("data", (first: Buffer) => {
+      clearTimeout(firstByteTimeout);
       undecided.delete(socket);
       socket.pause();
       socket.unshift(first);
