@@ -59,6 +59,25 @@ test("an HTTP/2 session without streams is closed once it idles", async (t) => {
   t.true(took >= 500 && took < 5000, `${took} ms`);
 });
 
+test("an HTTP/1.1 request that arrives a byte at a time is served as HTTP/1.1, though it starts like the HTTP/2 preface", async (t) => {
+  t.timeout(15_000); // misrouted to HTTP/2, the request would get no answer at all
+  const socket = net.connect(Number(new URL(app.connectUrl).port), "127.0.0.1");
+  socket.setNoDelay(true);
+  let answer = "";
+  socket.on("data", (d: Buffer) => (answer += d.toString("latin1")));
+  await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+  const body = "{}";
+  const request = `POST /concert.v1.BookingService/ListConcerts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`;
+  for (const byte of request.slice(0, 5)) {
+    socket.write(byte);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  socket.write(request.slice(5)); // not end(): the server would close its side at our FIN
+  await new Promise<void>((resolve) => socket.once("close", () => resolve()));
+  t.regex(answer, /^HTTP\/1\.1 200 /);
+  t.regex(answer, /"concerts"/);
+});
+
 test("one HTTP/2 connection outlives 1,500 failed streams, and still serves calls", async (t) => {
   // One client, one HTTP/2 session: every WatchQueue below ends in an error, which the client answers with a stream reset.
   const queue = app.connect(QueueService);

@@ -128,12 +128,19 @@ export function createConnectServer(options: ConnectServerOptions): ConnectServe
     socket.on("error", () => socket.destroy());
     const firstByteTimeout = setTimeout(() => socket.destroy(), options.firstByteTimeoutMs ?? FIRST_BYTE_TIMEOUT_MS);
     socket.once("close", () => clearTimeout(firstByteTimeout));
-    socket.once("data", (first: Buffer) => {
+    // Bytes until they tell the protocol apart: an HTTP/1.1 "POST …" that arrives one byte at a
+    // time starts like the HTTP/2 preface ("PRI * HTTP/2.0").
+    let seen = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      seen = Buffer.concat([seen, chunk]);
+      const compared = Math.min(seen.length, HTTP2_PREFACE.length);
+      const isHttp2 = seen.subarray(0, compared).equals(HTTP2_PREFACE.subarray(0, compared));
+      if (isHttp2 && compared < HTTP2_PREFACE.length) return; // not decided yet
+      socket.off("data", onData);
       clearTimeout(firstByteTimeout);
       undecided.delete(socket);
       socket.pause();
-      socket.unshift(first);
-      const isHttp2 = first.subarray(0, HTTP2_PREFACE.length).equals(HTTP2_PREFACE.subarray(0, Math.min(first.length, HTTP2_PREFACE.length)));
+      socket.unshift(seen);
       if (isHttp2) {
         // The HTTP/2 session takes over the paused socket and reads the unshifted preface
         // first; resuming it here would hand those bytes to nobody and break the session.
@@ -142,7 +149,8 @@ export function createConnectServer(options: ConnectServerOptions): ConnectServe
         h1.emit("connection", socket);
         socket.resume();
       }
-    });
+    };
+    socket.on("data", onData);
   });
   return {
     listen(port, host) {
