@@ -7,12 +7,11 @@ import { WalletService } from "../../gen/concert/v1/wallet_pb.js";
 import { createGrpcClient } from "../../src/platform/rpc/grpc-client.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
 import { freePort } from "../../src/loadtest/free-port.js";
-import { removeRedisKeys } from "../../src/loadtest/redis-cleanup.js";
-import { randomBytes } from "node:crypto";
+import { removeTestKeys, testKeyPrefix } from "../helpers/redis-server.js";
 
 const MAIN = new URL("../../src/main.ts", import.meta.url).pathname;
 /** The cluster's Redis keys (default Redis), removed at the end. */
-const PREFIX = `test:cluster:${randomBytes(4).toString("hex")}:`;
+const PREFIX = testKeyPrefix("cluster");
 let database: TestDatabase;
 
 test.before(async () => {
@@ -21,7 +20,7 @@ test.before(async () => {
 
 test.after.always(async () => {
   await database?.drop();
-  await removeRedisKeys("redis://127.0.0.1:6379", PREFIX);
+  await removeTestKeys(PREFIX);
 });
 
 /** Worker processes of the primary (tsx also runs an esbuild child, which is not one). */

@@ -11,12 +11,11 @@ import { WalletService } from "../../gen/concert/v1/wallet_pb.js";
 import { createGrpcClient } from "../../src/platform/rpc/grpc-client.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
 import { freePort } from "../../src/loadtest/free-port.js";
-import { removeRedisKeys } from "../../src/loadtest/redis-cleanup.js";
-import { randomBytes } from "node:crypto";
+import { removeTestKeys, testKeyPrefix } from "../helpers/redis-server.js";
 
 const MAIN = new URL("../../src/main.ts", import.meta.url).pathname;
 /** Every server of this file writes under this prefix (the default Redis), removed at the end. */
-const PREFIX = `test:process:${randomBytes(4).toString("hex")}:`;
+const PREFIX = testKeyPrefix("process");
 
 /** Every server started here, so that none outlives a test that failed before stopping it. */
 const children = new Set<ChildProcess>();
@@ -63,7 +62,7 @@ test.before(async () => {
 test.after.always(async () => {
   for (const child of children) child.kill("SIGKILL");
   await database?.drop();
-  await removeRedisKeys("redis://127.0.0.1:6379", PREFIX);
+  await removeTestKeys(PREFIX);
 });
 
 test("an unreachable PostgreSQL is one line with the docker compose hint, exit 1", async (t) => {

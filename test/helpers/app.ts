@@ -4,7 +4,6 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
-import { randomBytes } from "node:crypto";
 import { startApp, type App } from "../../src/app.js";
 import { loadConfig, type Config } from "../../src/config.js";
 import { seedCatalog } from "../../src/platform/db/seed.js";
@@ -12,7 +11,7 @@ import { createLogger } from "../../src/platform/logger.js";
 import { createGrpcClient, type GrpcClient } from "../../src/platform/rpc/grpc-client.js";
 import { removeRedisKeys } from "../../src/loadtest/redis-cleanup.js";
 import { createTestDatabase } from "./database.js";
-import { startPrivateRedis, type PrivateRedis } from "./redis-server.js";
+import { startPrivateRedis, testKeyPrefix, type PrivateRedis } from "./redis-server.js";
 
 export interface TestApp {
   app: App;
@@ -35,7 +34,7 @@ export async function startTestApp(label: string, overrides: Partial<Config> = {
     host: "127.0.0.1",
     port: 0,
     connectPort: 0,
-    redisKeyPrefix: `test:${label}:${randomBytes(4).toString("hex")}:`,
+    redisKeyPrefix: testKeyPrefix(label),
     seedDemoData: false,
     logLevel: (process.env.TEST_LOG_LEVEL as Config["logLevel"] | undefined) ?? "silent",
     shutdownGraceMs: 5000,

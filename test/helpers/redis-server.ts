@@ -3,6 +3,7 @@
 // Cluster of masters for the cluster tests.
 
 import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -10,6 +11,8 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { waitFor } from "./wait.js";
 import { accepts, freePort } from "../../src/loadtest/free-port.js";
+import { loadConfig } from "../../src/config.js";
+import { removeRedisKeys } from "../../src/loadtest/redis-cleanup.js";
 
 const run = promisify(execFile);
 
@@ -113,4 +116,14 @@ export async function startPrivateRedisCluster(masters = 3): Promise<PrivateRedi
     await stop();
     throw error;
   }
+}
+
+/** A Redis key prefix of its own for one test file (or app), so files share the default Redis safely. */
+export function testKeyPrefix(label: string): string {
+  return `test:${label}:${randomBytes(4).toString("hex")}:`;
+}
+
+/** Removes a test's keys from the default Redis (the server's REDIS_URL default). */
+export async function removeTestKeys(prefix: string): Promise<void> {
+  await removeRedisKeys(loadConfig({}).redisUrl, prefix);
 }

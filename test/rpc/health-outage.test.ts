@@ -8,11 +8,10 @@ import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/platform/logger.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
 import { startTcpProxy, type TcpProxy } from "../../src/loadtest/tcp-proxy.js";
-import { removeRedisKeys } from "../../src/loadtest/redis-cleanup.js";
-import { randomBytes } from "node:crypto";
+import { removeTestKeys, testKeyPrefix } from "../helpers/redis-server.js";
 
 const run = promisify(execFile);
-const PREFIX = `test:health:${randomBytes(4).toString("hex")}:`;
+const PREFIX = testKeyPrefix("health");
 let database: TestDatabase;
 let proxy: TcpProxy;
 let app: App;
@@ -30,7 +29,7 @@ test.after.always(async () => {
   await app?.stop();
   await proxy?.close();
   await database?.drop();
-  await removeRedisKeys("redis://127.0.0.1:6379", PREFIX);
+  await removeTestKeys(PREFIX);
 });
 
 async function status(service: string): Promise<string> {
