@@ -220,9 +220,13 @@ export function createPgQueue(db: QueueDb, options: { activeTtlSeconds: number; 
         );
         // clock_timestamp(), not now(): now() is when the transaction began, before the lock wait
         // and before the releases this statement counts, so admitted_at would precede them.
+        // The outer `state = 'WAITING'` is not redundant: LeaveQueue does not take the concert
+        // lock, and when a leave commits while this UPDATE waits for the row, READ COMMITTED
+        // rechecks only the outer conditions against the new row (the subquery keeps its
+        // snapshot). Without it the user who left would be made ACTIVE, taking a slot.
         const admitted = await query<{ token: string }>(
           `update queue_entry set state = 'ACTIVE', admitted_at = clock_timestamp(), active_expire_at = clock_timestamp() + make_interval(secs => $2)
-           where token in (select token from queue_entry where concert_id = $1 and state = 'WAITING' order by seq, token
+           where state = 'WAITING' and token in (select token from queue_entry where concert_id = $1 and state = 'WAITING' order by seq, token
              limit greatest($3 - (select count(*) from queue_entry where concert_id = $1 and state = 'ACTIVE'), 0))
            returning token`,
           [concertId, options.activeTtlSeconds, cap],
