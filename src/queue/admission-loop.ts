@@ -92,14 +92,22 @@ export function createAdmissionLoop(deps: { mode: QueueMode; redisQueue: RedisQu
         );
       },
       async (touch) => {
+        // One concert's failure (a deadlock victim, a statement timeout) does not cost the
+        // others their tick; the step still fails afterwards, as the Redis branch does.
+        let failure: unknown;
         for (const concertId of await pg.concerts()) {
-          const { admitted, expired, abandoned } = await pg.admit(concertId, settings.maxActiveUsers, mode.fallbackSinceMs);
-          const { waiting, active } = await lineCounts(concertId);
-          report({ concertId, waiting, active, admitted: admitted.length, expired: expired.length, abandoned: abandoned.length });
-          touch(admitted);
-          touch(expired);
-          touch(abandoned);
+          try {
+            const { admitted, expired, abandoned } = await pg.admit(concertId, settings.maxActiveUsers, mode.fallbackSinceMs);
+            const { waiting, active } = await lineCounts(concertId);
+            report({ concertId, waiting, active, admitted: admitted.length, expired: expired.length, abandoned: abandoned.length });
+            touch(admitted);
+            touch(expired);
+            touch(abandoned);
+          } catch (error) {
+            failure ??= error;
+          }
         }
+        if (failure !== undefined) throw failure;
       },
     );
     deps.onStepDone?.(concertIds);

@@ -26,6 +26,10 @@ export interface JoinCommitter {
   drain(): Promise<void>;
 }
 
+// Rows go in (concert, user) order: two processes' batches carrying the same users (a join
+// retried through another process) then meet on the live-user index in the same order instead
+// of each waiting for the other's uncommitted row.
+//
 // A join superseding a live row of the same user (the old place expired or was left in Redis
 // and the mirror has not caught up) must not be skipped by the partial unique index.
 const EXPIRE_SUPERSEDED = `
@@ -40,6 +44,7 @@ select i.token, i.concert_id, i.user_id, i.seq, i.state, to_timestamp(i.joined /
   case when i.expire > 0 then to_timestamp(i.expire / 1000.0) end
 from unnest($1::text[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::float8[], $7::float8[])
   as i(token, concert_id, user_id, seq, state, joined, expire)
+order by i.concert_id, i.user_id
 on conflict do nothing
 returning token`;
 

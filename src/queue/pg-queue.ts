@@ -8,6 +8,7 @@ import { CONCERT_LOCK_SQL, type Query, type QueueDb } from "./queue-db.js";
 import type { QueueState } from "./queue-entry.entity.js";
 import type { QueueStatus } from "./queue-status.js";
 import type { Validation } from "./redis-queue.js";
+import { UnavailableError } from "../platform/domain-error.js";
 
 /**
  * Gap between fallback sequence numbers. Joins taken by Redis just before it failed may still be
@@ -89,8 +90,15 @@ export function createPgQueue(db: QueueDb, options: { activeTtlSeconds: number; 
   const touchEverySeconds = touchEveryMs(options.waitingTtlSeconds) / 1000;
   async function statuses(tokens: readonly string[], touch: boolean, query: Query = db.query): Promise<QueueStatus[]> {
     if (touch) {
+      // Best effort, and never waiting: a row that fallback admission (or another touch) has
+      // locked is skipped. Waiting would deadlock with admission, which locks the head of the
+      // line in another order while holding the concert lock that joins need.
       await query(
-        `update queue_entry set last_seen_at = now() where token = any($1::text[]) and state = 'WAITING' and last_seen_at < now() - make_interval(secs => $2)`,
+        `update queue_entry set last_seen_at = now()
+         where state = 'WAITING' and token in (
+           select token from queue_entry
+           where token = any($1::text[]) and state = 'WAITING' and last_seen_at < now() - make_interval(secs => $2)
+           for no key update skip locked)`,
         [tokens, touchEverySeconds],
       );
     }
@@ -159,14 +167,30 @@ export function createPgQueue(db: QueueDb, options: { activeTtlSeconds: number; 
         const newcomers = users.filter((userId) => !tokenOf.has(userId));
         if (newcomers.length > 0) {
           const tokens = newcomers.map((userId) => freshTokens.get(userId)!);
-          await query(
+          // The concert lock keeps out other fallback joins but not the group commit of a process
+          // still on Redis (it switches at its next tick): a live row of one of these users that
+          // it commits meanwhile wins, and that user gets its token.
+          const inserted = await query<{ user_id: string; token: string }>(
             `insert into queue_entry (token, concert_id, user_id, seq, state, last_seen_at)
              select i.token, $1, i.user_id, top.seq + ${FALLBACK_SEQ_STEP} * i.ord, 'WAITING', now()
              from unnest($2::text[], $3::text[]) with ordinality as i(token, user_id, ord),
-                  (select coalesce(max(seq), 0) as seq from queue_entry where concert_id = $1) top`,
+                  (select coalesce(max(seq), 0) as seq from queue_entry where concert_id = $1) top
+             on conflict do nothing
+             returning user_id, token`,
             [concertId, tokens, newcomers],
           );
-          newcomers.forEach((userId, i) => tokenOf.set(userId, tokens[i]!));
+          for (const row of inserted) tokenOf.set(row.user_id, row.token);
+          const raced = newcomers.filter((userId) => !tokenOf.has(userId));
+          if (raced.length > 0) {
+            const winners = await query<{ user_id: string; token: string }>(
+              `select user_id, token from queue_entry where concert_id = $1 and user_id = any($2::text[]) and ${LIVE}`,
+              [concertId, raced],
+            );
+            for (const row of winners) tokenOf.set(row.user_id, row.token);
+            const lost = raced.filter((userId) => !tokenOf.has(userId));
+            // The winning row ended again before this read (a leave in between): rare; the caller retries.
+            if (lost.length > 0) throw new UnavailableError("the join could not be recorded; retry");
+          }
         }
         const byToken = new Map((await statuses([...tokenOf.values()], false, query)).map((status) => [status.token, status]));
         return requests.map(({ userId }) => byToken.get(tokenOf.get(userId)!)!);

@@ -35,26 +35,31 @@ test.after.always(async () => {
 
 const stateOf = async (token: string) => (await blocker.query<{ state: string }>("select state from queue_entry where token = $1", [token])).rows[0]?.state;
 
-/** Runs `admit` while `token`'s row is changed by `change` in an open transaction, committed once admission waits for it. */
-async function admitDuring(concertId: string, token: string, change: string) {
+/**
+ * Runs `op` while an open transaction holds what `change` (run with `params`) wrote, and commits
+ * that transaction once `op` is seen waiting for it.
+ */
+async function whileLocked<T>(change: string, params: unknown[], op: () => Promise<T>): Promise<T> {
   await blocker.query("begin");
   try {
-    await blocker.query(change, [token]);
-    const admitting = queue.admit(concertId, 1, 0);
-    // Admission is blocked on the row lock that the open transaction holds.
+    await blocker.query(change, params);
+    const running = op();
     await waitFor(async () => {
       const { rows } = await blocker.query<{ n: number }>(
         "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()",
       );
       return rows[0]!.n > 0;
-    }, { message: () => "admission never waited for the row lock" });
+    }, { message: () => "the operation never waited for the open transaction" });
     await blocker.query("commit");
-    return await admitting;
+    return await running;
   } catch (error) {
     await blocker.query("rollback").catch(() => undefined);
     throw error;
   }
 }
+
+/** One fallback admission step (cap 1) while `token`'s row is changed by `change`, committed once admission waits for it. */
+const admitDuring = (concertId: string, token: string, change: string) => whileLocked(change, [token], () => queue.admit(concertId, 1, 0));
 
 test.serial("a user who leaves while admission waits for their row stays gone: the next in line is admitted instead", async (t) => {
   const concertId = randomUUID();
@@ -78,4 +83,44 @@ test.serial("a waiting user who polls while admission waits for their row is adm
   const step = await admitDuring(concertId, polling!.token, "update queue_entry set last_seen_at = now() where token = $1 and state = 'WAITING'");
   t.deepEqual(step.admitted, [polling!.token]);
   t.is(await stateOf(polling!.token), "ACTIVE");
+});
+
+test.serial("a poll's last-seen write skips a row that admission holds instead of waiting for it", async (t) => {
+  const concertId = randomUUID();
+  const [waiting] = await queue.joinMany(concertId, [{ userId: "watcher", freshToken: `watcher-${randomUUID()}` }]);
+  const lastSeen = async () => (await blocker.query<{ at: Date }>("select last_seen_at as at from queue_entry where token = $1", [waiting!.token])).rows[0]!.at;
+  await blocker.query("update queue_entry set last_seen_at = now() - interval '1 hour' where token = $1", [waiting!.token]);
+  const stale = await lastSeen();
+  await blocker.query("begin");
+  try {
+    // As fallback admission holds the head of the line while it admits.
+    await blocker.query("select 1 from queue_entry where token = $1 for no key update", [waiting!.token]);
+    const polled = await Promise.race([queue.statuses([waiting!.token], true), new Promise<"waited">((resolve) => setTimeout(() => resolve("waited"), 3000))]);
+    t.not(polled, "waited", "the touch waited for the locked row");
+  } finally {
+    await blocker.query("commit");
+  }
+  t.deepEqual(await lastSeen(), stale, "skipped while locked");
+  await queue.statuses([waiting!.token], true);
+  t.true((await lastSeen()).getTime() > stale.getTime() + 30 * 60_000, "written once the row is free");
+});
+
+test.serial("a fallback join that meets the live row another process's group commit just wrote answers with that row's token", async (t) => {
+  const concertId = randomUUID();
+  const theirs = `redis-${randomUUID()}`;
+  // The group commit of a process still on Redis (it does not take the concert lock).
+  const joined = await whileLocked(
+    "insert into queue_entry (token, concert_id, user_id, seq, state, last_seen_at) values ($1, $2, 'twice', 1, 'WAITING', now())",
+    [theirs, concertId],
+    () => queue.joinMany(concertId, [
+      { userId: "twice", freshToken: `mine-${randomUUID()}` },
+      { userId: "other", freshToken: `other-${randomUUID()}` },
+    ]),
+  );
+  t.is(joined[0]!.token, theirs);
+  t.is(joined[0]!.state, "WAITING");
+  t.is(joined[1]!.userId, "other");
+  t.is(joined[1]!.position, 2);
+  const { rows } = await blocker.query<{ n: number }>("select count(*)::int as n from queue_entry where concert_id = $1 and user_id = 'twice'", [concertId]);
+  t.is(rows[0]!.n, 1);
 });
