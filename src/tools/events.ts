@@ -2,14 +2,24 @@
 // event id (publishing is at least once). Without --follow it prints what the stream holds and
 // exits; with --follow it then waits for new events (XREAD BLOCK) until interrupted.
 //
+// --republish-since TIME puts the events published since TIME back on the stream, from the
+// outbox rows (which keep every event), with their original event ids: the repair after Redis
+// lost stream entries it had acknowledged (restarted without AOF, failed over to a replica that
+// had not caught up). It marks those rows unpublished and relays them itself, in order per
+// aggregate, next to any running server's relay; consumers deduplicate on event_id as usual.
+//
 //   npm run events                 # everything so far
 //   npm run events -- --follow     # and keep following
+//   npm run events -- --republish-since 2026-11-26T17:00:00Z
 //
-// Reads REDIS_URL (or REDIS_CLUSTER_NODES) and REDIS_KEY_PREFIX like the server.
+// Reads REDIS_URL (or REDIS_CLUSTER_NODES) and REDIS_KEY_PREFIX like the server, and for
+// --republish-since also DATABASE_URL and EVENT_STREAM_MAX_LEN.
 
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
-import { ConfigError, loadConfig } from "../config.js";
+import { ConfigError, loadConfig, type Config } from "../config.js";
+import { closeORM, initORM } from "../platform/db/orm.js";
+import { publishOutboxBatch } from "../platform/db/outbox-relay.js";
 import { connectRedis, createRedisClient, describeRedis, type RedisClient } from "../platform/redis/client.js";
 import { eventStreamKey, fromStreamFields } from "../platform/redis/event-stream.js";
 
@@ -73,19 +83,85 @@ async function follow(redis: RedisClient, key: string, after: string, print: (en
   }
 }
 
-const USAGE = "usage: npm run events [-- --follow]";
+const USAGE = "usage: npm run events [-- --follow | --republish-since <ISO 8601 time with zone, e.g. 2026-11-26T17:00:00Z>]";
 
-function parseOptions(): { follow: boolean } {
+/** A time with an explicit zone: a local time would mean something else on every machine. */
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$/;
+
+function usageError(message: string): never {
+  process.stderr.write(`events: ${message}\n${USAGE}\n`);
+  process.exit(2);
+}
+
+function parseOptions(): { follow: boolean; republishSince?: Date } {
+  let values;
   try {
-    const { values } = parseArgs({ options: { follow: { type: "boolean", default: false }, help: { type: "boolean", default: false } } });
-    if (values.help) {
-      process.stdout.write(`${USAGE}\n`);
-      process.exit(0);
-    }
-    return { follow: values.follow };
+    ({ values } = parseArgs({ options: { follow: { type: "boolean", default: false }, "republish-since": { type: "string" }, help: { type: "boolean", default: false } } }));
   } catch (error) {
-    process.stderr.write(`events: ${(error as Error).message}\n${USAGE}\n`);
-    process.exit(2);
+    usageError((error as Error).message);
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+  const since = values["republish-since"];
+  if (since === undefined) return { follow: values.follow };
+  if (values.follow) usageError("--republish-since and --follow are separate runs");
+  const time = ISO_TIME.test(since) ? new Date(since) : undefined;
+  if (!time || Number.isNaN(time.getTime())) usageError(`--republish-since must be an ISO 8601 time with a zone, got "${since}"`);
+  return { follow: false, republishSince: time };
+}
+
+/** Rows relayed per transaction, as the server's relay does. */
+const REPUBLISH_BATCH = 500;
+/** How long republishing waits for rows that other relays hold before it gives up on them. */
+const REPUBLISH_IDLE_LIMIT_MS = 30_000;
+
+/**
+ * Marks the outbox rows published since `since` unpublished and relays them; returns the exit
+ * status. Rows this run cannot publish (Redis down, rows a server's relay holds) stay
+ * unpublished, so a running server's relay finishes them: nothing is dropped either way.
+ */
+async function republish(config: Config, redis: RedisClient, since: Date): Promise<number> {
+  const { orm } = await initORM({ databaseUrl: config.databaseUrl, poolMax: 2 });
+  try {
+    const connection = orm.em.getConnection();
+    const [reset] = await connection.execute<[{ total: number; last: string | null }]>(
+      "with reset as (update outbox set published_at = null where published_at >= ? returning id) select count(*)::int as total, max(id)::text as last from reset",
+      [since],
+    );
+    const { total, last } = reset;
+    process.stderr.write(`events: ${total} events published since ${since.toISOString()} marked for publishing again\n`);
+    const options = { streamKey: eventStreamKey(config.redisKeyPrefix), batchSize: REPUBLISH_BATCH, maxLen: config.eventStreamMaxLen };
+    let published = 0;
+    let lastReportMs = performance.now();
+    let idleSinceMs = 0;
+    // Until none of the marked rows is left (new events, which this relay may take along, do not
+    // keep it running): some may be held by another relay or wait for an earlier event of their aggregate.
+    while (last !== null) {
+      const batch = await publishOutboxBatch(orm, redis, options);
+      published += batch;
+      if (performance.now() - lastReportMs > 1000) {
+        lastReportMs = performance.now();
+        process.stderr.write(`events: republished ${published} of ${total}\n`);
+      }
+      const [{ left }] = await connection.execute<[{ left: number }]>("select count(*)::int as left from outbox where published_at is null and id <= ?", [last]);
+      if (left === 0) break;
+      if (batch > 0) {
+        idleSinceMs = 0;
+        continue;
+      }
+      idleSinceMs ||= performance.now();
+      if (performance.now() - idleSinceMs > REPUBLISH_IDLE_LIMIT_MS) {
+        process.stderr.write(`events: ${left} of the events are still unpublished, held by another relay; a running server publishes them\n`);
+        return 1;
+      }
+      await sleep(200);
+    }
+    process.stdout.write(`events: the ${total} events published since ${since.toISOString()} are on the stream again (${published} rows relayed by this run, new events included)\n`);
+    return 0;
+  } finally {
+    await closeORM(orm);
   }
 }
 
@@ -108,6 +184,17 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   process.stdout.on("error", () => process.exit(0)); // e.g. piped into `head`
+  if (values.republishSince) {
+    let status: number;
+    try {
+      status = await republish(config, redis, values.republishSince);
+    } catch (error) {
+      process.stderr.write(`events: republishing stopped (${(error as Error).message}); the rows not yet published stay queued for the relay\n`);
+      status = 1;
+    }
+    redis.disconnect();
+    process.exit(status);
+  }
   const key = eventStreamKey(config.redisKeyPrefix);
   const print = createPrinter();
   const last = await printExisting(redis, key, print);
