@@ -70,6 +70,9 @@ export function createAdmissionLoop(deps: { mode: QueueMode; redisQueue: RedisQu
 
   async function admitWaitingUsers(): Promise<void> {
     await mode.checkRedisState();
+    // Back on Redis before another process: it still admits from PostgreSQL (and may have taken
+    // leaves Redis has not seen) until it switches back too, within a probe interval.
+    if (mode.othersStillInFallback) return;
     // Each concert's tick is reported as it happens (what was admitted or ended stays counted
     // even if a later concert fails); the set of concerts only once the whole step succeeded: a
     // concert missing from it has nobody left in line.

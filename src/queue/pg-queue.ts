@@ -311,12 +311,15 @@ export function createPgQueue(db: QueueDb, options: { activeTtlSeconds: number; 
       return mergeRows(`${LIVE} or ended_at > now() - make_interval(secs => $1)`, [recentSeconds]);
     },
 
-    /** Records (or refreshes) that `processId` serves from PostgreSQL because Redis failed it. */
-    async markFallback(processId: string, sinceMs: number): Promise<void> {
+    /**
+     * Records (or refreshes) that `processId` serves from PostgreSQL: because Redis failed it, or
+     * (`following`) only because another process's mark sent it there.
+     */
+    async markFallback(processId: string, sinceMs: number, following: boolean): Promise<void> {
       await db.query(
-        `insert into queue_fallback (process_id, since, seen_at) values ($1, to_timestamp($2 / 1000.0), now())
-         on conflict (process_id) do update set seen_at = now()`,
-        [processId, sinceMs],
+        `insert into queue_fallback (process_id, since, seen_at, following) values ($1, to_timestamp($2 / 1000.0), now(), $3)
+         on conflict (process_id) do update set seen_at = now(), following = excluded.following`,
+        [processId, sinceMs, following],
       );
     },
 
@@ -324,13 +327,18 @@ export function createPgQueue(db: QueueDb, options: { activeTtlSeconds: number; 
       await db.query("delete from queue_fallback where process_id = $1", [processId]);
     },
 
-    /** Whether another process marked itself in fallback within the last `freshSeconds`. */
-    async othersInFallback(processId: string, freshSeconds: number): Promise<boolean> {
-      const rows = await db.query<{ found: boolean }>(
-        "select exists (select 1 from queue_fallback where process_id <> $1 and seen_at > now() - make_interval(secs => $2)) as found",
+    /**
+     * Other processes' marks fresher than `freshSeconds`: whether one of them was failed by Redis
+     * (`cutOff`: everyone goes to PostgreSQL), and whether any is still on PostgreSQL at all
+     * (`any`: a process back on Redis holds admission until the last one is back too).
+     */
+    async otherFallbackMarks(processId: string, freshSeconds: number): Promise<{ cutOff: boolean; any: boolean }> {
+      const [row] = await db.query<{ cut_off: boolean; any: boolean }>(
+        `select coalesce(bool_or(not following), false) as cut_off, count(*) > 0 as any
+         from queue_fallback where process_id <> $1 and seen_at > now() - make_interval(secs => $2)`,
         [processId, freshSeconds],
       );
-      return rows[0]?.found === true;
+      return { cutOff: row?.cut_off === true, any: row?.any === true };
     },
 
     /** The rows of `tokens`, grouped as rowsToMerge does. */

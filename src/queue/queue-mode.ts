@@ -6,10 +6,13 @@
 // itself wrote while in fallback.
 //
 // One store for everyone: a process that Redis fails marks itself in PostgreSQL (queue_fallback,
-// refreshed every admission tick), and every other process follows it into fallback at its next
-// tick and stays there while such a mark is fresh. Otherwise a process cut off from Redis alone
-// would line its joins up behind everyone the others take through Redis meanwhile, and the two
-// stores would each admit up to the cap.
+// refreshed every admission tick and on a timer of its own), and every other process follows it
+// into fallback at its next tick (or at start) and stays there while such a mark is fresh.
+// Otherwise a process cut off from Redis alone would line its joins up behind everyone the
+// others take through Redis meanwhile, and the two stores would each admit up to the cap.
+// Followers mark themselves too, as following: processes switch back one by one (each at its own
+// probe), and one already back on Redis admits nobody while any other is still in fallback,
+// where it admits from PostgreSQL and takes leaves that Redis has not merged yet.
 
 import { randomBytes } from "node:crypto";
 import { Gauge, type Registry } from "prom-client";
@@ -60,6 +63,11 @@ export interface QueueMode {
    * calls loses the data without any call failing. The admission loop runs this every tick.
    */
   checkRedisState(): Promise<void>;
+  /**
+   * On Redis, but another process is still in fallback (switching back one by one): admission
+   * waits, since that process admits from PostgreSQL until it has merged its writes.
+   */
+  readonly othersStillInFallback: boolean;
   /** Runs `onRedis`; on a Redis outage (or while one lasts) runs `onPostgres` instead. */
   run<T>(onRedis: () => Promise<T>, onPostgres: (touch: Touch) => Promise<T>): Promise<T>;
   stop(): void;
@@ -98,6 +106,10 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
   let lastRebuiltAt: string | undefined;
   /** Start of an unbroken run of command timeouts; 0 after any answer. */
   let timingOutSinceMs = 0;
+  /** Back on Redis while another process still serves from PostgreSQL (read every tick). */
+  let othersStillInFallback = false;
+  /** Refreshes this process's mark between admission ticks, which may run long in fallback. */
+  let markTimer: NodeJS.Timeout | undefined;
 
   const setMode = (next: StoreMode, detail: Record<string, unknown> = {}) => {
     mode = next;
@@ -115,13 +127,15 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
   let markOps: Promise<unknown> = Promise.resolve();
   const serially = (op: () => Promise<unknown>): Promise<unknown> => (markOps = markOps.then(op, op));
   const mark = () =>
-    serially(() => (mode === "redis" || following ? Promise.resolve() : pg.markFallback(processId, fallbackSinceMs))).catch((error: unknown) =>
+    serially(() => (mode === "redis" ? Promise.resolve() : pg.markFallback(processId, fallbackSinceMs, following))).catch((error: unknown) =>
       logger.warn({ err: (error as Error).message }, "could not mark the PostgreSQL fallback"),
     );
   const unmark = () => serially(() => pg.clearFallback(processId)).catch(() => undefined);
 
-  /** Another process serves from PostgreSQL because Redis failed it. Unknown (PostgreSQL down) counts as no. */
-  const othersInFallback = () => pg.othersInFallback(processId, options.fallbackMarkFreshMs / 1000).catch(() => false);
+  /** Other processes' fresh marks. Unknown (PostgreSQL down) counts as none. */
+  const otherMarks = () => pg.otherFallbackMarks(processId, options.fallbackMarkFreshMs / 1000).catch(() => ({ cutOff: false, any: false }));
+  /** Another process serves from PostgreSQL because Redis failed it. */
+  const othersInFallback = async () => (await otherMarks()).cutOff;
 
   function trip(error: unknown, follow = false): void {
     if (mode !== "redis") return;
@@ -129,7 +143,10 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
     fallbackSinceMs = Date.now();
     following = follow;
     setMode("fallback", { err: (error as Error).message, following });
-    if (!following) void mark();
+    void mark();
+    clearInterval(markTimer);
+    markTimer = setInterval(() => void mark(), Math.max(100, options.fallbackMarkFreshMs / 3));
+    markTimer.unref();
     scheduleProbe();
   }
 
@@ -171,6 +188,9 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
       redisQueue.forgetSeenConcerts();
       following = false;
       setMode("redis", { outageMs: Date.now() - fallbackSinceMs });
+      clearInterval(markTimer);
+      // Back with this process's writes merged: those still in fallback may switch back too.
+      await unmark();
     } finally {
       held = undefined;
       release();
@@ -180,10 +200,11 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
   async function probe(): Promise<void> {
     try {
       await redis.ping();
-      // Reachable again: no longer a reason for the others to stay in fallback.
+      // Reachable again: no longer a reason for the others to stay in fallback, but still on
+      // PostgreSQL until this process has merged its writes (the mark says so until then).
       if (!following) {
         following = true;
-        await unmark();
+        await mark();
       }
       if (!(await othersInFallback()) && (await rebuildIfNeeded(fallbackSinceMs))) {
         await switchBack();
@@ -212,12 +233,18 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
     get fallbackSinceMs() {
       return fallbackSinceMs;
     },
+    get othersStillInFallback() {
+      return mode === "redis" && othersStillInFallback;
+    },
     async init() {
-      if (!(await rebuildIfNeeded(0))) trip(new Error("another process is rebuilding the waiting room"), true);
+      // Started during another process's outage: join it in fallback rather than rebuild Redis
+      // under it; the probe brings this process back with the others.
+      if (await othersInFallback()) trip(new Error("another process serves the waiting room from PostgreSQL"), true);
+      else if (!(await rebuildIfNeeded(0))) trip(new Error("another process is rebuilding the waiting room"), true);
       else if (mode === "rebuilding") setMode("redis");
     },
     async checkRedisState() {
-      if (mode === "fallback" && !following) await mark();
+      if (mode === "fallback") await mark();
       if (mode !== "redis") return;
       try {
         const rebuiltAt = await redis.get(redisQueue.keys.rebuiltAt);
@@ -230,7 +257,10 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
         if (!isRedisUnavailable(error)) throw error;
         trip(error);
       }
-      if (mode === "redis" && (await othersInFallback())) trip(new Error("another process serves the waiting room from PostgreSQL"), true);
+      if (mode !== "redis") return;
+      const others = await otherMarks();
+      othersStillInFallback = others.any;
+      if (others.cutOff) trip(new Error("another process serves the waiting room from PostgreSQL"), true);
     },
     async run(onRedis, onPostgres) {
       while (held) await held;
@@ -262,6 +292,7 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
     stop() {
       stopped = true;
       clearTimeout(probeTimer);
+      clearInterval(markTimer);
     },
     async release() {
       await unmark();
