@@ -156,9 +156,12 @@ for i = 2, #ARGV, 5 do
     local keep = true
     local other = redis.call('HGET', KEYS[5], user)
     if other and other ~= token then
-      -- One live place per user: an admitted or later place already in Redis wins.
+      -- One live place per user: an admitted place still in its time, or a later place, already
+      -- in Redis wins. An admission that ran out (no admission step has removed it yet, e.g.
+      -- Redis kept its data through a long outage) is no place: the row from PostgreSQL wins.
       local otherSeq = redis.call('ZSCORE', KEYS[2], other)
-      if redis.call('ZSCORE', KEYS[3], other) or (otherSeq and tonumber(otherSeq) > tonumber(seq)) then keep = false else drop(other) end
+      local otherExpire = redis.call('ZSCORE', KEYS[3], other)
+      if (otherExpire and tonumber(otherExpire) > now) or (otherSeq and tonumber(otherSeq) > tonumber(seq)) then keep = false else drop(other) end
     end
     if keep then
       if not redis.call('ZSCORE', KEYS[3], token) then

@@ -1,0 +1,52 @@
+// The MERGE script that brings PostgreSQL's view back into Redis after an outage, run directly
+// on the shared Redis under this file's own key prefix: one live place per user, and an
+// admission that ran out in Redis is no place.
+
+import test from "ava";
+import { randomUUID } from "node:crypto";
+import { loadConfig } from "../../src/config.js";
+import { createRedis } from "../../src/platform/redis/client.js";
+import { createRedisQueue } from "../../src/queue/redis-queue.js";
+import { removeTestKeys, testKeyPrefix } from "../helpers/redis-server.js";
+
+const prefix = testKeyPrefix("redis-merge");
+const redis = createRedis({ url: loadConfig({}).redisUrl, name: "redis-merge-test" });
+const queue = createRedisQueue(redis, prefix);
+const ADMIT = { cap: 10, activeTtlMs: 300, waitingTtlMs: 600_000, limit: 100, rateTauMs: 20_000 };
+
+test.before(async () => {
+  await redis.connect();
+});
+
+test.after.always(async () => {
+  redis.disconnect();
+  await removeTestKeys(prefix);
+});
+
+/** A user admitted in Redis (ACTIVE for 300 ms), and the place PostgreSQL gave them later. */
+async function admittedThenRejoined(concertId: string) {
+  const before = (await queue.join(concertId, "user", `before-${randomUUID()}`)).token;
+  const admitted = await queue.admit(concertId, ADMIT);
+  if (admitted.admitted.length !== 1) throw new Error("expected one admission");
+  const later = { token: `later-${randomUUID()}`, userId: "user", seq: "1000", state: "WAITING" as const, activeExpireMs: 0 };
+  return { before, later };
+}
+
+test("an admission that ran out does not keep the user's place from PostgreSQL out of Redis", async (t) => {
+  const concertId = randomUUID();
+  const { before, later } = await admittedThenRejoined(concertId);
+  await new Promise((resolve) => setTimeout(resolve, 400)); // ACTIVE ran out; no admission step since
+  await queue.merge(concertId, "2000", [later]);
+  const status = await queue.status(later.token, false);
+  t.is(status?.state, "WAITING");
+  t.is(status?.position, 1);
+  t.is((await queue.status(before, false))?.state, "EXPIRED");
+});
+
+test("an admission still in its time wins over another place of the same user", async (t) => {
+  const concertId = randomUUID();
+  const { before, later } = await admittedThenRejoined(concertId);
+  await queue.merge(concertId, "2000", [later]);
+  t.is((await queue.status(before, false))?.state, "ACTIVE");
+  t.is((await redis.zrank(queue.keys.concert(concertId).waiting, later.token)), null, "the later place is not merged");
+});
