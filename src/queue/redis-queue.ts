@@ -180,8 +180,16 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
       seen.clear();
     },
 
-    /** Merges PostgreSQL rows of one concert (see the MERGE script) and their token records. */
-    async merge(concertId: string, nextSeqFloor: string, rows: readonly MergeRow[]): Promise<void> {
+    /**
+     * Merges PostgreSQL rows of one concert (see the MERGE script) and their token records. A
+     * token whose record here already says EXPIRED is merged as EXPIRED whatever its row says:
+     * when Redis kept its data through the outage, a leave or an abandonment it made shortly
+     * before may not have reached PostgreSQL (its journal is drained at admission ticks), and
+     * records never move backwards, so the record is the later truth. One GET per row.
+     */
+    async merge(concertId: string, nextSeqFloor: string, pgRows: readonly MergeRow[]): Promise<void> {
+      const records = await Promise.all(pgRows.map((row) => (row.state === "EXPIRED" ? undefined : lookup(row.token))));
+      const rows = pgRows.map((row, i): MergeRow => (records[i]?.state === "EXPIRED" ? { ...row, state: "EXPIRED", activeExpireMs: 0 } : row));
       await scripts.merge(keys.concert(concertId), nextSeqFloor, rows);
       const nowMs = Date.now();
       await Promise.all(rows.map((row) => writeRecord(row.token, { state: row.state, concertId, userId: row.userId, activeExpireMs: row.activeExpireMs }, nowMs)));

@@ -1,6 +1,6 @@
-// The MERGE script that brings PostgreSQL's view back into Redis after an outage, run directly
-// on the shared Redis under this file's own key prefix: one live place per user, and an
-// admission that ran out in Redis is no place.
+// The merge that brings PostgreSQL's view back into Redis after an outage, run directly on the
+// shared Redis under this file's own key prefix: one live place per user, an admission that ran
+// out in Redis is no place, and a place Redis saw end stays ended.
 
 import test from "ava";
 import { randomUUID } from "node:crypto";
@@ -49,4 +49,14 @@ test("an admission still in its time wins over another place of the same user", 
   await queue.merge(concertId, "2000", [later]);
   t.is((await queue.status(before, false))?.state, "ACTIVE");
   t.is((await redis.zrank(queue.keys.concert(concertId).waiting, later.token)), null, "the later place is not merged");
+});
+
+test("a place that Redis saw end (a leave not yet mirrored to PostgreSQL) is not put back by PostgreSQL's older row", async (t) => {
+  const concertId = randomUUID();
+  const { token, seq } = await queue.join(concertId, "leaver", `leaver-${randomUUID()}`);
+  await queue.leave(token);
+  // PostgreSQL still has the row as WAITING: the leave's journal entry was not drained.
+  await queue.merge(concertId, "2000", [{ token, userId: "leaver", seq: String(seq), state: "WAITING", activeExpireMs: 0 }]);
+  t.is((await queue.status(token, false))?.state, "EXPIRED");
+  t.is(await redis.zcard(queue.keys.concert(concertId).waiting), 0);
 });
