@@ -20,7 +20,7 @@ import { parseArgs } from "node:util";
 import { ConfigError, loadConfig, type Config } from "../config.js";
 import { closeORM, initORM } from "../platform/db/orm.js";
 import { publishOutboxBatch } from "../platform/db/outbox-relay.js";
-import { connectRedis, createRedisClient, describeRedis, type RedisClient } from "../platform/redis/client.js";
+import { connectRedis, createRedisClient, describeRedis, redactUrl, type RedisClient } from "../platform/redis/client.js";
 import { eventStreamKey, fromStreamFields } from "../platform/redis/event-stream.js";
 
 const PAGE = 500;
@@ -122,7 +122,7 @@ const REPUBLISH_IDLE_LIMIT_MS = 30_000;
  * status. Rows this run cannot publish (Redis down, rows a server's relay holds) stay
  * unpublished, so a running server's relay finishes them: nothing is dropped either way.
  */
-async function republish(config: Config, redis: RedisClient, since: Date): Promise<number> {
+async function republish(config: Config, redis: RedisClient, since: Date, progress: { marked: boolean }): Promise<number> {
   const { orm } = await initORM({ databaseUrl: config.databaseUrl, poolMax: 2 });
   try {
     const connection = orm.em.getConnection();
@@ -130,6 +130,7 @@ async function republish(config: Config, redis: RedisClient, since: Date): Promi
       "with reset as (update outbox set published_at = null where published_at >= ? returning id) select count(*)::int as total, max(id)::text as last from reset",
       [since],
     );
+    progress.marked = true;
     const { total, last } = reset;
     process.stderr.write(`events: ${total} events published since ${since.toISOString()} marked for publishing again\n`);
     const options = { streamKey: eventStreamKey(config.redisKeyPrefix), batchSize: REPUBLISH_BATCH, maxLen: config.eventStreamMaxLen };
@@ -186,10 +187,17 @@ async function main(): Promise<void> {
   process.stdout.on("error", () => process.exit(0)); // e.g. piped into `head`
   if (values.republishSince) {
     let status: number;
+    const progress = { marked: false };
     try {
-      status = await republish(config, redis, values.republishSince);
+      status = await republish(config, redis, values.republishSince, progress);
     } catch (error) {
-      process.stderr.write(`events: republishing stopped (${(error as Error).message}); the rows not yet published stay queued for the relay\n`);
+      const { message, code } = error as Error & { code?: string };
+      if (progress.marked) {
+        process.stderr.write(`events: republishing stopped (${message}); the events not yet published stay queued for the relay\n`);
+      } else {
+        const hint = code === "42P01" ? ": apply the migrations first (npm run migrate)" : "";
+        process.stderr.write(`events: cannot republish from PostgreSQL at ${redactUrl(config.databaseUrl)} (${message})${hint}; nothing was changed\n`);
+      }
       status = 1;
     }
     redis.disconnect();

@@ -31,9 +31,9 @@ test.after.always(async () => {
   if (database) await database.drop();
 });
 
-function runEvents(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+function runEvents(args: string[], databaseUrl = database.url): Promise<{ status: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, ["--import", "tsx", "src/tools/events.ts", ...args], {
-    env: { ...process.env, REDIS_URL: redis.url, REDIS_KEY_PREFIX: PREFIX, DATABASE_URL: database.url },
+    env: { ...process.env, REDIS_URL: redis.url, REDIS_KEY_PREFIX: PREFIX, DATABASE_URL: databaseUrl },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";
@@ -123,5 +123,17 @@ test.serial("with Redis unreachable it says so in one line, exits 1 and marks no
     t.is(left, 0);
   } finally {
     await redis.start();
+  }
+});
+
+test.serial("a database without the schema is one line that says to migrate, exit 1", async (t) => {
+  t.timeout(60_000);
+  const empty = await createTestDatabase("eventsrepublish_empty");
+  try {
+    const run = await runEvents(["--republish-since", new Date().toISOString()], empty.url);
+    t.is(run.status, 1);
+    t.regex(run.stderr, /^events: cannot republish from PostgreSQL at .+: apply the migrations first \(npm run migrate\); nothing was changed\n$/);
+  } finally {
+    await empty.drop();
   }
 });
