@@ -68,6 +68,8 @@ export interface QueueMode {
    * waits, since that process admits from PostgreSQL until it has merged its writes.
    */
   readonly othersStillInFallback: boolean;
+  /** Tokens written to PostgreSQL outside `run` that the way back must merge; ignored on Redis. */
+  remember(tokens: Iterable<string>): void;
   /** Runs `onRedis`; on a Redis outage (or while one lasts) runs `onPostgres` instead. */
   run<T>(onRedis: () => Promise<T>, onPostgres: (touch: Touch) => Promise<T>): Promise<T>;
   stop(): void;
@@ -261,6 +263,10 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
       const others = await otherMarks();
       othersStillInFallback = others.any;
       if (others.cutOff) trip(new Error("another process serves the waiting room from PostgreSQL"), true);
+    },
+    remember(tokens) {
+      if (mode === "redis") return;
+      for (const token of tokens) touched.add(token);
     },
     async run(onRedis, onPostgres) {
       while (held) await held;

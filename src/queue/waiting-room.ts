@@ -18,7 +18,7 @@ import { createQueueDb } from "./queue-db.js";
 import { createQueueMirror } from "./queue-mirror.js";
 import { createQueueMode, type QueueMode } from "./queue-mode.js";
 import type { QueueStatus } from "./queue-status.js";
-import type { JoinReply } from "./queue-scripts.js";
+import type { JoinReply, MergeRow } from "./queue-scripts.js";
 import { createRedisQueue, type Validation } from "./redis-queue.js";
 import { createWatchHub, type WatchUpdate } from "./watch-hub.js";
 
@@ -58,6 +58,14 @@ export type WaitingRoomConfig = Pick<Config, "redisKeyPrefix" | "maxActiveUsers"
 
 /** Group commit window of JoinQueue. */
 const JOIN_BATCH = { maxRows: 1000, maxDelayMs: 20 };
+/**
+ * A join whose PostgreSQL write took longer than this checks that no rebuild of Redis (which
+ * reads PostgreSQL) ran in between without its row; a rebuild needs at least a probe interval
+ * after the loss of Redis's data, so quicker joins cannot have missed one.
+ */
+const SLOW_JOIN_COMMIT_MS = 200;
+/** Clock difference between processes tolerated when comparing a rebuild's start with a join. */
+const REBUILD_CLOCK_SLACK_MS = 5000;
 const PROBE_INTERVAL_MS = 500;
 const HEARTBEAT_MS = 4000;
 const KNOWN_CONCERTS = 10_000;
@@ -193,6 +201,22 @@ export async function createWaitingRoom(deps: { orm: ORM; redis: RedisClient; co
     return result.status;
   }
 
+  /**
+   * A join that Redis took and that reached PostgreSQL only after Redis lost its data and was
+   * rebuilt from PostgreSQL would be acknowledged yet missing from Redis: merge it in (a no-op
+   * where it is there already). Left to the next rebuild when this process is not on Redis.
+   */
+  async function keepAfterRebuild(sinceMs: number, concertId: string, row: MergeRow): Promise<void> {
+    if (mode.current !== "redis") return mode.remember([row.token]);
+    try {
+      const rebuiltAt = Number((await redis.get(redisQueue.keys.rebuiltAt)) ?? 0);
+      if (rebuiltAt >= sinceMs - REBUILD_CLOCK_SLACK_MS) await redisQueue.merge(concertId, row.seq, [row]);
+    } catch (error) {
+      // Redis failed meanwhile: the row is in PostgreSQL, which the way back merges from.
+      logger.warn({ err: (error as Error).message, token: row.token }, "could not check a slow join against a rebuild");
+    }
+  }
+
   return {
     floorPerSecond: config.maxActiveUsers / config.activeTokenTtlSeconds,
     get pgStatements() {
@@ -213,16 +237,11 @@ export async function createWaitingRoom(deps: { orm: ORM; redis: RedisClient; co
       );
       if (!result.reply) return result.status!;
       const { token, seq, status: joined } = result.reply;
+      const state = joined.state === "ACTIVE" ? "ACTIVE" : "WAITING";
       // Acknowledged only once PostgreSQL has the row: it must survive losing Redis.
-      await committer.commit({
-        token,
-        concertId,
-        userId,
-        seq,
-        state: joined.state === "ACTIVE" ? "ACTIVE" : "WAITING",
-        joinedAtMs: joined.nowMs,
-        activeExpireMs: joined.activeExpireMs,
-      });
+      const committing = Date.now();
+      await committer.commit({ token, concertId, userId, seq, state, joinedAtMs: joined.nowMs, activeExpireMs: joined.activeExpireMs });
+      if (Date.now() - committing > SLOW_JOIN_COMMIT_MS) await keepAfterRebuild(committing, concertId, { token, userId, seq, state, activeExpireMs: joined.activeExpireMs });
       return { token, concertId, userId, ...joined };
     },
 
