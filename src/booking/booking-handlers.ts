@@ -115,7 +115,9 @@ export function createBookingHandlers(deps: BookingDeps): PartialServiceImpl<typ
       requireAdmitted(context, { userId: request.userId });
       requireAdmitted(context, { concertId: await concertOf(request.scheduleId) });
       const reservation = await reserveSeat(orm, request, holdPolicy);
-      return { reservation: reservationToProto(reservation, new Date()) };
+      // As at the hold's creation: a retry with the same request id gets the first result
+      // (HELD until its expire time) even after the hold ran out.
+      return { reservation: reservationToProto(reservation, reservation.createdAt) };
     },
 
     async getReservation(request, context) {

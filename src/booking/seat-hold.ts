@@ -67,11 +67,15 @@ const insertHold = compileQuery<HoldRow>(HOLD_FIELDS, (em, p) =>
 
 const seatUnavailable = (seatId: string) => new DomainError("SEAT_UNAVAILABLE", `seat ${seatId} is held or sold`, [], { seat_id: seatId });
 
+/**
+ * The first result of a request id: the reservation as the hold created it (HELD until its
+ * expire time), whatever became of it since, which GetReservation tells.
+ */
 function replayHold(earlier: ReservationView, input: ReserveSeatInput): ReservationView {
   if (earlier.seatId !== input.seatId || earlier.scheduleId !== input.scheduleId) {
     throw new DomainError("IDEMPOTENCY_KEY_REUSED", `request id ${input.requestId} was used before for another seat`, [], { request_id: input.requestId });
   }
-  return earlier;
+  return { ...earlier, status: "HELD", confirmedAt: null };
 }
 
 const isLive = (r: Pick<ReservationView, "status" | "expireTime">, now: Date) => r.status === "CONFIRMED" || (r.status === "HELD" && r.expireTime > now);

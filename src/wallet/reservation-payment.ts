@@ -28,7 +28,7 @@ import type { ORM } from "../platform/db/orm.js";
 import { outboxInsert, recordEvent } from "../platform/db/outbox.js";
 import { DomainError } from "../platform/domain-error.js";
 import { Payment } from "./payment.entity.js";
-import { fingerprint, getWallet, insertLedgerEntry, ledgerEntryInsert, loadWallet, withOptimisticRetry, walletView, WALLET_CURRENCY, type WalletView } from "./wallet-ledger.js";
+import { fingerprint, getWallet, insertLedgerEntry, ledgerEntryInsert, loadWallet, walletAfterEntry, withOptimisticRetry, walletView, WALLET_CURRENCY, type WalletView } from "./wallet-ledger.js";
 
 export const PAYMENT_COMPLETED = "payment.completed";
 export const PAYMENT_REFUNDED = "payment.refunded";
@@ -160,8 +160,11 @@ async function replayPayment(em: EntityManager, payment: PaymentView, input: Pay
       idempotency_key: input.idempotencyKey,
     });
   }
+  // The first result: the reservation as the payment confirmed it and the wallet as its debit
+  // left it, whatever happened since (a cancel and refund is GetReservation's to tell).
   const reservation = await findOwnReservation(em, payment.reservationId, payment.userId);
-  return { payment, reservation, wallet: await getWallet(em, payment.userId), replayed: true };
+  const wallet = (await walletAfterEntry(em, payment.userId, "PAYMENT", input.idempotencyKey)) ?? (await getWallet(em, payment.userId));
+  return { payment, reservation: { ...reservation, status: "CONFIRMED", confirmedAt: payment.createdAt }, wallet, replayed: true };
 }
 
 /**

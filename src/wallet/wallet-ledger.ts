@@ -144,6 +144,24 @@ async function findEntry(em: EntityManager, userId: string, kind: LedgerKind, id
   return row ? { ...row, id: String(row.id), amountMinor: BigInt(row.amountMinor), balanceAfterMinor: BigInt(row.balanceAfterMinor) } : null;
 }
 
+/**
+ * The wallet as `entry` left it, for a replay to answer what the first call answered: the
+ * balance after the entry, the version that change made and the entry's time. The version
+ * property grows by one per change and every change is exactly one ledger entry (a losing
+ * concurrent writer rolls its entry back with it), so the version after an entry is the number
+ * of the user's entries up to it.
+ */
+export async function walletAfter(em: EntityManager, entry: Pick<LedgerEntryView, "id" | "userId" | "balanceAfterMinor" | "createdAt">): Promise<WalletView> {
+  const [row] = await em.execute<[{ version: number }]>("select count(*)::int as version from ledger_entry where user_id = ? and id <= ?", [entry.userId, entry.id]);
+  return { userId: entry.userId, balanceMinor: entry.balanceAfterMinor, version: row.version, updatedAt: entry.createdAt };
+}
+
+/** The wallet as the ledger entry of this user, kind and key left it; null when there is no such entry. */
+export async function walletAfterEntry(em: EntityManager, userId: string, kind: LedgerKind, idempotencyKey: string): Promise<WalletView | null> {
+  const entry = await findEntry(em, userId, kind, idempotencyKey);
+  return entry ? walletAfter(em, entry) : null;
+}
+
 /** The earlier result of a replayed call, or IDEMPOTENCY_KEY_REUSED if its arguments differ. */
 export function replay(entry: LedgerEntryView, requestFingerprint: string): LedgerEntryView {
   if (entry.requestFingerprint !== requestFingerprint) {
@@ -156,7 +174,8 @@ export function replay(entry: LedgerEntryView, requestFingerprint: string): Ledg
 
 /**
  * Adds `amountMinor` to the user's wallet (creating it on first use) and records a TOP_UP ledger
- * entry. A replay of the same key returns the first entry and the wallet as it is now.
+ * entry. A replay of the same key returns the first result: its entry and the wallet as that
+ * entry left it.
  */
 export async function topUp(orm: ORM, userId: string, amountMinor: bigint, idempotencyKey: string): Promise<TopUpResult> {
   const requestFingerprint = fingerprint("TOP_UP", userId, amountMinor);
@@ -169,7 +188,8 @@ export async function topUp(orm: ORM, userId: string, amountMinor: bigint, idemp
       const previous = await findEntry(em, userId, "TOP_UP", idempotencyKey);
       if (previous) {
         replay(previous, requestFingerprint);
-        return { wallet: await getWallet(em, userId), entry: previous };
+        // The first result, not the wallet as it is now: later changes are GetBalance's to tell.
+        return { wallet: await walletAfter(em, previous), entry: previous };
       }
     }
     let wallet = await loadWallet(em, userId);

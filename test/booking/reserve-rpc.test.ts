@@ -65,6 +65,10 @@ for (const transport of ["grpc", "connect"] as const) {
     t.is(got.reservation?.status, ReservationStatus.HELD);
     const cancelled = await call.cancelReservation({ reservationId: reservation!.id, userId }, options);
     t.is(cancelled.reservation?.status, ReservationStatus.CANCELLED);
+    // A retry of the hold after the cancel answers what the first call answered; GetReservation tells the rest.
+    const retried = await call.reserveSeat({ scheduleId, seatId, userId, requestId: `hold-${transport}` }, options);
+    t.deepEqual(retried.reservation, reservation);
+    t.is((await call.getReservation({ reservationId: reservation!.id }, options)).reservation?.status, ReservationStatus.CANCELLED);
     const { seats } = await call.listSeats({ scheduleId, pageSize: 2 }, options);
     t.is(seats.find((s) => s.id === seatId)?.status, SeatStatus.AVAILABLE);
   });
@@ -96,7 +100,7 @@ test("request errors: invalid fields, unknown ids, seat limit, reused request id
 
   const first = await client.reserveSeat({ scheduleId, seatId: freshSeat(), userId: "bob", requestId: "lim-1" }, token("bob"));
   const replay = await client.reserveSeat({ scheduleId, seatId: first.reservation!.seatId, userId: "bob", requestId: "lim-1" }, token("bob"));
-  t.is(replay.reservation?.id, first.reservation?.id);
+  t.deepEqual(replay.reservation, first.reservation);
   await expectError(t, client.reserveSeat({ scheduleId, seatId: freshSeat(), userId: "bob", requestId: "lim-1" }, token("bob")), Code.InvalidArgument, "IDEMPOTENCY_KEY_REUSED");
   await client.reserveSeat({ scheduleId, seatId: freshSeat(), userId: "bob", requestId: "lim-2" }, token("bob"));
   await expectError(t, client.reserveSeat({ scheduleId, seatId: freshSeat(), userId: "bob", requestId: "lim-3" }, token("bob")), Code.FailedPrecondition, "SEAT_LIMIT_REACHED");

@@ -157,11 +157,17 @@ test("cancelling a paid reservation refunds it through the ledger and publishes 
   const token = await admit("refundee");
   await wallet().topUp({ userId: "refundee", amount: { amountMinor: 20_000n }, idempotencyKey: "t1" });
   const held = await hold("refundee", token);
-  await wallet().payReservation({ reservationId: held.id, userId: "refundee", idempotencyKey: "p1" }, withToken(token));
+  const paid = await wallet().payReservation({ reservationId: held.id, userId: "refundee", idempotencyKey: "p1" }, withToken(token));
   // Paying gave the slot back; coming back to cancel means queueing again.
   const again = await admit("refundee");
   const { reservation } = await booking().cancelReservation({ reservationId: held.id, userId: "refundee" }, withToken(again));
   t.is(reservation?.status, ReservationStatus.CANCELLED);
+  // A retry of the payment after the refund answers what the first call answered (the wallet's
+  // update time then is the payment's, a few milliseconds before its flush).
+  const retried = await wallet().payReservation({ reservationId: held.id, userId: "refundee", idempotencyKey: "p1" }, withToken(again));
+  const withoutUpdateTime = (r: typeof paid) => ({ ...r, wallet: { ...r.wallet!, updateTime: undefined } });
+  t.deepEqual(withoutUpdateTime(retried), withoutUpdateTime(paid));
+  t.is(retried.reservation?.status, ReservationStatus.CONFIRMED);
   const { entries } = await wallet().listTransactions({ userId: "refundee" });
   t.deepEqual(entries.map((e) => e.kind), [LedgerEntryKind.REFUND, LedgerEntryKind.PAYMENT, LedgerEntryKind.TOP_UP]);
   t.is(entries[0]!.amount?.amountMinor, held.price!.amountMinor);

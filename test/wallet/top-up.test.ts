@@ -53,6 +53,14 @@ test("a replayed key returns the first result; reuse with another amount is IDEM
   t.is(replay.wallet?.balance?.amountMinor, 100n);
   await expectError(t, client.topUp({ userId: "bob", amount: { amountMinor: 999n }, idempotencyKey: "same" }), Code.InvalidArgument, "IDEMPOTENCY_KEY_REUSED");
   t.deepEqual(await ledgerSum("bob"), { sum: 100n, rows: 1 });
+  // After a later top-up, a replay still answers what the first call answered; GetBalance tells the rest.
+  const later = await client.topUp({ userId: "bob", amount: { amountMinor: 50n }, idempotencyKey: "later" });
+  t.is(later.wallet?.version, first.wallet!.version + 1n);
+  const again = await client.topUp({ userId: "bob", amount: { amountMinor: 100n }, idempotencyKey: "same" });
+  // The wallet's update time in a replay is the entry's, a few milliseconds before the first call's flush.
+  t.deepEqual({ ...again.wallet!, updateTime: undefined }, { ...first.wallet!, updateTime: undefined });
+  t.deepEqual(again.entry, first.entry);
+  t.is((await client.getBalance({ userId: "bob" })).wallet?.balance?.amountMinor, 150n);
 });
 
 test("50 concurrent identical top-ups write exactly one ledger entry", async (t) => {

@@ -574,7 +574,8 @@ export const BookingService: GenService<{
   },
   /**
    * Holds a seat for the caller until expire_time (SEAT_HOLD_SECONDS, default 5 minutes).
-   * Idempotent on request_id.
+   * Idempotent on request_id: a retry returns the first result (the reservation HELD as it was
+   * created), whatever became of it since; GetReservation tells that.
    *
    * @generated from rpc concert.v1.BookingService.ReserveSeat
    */
@@ -592,7 +593,9 @@ export const BookingService: GenService<{
     output: typeof GetReservationResponseSchema;
   },
   /**
-   * Cancels a HELD reservation; the seat is free at once.
+   * Cancels a reservation; the seat is free at once. A paid (CONFIRMED) one is refunded to the
+   * wallet: a REFUND ledger entry and a payment.refunded event. Cancelling again, or a hold
+   * that ran out (answered EXPIRED), changes nothing.
    *
    * @generated from rpc concert.v1.BookingService.CancelReservation
    */

@@ -386,7 +386,8 @@ export const WalletService: GenService<{
     output: typeof GetBalanceResponseSchema;
   },
   /**
-   * Adds money. Idempotent on idempotency_key: a replay returns the first result, a reuse
+   * Adds money. Idempotent on idempotency_key: a replay returns the first result (the same
+   * entry, and the wallet as that entry left it; GetBalance tells later changes), a reuse
    * with other arguments fails with IDEMPOTENCY_KEY_REUSED.
    *
    * @generated from rpc concert.v1.WalletService.TopUp
@@ -397,7 +398,9 @@ export const WalletService: GenService<{
     output: typeof TopUpResponseSchema;
   },
   /**
-   * Pays a HELD reservation from the wallet and confirms it. Idempotent on idempotency_key.
+   * Pays a HELD reservation from the wallet and confirms it. Idempotent on idempotency_key:
+   * a replay returns the first result (the payment, the reservation as it confirmed it, the
+   * wallet as its debit left it), also once the payment has used up the queue token.
    *
    * @generated from rpc concert.v1.WalletService.PayReservation
    */
