@@ -224,7 +224,9 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     shutdown.abort();
     const drained = Promise.all([grpcServer.close(), connectServer.close()]);
     const graceOver = Symbol("grace");
-    const outcome = await Promise.race([drained, new Promise((r) => setTimeout(r, config.shutdownGraceMs, graceOver))]);
+    let graceTimer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([drained, new Promise((r) => (graceTimer = setTimeout(r, config.shutdownGraceMs, graceOver)))]);
+    clearTimeout(graceTimer);
     if (outcome === graceOver) {
       logger.warn({ graceMs: config.shutdownGraceMs }, "shutdown grace period over; cancelling remaining calls");
       grpcServer.destroy();

@@ -16,25 +16,33 @@ export function runPrimary(workers: number, logger: Logger): void {
   let stopping = false;
   const crashes: number[] = [];
   const ready = new WeakSet<Worker>();
+  /** Whether any worker ever got ready: after that, a replacement failing to start is a crash like any other. */
+  let started = false;
   const fork = () => {
     const worker = cluster.fork();
     worker.on("message", (message: unknown) => {
       if (message !== WORKER_READY) return;
       ready.add(worker);
+      started = true;
       logger.info({ worker: worker.process.pid }, "worker ready");
     });
   };
   cluster.on("exit", (worker: Worker, code, signal) => {
     if (stopping) {
+      // The primary's status tells whether every worker drained cleanly.
+      if (code !== 0 || signal !== null) {
+        logger.warn({ worker: worker.process.pid, code, signal }, "worker did not stop cleanly");
+        process.exitCode ||= 1;
+      }
       if (Object.keys(cluster.workers ?? {}).length === 0) {
         logger.info("all workers stopped");
         process.exit();
       }
       return;
     }
-    if (!ready.has(worker) && code !== null && code !== 0) {
-      // A worker that never got ready has already explained why (unreachable store, bad config);
-      // replacing it would only repeat the message.
+    if (!started && !ready.has(worker) && code !== null && code !== 0) {
+      // The first workers failing to start have already explained why (unreachable store, bad
+      // config); replacing them would only repeat the message.
       stopping = true;
       for (const w of Object.values(cluster.workers ?? {})) w?.process.kill("SIGTERM");
       process.exitCode = code;
@@ -59,8 +67,10 @@ export function runPrimary(workers: number, logger: Logger): void {
     logger.info({ signal, workers: Object.keys(cluster.workers ?? {}).length }, "draining workers");
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill("SIGTERM");
   };
-  process.once("SIGTERM", stop);
-  process.once("SIGINT", stop);
+  // Not once: a second signal (a process-group SIGTERM, Ctrl-C after SIGTERM) must not kill the
+  // primary mid-drain, which would end every worker at once.
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
   logger.info({ workers }, "starting workers");
   for (let i = 0; i < workers; i++) fork();
 }

@@ -8,6 +8,9 @@ import { runPrimary, WORKER_READY } from "./cluster.js";
 import { ConfigError, loadConfig } from "./config.js";
 import { createLogger } from "./platform/logger.js";
 
+/** Time allowed after SHUTDOWN_GRACE_MS for the loops to stop and the stores to close. */
+const SHUTDOWN_CLEANUP_MS = 15_000;
+
 async function main(): Promise<void> {
   let config;
   try {
@@ -40,8 +43,25 @@ async function main(): Promise<void> {
     }
     throw error;
   }
+  let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
+    // Later signals do not cut the drain short: a process-group SIGTERM (systemd's default)
+    // reaches a cluster worker both directly and forwarded by the primary, and Ctrl-C sends
+    // SIGINT to the whole group. Each is logged; the drain goes on.
+    if (stopping) {
+      logger.info({ signal }, "already shutting down");
+      return;
+    }
+    stopping = true;
     logger.info({ signal }, "shutting down");
+    // The drain is bounded by SHUTDOWN_GRACE_MS; what follows (stopping the loops, closing the
+    // stores) waits on PostgreSQL and Redis, which a partition or a lock holder can stall
+    // forever: past this deadline the process exits anyway, non-zero.
+    const deadlineMs = config.shutdownGraceMs + SHUTDOWN_CLEANUP_MS;
+    setTimeout(() => {
+      logger.error({ deadlineMs }, "shutdown did not finish in time; exiting");
+      process.exit(1);
+    }, deadlineMs).unref();
     app.stop().then(
       () => process.exit(0),
       (error: unknown) => {
@@ -50,8 +70,8 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.once("SIGTERM", onSignal);
-  process.once("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
   process.send?.(WORKER_READY);
 }
 

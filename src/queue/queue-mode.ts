@@ -112,6 +112,8 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
   let othersStillInFallback = false;
   /** Refreshes this process's mark between admission ticks, which may run long in fallback. */
   let markTimer: NodeJS.Timeout | undefined;
+  /** The probe running now, which release() waits for: it may write the mark or rebuild. */
+  let probing: Promise<void> | undefined;
 
   const setMode = (next: StoreMode, detail: Record<string, unknown> = {}) => {
     mode = next;
@@ -121,7 +123,7 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
   setMode("redis");
 
   const scheduleProbe = () => {
-    if (!stopped) probeTimer = setTimeout(() => void probe(), options.probeIntervalMs);
+    if (!stopped) probeTimer = setTimeout(() => (probing = probe().finally(() => (probing = undefined))), options.probeIntervalMs);
   };
 
   // Writes and deletes of this process's mark, one at a time in call order: a refresh started
@@ -129,7 +131,7 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
   let markOps: Promise<unknown> = Promise.resolve();
   const serially = (op: () => Promise<unknown>): Promise<unknown> => (markOps = markOps.then(op, op));
   const mark = () =>
-    serially(() => (mode === "redis" ? Promise.resolve() : pg.markFallback(processId, fallbackSinceMs, following))).catch((error: unknown) =>
+    serially(() => (mode === "redis" || stopped ? Promise.resolve() : pg.markFallback(processId, fallbackSinceMs, following))).catch((error: unknown) =>
       logger.warn({ err: (error as Error).message }, "could not mark the PostgreSQL fallback"),
     );
   const unmark = () => serially(() => pg.clearFallback(processId)).catch(() => undefined);
@@ -140,7 +142,7 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
   const othersInFallback = async () => (await otherMarks()).cutOff;
 
   function trip(error: unknown, follow = false): void {
-    if (mode !== "redis") return;
+    if (mode !== "redis" || stopped) return;
     timingOutSinceMs = 0;
     fallbackSinceMs = Date.now();
     following = follow;
@@ -301,6 +303,7 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
       clearInterval(markTimer);
     },
     async release() {
+      await probing;
       await unmark();
     },
   };

@@ -3,6 +3,7 @@
 
 import * as grpc from "@grpc/grpc-js";
 import test from "ava";
+import http from "node:http";
 import net from "node:net";
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
@@ -145,7 +146,7 @@ test("a bad configuration value names the variable, exit 2", async (t) => {
   t.regex(server.output(), /MAX_ACTIVE_USERS=-3 must be an integer/);
 });
 
-test("SIGTERM lets an in-flight call finish, refuses new ones and exits 0", async (t) => {
+test("SIGTERM lets an in-flight call finish (also through more signals), refuses new ones and exits 0", async (t) => {
   const [port, connectPort] = [await freePort(), await freePort()];
   const server = startServer({ DATABASE_URL: database.url, PORT: String(port), CONNECT_PORT: String(connectPort), SHUTDOWN_GRACE_MS: "10000" });
   await waitFor(() => server.output().includes('"msg":"listening"'), 30_000, server.output);
@@ -161,7 +162,10 @@ test("SIGTERM lets an in-flight call finish, refuses new ones and exits 0", asyn
   await new Promise((r) => setTimeout(r, 300));
   server.child.kill("SIGTERM");
   await waitFor(() => server.output().includes('"msg":"shutting down"'), 5000, server.output);
-  await new Promise((r) => setTimeout(r, 300));
+  // More signals (a process-group SIGTERM, Ctrl-C) do not cut the drain short.
+  server.child.kill("SIGTERM");
+  server.child.kill("SIGINT");
+  await waitFor(() => (server.output().match(/"msg":"already shutting down"/g) ?? []).length === 2, 5000, server.output);
   await blocker.query("commit");
   await blocker.end();
 
@@ -171,6 +175,75 @@ test("SIGTERM lets an in-flight call finish, refuses new ones and exits 0", asyn
   t.regex(server.output(), /"msg":"stopped"/);
   await t.throwsAsync(client.getBalance({ userId: "grace" }, { deadlineMs: 2000 }));
   client.close();
+});
+
+test("a shutdown that PostgreSQL stalls past the grace period ends anyway, exit 1, 15 s later", async (t) => {
+  t.timeout(60_000);
+  const [port, connectPort] = [await freePort(), await freePort()];
+  const server = startServer({ DATABASE_URL: database.url, PORT: String(port), CONNECT_PORT: String(connectPort), SHUTDOWN_GRACE_MS: "500" });
+  await waitFor(() => server.output().includes('"msg":"listening"'), 30_000, server.output);
+  const client = createGrpcClient(WalletService, `127.0.0.1:${port}`);
+  await client.topUp({ userId: "stalled", amount: { amountMinor: 1n }, idempotencyKey: "s0" });
+  // A lock holder that never lets go: the in-flight top-up keeps its pool connection.
+  const blocker = new pg.Client({ connectionString: database.url });
+  await blocker.connect();
+  try {
+    await blocker.query("begin");
+    await blocker.query("select * from wallet where user_id = 'stalled' for update");
+    const inFlight = client.topUp({ userId: "stalled", amount: { amountMinor: 10n }, idempotencyKey: "s1" }).catch(() => "failed");
+    await new Promise((r) => setTimeout(r, 300));
+    const signalled = Date.now();
+    server.child.kill("SIGTERM");
+    t.is(await server.exited, 1, server.output());
+    const took = Date.now() - signalled;
+    t.true(took >= 15_000 && took < 25_000, `exited after ${took} ms`);
+    t.regex(server.output(), /"msg":"shutdown did not finish in time; exiting"/);
+    t.is(await inFlight, "failed");
+  } finally {
+    await blocker.query("rollback").catch(() => undefined);
+    await blocker.end();
+    client.close();
+  }
+});
+
+test("an HTTP/1.1 call in flight at SIGTERM is answered with Connection: close, and the keep-alive connection does not hold the shutdown", async (t) => {
+  const [port, connectPort] = [await freePort(), await freePort()];
+  const server = startServer({ DATABASE_URL: database.url, PORT: String(port), CONNECT_PORT: String(connectPort), SHUTDOWN_GRACE_MS: "20000" });
+  await waitFor(() => server.output().includes('"msg":"listening"'), 30_000, server.output);
+  const agent = new http.Agent({ keepAlive: true });
+  const call = (key: string) =>
+    new Promise<{ status: number; connection: string | undefined }>((resolve, reject) => {
+      const request = http.request(
+        { host: "127.0.0.1", port: connectPort, path: "/concert.v1.WalletService/TopUp", method: "POST", agent, headers: { "content-type": "application/json" } },
+        (response) => {
+          response.resume();
+          response.on("end", () => resolve({ status: response.statusCode!, connection: response.headers.connection }));
+        },
+      );
+      request.on("error", reject);
+      request.end(JSON.stringify({ userId: "keepalive", amount: { amountMinor: "1" }, idempotencyKey: key }));
+    });
+  t.is((await call("k0")).connection, "keep-alive");
+  const blocker = new pg.Client({ connectionString: database.url });
+  await blocker.connect();
+  try {
+    await blocker.query("begin");
+    await blocker.query("select * from wallet where user_id = 'keepalive' for update");
+    const inFlight = call("k1");
+    await new Promise((r) => setTimeout(r, 300));
+    server.child.kill("SIGTERM");
+    await waitFor(() => server.output().includes('"msg":"shutting down"'), 5000, server.output);
+    await blocker.query("commit");
+    const answered = await inFlight;
+    const at = Date.now();
+    t.deepEqual(answered, { status: 200, connection: "close" });
+    t.is(await server.exited, 0);
+    t.true(Date.now() - at < 3000, `exited ${Date.now() - at} ms after the answer`);
+  } finally {
+    await blocker.query("rollback").catch(() => undefined);
+    await blocker.end();
+    agent.destroy();
+  }
 });
 
 test("SIGTERM ends a Health.Watch stream with UNAVAILABLE and does not wait out the grace period for it or for a silent connection", async (t) => {

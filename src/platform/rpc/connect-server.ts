@@ -94,8 +94,25 @@ export function createConnectServer(options: ConnectServerOptions): ConnectServe
     },
   });
   const withCors = corsMiddleware(options);
+  let closing = false;
+  /** HTTP/1.1 responses not finished yet: closing ends their connections with them. */
+  const h1Responses = new Set<http.ServerResponse>();
+  const endConnectionAfter = (res: http.ServerResponse) => {
+    if (!res.headersSent) res.setHeader("connection", "close");
+    else res.once("finish", () => res.socket?.end());
+  };
   // Extra routes (GET /metrics) first and without CORS headers: not for scripts on other origins.
   const serve: typeof handler = (req, res) => {
+    // Once closing, an HTTP/1.1 connection ends with the response it carries, instead of being
+    // kept alive for more calls that would hold the shutdown (HTTP/2 sessions get GOAWAY).
+    if (req.httpVersionMajor === 1) {
+      const h1 = res as http.ServerResponse;
+      if (closing) endConnectionAfter(h1);
+      else {
+        h1Responses.add(h1);
+        h1.once("close", () => h1Responses.delete(h1));
+      }
+    }
     if (options.extraRoutes?.(req, res as unknown as PlainResponse)) return;
     if (withCors) withCors(req as http.IncomingMessage, res as unknown as http.ServerResponse, () => handler(req, res));
     else handler(req, res);
@@ -160,6 +177,8 @@ export function createConnectServer(options: ConnectServerOptions): ConnectServe
       });
     },
     async close() {
+      closing = true;
+      for (const res of h1Responses) endConnectionAfter(res);
       const closed = Promise.all([
         new Promise<void>((r) => front.close(() => r())),
         new Promise<void>((r) => h2.close(() => r())),
