@@ -81,7 +81,7 @@ export const CONFIG_VARIABLES: readonly Variable[] = [
   { name: "MAX_REQUEST_BYTES", defaultValue: "65536", description: "largest request message accepted" },
   { name: "DEFAULT_DEADLINE_MS", defaultValue: "30000", description: "deadline for calls that set none" },
   { name: "MAX_OPEN_STREAMS", defaultValue: "20000", description: "open WatchQueue streams per process and port; more get RESOURCE_EXHAUSTED" },
-  { name: "SHUTDOWN_GRACE_MS", defaultValue: "10000", description: "time in-flight calls get to finish on SIGTERM" },
+  { name: "SHUTDOWN_GRACE_MS", defaultValue: "10000", description: "time in-flight calls get to finish on SIGTERM; then they are cancelled, and a process that PostgreSQL or Redis still holds up exits 1 at most 15 s later" },
   {
     name: "EVENT_STREAM_MAX_LEN",
     defaultValue: "1000000",
