@@ -4,12 +4,13 @@
 // so the first bytes of each connection pick the server.
 
 import type { DescService } from "@bufbuild/protobuf";
-import { cors as connectCors, type ServiceImpl } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { cors as connectCors, createConnectRouter, createContextValues, ConnectError, Code, type ServiceImpl } from "@connectrpc/connect";
+import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import cors from "cors";
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
+import { checkedBody, rejectMalformedRequests, requestCheckKey } from "./request-validation.js";
 
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0");
 
@@ -79,20 +80,50 @@ function corsMiddleware(options: ConnectServerOptions): Middleware | undefined {
   }) as Middleware;
 }
 
-export function createConnectServer(options: ConnectServerOptions): ConnectServer {
-  const handler = connectNodeAdapter({
-    routes(router) {
-      for (const { service, impl } of options.services) router.service(service, impl);
-    },
+type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
+type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
+
+/**
+ * connect-node's connectNodeAdapter, plus a check of the request messages on their way in
+ * (request-validation.ts): connect-node would answer one that does not decode with INTERNAL.
+ * The router is connect's own, with the same options and compressions the adapter sets.
+ */
+function createRpcHandler(options: ConnectServerOptions): (req: NodeRequest, res: NodeResponse) => void {
+  const router = createConnectRouter({
     readMaxBytes: options.readMaxBytes,
     // What a Node timer can hold (~24.8 days); connect-node refuses a longer client timeout with
     // INVALID_ARGUMENT instead of letting its timer overflow and fire at once.
     maxTimeoutMs: 2 ** 31 - 1,
-    fallback(_req, res) {
-      res.writeHead(404, { "content-type": "text/plain" });
-      res.end("not found\n");
-    },
+    acceptCompression: [compressionGzip, compressionBrotli],
+    interceptors: [rejectMalformedRequests],
   });
+  for (const { service, impl } of options.services) router.service(service, impl);
+  const paths = new Map(router.handlers.map((handler) => [handler.requestPath, handler]));
+  return (req, res) => {
+    const handler = paths.get(req.url?.split("?", 2)[0] ?? "");
+    if (!handler) {
+      (res as unknown as PlainResponse).writeHead(404, { "content-type": "text/plain" });
+      res.end("not found\n");
+      return;
+    }
+    const check = {};
+    const contextValues = createContextValues().set(requestCheckKey, check);
+    const request = universalRequestFromNodeRequest(req, res, undefined, contextValues);
+    const body = request.body as AsyncIterable<Uint8Array>;
+    // A replaced message changes the body's length: connect-node would hold it against Content-Length.
+    const header = new Headers(request.header);
+    header.delete("content-length");
+    handler({ ...request, header, body: checkedBody(handler.method, request.header, body, check, options.readMaxBytes) })
+      .then((response) => universalResponseToNodeResponse(response, res))
+      .catch((reason: unknown) => {
+        // As connect-node's adapter: a cancelled call is nobody's error; anything else is logged.
+        if (ConnectError.from(reason).code !== Code.Aborted) console.error(`handler for rpc ${handler.method.name} of ${handler.service.typeName} failed`, reason);
+      });
+  };
+}
+
+export function createConnectServer(options: ConnectServerOptions): ConnectServer {
+  const handler = createRpcHandler(options);
   const withCors = corsMiddleware(options);
   let closing = false;
   /** HTTP/1.1 responses not finished yet: closing ends their connections with them. */

@@ -1,0 +1,144 @@
+// Request messages that do not decode, on the Connect port. connect-node answers a binary
+// message it cannot parse with INTERNAL ("parse binary: …") and a JSON one with a bare
+// INVALID_ARGUMENT, before any interceptor or handler runs; both are the caller's mistake, and
+// our contract answers them INVALID_ARGUMENT / INVALID_FIELD with a BadRequest violation, as the
+// grpc-js port does (grpc-adapter.ts). So the request body is checked on its way in: each message
+// (the whole body for Connect unary, each envelope for the streaming and gRPC protocols) is decoded
+// once here; one that fails is replaced by an empty message, which connect-node then parses, and
+// the failure is left in the call's context values, where an interceptor raises it before the
+// handler runs. Compressed messages and gRPC-Web text pass unchecked: connect-node decompresses
+// them and reports their failures itself.
+
+import { fromBinary, fromJsonString, type DescMessage, type DescMethod } from "@bufbuild/protobuf";
+import { createContextKey, type Interceptor } from "@connectrpc/connect";
+import { invalidField } from "../domain-error.js";
+import { domainErrorToConnect } from "./error-mapping.js";
+
+/** What the body check found; set before the handler is invoked. */
+export interface RequestCheck {
+  problem?: string;
+}
+
+export const requestCheckKey = createContextKey<RequestCheck>({}, { description: "request message check" });
+
+/** Raises a message that did not decode as INVALID_FIELD before the handler runs. */
+export const rejectMalformedRequests: Interceptor = (next) => async (req) => {
+  const problem = req.contextValues.get(requestCheckKey).problem;
+  if (problem !== undefined) throw domainErrorToConnect(invalidField("request", problem));
+  return next(req);
+};
+
+type Format = "binary" | "json";
+
+/** How the body of a request with this content type carries its message(s), or undefined to leave it alone. */
+function framing(contentType: string): { enveloped: boolean; format: Format } | undefined {
+  const type = contentType.split(";")[0]!.trim().toLowerCase();
+  switch (type) {
+    case "application/proto":
+      return { enveloped: false, format: "binary" };
+    case "application/json":
+      return { enveloped: false, format: "json" };
+    case "application/connect+proto":
+    case "application/grpc":
+    case "application/grpc+proto":
+    case "application/grpc-web":
+    case "application/grpc-web+proto":
+      return { enveloped: true, format: "binary" };
+    case "application/connect+json":
+    case "application/grpc+json":
+    case "application/grpc-web+json":
+      return { enveloped: true, format: "json" };
+    default:
+      return undefined; // gRPC-Web text (base64), unknown types: connect-node decides
+  }
+}
+
+const EMPTY: Record<Format, Uint8Array> = { binary: new Uint8Array(0), json: new TextEncoder().encode("{}") };
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** Why `bytes` is not a `schema` message, or undefined when it is one. */
+function problemOf(schema: DescMessage, format: Format, bytes: Uint8Array): string | undefined {
+  try {
+    if (format === "binary") fromBinary(schema, bytes);
+    else fromJsonString(schema, decoder.decode(bytes));
+    return undefined;
+  } catch (error) {
+    return `is not a valid ${schema.typeName} message (${(error as Error).message})`;
+  }
+}
+
+const concat = (a: Uint8Array, b: Uint8Array) => {
+  if (a.length === 0) return b;
+  const joined = new Uint8Array(a.length + b.length);
+  joined.set(a);
+  joined.set(b, a.length);
+  return joined;
+};
+
+function envelope(flags: number, payload: Uint8Array): Uint8Array {
+  const framed = new Uint8Array(5 + payload.length);
+  framed[0] = flags;
+  new DataView(framed.buffer).setUint32(1, payload.length);
+  framed.set(payload, 5);
+  return framed;
+}
+
+/**
+ * The request body with every message that does not decode replaced by an empty one, the first
+ * problem recorded in `check`. Envelopes go on as soon as each is complete (a streaming request
+ * need not end first); a body larger than `readMaxBytes` passes unchanged for connect-node to refuse.
+ */
+export function checkedBody(
+  method: DescMethod,
+  header: Headers,
+  body: AsyncIterable<Uint8Array>,
+  check: RequestCheck,
+  readMaxBytes: number,
+): AsyncIterable<Uint8Array> {
+  const frame = framing(header.get("content-type") ?? "");
+  // Compressed bodies (Connect unary) and messages (envelope flag 1) are connect-node's to read.
+  if (!frame || (!frame.enveloped && header.has("content-encoding"))) return body;
+  const schema = method.input;
+  const replace = (bytes: Uint8Array): Uint8Array | undefined => {
+    const problem = problemOf(schema, frame.format, bytes);
+    if (problem === undefined) return undefined;
+    check.problem ??= problem;
+    return EMPTY[frame.format];
+  };
+  return frame.enveloped ? checkEnvelopes(body, replace, readMaxBytes) : checkWhole(body, replace, readMaxBytes);
+}
+
+async function* checkWhole(body: AsyncIterable<Uint8Array>, replace: (bytes: Uint8Array) => Uint8Array | undefined, readMaxBytes: number): AsyncGenerator<Uint8Array> {
+  let all: Uint8Array = new Uint8Array(0);
+  for await (const chunk of body) {
+    all = concat(all, chunk);
+    if (all.length > readMaxBytes) {
+      yield all;
+      yield* body;
+      return;
+    }
+  }
+  yield replace(all) ?? all;
+}
+
+async function* checkEnvelopes(body: AsyncIterable<Uint8Array>, replace: (bytes: Uint8Array) => Uint8Array | undefined, readMaxBytes: number): AsyncGenerator<Uint8Array> {
+  let pending: Uint8Array = new Uint8Array(0);
+  for await (const chunk of body) {
+    pending = concat(pending, chunk);
+    while (pending.length >= 5) {
+      const flags = pending[0]!;
+      const length = new DataView(pending.buffer, pending.byteOffset, pending.byteLength).getUint32(1);
+      if (length > readMaxBytes) {
+        yield pending;
+        yield* body;
+        return;
+      }
+      if (pending.length < 5 + length) break;
+      const payload = pending.subarray(5, 5 + length);
+      const replacement = flags === 0 ? replace(payload) : undefined;
+      yield replacement ? envelope(flags, replacement) : pending.subarray(0, 5 + length);
+      pending = pending.subarray(5 + length);
+    }
+  }
+  if (pending.length > 0) yield pending; // a truncated envelope: connect-node reports it
+}
