@@ -110,10 +110,10 @@ function createRpcHandler(options: ConnectServerOptions): (req: NodeRequest, res
     const contextValues = createContextValues().set(requestCheckKey, check);
     const request = universalRequestFromNodeRequest(req, res, undefined, contextValues);
     const body = request.body as AsyncIterable<Uint8Array>;
-    // A replaced message changes the body's length: connect-node would hold it against Content-Length.
-    const header = new Headers(request.header);
-    header.delete("content-length");
-    handler({ ...request, header, body: checkedBody(handler.method, request.header, body, check, options.readMaxBytes) })
+    // A replaced message changes the body's length: connect-node would hold it against
+    // Content-Length, which it reads before the body (the header is this request's own copy).
+    request.header.delete("content-length");
+    handler({ ...request, body: checkedBody(handler.method, request.header, body, check, options.readMaxBytes) })
       .then((response) => universalResponseToNodeResponse(response, res))
       .catch((reason: unknown) => {
         // As connect-node's adapter: a cancelled call is nobody's error; anything else is logged.
