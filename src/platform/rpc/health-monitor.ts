@@ -27,12 +27,19 @@ export function startHealthMonitor(options: {
     logger[up || stopped ? "info" : "warn"]({ status }, `health: ${why}`);
   };
   let stopped = false;
+  // One probe at a time: a ping can take as long as the interval (its timeout), and a slow
+  // failure landing after a newer success would flip health back to NOT_SERVING.
+  let probing = false;
   const probe = async () => {
+    if (probing) return;
+    probing = true;
     try {
       await options.ping();
       if (!stopped) set(true);
     } catch {
       if (!stopped) set(false);
+    } finally {
+      probing = false;
     }
   };
   set(true);
