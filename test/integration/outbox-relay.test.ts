@@ -10,7 +10,10 @@ import { Redis } from "ioredis";
 import { reserveSeat } from "../../src/booking/seat-hold.js";
 import { recordEvent } from "../../src/platform/db/outbox.js";
 import { Outbox } from "../../src/platform/db/outbox.entity.js";
-import { publishOutboxBatch } from "../../src/platform/db/outbox-relay.js";
+import { publishOutboxBatch, startOutboxRelay } from "../../src/platform/db/outbox-relay.js";
+import { createSideConnection } from "../../src/platform/db/side-connection.js";
+import { createLogger } from "../../src/platform/logger.js";
+import { Registry } from "prom-client";
 import { createRedis } from "../../src/platform/redis/client.js";
 import { eventStreamKey, fromStreamFields } from "../../src/platform/redis/event-stream.js";
 import { payReservation } from "../../src/wallet/reservation-payment.js";
@@ -137,4 +140,23 @@ test.serial("EVENT_STREAM_MAX_LEN trims the stream to about that many of the new
   t.deepEqual(kept.map((e) => e.aggregateId), aggregates.slice(-length));
   const rows = await Promise.all(aggregates.map((id) => outboxRows(db.orm, id)));
   t.true(rows.every(([row]) => row?.publishedAt));
+});
+
+test.serial("a relay stopped while its nudged run still waits publishes that batch before it stops", async (t) => {
+  const key = freshStream();
+  await drain(key); // what earlier tests left
+  const metricsConnection = createSideConnection(db.orm.config.get("clientUrl")!, 2000);
+  // Neither the interval nor the nudge's delay comes round during this test.
+  const relay = startOutboxRelay({ orm: db.orm, redis, streamKey: key, batchSize: 100, intervalMs: 60_000, nudgeDelayMs: 60_000, logger: createLogger("silent"), registry: new Registry(), metricsConnection });
+  try {
+    const eventId = await db.orm.em.fork().transactional((em) =>
+      recordEvent(em, { eventType: "test.last", aggregateType: "test", aggregateId: randomUUID(), payload: {}, occurredAt: new Date() }),
+    );
+    relay.nudge();
+    await relay.stop();
+    t.deepEqual((await streamEvents(key)).map((e) => e.eventId), [eventId]);
+  } finally {
+    await relay.stop();
+    await metricsConnection.close();
+  }
 });
