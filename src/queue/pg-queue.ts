@@ -43,6 +43,7 @@ interface StatusRow {
   expire_ms: number | null;
   position: number;
   total: number;
+  active: number;
   now_ms: number;
 }
 
@@ -53,14 +54,18 @@ with wanted as (select * from queue_entry where token = any($1::text[])),
 line as (
   select token, concert_id, row_number() over (partition by concert_id order by seq, token) as position
   from queue_entry where state = 'WAITING' and concert_id in (select concert_id from wanted)),
-totals as (select concert_id, count(*) as total from line group by concert_id)
+totals as (select concert_id, count(*) as total from line group by concert_id),
+actives as (select concert_id, count(*) as active from queue_entry
+  where state = 'ACTIVE' and active_expire_at > now() and concert_id in (select concert_id from wanted) group by concert_id)
 select q.token, q.concert_id, q.user_id,
   case when q.state = 'ACTIVE' and q.active_expire_at <= now() then 'EXPIRED' else q.state end as state,
   floor(extract(epoch from q.active_expire_at) * 1000)::float8 as expire_ms,
   coalesce(l.position, 0)::int as position,
   coalesce(t.total, 0)::int as total,
+  coalesce(a.active, 0)::int as active,
   floor(extract(epoch from now()) * 1000)::float8 as now_ms
-from wanted q left join line l on l.token = q.token left join totals t on t.concert_id = q.concert_id`;
+from wanted q left join line l on l.token = q.token left join totals t on t.concert_id = q.concert_id
+  left join actives a on a.concert_id = q.concert_id`;
 
 function toStatus(row: StatusRow): QueueStatus {
   return {
@@ -73,6 +78,7 @@ function toStatus(row: StatusRow): QueueStatus {
     activeExpireMs: row.state === "ACTIVE" ? (row.expire_ms ?? 0) : 0,
     admittedPerSecond: 0,
     nowMs: row.now_ms,
+    activeUsers: row.active,
   };
 }
 

@@ -29,14 +29,18 @@ local function drop(token)
   redis.call('ZREM', KEYS[4], token)
   forget(token)
 end
+-- Users holding a slot at \`now\` (the active set may still hold expired ones until the next step).
+local function active_count(now)
+  return redis.call('ZCOUNT', KEYS[3], '(' .. now, '+inf')
+end
 local function status_of(token, now)
   local total = redis.call('ZCARD', KEYS[2])
   local rate = redis.call('HGET', KEYS[7], 'r') or '0'
   local rank = redis.call('ZRANK', KEYS[2], token)
-  if rank then return {'WAITING', rank + 1, total, '0', rate, now} end
+  if rank then return {'WAITING', rank + 1, total, '0', rate, now, active_count(now)} end
   local expire = redis.call('ZSCORE', KEYS[3], token)
-  if expire and tonumber(expire) > now then return {'ACTIVE', 0, total, expire, rate, now} end
-  return {'EXPIRED', 0, total, '0', rate, now}
+  if expire and tonumber(expire) > now then return {'ACTIVE', 0, total, expire, rate, now, active_count(now)} end
+  return {'EXPIRED', 0, total, '0', rate, now, active_count(now)}
 end
 `;
 
@@ -122,11 +126,11 @@ redis.call('HSET', KEYS[7], 't', now, 'r', tostring(rate))
 return {now, expireAt, redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]), admitted, expired, abandoned}
 `;
 
-// ARGV: touch, tokens... Returns {now, waiting, rate, then per token: position (0 unless
+// ARGV: touch, tokens... Returns {now, waiting, rate, active, then per token: position (0 unless
 // waiting), active expiry ("0" unless admitted)}. One call serves every watcher of a concert.
 export const WATCH = `${PRELUDE}
 local now = now_ms()
-local out = {now, redis.call('ZCARD', KEYS[2]), redis.call('HGET', KEYS[7], 'r') or '0'}
+local out = {now, redis.call('ZCARD', KEYS[2]), redis.call('HGET', KEYS[7], 'r') or '0', active_count(now)}
 for i = 2, #ARGV do
   local token = ARGV[i]
   local rank = redis.call('ZRANK', KEYS[2], token)

@@ -17,6 +17,8 @@ export interface ScriptStatus {
   /** Measured admissions per second of this concert (EWMA); 0 before any was measured. */
   admittedPerSecond: number;
   nowMs: number;
+  /** Users of this concert holding a slot now: with the cap, the slots free for the next admission step. */
+  activeUsers: number;
 }
 
 export interface JoinReply {
@@ -39,6 +41,7 @@ export interface WatchReply {
   nowMs: number;
   totalWaiting: number;
   admittedPerSecond: number;
+  activeUsers: number;
   /** Per requested token, in order. */
   tokens: { position: number; activeExpireMs: number }[];
 }
@@ -76,6 +79,7 @@ function parseStatus(reply: unknown[]): ScriptStatus {
     activeExpireMs: Number(reply[3]),
     admittedPerSecond: Number(reply[4]),
     nowMs: Number(reply[5]),
+    activeUsers: Number(reply[6] ?? 0),
   };
 }
 
@@ -116,8 +120,8 @@ export function createQueueScripts(redis: RedisClient) {
     async watch(keys: ConcertKeys, tokens: readonly string[], touch: boolean): Promise<WatchReply> {
       const reply = (await watch(...concertKeyList(keys), touch ? "1" : "0", ...tokens)) as (number | string)[];
       const perToken: WatchReply["tokens"] = [];
-      for (let i = 3; i < reply.length; i += 2) perToken.push({ position: Number(reply[i]), activeExpireMs: Number(reply[i + 1]) });
-      return { nowMs: Number(reply[0]), totalWaiting: Number(reply[1]), admittedPerSecond: Number(reply[2]), tokens: perToken };
+      for (let i = 4; i < reply.length; i += 2) perToken.push({ position: Number(reply[i]), activeExpireMs: Number(reply[i + 1]) });
+      return { nowMs: Number(reply[0]), totalWaiting: Number(reply[1]), admittedPerSecond: Number(reply[2]), activeUsers: Number(reply[3]), tokens: perToken };
     },
     async merge(keys: ConcertKeys, nextSeqFloor: string, rows: readonly MergeRow[]): Promise<void> {
       const args = rows.flatMap((r) => [r.token, r.userId, r.seq, r.state, r.activeExpireMs]);

@@ -17,19 +17,33 @@ export interface Estimate {
   waitMs: number;
 }
 
+/** What the wait estimate needs of the waiting room's settings. */
+export interface AdmissionPace {
+  /** MAX_ACTIVE_USERS. */
+  cap: number;
+  /** ADMISSION_INTERVAL_MS: how often free slots are filled. */
+  intervalMs: number;
+  /** Admissions per second the line reaches at least: every slot frees within the active TTL (cap / TTL). */
+  floorPerSecond: number;
+}
+
 /**
- * Expected admission of a waiting token. Every active slot frees within the active TTL, so the
- * queue moves at least at cap / TTL even when the measured rate is still zero.
+ * Expected admission of a waiting token. Those the free slots take (position ≤ cap − active)
+ * go in at the next admission step; the rest wait for slots to free, at the measured rate of
+ * admissions, and at least at cap / TTL (every slot frees within the active TTL) when the rate
+ * is still unmeasured.
  */
-export function estimateAdmission(status: QueueStatus, floorPerSecond: number): Estimate | undefined {
+export function estimateAdmission(status: QueueStatus, pace: AdmissionPace): Estimate | undefined {
   if (status.state !== "WAITING") return undefined;
-  const rate = Math.max(status.admittedPerSecond, floorPerSecond);
-  const waitMs = Math.round((status.position / rate) * 1000);
+  const free = Math.max(0, pace.cap - status.activeUsers);
+  const behindFreeSlots = Math.max(0, status.position - free);
+  const rate = Math.max(status.admittedPerSecond, pace.floorPerSecond);
+  const waitMs = pace.intervalMs + Math.round((behindFreeSlots / rate) * 1000);
   return { admissionMs: status.nowMs + waitMs, waitMs };
 }
 
-export function statusToProto(status: QueueStatus, floorPerSecond: number): MessageInitShape<typeof QueueStatusSchema> {
-  const estimate = estimateAdmission(status, floorPerSecond);
+export function statusToProto(status: QueueStatus, pace: AdmissionPace): MessageInitShape<typeof QueueStatusSchema> {
+  const estimate = estimateAdmission(status, pace);
   const waiting = status.state === "WAITING";
   return {
     token: status.token,

@@ -17,7 +17,7 @@ import { createPgQueue, touchEveryMs } from "./pg-queue.js";
 import { createQueueDb } from "./queue-db.js";
 import { createQueueMirror } from "./queue-mirror.js";
 import { createQueueMode, type QueueMode } from "./queue-mode.js";
-import type { QueueStatus } from "./queue-status.js";
+import type { AdmissionPace, QueueStatus } from "./queue-status.js";
 import type { JoinReply, MergeRow } from "./queue-scripts.js";
 import { createRedisQueue, type Validation } from "./redis-queue.js";
 import { createWatchHub, type WatchUpdate } from "./watch-hub.js";
@@ -38,8 +38,8 @@ export interface WaitingRoom extends QueueTokens, QueueTokenValidator {
   status(token: string): Promise<QueueStatus>;
   watch(token: string, signal: AbortSignal): AsyncGenerator<WatchUpdate>;
   leave(token: string): Promise<QueueStatus>;
-  /** Admission rate every queue reaches at least: each active slot frees within the TTL. */
-  readonly floorPerSecond: number;
+  /** What wait estimates need: the cap, the admission interval and the least admission rate. */
+  readonly pace: AdmissionPace;
   /** SQL statements sent so far (queue_pg_statements_total); the benchmark reads it. */
   readonly pgStatements: number;
   readonly mode: QueueMode;
@@ -218,7 +218,7 @@ export async function createWaitingRoom(deps: { orm: ORM; redis: RedisClient; co
   }
 
   return {
-    floorPerSecond: config.maxActiveUsers / config.activeTokenTtlSeconds,
+    pace: { cap: config.maxActiveUsers, intervalMs: config.admissionIntervalMs, floorPerSecond: config.maxActiveUsers / config.activeTokenTtlSeconds },
     get pgStatements() {
       return statementCount;
     },

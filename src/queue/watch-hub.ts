@@ -67,7 +67,7 @@ export function createWatchHub(deps: { mode: QueueMode; redisQueue: RedisQueue; 
           reply.tokens.forEach(({ position, activeExpireMs }, i) => {
             const token = chunks[c]![i]!;
             const state = position > 0 ? "WAITING" : activeExpireMs > reply.nowMs ? "ACTIVE" : "EXPIRED";
-            out.set(token, { token, concertId, userId: "", state, position, totalWaiting: reply.totalWaiting, activeExpireMs: state === "ACTIVE" ? activeExpireMs : 0, admittedPerSecond: reply.admittedPerSecond, nowMs: reply.nowMs });
+            out.set(token, { token, concertId, userId: "", state, position, totalWaiting: reply.totalWaiting, activeExpireMs: state === "ACTIVE" ? activeExpireMs : 0, admittedPerSecond: reply.admittedPerSecond, nowMs: reply.nowMs, activeUsers: reply.activeUsers });
           }),
         );
         return out;

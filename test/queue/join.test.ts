@@ -82,3 +82,22 @@ test("a concert id in uppercase is INVALID_FIELD, not a second line for the same
   const error = await expectError(t, queue.joinQueue({ concertId: concertId.toUpperCase(), userId: "case-user" }), Code.InvalidArgument, "INVALID_FIELD");
   t.deepEqual(fieldViolations(error), ["concert_id"]);
 });
+
+test("the wait estimate: places the free slots take go in at the next admission step, the rest wait for slots to free", async (t) => {
+  // Three free slots and an admission step every 5 s (none has run yet when the users join).
+  const quiet = await startTestApp("queue_join_estimate", { maxActiveUsers: 3, admissionIntervalMs: 5000, activeTokenTtlSeconds: 600 });
+  try {
+    await seedSmallCatalog(quiet, 4);
+    const concert = (await quiet.grpc(BookingService).listConcerts({})).concerts[0]!.id;
+    const queue = quiet.grpc(QueueService);
+    const joined = [];
+    for (const userId of ["a", "b", "c", "d"]) joined.push((await queue.joinQueue({ concertId: concert, userId })).status!);
+    t.true(joined.every((s) => s.state === QueueState.WAITING), "no admission step ran yet");
+    // Positions 1–3 fit the free slots: the next step, at most 5 s away.
+    for (const status of joined.slice(0, 3)) t.is(status.estimatedWait?.seconds, 5n, `position ${status.position}`);
+    // Position 4 waits for a slot to free: at least cap / TTL = 3 per 600 s, nothing measured yet.
+    t.is(joined[3]!.estimatedWait?.seconds, 205n);
+  } finally {
+    await quiet.stop();
+  }
+});

@@ -62,8 +62,9 @@ export type QueueStatus = Message<"concert.v1.QueueStatus"> & {
   totalWaiting: bigint;
 
   /**
-   * When this user is expected to be admitted, from the measured admission rate.
-   * Unset unless WAITING.
+   * When this user is expected to be admitted: at the next admission step when a free slot
+   * is theirs, otherwise as slots free, at the measured admission rate (at least
+   * MAX_ACTIVE_USERS per ACTIVE_TOKEN_TTL). Unset unless WAITING.
    *
    * @generated from field: google.protobuf.Timestamp estimated_admission_time = 8;
    */
