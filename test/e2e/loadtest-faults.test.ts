@@ -86,7 +86,10 @@ test.serial("redis-outage: Redis killed while users queue and book, restarted fr
 });
 
 test.serial("worker-kill: one of two workers SIGKILLed mid-run; users resume their streams and retry on the other", async (t) => {
-  const run = await runCli("worker-kill", ["--workers", "2", "--fault", "worker-kill@1500ms"]);
+  // At 3 s: the 400 joins start together, and on a loaded machine none of them may be answered
+  // 1.5 s in (then there is no stream yet to lose); at cap 10 per 100 ms the line takes at least
+  // 4 s to admit everyone, so users are still waiting at 3 s on a fast machine too.
+  const run = await runCli("worker-kill", ["--workers", "2", "--fault", "worker-kill@3s"]);
   assertClean(t, run);
   // Waiting users watching through the dead worker lost their stream and resumed it.
   t.true(run.report.outcome.streamResumes > 0);
