@@ -132,7 +132,8 @@ async function republish(config: Config, redis: RedisClient, since: Date, progre
     );
     progress.marked = true;
     const { total, last } = reset;
-    process.stderr.write(`events: ${total} events published since ${since.toISOString()} marked for publishing again\n`);
+    const events = `${total} event${total === 1 ? "" : "s"}`;
+    process.stderr.write(`events: ${events} published since ${since.toISOString()} marked for publishing again\n`);
     const options = { streamKey: eventStreamKey(config.redisKeyPrefix), batchSize: REPUBLISH_BATCH, maxLen: config.eventStreamMaxLen };
     let published = 0;
     let lastReportMs = performance.now();
@@ -159,7 +160,7 @@ async function republish(config: Config, redis: RedisClient, since: Date, progre
       }
       await sleep(200);
     }
-    process.stdout.write(`events: the ${total} events published since ${since.toISOString()} are on the stream again (${published} rows relayed by this run, new events included)\n`);
+    process.stdout.write(`events: ${total === 1 ? "the event" : `the ${events}`} published since ${since.toISOString()} ${total === 1 ? "is" : "are"} on the stream again (${published} relayed by this run, new events included)\n`);
     return 0;
   } finally {
     await closeORM(orm);
