@@ -15,6 +15,7 @@ import { QueueService } from "../gen/concert/v1/queue_pb.js";
 import { startApp, type App } from "../src/app.js";
 import { seedCatalog } from "../src/platform/db/seed.js";
 import { createLogger } from "../src/platform/logger.js";
+import { removeRedisKeys } from "../src/loadtest/redis-cleanup.js";
 import { createGrpcClient, type GrpcClient } from "../src/platform/rpc/grpc-client.js";
 import { createTestDatabase } from "../test/helpers/database.js";
 import { CALL_TABLE_COLUMNS, formatNumber, markdownTable, type BenchTable, type SuiteOptions } from "./report.js";
@@ -107,6 +108,7 @@ export async function runQueueBench(options: SuiteOptions): Promise<BenchTable[]
     for (const client of clients) client.close();
     await app.stop();
     await database.drop();
+    await removeRedisKeys(config.redisUrl, config.redisKeyPrefix);
   }
 }
 

@@ -21,6 +21,7 @@ import { createLogger } from "../src/platform/logger.js";
 import { createGrpcClient, type GrpcClient } from "../src/platform/rpc/grpc-client.js";
 import { createTestDatabase } from "../test/helpers/database.js";
 import { formatNumber, markdownTable } from "./report.js";
+import { removeRedisKeys } from "../src/loadtest/redis-cleanup.js";
 import { benchConfig } from "./bench-config.js";
 
 const CHANNELS = 16;
@@ -54,7 +55,7 @@ async function serve(): Promise<void> {
     process.send!({ rss, heapUsed, external: external + arrayBuffers, cpuSeconds: (user + system) / 1e6 } satisfies Sample);
   });
   process.once("SIGTERM", () => {
-    void app.stop().then(() => database.drop()).then(() => process.exit(0));
+    void app.stop().then(() => database.drop()).then(() => removeRedisKeys(config.redisUrl, config.redisKeyPrefix)).then(() => process.exit(0));
   });
 }
 

@@ -1,9 +1,10 @@
 // The real application for the database-backed measurement: its own PostgreSQL database
-// (dropped on stop), its own Redis key prefix, a seeded catalog of 20 concerts.
+// (dropped on stop), its own Redis key prefix (removed on stop), a seeded catalog of 20 concerts.
 
 import { startApp } from "../../src/app.js";
 import { seedCatalog } from "../../src/platform/db/seed.js";
 import { createLogger } from "../../src/platform/logger.js";
+import { removeRedisKeys } from "../../src/loadtest/redis-cleanup.js";
 import { createTestDatabase } from "../../test/helpers/database.js";
 import { benchConfig } from "../bench-config.js";
 
@@ -20,10 +21,12 @@ export async function startBenchApp(): Promise<{ ports: Record<string, number>; 
       async stop() {
         await app.stop();
         await database.drop();
+        await removeRedisKeys(config.redisUrl, config.redisKeyPrefix);
       },
     };
   } catch (error) {
     await database.drop();
+    await removeRedisKeys(config.redisUrl, config.redisKeyPrefix).catch(() => 0);
     throw error;
   }
 }
