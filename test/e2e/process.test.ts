@@ -206,15 +206,17 @@ test("a shutdown that PostgreSQL stalls past the grace period ends anyway, exit 
   }
 });
 
-test("an HTTP/1.1 call in flight at SIGTERM is answered with Connection: close, and the keep-alive connection does not hold the shutdown", async (t) => {
+test("an HTTP/1.1 call in flight at SIGTERM is answered with Connection: close, and neither its keep-alive connection nor an idle one holds the shutdown", async (t) => {
   const [port, connectPort] = [await freePort(), await freePort()];
   const server = startServer({ DATABASE_URL: database.url, PORT: String(port), CONNECT_PORT: String(connectPort), SHUTDOWN_GRACE_MS: "20000" });
   await waitFor(() => server.output().includes('"msg":"listening"'), 30_000, server.output);
   const agent = new http.Agent({ keepAlive: true });
-  const call = (key: string) =>
+  // A second client whose connection sits idle through the shutdown.
+  const idleAgent = new http.Agent({ keepAlive: true });
+  const call = (key: string, via = agent) =>
     new Promise<{ status: number; connection: string | undefined }>((resolve, reject) => {
       const request = http.request(
-        { host: "127.0.0.1", port: connectPort, path: "/concert.v1.WalletService/TopUp", method: "POST", agent, headers: { "content-type": "application/json" } },
+        { host: "127.0.0.1", port: connectPort, path: "/concert.v1.WalletService/TopUp", method: "POST", agent: via, headers: { "content-type": "application/json" } },
         (response) => {
           response.resume();
           response.on("end", () => resolve({ status: response.statusCode!, connection: response.headers.connection }));
@@ -224,6 +226,7 @@ test("an HTTP/1.1 call in flight at SIGTERM is answered with Connection: close, 
       request.end(JSON.stringify({ userId: "keepalive", amount: { amountMinor: "1" }, idempotencyKey: key }));
     });
   t.is((await call("k0")).connection, "keep-alive");
+  t.is((await call("idle", idleAgent)).connection, "keep-alive");
   const blocker = new pg.Client({ connectionString: database.url });
   await blocker.connect();
   try {
@@ -243,6 +246,7 @@ test("an HTTP/1.1 call in flight at SIGTERM is answered with Connection: close, 
     await blocker.query("rollback").catch(() => undefined);
     await blocker.end();
     agent.destroy();
+    idleAgent.destroy();
   }
 });
 

@@ -8,6 +8,7 @@ import { errorFromJson } from "@connectrpc/connect/protocol-connect";
 import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
 import test from "ava";
 import http2 from "node:http2";
+import net from "node:net";
 import { WalletService } from "../../gen/concert/v1/wallet_pb.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { errorReason, fieldViolations } from "../helpers/errors.js";
@@ -96,4 +97,16 @@ test("well-formed calls through a Connect client are untouched", async (t) => {
   t.is((await wallet.getBalance({ userId: "nobody" })).wallet?.balance?.amountMinor, 0n);
   const topUp = await wallet.topUp({ userId: "someone", amount: { amountMinor: 5n }, idempotencyKey: "k" });
   t.is(topUp.wallet?.balance?.amountMinor, 5n);
+});
+
+test("an HTTP/1.0 request without Host is 400, and the server stays up", async (t) => {
+  const port = Number(new URL(app.connectUrl).port);
+  const socket = net.connect(port, "127.0.0.1");
+  let reply = "";
+  socket.on("data", (d: Buffer) => (reply += d.toString()));
+  await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+  socket.end(`POST ${GET_BALANCE} HTTP/1.0\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}`);
+  await new Promise((resolve) => socket.once("close", resolve));
+  t.regex(reply, /^HTTP\/1\.1 400 /);
+  t.is((await app.connect(WalletService).getBalance({ userId: "still-up" })).wallet?.userId, "still-up");
 });

@@ -108,7 +108,16 @@ function createRpcHandler(options: ConnectServerOptions): (req: NodeRequest, res
     }
     const check = {};
     const contextValues = createContextValues().set(requestCheckKey, check);
-    const request = universalRequestFromNodeRequest(req, res, undefined, contextValues);
+    let request;
+    try {
+      request = universalRequestFromNodeRequest(req, res, undefined, contextValues);
+    } catch (error) {
+      // No authority (an HTTP/1.0 request without Host): connect-node throws here, and an
+      // exception thrown from the request listener would end the process.
+      (res as unknown as PlainResponse).writeHead(400, { "content-type": "text/plain" });
+      res.end(`bad request: ${(error as Error).message}\n`);
+      return;
+    }
     const body = request.body as AsyncIterable<Uint8Array>;
     // A replaced message changes the body's length: connect-node would hold it against
     // Content-Length, which it reads before the body (the header is this request's own copy).
@@ -126,23 +135,31 @@ export function createConnectServer(options: ConnectServerOptions): ConnectServe
   const handler = createRpcHandler(options);
   const withCors = corsMiddleware(options);
   let closing = false;
-  /** HTTP/1.1 responses not finished yet: closing ends their connections with them. */
+  /**
+   * HTTP/1.1 connections and the responses each has under way. Closing ends an idle one at once
+   * and a busy one with its last response, instead of keeping it alive for more calls that would
+   * hold the shutdown (HTTP/2 sessions get GOAWAY). Tracked here: the HTTP/1.1 server never
+   * listens itself, so Node's own idle-connection tracking (closeIdleConnections) has nothing.
+   */
+  const h1Busy = new Map<net.Socket, number>();
+  /** Responses under way, whose headers may still say Connection: close when closing begins. */
   const h1Responses = new Set<http.ServerResponse>();
-  const endConnectionAfter = (res: http.ServerResponse) => {
-    if (!res.headersSent) res.setHeader("connection", "close");
-    else res.once("finish", () => res.socket?.end());
+  const endIfIdle = (socket: net.Socket) => {
+    if (closing && (h1Busy.get(socket) ?? 0) === 0) socket.end();
   };
   // Extra routes (GET /metrics) first and without CORS headers: not for scripts on other origins.
   const serve: typeof handler = (req, res) => {
-    // Once closing, an HTTP/1.1 connection ends with the response it carries, instead of being
-    // kept alive for more calls that would hold the shutdown (HTTP/2 sessions get GOAWAY).
     if (req.httpVersionMajor === 1) {
-      const h1 = res as http.ServerResponse;
-      if (closing) endConnectionAfter(h1);
-      else {
-        h1Responses.add(h1);
-        h1.once("close", () => h1Responses.delete(h1));
-      }
+      const socket = req.socket;
+      h1Busy.set(socket, (h1Busy.get(socket) ?? 0) + 1);
+      const response = res as http.ServerResponse;
+      if (closing) response.setHeader("connection", "close");
+      h1Responses.add(response);
+      response.once("close", () => {
+        h1Responses.delete(response);
+        h1Busy.set(socket, (h1Busy.get(socket) ?? 1) - 1);
+        endIfIdle(socket);
+      });
     }
     if (options.extraRoutes?.(req, res as unknown as PlainResponse)) return;
     if (withCors) withCors(req as http.IncomingMessage, res as unknown as http.ServerResponse, () => handler(req, res));
@@ -194,6 +211,8 @@ export function createConnectServer(options: ConnectServerOptions): ConnectServe
         // first; resuming it here would hand those bytes to nobody and break the session.
         h2.emit("connection", socket);
       } else {
+        h1Busy.set(socket, 0);
+        socket.once("close", () => h1Busy.delete(socket));
         h1.emit("connection", socket);
         socket.resume();
       }
@@ -209,13 +228,13 @@ export function createConnectServer(options: ConnectServerOptions): ConnectServe
     },
     async close() {
       closing = true;
-      for (const res of h1Responses) endConnectionAfter(res);
+      for (const response of h1Responses) if (!response.headersSent) response.setHeader("connection", "close");
+      for (const socket of h1Busy.keys()) endIfIdle(socket);
       const closed = Promise.all([
         new Promise<void>((r) => front.close(() => r())),
         new Promise<void>((r) => h2.close(() => r())),
         new Promise<void>((r) => h1.close(() => r())),
       ]);
-      h1.closeIdleConnections();
       // A connection that never sent a byte has no call to finish.
       for (const socket of undecided) socket.destroy();
       // h2.close() waits for open sessions: GOAWAY lets each finish its streams, then close.
