@@ -60,9 +60,9 @@ test("Connect unary, binary and JSON: a message that does not decode is INVALID_
 test("gRPC and gRPC-Web over HTTP/2 to the Connect port: INVALID_ARGUMENT with its details in the trailers, then a good call on the same connection", async (t) => {
   const session = http2.connect(app.connectUrl);
   try {
-    const call = (contentType: string, payload: Uint8Array) =>
+    const call = (contentType: string, payload: Uint8Array, path = GET_BALANCE) =>
       new Promise<{ headers: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
-        const stream = session.request({ ":method": "POST", ":path": GET_BALANCE, "content-type": contentType, te: "trailers" });
+        const stream = session.request({ ":method": "POST", ":path": path, "content-type": contentType, te: "trailers" });
         let headers: http2.IncomingHttpHeaders = {};
         let trailers: http2.IncomingHttpHeaders = {};
         const chunks: Buffer[] = [];
@@ -82,6 +82,12 @@ test("gRPC and gRPC-Web over HTTP/2 to the Connect port: INVALID_ARGUMENT with i
       t.is(errorReason(error), "INVALID_FIELD");
       t.deepEqual(fieldViolations(error), ["request"]);
     }
+    // A server stream: the message is refused as it is taken, before the handler sees it.
+    const watch = await call("application/grpc", NOT_UTF8, "/concert.v1.QueueService/WatchQueue");
+    const watchStatus = { ...watch.headers, ...watch.trailers };
+    t.is(watchStatus["grpc-status"], String(Code.InvalidArgument));
+    const watchError = findTrailerError(new Headers(Object.entries(watchStatus).filter(([k]) => !k.startsWith(":")).map(([k, v]) => [k, String(v)])))!;
+    t.deepEqual(fieldViolations(watchError), ["request"]);
     // gRPC-Web puts its trailers in the body; the status is what matters here.
     const web = await call("application/grpc-web+proto", TRUNCATED);
     t.regex(web.body.toString("latin1") + JSON.stringify(web.headers), /grpc-status:\s*3|"grpc-status":"3"/);

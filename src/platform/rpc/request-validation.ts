@@ -21,11 +21,29 @@ export interface RequestCheck {
 
 export const requestCheckKey = createContextKey<RequestCheck>({}, { description: "request message check" });
 
-/** Raises a message that did not decode as INVALID_FIELD before the handler runs. */
+const malformed = (problem: string) => domainErrorToConnect(invalidField("request", problem));
+
+/**
+ * Raises a message that did not decode as INVALID_FIELD before the handler sees it. Unary calls
+ * reach interceptors with their message read; streaming calls before the body is, so their
+ * messages are checked one by one as the handler takes them.
+ */
 export const rejectMalformedRequests: Interceptor = (next) => async (req) => {
-  const problem = req.contextValues.get(requestCheckKey).problem;
-  if (problem !== undefined) throw domainErrorToConnect(invalidField("request", problem));
-  return next(req);
+  const check = req.contextValues.get(requestCheckKey);
+  if (!req.stream) {
+    if (check.problem !== undefined) throw malformed(check.problem);
+    return next(req);
+  }
+  const messages = req.message;
+  return next({
+    ...req,
+    message: (async function* () {
+      for await (const message of messages) {
+        if (check.problem !== undefined) throw malformed(check.problem);
+        yield message;
+      }
+    })(),
+  });
 };
 
 type Format = "binary" | "json";
