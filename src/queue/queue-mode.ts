@@ -33,6 +33,8 @@ const TIMEOUTS_BEFORE_TRIP_MS = 2000;
 /** Rows per MERGE script call, to keep each script short. */
 const MERGE_CHUNK = 500;
 const REBUILD_LOCK_MS = 120_000;
+/** Longest a process back on Redis holds admission for others still in fallback. */
+const MAX_ADMISSION_PAUSE_MS = 10_000;
 
 const NOT_SERVING = new RegExp(`^(LOADING|CLUSTERDOWN|MASTERDOWN|TRYAGAIN|${QUEUE_STATE_LOST})\\b`);
 
@@ -110,6 +112,8 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
   let timingOutSinceMs = 0;
   /** Back on Redis while another process still serves from PostgreSQL (read every tick). */
   let othersStillInFallback = false;
+  /** Since when admission has waited for the others (0: it does not). */
+  let pausedSinceMs = 0;
   /** Refreshes this process's mark between admission ticks, which may run long in fallback. */
   let markTimer: NodeJS.Timeout | undefined;
   /** The probe running now, which release() waits for: it may write the mark or rebuild. */
@@ -130,10 +134,17 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
   // by an admission tick must never land after the delete that ended the mark.
   let markOps: Promise<unknown> = Promise.resolve();
   const serially = (op: () => Promise<unknown>): Promise<unknown> => (markOps = markOps.then(op, op));
-  const mark = () =>
-    serially(() => (mode === "redis" || stopped ? Promise.resolve() : pg.markFallback(processId, fallbackSinceMs, following))).catch((error: unknown) =>
-      logger.warn({ err: (error as Error).message }, "could not mark the PostgreSQL fallback"),
-    );
+  // One refresh waiting is enough: with PostgreSQL slow, the timer and the ticks would otherwise
+  // queue up writes that release() then waits behind. The write reads the state when it runs.
+  let markQueued = false;
+  const mark = () => {
+    if (markQueued) return markOps;
+    markQueued = true;
+    return serially(() => {
+      markQueued = false;
+      return mode === "redis" || stopped ? Promise.resolve() : pg.markFallback(processId, fallbackSinceMs, following);
+    }).catch((error: unknown) => logger.warn({ err: (error as Error).message }, "could not mark the PostgreSQL fallback"));
+  };
   const unmark = () => serially(() => pg.clearFallback(processId)).catch(() => undefined);
 
   /** Other processes' fresh marks. Unknown (PostgreSQL down) counts as none. */
@@ -187,11 +198,19 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
     held = new Promise((resolve) => (release = resolve));
     try {
       if (fallbackCalls > 0) await new Promise<void>((resolve) => (onIdle = resolve));
-      await mergeGroups(await pg.rowsOfTokens([...touched]));
-      touched.clear();
+      const merged = [...touched];
+      await mergeGroups(await pg.rowsOfTokens(merged));
+      for (const token of merged) touched.delete(token);
       redisQueue.forgetSeenConcerts();
       following = false;
       setMode("redis", { outageMs: Date.now() - fallbackSinceMs });
+      // Tokens remembered while the merge ran (a slow join's write, which does not wait for
+      // held calls) go in now; later ones find this process on Redis and merge themselves.
+      if (touched.size > 0) {
+        const late = [...touched];
+        touched.clear();
+        await mergeGroups(await pg.rowsOfTokens(late)).catch((error: unknown) => logger.warn({ err: (error as Error).message, tokens: late.length }, "could not merge late fallback writes"));
+      }
       clearInterval(markTimer);
       // Back with this process's writes merged: those still in fallback may switch back too.
       await unmark();
@@ -263,7 +282,13 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
       }
       if (mode !== "redis") return;
       const others = await otherMarks();
-      othersStillInFallback = others.any;
+      // Admission waits for the others to come back, within a probe interval normally; a process
+      // that cannot (its merges keep failing) must not stop admission everywhere for good.
+      if (!others.any) pausedSinceMs = 0;
+      else if (pausedSinceMs === 0) pausedSinceMs = Date.now();
+      const pausedTooLong = pausedSinceMs > 0 && Date.now() - pausedSinceMs > MAX_ADMISSION_PAUSE_MS;
+      if (pausedTooLong && othersStillInFallback) logger.warn({ pausedMs: Date.now() - pausedSinceMs }, "another process is still in fallback; admitting from Redis again");
+      othersStillInFallback = others.any && !pausedTooLong;
       if (others.cutOff) trip(new Error("another process serves the waiting room from PostgreSQL"), true);
     },
     remember(tokens) {

@@ -209,8 +209,10 @@ export async function createWaitingRoom(deps: { orm: ORM; redis: RedisClient; co
   async function keepAfterRebuild(sinceMs: number, concertId: string, row: MergeRow): Promise<void> {
     if (mode.current !== "redis") return mode.remember([row.token]);
     try {
-      const rebuiltAt = Number((await redis.get(redisQueue.keys.rebuiltAt)) ?? 0);
-      if (rebuiltAt >= sinceMs - REBUILD_CLOCK_SLACK_MS) await redisQueue.merge(concertId, row.seq, [row]);
+      // A rebuild finished since the write began, or one under way (it may have read PostgreSQL
+      // before the write landed and sets rebuilt-at only once it has merged everything).
+      const [rebuiltAt, rebuilding] = await Promise.all([redis.get(redisQueue.keys.rebuiltAt), redis.exists(redisQueue.keys.rebuildLock)]);
+      if (rebuilding > 0 || Number(rebuiltAt ?? 0) >= sinceMs - REBUILD_CLOCK_SLACK_MS) await redisQueue.merge(concertId, row.seq, [row]);
     } catch (error) {
       // Redis failed meanwhile: the row is in PostgreSQL, which the way back merges from.
       logger.warn({ err: (error as Error).message, token: row.token }, "could not check a slow join against a rebuild");

@@ -65,3 +65,29 @@ test.serial("a process started while another is cut off from Redis starts in fal
     await late?.stop();
   }
 });
+
+test.serial("a process that stays in fallback holds admission for 10 s at most", async (t) => {
+  t.timeout(60_000);
+  const queue = app.grpc(QueueService);
+  const concertId = (await app.grpc(BookingService).listConcerts({})).concerts[0]!.id;
+  const first = (await queue.joinQueue({ concertId, userId: "holder" })).token;
+  await waitFor(async () => (await queue.getQueueStatus({ token: first })).status!.state === QueueState.ACTIVE, { message: () => "first admitted" });
+  const next = (await queue.joinQueue({ concertId, userId: "patient" })).token;
+  // A follower whose way back keeps failing: its mark stays fresh.
+  await markOf("stuck", true);
+  const refresh = setInterval(() => void markOf("stuck", true), 1000);
+  try {
+    await waitFor(() => app.app.waitingRoom.mode.othersStillInFallback, { message: () => "the mark seen at a tick" });
+    const paused = Date.now();
+    await queue.leaveQueue({ token: first });
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    t.is((await queue.getQueueStatus({ token: next })).status!.state, QueueState.WAITING, "held while the mark is young");
+    await waitFor(async () => (await queue.getQueueStatus({ token: next })).status!.state === QueueState.ACTIVE, { timeoutMs: 20_000, message: () => "admission resumed" });
+    const waited = Date.now() - paused;
+    t.true(waited >= 9_000 && waited < 16_000, `admitted after ${waited} ms`);
+  } finally {
+    clearInterval(refresh);
+    await sql("delete from queue_fallback where process_id = 'stuck'");
+  }
+  await queue.leaveQueue({ token: next });
+});
