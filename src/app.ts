@@ -169,6 +169,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     readMaxBytes: config.maxRequestBytes,
     corsOrigins: config.corsOrigins,
     corsHeaders: [QUEUE_TOKEN_HEADER],
+    onCallFailure: (error, rpc) => logger.warn({ err: error, rpc }, "could not answer a call on the Connect port"),
     extraRoutes(req, res) {
       if (req.method !== "GET" || req.url !== "/metrics") return false;
       metrics.registry.metrics().then(

@@ -37,6 +37,8 @@ export interface ConnectServerOptions {
   firstByteTimeoutMs?: number;
   /** A connection with no traffic either way for this long is closed (default 2 min; open streams heartbeat well within it). */
   idleTimeoutMs?: number;
+  /** A call whose answer could not be written (other than a cancelled one); default: stderr, as connect-node does. */
+  onCallFailure?: (error: unknown, rpc: string) => void;
 }
 
 const FIRST_BYTE_TIMEOUT_MS = 10_000;
@@ -125,8 +127,11 @@ function createRpcHandler(options: ConnectServerOptions): (req: NodeRequest, res
     handler({ ...request, body: checkedBody(handler.method, request.header, body, check, options.readMaxBytes) })
       .then((response) => universalResponseToNodeResponse(response, res))
       .catch((reason: unknown) => {
-        // As connect-node's adapter: a cancelled call is nobody's error; anything else is logged.
-        if (ConnectError.from(reason).code !== Code.Aborted) console.error(`handler for rpc ${handler.method.name} of ${handler.service.typeName} failed`, reason);
+        // As connect-node's adapter: a cancelled call is nobody's error; anything else is reported.
+        if (ConnectError.from(reason).code === Code.Aborted) return;
+        const rpc = `${handler.service.typeName}/${handler.method.name}`;
+        if (options.onCallFailure) options.onCallFailure(reason, rpc);
+        else console.error(`handler for rpc ${rpc} failed`, reason);
       });
   };
 }
