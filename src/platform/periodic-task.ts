@@ -8,7 +8,7 @@ import type { Logger } from "./logger.js";
 export interface PeriodicTask {
   /** Runs as soon as the current run (if any) ends, instead of waiting for the interval. */
   nudge(): void;
-  /** Stops scheduling and waits for a run in progress. */
+  /** Stops scheduling and waits for a run in progress (and, with finishNudgeOnStop, for the run a nudge still asks for). */
   stop(): Promise<void>;
 }
 
@@ -26,6 +26,12 @@ export interface PeriodicTaskOptions {
   logger: Logger;
   /** Called on every failed run (e.g. to count it in a metric); failures are logged once per outage. */
   onFailure?: () => void;
+  /**
+   * A nudge not yet served when stop() is called gets its run before stop() resolves, instead of
+   * being dropped with the timer: the outbox relay publishes the payments of its last nudge
+   * window at shutdown rather than at another process's poll or the next start.
+   */
+  finishNudgeOnStop?: boolean;
 }
 
 export function startPeriodicTask(options: PeriodicTaskOptions): PeriodicTask {
@@ -36,6 +42,8 @@ export function startPeriodicTask(options: PeriodicTaskOptions): PeriodicTask {
   let dueAt = Infinity;
   let running: Promise<void> | undefined;
   let nudged = false;
+  /** A nudge that no run has started since. */
+  let nudgePending = false;
   let stopped = false;
   let failing = false;
 
@@ -74,12 +82,14 @@ export function startPeriodicTask(options: PeriodicTaskOptions): PeriodicTask {
       nudged = true;
       return;
     }
+    nudgePending = false;
     running = runOnce();
   }
 
   schedule(0);
   return {
     nudge() {
+      nudgePending = true;
       if (running) nudged = true;
       else schedule(nudgeDelayMs, true);
     },
@@ -87,6 +97,10 @@ export function startPeriodicTask(options: PeriodicTaskOptions): PeriodicTask {
       stopped = true;
       clearTimeout(timer);
       await running;
+      if (options.finishNudgeOnStop && nudgePending) {
+        nudgePending = false;
+        await runOnce();
+      }
     },
   };
 }

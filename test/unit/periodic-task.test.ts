@@ -70,3 +70,18 @@ test("stop waits for the run in progress and schedules nothing after it", async 
   await sleep(100);
   t.is(state.runs, runs);
 });
+
+test("finishNudgeOnStop: a nudge still waiting for its delay is run by stop(); without it, or without a nudge, stop runs nothing", async (t) => {
+  for (const [finishNudgeOnStop, nudge, expected] of [
+    [true, true, 2],
+    [false, true, 1],
+    [true, false, 1],
+  ] as const) {
+    const { state, run } = counter();
+    const task = startPeriodicTask({ name: "t", intervalMs: 60_000, nudgeDelayMs: 60_000, run, logger, finishNudgeOnStop });
+    await waitFor(() => state.runs === 1, { timeoutMs: 2000 }); // the first run, at start
+    if (nudge) task.nudge();
+    await task.stop();
+    t.is(state.runs, expected, `finishNudgeOnStop ${finishNudgeOnStop}, nudged ${nudge}`);
+  }
+});

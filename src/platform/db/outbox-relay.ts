@@ -152,25 +152,18 @@ export function startOutboxRelay(options: OutboxRelayOptions): PeriodicTask {
   const published = new Counter({ name: "outbox_events_published_total", help: "Outbox events this process's relay published to the Redis event stream", registers: [registry] });
   const failures = new Counter({ name: "outbox_relay_failures_total", help: "Relay runs that failed (PostgreSQL or Redis unavailable); their events stay in the outbox and go out later", registers: [registry] });
   registerBacklogGauges(registry, metricsConnection);
-  const publish = async () => {
-    const count = await publishOutboxBatch(orm, redis, relay);
-    published.inc(count);
-    return count === relay.batchSize;
-  };
-  const task = startPeriodicTask({ name: "outbox-relay", intervalMs: options.intervalMs, nudgeDelayMs: options.nudgeDelayMs, logger, onFailure: () => failures.inc(), run: publish });
-  return {
-    nudge: () => task.nudge(),
-    /**
-     * Stops, then publishes one last batch: the payments of the last nudge window (their run
-     * was still waiting for its delay) reach the stream now rather than at the next start or
-     * another process's poll. A failure leaves them in the outbox, as any failed run does.
-     */
-    async stop() {
-      await task.stop();
-      await publish().catch((error: unknown) => {
-        failures.inc();
-        logger.warn({ err: (error as Error).message }, "outbox relay: the last batch at shutdown failed; the events stay in the outbox");
-      });
+  return startPeriodicTask({
+    name: "outbox-relay",
+    intervalMs: options.intervalMs,
+    nudgeDelayMs: options.nudgeDelayMs,
+    logger,
+    onFailure: () => failures.inc(),
+    // The payments of the last nudge window go out at shutdown; a failure leaves them in the outbox.
+    finishNudgeOnStop: true,
+    run: async () => {
+      const count = await publishOutboxBatch(orm, redis, relay);
+      published.inc(count);
+      return count === relay.batchSize;
     },
-  };
+  });
 }
