@@ -6,7 +6,7 @@
 // itself wrote while in fallback.
 //
 // One store for everyone: a process that Redis fails marks itself in PostgreSQL (queue_fallback,
-// refreshed every admission tick and on a timer of its own), and every other process follows it
+// refreshed by a timer while it lasts), and every other process follows it
 // into fallback at its next tick (or at start) and stays there while such a mark is fresh.
 // Otherwise a process cut off from Redis alone would line its joins up behind everyone the
 // others take through Redis meanwhile, and the two stores would each admit up to the cap.
@@ -165,6 +165,13 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
     scheduleProbe();
   }
 
+  /** Merges the rows of the tokens this process wrote in fallback; a token written meanwhile stays for the next merge. */
+  async function mergeTouched(): Promise<void> {
+    const tokens = [...touched];
+    await mergeGroups(await pg.rowsOfTokens(tokens));
+    for (const token of tokens) touched.delete(token);
+  }
+
   async function mergeGroups(groups: Map<string, { nextSeqFloor: string; rows: MergeRow[] }>): Promise<void> {
     for (const [concertId, { nextSeqFloor, rows }] of groups) {
       for (let i = 0; i < rows.length; i += MERGE_CHUNK) await redisQueue.merge(concertId, nextSeqFloor, rows.slice(i, i + MERGE_CHUNK));
@@ -198,19 +205,13 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
     held = new Promise((resolve) => (release = resolve));
     try {
       if (fallbackCalls > 0) await new Promise<void>((resolve) => (onIdle = resolve));
-      const merged = [...touched];
-      await mergeGroups(await pg.rowsOfTokens(merged));
-      for (const token of merged) touched.delete(token);
+      await mergeTouched();
       redisQueue.forgetSeenConcerts();
       following = false;
       setMode("redis", { outageMs: Date.now() - fallbackSinceMs });
       // Tokens remembered while the merge ran (a slow join's write, which does not wait for
       // held calls) go in now; later ones find this process on Redis and merge themselves.
-      if (touched.size > 0) {
-        const late = [...touched];
-        touched.clear();
-        await mergeGroups(await pg.rowsOfTokens(late)).catch((error: unknown) => logger.warn({ err: (error as Error).message, tokens: late.length }, "could not merge late fallback writes"));
-      }
+      if (touched.size > 0) await mergeTouched().catch((error: unknown) => logger.warn({ err: (error as Error).message, tokens: touched.size }, "could not merge late fallback writes"));
       clearInterval(markTimer);
       // Back with this process's writes merged: those still in fallback may switch back too.
       await unmark();
@@ -267,7 +268,6 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
       else if (mode === "rebuilding") setMode("redis");
     },
     async checkRedisState() {
-      if (mode === "fallback") await mark();
       if (mode !== "redis") return;
       try {
         const rebuiltAt = await redis.get(redisQueue.keys.rebuiltAt);

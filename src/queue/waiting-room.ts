@@ -126,7 +126,8 @@ export async function createWaitingRoom(deps: { orm: ORM; redis: RedisClient; co
     registry,
     probeIntervalMs: PROBE_INTERVAL_MS,
     recentlyEndedSeconds: config.activeTokenTtlSeconds + 60,
-    // Refreshed every admission tick: five missed ticks, and at least 5 s, mean the process is gone.
+    // A mark not refreshed for five admission ticks, and at least 5 s, belongs to a process that is
+    // gone; its own timer refreshes it three times within that.
     fallbackMarkFreshMs: Math.max(5000, 5 * config.admissionIntervalMs),
   });
   await mode.init();
