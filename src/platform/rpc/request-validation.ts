@@ -11,6 +11,7 @@
 
 import { fromBinary, fromJsonString, type DescMessage, type DescMethod } from "@bufbuild/protobuf";
 import { createContextKey, type Interceptor } from "@connectrpc/connect";
+import { encodeEnvelope } from "@connectrpc/connect/protocol";
 import { invalidField } from "../domain-error.js";
 import { domainErrorToConnect } from "./error-mapping.js";
 
@@ -85,22 +86,6 @@ function problemOf(schema: DescMessage, format: Format, bytes: Uint8Array): stri
   }
 }
 
-const concat = (a: Uint8Array, b: Uint8Array) => {
-  if (a.length === 0) return b;
-  const joined = new Uint8Array(a.length + b.length);
-  joined.set(a);
-  joined.set(b, a.length);
-  return joined;
-};
-
-function envelope(flags: number, payload: Uint8Array): Uint8Array {
-  const framed = new Uint8Array(5 + payload.length);
-  framed[0] = flags;
-  new DataView(framed.buffer).setUint32(1, payload.length);
-  framed.set(payload, 5);
-  return framed;
-}
-
 /**
  * The request body with every message that does not decode replaced by an empty one, the first
  * problem recorded in `check`. Envelopes go on as soon as each is complete (a streaming request
@@ -129,7 +114,7 @@ export function checkedBody(
 async function* checkWhole(body: AsyncIterable<Uint8Array>, replace: (bytes: Uint8Array) => Uint8Array | undefined, readMaxBytes: number): AsyncGenerator<Uint8Array> {
   let all: Uint8Array = new Uint8Array(0);
   for await (const chunk of body) {
-    all = concat(all, chunk);
+    all = Buffer.concat([all, chunk]);
     if (all.length > readMaxBytes) {
       yield all;
       yield* body;
@@ -142,7 +127,7 @@ async function* checkWhole(body: AsyncIterable<Uint8Array>, replace: (bytes: Uin
 async function* checkEnvelopes(body: AsyncIterable<Uint8Array>, replace: (bytes: Uint8Array) => Uint8Array | undefined, readMaxBytes: number): AsyncGenerator<Uint8Array> {
   let pending: Uint8Array = new Uint8Array(0);
   for await (const chunk of body) {
-    pending = concat(pending, chunk);
+    pending = Buffer.concat([pending, chunk]);
     while (pending.length >= 5) {
       const flags = pending[0]!;
       const length = new DataView(pending.buffer, pending.byteOffset, pending.byteLength).getUint32(1);
@@ -154,7 +139,7 @@ async function* checkEnvelopes(body: AsyncIterable<Uint8Array>, replace: (bytes:
       if (pending.length < 5 + length) break;
       const payload = pending.subarray(5, 5 + length);
       const replacement = flags === 0 ? replace(payload) : undefined;
-      yield replacement ? envelope(flags, replacement) : pending.subarray(0, 5 + length);
+      yield replacement ? encodeEnvelope(flags, replacement) : pending.subarray(0, 5 + length);
       pending = pending.subarray(5 + length);
     }
   }
