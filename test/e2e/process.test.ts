@@ -56,6 +56,23 @@ async function waitFor(condition: () => boolean, timeoutMs: number, what: () => 
 
 let database: TestDatabase;
 
+/** A server on free ports with this shutdown grace period, once it listens. */
+async function startListening(graceMs: number) {
+  const [port, connectPort] = [await freePort(), await freePort()];
+  const server = startServer({ DATABASE_URL: database.url, PORT: String(port), CONNECT_PORT: String(connectPort), SHUTDOWN_GRACE_MS: String(graceMs) });
+  await waitFor(() => server.output().includes('"msg":"listening"'), 30_000, server.output);
+  return { server, port, connectPort };
+}
+
+/** A transaction holding a user's wallet row, so the next top-up of that user waits for it (commit or roll back to let go). */
+async function lockWallet(userId: string): Promise<pg.Client> {
+  const blocker = new pg.Client({ connectionString: database.url });
+  await blocker.connect();
+  await blocker.query("begin");
+  await blocker.query("select * from wallet where user_id = $1 for update", [userId]);
+  return blocker;
+}
+
 test.before(async () => {
   database = await createTestDatabase("process");
 });
@@ -147,17 +164,12 @@ test("a bad configuration value names the variable, exit 2", async (t) => {
 });
 
 test("SIGTERM lets an in-flight call finish (also through more signals), refuses new ones and exits 0", async (t) => {
-  const [port, connectPort] = [await freePort(), await freePort()];
-  const server = startServer({ DATABASE_URL: database.url, PORT: String(port), CONNECT_PORT: String(connectPort), SHUTDOWN_GRACE_MS: "10000" });
-  await waitFor(() => server.output().includes('"msg":"listening"'), 30_000, server.output);
+  const { server, port } = await startListening(10_000);
   const client = createGrpcClient(WalletService, `127.0.0.1:${port}`);
   await client.topUp({ userId: "grace", amount: { amountMinor: 1n }, idempotencyKey: "g0" });
 
   // Hold the wallet row so the next top-up is still running when SIGTERM arrives.
-  const blocker = new pg.Client({ connectionString: database.url });
-  await blocker.connect();
-  await blocker.query("begin");
-  await blocker.query("select * from wallet where user_id = 'grace' for update");
+  const blocker = await lockWallet("grace");
   const inFlight = client.topUp({ userId: "grace", amount: { amountMinor: 10n }, idempotencyKey: "g1" });
   await new Promise((r) => setTimeout(r, 300));
   server.child.kill("SIGTERM");
@@ -179,17 +191,12 @@ test("SIGTERM lets an in-flight call finish (also through more signals), refuses
 
 test("a shutdown that PostgreSQL stalls past the grace period ends anyway, exit 1, 15 s later", async (t) => {
   t.timeout(60_000);
-  const [port, connectPort] = [await freePort(), await freePort()];
-  const server = startServer({ DATABASE_URL: database.url, PORT: String(port), CONNECT_PORT: String(connectPort), SHUTDOWN_GRACE_MS: "500" });
-  await waitFor(() => server.output().includes('"msg":"listening"'), 30_000, server.output);
+  const { server, port } = await startListening(500);
   const client = createGrpcClient(WalletService, `127.0.0.1:${port}`);
   await client.topUp({ userId: "stalled", amount: { amountMinor: 1n }, idempotencyKey: "s0" });
   // A lock holder that never lets go: the in-flight top-up keeps its pool connection.
-  const blocker = new pg.Client({ connectionString: database.url });
-  await blocker.connect();
+  const blocker = await lockWallet("stalled");
   try {
-    await blocker.query("begin");
-    await blocker.query("select * from wallet where user_id = 'stalled' for update");
     const inFlight = client.topUp({ userId: "stalled", amount: { amountMinor: 10n }, idempotencyKey: "s1" }).catch(() => "failed");
     await new Promise((r) => setTimeout(r, 300));
     const signalled = Date.now();
@@ -207,9 +214,7 @@ test("a shutdown that PostgreSQL stalls past the grace period ends anyway, exit 
 });
 
 test("an HTTP/1.1 call in flight at SIGTERM is answered with Connection: close, and neither its keep-alive connection nor an idle one holds the shutdown", async (t) => {
-  const [port, connectPort] = [await freePort(), await freePort()];
-  const server = startServer({ DATABASE_URL: database.url, PORT: String(port), CONNECT_PORT: String(connectPort), SHUTDOWN_GRACE_MS: "20000" });
-  await waitFor(() => server.output().includes('"msg":"listening"'), 30_000, server.output);
+  const { server, connectPort } = await startListening(20_000);
   const agent = new http.Agent({ keepAlive: true });
   // A second client whose connection sits idle through the shutdown.
   const idleAgent = new http.Agent({ keepAlive: true });
@@ -227,11 +232,8 @@ test("an HTTP/1.1 call in flight at SIGTERM is answered with Connection: close, 
     });
   t.is((await call("k0")).connection, "keep-alive");
   t.is((await call("idle", idleAgent)).connection, "keep-alive");
-  const blocker = new pg.Client({ connectionString: database.url });
-  await blocker.connect();
+  const blocker = await lockWallet("keepalive");
   try {
-    await blocker.query("begin");
-    await blocker.query("select * from wallet where user_id = 'keepalive' for update");
     const inFlight = call("k1");
     await new Promise((r) => setTimeout(r, 300));
     server.child.kill("SIGTERM");
@@ -251,9 +253,7 @@ test("an HTTP/1.1 call in flight at SIGTERM is answered with Connection: close, 
 });
 
 test("SIGTERM ends a Health.Watch stream with UNAVAILABLE and does not wait out the grace period for it or for a silent connection", async (t) => {
-  const [port, connectPort] = [await freePort(), await freePort()];
-  const server = startServer({ DATABASE_URL: database.url, PORT: String(port), CONNECT_PORT: String(connectPort), SHUTDOWN_GRACE_MS: "20000" });
-  await waitFor(() => server.output().includes('"msg":"listening"'), 30_000, server.output);
+  const { server, port, connectPort } = await startListening(20_000);
   const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
   const same = (b: Buffer) => b;
   const watch = client.makeServerStreamRequest("/grpc.health.v1.Health/Watch", same, same, Buffer.alloc(0));

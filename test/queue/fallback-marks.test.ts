@@ -26,13 +26,19 @@ const sql = (text: string, params: unknown[] = []) => app.app.orm.em.getConnecti
 const markOf = (processId: string, following: boolean) =>
   sql("insert into queue_fallback (process_id, since, seen_at, following) values (?, now(), now(), ?) on conflict (process_id) do update set seen_at = now()", [processId, following]);
 
-test.serial("back on Redis, a process admits nobody while another process is still in fallback, and resumes once it is back", async (t) => {
-  t.timeout(30_000);
+/** One user holding the only slot (cap 1) and one waiting behind them. */
+async function holderAndWaiter(holderId: string, waiterId: string) {
   const queue = app.grpc(QueueService);
   const concertId = (await app.grpc(BookingService).listConcerts({})).concerts[0]!.id;
-  const first = (await queue.joinQueue({ concertId, userId: "first" })).token;
-  await waitFor(async () => (await queue.getQueueStatus({ token: first })).status!.state === QueueState.ACTIVE, { message: () => "first admitted" });
-  const next = (await queue.joinQueue({ concertId, userId: "next" })).token;
+  const holder = (await queue.joinQueue({ concertId, userId: holderId })).token;
+  await waitFor(async () => (await queue.getQueueStatus({ token: holder })).status!.state === QueueState.ACTIVE, { message: () => `${holderId} admitted` });
+  const waiter = (await queue.joinQueue({ concertId, userId: waiterId })).token;
+  return { queue, holder, waiter };
+}
+
+test.serial("back on Redis, a process admits nobody while another process is still in fallback, and resumes once it is back", async (t) => {
+  t.timeout(30_000);
+  const { queue, holder: first, waiter: next } = await holderAndWaiter("first", "next");
 
   // A process that followed another into fallback and has not switched back yet.
   await markOf("still-in-fallback", true);
@@ -71,11 +77,7 @@ test.serial("a process started while another is cut off from Redis starts in fal
 
 test.serial("a process that stays in fallback holds admission for 10 s at most", async (t) => {
   t.timeout(60_000);
-  const queue = app.grpc(QueueService);
-  const concertId = (await app.grpc(BookingService).listConcerts({})).concerts[0]!.id;
-  const first = (await queue.joinQueue({ concertId, userId: "holder" })).token;
-  await waitFor(async () => (await queue.getQueueStatus({ token: first })).status!.state === QueueState.ACTIVE, { message: () => "first admitted" });
-  const next = (await queue.joinQueue({ concertId, userId: "patient" })).token;
+  const { queue, holder: first, waiter: next } = await holderAndWaiter("holder", "patient");
   // A follower whose way back keeps failing: its mark stays fresh.
   await markOf("stuck", true);
   const refresh = setInterval(() => void markOf("stuck", true), 1000);
