@@ -176,14 +176,20 @@ test("cancelling a paid reservation refunds it through the ledger and publishes 
   t.deepEqual((await streamEventsOf(held.id)).map((e) => e.eventType), ["payment.completed", "payment.refunded"]);
 });
 
-test("a retried payment after the token was used up replays the first payment", async (t) => {
-  const token = await admit("replayer");
-  await wallet().topUp({ userId: "replayer", amount: { amountMinor: 50_000n }, idempotencyKey: "t" });
-  const reservation = await hold("replayer", token);
-  const request = { reservationId: reservation.id, userId: "replayer", idempotencyKey: "pay-once" };
-  const first = await wallet().payReservation(request, withToken(token));
-  // The payment released the token: a retry whose answer was lost must still get it.
+/** A user admitted, funded with 50,000, holding a seat and paying it with `idempotencyKey`; resolves once the payment released the token. */
+async function paidWithUsedUpToken(userId: string, idempotencyKey: string) {
+  const token = await admit(userId);
+  await wallet().topUp({ userId, amount: { amountMinor: 50_000n }, idempotencyKey: "t" });
+  const reservation = await hold(userId, token);
+  const request = { reservationId: reservation.id, userId, idempotencyKey };
+  const paid = await wallet().payReservation(request, withToken(token));
   await waitFor(async () => (await app.grpc(QueueService).getQueueStatus({ token })).status?.state === QueueState.EXPIRED);
+  return { token, request, paid };
+}
+
+test("a retried payment after the token was used up replays the first payment", async (t) => {
+  // The payment released the token: a retry whose answer was lost must still get it.
+  const { token, request, paid: first } = await paidWithUsedUpToken("replayer", "pay-once");
   const replay = await wallet().payReservation(request, withToken(token));
   t.is(replay.payment?.id, first.payment?.id);
   t.is(replay.wallet?.balance?.amountMinor, first.wallet?.balance?.amountMinor);
@@ -194,12 +200,7 @@ test("a retried payment after the token was used up replays the first payment", 
 });
 
 test("a payment retried with a later token (queued again, here or for another concert) replays it and leaves that token ACTIVE", async (t) => {
-  const first = await admit("returner");
-  await wallet().topUp({ userId: "returner", amount: { amountMinor: 50_000n }, idempotencyKey: "t" });
-  const reservation = await hold("returner", first);
-  const request = { reservationId: reservation.id, userId: "returner", idempotencyKey: "pay-returner" };
-  const paid = await wallet().payReservation(request, withToken(first));
-  await waitFor(async () => (await app.grpc(QueueService).getQueueStatus({ token: first })).status?.state === QueueState.EXPIRED);
+  const { token: first, request, paid } = await paidWithUsedUpToken("returner", "pay-returner");
   for (const concertId of [concert.concertId, otherConcertId]) {
     const later = await admit("returner", concertId);
     t.not(later, first);
