@@ -51,11 +51,16 @@ const seatsFor = (durationSec: number) => Math.min(900_000, 15_000 * durationSec
 
 type Run = ClosedLoopResult;
 
-const isRejection = (error: unknown) => error instanceof Rejection || (error instanceof DomainError && error.reason !== "CONCURRENT_UPDATE");
+const isRejection = (error: unknown) =>
+  error instanceof Rejection || (error instanceof DomainError && error.reason !== "CONCURRENT_UPDATE");
 
 /** `op(i)` from `concurrency` callers; every attempt counts, lost races as refused. */
-const drive = (concurrency: number, durationMs: number, op: (i: number) => Promise<unknown>, limit?: number): Promise<Run> =>
-  closedLoop({ concurrency, durationMs, op, limit, isRefusal: isRejection });
+const drive = (
+  concurrency: number,
+  durationMs: number,
+  op: (i: number) => Promise<unknown>,
+  limit?: number,
+): Promise<Run> => closedLoop({ concurrency, durationMs, op, limit, isRefusal: isRejection });
 
 interface Subject {
   reserve(input: { scheduleId: string; seatId: string; userId: string; requestId: string }): Promise<unknown>;
@@ -65,24 +70,43 @@ interface Subject {
 function subjects(orm: ORM, pool: pg.Pool): Record<Implementation, Subject> {
   const raw = createRawBooking(pool, POLICY);
   return {
-    "MikroORM (ours)": { reserve: (input) => reserveSeat(orm, input, POLICY), pay: (input) => payReservation(orm, input) },
+    "MikroORM (ours)": {
+      reserve: (input) => reserveSeat(orm, input, POLICY),
+      pay: (input) => payReservation(orm, input),
+    },
     "raw pg (baseline)": { reserve: (input) => raw.reserveSeat(input), pay: (input) => raw.payReservation(input) },
   };
 }
 
 /** Puts a schedule back to all seats available and nothing booked, then vacuums so every run starts alike. */
 async function resetSchedule(pool: pg.Pool, scheduleId: string): Promise<void> {
-  await pool.query("delete from outbox where aggregate_id in (select id::text from reservation where schedule_id = $1)", [scheduleId]);
-  await pool.query("delete from ledger_entry where reservation_id in (select id from reservation where schedule_id = $1)", [scheduleId]);
-  await pool.query("delete from payment where reservation_id in (select id from reservation where schedule_id = $1)", [scheduleId]);
+  await pool.query(
+    "delete from outbox where aggregate_id in (select id::text from reservation where schedule_id = $1)",
+    [scheduleId],
+  );
+  await pool.query(
+    "delete from ledger_entry where reservation_id in (select id from reservation where schedule_id = $1)",
+    [scheduleId],
+  );
+  await pool.query("delete from payment where reservation_id in (select id from reservation where schedule_id = $1)", [
+    scheduleId,
+  ]);
   await pool.query("delete from reservation where schedule_id = $1", [scheduleId]);
-  await pool.query("update seat set status = 'AVAILABLE', held_until = null where schedule_id = $1 and status <> 'AVAILABLE'", [scheduleId]);
+  await pool.query(
+    "update seat set status = 'AVAILABLE', held_until = null where schedule_id = $1 and status <> 'AVAILABLE'",
+    [scheduleId],
+  );
   await pool.query("delete from wallet");
   await pool.query("vacuum analyze seat, reservation, payment, ledger_entry, outbox, wallet");
 }
 
 /** Creates `count` HELD reservations in a schedule, each of its own user with a funded wallet. */
-async function prepareHolds(pool: pg.Pool, scheduleId: string, count: number, tag: string): Promise<{ id: string; userId: string }[]> {
+async function prepareHolds(
+  pool: pg.Pool,
+  scheduleId: string,
+  count: number,
+  tag: string,
+): Promise<{ id: string; userId: string }[]> {
   const { rows } = await pool.query<{ id: string; user_id: string }>(
     `with picked as (
        select id, price_minor, row_number() over (order by seat_no) as n
@@ -93,7 +117,9 @@ async function prepareHolds(pool: pg.Pool, scheduleId: string, count: number, ta
      returning id, user_id`,
     [scheduleId, count, `pay-${tag}-`],
   );
-  await pool.query("insert into wallet (user_id, balance_minor) select unnest($1::text[]), 1000000", [rows.map((r) => r.user_id)]);
+  await pool.query("insert into wallet (user_id, balance_minor) select unnest($1::text[]), 1000000", [
+    rows.map((r) => r.user_id),
+  ]);
   await pool.query("vacuum analyze seat, reservation, wallet");
   return rows.map((r) => ({ id: r.id, userId: r.user_id }));
 }
@@ -104,18 +130,40 @@ async function runOnce(
   context: { pool: pg.Pool; catalog: Catalog; concurrency: number; durationMs: number; tag: string; hotSeat: string },
 ): Promise<Run> {
   const { pool, catalog, concurrency, durationMs, tag } = context;
-  const [distinct, hot, paid] = catalog.schedules as [Catalog["schedules"][0], Catalog["schedules"][0], Catalog["schedules"][0]];
+  const [distinct, hot, paid] = catalog.schedules as [
+    Catalog["schedules"][0],
+    Catalog["schedules"][0],
+    Catalog["schedules"][0],
+  ];
   switch (workload) {
     case "ReserveSeat, distinct seats":
       await resetSchedule(pool, distinct.id);
-      return drive(concurrency, durationMs, (i) => subject.reserve({ scheduleId: distinct.id, seatId: distinct.seatIds[i]!, userId: `d-${tag}-${i}`, requestId: "r" }), distinct.seatIds.length);
+      return drive(
+        concurrency,
+        durationMs,
+        (i) =>
+          subject.reserve({
+            scheduleId: distinct.id,
+            seatId: distinct.seatIds[i]!,
+            userId: `d-${tag}-${i}`,
+            requestId: "r",
+          }),
+        distinct.seatIds.length,
+      );
     case "ReserveSeat, one hot seat":
       await resetSchedule(pool, hot.id);
-      return drive(concurrency, durationMs, (i) => subject.reserve({ scheduleId: hot.id, seatId: context.hotSeat, userId: `h-${tag}-${i}`, requestId: "r" }));
+      return drive(concurrency, durationMs, (i) =>
+        subject.reserve({ scheduleId: hot.id, seatId: context.hotSeat, userId: `h-${tag}-${i}`, requestId: "r" }),
+      );
     case "PayReservation": {
       await resetSchedule(pool, paid.id);
       const holds = await prepareHolds(pool, paid.id, paid.seatIds.length, tag);
-      return drive(concurrency, durationMs, (i) => subject.pay({ reservationId: holds[i]!.id, userId: holds[i]!.userId, idempotencyKey: "p" }), holds.length);
+      return drive(
+        concurrency,
+        durationMs,
+        (i) => subject.pay({ reservationId: holds[i]!.id, userId: holds[i]!.userId, idempotencyKey: "p" }),
+        holds.length,
+      );
     }
   }
 }
@@ -152,9 +200,14 @@ export async function measureBooking(options: BookingBenchOptions): Promise<Book
             hotSeat: catalog.schedules[1]!.seatIds[hotSeats++]!,
           };
           const run = await runOnce(workload, impls[implementation], context);
-          if (run.errors > 0) options.log(`booking: ${run.errors} errors in ${workload} / ${implementation}, first: ${String(run.firstError)}`);
+          if (run.errors > 0)
+            options.log(
+              `booking: ${run.errors} errors in ${workload} / ${implementation}, first: ${String(run.firstError)}`,
+            );
           if (warmUp) continue;
-          options.log(`booking: round ${round} ${workload} / ${implementation}: ${formatNumber(run.callsPerSec)} ops/s`);
+          options.log(
+            `booking: round ${round} ${workload} / ${implementation}: ${formatNumber(run.callsPerSec)} ops/s`,
+          );
           const key = `${workload}\u0000${implementation}`;
           runs.set(key, [...(runs.get(key) ?? []), run]);
         }
@@ -163,7 +216,9 @@ export async function measureBooking(options: BookingBenchOptions): Promise<Book
     return WORKLOADS.flatMap((workload) =>
       IMPLEMENTATIONS.map((implementation) => {
         const measured = runs.get(`${workload}\u0000${implementation}`)!;
-        const typical = [...measured].sort((a, b) => a.callsPerSec - b.callsPerSec)[Math.ceil(measured.length / 2) - 1]!;
+        const typical = [...measured].sort((a, b) => a.callsPerSec - b.callsPerSec)[
+          Math.ceil(measured.length / 2) - 1
+        ]!;
         return {
           workload,
           implementation,
@@ -186,7 +241,8 @@ export async function measureBooking(options: BookingBenchOptions): Promise<Book
 
 export async function runBookingBench(options: BookingBenchOptions): Promise<BenchTable[]> {
   const rows = await measureBooking(options);
-  const baseline = (workload: Workload) => rows.find((r) => r.workload === workload && r.implementation === "raw pg (baseline)")!.opsPerSec;
+  const baseline = (workload: Workload) =>
+    rows.find((r) => r.workload === workload && r.implementation === "raw pg (baseline)")!.opsPerSec;
   return [
     {
       title: "Booking transactions: MikroORM vs raw pg, one process",
@@ -195,7 +251,18 @@ export async function runBookingBench(options: BookingBenchOptions): Promise<Ben
         `median of ${options.rounds ?? 3} interleaved rounds after a warm-up; p50/p99 from the median run. ` +
         "The hot seat counts every attempt (one wins, the rest are SEAT_UNAVAILABLE under the row lock). ok/refused are from the median run. " +
         "Node CPU µs/tx is this process's CPU time per transaction (median over rounds): it shows the ORM's own cost even when other work on the machine skews tx/s.",
-      columns: ["workload", "implementation", "tx/s", "of raw pg", "p50 ms", "p99 ms", "Node CPU µs/tx", "ok", "refused", "errors"],
+      columns: [
+        "workload",
+        "implementation",
+        "tx/s",
+        "of raw pg",
+        "p50 ms",
+        "p99 ms",
+        "Node CPU µs/tx",
+        "ok",
+        "refused",
+        "errors",
+      ],
       rows: rows.map((r) => [
         r.workload,
         r.implementation,

@@ -56,15 +56,35 @@ interface Measured {
 }
 
 /** `op(i)` from `concurrency` callers until the time is up or `limit` calls started. */
-async function drive(concurrency: number, durationSec: number, op: (i: number) => Promise<unknown>, limit?: number): Promise<Measured> {
-  const { okPerSec, p50Ms, p99Ms, errors, firstError } = await closedLoop({ concurrency, durationMs: durationSec * 1000, op, limit });
-  return { reqPerSec: okPerSec, p50Ms, p99Ms, errors, firstError: firstError === undefined ? undefined : (firstError as Error).message };
+async function drive(
+  concurrency: number,
+  durationSec: number,
+  op: (i: number) => Promise<unknown>,
+  limit?: number,
+): Promise<Measured> {
+  const { okPerSec, p50Ms, p99Ms, errors, firstError } = await closedLoop({
+    concurrency,
+    durationMs: durationSec * 1000,
+    op,
+    limit,
+  });
+  return {
+    reqPerSec: okPerSec,
+    p50Ms,
+    p99Ms,
+    errors,
+    firstError: firstError === undefined ? undefined : (firstError as Error).message,
+  };
 }
 
 const pick = <T>(list: readonly T[], i: number): T => list[i % list.length]!;
 
 /** Joins USERS users, waits until every one is ACTIVE and funds their wallets. */
-async function admitUsers(clients: Clients[], concertId: string, tag: string): Promise<{ userId: string; token: string }[]> {
+async function admitUsers(
+  clients: Clients[],
+  concertId: string,
+  tag: string,
+): Promise<{ userId: string; token: string }[]> {
   const users = Array.from({ length: USERS }, (_, i) => ({ userId: `bench-${tag}-${i}`, token: "" }));
   await Promise.all(
     users.map(async (user, i) => {
@@ -72,14 +92,20 @@ async function admitUsers(clients: Clients[], concertId: string, tag: string): P
     }),
   );
   const deadline = Date.now() + 60_000;
-  for (let waiting = users; waiting.length > 0; ) {
+  for (let waiting = users; waiting.length > 0;) {
     if (Date.now() > deadline) throw new Error(`${waiting.length} of ${USERS} users were not admitted within 60 s`);
     await new Promise((resolve) => setTimeout(resolve, 200));
     const states = await Promise.all(waiting.map((u, i) => pick(clients, i).queue.getQueueStatus({ token: u.token })));
     waiting = waiting.filter((_, i) => states[i]!.status?.state !== QueueState.ACTIVE);
   }
   await Promise.all(
-    users.map((user, i) => pick(clients, i).wallet.topUp({ userId: user.userId, amount: { amountMinor: 10_000_000n }, idempotencyKey: `fund-${tag}` })),
+    users.map((user, i) =>
+      pick(clients, i).wallet.topUp({
+        userId: user.userId,
+        amount: { amountMinor: 10_000_000n },
+        idempotencyKey: `fund-${tag}`,
+      }),
+    ),
   );
   return users;
 }
@@ -89,7 +115,11 @@ async function admitUsers(clients: Clients[], concertId: string, tag: string): P
  * token come before PayReservation, which uses a user's token up (the server releases it after
  * the payment): so each user pays once, for the hold ReserveSeat made as its request i < USERS.
  */
-async function measureServer(server: LocalServer, target: { concertId: string; scheduleId: string; seatIds: readonly string[] }, options: CallsBenchOptions): Promise<Record<Call, Measured>> {
+async function measureServer(
+  server: LocalServer,
+  target: { concertId: string; scheduleId: string; seatIds: readonly string[] },
+  options: CallsBenchOptions,
+): Promise<Record<Call, Measured>> {
   const { pool: clients, close } = createClients(server.target, CHANNELS);
   const tag = randomBytes(3).toString("hex");
   try {
@@ -97,10 +127,18 @@ async function measureServer(server: LocalServer, target: { concertId: string; s
     const withToken = (i: number) => ({ metadata: { [QUEUE_TOKEN_HEADER]: pick(users, i).token } });
     const { concurrency, durationSec } = options;
     const results = {} as Record<Call, Measured>;
-    results.GetQueueStatus = await drive(concurrency, durationSec, (i) => pick(clients, i).queue.getQueueStatus({ token: pick(users, i).token }));
-    results.ListSeats = await drive(concurrency, durationSec, (i) => pick(clients, i).booking.listSeats({ scheduleId: target.scheduleId, pageSize: 100 }, withToken(i)));
+    results.GetQueueStatus = await drive(concurrency, durationSec, (i) =>
+      pick(clients, i).queue.getQueueStatus({ token: pick(users, i).token }),
+    );
+    results.ListSeats = await drive(concurrency, durationSec, (i) =>
+      pick(clients, i).booking.listSeats({ scheduleId: target.scheduleId, pageSize: 100 }, withToken(i)),
+    );
     results.TopUp = await drive(concurrency, durationSec, (i) =>
-      pick(clients, i).wallet.topUp({ userId: pick(users, i).userId, amount: { amountMinor: 1000n }, idempotencyKey: `t-${tag}-${i}` }),
+      pick(clients, i).wallet.topUp({
+        userId: pick(users, i).userId,
+        amount: { amountMinor: 1000n },
+        idempotencyKey: `t-${tag}-${i}`,
+      }),
     );
     const holds = new Map<number, string>();
     results.ReserveSeat = await drive(
@@ -108,7 +146,12 @@ async function measureServer(server: LocalServer, target: { concertId: string; s
       durationSec,
       async (i) => {
         const { reservation } = await pick(clients, i).booking.reserveSeat(
-          { scheduleId: target.scheduleId, seatId: target.seatIds[i]!, userId: pick(users, i).userId, requestId: `r-${tag}-${i}` },
+          {
+            scheduleId: target.scheduleId,
+            seatId: target.seatIds[i]!,
+            userId: pick(users, i).userId,
+            requestId: `r-${tag}-${i}`,
+          },
           withToken(i),
         );
         holds.set(i, reservation!.id);
@@ -121,11 +164,16 @@ async function measureServer(server: LocalServer, target: { concertId: string; s
       durationSec,
       (n) => {
         const [i, reservationId] = payable[n]!;
-        return pick(clients, i).wallet.payReservation({ reservationId, userId: users[i]!.userId, idempotencyKey: `p-${tag}-${i}` }, withToken(i));
+        return pick(clients, i).wallet.payReservation(
+          { reservationId, userId: users[i]!.userId, idempotencyKey: `p-${tag}-${i}` },
+          withToken(i),
+        );
       },
       payable.length,
     );
-    results.JoinQueue = await drive(concurrency, durationSec, (i) => pick(clients, i).queue.joinQueue({ concertId: target.concertId, userId: `join-${tag}-${i}` }));
+    results.JoinQueue = await drive(concurrency, durationSec, (i) =>
+      pick(clients, i).queue.joinQueue({ concertId: target.concertId, userId: `join-${tag}-${i}` }),
+    );
     return results;
   } finally {
     close();
@@ -135,9 +183,13 @@ async function measureServer(server: LocalServer, target: { concertId: string; s
 /** The same grpc-js client against a bare grpc-js server answering ListConcerts with a constant. */
 async function measureBare(options: CallsBenchOptions): Promise<Measured> {
   const bare = await startServer("bare", { core: "0-1" });
-  const clients = Array.from({ length: CHANNELS }, (_, i) => createGrpcClient(BookingService, `127.0.0.1:${bare.ports.grpc}`, { "bench.connection": i }));
+  const clients = Array.from({ length: CHANNELS }, (_, i) =>
+    createGrpcClient(BookingService, `127.0.0.1:${bare.ports.grpc}`, { "bench.connection": i }),
+  );
   try {
-    return await drive(options.concurrency, options.durationSec, (i) => pick(clients, i).listConcerts(LIST_CONCERTS_REQUEST));
+    return await drive(options.concurrency, options.durationSec, (i) =>
+      pick(clients, i).listConcerts(LIST_CONCERTS_REQUEST),
+    );
   } finally {
     for (const client of clients) client.close();
     await bare.stop();
@@ -180,9 +232,14 @@ export async function runCallsBench(options: CallsBenchOptions): Promise<BenchTa
           const results = await measureServer(server, target, options);
           for (const call of CALLS) {
             record(`${call}\u0000${workers}`, results[call]);
-            if (results[call].firstError) options.log(`calls: ${results[call].errors} errors in ${call} (WORKERS=${workers}), first: ${results[call].firstError}`);
+            if (results[call].firstError)
+              options.log(
+                `calls: ${results[call].errors} errors in ${call} (WORKERS=${workers}), first: ${results[call].firstError}`,
+              );
           }
-          options.log(`calls: round ${round}, WORKERS=${workers}: ${CALLS.map((c) => `${c} ${formatNumber(results[c].reqPerSec)}/s`).join(", ")}`);
+          options.log(
+            `calls: round ${round}, WORKERS=${workers}: ${CALLS.map((c) => `${c} ${formatNumber(results[c].reqPerSec)}/s`).join(", ")}`,
+          );
         } finally {
           await server.stop();
         }
@@ -202,14 +259,22 @@ async function listSeatIds(databaseUrl: string, scheduleId: string): Promise<str
   await client.connect();
   try {
     // Shuffled, so consecutive holds do not touch neighbouring index pages only.
-    const { rows } = await client.query<{ id: string }>("select id from seat where schedule_id = $1 order by md5(id::text)", [scheduleId]);
+    const { rows } = await client.query<{ id: string }>(
+      "select id from seat where schedule_id = $1 order by md5(id::text)",
+      [scheduleId],
+    );
     return rows.map((r) => r.id);
   } finally {
     await client.end();
   }
 }
 
-function tables(runs: Map<string, Measured[]>, workerCounts: readonly number[], options: CallsBenchOptions, rounds: number): BenchTable[] {
+function tables(
+  runs: Map<string, Measured[]>,
+  workerCounts: readonly number[],
+  options: CallsBenchOptions,
+  rounds: number,
+): BenchTable[] {
   const typical = (key: string): Measured => {
     const measured = [...runs.get(key)!].sort((a, b) => a.reqPerSec - b.reqPerSec);
     const mid = measured[Math.ceil(measured.length / 2) - 1]!;
@@ -217,11 +282,27 @@ function tables(runs: Map<string, Measured[]>, workerCounts: readonly number[], 
   };
   const rate = (key: string) => formatRuns(runs.get(key)!.map((m) => m.reqPerSec));
   const bare = typical("bare");
-  const rows: (string | number)[][] = [["ListConcerts, constant answer", "bare grpc-js (baseline)", rate("bare"), formatNumber(bare.p50Ms, 2), formatNumber(bare.p99Ms, 2), bare.errors]];
+  const rows: (string | number)[][] = [
+    [
+      "ListConcerts, constant answer",
+      "bare grpc-js (baseline)",
+      rate("bare"),
+      formatNumber(bare.p50Ms, 2),
+      formatNumber(bare.p99Ms, 2),
+      bare.errors,
+    ],
+  ];
   for (const call of CALLS) {
     for (const workers of workerCounts) {
       const m = typical(`${call}\u0000${workers}`);
-      rows.push([call, `gRPC port, WORKERS=${workers}`, rate(`${call}\u0000${workers}`), formatNumber(m.p50Ms, 2), formatNumber(m.p99Ms, 2), m.errors]);
+      rows.push([
+        call,
+        `gRPC port, WORKERS=${workers}`,
+        rate(`${call}\u0000${workers}`),
+        formatNumber(m.p50Ms, 2),
+        formatNumber(m.p99Ms, 2),
+        m.errors,
+      ]);
     }
   }
   const spring = (Object.keys(SPRING_REFERENCE) as (keyof typeof SPRING_REFERENCE)[]).map((call) => [

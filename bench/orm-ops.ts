@@ -37,7 +37,9 @@ async function measure(part: string, way: string, op: () => Promise<unknown>): P
 }
 
 async function ormOps(orm: ORM, pool: pg.Pool, seatId: string): Promise<void> {
-  await measure("transaction around `select 1`", "em.fork().transactional", () => orm.em.fork().transactional((em) => em.execute("select 1")));
+  await measure("transaction around `select 1`", "em.fork().transactional", () =>
+    orm.em.fork().transactional((em) => em.execute("select 1")),
+  );
   await measure("transaction around `select 1`", "raw pg BEGIN/select/COMMIT", async () => {
     const client = await pool.connect();
     try {
@@ -49,15 +51,22 @@ async function ormOps(orm: ORM, pool: pg.Pool, seatId: string): Promise<void> {
     }
   });
   await orm.em.fork().transactional(async (em) => {
-    await measure("seat lock (inside a transaction)", "query builder, LockMode.PESSIMISTIC_WRITE", () => lockSeat(em, seatId));
-    await measure("reservation by id (inside a transaction)", "compiled statement", () => findReservation(em, "00000000-0000-0000-0000-000000000000"));
+    await measure("seat lock (inside a transaction)", "query builder, LockMode.PESSIMISTIC_WRITE", () =>
+      lockSeat(em, seatId),
+    );
+    await measure("reservation by id (inside a transaction)", "compiled statement", () =>
+      findReservation(em, "00000000-0000-0000-0000-000000000000"),
+    );
     const wallet = (await em.findOne(Wallet, { userId: "ops" }))!;
     await measure("flush of a changed wallet (versioned UPDATE)", "em.flush", async () => {
       wallet.balanceMinor -= 1n;
       await em.flush();
     });
     await measure("flush of a changed wallet (versioned UPDATE)", "em.execute of the same UPDATE", () =>
-      em.execute('update "wallet" set "balance_minor" = "balance_minor" - 1, "version" = "version" + 1 where "user_id" = ? and "version" >= ?', ["ops", 0]),
+      em.execute(
+        'update "wallet" set "balance_minor" = "balance_minor" - 1, "version" = "version" + 1 where "user_id" = ? and "version" >= ?',
+        ["ops", 0],
+      ),
     );
   });
   const debit = async (read: (em: Parameters<typeof loadWallet>[0]) => Promise<Wallet | null>) =>
@@ -66,8 +75,12 @@ async function ormOps(orm: ORM, pool: pg.Pool, seatId: string): Promise<void> {
       wallet.balanceMinor -= 1n;
       await em.flush();
     });
-  await measure("transaction reading and flushing the wallet", "em.findOne", () => debit((em) => em.findOne(Wallet, { userId: "ops" })));
-  await measure("transaction reading and flushing the wallet", "loadWallet (compiled SELECT + em.merge)", () => debit((em) => loadWallet(em, "ops")));
+  await measure("transaction reading and flushing the wallet", "em.findOne", () =>
+    debit((em) => em.findOne(Wallet, { userId: "ops" })),
+  );
+  await measure("transaction reading and flushing the wallet", "loadWallet (compiled SELECT + em.merge)", () =>
+    debit((em) => loadWallet(em, "ops")),
+  );
 }
 
 /** PostgreSQL's own CPU per statement: the backend's /proc time around `repeat` statements of one client. */
@@ -87,7 +100,10 @@ async function preparedOps(url: string): Promise<void> {
       for (let i = 0; i < repeat * 5; i++) await client.query(text());
       rows.push(["PostgreSQL CPU per wallet lookup (backend, one client)", way, (ticks() - before) / (repeat * 5)]);
     };
-    await backendCpu("text with the value inlined (what MikroORM sends)", () => `select "w0".* from "wallet" as "w0" where "w0"."user_id" = 'ops'`);
+    await backendCpu(
+      "text with the value inlined (what MikroORM sends)",
+      () => `select "w0".* from "wallet" as "w0" where "w0"."user_id" = 'ops'`,
+    );
     await backendCpu("EXECUTE of a prepared statement", () => `execute wallet_by_user('ops')`);
   } finally {
     await client.end();
@@ -97,22 +113,50 @@ async function preparedOps(url: string): Promise<void> {
 /** A bare grpc-js unary echo, client and server in this process: the transport's own CPU per call. */
 async function grpcEcho(): Promise<void> {
   const same = (b: Buffer) => b;
-  const definition = { echo: { path: "/bench.Echo/Echo", requestStream: false, responseStream: false, requestSerialize: same, requestDeserialize: same, responseSerialize: same, responseDeserialize: same } };
+  const definition = {
+    echo: {
+      path: "/bench.Echo/Echo",
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: same,
+      requestDeserialize: same,
+      responseSerialize: same,
+      responseDeserialize: same,
+    },
+  };
   const server = new grpc.Server();
-  server.addService(definition, { echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => callback(null, call.request) });
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+  server.addService(definition, {
+    echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) =>
+      callback(null, call.request),
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+  );
   const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
   const call = () =>
-    new Promise((resolve, reject) => client.makeUnaryRequest("/bench.Echo/Echo", same, same, Buffer.from("hello"), (e, r) => (e ? reject(e) : resolve(r))));
+    new Promise((resolve, reject) =>
+      client.makeUnaryRequest("/bench.Echo/Echo", same, same, Buffer.from("hello"), (e, r) =>
+        e ? reject(e) : resolve(r),
+      ),
+    );
   // 64 in flight, as the suites run: the per-call cost at a realistic concurrency.
   const calls = repeat * 10;
   let left = calls + calls / 10;
-  const drive = (count: number) => Promise.all(Array.from({ length: 64 }, async () => { while (left-- > count) await call(); }));
+  const drive = (count: number) =>
+    Promise.all(
+      Array.from({ length: 64 }, async () => {
+        while (left-- > count) await call();
+      }),
+    );
   await drive(calls); // warm-up: the first tenth
   const started = process.cpuUsage();
   await drive(0);
   const used = process.cpuUsage(started);
-  rows.push(["unary call, client and server in one process", "bare grpc-js echo, 64 in flight", (used.user + used.system) / calls]);
+  rows.push([
+    "unary call, client and server in one process",
+    "bare grpc-js echo, 64 in flight",
+    (used.user + used.system) / calls,
+  ]);
   client.close();
   server.forceShutdown();
 }
@@ -128,7 +172,9 @@ try {
   await ormOps(orm, pool, catalog.schedules[0]!.seatIds[0]!);
   await preparedOps(database.url);
   await grpcEcho();
-  console.log(`\nCPU per operation, ${repeat} sequential calls each (node ${process.version}, ${new Date().toISOString()})\n`);
+  console.log(
+    `\nCPU per operation, ${repeat} sequential calls each (node ${process.version}, ${new Date().toISOString()})\n`,
+  );
   console.log("| operation | way | CPU µs |\n| --- | --- | ---: |");
   for (const [part, way, us] of rows) console.log(`| ${part} | ${way} | ${Math.round(us)} |`);
 } finally {

@@ -32,8 +32,11 @@ export interface QueueBenchRow {
 }
 
 /** `op(i)` from `concurrency` callers until `durationSec` has passed. */
-const drive = (concurrency: number, durationSec: number, op: (i: number) => Promise<unknown>): Promise<ClosedLoopResult> =>
-  closedLoop({ concurrency, durationMs: durationSec * 1000, op });
+const drive = (
+  concurrency: number,
+  durationSec: number,
+  op: (i: number) => Promise<unknown>,
+): Promise<ClosedLoopResult> => closedLoop({ concurrency, durationMs: durationSec * 1000, op });
 
 function row(call: string, load: ClosedLoopResult): QueueBenchRow {
   return { call, reqPerSec: load.okPerSec, p50Ms: load.p50Ms, p99Ms: load.p99Ms, calls: load.ok, errors: load.errors };
@@ -45,7 +48,9 @@ async function commits(databaseUrl: string): Promise<number> {
   try {
     // Statistics are flushed to the shared view at transaction end and cached per transaction.
     await client.query("select pg_stat_clear_snapshot()");
-    const { rows } = await client.query<{ n: string }>("select xact_commit::text as n from pg_stat_database where datname = current_database()");
+    const { rows } = await client.query<{ n: string }>(
+      "select xact_commit::text as n from pg_stat_database where datname = current_database()",
+    );
     return Number(rows[0]!.n);
   } finally {
     await client.end();
@@ -70,7 +75,9 @@ export async function runQueueBench(options: SuiteOptions): Promise<BenchTable[]
     const concertId = (await booking.listConcerts({})).concerts[0]!.id;
     booking.close();
 
-    const warm = await drive(options.concurrency, 1, (i) => clients[i % 4]!.joinQueue({ concertId, userId: `warm-${i}` }));
+    const warm = await drive(options.concurrency, 1, (i) =>
+      clients[i % 4]!.joinQueue({ concertId, userId: `warm-${i}` }),
+    );
     options.log(`queue: warm-up ${warm.ok} joins`);
 
     const statementsBefore = app.waitingRoom.pgStatements;
@@ -84,9 +91,12 @@ export async function runQueueBench(options: SuiteOptions): Promise<BenchTable[]
     const committed = (await commits(database.url)) - commitsBefore;
     options.log(`queue: ${joins.ok} joins, ${joins.errors} errors`);
 
-    const polls = await drive(options.concurrency, options.durationSec, (i) => clients[i % 4]!.getQueueStatus({ token: tokens[(i * 7919) % tokens.length]! }));
+    const polls = await drive(options.concurrency, options.durationSec, (i) =>
+      clients[i % 4]!.getQueueStatus({ token: tokens[(i * 7919) % tokens.length]! }),
+    );
     options.log(`queue: ${polls.ok} polls, ${polls.errors} errors`);
-    if (joins.firstError ?? polls.firstError) options.log(`queue: first error: ${String(joins.firstError ?? polls.firstError)}`);
+    if (joins.firstError ?? polls.firstError)
+      options.log(`queue: first error: ${String(joins.firstError ?? polls.firstError)}`);
 
     const rows = [row("JoinQueue", joins), row("GetQueueStatus", polls)];
     const perThousand = (n: number) => (n * 1000) / joins.ok;
@@ -95,13 +105,34 @@ export async function runQueueBench(options: SuiteOptions): Promise<BenchTable[]
         title: "Waiting room calls (grpc-js client, in-process server)",
         note: `${options.concurrency} calls in flight over 4 channels, ${options.durationSec} s each; one concert; GetQueueStatus polls random tokens of the ${formatNumber(tokens.length)} joined.`,
         columns: CALL_TABLE_COLUMNS,
-        rows: rows.map((r) => [r.call, "grpc", formatNumber(r.reqPerSec), formatNumber(r.p50Ms, 2), formatNumber(r.p99Ms, 2), r.errors]),
+        rows: rows.map((r) => [
+          r.call,
+          "grpc",
+          formatNumber(r.reqPerSec),
+          formatNumber(r.p50Ms, 2),
+          formatNumber(r.p99Ms, 2),
+          r.errors,
+        ]),
       },
       {
         title: "PostgreSQL cost of JoinQueue (group commit)",
         note: "Counted during the JoinQueue run only. Commits include the app's background work (health check every 2 s, outbox relay, hold sweeper).",
-        columns: ["joins", "waiting-room statements", "per 1,000 joins", "PostgreSQL commits (pg_stat_database)", "per 1,000 joins"],
-        rows: [[formatNumber(joins.ok), formatNumber(statements), formatNumber(perThousand(statements), 1), formatNumber(committed), formatNumber(perThousand(committed), 1)]],
+        columns: [
+          "joins",
+          "waiting-room statements",
+          "per 1,000 joins",
+          "PostgreSQL commits (pg_stat_database)",
+          "per 1,000 joins",
+        ],
+        rows: [
+          [
+            formatNumber(joins.ok),
+            formatNumber(statements),
+            formatNumber(perThousand(statements), 1),
+            formatNumber(committed),
+            formatNumber(perThousand(committed), 1),
+          ],
+        ],
       },
     ];
   } finally {
@@ -113,8 +144,14 @@ export async function runQueueBench(options: SuiteOptions): Promise<BenchTable[]
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
-  const { values } = parseArgs({ options: { duration: { type: "string", default: "5" }, concurrency: { type: "string", default: "64" } } });
-  const tables = await runQueueBench({ durationSec: Number(values.duration), concurrency: Number(values.concurrency), log: (line) => process.stderr.write(`${line}\n`) });
+  const { values } = parseArgs({
+    options: { duration: { type: "string", default: "5" }, concurrency: { type: "string", default: "64" } },
+  });
+  const tables = await runQueueBench({
+    durationSec: Number(values.duration),
+    concurrency: Number(values.concurrency),
+    log: (line) => process.stderr.write(`${line}\n`),
+  });
   process.stdout.write(tables.map(markdownTable).join("\n"));
   process.exit(0);
 }

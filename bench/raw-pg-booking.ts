@@ -35,20 +35,32 @@ export function createRawBooking(pool: pg.Pool, policy: { holdSeconds: number; m
     async reserveSeat({ scheduleId, seatId, userId, requestId }: ReserveSeatInput): Promise<string> {
       const now = new Date();
       return inTransaction(pool, async (client) => {
-        await client.query("select pg_advisory_xact_lock($1, hashtext($2))", [SEAT_LIMIT_LOCK_CLASS, `${userId} ${scheduleId}`]);
+        await client.query("select pg_advisory_xact_lock($1, hashtext($2))", [
+          SEAT_LIMIT_LOCK_CLASS,
+          `${userId} ${scheduleId}`,
+        ]);
         const mine = await client.query(
           `select * from reservation where user_id = $1 and (request_id = $2 or (schedule_id = $3 and status in ('HELD', 'CONFIRMED')))`,
           [userId, requestId, scheduleId],
         );
         const earlier = mine.rows.find((r) => r.request_id === requestId);
         if (earlier) return earlier.id as string;
-        const live = mine.rows.filter((r) => r.status === "CONFIRMED" || (r.status === "HELD" && r.expire_time > now)).length;
+        const live = mine.rows.filter(
+          (r) => r.status === "CONFIRMED" || (r.status === "HELD" && r.expire_time > now),
+        ).length;
         if (live >= policy.maxSeatsPerUser) throw new Rejection("SEAT_LIMIT_REACHED");
-        const { rows: seats } = await client.query("select schedule_id, status, held_until, price_minor from seat where id = $1 limit 1 for update", [seatId]);
+        const { rows: seats } = await client.query(
+          "select schedule_id, status, held_until, price_minor from seat where id = $1 limit 1 for update",
+          [seatId],
+        );
         const seat = seats[0];
         if (!seat || seat.schedule_id !== scheduleId) throw new Rejection("SEAT_NOT_FOUND");
-        if (seat.status === "RESERVED" || (seat.status === "HELD" && seat.held_until > now)) throw new Rejection("SEAT_UNAVAILABLE");
-        if (seat.status === "HELD") await client.query("update reservation set status = 'EXPIRED' where seat_id = $1 and status = 'HELD'", [seatId]);
+        if (seat.status === "RESERVED" || (seat.status === "HELD" && seat.held_until > now))
+          throw new Rejection("SEAT_UNAVAILABLE");
+        if (seat.status === "HELD")
+          await client.query("update reservation set status = 'EXPIRED' where seat_id = $1 and status = 'HELD'", [
+            seatId,
+          ]);
         const id = randomUUID();
         const expireTime = new Date(now.getTime() + policy.holdSeconds * 1000);
         await client.query(
@@ -64,7 +76,9 @@ export function createRawBooking(pool: pg.Pool, policy: { holdSeconds: number; m
     async payReservation({ reservationId, userId, idempotencyKey }: PayInput): Promise<string> {
       const now = new Date();
       return inTransaction(pool, async (client) => {
-        const { rows: reservations } = await client.query("select * from reservation where id = $1 limit 1", [reservationId]);
+        const { rows: reservations } = await client.query("select * from reservation where id = $1 limit 1", [
+          reservationId,
+        ]);
         const reservation = reservations[0];
         // As in the real code, the key is looked up only when the reservation is not payable as it stands.
         if (reservation?.user_id !== userId || reservation.status !== "HELD" || reservation.expire_time <= now) {
@@ -75,8 +89,14 @@ export function createRawBooking(pool: pg.Pool, policy: { holdSeconds: number; m
           if (previous[0]) return previous[0].id as string;
           throw new Rejection(reservation?.user_id !== userId ? "RESERVATION_NOT_FOUND" : "RESERVATION_NOT_PAYABLE");
         }
-        await client.query("select schedule_id, status, held_until, price_minor from seat where id = $1 limit 1 for update", [reservation.seat_id]);
-        const { rows: wallets } = await client.query("select user_id, balance_minor, version, updated_at from wallet where user_id = $1 limit 1", [userId]);
+        await client.query(
+          "select schedule_id, status, held_until, price_minor from seat where id = $1 limit 1 for update",
+          [reservation.seat_id],
+        );
+        const { rows: wallets } = await client.query(
+          "select user_id, balance_minor, version, updated_at from wallet where user_id = $1 limit 1",
+          [userId],
+        );
         const wallet = wallets[0];
         const price = BigInt(reservation.price_minor);
         if (!wallet || BigInt(wallet.balance_minor) < price) throw new Rejection("INSUFFICIENT_BALANCE");
@@ -120,13 +140,10 @@ export function createRawBooking(pool: pg.Pool, policy: { holdSeconds: number; m
           ],
         );
         if (confirmed.rowCount === 0) throw new Rejection("RESERVATION_NOT_PAYABLE");
-        const updated = await client.query("update wallet set balance_minor = $1, version = $2, updated_at = $3 where user_id = $4 and version = $5", [
-          balanceAfter.toString(),
-          wallet.version + 1,
-          now,
-          userId,
-          wallet.version,
-        ]);
+        const updated = await client.query(
+          "update wallet set balance_minor = $1, version = $2, updated_at = $3 where user_id = $4 and version = $5",
+          [balanceAfter.toString(), wallet.version + 1, now, userId, wallet.version],
+        );
         // Each benchmark user pays from their own wallet, so a version conflict would be a bug here.
         if (updated.rowCount !== 1) throw new Error(`wallet ${userId} changed concurrently`);
         return paymentId;

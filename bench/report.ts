@@ -70,7 +70,9 @@ export function machineInfo(): MachineInfo {
     cores: command("nproc", []),
     cpuModel: cpus()[0]?.model ?? "unknown",
     node: process.version,
-    load: loadavg().map((l) => l.toFixed(2)).join(", "),
+    load: loadavg()
+      .map((l) => l.toFixed(2))
+      .join(", "),
   };
 }
 

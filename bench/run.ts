@@ -78,7 +78,9 @@ function parseOptions() {
     idleStreams: positiveInteger("streams", parsed.streams),
     workers: parsed.workers.split(",").map((w) => positiveInteger("workers", w.trim())),
     profile: parsed.profile,
-    out: parsed.out ?? join(HERE, "..", "reports", `bench-${new Date().toISOString().replaceAll(":", "-").slice(0, 19)}.md`),
+    out:
+      parsed.out ??
+      join(HERE, "..", "reports", `bench-${new Date().toISOString().replaceAll(":", "-").slice(0, 19)}.md`),
   };
 }
 
@@ -107,7 +109,12 @@ for (const suite of options.suites) {
   log(`bench: suite ${suite}`);
   let result: SuiteResult | undefined;
   if (suite === "transport") {
-    result = await runTransportBench({ ...suiteOptions, rounds: options.rounds, idleStreams: options.idleStreams, profile: options.profile });
+    result = await runTransportBench({
+      ...suiteOptions,
+      rounds: options.rounds,
+      idleStreams: options.idleStreams,
+      profile: options.profile,
+    });
   } else if (suite === "calls") {
     result = await runCallsBench({ ...suiteOptions, rounds: options.rounds, workers: options.workers });
   } else {
@@ -122,7 +129,9 @@ for (const suite of options.suites) {
   sections.push(`## ${suite}\n\n${toMarkdown(result)}`);
 }
 const commandLine = `npm run bench -- ${process.argv.slice(2).join(" ")}`.trim();
-const load = loadavg().map((l) => l.toFixed(2)).join(", ");
+const load = loadavg()
+  .map((l) => l.toFixed(2))
+  .join(", ");
 const markdown = `# Benchmarks\n\n${machineHeader(info, load, commandLine)}\n\n${sections.join("\n")}`;
 mkdirSync(dirname(options.out), { recursive: true });
 writeFileSync(options.out, markdown);

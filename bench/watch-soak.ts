@@ -45,22 +45,40 @@ async function serve(): Promise<void> {
   });
   const app = await startApp(config, createLogger(config.logLevel, { bench: "watch-soak" }));
   await seedCatalog(app.orm.em.fork(), { concerts: 1, schedules: 1, seats: 10 });
-  process.stdout.write(`${READY}${JSON.stringify({ grpcPort: app.grpcPort, connectPort: app.connectPort } satisfies ServerInfo)}\n`);
+  process.stdout.write(
+    `${READY}${JSON.stringify({ grpcPort: app.grpcPort, connectPort: app.connectPort } satisfies ServerInfo)}\n`,
+  );
   // The parent asks for samples over IPC: heap figures, not only RSS, show whether memory grows.
   process.on("message", () => {
     // After a full collection the heap figure is what is retained, not garbage awaiting GC.
     (globalThis as { gc?: () => void }).gc?.();
     const { rss, heapUsed, external, arrayBuffers } = process.memoryUsage();
     const { user, system } = process.cpuUsage();
-    process.send!({ rss, heapUsed, external: external + arrayBuffers, cpuSeconds: (user + system) / 1e6 } satisfies Sample);
+    process.send!({
+      rss,
+      heapUsed,
+      external: external + arrayBuffers,
+      cpuSeconds: (user + system) / 1e6,
+    } satisfies Sample);
   });
   process.once("SIGTERM", () => {
-    void app.stop().then(() => database.drop()).then(() => removeRedisKeys(config.redisUrl, config.redisKeyPrefix)).then(() => process.exit(0));
+    void app
+      .stop()
+      .then(() => database.drop())
+      .then(() => removeRedisKeys(config.redisUrl, config.redisKeyPrefix))
+      .then(() => process.exit(0));
   });
 }
 
 function startServer(heapSnapshots: boolean): Promise<{ child: ChildProcess; info: ServerInfo }> {
-  const args = ["--import", "tsx", "--expose-gc", ...(heapSnapshots ? ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${SNAPSHOT_DIR}`] : []), import.meta.filename, "--serve"];
+  const args = [
+    "--import",
+    "tsx",
+    "--expose-gc",
+    ...(heapSnapshots ? ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${SNAPSHOT_DIR}`] : []),
+    import.meta.filename,
+    "--serve",
+  ];
   const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit", "ipc"] });
   return new Promise((resolve, reject) => {
     let out = "";
@@ -94,7 +112,11 @@ function sample(child: ChildProcess): Promise<Sample> {
 
 const mb = (bytes: number) => formatNumber(bytes / 1024 / 1024);
 
-async function joinAll(clients: GrpcClient<typeof QueueService>[], concertId: string, count: number): Promise<string[]> {
+async function joinAll(
+  clients: GrpcClient<typeof QueueService>[],
+  concertId: string,
+  count: number,
+): Promise<string[]> {
   const tokens: string[] = [];
   let next = 0;
   await Promise.all(
@@ -108,12 +130,22 @@ async function joinAll(clients: GrpcClient<typeof QueueService>[], concertId: st
   return tokens;
 }
 
-async function soak(options: { transport: "grpc" | "connect"; streams: number; durationSec: number; heapSnapshots: boolean }): Promise<void> {
+async function soak(options: {
+  transport: "grpc" | "connect";
+  streams: number;
+  durationSec: number;
+  heapSnapshots: boolean;
+}): Promise<void> {
   const { child, info } = await startServer(options.heapSnapshots);
   const grpcAddress = `127.0.0.1:${info.grpcPort}`;
-  const grpcClients = Array.from({ length: CHANNELS }, (_, i) => createGrpcClient(QueueService, grpcAddress, { "grpc.soak-channel": i }));
+  const grpcClients = Array.from({ length: CHANNELS }, (_, i) =>
+    createGrpcClient(QueueService, grpcAddress, { "grpc.soak-channel": i }),
+  );
   const connectClients: Client<typeof QueueService>[] = Array.from({ length: CHANNELS }, () =>
-    createClient(QueueService, createConnectTransport({ baseUrl: `http://127.0.0.1:${info.connectPort}`, httpVersion: "2" })),
+    createClient(
+      QueueService,
+      createConnectTransport({ baseUrl: `http://127.0.0.1:${info.connectPort}`, httpVersion: "2" }),
+    ),
   );
   const abort = new AbortController();
   try {
@@ -139,10 +171,11 @@ async function soak(options: { transport: "grpc" | "connect"; streams: number; d
       try {
         for await (const _ of stream) {
           messages++;
-          if (!counted) (counted = true), open++;
+          if (!counted) ((counted = true), open++);
         }
       } catch (error) {
-        if (!abort.signal.aborted && failures++ === 0) process.stderr.write(`soak: first failed stream: ${String(error)}\n`);
+        if (!abort.signal.aborted && failures++ === 0)
+          process.stderr.write(`soak: first failed stream: ${String(error)}\n`);
       } finally {
         if (counted) open--;
       }
@@ -155,7 +188,16 @@ async function soak(options: { transport: "grpc" | "connect"; streams: number; d
     const record = async (label: string) => {
       const now = await sample(child);
       const cpu = ((now.cpuSeconds - previous.cpuSeconds) * 100_000) / SAMPLE_MS;
-      rows.push([label, formatNumber(open), mb(now.rss), mb(now.heapUsed), mb(now.external), formatNumber(cpu, 1), formatNumber(((messages - previousMessages) * 1000) / SAMPLE_MS), failures]);
+      rows.push([
+        label,
+        formatNumber(open),
+        mb(now.rss),
+        mb(now.heapUsed),
+        mb(now.external),
+        formatNumber(cpu, 1),
+        formatNumber(((messages - previousMessages) * 1000) / SAMPLE_MS),
+        failures,
+      ]);
       process.stderr.write(`soak: ${rows.at(-1)!.join(" | ")}\n`);
       previous = now;
       previousMessages = messages;
@@ -173,11 +215,25 @@ async function soak(options: { transport: "grpc" | "connect"; streams: number; d
       markdownTable({
         title: `${formatNumber(options.streams)} WatchQueue streams on the ${options.transport === "grpc" ? "gRPC (grpc-js)" : "Connect (connect-node, HTTP/2)"} port`,
         note: `Server process only (client in another process); one concert, everyone waiting behind one held slot, heartbeats every 4 s. CPU % of one core over each ${SAMPLE_MS / 1000} s interval.`,
-        columns: ["time", "streams open", "RSS MB", "heap after GC MB", "off-heap MB", "CPU %", "messages/s", "failed streams"],
+        columns: [
+          "time",
+          "streams open",
+          "RSS MB",
+          "heap after GC MB",
+          "off-heap MB",
+          "CPU %",
+          "messages/s",
+          "failed streams",
+        ],
         rows,
       }),
     );
-    if (options.heapSnapshots) process.stderr.write(`soak: heap snapshots in ${SNAPSHOT_DIR}: ${readdirSync(SNAPSHOT_DIR).filter((f) => f.endsWith(".heapsnapshot")).join(", ")}\n`);
+    if (options.heapSnapshots)
+      process.stderr.write(
+        `soak: heap snapshots in ${SNAPSHOT_DIR}: ${readdirSync(SNAPSHOT_DIR)
+          .filter((f) => f.endsWith(".heapsnapshot"))
+          .join(", ")}\n`,
+      );
   } finally {
     abort.abort();
     for (const client of grpcClients) client.close();
@@ -199,7 +255,13 @@ const { values } = parseArgs({
 if (values.serve) {
   await serve();
 } else {
-  if (values.transport !== "grpc" && values.transport !== "connect") throw new Error("--transport must be grpc or connect");
-  await soak({ transport: values.transport, streams: Number(values.streams), durationSec: Number(values.duration), heapSnapshots: values["heap-snapshots"] });
+  if (values.transport !== "grpc" && values.transport !== "connect")
+    throw new Error("--transport must be grpc or connect");
+  await soak({
+    transport: values.transport,
+    streams: Number(values.streams),
+    durationSec: Number(values.duration),
+    heapSnapshots: values["heap-snapshots"],
+  });
   process.exit(0);
 }

@@ -13,12 +13,20 @@ import { fileURLToPath } from "node:url";
 export const CONFIG_DIR = fileURLToPath(new URL("./configs", import.meta.url));
 
 /** Values prepare.ts provides for every config. */
-export const SCALAR_PLACEHOLDERS = ["CONCERT_ID", "SCHEDULE_ID", "QUEUE_TOKEN", "USER_ID", "PAYER_TOKEN", "PAYER_ID"] as const;
+export const SCALAR_PLACEHOLDERS = [
+  "CONCERT_ID",
+  "SCHEDULE_ID",
+  "QUEUE_TOKEN",
+  "USER_ID",
+  "PAYER_TOKEN",
+  "PAYER_ID",
+] as const;
 /** Values that differ per request: each expands the data into one element per row. */
 export const ROW_PLACEHOLDERS = ["SEAT_ID", "RESERVATION_ID"] as const;
 
 /** The ghz template actions these configs may use (ghz call template data and functions). */
-export const TEMPLATE_ACTION = /^\{\{(\.RequestNumber|\.WorkerID|\.UUID|\.TimestampUnix(Milli|Nano)?|newUUID|randomString \d+|randomInt \d+ \d+)\}\}$/;
+export const TEMPLATE_ACTION =
+  /^\{\{(\.RequestNumber|\.WorkerID|\.UUID|\.TimestampUnix(Milli|Nano)?|newUUID|randomString \d+|randomInt \d+ \d+)\}\}$/;
 
 export type Scalars = Record<(typeof SCALAR_PLACEHOLDERS)[number], string>;
 export type Row = Partial<Record<(typeof SCALAR_PLACEHOLDERS)[number] | (typeof ROW_PLACEHOLDERS)[number], string>>;

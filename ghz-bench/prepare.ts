@@ -57,10 +57,16 @@ async function prepareConfigs(host: string, outDir: string, seatsPerSchedule: nu
   const booking = createGrpcClient(BookingService, host);
   const wallet = createGrpcClient(WalletService, host);
   try {
-    const concert = await retry("the server answering ListConcerts", 60_000, async () => (await booking.listConcerts({})).concerts[0]);
+    const concert = await retry(
+      "the server answering ListConcerts",
+      60_000,
+      async () => (await booking.listConcerts({})).concerts[0],
+    );
     const admit = async (userId: string) => {
       const { token } = await queue.joinQueue({ concertId: concert.id, userId });
-      await retry(`admission of ${userId}`, 60_000, async () => ((await queue.getQueueStatus({ token })).status?.state === QueueState.ACTIVE ? true : undefined));
+      await retry(`admission of ${userId}`, 60_000, async () =>
+        (await queue.getQueueStatus({ token })).status?.state === QueueState.ACTIVE ? true : undefined,
+      );
       return token;
     };
     const reserverToken = await admit(RESERVER);
@@ -74,7 +80,8 @@ async function prepareConfigs(host: string, outDir: string, seatsPerSchedule: nu
     // The reserver holds seats of every schedule but the last, through ghz.
     const seatRows: Row[] = [];
     for (const schedule of schedules.slice(0, -1)) {
-      for (const seat of await freeSeats(schedule.id, reserverToken)) seatRows.push({ SCHEDULE_ID: schedule.id, SEAT_ID: seat.id });
+      for (const seat of await freeSeats(schedule.id, reserverToken))
+        seatRows.push({ SCHEDULE_ID: schedule.id, SEAT_ID: seat.id });
     }
     // The payer holds seats of the last schedule now and pays them through ghz.
     const payerSeats = await freeSeats(schedules.at(-1)!.id, payerToken);
@@ -106,7 +113,9 @@ async function prepareConfigs(host: string, outDir: string, seatsPerSchedule: nu
       const rows = JSON.stringify(config).includes("${SEAT_ID}") ? seatRows : reservationRows;
       writeFileSync(join(outDir, file), `${JSON.stringify(fillConfig(config, host, scalars, rows), null, 2)}\n`);
     }
-    console.error(`prepare: ${seatRows.length} seats to hold, ${reservationRows.length} holds to pay; configs in ${outDir}`);
+    console.error(
+      `prepare: ${seatRows.length} seats to hold, ${reservationRows.length} holds to pay; configs in ${outDir}`,
+    );
   } finally {
     queue.close();
     booking.close();
@@ -117,8 +126,10 @@ async function prepareConfigs(host: string, outDir: string, seatsPerSchedule: nu
 const [command, ...args] = process.argv.slice(2);
 try {
   if (command === "database" && args.length === 1) await recreateDatabase(args[0]!);
-  else if (command === "configs" && (args.length === 2 || args.length === 3)) await prepareConfigs(args[0]!, args[1]!, Number(args[2] ?? 100));
-  else throw new Error("usage: prepare.ts database DATABASE_URL | prepare.ts configs HOST OUT_DIR [SEATS_PER_SCHEDULE]");
+  else if (command === "configs" && (args.length === 2 || args.length === 3))
+    await prepareConfigs(args[0]!, args[1]!, Number(args[2] ?? 100));
+  else
+    throw new Error("usage: prepare.ts database DATABASE_URL | prepare.ts configs HOST OUT_DIR [SEATS_PER_SCHEDULE]");
 } catch (error) {
   console.error(`prepare: ${(error as Error).message}`);
   process.exit(1);

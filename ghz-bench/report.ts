@@ -23,7 +23,14 @@ function ghzRow(call: string, report: GhzReport): string[] {
   const errors = Object.entries(report.statusCodeDistribution ?? {})
     .filter(([code]) => code !== "OK")
     .map(([code, n]) => `${n} ${code}`);
-  return [call, "gRPC port (ghz)", formatNumber(report.rps), ms(at(50)), ms(at(99)), errors.length > 0 ? errors.join(", ") : "0"];
+  return [
+    call,
+    "gRPC port (ghz)",
+    formatNumber(report.rps),
+    ms(at(50)),
+    ms(at(99)),
+    errors.length > 0 ? errors.join(", ") : "0",
+  ];
 }
 
 function ghzTable(dir: string): BenchTable {

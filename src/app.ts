@@ -16,7 +16,13 @@ import { startOutboxRelay } from "./platform/db/outbox-relay.js";
 import { isCatalogEmpty, seedCatalog } from "./platform/db/seed.js";
 import type { Logger } from "./platform/logger.js";
 import type { PeriodicTask } from "./platform/periodic-task.js";
-import { connectRedis, createRedisClient, describeRedis, redactUrl, type RedisClient } from "./platform/redis/client.js";
+import {
+  connectRedis,
+  createRedisClient,
+  describeRedis,
+  redactUrl,
+  type RedisClient,
+} from "./platform/redis/client.js";
 import { eventStreamKey } from "./platform/redis/event-stream.js";
 import { createConnectServer } from "./platform/rpc/connect-server.js";
 import { createGrpcServer } from "./platform/rpc/grpc-server.js";
@@ -44,7 +50,8 @@ export class StartupError extends Error {
   override name = "StartupError";
 }
 
-const HINT = "start it, point DATABASE_URL/REDIS_URL (or REDIS_CLUSTER_NODES) at it, or run `docker compose up -d postgres redis`";
+const HINT =
+  "start it, point DATABASE_URL/REDIS_URL (or REDIS_CLUSTER_NODES) at it, or run `docker compose up -d postgres redis`";
 /** PostgreSQL's SQLSTATE for "database … does not exist". */
 const INVALID_CATALOG_NAME = "3D000";
 
@@ -61,7 +68,10 @@ async function listenOn(variable: string, port: number, host: string, listen: ()
       EADDRNOTAVAIL: `HOST=${host} is not an address of this machine: choose one of its addresses, or 0.0.0.0 for all`,
     };
     // Anything else (a HOST that does not resolve, say) is still one line, with the cause's own words.
-    throw new StartupError(advice[code ?? ""] ?? `cannot listen on HOST=${host} ${variable}=${port} (${text.split("\n")[0]})`, { cause: error });
+    throw new StartupError(
+      advice[code ?? ""] ?? `cannot listen on HOST=${host} ${variable}=${port} (${text.split("\n")[0]})`,
+      { cause: error },
+    );
   }
 }
 
@@ -94,9 +104,15 @@ async function openDatabase(config: Config, logger: Logger): Promise<ORM> {
     // Reachable, but without the database the URL names: "start it" would be the wrong advice.
     if ((error as { code?: string }).code === INVALID_CATALOG_NAME) {
       const name = decodeURIComponent(new URL(config.databaseUrl).pathname.slice(1));
-      throw new StartupError(`PostgreSQL at ${redactUrl(config.databaseUrl)} has no database "${name}": create it (createdb "${name}") or point DATABASE_URL at one that exists`, { cause: error });
+      throw new StartupError(
+        `PostgreSQL at ${redactUrl(config.databaseUrl)} has no database "${name}": create it (createdb "${name}") or point DATABASE_URL at one that exists`,
+        { cause: error },
+      );
     }
-    throw new StartupError(`PostgreSQL is unreachable at ${redactUrl(config.databaseUrl)} (${(error as Error).message}): ${HINT}`, { cause: error });
+    throw new StartupError(
+      `PostgreSQL is unreachable at ${redactUrl(config.databaseUrl)} (${(error as Error).message}): ${HINT}`,
+      { cause: error },
+    );
   }
   try {
     const applied = await migrateUp(orm);
@@ -114,7 +130,11 @@ async function openDatabase(config: Config, logger: Logger): Promise<ORM> {
 
 export async function startApp(config: Config, logger: Logger): Promise<App> {
   const orm = await openDatabase(config, logger);
-  const redis = createRedisClient({ url: config.redisUrl, clusterNodes: config.redisClusterNodes, name: `concert-booking:${process.pid}` });
+  const redis = createRedisClient({
+    url: config.redisUrl,
+    clusterNodes: config.redisClusterNodes,
+    name: `concert-booking:${process.pid}`,
+  });
   try {
     await connectRedis(redis, describeRedis(config.redisUrl, config.redisClusterNodes));
   } catch (error) {
@@ -135,15 +155,32 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     redis.disconnect();
     throw error;
   }
-  const walletDeps = { orm, logger, onPaymentCommitted: () => outboxRelay?.nudge(), releaseQueueToken: (token: string) => waitingRoom.release(token), activeTokenTtlSeconds: config.activeTokenTtlSeconds };
+  const walletDeps = {
+    orm,
+    logger,
+    onPaymentCommitted: () => outboxRelay?.nudge(),
+    releaseQueueToken: (token: string) => waitingRoom.release(token),
+    activeTokenTtlSeconds: config.activeTokenTtlSeconds,
+  };
   const entries: ServiceEntry[] = [
     { name: "queue" as const, service: QueueService, impl: createQueueHandlers(waitingRoom), guards: [] },
-    { name: "booking" as const, service: BookingService, impl: createBookingHandlers({ orm, holdPolicy }), guards: [createQueueTokenGuard(waitingRoom, { except: ["ListConcerts"] })] },
-    { name: "wallet" as const, service: WalletService, impl: createWalletHandlers(walletDeps), guards: [createQueueTokenGuard(waitingRoom, { only: ["PayReservation"], replayable: ["PayReservation"] })] },
+    {
+      name: "booking" as const,
+      service: BookingService,
+      impl: createBookingHandlers({ orm, holdPolicy }),
+      guards: [createQueueTokenGuard(waitingRoom, { except: ["ListConcerts"] })],
+    },
+    {
+      name: "wallet" as const,
+      service: WalletService,
+      impl: createWalletHandlers(walletDeps),
+      guards: [createQueueTokenGuard(waitingRoom, { only: ["PayReservation"], replayable: ["PayReservation"] })],
+    },
   ].filter((entry) => config.services.includes(entry.name));
 
   const shutdown = new AbortController();
-  const onBug = (error: unknown, method: { name: string }) => logger.error({ err: error, method: method.name }, "internal error");
+  const onBug = (error: unknown, method: { name: string }) =>
+    logger.error({ err: error, method: method.name }, "internal error");
   const served = (transport: "grpc" | "connect") => {
     const streams = { open: 0 };
     return entries.map(({ service, impl, guards }) => ({
@@ -151,7 +188,15 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       impl: wrapService(
         service,
         impl,
-        { transport, guards, maxOpenStreams: config.maxOpenStreams, metrics, shutdownSignal: shutdown.signal, defaultDeadlineMs: config.defaultDeadlineMs, onBug },
+        {
+          transport,
+          guards,
+          maxOpenStreams: config.maxOpenStreams,
+          metrics,
+          shutdownSignal: shutdown.signal,
+          defaultDeadlineMs: config.defaultDeadlineMs,
+          onBug,
+        },
         streams,
       ) as ServiceImpl<DescService>,
     }));
@@ -190,7 +235,9 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   let connectPort: number;
   try {
     grpcPort = await listenOn("PORT", config.port, config.host, () => grpcServer.listen(config.port, config.host));
-    connectPort = await listenOn("CONNECT_PORT", config.connectPort, config.host, () => connectServer.listen(config.connectPort, config.host));
+    connectPort = await listenOn("CONNECT_PORT", config.connectPort, config.host, () =>
+      connectServer.listen(config.connectPort, config.host),
+    );
   } catch (error) {
     // Nothing was served yet: release what start-up opened, so the process can end by itself.
     grpcServer.destroy();
@@ -213,9 +260,28 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   // Holds are swept where they are made; events are relayed wherever they are written (payments, refunds).
   const servesBooking = config.services.includes("booking");
   if (servesBooking || config.services.includes("wallet")) {
-    outboxRelay = startOutboxRelay({ orm, redis, streamKey: eventStreamKey(config.redisKeyPrefix), maxLen: config.eventStreamMaxLen, batchSize: OUTBOX_BATCH, intervalMs: OUTBOX_POLL_MS, nudgeDelayMs: OUTBOX_NUDGE_DELAY_MS, logger, registry: metrics.registry, metricsConnection });
+    outboxRelay = startOutboxRelay({
+      orm,
+      redis,
+      streamKey: eventStreamKey(config.redisKeyPrefix),
+      maxLen: config.eventStreamMaxLen,
+      batchSize: OUTBOX_BATCH,
+      intervalMs: OUTBOX_POLL_MS,
+      nudgeDelayMs: OUTBOX_NUDGE_DELAY_MS,
+      logger,
+      registry: metrics.registry,
+      metricsConnection,
+    });
   }
-  const holdSweeper = servesBooking ? startHoldSweeper({ orm, intervalMs: config.holdSweepIntervalMs, batchSize: HOLD_SWEEP_BATCH, logger, registry: metrics.registry }) : undefined;
+  const holdSweeper = servesBooking
+    ? startHoldSweeper({
+        orm,
+        intervalMs: config.holdSweepIntervalMs,
+        batchSize: HOLD_SWEEP_BATCH,
+        logger,
+        registry: metrics.registry,
+      })
+    : undefined;
   waitingRoom.start({ admit: config.services.includes("queue") });
   logger.info({ grpcPort, connectPort, services: config.services }, "listening");
 
@@ -226,7 +292,10 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     const drained = Promise.all([grpcServer.close(), connectServer.close()]);
     const graceOver = Symbol("grace");
     let graceTimer: NodeJS.Timeout | undefined;
-    const outcome = await Promise.race([drained, new Promise((r) => (graceTimer = setTimeout(r, config.shutdownGraceMs, graceOver)))]);
+    const outcome = await Promise.race([
+      drained,
+      new Promise((r) => (graceTimer = setTimeout(r, config.shutdownGraceMs, graceOver))),
+    ]);
     clearTimeout(graceTimer);
     if (outcome === graceOver) {
       logger.warn({ graceMs: config.shutdownGraceMs }, "shutdown grace period over; cancelling remaining calls");

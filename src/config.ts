@@ -54,38 +54,82 @@ interface Variable {
 
 /** The documented environment, in README order. */
 export const CONFIG_VARIABLES: readonly Variable[] = [
-  { name: "DATABASE_URL", defaultValue: "postgres://root@127.0.0.1:5432/test", description: "PostgreSQL connection URL" },
+  {
+    name: "DATABASE_URL",
+    defaultValue: "postgres://root@127.0.0.1:5432/test",
+    description: "PostgreSQL connection URL",
+  },
   { name: "DATABASE_POOL_MAX", defaultValue: "16", description: "PostgreSQL connections per process" },
-  { name: "REDIS_URL", defaultValue: "redis://127.0.0.1:6379", description: "Redis URL (a `/N` path selects the logical database)" },
-  { name: "REDIS_CLUSTER_NODES", defaultValue: "", description: "Redis Cluster nodes as `host:port,host:port` (any reachable ones; the rest are discovered), with the user, password and TLS (rediss://) of REDIS_URL; empty uses the single node at REDIS_URL" },
+  {
+    name: "REDIS_URL",
+    defaultValue: "redis://127.0.0.1:6379",
+    description: "Redis URL (a `/N` path selects the logical database)",
+  },
+  {
+    name: "REDIS_CLUSTER_NODES",
+    defaultValue: "",
+    description:
+      "Redis Cluster nodes as `host:port,host:port` (any reachable ones; the rest are discovered), with the user, password and TLS (rediss://) of REDIS_URL; empty uses the single node at REDIS_URL",
+  },
   { name: "REDIS_KEY_PREFIX", defaultValue: "cb:", description: "prefix of every Redis key" },
   { name: "HOST", defaultValue: "0.0.0.0", description: "interface both ports bind to" },
-  { name: "PORT", defaultValue: "50051", description: "gRPC port (grpc-js): the services, health and reflection; 0 picks a free port" },
-  { name: "CONNECT_PORT", defaultValue: "8080", description: "Connect and gRPC-Web port (connect-node; HTTP/2 without TLS and HTTP/1.1) and GET /metrics" },
+  {
+    name: "PORT",
+    defaultValue: "50051",
+    description: "gRPC port (grpc-js): the services, health and reflection; 0 picks a free port",
+  },
+  {
+    name: "CONNECT_PORT",
+    defaultValue: "8080",
+    description: "Connect and gRPC-Web port (connect-node; HTTP/2 without TLS and HTTP/1.1) and GET /metrics",
+  },
   {
     name: "CORS_ORIGINS",
     defaultValue: "",
-    description: "browser origins allowed to call the Connect port from another origin, as `https://a.example,https://b.example` or `*` for any; empty sends no CORS headers (same origin only)",
+    description:
+      "browser origins allowed to call the Connect port from another origin, as `https://a.example,https://b.example` or `*` for any; empty sends no CORS headers (same origin only)",
   },
-  { name: "MAX_ACTIVE_USERS", defaultValue: "1000", description: "users admitted from the waiting room at once, per concert" },
+  {
+    name: "MAX_ACTIVE_USERS",
+    defaultValue: "1000",
+    description: "users admitted from the waiting room at once, per concert",
+  },
   { name: "ADMISSION_INTERVAL_MS", defaultValue: "1000", description: "admission tick" },
   { name: "ACTIVE_TOKEN_TTL", defaultValue: "600", description: "seconds an admitted user may book and pay" },
-  { name: "WAITING_TOKEN_TTL", defaultValue: "60", description: "seconds a waiting user keeps their place without polling or watching" },
+  {
+    name: "WAITING_TOKEN_TTL",
+    defaultValue: "60",
+    description: "seconds a waiting user keeps their place without polling or watching",
+  },
   { name: "SEAT_HOLD_SECONDS", defaultValue: "300", description: "how long a seat hold lasts before payment" },
   { name: "MAX_SEATS_PER_USER", defaultValue: "4", description: "live holds and purchases per user and schedule" },
-  { name: "HOLD_SWEEP_INTERVAL_MS", defaultValue: "1000", description: "how often expired seat holds are swept back to available" },
+  {
+    name: "HOLD_SWEEP_INTERVAL_MS",
+    defaultValue: "1000",
+    description: "how often expired seat holds are swept back to available",
+  },
   { name: "LOG_LEVEL", defaultValue: "info", description: "fatal, error, warn, info, debug, trace or silent" },
   { name: "SERVICES", defaultValue: "queue,booking,wallet", description: "services this process serves" },
   { name: "WORKERS", defaultValue: "1", description: "server processes sharing the ports (`0` = one per core)" },
   { name: "SEED_DEMO_DATA", defaultValue: "true", description: "create demo concerts when the database has none" },
   { name: "MAX_REQUEST_BYTES", defaultValue: "65536", description: "largest request message accepted" },
   { name: "DEFAULT_DEADLINE_MS", defaultValue: "30000", description: "deadline for calls that set none" },
-  { name: "MAX_OPEN_STREAMS", defaultValue: "20000", description: "open WatchQueue streams per process and port; more get RESOURCE_EXHAUSTED" },
-  { name: "SHUTDOWN_GRACE_MS", defaultValue: "10000", description: "time in-flight calls get to finish on SIGTERM; then they are cancelled, and a process that PostgreSQL or Redis still holds up exits 1 at most 15 s later" },
+  {
+    name: "MAX_OPEN_STREAMS",
+    defaultValue: "20000",
+    description: "open WatchQueue streams per process and port; more get RESOURCE_EXHAUSTED",
+  },
+  {
+    name: "SHUTDOWN_GRACE_MS",
+    defaultValue: "10000",
+    description:
+      "time in-flight calls get to finish on SIGTERM; then they are cancelled, and a process that PostgreSQL or Redis still holds up exits 1 at most 15 s later",
+  },
   {
     name: "EVENT_STREAM_MAX_LEN",
     defaultValue: "1000000",
-    description: "events the Redis event stream keeps (trimmed approximately, oldest first; `0` = never trim); every event also stays in the PostgreSQL outbox",
+    description:
+      "events the Redis event stream keeps (trimmed approximately, oldest first; `0` = never trim); every event also stays in the PostgreSQL outbox",
   },
 ];
 
@@ -122,7 +166,8 @@ function reader(env: Env) {
     } catch {
       return text; // reported by url()
     }
-    if (path === "" || path.includes("/")) problems.push(`DATABASE_URL=${text} must name a database, as in postgres://user@host:5432/dbname`);
+    if (path === "" || path.includes("/"))
+      problems.push(`DATABASE_URL=${text} must name a database, as in postgres://user@host:5432/dbname`);
     return text;
   };
   const url = (name: string, protocols: string[]): string => {
@@ -147,7 +192,10 @@ function reader(env: Env) {
   const hostPorts = (name: string): { host: string; port: number }[] => {
     const text = raw(name);
     const nodes: { host: string; port: number }[] = [];
-    for (const entry of text.split(",").map((s) => s.trim()).filter(Boolean)) {
+    for (const entry of text
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean)) {
       const match = /^\[?([^\s/[\]]+?)\]?:(\d{1,5})$/.exec(entry); // also [IPv6]:port
       const port = Number(match?.[2]);
       if (!match || port < 1 || port > 65535) {
@@ -161,7 +209,10 @@ function reader(env: Env) {
   /** A comma-separated list of web origins (scheme://host[:port], as browsers send them), or "*". */
   const origins = (name: string): string[] => {
     const text = raw(name);
-    const list = text.split(",").map((s) => s.trim()).filter(Boolean);
+    const list = text
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean);
     if (list.length === 1 && list[0] === "*") return list;
     const bad = list.filter((entry) => {
       try {
@@ -171,7 +222,10 @@ function reader(env: Env) {
         return true;
       }
     });
-    if (bad.length > 0) problems.push(`${name}=${text} must be * or a comma-separated list of origins like https://app.example.com (no path, no trailing slash): ${bad.join(", ")}`);
+    if (bad.length > 0)
+      problems.push(
+        `${name}=${text} must be * or a comma-separated list of origins like https://app.example.com (no path, no trailing slash): ${bad.join(", ")}`,
+      );
     return bad.length > 0 ? [] : list;
   };
   /** Throws one ConfigError naming every problem found so far. */
@@ -223,8 +277,10 @@ export function loadConfig(env: Env = process.env): Config {
   };
   // A Redis URL's path selects the logical database: /N, nothing else (Redis refuses indexes it
   // does not have at connect time, see connectRedis).
-  if (!/^\/?(\d{1,5})?$/.test(redisPath(config.redisUrl))) r.problems.push(`REDIS_URL=${config.redisUrl} must end in /N, a database number, or no path`);
-  if (config.port !== 0 && config.port === config.connectPort) r.problems.push(`PORT and CONNECT_PORT must differ (both ${config.port})`);
+  if (!/^\/?(\d{1,5})?$/.test(redisPath(config.redisUrl)))
+    r.problems.push(`REDIS_URL=${config.redisUrl} must end in /N, a database number, or no path`);
+  if (config.port !== 0 && config.port === config.connectPort)
+    r.problems.push(`PORT and CONNECT_PORT must differ (both ${config.port})`);
   r.throwIfProblems();
   return config;
 }

@@ -29,22 +29,30 @@ class FakeUnaryCall extends EventEmitter {
 }
 
 const callsPerRun = Number(process.argv[2] ?? 100_000);
-const impl = wrapService(BookingService, { listConcerts: async () => LIST_CONCERTS_RESPONSE }, {
-  transport: "grpc",
-  guards: [],
-  defaultDeadlineMs: 30_000,
-  maxOpenStreams: 1,
-  metrics: createMetrics({ defaultMetrics: false }),
-  shutdownSignal: new AbortController().signal,
-  onBug: (error) => console.error(error),
-});
+const impl = wrapService(
+  BookingService,
+  { listConcerts: async () => LIST_CONCERTS_RESPONSE },
+  {
+    transport: "grpc",
+    guards: [],
+    defaultDeadlineMs: 30_000,
+    maxOpenStreams: 1,
+    metrics: createMetrics({ defaultMetrics: false }),
+    shutdownSignal: new AbortController().signal,
+    onBug: (error) => console.error(error),
+  },
+);
 let definition: grpc.ServiceDefinition | undefined;
 let handlers: grpc.UntypedServiceImplementation | undefined;
-const capture = { addService: (d: grpc.ServiceDefinition, h: grpc.UntypedServiceImplementation) => ((definition = d), (handlers = h)) };
+const capture = {
+  addService: (d: grpc.ServiceDefinition, h: grpc.UntypedServiceImplementation) => ((definition = d), (handlers = h)),
+};
 addServiceToGrpcServer(capture as unknown as grpc.Server, BookingService, impl, { defaultDeadlineMs: 30_000 });
 const method = definition!.listConcerts!;
 const handle = handlers!.listConcerts as grpc.handleUnaryCall<unknown, unknown>;
-const requestBytes = Buffer.from(toBinary(ListConcertsRequestSchema, create(ListConcertsRequestSchema, LIST_CONCERTS_REQUEST)));
+const requestBytes = Buffer.from(
+  toBinary(ListConcertsRequestSchema, create(ListConcertsRequestSchema, LIST_CONCERTS_REQUEST)),
+);
 
 function oneCall(): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -66,5 +74,7 @@ async function nsPerCall(calls: number): Promise<number> {
 await nsPerCall(callsPerRun / 2);
 const runs: number[] = [];
 for (let i = 0; i < 7; i++) runs.push(await nsPerCall(callsPerRun));
-console.log(`adapter unary call, in process: ${Math.min(...runs).toFixed(0)} ns min, ${median(runs).toFixed(0)} ns median of 7 runs × ${callsPerRun} calls`);
+console.log(
+  `adapter unary call, in process: ${Math.min(...runs).toFixed(0)} ns min, ${median(runs).toFixed(0)} ns median of 7 runs × ${callsPerRun} calls`,
+);
 process.exit(0);

@@ -29,15 +29,21 @@ export interface SpawnOptions {
 }
 
 function exited(child: ChildProcess): Promise<void> {
-  return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((resolve) => child.once("exit", () => resolve()));
+  return child.exitCode !== null || child.signalCode !== null
+    ? Promise.resolve()
+    : new Promise((resolve) => child.once("exit", () => resolve()));
 }
 
 export async function startServer(kind: ServerKind, options: SpawnOptions): Promise<ServerProcess> {
   const node = process.execPath;
-  const child = spawn("taskset", ["-c", String(options.core), node, ...(options.nodeFlags ?? []), "--import", "tsx", SERVER_ENTRY, kind], {
-    stdio: ["ignore", "pipe", "inherit"],
-    env: { ...process.env, ...options.env },
-  });
+  const child = spawn(
+    "taskset",
+    ["-c", String(options.core), node, ...(options.nodeFlags ?? []), "--import", "tsx", SERVER_ENTRY, kind],
+    {
+      stdio: ["ignore", "pipe", "inherit"],
+      env: { ...process.env, ...options.env },
+    },
+  );
   const ports = await new Promise<Record<string, number>>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout! });
     const timer = setTimeout(() => reject(new Error(`${kind} server did not start within 60 s`)), 60_000);

@@ -26,7 +26,8 @@ export function grpcFrameFile(bytes: Uint8Array): string {
   return file;
 }
 
-export const listConcertsBody = () => grpcFrameFile(toBinary(ListConcertsRequestSchema, create(ListConcertsRequestSchema, LIST_CONCERTS_REQUEST)));
+export const listConcertsBody = () =>
+  grpcFrameFile(toBinary(ListConcertsRequestSchema, create(ListConcertsRequestSchema, LIST_CONCERTS_REQUEST)));
 
 export interface H2loadResult {
   reqPerSec: number;
@@ -43,7 +44,9 @@ function run(command: string, args: string[]): Promise<string> {
     child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
     child.stderr.on("data", (chunk: Buffer) => (out += chunk.toString()));
     child.once("error", reject);
-    child.once("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`${command} exited with ${code}:\n${out}`))));
+    child.once("exit", (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`${command} exited with ${code}:\n${out}`)),
+    );
   });
 }
 
@@ -53,13 +56,33 @@ export function h2loadShape(concurrency: number): { clients: number; streams: nu
   return { clients, streams: Math.max(1, Math.round(concurrency / clients)) };
 }
 
-export function h2loadArgs(options: { url: string; bodyFile: string; durationSec: number; concurrency: number; core: number }): string[] {
+export function h2loadArgs(options: {
+  url: string;
+  bodyFile: string;
+  durationSec: number;
+  concurrency: number;
+  core: number;
+}): string[] {
   const { clients, streams } = h2loadShape(options.concurrency);
   return [
-    "-c", String(options.core),
-    "h2load", "-t", "1", "-c", String(clients), "-m", String(streams), "-D", String(options.durationSec),
-    "-H", "content-type: application/grpc", "-H", "te: trailers",
-    "-d", options.bodyFile, options.url,
+    "-c",
+    String(options.core),
+    "h2load",
+    "-t",
+    "1",
+    "-c",
+    String(clients),
+    "-m",
+    String(streams),
+    "-D",
+    String(options.durationSec),
+    "-H",
+    "content-type: application/grpc",
+    "-H",
+    "te: trailers",
+    "-d",
+    options.bodyFile,
+    options.url,
   ];
 }
 
@@ -68,13 +91,18 @@ export function h2loadArgs(options: { url: string; bodyFile: string; durationSec
  * the server answers, and reads the server's CPU time around the measured run. h2load only sees
  * HTTP status 200, not grpc-status, so callers check the answer first.
  */
-export async function h2loadUnary(server: ServerProcess, options: { url: string; bodyFile: string; durationSec: number; concurrency: number; core: number }): Promise<H2loadResult> {
+export async function h2loadUnary(
+  server: ServerProcess,
+  options: { url: string; bodyFile: string; durationSec: number; concurrency: number; core: number },
+): Promise<H2loadResult> {
   await run("taskset", h2loadArgs({ ...options, durationSec: 1 }));
   const cpu0 = server.cpuSeconds();
   const output = await run("taskset", h2loadArgs(options));
   const cpuSeconds = server.cpuSeconds() - cpu0;
   const rate = /finished in [\d.]+m?s, ([\d.]+) req\/s/.exec(output);
-  const counts = /requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(output);
+  const counts = /requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(
+    output,
+  );
   if (!rate || !counts) throw new Error(`cannot read h2load output:\n${output}`);
   return {
     reqPerSec: Number(rate[1]),
@@ -92,12 +120,20 @@ export interface LatencyResult {
 }
 
 /** Closed loop: `concurrency` grpc-js calls in flight on one channel; 1 s warm-up not counted. */
-export async function grpcUnaryLatency(options: { address: string; durationSec: number; concurrency: number }): Promise<LatencyResult> {
+export async function grpcUnaryLatency(options: {
+  address: string;
+  durationSec: number;
+  concurrency: number;
+}): Promise<LatencyResult> {
   const client = createGrpcClient(BookingService, options.address);
   try {
     const op = () => client.listConcerts(LIST_CONCERTS_REQUEST);
     await closedLoop({ concurrency: options.concurrency, durationMs: 1000, op });
-    const { okPerSec, p50Ms, p99Ms, errors } = await closedLoop({ concurrency: options.concurrency, durationMs: options.durationSec * 1000, op });
+    const { okPerSec, p50Ms, p99Ms, errors } = await closedLoop({
+      concurrency: options.concurrency,
+      durationMs: options.durationSec * 1000,
+      op,
+    });
     return { reqPerSec: okPerSec, p50Ms, p99Ms, errors };
   } finally {
     client.close();
@@ -105,14 +141,20 @@ export async function grpcUnaryLatency(options: { address: string; durationSec: 
 }
 
 /** Server-streaming throughput: `parallel` streams of `messages` each, back to back. */
-export async function streamBurst(options: { address: string; durationSec: number; parallel: number; messages: number }): Promise<{ msgsPerSec: number; streamMs: number }> {
+export async function streamBurst(options: {
+  address: string;
+  durationSec: number;
+  parallel: number;
+  messages: number;
+}): Promise<{ msgsPerSec: number; streamMs: number }> {
   const client = createGrpcClient(QueueService, options.address);
   try {
     const token = `burst:${options.messages}`;
     const oneStream = async () => {
       let received = 0;
       for await (const _ of client.watchQueue({ token })) received++;
-      if (received !== options.messages) throw new Error(`stream ended after ${received} of ${options.messages} messages`);
+      if (received !== options.messages)
+        throw new Error(`stream ended after ${received} of ${options.messages} messages`);
     };
     await oneStream();
     const durations: number[] = [];
@@ -145,11 +187,17 @@ export interface IdleStreamsResult {
  * Opens `count` WatchQueue streams that heartbeat every `heartbeatMs`, waits until each has its
  * first message, lets them settle, then reads the server's RSS and CPU over `windowSec`.
  */
-export async function idleStreams(server: ServerProcess, options: { address: string; count: number; heartbeatMs: number; windowSec: number }): Promise<IdleStreamsResult> {
+export async function idleStreams(
+  server: ServerProcess,
+  options: { address: string; count: number; heartbeatMs: number; windowSec: number },
+): Promise<IdleStreamsResult> {
   const rssAtRestMb = server.rssMb();
   // One channel per 500 streams, each with its own connection (no shared subchannel pool).
   const clients = Array.from({ length: Math.ceil(options.count / 500) }, (_, i) =>
-    createGrpcClient(QueueService, options.address, { "grpc.use_local_subchannel_pool": 1, "grpc.primary_user_agent": `bench-${i}` }),
+    createGrpcClient(QueueService, options.address, {
+      "grpc.use_local_subchannel_pool": 1,
+      "grpc.primary_user_agent": `bench-${i}`,
+    }),
   );
   const abort = new AbortController();
   const token = `idle:${options.heartbeatMs}`;
@@ -171,7 +219,10 @@ export async function idleStreams(server: ServerProcess, options: { address: str
     );
   }
   try {
-    await Promise.race([Promise.all(opened), Promise.all(finished).then(() => Promise.reject(new Error("streams ended early")))]);
+    await Promise.race([
+      Promise.all(opened),
+      Promise.all(finished).then(() => Promise.reject(new Error("streams ended early"))),
+    ]);
     const openSec = (performance.now() - started) / 1000;
     await new Promise((r) => setTimeout(r, 2000));
     const cpu0 = server.cpuSeconds();

@@ -46,13 +46,29 @@ export function topSelfTime(profile: CpuProfile, limit: number): SelfTime[] {
     .map(([frame, us]) => ({ frame, selfMs: us / 1000, share: us / all }));
 }
 
-export async function profileAdapter(options: { durationSec: number; concurrency: number; body: string; serverCore: number; loadCore: number; log: (line: string) => void }): Promise<BenchTable> {
+export async function profileAdapter(options: {
+  durationSec: number;
+  concurrency: number;
+  body: string;
+  serverCore: number;
+  loadCore: number;
+  log: (line: string) => void;
+}): Promise<BenchTable> {
   const dir = join(ROOT, "reports", "profiles", new Date().toISOString().replaceAll(":", "-"));
   mkdirSync(dir, { recursive: true });
   options.log(`transport: profiling the adapter (${dir})`);
-  const server = await startServer("adapter", { core: options.serverCore, nodeFlags: ["--cpu-prof", `--cpu-prof-dir=${dir}`] });
+  const server = await startServer("adapter", {
+    core: options.serverCore,
+    nodeFlags: ["--cpu-prof", `--cpu-prof-dir=${dir}`],
+  });
   try {
-    await h2loadUnary(server, { url: `http://127.0.0.1:${server.ports.grpc}${LIST_CONCERTS_PATH}`, bodyFile: options.body, durationSec: options.durationSec, concurrency: options.concurrency, core: options.loadCore });
+    await h2loadUnary(server, {
+      url: `http://127.0.0.1:${server.ports.grpc}${LIST_CONCERTS_PATH}`,
+      bodyFile: options.body,
+      durationSec: options.durationSec,
+      concurrency: options.concurrency,
+      core: options.loadCore,
+    });
   } finally {
     await server.stop();
   }

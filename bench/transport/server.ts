@@ -39,7 +39,9 @@ const GRPC_SERVER_OPTIONS: grpc.ServerOptions = {
 
 function bind(server: grpc.Server): Promise<number> {
   return new Promise((resolve, reject) =>
-    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, port) => (error ? reject(error) : resolve(port))),
+    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, port) =>
+      error ? reject(error) : resolve(port),
+    ),
   );
 }
 
@@ -57,7 +59,8 @@ async function startBare(): Promise<{ ports: Record<string, number>; stop(): Pro
   const status = { ...QUEUE_STATUS, position: "1234", usersAhead: "1233", totalWaiting: "5000" };
   const server = new grpc.Server(GRPC_SERVER_OPTIONS);
   server.addService(loaded.concert.v1.BookingService.service, {
-    listConcerts: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => callback(null, LIST_CONCERTS_RESPONSE),
+    listConcerts: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>
+      callback(null, LIST_CONCERTS_RESPONSE),
   });
   server.addService(loaded.concert.v1.QueueService.service, {
     watchQueue: (call: grpc.ServerWritableStream<{ token: string }, unknown>) => {
@@ -104,11 +107,25 @@ const queueImpl: PartialServiceImpl<typeof QueueService> = {
 
 function wrapped(transport: "grpc" | "connect", shutdownSignal: AbortSignal) {
   const metrics = createMetrics();
-  const options = { transport, guards: [], maxOpenStreams: 20_000, metrics, shutdownSignal, defaultDeadlineMs: 30_000, onBug: (error: unknown) => console.error(error) };
+  const options = {
+    transport,
+    guards: [],
+    maxOpenStreams: 20_000,
+    metrics,
+    shutdownSignal,
+    defaultDeadlineMs: 30_000,
+    onBug: (error: unknown) => console.error(error),
+  };
   const streams = { open: 0 };
   return [
-    { service: BookingService as DescService, impl: wrapService(BookingService, bookingImpl, options, streams) as ServiceImpl<DescService> },
-    { service: QueueService as DescService, impl: wrapService(QueueService, queueImpl, options, streams) as ServiceImpl<DescService> },
+    {
+      service: BookingService as DescService,
+      impl: wrapService(BookingService, bookingImpl, options, streams) as ServiceImpl<DescService>,
+    },
+    {
+      service: QueueService as DescService,
+      impl: wrapService(QueueService, queueImpl, options, streams) as ServiceImpl<DescService>,
+    },
   ];
 }
 

@@ -12,7 +12,16 @@ import { formatNumber, formatRuns, type BenchTable, type SuiteOptions } from "..
 import { median } from "../stats.js";
 import { BENCH_CONCERTS } from "./bench-app.js";
 import { pinSelf, startServer, type ServerProcess } from "./child.js";
-import { grpcUnaryLatency, h2loadShape, h2loadUnary, idleStreams, listConcertsBody, LIST_CONCERTS_PATH, streamBurst, type LatencyResult } from "./load.js";
+import {
+  grpcUnaryLatency,
+  h2loadShape,
+  h2loadUnary,
+  idleStreams,
+  listConcertsBody,
+  LIST_CONCERTS_PATH,
+  streamBurst,
+  type LatencyResult,
+} from "./load.js";
 import { CONCERT, LIST_CONCERTS_REQUEST } from "./noop.js";
 import { profileAdapter } from "./profile.js";
 import type { ServerKind } from "./server.js";
@@ -38,7 +47,11 @@ const LABEL: Record<Transport, string> = {
 };
 
 /** Runs `measure` for every transport, `rounds` times, rotating the starting transport. */
-async function interleaved<K extends string, T>(keys: readonly K[], rounds: number, measure: (key: K, round: number) => Promise<T>): Promise<Record<K, T[]>> {
+async function interleaved<K extends string, T>(
+  keys: readonly K[],
+  rounds: number,
+  measure: (key: K, round: number) => Promise<T>,
+): Promise<Record<K, T[]>> {
   const results = Object.fromEntries(keys.map((k) => [k, [] as T[]])) as Record<K, T[]>;
   for (let round = 0; round < rounds; round++) {
     for (let i = 0; i < keys.length; i++) {
@@ -55,7 +68,10 @@ async function checkNoop(address: string, expectedConcerts: number, streams: boo
   const queue = createGrpcClient(QueueService, address);
   try {
     const page = await booking.listConcerts(LIST_CONCERTS_REQUEST);
-    if (page.concerts.length !== expectedConcerts) throw new Error(`ListConcerts at ${address} returned ${page.concerts.length} concerts, expected ${expectedConcerts}`);
+    if (page.concerts.length !== expectedConcerts)
+      throw new Error(
+        `ListConcerts at ${address} returned ${page.concerts.length} concerts, expected ${expectedConcerts}`,
+      );
     if (streams) {
       let n = 0;
       for await (const _ of queue.watchQueue({ token: "burst:3" })) n++;
@@ -70,15 +86,22 @@ async function checkNoop(address: string, expectedConcerts: number, streams: boo
 function latencyCells(runs: LatencyResult[]): string[] {
   return [
     formatRuns(runs.map((r) => r.reqPerSec)),
-    formatRuns(runs.map((r) => r.p50Ms), 2),
-    formatRuns(runs.map((r) => r.p99Ms), 2),
+    formatRuns(
+      runs.map((r) => r.p50Ms),
+      2,
+    ),
+    formatRuns(
+      runs.map((r) => r.p99Ms),
+      2,
+    ),
     String(runs.reduce((sum, r) => sum + r.errors, 0)),
   ];
 }
 
 export async function runTransportBench(options: TransportOptions): Promise<BenchTable[]> {
   const { durationSec, concurrency, rounds, log } = options;
-  if (!(await pinSelf(String(LOAD_CORE)))) log("transport: could not pin the load generator to core 1 (taskset missing?)");
+  if (!(await pinSelf(String(LOAD_CORE))))
+    log("transport: could not pin the load generator to core 1 (taskset missing?)");
   const body = listConcertsBody();
   const shape = h2loadShape(concurrency);
   const h2loadCommand = `taskset -c ${LOAD_CORE} h2load -t 1 -c ${shape.clients} -m ${shape.streams} -D ${durationSec} -H 'content-type: application/grpc' -H 'te: trailers' -d <ListConcertsRequest frame> http://127.0.0.1:PORT${LIST_CONCERTS_PATH}`;
@@ -93,7 +116,13 @@ export async function runTransportBench(options: TransportOptions): Promise<Benc
 
     const unary = await interleaved(TRANSPORTS, rounds, async (kind, round) => {
       log(`transport: unary h2load ${kind} round ${round + 1}/${rounds}`);
-      return h2loadUnary(servers[kind], { url: `http://${address(kind)}${LIST_CONCERTS_PATH}`, bodyFile: body, durationSec, concurrency, core: LOAD_CORE });
+      return h2loadUnary(servers[kind], {
+        url: `http://${address(kind)}${LIST_CONCERTS_PATH}`,
+        bodyFile: body,
+        durationSec,
+        concurrency,
+        core: LOAD_CORE,
+      });
     });
     const latency = await interleaved(TRANSPORTS, rounds, async (kind, round) => {
       log(`transport: unary grpc-js latency ${kind} round ${round + 1}/${rounds}`);
@@ -105,12 +134,33 @@ export async function runTransportBench(options: TransportOptions): Promise<Benc
       note:
         `h2load (after a 1 s warm-up run): \`${h2loadCommand}\`; server CPU per call = server user+system time during the run / requests done. grpc-js client: ${concurrency} calls in flight on one channel, ${durationSec} s after 1 s warm-up. ` +
         `Median of ${rounds} interleaved runs (min–max). Server on core ${SERVER_CORE}, load generator on core ${LOAD_CORE}.`,
-      columns: ["transport", "h2load req/s", "vs baseline", "server CPU µs/call", "grpc-js client req/s", "p50 ms", "p99 ms", "errors (h2load + client)"],
+      columns: [
+        "transport",
+        "h2load req/s",
+        "vs baseline",
+        "server CPU µs/call",
+        "grpc-js client req/s",
+        "p50 ms",
+        "p99 ms",
+        "errors (h2load + client)",
+      ],
       rows: TRANSPORTS.map((kind) => {
         const rps = median(unary[kind].map((r) => r.reqPerSec));
         const cells = latencyCells(latency[kind]);
         const h2Errors = unary[kind].reduce((sum, r) => sum + r.failed, 0);
-        return [LABEL[kind], formatRuns(unary[kind].map((r) => r.reqPerSec)), `${formatNumber((rps / bare) * 100)} %`, formatRuns(unary[kind].map((r) => r.serverCpuUsPerCall), 1), cells[0]!, cells[1]!, cells[2]!, String(h2Errors + Number(cells[3]))];
+        return [
+          LABEL[kind],
+          formatRuns(unary[kind].map((r) => r.reqPerSec)),
+          `${formatNumber((rps / bare) * 100)} %`,
+          formatRuns(
+            unary[kind].map((r) => r.serverCpuUsPerCall),
+            1,
+          ),
+          cells[0]!,
+          cells[1]!,
+          cells[2]!,
+          String(h2Errors + Number(cells[3])),
+        ];
       }),
     });
 
@@ -122,7 +172,14 @@ export async function runTransportBench(options: TransportOptions): Promise<Benc
       title: `Server stream: WatchQueue sending ${formatNumber(STREAM_MESSAGES)} messages`,
       note: `grpc-js client, 4 streams at a time, back to back for ${durationSec} s. Median of ${rounds} interleaved runs (min–max).`,
       columns: ["transport", "msgs/s", "one stream, p50 ms"],
-      rows: TRANSPORTS.map((kind) => [LABEL[kind], formatRuns(stream[kind].map((r) => r.msgsPerSec)), formatRuns(stream[kind].map((r) => r.streamMs), 1)]),
+      rows: TRANSPORTS.map((kind) => [
+        LABEL[kind],
+        formatRuns(stream[kind].map((r) => r.msgsPerSec)),
+        formatRuns(
+          stream[kind].map((r) => r.streamMs),
+          1,
+        ),
+      ]),
     });
   } finally {
     await Promise.all(Object.values(servers).map((s) => s.stop()));
@@ -132,7 +189,12 @@ export async function runTransportBench(options: TransportOptions): Promise<Benc
     log(`transport: ${options.idleStreams} idle streams ${kind} round ${round + 1}/${rounds}`);
     const server = await startServer(kind, { core: SERVER_CORE });
     try {
-      return await idleStreams(server, { address: `127.0.0.1:${server.ports.grpc}`, count: options.idleStreams, heartbeatMs: HEARTBEAT_MS, windowSec: Math.max(10, durationSec) });
+      return await idleStreams(server, {
+        address: `127.0.0.1:${server.ports.grpc}`,
+        count: options.idleStreams,
+        heartbeatMs: HEARTBEAT_MS,
+        windowSec: Math.max(10, durationSec),
+      });
     } finally {
       await server.stop();
     }
@@ -147,13 +209,22 @@ export async function runTransportBench(options: TransportOptions): Promise<Benc
       LABEL[kind],
       formatRuns(idle[kind].map((r) => r.rssAtRestMb)),
       formatRuns(idle[kind].map((r) => r.rssMb)),
-      formatRuns(idle[kind].map((r) => r.cpuPercent), 1),
-      formatRuns(idle[kind].map((r) => r.openSec), 1),
+      formatRuns(
+        idle[kind].map((r) => r.cpuPercent),
+        1,
+      ),
+      formatRuns(
+        idle[kind].map((r) => r.openSec),
+        1,
+      ),
     ]),
   });
 
   tables.push(await databaseTable(options, body, h2loadCommand));
-  if (options.profile) tables.push(await profileAdapter({ durationSec, concurrency, body, serverCore: SERVER_CORE, loadCore: LOAD_CORE, log }));
+  if (options.profile)
+    tables.push(
+      await profileAdapter({ durationSec, concurrency, body, serverCore: SERVER_CORE, loadCore: LOAD_CORE, log }),
+    );
   await pinSelf(`0-${availableParallelism() - 1}`);
   return tables;
 }
@@ -169,7 +240,13 @@ async function databaseTable(options: TransportOptions, body: string, h2loadComm
     for (const port of ports) await checkNoop(address(port), BENCH_CONCERTS, false);
     const unary = await interleaved(ports, rounds, async (port, round) => {
       log(`transport: ListConcerts (PostgreSQL) h2load ${port} round ${round + 1}/${rounds}`);
-      return h2loadUnary(app, { url: `http://${address(port)}${LIST_CONCERTS_PATH}`, bodyFile: body, durationSec, concurrency, core: LOAD_CORE });
+      return h2loadUnary(app, {
+        url: `http://${address(port)}${LIST_CONCERTS_PATH}`,
+        bodyFile: body,
+        durationSec,
+        concurrency,
+        core: LOAD_CORE,
+      });
     });
     const latency = await interleaved(ports, rounds, async (port, round) => {
       log(`transport: ListConcerts (PostgreSQL) latency ${port} round ${round + 1}/${rounds}`);
@@ -180,11 +257,30 @@ async function databaseTable(options: TransportOptions, body: string, h2loadComm
       note:
         `Same load as the no-op table (${h2loadCommand.replace("PORT", "<grpc|connect port>")}). The app runs on core ${SERVER_CORE}; PostgreSQL is not pinned and shares both cores. ` +
         `Median of ${rounds} interleaved runs (min–max).`,
-      columns: ["port", "h2load req/s", "server CPU µs/call", "grpc-js client req/s", "p50 ms", "p99 ms", "errors (h2load + client)"],
+      columns: [
+        "port",
+        "h2load req/s",
+        "server CPU µs/call",
+        "grpc-js client req/s",
+        "p50 ms",
+        "p99 ms",
+        "errors (h2load + client)",
+      ],
       rows: ports.map((port) => {
         const cells = latencyCells(latency[port]);
         const h2Errors = unary[port].reduce((sum, r) => sum + r.failed, 0);
-        return [port === "grpc" ? "gRPC port: grpc-js adapter" : "Connect port: connect-node (gRPC protocol)", formatRuns(unary[port].map((r) => r.reqPerSec)), formatRuns(unary[port].map((r) => r.serverCpuUsPerCall), 1), cells[0]!, cells[1]!, cells[2]!, String(h2Errors + Number(cells[3]))];
+        return [
+          port === "grpc" ? "gRPC port: grpc-js adapter" : "Connect port: connect-node (gRPC protocol)",
+          formatRuns(unary[port].map((r) => r.reqPerSec)),
+          formatRuns(
+            unary[port].map((r) => r.serverCpuUsPerCall),
+            1,
+          ),
+          cells[0]!,
+          cells[1]!,
+          cells[2]!,
+          String(h2Errors + Number(cells[3])),
+        ];
       }),
     };
   } finally {

@@ -16,7 +16,15 @@ import type { PartialServiceImpl } from "../platform/rpc/service-wrapper.js";
 import { check, isInt4, isUuid } from "../platform/validation.js";
 import { requireAdmitted } from "../queue/admission-context.js";
 import { WALLET_CURRENCY } from "../wallet/wallet-ledger.js";
-import { createConcertOfSchedule, listConcerts, listSchedules, listSeats, visibleSeatStatus, type ScheduleKey, type SeatView } from "./catalog.js";
+import {
+  createConcertOfSchedule,
+  listConcerts,
+  listSchedules,
+  listSeats,
+  visibleSeatStatus,
+  type ScheduleKey,
+  type SeatView,
+} from "./catalog.js";
 import { visibleReservationStatus, type ReservationView } from "./reservation-rows.js";
 import { cancelReservation, getReservation, reserveSeat, type HoldPolicy } from "./seat-hold.js";
 
@@ -24,7 +32,13 @@ const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 /** A start time as toISOString writes it (years 0000–9999, which PostgreSQL takes), and a schedule id. */
 // Year 0000 parses in JavaScript but PostgreSQL has no year 0: it would refuse the query.
 const isScheduleKey = (value: unknown): value is ScheduleKey =>
-  Array.isArray(value) && value.length === 2 && typeof value[0] === "string" && ISO_TIME.test(value[0]) && !value[0].startsWith("0000") && !Number.isNaN(Date.parse(value[0])) && isUuid(value[1]);
+  Array.isArray(value) &&
+  value.length === 2 &&
+  typeof value[0] === "string" &&
+  ISO_TIME.test(value[0]) &&
+  !value[0].startsWith("0000") &&
+  !Number.isNaN(Date.parse(value[0])) &&
+  isUuid(value[1]);
 
 export function seatToProto(seat: SeatView, now: Date): MessageInitShape<typeof SeatSchema> {
   return {
@@ -37,7 +51,10 @@ export function seatToProto(seat: SeatView, now: Date): MessageInitShape<typeof 
   };
 }
 
-export function reservationToProto(reservation: ReservationView, now: Date): MessageInitShape<typeof ReservationSchema> {
+export function reservationToProto(
+  reservation: ReservationView,
+  now: Date,
+): MessageInitShape<typeof ReservationSchema> {
   return {
     id: reservation.id,
     scheduleId: reservation.scheduleId,

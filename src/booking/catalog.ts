@@ -38,41 +38,69 @@ export type ConcertView = Pick<Concert, "id" | "title" | "artist" | "venue">;
 // nothing here needs entities (ListSeats and the booking statements measured a third to a half
 // less CPU without hydration; see compiled-query.ts).
 const CONCERT_FIELDS = ["id", "title", "artist", "venue"] as const;
-const firstConcerts = compileQuery<{ limit: number }>(["limit"], (em, p) => em.createQueryBuilder(Concert).select(CONCERT_FIELDS).orderBy({ id: "asc" }).limit(p.limit));
+const firstConcerts = compileQuery<{ limit: number }>(["limit"], (em, p) =>
+  em.createQueryBuilder(Concert).select(CONCERT_FIELDS).orderBy({ id: "asc" }).limit(p.limit),
+);
 const concertsAfter = compileQuery<{ after: string; limit: number }>(["after", "limit"], (em, p) =>
-  em.createQueryBuilder(Concert).select(CONCERT_FIELDS).where({ id: { $gt: p.after } }).orderBy({ id: "asc" }).limit(p.limit),
+  em
+    .createQueryBuilder(Concert)
+    .select(CONCERT_FIELDS)
+    .where({ id: { $gt: p.after } })
+    .orderBy({ id: "asc" })
+    .limit(p.limit),
 );
 
 export async function listConcerts(em: EntityManager, page: Page<string>): Promise<PageOf<ConcertView>> {
   const limit = page.size + 1;
-  const rows = page.after === undefined ? await firstConcerts.all<ConcertView>(em, { limit }) : await concertsAfter.all<ConcertView>(em, { after: page.after, limit });
+  const rows =
+    page.after === undefined
+      ? await firstConcerts.all<ConcertView>(em, { limit })
+      : await concertsAfter.all<ConcertView>(em, { after: page.after, limit });
   return cut(rows, page.size);
 }
 
 export async function findConcert(em: EntityManager, concertId: string): Promise<Concert> {
   const concert = await em.findOne(Concert, { id: concertId }, { disableIdentityMap: true });
-  if (!concert) throw new DomainError("CONCERT_NOT_FOUND", `concert ${concertId} does not exist`, [], { concert_id: concertId });
+  if (!concert)
+    throw new DomainError("CONCERT_NOT_FOUND", `concert ${concertId} does not exist`, [], { concert_id: concertId });
   return concert;
 }
 
 export async function findSchedule(em: EntityManager, scheduleId: string): Promise<Schedule> {
   const schedule = await em.findOne(Schedule, { id: scheduleId }, { disableIdentityMap: true });
-  if (!schedule) throw new DomainError("SCHEDULE_NOT_FOUND", `schedule ${scheduleId} does not exist`, [], { schedule_id: scheduleId });
+  if (!schedule)
+    throw new DomainError("SCHEDULE_NOT_FOUND", `schedule ${scheduleId} does not exist`, [], {
+      schedule_id: scheduleId,
+    });
   return schedule;
 }
 
 /** Keyset position of a schedule page: start time (ISO) and id. */
 export type ScheduleKey = [string, string];
 
-export async function listSchedules(em: EntityManager, concertId: string, page: Page<ScheduleKey>): Promise<PageOf<ScheduleWithAvailability>> {
+export async function listSchedules(
+  em: EntityManager,
+  concertId: string,
+  page: Page<ScheduleKey>,
+): Promise<PageOf<ScheduleWithAvailability>> {
   await findConcert(em, concertId);
   const after = page.after;
   const where = after
-    ? { concertId, $or: [{ startTime: { $gt: new Date(after[0]) } }, { startTime: new Date(after[0]), id: { $gt: after[1] } }] }
+    ? {
+        concertId,
+        $or: [{ startTime: { $gt: new Date(after[0]) } }, { startTime: new Date(after[0]), id: { $gt: after[1] } }],
+      }
     : { concertId };
-  const rows = await em.find(Schedule, where, { orderBy: { startTime: "asc", id: "asc" }, limit: page.size + 1, disableIdentityMap: true });
+  const rows = await em.find(Schedule, where, {
+    orderBy: { startTime: "asc", id: "asc" },
+    limit: page.size + 1,
+    disableIdentityMap: true,
+  });
   const { items, hasMore } = cut(rows, page.size);
-  const counts = await countAvailableSeats(em, items.map((s) => s.id));
+  const counts = await countAvailableSeats(
+    em,
+    items.map((s) => s.id),
+  );
   return { items: items.map((schedule) => ({ schedule, availableSeats: counts.get(schedule.id) ?? 0 })), hasMore };
 }
 
@@ -81,14 +109,20 @@ async function countAvailableSeats(em: EntityManager, scheduleIds: string[]): Pr
   const rows = await em
     .createQueryBuilder(Seat)
     .select(["scheduleId", raw("count(*) as available")])
-    .where({ scheduleId: { $in: scheduleIds }, $or: [{ status: "AVAILABLE" }, { status: "HELD", heldUntil: { $lte: new Date() } }] })
+    .where({
+      scheduleId: { $in: scheduleIds },
+      $or: [{ status: "AVAILABLE" }, { status: "HELD", heldUntil: { $lte: new Date() } }],
+    })
     .groupBy("scheduleId")
     .execute<{ scheduleId: string; available: string | number }[]>("all", true);
   return new Map(rows.map((row) => [row.scheduleId, Number(row.available)]));
 }
 
 /** A seat as ListSeats shows it. */
-export type SeatView = Pick<Seat, "id" | "scheduleId" | "seatNo" | "label" | "grade" | "priceMinor" | "status" | "heldUntil">;
+export type SeatView = Pick<
+  Seat,
+  "id" | "scheduleId" | "seatNo" | "label" | "grade" | "priceMinor" | "status" | "heldUntil"
+>;
 
 type SeatRow = Omit<SeatView, "priceMinor"> & { priceMinor: string };
 
@@ -117,7 +151,10 @@ export async function listSeats(em: EntityManager, scheduleId: string, page: Pag
  * a schedule never moves to another concert, and the token check needs it on every booking call.
  * Inside a transaction, pass its `em` so a cache miss does not need a second connection.
  */
-export function createConcertOfSchedule(orm: { em: EntityManager }, maxEntries = 10_000): (scheduleId: string, em?: EntityManager) => Promise<string> {
+export function createConcertOfSchedule(
+  orm: { em: EntityManager },
+  maxEntries = 10_000,
+): (scheduleId: string, em?: EntityManager) => Promise<string> {
   const cache = new Map<string, string>();
   return async (scheduleId, em) => {
     const cached = cache.get(scheduleId);

@@ -1,13 +1,13 @@
-import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
+import { defineEntity, p, type InferEntity } from "@mikro-orm/core";
 
 export const Concert = defineEntity({
-  name: 'Concert',
+  name: "Concert",
   properties: {
     id: p.uuid().primary(),
     title: p.text(),
     artist: p.text(),
     venue: p.text(),
-    createdAt: p.datetime().defaultRaw('now()'),
+    createdAt: p.datetime().defaultRaw("now()"),
   },
 });
 

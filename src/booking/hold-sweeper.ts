@@ -36,8 +36,16 @@ export async function expireOverdueHolds(orm: ORM, batchSize: number, now = new 
     if (seats.length === 0) return { expired: 0, more: false };
     const seatIds = seats.map((s) => s.id);
     // Re-checked under the seat locks: a hold paid, cancelled or replaced meanwhile no longer matches.
-    const expired = await em.nativeUpdate(Reservation, { seatId: { $in: seatIds }, status: "HELD", expireTime: { $lte: now } }, { status: "EXPIRED" });
-    await em.nativeUpdate(Seat, { id: { $in: seatIds }, status: "HELD", heldUntil: { $lte: now } }, { status: "AVAILABLE", heldUntil: null });
+    const expired = await em.nativeUpdate(
+      Reservation,
+      { seatId: { $in: seatIds }, status: "HELD", expireTime: { $lte: now } },
+      { status: "EXPIRED" },
+    );
+    await em.nativeUpdate(
+      Seat,
+      { id: { $in: seatIds }, status: "HELD", heldUntil: { $lte: now } },
+      { status: "AVAILABLE", heldUntil: null },
+    );
     return { expired, more: due.length === batchSize };
   });
 }
@@ -52,8 +60,16 @@ export interface HoldSweeperOptions {
 
 export function startHoldSweeper(options: HoldSweeperOptions): PeriodicTask {
   const { orm, batchSize, logger, registry } = options;
-  const swept = new Counter({ name: "hold_sweeper_expired_total", help: "Seat holds this process's sweeper expired after they ran out unpaid", registers: [registry] });
-  const failures = new Counter({ name: "hold_sweeper_failures_total", help: "Sweeper runs that failed (PostgreSQL unavailable)", registers: [registry] });
+  const swept = new Counter({
+    name: "hold_sweeper_expired_total",
+    help: "Seat holds this process's sweeper expired after they ran out unpaid",
+    registers: [registry],
+  });
+  const failures = new Counter({
+    name: "hold_sweeper_failures_total",
+    help: "Sweeper runs that failed (PostgreSQL unavailable)",
+    registers: [registry],
+  });
   return startPeriodicTask({
     name: "hold-sweeper",
     intervalMs: options.intervalMs,

@@ -48,15 +48,30 @@ export type AuthorizeReservation = (reservation: ReservationView, em: EntityMana
 
 export function toReservationView(row: ReservationRow): ReservationView {
   const { id, scheduleId, seatId, userId, status, priceMinor, createdAt, expireTime, confirmedAt } = row;
-  return { id, scheduleId, seatId, userId, status, priceMinor: BigInt(priceMinor), createdAt, expireTime, confirmedAt: confirmedAt ?? null };
+  return {
+    id,
+    scheduleId,
+    seatId,
+    userId,
+    status,
+    priceMinor: BigInt(priceMinor),
+    createdAt,
+    expireTime,
+    confirmedAt: confirmedAt ?? null,
+  };
 }
 
 /** The status a caller should see at `now`: a HELD reservation past its hold is EXPIRED. */
-export function visibleReservationStatus(reservation: Pick<ReservationView, "status" | "expireTime">, now: Date): ReservationStatus {
+export function visibleReservationStatus(
+  reservation: Pick<ReservationView, "status" | "expireTime">,
+  now: Date,
+): ReservationStatus {
   return reservation.status === "HELD" && reservation.expireTime <= now ? "EXPIRED" : reservation.status;
 }
 
-const reservationById = compileQuery<{ id: string }>(["id"], (em, p) => em.createQueryBuilder(Reservation).select("*").where({ id: p.id }).limit(1));
+const reservationById = compileQuery<{ id: string }>(["id"], (em, p) =>
+  em.createQueryBuilder(Reservation).select("*").where({ id: p.id }).limit(1),
+);
 
 export async function findReservation(em: EntityManager, reservationId: string): Promise<ReservationView | null> {
   const row = await reservationById.get<ReservationRow>(em, { id: reservationId });
@@ -67,14 +82,20 @@ export async function findReservation(em: EntityManager, reservationId: string):
  * The caller's reservation, or RESERVATION_NOT_FOUND. Someone else's reservation is reported
  * as not found rather than forbidden, so ids cannot be probed.
  */
-export async function findOwnReservation(em: EntityManager, reservationId: string, userId: string): Promise<ReservationView> {
+export async function findOwnReservation(
+  em: EntityManager,
+  reservationId: string,
+  userId: string,
+): Promise<ReservationView> {
   const reservation = await findReservation(em, reservationId);
   if (reservation?.userId !== userId) throw reservationNotFound(reservationId);
   return reservation;
 }
 
 export function reservationNotFound(reservationId: string): DomainError {
-  return new DomainError("RESERVATION_NOT_FOUND", `reservation ${reservationId} does not exist`, [], { reservation_id: reservationId });
+  return new DomainError("RESERVATION_NOT_FOUND", `reservation ${reservationId} does not exist`, [], {
+    reservation_id: reservationId,
+  });
 }
 
 /** SELECT … FOR UPDATE on the seat row; needs a transaction. Null when the seat does not exist. */
@@ -88,12 +109,18 @@ export async function lockSeat(em: EntityManager, seatId: string): Promise<Locke
   return row ? { ...row, priceMinor: BigInt(row.priceMinor) } : null;
 }
 
-const updateSeatStatus = compileQuery<{ id: string; status: SeatStatus; heldUntil: Date | null }>(["id", "status", "heldUntil"], (em, p) =>
-  em.createQueryBuilder(Seat).update({ status: p.status, heldUntil: p.heldUntil }).where({ id: p.id }),
+const updateSeatStatus = compileQuery<{ id: string; status: SeatStatus; heldUntil: Date | null }>(
+  ["id", "status", "heldUntil"],
+  (em, p) => em.createQueryBuilder(Seat).update({ status: p.status, heldUntil: p.heldUntil }).where({ id: p.id }),
 );
 
 /** Sets a locked seat's status; only HELD seats carry a hold end. */
-export async function setSeatStatus(em: EntityManager, seatId: string, status: SeatStatus, heldUntil: Date | null = null): Promise<void> {
+export async function setSeatStatus(
+  em: EntityManager,
+  seatId: string,
+  status: SeatStatus,
+  heldUntil: Date | null = null,
+): Promise<void> {
   await updateSeatStatus.run(em, { id: seatId, status, heldUntil });
 }
 
@@ -101,7 +128,10 @@ export async function setSeatStatus(em: EntityManager, seatId: string, status: S
  * Under the seat lock: marks a HELD reservation whose hold has ended EXPIRED and frees its seat,
  * as the sweeper would. From then on nothing can confirm it.
  */
-export async function expireHeldReservation(em: EntityManager, reservation: Pick<ReservationView, "id" | "seatId">): Promise<void> {
+export async function expireHeldReservation(
+  em: EntityManager,
+  reservation: Pick<ReservationView, "id" | "seatId">,
+): Promise<void> {
   await updateReservations(em, { id: reservation.id, status: "HELD" }, { status: "EXPIRED" });
   await setSeatStatus(em, reservation.seatId, "AVAILABLE");
 }
@@ -109,7 +139,15 @@ export async function expireHeldReservation(em: EntityManager, reservation: Pick
 type ReservationChanges = Partial<Pick<Reservation, "status" | "confirmedAt" | "cancelledAt">>;
 
 /** Updates reservations matching `where` (a query-builder UPDATE: cheaper than em.nativeUpdate); returns how many changed. */
-export async function updateReservations(em: EntityManager, where: FilterObject<Reservation>, changes: ReservationChanges): Promise<number> {
-  const result = await em.createQueryBuilder(Reservation).update(changes).where(where).execute<{ affectedRows: number }>("run");
+export async function updateReservations(
+  em: EntityManager,
+  where: FilterObject<Reservation>,
+  changes: ReservationChanges,
+): Promise<number> {
+  const result = await em
+    .createQueryBuilder(Reservation)
+    .update(changes)
+    .where(where)
+    .execute<{ affectedRows: number }>("run");
   return result.affectedRows;
 }

@@ -1,7 +1,7 @@
-import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
+import { defineEntity, p, type InferEntity } from "@mikro-orm/core";
 
 export const Schedule = defineEntity({
-  name: 'Schedule',
+  name: "Schedule",
   properties: {
     id: p.uuid().primary(),
     // A plain column rather than a relation: hot paths never load the concert graph.
@@ -10,7 +10,7 @@ export const Schedule = defineEntity({
     totalSeats: p.integer(),
   },
   // Serves "schedules of a concert, by start time" with a stable keyset tiebreaker.
-  indexes: [{ name: 'schedule_concert_start_idx', properties: ['concertId', 'startTime', 'id'] }],
+  indexes: [{ name: "schedule_concert_start_idx", properties: ["concertId", "startTime", "id"] }],
 });
 
 export type Schedule = InferEntity<typeof Schedule>;

@@ -45,16 +45,30 @@ export interface ReserveSeatInput {
 const SEAT_LIMIT_LOCK_CLASS = 0x5ea7;
 
 /** The user's reservation made with this request id, and their live ones in the schedule. */
-const userReservations = compileQuery<{ userId: string; requestId: string; scheduleId: string }>(["userId", "requestId", "scheduleId"], (em, p) =>
-  em
-    .createQueryBuilder(Reservation)
-    .select("*")
-    .where({ userId: p.userId, $or: [{ requestId: p.requestId }, { scheduleId: p.scheduleId, status: { $in: ["HELD", "CONFIRMED"] } }] }),
+const userReservations = compileQuery<{ userId: string; requestId: string; scheduleId: string }>(
+  ["userId", "requestId", "scheduleId"],
+  (em, p) =>
+    em
+      .createQueryBuilder(Reservation)
+      .select("*")
+      .where({
+        userId: p.userId,
+        $or: [{ requestId: p.requestId }, { scheduleId: p.scheduleId, status: { $in: ["HELD", "CONFIRMED"] } }],
+      }),
 );
 
 type HoldRow = Omit<ReservationView, "status" | "confirmedAt"> & { requestId: string };
 
-const HOLD_FIELDS = ["id", "scheduleId", "seatId", "userId", "priceMinor", "createdAt", "expireTime", "requestId"] as const;
+const HOLD_FIELDS = [
+  "id",
+  "scheduleId",
+  "seatId",
+  "userId",
+  "priceMinor",
+  "createdAt",
+  "expireTime",
+  "requestId",
+] as const;
 
 /** Inserts the HELD reservation and marks its (locked) seat HELD until the hold's end: one statement, one round trip. */
 const insertHold = compileQuery<HoldRow>(HOLD_FIELDS, (em, p) =>
@@ -65,7 +79,8 @@ const insertHold = compileQuery<HoldRow>(HOLD_FIELDS, (em, p) =>
     .with("hold", dataModifying(insertBuilder<HoldRow>(Reservation, HOLD_FIELDS, { status: "HELD" })(em, p))),
 );
 
-const seatUnavailable = (seatId: string) => new DomainError("SEAT_UNAVAILABLE", `seat ${seatId} is held or sold`, [], { seat_id: seatId });
+const seatUnavailable = (seatId: string) =>
+  new DomainError("SEAT_UNAVAILABLE", `seat ${seatId} is held or sold`, [], { seat_id: seatId });
 
 /**
  * The first result of a request id: the reservation as the hold created it (HELD until its
@@ -73,12 +88,18 @@ const seatUnavailable = (seatId: string) => new DomainError("SEAT_UNAVAILABLE", 
  */
 function replayHold(earlier: ReservationView, input: ReserveSeatInput): ReservationView {
   if (earlier.seatId !== input.seatId || earlier.scheduleId !== input.scheduleId) {
-    throw new DomainError("IDEMPOTENCY_KEY_REUSED", `request id ${input.requestId} was used before for another seat`, [], { request_id: input.requestId });
+    throw new DomainError(
+      "IDEMPOTENCY_KEY_REUSED",
+      `request id ${input.requestId} was used before for another seat`,
+      [],
+      { request_id: input.requestId },
+    );
   }
   return { ...earlier, status: "HELD", confirmedAt: null };
 }
 
-const isLive = (r: Pick<ReservationView, "status" | "expireTime">, now: Date) => r.status === "CONFIRMED" || (r.status === "HELD" && r.expireTime > now);
+const isLive = (r: Pick<ReservationView, "status" | "expireTime">, now: Date) =>
+  r.status === "CONFIRMED" || (r.status === "HELD" && r.expireTime > now);
 
 export async function reserveSeat(orm: ORM, input: ReserveSeatInput, policy: HoldPolicy): Promise<ReservationView> {
   const { scheduleId, seatId, userId, requestId } = input;
@@ -87,22 +108,34 @@ export async function reserveSeat(orm: ORM, input: ReserveSeatInput, policy: Hol
     return await orm.em.fork().transactional(async (em) => {
       // Serializes one user's holds in one schedule, so two concurrent holds cannot both pass the
       // limit check below. Taken before the seat lock, and never while holding one.
-      await em.execute("select pg_advisory_xact_lock(?, hashtext(?))", [SEAT_LIMIT_LOCK_CLASS, `${userId} ${scheduleId}`]);
+      await em.execute("select pg_advisory_xact_lock(?, hashtext(?))", [
+        SEAT_LIMIT_LOCK_CLASS,
+        `${userId} ${scheduleId}`,
+      ]);
       // One query answers both "did this request run before?" and "how many seats does the user have here?".
       const mine = await userReservations.all<ReservationRow>(em, { userId, requestId, scheduleId });
       const earlier = mine.find((r) => r.requestId === requestId);
       if (earlier) return replayHold(toReservationView(earlier), input);
       if (mine.filter((r) => isLive(r, now)).length >= policy.maxSeatsPerUser) {
-        throw new DomainError("SEAT_LIMIT_REACHED", `a user may hold or buy at most ${policy.maxSeatsPerUser} seats per schedule`, [], {
-          max_seats_per_user: String(policy.maxSeatsPerUser),
-        });
+        throw new DomainError(
+          "SEAT_LIMIT_REACHED",
+          `a user may hold or buy at most ${policy.maxSeatsPerUser} seats per schedule`,
+          [],
+          {
+            max_seats_per_user: String(policy.maxSeatsPerUser),
+          },
+        );
       }
 
       const seat = await lockSeat(em, seatId);
       if (!seat || seat.scheduleId !== scheduleId) {
-        throw new DomainError("SEAT_NOT_FOUND", `seat ${seatId} does not exist in schedule ${scheduleId}`, [], { seat_id: seatId, schedule_id: scheduleId });
+        throw new DomainError("SEAT_NOT_FOUND", `seat ${seatId} does not exist in schedule ${scheduleId}`, [], {
+          seat_id: seatId,
+          schedule_id: scheduleId,
+        });
       }
-      if (seat.status === "RESERVED" || (seat.status === "HELD" && seat.heldUntil && seat.heldUntil > now)) throw seatUnavailable(seatId);
+      if (seat.status === "RESERVED" || (seat.status === "HELD" && seat.heldUntil && seat.heldUntil > now))
+        throw seatUnavailable(seatId);
       if (seat.status === "HELD") {
         // Lazy expiry: the sweeper has not reached this hold yet.
         await updateReservations(em, { seatId, status: "HELD" }, { status: "EXPIRED" });
@@ -127,13 +160,22 @@ export async function reserveSeat(orm: ORM, input: ReserveSeatInput, policy: Hol
     if (constraint === "reservation_live_seat_uq") throw seatUnavailable(seatId);
     if (constraint !== "reservation_user_request_uq") throw error;
     // The same request id raced in from another schedule (another advisory lock); the winner is committed now.
-    const earlier = await orm.em.fork().createQueryBuilder(Reservation).select("*").where({ userId, requestId }).execute<ReservationRow>("get");
+    const earlier = await orm.em
+      .fork()
+      .createQueryBuilder(Reservation)
+      .select("*")
+      .where({ userId, requestId })
+      .execute<ReservationRow>("get");
     return replayHold(toReservationView(earlier), input);
   }
 }
 
 /** The caller's reservation as it stands; a HELD one past its hold reads as EXPIRED. */
-export async function getReservation(em: EntityManager, reservationId: string, userId: string): Promise<ReservationView> {
+export async function getReservation(
+  em: EntityManager,
+  reservationId: string,
+  userId: string,
+): Promise<ReservationView> {
   const reservation = await findOwnReservation(em, reservationId, userId);
   return { ...reservation, status: visibleReservationStatus(reservation, new Date()) };
 }
@@ -148,7 +190,11 @@ export interface CancelInput {
  * refunded to the wallet in the same transaction. Cancelling a cancelled or expired reservation
  * changes nothing and returns it as it is, so a retried cancel succeeds.
  */
-export async function cancelReservation(orm: ORM, input: CancelInput, authorize?: AuthorizeReservation): Promise<ReservationView> {
+export async function cancelReservation(
+  orm: ORM,
+  input: CancelInput,
+  authorize?: AuthorizeReservation,
+): Promise<ReservationView> {
   // The refund's wallet update is versioned, hence the optimistic retry around the whole transaction.
   return withOptimisticRetry(orm, async (em) => {
     const now = new Date();
@@ -171,7 +217,10 @@ export async function cancelReservation(orm: ORM, input: CancelInput, authorize?
 }
 
 const liveHoldSchedules = compileQuery<{ userId: string; now: Date }>(["userId", "now"], (em, p) =>
-  em.createQueryBuilder(Reservation).select("scheduleId").where({ userId: p.userId, status: "HELD", expireTime: { $gt: p.now } }),
+  em
+    .createQueryBuilder(Reservation)
+    .select("scheduleId")
+    .where({ userId: p.userId, status: "HELD", expireTime: { $gt: p.now } }),
 );
 
 /** The schedules in which the user holds an unexpired seat. */

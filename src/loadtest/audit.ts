@@ -5,7 +5,13 @@
 // READ ONLY snapshot; nothing is written anywhere.
 
 import pg from "pg";
-import { connectRedis, createRedisClient, describeRedis, type RedisClient, type RedisNode } from "../platform/redis/client.js";
+import {
+  connectRedis,
+  createRedisClient,
+  describeRedis,
+  type RedisClient,
+  type RedisNode,
+} from "../platform/redis/client.js";
 import { createQueueKeys } from "../queue/queue-keys.js";
 import * as sql from "./audit-queries.js";
 import { maxOverlap, readPaymentEvents } from "./audit-sources.js";
@@ -53,11 +59,20 @@ export interface AuditResult {
 
 type Row = Record<string, string | number | boolean | null>;
 
-const check = (name: string, ok: boolean, detail: string): AuditCheck => ({ name, status: ok ? "pass" : "fail", detail });
+const check = (name: string, ok: boolean, detail: string): AuditCheck => ({
+  name,
+  status: ok ? "pass" : "fail",
+  detail,
+});
 
 /** A Redis connection for reading, or the reason there is none (the checks that need it say so). */
 async function openRedis(input: AuditInput): Promise<{ redis?: RedisClient; error?: string }> {
-  const redis = createRedisClient({ url: input.redisUrl, clusterNodes: input.redisClusterNodes, name: "loadtest-audit", commandTimeoutMs: 30_000 });
+  const redis = createRedisClient({
+    url: input.redisUrl,
+    clusterNodes: input.redisClusterNodes,
+    name: "loadtest-audit",
+    commandTimeoutMs: 30_000,
+  });
   try {
     await connectRedis(redis, describeRedis(input.redisUrl, input.redisClusterNodes));
     return { redis };
@@ -68,11 +83,16 @@ async function openRedis(input: AuditInput): Promise<{ redis?: RedisClient; erro
 
 export async function auditRun(input: AuditInput): Promise<AuditResult> {
   // Read-only for the whole session, not just the snapshot: the audit must never write.
-  const client = new pg.Client({ connectionString: input.databaseUrl, application_name: "loadtest-audit", options: "-c default_transaction_read_only=on" });
+  const client = new pg.Client({
+    connectionString: input.databaseUrl,
+    application_name: "loadtest-audit",
+    options: "-c default_transaction_read_only=on",
+  });
   await client.connect();
   const { redis, error: redisError } = await openRedis(input);
   try {
-    const one = async (text: string, params: unknown[]): Promise<Row> => (await client.query<Row>(text, params)).rows[0] ?? {};
+    const one = async (text: string, params: unknown[]): Promise<Row> =>
+      (await client.query<Row>(text, params)).rows[0] ?? {};
     const started = performance.now();
     const seconds = (from: number) => `${((performance.now() - from) / 1000).toFixed(1)} s`;
     const events = await waitForPublishedEvents(client, redis, redisError, input);
@@ -93,7 +113,12 @@ export async function auditRun(input: AuditInput): Promise<AuditResult> {
     const doubleBooked = await one(sql.DOUBLE_BOOKED_SEATS, [input.scheduleId]);
     const seatRows = await one(sql.SEAT_ROW_MISMATCHES, [input.scheduleId]);
     const admissionRows = await one(sql.RUN_ADMISSION_ROWS, p);
-    const intervals = (await client.query<{ from_ms: number; to_ms: number }>(sql.ACTIVE_INTERVALS, [input.concertId, input.runStartedAt])).rows;
+    const intervals = (
+      await client.query<{ from_ms: number; to_ms: number }>(sql.ACTIVE_INTERVALS, [
+        input.concertId,
+        input.runStartedAt,
+      ])
+    ).rows;
     await client.query("commit");
     input.log?.(`audit: PostgreSQL snapshot read in ${seconds(queriesStarted)}`);
 
@@ -130,13 +155,25 @@ export async function auditRun(input: AuditInput): Promise<AuditResult> {
           ? topUps === ack.toppedUpMinor && paymentCount === ack.payments && paid === ack.paidMinor
           : topUps >= ack.toppedUpMinor && paymentCount >= ack.payments && paid >= ack.paidMinor,
         `top-ups ${topUps} (acknowledged ${ack.toppedUpMinor}); payments ${paymentCount} for ${paid} (acknowledged ${ack.payments} for ${ack.paidMinor})` +
-          (exactAck ? "" : `; ${ack.ambiguousMutations} calls ended with an unknown outcome, so PostgreSQL may hold more`),
+          (exactAck
+            ? ""
+            : `; ${ack.ambiguousMutations} calls ended with an unknown outcome, so PostgreSQL may hold more`),
       ),
-      check("no seat with two live reservations", num(doubleBooked.seats) === 0, `${num(doubleBooked.seats)} seats of schedule ${input.scheduleId} double-booked`),
-      check("sold seats = seats with a confirmed reservation", num(seatRows.seats) === 0, `${num(seatRows.seats)} seat rows disagree with their reservations`),
+      check(
+        "no seat with two live reservations",
+        num(doubleBooked.seats) === 0,
+        `${num(doubleBooked.seats)} seats of schedule ${input.scheduleId} double-booked`,
+      ),
+      check(
+        "sold seats = seats with a confirmed reservation",
+        num(seatRows.seats) === 0,
+        `${num(seatRows.seats)} seat rows disagree with their reservations`,
+      ),
       check(
         "payments = confirmed reservations",
-        paymentCount === confirmed && num(mismatches.payments_unconfirmed) === 0 && num(mismatches.confirmed_unpaid) === 0,
+        paymentCount === confirmed &&
+          num(mismatches.payments_unconfirmed) === 0 &&
+          num(mismatches.confirmed_unpaid) === 0,
         `${paymentCount} payments, ${confirmed} confirmed; ${num(mismatches.payments_unconfirmed)} payments without a confirmed reservation, ${num(mismatches.confirmed_unpaid)} confirmed without a payment`,
       ),
       eventCheck(events, paymentCount),
@@ -174,7 +211,12 @@ interface EventEvidence {
 }
 
 /** Polls until the relay has published every payment.completed row of the run (or time runs out), then reads the stream. */
-async function waitForPublishedEvents(client: pg.Client, redis: RedisClient | undefined, redisError: string | undefined, input: AuditInput): Promise<EventEvidence> {
+async function waitForPublishedEvents(
+  client: pg.Client,
+  redis: RedisClient | undefined,
+  redisError: string | undefined,
+  input: AuditInput,
+): Promise<EventEvidence> {
   const deadline = Date.now() + input.publishWaitMs;
   let outbox: EventEvidence["outbox"];
   for (;;) {
@@ -200,7 +242,8 @@ async function waitForPublishedEvents(client: pg.Client, redis: RedisClient | un
 async function waitForQueueMirror(client: pg.Client, redis: RedisClient | undefined, input: AuditInput): Promise<void> {
   const deadline = Date.now() + input.publishWaitMs;
   const keys = createQueueKeys(input.redisKeyPrefix).concert(input.concertId);
-  const inJournal = async () => (redis ? (await redis.llen(keys.journal)) + (await redis.llen(keys.journalClaimed)) : 0);
+  const inJournal = async () =>
+    redis ? (await redis.llen(keys.journal)) + (await redis.llen(keys.journalClaimed)) : 0;
   let previous = "";
   for (;;) {
     const row = (await client.query<Row>(sql.RUN_ADMISSION_ROWS, [input.userPrefix])).rows[0] ?? {};
@@ -215,12 +258,16 @@ async function waitForQueueMirror(client: pg.Client, redis: RedisClient | undefi
 
 function eventCheck(events: EventEvidence, payments: number): AuditCheck {
   const name = "distinct payment.completed events in the stream = payments";
-  if (!events.stream) return { name, status: "not verifiable", detail: `the Redis stream could not be read: ${events.streamError}` };
+  if (!events.stream)
+    return { name, status: "not verifiable", detail: `the Redis stream could not be read: ${events.streamError}` };
   const { distinctEventIds, distinctReservations, entries, unknownEventIds } = events.stream;
   const unpublished = events.outbox.filter((row) => !row.published).length;
   return check(
     name,
-    distinctEventIds === payments && distinctReservations === payments && events.outbox.length === payments && unknownEventIds === 0,
+    distinctEventIds === payments &&
+      distinctReservations === payments &&
+      events.outbox.length === payments &&
+      unknownEventIds === 0,
     `${distinctEventIds} distinct event ids for ${distinctReservations} reservations in ${entries} stream entries ` +
       `(${entries - distinctEventIds} redeliveries); outbox ${events.outbox.length} rows, ${unpublished} unpublished; ` +
       `${unknownEventIds} stream event ids not in the outbox; ${payments} payments`,
@@ -240,13 +287,21 @@ function capCheck(intervals: { from_ms: number; to_ms: number }[], rows: Row, in
   const { cap } = input;
   const withAdmission = Number(rows.with_admission ?? 0);
   if (intervals.length === 0 || withAdmission === 0) {
-    return { name, status: "not verifiable", detail: `queue_entry holds no admission times for this run (${Number(rows.tokens ?? 0)} tokens)` };
+    return {
+      name,
+      status: "not verifiable",
+      detail: `queue_entry holds no admission times for this run (${Number(rows.tokens ?? 0)} tokens)`,
+    };
   }
   const fromDatabase = maxOverlap(intervals);
   const lowerBound = maxOverlap(input.clientActiveSpans);
-  const sampled = input.serverMaxActiveSampled === undefined ? "" : `; largest active set sampled in Redis ${input.serverMaxActiveSampled}`;
+  const sampled =
+    input.serverMaxActiveSampled === undefined
+      ? ""
+      : `; largest active set sampled in Redis ${input.serverMaxActiveSampled}`;
   const evidence = `queue_entry sweep (admitted_at … ended_at/active_expire_at, ${intervals.length} admissions) ${fromDatabase}; client-observed lower bound ${lowerBound}${sampled}; cap ${cap}`;
-  if (lowerBound > cap) return { name, status: "fail", detail: `${evidence}: users proven active at once beyond the cap` };
+  if (lowerBound > cap)
+    return { name, status: "fail", detail: `${evidence}: users proven active at once beyond the cap` };
   const missing = input.activatedUsers - withAdmission;
   if (missing > 0) {
     return {

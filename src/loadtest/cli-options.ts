@@ -83,7 +83,8 @@ export class UsageError extends Error {
 }
 
 function positiveInteger(name: string, text: string, min = 1, max = Number.MAX_SAFE_INTEGER): number {
-  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${text}"`);
+  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max)
+    throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${text}"`);
   return Number(text);
 }
 
@@ -91,7 +92,11 @@ function positiveInteger(name: string, text: string, min = 1, max = Number.MAX_S
 const MAX_TIMEOUT_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
 
 /** Parses argv; returns undefined when --help was asked for. */
-export function parseCli(argv: string[], env: Record<string, string | undefined> = process.env, runId: string): CliOptions | undefined {
+export function parseCli(
+  argv: string[],
+  env: Record<string, string | undefined> = process.env,
+  runId: string,
+): CliOptions | undefined {
   let values;
   try {
     ({ values } = parseArgs({
@@ -136,14 +141,18 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
 
   const server = loadConfig(env);
   const seatPick = values["seat-pick"];
-  if (seatPick !== "random-once" && seatPick !== "retry-another-seat") throw new UsageError(`--seat-pick must be random-once or retry-another-seat, got "${seatPick}"`);
+  if (seatPick !== "random-once" && seatPick !== "retry-another-seat")
+    throw new UsageError(`--seat-pick must be random-once or retry-another-seat, got "${seatPick}"`);
   if (!/^[^:\s]+:\d+$/.test(values.target)) throw new UsageError(`--target must be host:port, got "${values.target}"`);
-  if (values["fresh-database"] && !values["start-server"]) throw new UsageError("--fresh-database needs --start-server (the server must use the new database)");
+  if (values["fresh-database"] && !values["start-server"])
+    throw new UsageError("--fresh-database needs --start-server (the server must use the new database)");
   const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
   const serverLogLevel = values["server-log-level"] as Config["logLevel"];
-  if (!logLevels.includes(serverLogLevel)) throw new UsageError(`--server-log-level must be one of ${logLevels.join(", ")}`);
+  if (!logLevels.includes(serverLogLevel))
+    throw new UsageError(`--server-log-level must be one of ${logLevels.join(", ")}`);
   const id = values["run-id"] ?? runId;
-  if (!/^[a-z0-9]{1,16}$/.test(id)) throw new UsageError(`--run-id must be 1-16 lowercase letters or digits, got "${id}"`);
+  if (!/^[a-z0-9]{1,16}$/.test(id))
+    throw new UsageError(`--run-id must be 1-16 lowercase letters or digits, got "${id}"`);
 
   let faults: FaultSpec[];
   try {
@@ -155,14 +164,25 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
   // redis-server on the port of the first, and lose track of one of them.
   const byStart = [...faults].sort((a, b) => a.atMs - b.atMs);
   for (const [i, fault] of byStart.entries()) {
-    const overlapping = byStart.slice(0, i).find((f) => f.kind === fault.kind && f.durationMs > 0 && fault.atMs <= f.atMs + f.durationMs);
-    if (overlapping) throw new UsageError(`--fault ${fault.kind} faults must not overlap (one starts at ${fault.atMs} ms, before the one at ${overlapping.atMs} ms has ended)`);
+    const overlapping = byStart
+      .slice(0, i)
+      .find((f) => f.kind === fault.kind && f.durationMs > 0 && fault.atMs <= f.atMs + f.durationMs);
+    if (overlapping)
+      throw new UsageError(
+        `--fault ${fault.kind} faults must not overlap (one starts at ${fault.atMs} ms, before the one at ${overlapping.atMs} ms has ended)`,
+      );
   }
   const workers = positiveInteger("workers", values.workers);
-  if (faults.length > 0 && !values["start-server"]) throw new UsageError("--fault needs --start-server: faults are injected into the server this run starts, never into shared ones");
-  if (faults.some((f) => f.kind === "worker-kill") && workers < 2) throw new UsageError("--fault worker-kill needs --workers 2 or more");
-  if (faults.some((f) => f.kind === "redis-outage") && values["redis-url"] !== undefined) throw new UsageError("--fault redis-outage runs its own redis-server; drop --redis-url");
-  if (faults.some((f) => f.kind === "redis-outage") && server.redisClusterNodes.length > 0) throw new UsageError("--fault redis-outage runs its own single redis-server; unset REDIS_CLUSTER_NODES");
+  if (faults.length > 0 && !values["start-server"])
+    throw new UsageError(
+      "--fault needs --start-server: faults are injected into the server this run starts, never into shared ones",
+    );
+  if (faults.some((f) => f.kind === "worker-kill") && workers < 2)
+    throw new UsageError("--fault worker-kill needs --workers 2 or more");
+  if (faults.some((f) => f.kind === "redis-outage") && values["redis-url"] !== undefined)
+    throw new UsageError("--fault redis-outage runs its own redis-server; drop --redis-url");
+  if (faults.some((f) => f.kind === "redis-outage") && server.redisClusterNodes.length > 0)
+    throw new UsageError("--fault redis-outage runs its own single redis-server; unset REDIS_CLUSTER_NODES");
 
   const ownRedisPrefix = values["start-server"] && values["redis-key-prefix"] === undefined;
   return {
@@ -177,7 +197,9 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
       rpcTimeoutMs: positiveInteger("rpc-timeout-ms", values["rpc-timeout-ms"], 100),
       timeoutMs: positiveInteger("timeout", values.timeout, 1, MAX_TIMEOUT_SECONDS) * 1000,
       connections: positiveInteger("connections", values.connections),
-      maxActiveUsers: values["max-active"] ? positiveInteger("max-active", values["max-active"]) : server.maxActiveUsers,
+      maxActiveUsers: values["max-active"]
+        ? positiveInteger("max-active", values["max-active"])
+        : server.maxActiveUsers,
       databaseUrl: values["database-url"] ?? server.databaseUrl,
       redisUrl: values["redis-url"] ?? server.redisUrl,
       redisClusterNodes: server.redisClusterNodes,
@@ -191,7 +213,9 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
     freshDatabase: values["fresh-database"],
     keepDatabase: values["keep-database"],
     ownRedisPrefix,
-    admissionIntervalMs: values["admission-interval-ms"] ? positiveInteger("admission-interval-ms", values["admission-interval-ms"], 10) : server.admissionIntervalMs,
+    admissionIntervalMs: values["admission-interval-ms"]
+      ? positiveInteger("admission-interval-ms", values["admission-interval-ms"], 10)
+      : server.admissionIntervalMs,
     workers,
     serverLogLevel,
     faults,

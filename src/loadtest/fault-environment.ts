@@ -68,7 +68,10 @@ function workerKill(spec: FaultSpec, server: LocalServer): Fault {
   };
 }
 
-export async function prepareFaultEnvironment(specs: readonly FaultSpec[], stores: { databaseUrl: string; redisUrl: string }): Promise<FaultEnvironment> {
+export async function prepareFaultEnvironment(
+  specs: readonly FaultSpec[],
+  stores: { databaseUrl: string; redisUrl: string },
+): Promise<FaultEnvironment> {
   const kinds = new Set(specs.map((s) => s.kind));
   let redis: PrivateRedis | undefined;
   let proxy: TcpProxy | undefined;

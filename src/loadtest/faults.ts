@@ -33,18 +33,22 @@ function parseDuration(text: string, what: string): number {
 export function parseFaultSpec(text: string): FaultSpec {
   const match = /^([a-z-]+)(?:@([^:]+)(?::(.+))?)?$/.exec(text);
   const kind = match?.[1] as FaultKind | undefined;
-  if (!match || !kind || !FAULT_KINDS.includes(kind)) throw new Error(`--fault must be KIND[@AT[:DURATION]] with KIND one of ${FAULT_KINDS.join(", ")}, got "${text}"`);
+  if (!match || !kind || !FAULT_KINDS.includes(kind))
+    throw new Error(`--fault must be KIND[@AT[:DURATION]] with KIND one of ${FAULT_KINDS.join(", ")}, got "${text}"`);
   const atMs = match[2] === undefined ? DEFAULTS[kind].atMs : parseDuration(match[2], "the fault's start");
   if (kind === "worker-kill") {
-    if (match[3] !== undefined) throw new Error("worker-kill takes no duration: the cluster replaces the killed worker by itself");
+    if (match[3] !== undefined)
+      throw new Error("worker-kill takes no duration: the cluster replaces the killed worker by itself");
     return { kind, atMs, durationMs: 0 };
   }
-  const durationMs = match[3] === undefined ? DEFAULTS[kind].durationMs : parseDuration(match[3], "the fault's duration");
+  const durationMs =
+    match[3] === undefined ? DEFAULTS[kind].durationMs : parseDuration(match[3], "the fault's duration");
   if (durationMs === 0) throw new Error(`${kind} needs a duration above 0`);
   return { kind, atMs, durationMs };
 }
 
-export const formatFaultSpec = (spec: FaultSpec) => `${spec.kind}@${spec.atMs / 1000}s${spec.kind === "worker-kill" ? "" : `:${spec.durationMs / 1000}s`}`;
+export const formatFaultSpec = (spec: FaultSpec) =>
+  `${spec.kind}@${spec.atMs / 1000}s${spec.kind === "worker-kill" ? "" : `:${spec.durationMs / 1000}s`}`;
 
 /** A fault ready to fire: each call resolves with one line saying what it did. */
 export interface Fault {
@@ -78,12 +82,24 @@ export interface FaultSchedule {
   finish(): Promise<FaultRecord[]>;
 }
 
-export function scheduleFaults(faults: readonly Fault[], counts: Readonly<StageCounts>, users: number, startedAt = performance.now()): FaultSchedule {
+export function scheduleFaults(
+  faults: readonly Fault[],
+  counts: Readonly<StageCounts>,
+  users: number,
+  startedAt = performance.now(),
+): FaultSchedule {
   const since = () => Math.round(performance.now() - startedAt) / 1000;
   const usersDone = new AbortController();
   const runs = faults.map(async (fault): Promise<FaultRecord> => {
-    const record: FaultRecord = { spec: formatFaultSpec(fault.spec), kind: fault.spec.kind, notes: [], complete: false };
-    const due = await delay(Math.max(0, fault.spec.atMs - (performance.now() - startedAt)), true, { signal: usersDone.signal }).catch(() => false);
+    const record: FaultRecord = {
+      spec: formatFaultSpec(fault.spec),
+      kind: fault.spec.kind,
+      notes: [],
+      complete: false,
+    };
+    const due = await delay(Math.max(0, fault.spec.atMs - (performance.now() - startedAt)), true, {
+      signal: usersDone.signal,
+    }).catch(() => false);
     if (!due) {
       record.notes.push(`not injected: the users finished before ${fault.spec.atMs / 1000} s`);
       return record;

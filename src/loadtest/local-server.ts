@@ -54,14 +54,18 @@ async function withClient<T>(databaseUrl: string, fn: (client: pg.Client) => Pro
 }
 
 /** Creates an empty database on the same PostgreSQL server; drop() removes it again. */
-export async function createFreshDatabase(databaseUrl: string, runId: string): Promise<{ url: string; drop(): Promise<void> }> {
+export async function createFreshDatabase(
+  databaseUrl: string,
+  runId: string,
+): Promise<{ url: string; drop(): Promise<void> }> {
   const name = `loadtest_${runId}`;
   await withClient(databaseUrl, (c) => c.query(`create database "${name}" template template0`));
   const url = new URL(databaseUrl);
   url.pathname = `/${name}`;
   return {
     url: url.toString(),
-    drop: () => withClient(databaseUrl, (c) => c.query(`drop database if exists "${name}" with (force)`)).then(() => undefined),
+    drop: () =>
+      withClient(databaseUrl, (c) => c.query(`drop database if exists "${name}" with (force)`)).then(() => undefined),
   };
 }
 
@@ -69,14 +73,19 @@ export async function createFreshDatabase(databaseUrl: string, runId: string): P
  * Seeds (or grows) the first demo concert to one schedule of `seats` seats and returns its ids.
  * The seeder derives ids from md5 of stable names, so the same query finds them.
  */
-export async function seedTarget(databaseUrl: string, seats: number): Promise<{ concertId: string; scheduleId: string }> {
+export async function seedTarget(
+  databaseUrl: string,
+  seats: number,
+): Promise<{ concertId: string; scheduleId: string }> {
   const { orm } = await initORM({ databaseUrl, poolMax: 2 });
   try {
     await migrateUp(orm);
     await seedCatalog(orm.em.fork(), { concerts: 1, schedules: 1, seats });
-    const [ids] = await orm.em.getConnection().execute<[{ concert_id: string; schedule_id: string }]>(
-      "select md5('concert-' || 1)::uuid as concert_id, md5('schedule-' || 1 || '-' || 1)::uuid as schedule_id",
-    );
+    const [ids] = await orm.em
+      .getConnection()
+      .execute<[{ concert_id: string; schedule_id: string }]>(
+        "select md5('concert-' || 1)::uuid as concert_id, md5('schedule-' || 1 || '-' || 1)::uuid as schedule_id",
+      );
     return { concertId: ids.concert_id, scheduleId: ids.schedule_id };
   } finally {
     await closeORM(orm);
@@ -128,7 +137,8 @@ async function waitUntilServing(target: string, timeoutMs: number, exited: () =>
         await client.listConcerts({ pageSize: 1 }, { deadlineMs: 1000 });
         return;
       } catch (error) {
-        if (exited() || Date.now() > deadline) throw new Error(`the server at ${target} did not come up: ${(error as Error).message}`);
+        if (exited() || Date.now() > deadline)
+          throw new Error(`the server at ${target} did not come up: ${(error as Error).message}`);
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
     }
@@ -138,7 +148,15 @@ async function waitUntilServing(target: string, timeoutMs: number, exited: () =>
 }
 
 /** pino's numeric levels. */
-const LEVELS: Record<Config["logLevel"], number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity };
+const LEVELS: Record<Config["logLevel"], number> = {
+  trace: 10,
+  debug: 20,
+  info: 30,
+  warn: 40,
+  error: 50,
+  fatal: 60,
+  silent: Infinity,
+};
 
 /**
  * Copies the cluster's log lines at `minLevel` or above to stderr (stdout is the report's), and
@@ -205,7 +223,8 @@ async function startCluster(options: LocalServerOptions): Promise<LocalServer> {
     const deadline = Date.now() + 60_000;
     // One worker is no cluster: main.ts serves in the process itself and logs no "worker ready".
     while (options.workers > 1 && logs.workersReady() < options.workers) {
-      if (done || Date.now() > deadline) throw new Error(`${logs.workersReady()} of ${options.workers} workers got ready`);
+      if (done || Date.now() > deadline)
+        throw new Error(`${logs.workersReady()} of ${options.workers} workers got ready`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   } catch (error) {

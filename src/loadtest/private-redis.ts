@@ -25,11 +25,27 @@ export interface PrivateRedis {
 const START_TIMEOUT_MS = 10_000;
 
 async function launch(port: number, dir: string): Promise<ChildProcess> {
-  const args = ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always"];
+  const args = [
+    "--port",
+    String(port),
+    "--bind",
+    "127.0.0.1",
+    "--dir",
+    dir,
+    "--save",
+    "",
+    "--appendonly",
+    "yes",
+    "--appendfsync",
+    "always",
+  ];
   const child = spawn("redis-server", args, { stdio: "ignore" });
   let failure: Error | undefined;
   child.once("error", (error) => (failure = new Error(`cannot run redis-server (is it on PATH?): ${error.message}`)));
-  child.once("exit", (code, signal) => (failure ??= new Error(`redis-server exited at start (${signal ?? `code ${code}`})`)));
+  child.once(
+    "exit",
+    (code, signal) => (failure ??= new Error(`redis-server exited at start (${signal ?? `code ${code}`})`)),
+  );
   const deadline = Date.now() + START_TIMEOUT_MS;
   while (!(await accepts(port))) {
     if (failure) throw failure;

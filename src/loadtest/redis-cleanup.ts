@@ -24,7 +24,11 @@ async function removeFromNode(node: Redis, pattern: string, oneKeyPerCommand: bo
   return removed;
 }
 
-export async function removeRedisKeys(redisUrl: string, prefix: string, clusterNodes: readonly RedisNode[] = []): Promise<number> {
+export async function removeRedisKeys(
+  redisUrl: string,
+  prefix: string,
+  clusterNodes: readonly RedisNode[] = [],
+): Promise<number> {
   const redis = createRedisClient({ url: redisUrl, clusterNodes, name: "loadtest-cleanup", commandTimeoutMs: 10_000 });
   await connectRedis(redis, describeRedis(redisUrl, clusterNodes));
   const pattern = `${prefix.replace(/[*?[\]\\]/g, "\\$&")}*`;

@@ -4,7 +4,10 @@ import { writeFile } from "node:fs/promises";
 import { renderHtmlReport } from "./report-html.js";
 import type { LoadTestReport } from "./report.js";
 
-export async function writeReportFiles(report: LoadTestReport, files: { jsonFile?: string; htmlFile?: string }): Promise<void> {
+export async function writeReportFiles(
+  report: LoadTestReport,
+  files: { jsonFile?: string; htmlFile?: string },
+): Promise<void> {
   if (files.jsonFile) await writeFile(files.jsonFile, `${JSON.stringify(report, null, 2)}\n`);
   if (files.htmlFile) await writeFile(files.htmlFile, renderHtmlReport(report));
 }

@@ -17,11 +17,17 @@ function uPlotAssets(): { script: string; css: string } {
       css: readFileSync(require.resolve("uplot/dist/uPlot.min.css"), "utf8"),
     };
   } catch (error) {
-    throw new Error(`--html needs the uplot package (a devDependency; run npm install): ${(error as Error).message}`, { cause: error });
+    throw new Error(`--html needs the uplot package (a devDependency; run npm install): ${(error as Error).message}`, {
+      cause: error,
+    });
   }
 }
 
-const escapeHtml = (text: string) => text.replace(/[&<>"]/g, (c) => `&${({ "&": "amp", "<": "lt", ">": "gt", '"': "quot" } as Record<string, string>)[c]};`);
+const escapeHtml = (text: string) =>
+  text.replace(
+    /[&<>"]/g,
+    (c) => `&${({ "&": "amp", "<": "lt", ">": "gt", '"': "quot" } as Record<string, string>)[c]};`,
+  );
 
 /** JSON that cannot close the <script> element it sits in. */
 const scriptSafeJson = (value: unknown) => JSON.stringify(value).replace(/</g, "\\u003c");
@@ -44,7 +50,10 @@ function summaryRows(report: LoadTestReport): string {
 function auditRows(report: LoadTestReport): string {
   if (!report.audit) return `<tr><td colspan="3">audit skipped</td></tr>`;
   return report.audit.checks
-    .map((c) => `<tr class="${c.status === "pass" ? "pass" : c.status === "fail" ? "fail" : "nv"}"><td>${c.status.toUpperCase()}</td><td>${escapeHtml(c.name)}</td><td>${escapeHtml(c.detail)}</td></tr>`)
+    .map(
+      (c) =>
+        `<tr class="${c.status === "pass" ? "pass" : c.status === "fail" ? "fail" : "nv"}"><td>${c.status.toUpperCase()}</td><td>${escapeHtml(c.name)}</td><td>${escapeHtml(c.detail)}</td></tr>`,
+    )
     .join("");
 }
 
@@ -52,14 +61,20 @@ function faultSection(report: LoadTestReport): string {
   if (!report.faults) return "";
   const at = (s?: number) => (s === undefined ? "–" : `${s.toFixed(1)} s`);
   const rows = report.faults
-    .map((f) => `<tr class="${f.complete ? "pass" : "fail"}"><td>${escapeHtml(f.spec)}</td><td>${at(f.injectedAtS)}</td><td>${at(f.recoveredAtS)}</td><td>${escapeHtml(f.notes.join("; "))}</td></tr>`)
+    .map(
+      (f) =>
+        `<tr class="${f.complete ? "pass" : "fail"}"><td>${escapeHtml(f.spec)}</td><td>${at(f.injectedAtS)}</td><td>${at(f.recoveredAtS)}</td><td>${escapeHtml(f.notes.join("; "))}</td></tr>`,
+    )
     .join("");
   return `<h2>Faults</h2>\n<table><tr><th>fault</th><th>injected</th><th>ended</th><th>what happened</th></tr>${rows}</table>`;
 }
 
 function latencyRows(report: LoadTestReport): string {
   return Object.entries(report.latency)
-    .map(([name, l]) => `<tr><td>${escapeHtml(name)}</td>${[l.count, l.p50Ms, l.p95Ms, l.p99Ms, l.maxMs].map((v, i) => `<td>${i === 0 ? v : v.toFixed(1)}</td>`).join("")}</tr>`)
+    .map(
+      ([name, l]) =>
+        `<tr><td>${escapeHtml(name)}</td>${[l.count, l.p50Ms, l.p95Ms, l.p99Ms, l.maxMs].map((v, i) => `<td>${i === 0 ? v : v.toFixed(1)}</td>`).join("")}</tr>`,
+    )
     .join("");
 }
 

@@ -11,16 +11,32 @@ const money = (minor: string) => BigInt(minor).toLocaleString("en-US");
 
 function table(rows: string[][], align: ("l" | "r")[]): string[] {
   const widths = align.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? "").length)));
-  return rows.map((row) => `  ${row.map((cell, i) => (align[i] === "r" ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!))).join("  ").trimEnd()}`);
+  return rows.map(
+    (row) =>
+      `  ${row
+        .map((cell, i) => (align[i] === "r" ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
+        .join("  ")
+        .trimEnd()}`,
+  );
 }
 
 function formatFault(fault: FaultRecord): string[] {
   const users = fault.usersAtInjection;
   const when = [
-    fault.injectedAtS === undefined ? "not injected" : `injected at ${fault.injectedAtS.toFixed(1)} s` + (users ? ` (${int(users.waiting)} waiting, ${int(users.active)} active, ${int(users.finished)} finished)` : ""),
-    ...(fault.recoveredAtS === undefined ? [] : [`ended at ${fault.recoveredAtS.toFixed(1)} s (${int(fault.usersUnfinishedAtRecovery ?? 0)} users not finished yet)`]),
+    fault.injectedAtS === undefined
+      ? "not injected"
+      : `injected at ${fault.injectedAtS.toFixed(1)} s` +
+        (users ? ` (${int(users.waiting)} waiting, ${int(users.active)} active, ${int(users.finished)} finished)` : ""),
+    ...(fault.recoveredAtS === undefined
+      ? []
+      : [
+          `ended at ${fault.recoveredAtS.toFixed(1)} s (${int(fault.usersUnfinishedAtRecovery ?? 0)} users not finished yet)`,
+        ]),
   ];
-  return [`  ${fault.complete ? "" : "INCOMPLETE "}${fault.spec}: ${when.join(", ")}`, ...fault.notes.map((note) => `        ${note}`)];
+  return [
+    `  ${fault.complete ? "" : "INCOMPLETE "}${fault.spec}: ${when.join(", ")}`,
+    ...fault.notes.map((note) => `        ${note}`),
+  ];
 }
 
 export function formatReport(report: LoadTestReport): string {
@@ -35,19 +51,44 @@ export function formatReport(report: LoadTestReport): string {
     ...table(
       [
         ["tokens issued", int(o.tokensIssued), `of ${int(s.users)} users`, share(o.tokensIssued, s.users)],
-        ["tokens activated", int(o.tokensActivated), `of ${int(o.tokensIssued)} issued`, share(o.tokensActivated, o.tokensIssued)],
+        [
+          "tokens activated",
+          int(o.tokensActivated),
+          `of ${int(o.tokensIssued)} issued`,
+          share(o.tokensActivated, o.tokensIssued),
+        ],
         ["topped up", int(o.toppedUp), `for ${money(o.toppedUpMinor)} in total`, ""],
         ["holds won", int(o.holdsWon), `of ${int(o.tokensActivated)} admitted`, share(o.holdsWon, o.tokensActivated)],
-        ["lost to collision", int(o.lostToCollision), `${int(o.collisions)} SEAT_UNAVAILABLE answers`, share(o.lostToCollision, o.tokensActivated)],
+        [
+          "lost to collision",
+          int(o.lostToCollision),
+          `${int(o.collisions)} SEAT_UNAVAILABLE answers`,
+          share(o.lostToCollision, o.tokensActivated),
+        ],
         [
           "payments ok",
           int(o.paymentsOk),
-          `of ${int(o.holdsWon)} holds, ${money(o.paidMinor)} paid` + (o.paymentsConfirmedPerLedger > 0 ? ` (${int(o.paymentsConfirmedPerLedger)} found in the ledger after a lost answer)` : ""),
+          `of ${int(o.holdsWon)} holds, ${money(o.paidMinor)} paid` +
+            (o.paymentsConfirmedPerLedger > 0
+              ? ` (${int(o.paymentsConfirmedPerLedger)} found in the ledger after a lost answer)`
+              : ""),
           share(o.paymentsOk, o.holdsWon),
         ],
         ["payments failed", int(o.paymentsFailed), "", ""],
-        ["users failed", int(o.usersFailed), Object.entries(o.failuresByStage).map(([stage, n]) => `${stage}: ${n}`).join(", "), ""],
-        ["stream resumes", int(o.streamResumes), `rejoins ${int(o.rejoins)}, retried calls ${int(o.retries)}, unknown outcomes ${int(o.ambiguousMutations)}`, ""],
+        [
+          "users failed",
+          int(o.usersFailed),
+          Object.entries(o.failuresByStage)
+            .map(([stage, n]) => `${stage}: ${n}`)
+            .join(", "),
+          "",
+        ],
+        [
+          "stream resumes",
+          int(o.streamResumes),
+          `rejoins ${int(o.rejoins)}, retried calls ${int(o.retries)}, unknown outcomes ${int(o.ambiguousMutations)}`,
+          "",
+        ],
         [
           "wall time",
           seconds(report.usersWallMs),
@@ -64,20 +105,37 @@ export function formatReport(report: LoadTestReport): string {
   lines.push("", "Errors by RPC, code and reason");
   const errors = Object.entries(report.errors);
   const firstMessage = (key: string) => (report.errorMessages[key] ?? "").slice(0, 100);
-  lines.push(...(errors.length === 0 ? ["  none"] : table(errors.map(([key, n]) => [key, int(n), firstMessage(key)]), ["l", "r", "l"])));
+  lines.push(
+    ...(errors.length === 0
+      ? ["  none"]
+      : table(
+          errors.map(([key, n]) => [key, int(n), firstMessage(key)]),
+          ["l", "r", "l"],
+        )),
+  );
 
   lines.push("", "Latency (ms)");
   lines.push(
     ...table(
       [
         ["call", "count", "p50", "p95", "p99", "max", "mean"],
-        ...Object.entries(report.latency).map(([name, l]) => [name, int(l.count), ms(l.p50Ms), ms(l.p95Ms), ms(l.p99Ms), ms(l.maxMs), ms(l.meanMs)]),
+        ...Object.entries(report.latency).map(([name, l]) => [
+          name,
+          int(l.count),
+          ms(l.p50Ms),
+          ms(l.p95Ms),
+          ms(l.p99Ms),
+          ms(l.maxMs),
+          ms(l.meanMs),
+        ]),
       ],
       ["l", "r", "r", "r", "r", "r", "r"],
     ),
   );
   if (report.serverMaxActiveSampled !== undefined) {
-    lines.push(`  (largest active set sampled in Redis during the run: ${int(report.serverMaxActiveSampled)} of cap ${int(s.cap)})`);
+    lines.push(
+      `  (largest active set sampled in Redis during the run: ${int(report.serverMaxActiveSampled)} of cap ${int(s.cap)})`,
+    );
   }
 
   lines.push("", "Integrity audit (read back from PostgreSQL and the Redis event stream)");

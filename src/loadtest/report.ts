@@ -94,7 +94,8 @@ export function buildReport(input: ReportInput): LoadTestReport {
   const { options, stats, target } = input;
   const { counts } = stats;
   const latency: LoadTestReport["latency"] = {};
-  for (const [name, recorder] of stats.latency.entries()) latency[name] = { ...recorder.summary(), histogram: recorder.histogram() };
+  for (const [name, recorder] of stats.latency.entries())
+    latency[name] = { ...recorder.summary(), histogram: recorder.histogram() };
   return {
     runId: input.runId,
     userPrefix: input.userPrefix,

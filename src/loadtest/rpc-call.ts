@@ -29,7 +29,10 @@ const AMBIGUOUS = new Set([Code.Unavailable, Code.DeadlineExceeded, Code.Cancele
 
 /** The gRPC spelling of a code: DeadlineExceeded → DEADLINE_EXCEEDED. */
 export function codeName(code: Code): string {
-  return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase().replace("CANCELED", "CANCELLED");
+  return Code[code]
+    .replace(/([a-z])([A-Z])/g, "$1_$2")
+    .toUpperCase()
+    .replace("CANCELED", "CANCELLED");
 }
 
 export function errorReason(error: ConnectError): string | undefined {
@@ -65,10 +68,14 @@ export function onAbort(signal: AbortSignal, listener: () => void): () => void {
   let listeners = abortListeners.get(signal);
   if (!listeners) {
     const created = new Set<() => void>();
-    signal.addEventListener("abort", () => {
-      for (const notify of created) notify();
-      created.clear();
-    }, { once: true });
+    signal.addEventListener(
+      "abort",
+      () => {
+        for (const notify of created) notify();
+        created.clear();
+      },
+      { once: true },
+    );
     abortListeners.set(signal, created);
     listeners = created;
   }

@@ -62,7 +62,11 @@ export function createClients(target: string, connections: number): { pool: Clie
   for (let i = 0; i < connections; i++) {
     // A distinct channel option gives each group its own HTTP/2 connection (grpc-js shares a
     // connection between clients with identical options); the three clients of a group share one.
-    const options = { "loadtest.connection": i, "grpc.keepalive_time_ms": 30_000, "grpc.max_receive_message_length": 16 * 1024 * 1024 };
+    const options = {
+      "loadtest.connection": i,
+      "grpc.keepalive_time_ms": 30_000,
+      "grpc.max_receive_message_length": 16 * 1024 * 1024,
+    };
     pool.push({
       queue: createGrpcClient(QueueService, target, options),
       booking: createGrpcClient(BookingService, target, options),
@@ -75,9 +79,17 @@ export function createClients(target: string, connections: number): { pool: Clie
   };
 }
 
-async function connectGauge(options: LoadTestOptions, concertId: string): Promise<{ gauge?: ServerGauge; close(): void }> {
+async function connectGauge(
+  options: LoadTestOptions,
+  concertId: string,
+): Promise<{ gauge?: ServerGauge; close(): void }> {
   if (options.skipAudit) return { close() {} };
-  const redis = createRedisClient({ url: options.redisUrl, clusterNodes: options.redisClusterNodes, name: "loadtest-gauge", commandTimeoutMs: 2000 });
+  const redis = createRedisClient({
+    url: options.redisUrl,
+    clusterNodes: options.redisClusterNodes,
+    name: "loadtest-gauge",
+    commandTimeoutMs: 2000,
+  });
   try {
     await connectRedis(redis, describeRedis(options.redisUrl, options.redisClusterNodes));
   } catch (error) {
@@ -94,7 +106,14 @@ async function connectGauge(options: LoadTestOptions, concertId: string): Promis
   };
 }
 
-async function runUsers(stats: RunStats, signal: AbortSignal, options: LoadTestOptions, pool: Clients[], plan: UserPlan, userPrefix: string): Promise<void> {
+async function runUsers(
+  stats: RunStats,
+  signal: AbortSignal,
+  options: LoadTestOptions,
+  pool: Clients[],
+  plan: UserPlan,
+  userPrefix: string,
+): Promise<void> {
   const context = { stats, rpcTimeoutMs: options.rpcTimeoutMs, signal };
   let next = 0;
   const lane = async () => {
@@ -117,13 +136,19 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRep
   const clients = createClients(options.target, options.connections);
   try {
     const scoutStats = createRunStats();
-    const target = await discoverTarget({ stats: scoutStats, rpcTimeoutMs: options.rpcTimeoutMs, signal: overall }, clients.pool[0]!, {
-      concertId: options.concertId,
-      scheduleId: options.scheduleId,
-      scoutUserId: `${userPrefix}scout`,
-    });
+    const target = await discoverTarget(
+      { stats: scoutStats, rpcTimeoutMs: options.rpcTimeoutMs, signal: overall },
+      clients.pool[0]!,
+      {
+        concertId: options.concertId,
+        scheduleId: options.scheduleId,
+        scoutUserId: `${userPrefix}scout`,
+      },
+    );
     const topUpMinor = target.seats.reduce((max, seat) => (seat.priceMinor > max ? seat.priceMinor : max), 0n);
-    log(`run ${runId}: concert ${target.concertId}, schedule ${target.scheduleId}: ${target.seats.length} of ${target.totalSeats} seats available; ${options.users} users`);
+    log(
+      `run ${runId}: concert ${target.concertId}, schedule ${target.scheduleId}: ${target.seats.length} of ${target.totalSeats} seats available; ${options.users} users`,
+    );
 
     const plan: UserPlan = { ...target, topUpMinor, seatPick: options.seatPick, seatRetries: options.seatRetries };
     const stats = createRunStats();
@@ -167,7 +192,12 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRep
         scheduleId: target.scheduleId,
         cap: options.maxActiveUsers,
         runStartedAt: startedAt,
-        acknowledged: { toppedUpMinor: stats.toppedUpMinor, payments: stats.counts.paid, paidMinor: stats.paidMinor, ambiguousMutations: stats.ambiguousMutations },
+        acknowledged: {
+          toppedUpMinor: stats.toppedUpMinor,
+          payments: stats.counts.paid,
+          paidMinor: stats.paidMinor,
+          ambiguousMutations: stats.ambiguousMutations,
+        },
         publishWaitMs: 60_000,
         activatedUsers: stats.counts.activated,
         clientActiveSpans: stats.activeSpans,

@@ -12,7 +12,12 @@ export interface ServerGauge {
   stop(): void;
 }
 
-export function startServerGauge(redis: RedisClient, redisKeyPrefix: string, concertId: string, intervalMs = 250): ServerGauge {
+export function startServerGauge(
+  redis: RedisClient,
+  redisKeyPrefix: string,
+  concertId: string,
+  intervalMs = 250,
+): ServerGauge {
   const keys = createQueueKeys(redisKeyPrefix).concert(concertId);
   let latest: { waiting: number; active: number } | undefined;
   let maxActive = 0;

@@ -7,7 +7,8 @@ import { pino } from "pino";
 import { startApp } from "../app.js";
 import type { Config } from "../config.js";
 
-export type ServerThreadMessage = { kind: "ready"; grpcPort: number } | { kind: "failed"; message: string } | { kind: "stopped" };
+export type ServerThreadMessage =
+  { kind: "ready"; grpcPort: number } | { kind: "failed"; message: string } | { kind: "stopped" };
 
 const port = parentPort!;
 const config = workerData as Config;

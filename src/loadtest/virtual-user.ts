@@ -9,7 +9,15 @@ import { QueueState, type QueueService } from "../../gen/concert/v1/queue_pb.js"
 import { LedgerEntryKind, type WalletService } from "../../gen/concert/v1/wallet_pb.js";
 import { QUEUE_TOKEN_HEADER } from "../queue/admission-context.js";
 import type { GrpcClient } from "../platform/rpc/grpc-client.js";
-import { backoffMs, callWithRetry, errorReason, isTransient, recordError, sleep, type CallContext } from "./rpc-call.js";
+import {
+  backoffMs,
+  callWithRetry,
+  errorReason,
+  isTransient,
+  recordError,
+  sleep,
+  type CallContext,
+} from "./rpc-call.js";
 import { increment } from "./run-stats.js";
 
 export interface Clients {
@@ -59,7 +67,9 @@ export async function joinAndWaitActive(
 ): Promise<string> {
   for (let rejoin = 0; ; rejoin++) {
     const joinedAt = performance.now();
-    const { token, status } = await callWithRetry(context, "JoinQueue", (o) => queue.joinQueue({ concertId, userId }, o));
+    const { token, status } = await callWithRetry(context, "JoinQueue", (o) =>
+      queue.joinQueue({ concertId, userId }, o),
+    );
     onJoined(token, rejoin === 0);
     try {
       if (status?.state !== QueueState.ACTIVE) await watchUntilActive(context, queue, token);
@@ -89,7 +99,8 @@ async function watchUntilActive(context: CallContext, queue: Clients["queue"], t
         if (first) stats.latency.record("WatchQueue first message", performance.now() - opened);
         first = false;
         if (message.status?.state === QueueState.ACTIVE) active = true;
-        if (message.status?.state === QueueState.EXPIRED) throw new TokenExpiredError(`token ${token} expired while waiting`);
+        if (message.status?.state === QueueState.EXPIRED)
+          throw new TokenExpiredError(`token ${token} expired while waiting`);
       }
       if (active) return;
     } catch (thrown) {
@@ -115,9 +126,16 @@ export async function leaveQueue(context: CallContext, queue: Clients["queue"], 
 }
 
 /** The amount of the user's PAYMENT ledger entry for the reservation, if there is one. */
-async function paymentInLedger(context: CallContext, clients: Clients, userId: string, reservationId: string): Promise<bigint | undefined> {
+async function paymentInLedger(
+  context: CallContext,
+  clients: Clients,
+  userId: string,
+  reservationId: string,
+): Promise<bigint | undefined> {
   try {
-    const { entries } = await callWithRetry(context, "ListTransactions", (o) => clients.wallet.listTransactions({ userId, pageSize: 20 }, o));
+    const { entries } = await callWithRetry(context, "ListTransactions", (o) =>
+      clients.wallet.listTransactions({ userId, pageSize: 20 }, o),
+    );
     const entry = entries.find((e) => e.kind === LedgerEntryKind.PAYMENT && e.reservationId === reservationId);
     return entry ? -(entry.amount?.amountMinor ?? 0n) : undefined;
   } catch {
@@ -135,7 +153,12 @@ function pickSeat(seats: readonly SeatOffer[], tried: Set<number>): SeatOffer | 
 }
 
 /** Runs one user to the end and reports how it ended; never throws. */
-export async function runVirtualUser(context: CallContext, clients: Clients, plan: UserPlan, userId: string): Promise<UserOutcome> {
+export async function runVirtualUser(
+  context: CallContext,
+  clients: Clients,
+  plan: UserPlan,
+  userId: string,
+): Promise<UserOutcome> {
   const { counts } = context.stats;
   let stage = "JoinQueue";
   // The latest token and the gauge this user counts in; an object, so the updates the join
@@ -165,7 +188,12 @@ export async function runVirtualUser(context: CallContext, clients: Clients, pla
 
     stage = "TopUp";
     const amount = { amountMinor: plan.topUpMinor };
-    await callWithRetry(context, "TopUp", (o) => clients.wallet.topUp({ userId, amount, idempotencyKey: `${userId}:top-up` }, o), { mutation: true });
+    await callWithRetry(
+      context,
+      "TopUp",
+      (o) => clients.wallet.topUp({ userId, amount, idempotencyKey: `${userId}:top-up` }, o),
+      { mutation: true },
+    );
     counts.toppedUp++;
     context.stats.toppedUpMinor += plan.topUpMinor;
 
@@ -179,7 +207,12 @@ export async function runVirtualUser(context: CallContext, clients: Clients, pla
       const request = { scheduleId: plan.scheduleId, seatId: seat.id, userId, requestId: `${userId}:hold:${attempt}` };
       const sentAt = Date.now();
       try {
-        const { reservation } = await callWithRetry(context, "ReserveSeat", (o) => clients.booking.reserveSeat(request, o), withToken);
+        const { reservation } = await callWithRetry(
+          context,
+          "ReserveSeat",
+          (o) => clients.booking.reserveSeat(request, o),
+          withToken,
+        );
         reservationId = reservation?.id;
       } catch (error) {
         if (!(error instanceof ConnectError) || errorReason(error) !== "SEAT_UNAVAILABLE") throw error;
@@ -226,7 +259,8 @@ export async function runVirtualUser(context: CallContext, clients: Clients, pla
     if (user.place === "waiting") counts.waiting--;
     if (user.place === "active") counts.active--;
     counts.finished++;
-    if (activatedAt > 0 && lastGuardedAt >= activatedAt) context.stats.activeSpans.push({ from_ms: activatedAt, to_ms: lastGuardedAt });
+    if (activatedAt > 0 && lastGuardedAt >= activatedAt)
+      context.stats.activeSpans.push({ from_ms: activatedAt, to_ms: lastGuardedAt });
     context.stats.latency.record("user total", performance.now() - userStarted);
   }
 }

@@ -18,9 +18,11 @@ const KEY = /^[\x21-\x7e]{1,128}$/;
 
 export const isUuid = (value: unknown): value is string => typeof value === "string" && UUID.test(value);
 /** A non-negative int4, e.g. a seat number. */
-export const isInt4 = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0 && (value as number) <= INT4_MAX;
+export const isInt4 = (value: unknown): value is number =>
+  Number.isSafeInteger(value) && (value as number) >= 0 && (value as number) <= INT4_MAX;
 /** A positive int8 in decimal, e.g. a bigserial id (kept as a string: it may exceed 2^53). */
-export const isInt8String = (value: unknown): value is string => typeof value === "string" && /^[1-9]\d{0,18}$/.test(value) && BigInt(value) <= INT8_MAX;
+export const isInt8String = (value: unknown): value is string =>
+  typeof value === "string" && /^[1-9]\d{0,18}$/.test(value) && BigInt(value) <= INT8_MAX;
 
 export class RequestCheck {
   private readonly violations: FieldViolation[] = [];

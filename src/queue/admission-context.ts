@@ -12,7 +12,9 @@ export interface AdmittedToken {
   activeExpireAt: Date;
 }
 
-export const admittedTokenKey = createContextKey<AdmittedToken | undefined>(undefined, { description: "admitted queue token" });
+export const admittedTokenKey = createContextKey<AdmittedToken | undefined>(undefined, {
+  description: "admitted queue token",
+});
 
 /** A used-up token let through for an idempotent replay (see GuardScope.replayable). */
 export interface ExpiredToken {
@@ -23,7 +25,9 @@ export interface ExpiredToken {
   error: DomainError;
 }
 
-export const expiredTokenKey = createContextKey<ExpiredToken | undefined>(undefined, { description: "expired queue token (replay only)" });
+export const expiredTokenKey = createContextKey<ExpiredToken | undefined>(undefined, {
+  description: "expired queue token (replay only)",
+});
 
 /** Metadata key the token travels in. */
 export const QUEUE_TOKEN_HEADER = "x-queue-token";
@@ -33,9 +37,16 @@ export const QUEUE_TOKEN_HEADER = "x-queue-token";
  * Throws QUEUE_TOKEN_INVALID when the guard did not run (a wiring bug would otherwise let calls
  * through unauthenticated).
  */
-export function requireAdmitted(context: HandlerContext, expected: { userId?: string; concertId?: string }): AdmittedToken {
+export function requireAdmitted(
+  context: HandlerContext,
+  expected: { userId?: string; concertId?: string },
+): AdmittedToken {
   const admitted = context.values.get(admittedTokenKey);
-  if (!admitted) throw new DomainError("QUEUE_TOKEN_INVALID", `metadata ${QUEUE_TOKEN_HEADER} with an ACTIVE queue token is required`);
+  if (!admitted)
+    throw new DomainError(
+      "QUEUE_TOKEN_INVALID",
+      `metadata ${QUEUE_TOKEN_HEADER} with an ACTIVE queue token is required`,
+    );
   if (expected.userId !== undefined && expected.userId !== admitted.userId) {
     throw new DomainError("QUEUE_TOKEN_MISMATCH", "the queue token belongs to another user");
   }

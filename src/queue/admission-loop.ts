@@ -41,7 +41,16 @@ export interface AdmissionLoop {
   stop(): Promise<void>;
 }
 
-export function createAdmissionLoop(deps: { mode: QueueMode; redisQueue: RedisQueue; pg: PgQueue; mirror: QueueMirror; settings: AdmissionSettings; logger: Logger; onTick?: (tick: AdmissionTick) => void; onStepDone?: (concertIds: ReadonlySet<string>) => void }): AdmissionLoop {
+export function createAdmissionLoop(deps: {
+  mode: QueueMode;
+  redisQueue: RedisQueue;
+  pg: PgQueue;
+  mirror: QueueMirror;
+  settings: AdmissionSettings;
+  logger: Logger;
+  onTick?: (tick: AdmissionTick) => void;
+  onStepDone?: (concertIds: ReadonlySet<string>) => void;
+}): AdmissionLoop {
   const { mode, redisQueue, pg, mirror, settings, logger } = deps;
   const options: AdmitOptions = {
     cap: settings.maxActiveUsers,
@@ -88,7 +97,14 @@ export function createAdmissionLoop(deps: { mode: QueueMode; redisQueue: RedisQu
           concerts.map(async (concertId) => {
             const reply = await redisQueue.admit(concertId, options);
             const { waiting, active, admitted, expired, abandoned } = reply;
-            report({ concertId, waiting, active, admitted: admitted.length, expired: expired.length, abandoned: abandoned.length });
+            report({
+              concertId,
+              waiting,
+              active,
+              admitted: admitted.length,
+              expired: expired.length,
+              abandoned: abandoned.length,
+            });
             await mirror.drain(concertId);
             await redisQueue.forgetIfEmpty(concertId, reply);
           }),
@@ -100,9 +116,20 @@ export function createAdmissionLoop(deps: { mode: QueueMode; redisQueue: RedisQu
         let failure: unknown;
         for (const concertId of await pg.concerts()) {
           try {
-            const { admitted, expired, abandoned } = await pg.admit(concertId, settings.maxActiveUsers, mode.fallbackSinceMs);
+            const { admitted, expired, abandoned } = await pg.admit(
+              concertId,
+              settings.maxActiveUsers,
+              mode.fallbackSinceMs,
+            );
             const { waiting, active } = await lineCounts(concertId);
-            report({ concertId, waiting, active, admitted: admitted.length, expired: expired.length, abandoned: abandoned.length });
+            report({
+              concertId,
+              waiting,
+              active,
+              admitted: admitted.length,
+              expired: expired.length,
+              abandoned: abandoned.length,
+            });
             touch(admitted);
             touch(expired);
             touch(abandoned);

@@ -48,7 +48,12 @@ order by i.concert_id, i.user_id
 on conflict do nothing
 returning token`;
 
-export function createJoinCommitter(options: { db: QueueDb; maxRows: number; maxDelayMs: number; onBatch?: (rows: number) => void }): JoinCommitter {
+export function createJoinCommitter(options: {
+  db: QueueDb;
+  maxRows: number;
+  maxDelayMs: number;
+  onBatch?: (rows: number) => void;
+}): JoinCommitter {
   const { db } = options;
 
   /** Writes the rows; returns those still missing (lost a race with another live row of their user). */
@@ -67,7 +72,9 @@ export function createJoinCommitter(options: { db: QueueDb; maxRows: number; max
     if (missing.length === 0) return [];
     // Repeated joins find their row already there; anything else lost a race with another
     // live row of the same user and gets one more round.
-    const present = await db.query<{ token: string }>("select token from queue_entry where token = any($1::text[])", [missing.map((r) => r.token)]);
+    const present = await db.query<{ token: string }>("select token from queue_entry where token = any($1::text[])", [
+      missing.map((r) => r.token),
+    ]);
     for (const { token } of present) done.add(token);
     return missing.filter((r) => !done.has(r.token));
   }

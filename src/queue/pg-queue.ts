@@ -127,7 +127,10 @@ export function createPgQueue(db: QueueDb, options: { activeTtlSeconds: number; 
     return rows.map((r) => r.token);
   }
 
-  async function mergeRows(where: string, params: unknown[]): Promise<Map<string, { nextSeqFloor: string; rows: MergeRow[] }>> {
+  async function mergeRows(
+    where: string,
+    params: unknown[],
+  ): Promise<Map<string, { nextSeqFloor: string; rows: MergeRow[] }>> {
     const rows = await db.query<MergeRowSql>(
       `with picked as (
          select token, concert_id, user_id, seq, state, floor(extract(epoch from active_expire_at) * 1000)::float8 as expire_ms
@@ -142,7 +145,13 @@ export function createPgQueue(db: QueueDb, options: { activeTtlSeconds: number; 
     for (const r of rows) {
       let group = byConcert.get(r.concert_id);
       if (!group) byConcert.set(r.concert_id, (group = { nextSeqFloor: r.max_seq, rows: [] }));
-      group.rows.push({ token: r.token, userId: r.user_id, seq: r.seq, state: r.state, activeExpireMs: r.expire_ms ?? 0 });
+      group.rows.push({
+        token: r.token,
+        userId: r.user_id,
+        seq: r.seq,
+        state: r.state,
+        activeExpireMs: r.expire_ms ?? 0,
+      });
     }
     return byConcert;
   }
@@ -154,7 +163,10 @@ export function createPgQueue(db: QueueDb, options: { activeTtlSeconds: number; 
      * arrival order, which becomes the order in line; a user asking twice gets one place, and a
      * user already in line keeps theirs. Statuses come back in the order of `requests`.
      */
-    async joinMany(concertId: string, requests: readonly { userId: string; freshToken: string }[]): Promise<QueueStatus[]> {
+    async joinMany(
+      concertId: string,
+      requests: readonly { userId: string; freshToken: string }[],
+    ): Promise<QueueStatus[]> {
       const freshTokens = new Map<string, string>();
       for (const { userId, freshToken } of requests) if (!freshTokens.has(userId)) freshTokens.set(userId, freshToken);
       const users = [...freshTokens.keys()];
@@ -165,10 +177,10 @@ export function createPgQueue(db: QueueDb, options: { activeTtlSeconds: number; 
            where concert_id = $1 and user_id = any($2::text[]) and state = 'ACTIVE' and active_expire_at <= now()`,
           [concertId, users],
         );
-        const live = await query<{ user_id: string; token: string }>(`select user_id, token from queue_entry where concert_id = $1 and user_id = any($2::text[]) and ${LIVE}`, [
-          concertId,
-          users,
-        ]);
+        const live = await query<{ user_id: string; token: string }>(
+          `select user_id, token from queue_entry where concert_id = $1 and user_id = any($2::text[]) and ${LIVE}`,
+          [concertId, users],
+        );
         const tokenOf = new Map(live.map((row) => [row.user_id, row.token]));
         const newcomers = users.filter((userId) => !tokenOf.has(userId));
         if (newcomers.length > 0) {
@@ -198,7 +210,9 @@ export function createPgQueue(db: QueueDb, options: { activeTtlSeconds: number; 
             if (lost.length > 0) throw new UnavailableError("the join could not be recorded; retry");
           }
         }
-        const byToken = new Map((await statuses([...tokenOf.values()], false, query)).map((status) => [status.token, status]));
+        const byToken = new Map(
+          (await statuses([...tokenOf.values()], false, query)).map((status) => [status.token, status]),
+        );
         return requests.map(({ userId }) => byToken.get(tokenOf.get(userId)!)!);
       });
     },
@@ -211,12 +225,21 @@ export function createPgQueue(db: QueueDb, options: { activeTtlSeconds: number; 
     statuses,
 
     async leave(token: string): Promise<QueueStatus | undefined> {
-      await db.query(`update queue_entry set state = 'EXPIRED', ended_at = now() where token = $1 and state <> 'EXPIRED'`, [token]);
+      await db.query(
+        `update queue_entry set state = 'EXPIRED', ended_at = now() where token = $1 and state <> 'EXPIRED'`,
+        [token],
+      );
       return (await statuses([token], false))[0];
     },
 
     async validate(token: string): Promise<Validation> {
-      const [row] = await db.query<{ state: QueueState; concert_id: string; user_id: string; expire_ms: number | null; live: boolean }>(
+      const [row] = await db.query<{
+        state: QueueState;
+        concert_id: string;
+        user_id: string;
+        expire_ms: number | null;
+        live: boolean;
+      }>(
         `select state, concert_id, user_id, floor(extract(epoch from active_expire_at) * 1000)::float8 as expire_ms,
            active_expire_at > now() as live
          from queue_entry where token = $1`,
@@ -224,8 +247,12 @@ export function createPgQueue(db: QueueDb, options: { activeTtlSeconds: number; 
       );
       if (!row) return { kind: "unknown" };
       if (row.state === "WAITING") return { kind: "waiting" };
-      if (row.state === "EXPIRED" || !row.live) return { kind: "expired", owner: { concertId: row.concert_id, userId: row.user_id } };
-      return { kind: "active", record: { state: "ACTIVE", concertId: row.concert_id, userId: row.user_id, activeExpireMs: row.expire_ms ?? 0 } };
+      if (row.state === "EXPIRED" || !row.live)
+        return { kind: "expired", owner: { concertId: row.concert_id, userId: row.user_id } };
+      return {
+        kind: "active",
+        record: { state: "ACTIVE", concertId: row.concert_id, userId: row.user_id, activeExpireMs: row.expire_ms ?? 0 },
+      };
     },
 
     async concerts(): Promise<string[]> {

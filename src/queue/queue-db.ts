@@ -6,7 +6,10 @@ import type { PostgreSqlConnection } from "@mikro-orm/postgresql";
 import type { Pool, PoolClient, QueryResultRow } from "pg";
 import type { ORM } from "../platform/db/orm.js";
 
-export type Query = <R extends QueryResultRow = QueryResultRow>(text: string, params?: readonly unknown[]) => Promise<R[]>;
+export type Query = <R extends QueryResultRow = QueryResultRow>(
+  text: string,
+  params?: readonly unknown[],
+) => Promise<R[]>;
 
 export interface QueueDb {
   query: Query;
@@ -16,11 +19,13 @@ export interface QueueDb {
 
 export async function createQueueDb(orm: ORM, onStatement: () => void): Promise<QueueDb> {
   const pool: Pool = await (orm.em.getConnection() as unknown as PostgreSqlConnection).getNativeClient();
-  const on = (client: Pool | PoolClient): Query => async (text, params = []) => {
-    onStatement();
-    const result = await client.query(text, params as unknown[]);
-    return result.rows;
-  };
+  const on =
+    (client: Pool | PoolClient): Query =>
+    async (text, params = []) => {
+      onStatement();
+      const result = await client.query(text, params as unknown[]);
+      return result.rows;
+    };
   return {
     query: on(pool),
     async transaction(fn) {

@@ -1,4 +1,4 @@
-import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
+import { defineEntity, p, type InferEntity } from "@mikro-orm/core";
 
 /**
  * A process serving the waiting room from PostgreSQL, refreshed while that lasts (queue-mode.ts).
@@ -10,7 +10,7 @@ import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
  * from PostgreSQL and may have taken leaves that Redis has not seen yet.
  */
 export const QueueFallback = defineEntity({
-  name: 'QueueFallback',
+  name: "QueueFallback",
   properties: {
     processId: p.text().primary(),
     since: p.datetime(),

@@ -33,16 +33,23 @@ export function createQueueMirror(pg: PgQueue, redisQueue: RedisQueue, logger: L
       const ended = entries.filter((e) => e.kind === "EXPIRED");
       let missing: Set<string>;
       try {
-        missing = new Set([...(admitted.length > 0 ? await pg.markActive(admitted) : []), ...(ended.length > 0 ? await pg.markExpired(ended) : [])]);
+        missing = new Set([
+          ...(admitted.length > 0 ? await pg.markActive(admitted) : []),
+          ...(ended.length > 0 ? await pg.markExpired(ended) : []),
+        ]);
       } catch (error) {
         // The claim stays: this process claims it again next tick, any other once the lease runs out.
-        logger.warn({ err: (error as Error).message, entries: entries.length }, "mirroring queue changes to PostgreSQL failed; will retry");
+        logger.warn(
+          { err: (error as Error).message, entries: entries.length },
+          "mirroring queue changes to PostgreSQL failed; will retry",
+        );
         return;
       }
       const now = Date.now();
       const retry = entries.filter((e) => missing.has(e.token) && now - e.atMs < RETRY_FOR_MS);
       const givenUp = entries.filter((e) => missing.has(e.token)).length - retry.length;
-      if (givenUp > 0) logger.warn({ entries: givenUp }, "queue entries never reached PostgreSQL; their joins were not acknowledged");
+      if (givenUp > 0)
+        logger.warn({ entries: givenUp }, "queue entries never reached PostgreSQL; their joins were not acknowledged");
       await redisQueue.scripts.ackJournal(keys, owner, retry);
     },
   };

@@ -94,7 +94,12 @@ export interface QueueModeOptions {
 
 export function createQueueMode(options: QueueModeOptions): QueueMode {
   const { redis, redisQueue, pg, logger } = options;
-  const gauge = new Gauge({ name: "queue_store_mode", help: "Store serving the waiting room (1 = current mode)", labelNames: ["mode"] as const, registers: [options.registry] });
+  const gauge = new Gauge({
+    name: "queue_store_mode",
+    help: "Store serving the waiting room (1 = current mode)",
+    labelNames: ["mode"] as const,
+    registers: [options.registry],
+  });
   let mode: StoreMode = "redis";
   let fallbackSinceMs = 0;
   /** In fallback only because another process is; such a process leaves no mark of its own. */
@@ -122,12 +127,16 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
   const setMode = (next: StoreMode, detail: Record<string, unknown> = {}) => {
     mode = next;
     for (const m of MODES) gauge.set({ mode: m }, m === next ? 1 : 0);
-    (next === "fallback" ? logger.warn.bind(logger) : logger.info.bind(logger))({ mode: next, ...detail }, "waiting room store mode changed");
+    (next === "fallback" ? logger.warn.bind(logger) : logger.info.bind(logger))(
+      { mode: next, ...detail },
+      "waiting room store mode changed",
+    );
   };
   setMode("redis");
 
   const scheduleProbe = () => {
-    if (!stopped) probeTimer = setTimeout(() => (probing = probe().finally(() => (probing = undefined))), options.probeIntervalMs);
+    if (!stopped)
+      probeTimer = setTimeout(() => (probing = probe().finally(() => (probing = undefined))), options.probeIntervalMs);
   };
 
   // Writes and deletes of this process's mark, one at a time in call order: a refresh started
@@ -143,12 +152,15 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
     return serially(() => {
       markQueued = false;
       return mode === "redis" || stopped ? Promise.resolve() : pg.markFallback(processId, fallbackSinceMs, following);
-    }).catch((error: unknown) => logger.warn({ err: (error as Error).message }, "could not mark the PostgreSQL fallback"));
+    }).catch((error: unknown) =>
+      logger.warn({ err: (error as Error).message }, "could not mark the PostgreSQL fallback"),
+    );
   };
   const unmark = () => serially(() => pg.clearFallback(processId)).catch(() => undefined);
 
   /** Other processes' fresh marks. Unknown (PostgreSQL down) counts as none. */
-  const otherMarks = () => pg.otherFallbackMarks(processId, options.fallbackMarkFreshMs / 1000).catch(() => ({ cutOff: false, any: false }));
+  const otherMarks = () =>
+    pg.otherFallbackMarks(processId, options.fallbackMarkFreshMs / 1000).catch(() => ({ cutOff: false, any: false }));
   /** Another process serves from PostgreSQL because Redis failed it. */
   const othersInFallback = async () => (await otherMarks()).cutOff;
 
@@ -174,7 +186,8 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
 
   async function mergeGroups(groups: Map<string, { nextSeqFloor: string; rows: MergeRow[] }>): Promise<void> {
     for (const [concertId, { nextSeqFloor, rows }] of groups) {
-      for (let i = 0; i < rows.length; i += MERGE_CHUNK) await redisQueue.merge(concertId, nextSeqFloor, rows.slice(i, i + MERGE_CHUNK));
+      for (let i = 0; i < rows.length; i += MERGE_CHUNK)
+        await redisQueue.merge(concertId, nextSeqFloor, rows.slice(i, i + MERGE_CHUNK));
     }
   }
 
@@ -193,7 +206,10 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
       const groups = await pg.rowsToMerge(options.recentlyEndedSeconds);
       await mergeGroups(groups);
       await redis.set(redisQueue.keys.rebuiltAt, String(startedMs));
-      logger.info({ concerts: groups.size, ms: Date.now() - startedMs }, "waiting room rebuilt in Redis from PostgreSQL");
+      logger.info(
+        { concerts: groups.size, ms: Date.now() - startedMs },
+        "waiting room rebuilt in Redis from PostgreSQL",
+      );
       return true;
     } finally {
       await redisQueue.scripts.releaseLock(redisQueue.keys.rebuildLock, owner);
@@ -211,7 +227,10 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
       setMode("redis", { outageMs: Date.now() - fallbackSinceMs });
       // Tokens remembered while the merge ran (a slow join's write, which does not wait for
       // held calls) go in now; later ones find this process on Redis and merge themselves.
-      if (touched.size > 0) await mergeTouched().catch((error: unknown) => logger.warn({ err: (error as Error).message, tokens: touched.size }, "could not merge late fallback writes"));
+      if (touched.size > 0)
+        await mergeTouched().catch((error: unknown) =>
+          logger.warn({ err: (error as Error).message, tokens: touched.size }, "could not merge late fallback writes"),
+        );
       clearInterval(markTimer);
       // Back with this process's writes merged: those still in fallback may switch back too.
       await unmark();
@@ -287,7 +306,11 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
       if (!others.any) pausedSinceMs = 0;
       else if (pausedSinceMs === 0) pausedSinceMs = Date.now();
       const pausedTooLong = pausedSinceMs > 0 && Date.now() - pausedSinceMs > MAX_ADMISSION_PAUSE_MS;
-      if (pausedTooLong && othersStillInFallback) logger.warn({ pausedMs: Date.now() - pausedSinceMs }, "another process is still in fallback; admitting from Redis again");
+      if (pausedTooLong && othersStillInFallback)
+        logger.warn(
+          { pausedMs: Date.now() - pausedSinceMs },
+          "another process is still in fallback; admitting from Redis again",
+        );
       othersStillInFallback = others.any && !pausedTooLong;
       if (others.cutOff) trip(new Error("another process serves the waiting room from PostgreSQL"), true);
     },
@@ -308,7 +331,8 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
             // A late reply may come from our own busy event loop rather than from Redis, and the
             // command may have run: fail this call (retryable) unless Redis stays silent.
             timingOutSinceMs ||= Date.now();
-            if (Date.now() - timingOutSinceMs < TIMEOUTS_BEFORE_TRIP_MS) throw new UnavailableError("Redis is slow to answer; retry", { cause: error });
+            if (Date.now() - timingOutSinceMs < TIMEOUTS_BEFORE_TRIP_MS)
+              throw new UnavailableError("Redis is slow to answer; retry", { cause: error });
           }
           trip(error);
         }

@@ -4,7 +4,19 @@
 
 import type { RedisClient } from "../platform/redis/client.js";
 import { concertKeyList, type ConcertKeys } from "./queue-keys.js";
-import { ACK_JOURNAL, ADMIT, CLAIM_JOURNAL, FORGET_CONCERT, JOIN, LEAVE, MERGE, RELEASE_LOCK, SET_TOKEN, STATUS, WATCH } from "./queue-lua.js";
+import {
+  ACK_JOURNAL,
+  ADMIT,
+  CLAIM_JOURNAL,
+  FORGET_CONCERT,
+  JOIN,
+  LEAVE,
+  MERGE,
+  RELEASE_LOCK,
+  SET_TOKEN,
+  STATUS,
+  WATCH,
+} from "./queue-lua.js";
 import type { QueueState } from "./queue-entry.entity.js";
 
 export interface ScriptStatus {
@@ -101,7 +113,11 @@ export function createQueueScripts(redis: RedisClient) {
   const journalKeys = (keys: ConcertKeys) => [keys.journal, keys.journalClaimed, keys.journalLease];
   return {
     async join(keys: ConcertKeys, userId: string, freshToken: string, seenBefore: boolean): Promise<JoinReply> {
-      const reply = (await join(...concertKeyList(keys), userId, freshToken, seenBefore ? "1" : "0")) as [string, string, unknown[]];
+      const reply = (await join(...concertKeyList(keys), userId, freshToken, seenBefore ? "1" : "0")) as [
+        string,
+        string,
+        unknown[],
+      ];
       return { token: reply[0], seq: reply[1], status: parseStatus(reply[2]) };
     },
     async status(keys: ConcertKeys, token: string, touch: boolean): Promise<ScriptStatus> {
@@ -110,18 +126,44 @@ export function createQueueScripts(redis: RedisClient) {
     async leave(keys: ConcertKeys, token: string): Promise<ScriptStatus> {
       return parseStatus((await leave(...concertKeyList(keys), token)) as unknown[]);
     },
-    async admit(keys: ConcertKeys, options: { cap: number; activeTtlMs: number; waitingTtlMs: number; limit: number; rateTauMs: number }): Promise<AdmitReply> {
+    async admit(
+      keys: ConcertKeys,
+      options: { cap: number; activeTtlMs: number; waitingTtlMs: number; limit: number; rateTauMs: number },
+    ): Promise<AdmitReply> {
       const { cap, activeTtlMs, waitingTtlMs, limit, rateTauMs } = options;
-      const reply = (await admit(...concertKeyList(keys), cap, activeTtlMs, waitingTtlMs, limit, rateTauMs)) as [number, number, number, number, string[], string[], string[]];
+      const reply = (await admit(...concertKeyList(keys), cap, activeTtlMs, waitingTtlMs, limit, rateTauMs)) as [
+        number,
+        number,
+        number,
+        number,
+        string[],
+        string[],
+        string[],
+      ];
       const admitted: AdmitReply["admitted"] = [];
       for (let i = 0; i < reply[4].length; i += 2) admitted.push({ token: reply[4][i]!, userId: reply[4][i + 1]! });
-      return { nowMs: reply[0], activeExpireMs: reply[1], waiting: reply[2], active: reply[3], admitted, expired: reply[5], abandoned: reply[6] };
+      return {
+        nowMs: reply[0],
+        activeExpireMs: reply[1],
+        waiting: reply[2],
+        active: reply[3],
+        admitted,
+        expired: reply[5],
+        abandoned: reply[6],
+      };
     },
     async watch(keys: ConcertKeys, tokens: readonly string[], touch: boolean): Promise<WatchReply> {
       const reply = (await watch(...concertKeyList(keys), touch ? "1" : "0", ...tokens)) as (number | string)[];
       const perToken: WatchReply["tokens"] = [];
-      for (let i = 4; i < reply.length; i += 2) perToken.push({ position: Number(reply[i]), activeExpireMs: Number(reply[i + 1]) });
-      return { nowMs: Number(reply[0]), totalWaiting: Number(reply[1]), admittedPerSecond: Number(reply[2]), activeUsers: Number(reply[3]), tokens: perToken };
+      for (let i = 4; i < reply.length; i += 2)
+        perToken.push({ position: Number(reply[i]), activeExpireMs: Number(reply[i + 1]) });
+      return {
+        nowMs: Number(reply[0]),
+        totalWaiting: Number(reply[1]),
+        admittedPerSecond: Number(reply[2]),
+        activeUsers: Number(reply[3]),
+        tokens: perToken,
+      };
     },
     async merge(keys: ConcertKeys, nextSeqFloor: string, rows: readonly MergeRow[]): Promise<void> {
       const args = rows.flatMap((r) => [r.token, r.userId, r.seq, r.state, r.activeExpireMs]);
@@ -141,7 +183,12 @@ export function createQueueScripts(redis: RedisClient) {
       const raw = (await claimJournal(...journalKeys(keys), count, leaseMs, owner)) as string[];
       return raw.map((line) => {
         const [kind, token, expire, at] = line.split("|");
-        return { kind: kind === "A" ? "ACTIVE" : "EXPIRED", token: token!, activeExpireMs: Number(expire), atMs: Number(at) };
+        return {
+          kind: kind === "A" ? "ACTIVE" : "EXPIRED",
+          token: token!,
+          activeExpireMs: Number(expire),
+          atMs: Number(at),
+        };
       });
     },
     /** Ends a claim; `retry` goes back to the journal. */

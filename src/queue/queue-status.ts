@@ -54,7 +54,9 @@ export function statusToProto(status: QueueStatus, pace: AdmissionPace): Message
     usersAhead: BigInt(waiting ? status.position - 1 : 0),
     totalWaiting: BigInt(status.totalWaiting),
     estimatedAdmissionTime: estimate ? timestampFromMs(estimate.admissionMs) : undefined,
-    estimatedWait: estimate ? { seconds: BigInt(Math.floor(estimate.waitMs / 1000)), nanos: (estimate.waitMs % 1000) * 1_000_000 } : undefined,
+    estimatedWait: estimate
+      ? { seconds: BigInt(Math.floor(estimate.waitMs / 1000)), nanos: (estimate.waitMs % 1000) * 1_000_000 }
+      : undefined,
     activeExpireTime: status.state === "ACTIVE" ? timestampFromMs(status.activeExpireMs) : undefined,
   };
 }

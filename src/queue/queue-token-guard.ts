@@ -24,21 +24,31 @@ export interface GuardScope {
 }
 
 export function createQueueTokenGuard(validator: QueueTokenValidator, scope: GuardScope = {}): CallGuard {
-  const applies = (method: string) => (scope.only ? scope.only.includes(method) : true) && !scope.except?.includes(method);
+  const applies = (method: string) =>
+    (scope.only ? scope.only.includes(method) : true) && !scope.except?.includes(method);
   return async (_request, context) => {
     if (!applies(context.method.name)) return;
     const token = context.requestHeader.get(QUEUE_TOKEN_HEADER) ?? "";
     if (!TOKEN.test(token)) {
-      throw new DomainError("QUEUE_TOKEN_INVALID", `metadata ${QUEUE_TOKEN_HEADER} must hold a queue token (32 lowercase hex characters) from JoinQueue`);
+      throw new DomainError(
+        "QUEUE_TOKEN_INVALID",
+        `metadata ${QUEUE_TOKEN_HEADER} must hold a queue token (32 lowercase hex characters) from JoinQueue`,
+      );
     }
     const validation = await validator.validate(token);
     switch (validation.kind) {
       case "unknown":
         throw new DomainError("QUEUE_TOKEN_INVALID", "unknown queue token; join the queue for a new one");
       case "waiting":
-        throw new DomainError("QUEUE_TOKEN_NOT_ACTIVE", "the queue token is still waiting; watch the queue until it is ACTIVE");
+        throw new DomainError(
+          "QUEUE_TOKEN_NOT_ACTIVE",
+          "the queue token is still waiting; watch the queue until it is ACTIVE",
+        );
       case "expired": {
-        const error = new DomainError("QUEUE_TOKEN_EXPIRED", "the queue token expired, left the queue or was used up; join again");
+        const error = new DomainError(
+          "QUEUE_TOKEN_EXPIRED",
+          "the queue token expired, left the queue or was used up; join again",
+        );
         if (!validation.owner || !scope.replayable?.includes(context.method.name)) throw error;
         context.values.set(expiredTokenKey, { token, ...validation.owner, error });
         return;

@@ -6,7 +6,14 @@
 
 import type { RedisClient } from "../platform/redis/client.js";
 import { createQueueKeys, type QueueKeys } from "./queue-keys.js";
-import { createQueueScripts, type AdmitReply, type JoinReply, type MergeRow, type QueueScripts, type WatchReply } from "./queue-scripts.js";
+import {
+  createQueueScripts,
+  type AdmitReply,
+  type JoinReply,
+  type MergeRow,
+  type QueueScripts,
+  type WatchReply,
+} from "./queue-scripts.js";
 import type { QueueState } from "./queue-entry.entity.js";
 import type { QueueStatus } from "./queue-status.js";
 
@@ -101,7 +108,10 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
       seen.add(concertId);
       const { status } = reply;
       const record: TokenRecord = { state: status.state, concertId, userId, activeExpireMs: status.activeExpireMs };
-      await Promise.all([writeRecord(reply.token, record, status.nowMs), redis.zadd(keys.concerts, String(status.nowMs), concertId)]);
+      await Promise.all([
+        writeRecord(reply.token, record, status.nowMs),
+        redis.zadd(keys.concerts, String(status.nowMs), concertId),
+      ]);
       remember(reply.token, record);
       return reply;
     },
@@ -129,7 +139,8 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
       if (!record) return { kind: "unknown" };
       const owner = { concertId: record.concertId, userId: record.userId };
       if (record.state === "EXPIRED") return { kind: "expired", owner };
-      if (record.state === "ACTIVE") return record.activeExpireMs > Date.now() ? { kind: "active", record } : { kind: "expired", owner };
+      if (record.state === "ACTIVE")
+        return record.activeExpireMs > Date.now() ? { kind: "active", record } : { kind: "expired", owner };
       const status = await scripts.status(keys.concert(record.concertId), token, false);
       if (status.state === "WAITING") return { kind: "waiting" };
       if (status.state === "EXPIRED") return { kind: "expired", owner };
@@ -144,7 +155,9 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
       seen.add(concertId);
       const writes: Promise<void>[] = [];
       for (const { token, userId } of reply.admitted) {
-        writes.push(writeRecord(token, { state: "ACTIVE", concertId, userId, activeExpireMs: reply.activeExpireMs }, reply.nowMs));
+        writes.push(
+          writeRecord(token, { state: "ACTIVE", concertId, userId, activeExpireMs: reply.activeExpireMs }, reply.nowMs),
+        );
       }
       for (const token of [...reply.expired, ...reply.abandoned]) {
         // The user is unknown here; the record keeps the one written at join ("-" if none).
@@ -189,10 +202,20 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
      */
     async merge(concertId: string, nextSeqFloor: string, pgRows: readonly MergeRow[]): Promise<void> {
       const records = await Promise.all(pgRows.map((row) => (row.state === "EXPIRED" ? undefined : lookup(row.token))));
-      const rows = pgRows.map((row, i): MergeRow => (records[i]?.state === "EXPIRED" ? { ...row, state: "EXPIRED", activeExpireMs: 0 } : row));
+      const rows = pgRows.map((row, i): MergeRow =>
+        records[i]?.state === "EXPIRED" ? { ...row, state: "EXPIRED", activeExpireMs: 0 } : row,
+      );
       await scripts.merge(keys.concert(concertId), nextSeqFloor, rows);
       const nowMs = Date.now();
-      await Promise.all(rows.map((row) => writeRecord(row.token, { state: row.state, concertId, userId: row.userId, activeExpireMs: row.activeExpireMs }, nowMs)));
+      await Promise.all(
+        rows.map((row) =>
+          writeRecord(
+            row.token,
+            { state: row.state, concertId, userId: row.userId, activeExpireMs: row.activeExpireMs },
+            nowMs,
+          ),
+        ),
+      );
       await redis.zadd(keys.concerts, String(nowMs), concertId);
     },
   };

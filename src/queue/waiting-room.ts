@@ -54,7 +54,10 @@ export interface WaitingRoom extends QueueTokens, QueueTokenValidator {
   stop(): Promise<void>;
 }
 
-export type WaitingRoomConfig = Pick<Config, "redisKeyPrefix" | "maxActiveUsers" | "admissionIntervalMs" | "activeTokenTtlSeconds" | "waitingTokenTtlSeconds">;
+export type WaitingRoomConfig = Pick<
+  Config,
+  "redisKeyPrefix" | "maxActiveUsers" | "admissionIntervalMs" | "activeTokenTtlSeconds" | "waitingTokenTtlSeconds"
+>;
 
 /** Group commit window of JoinQueue. */
 const JOIN_BATCH = { maxRows: 1000, maxDelayMs: 20 };
@@ -73,27 +76,62 @@ const KNOWN_CONCERTS = 10_000;
 const invalidToken = () => new DomainError("QUEUE_TOKEN_INVALID", "unknown queue token; join the queue for a new one");
 const newToken = () => randomBytes(16).toString("hex");
 
-export async function createWaitingRoom(deps: { orm: ORM; redis: RedisClient; config: WaitingRoomConfig; logger: Logger; registry: Registry }): Promise<WaitingRoom> {
+export async function createWaitingRoom(deps: {
+  orm: ORM;
+  redis: RedisClient;
+  config: WaitingRoomConfig;
+  logger: Logger;
+  registry: Registry;
+}): Promise<WaitingRoom> {
   const { redis, config, logger, registry } = deps;
-  const statements = new Counter({ name: "queue_pg_statements_total", help: "SQL statements the waiting room sent to PostgreSQL", registers: [registry] });
-  const batches = new Counter({ name: "queue_join_batches_total", help: "Group-commit flushes of JoinQueue", registers: [registry] });
-  const admittedTotal = new Counter({ name: "queue_admitted_total", help: "Users admitted by this process's admission loop", registers: [registry] });
+  const statements = new Counter({
+    name: "queue_pg_statements_total",
+    help: "SQL statements the waiting room sent to PostgreSQL",
+    registers: [registry],
+  });
+  const batches = new Counter({
+    name: "queue_join_batches_total",
+    help: "Group-commit flushes of JoinQueue",
+    registers: [registry],
+  });
+  const admittedTotal = new Counter({
+    name: "queue_admitted_total",
+    help: "Users admitted by this process's admission loop",
+    registers: [registry],
+  });
   const endedTotal = new Counter({
     name: "queue_tokens_ended_total",
     help: "Tokens this process's admission loop ended: expired (ACTIVE past ACTIVE_TOKEN_TTL) or abandoned (WAITING, not polled or watched for WAITING_TOKEN_TTL)",
     labelNames: ["reason"] as const,
     registers: [registry],
   });
-  const waitingUsers = new Gauge({ name: "queue_waiting_users", help: "Users waiting per concert, as of this process's last admission tick", labelNames: ["concert_id"] as const, registers: [registry] });
-  const activeUsers = new Gauge({ name: "queue_active_users", help: "Users admitted and not yet expired per concert, as of this process's last admission tick", labelNames: ["concert_id"] as const, registers: [registry] });
+  const waitingUsers = new Gauge({
+    name: "queue_waiting_users",
+    help: "Users waiting per concert, as of this process's last admission tick",
+    labelNames: ["concert_id"] as const,
+    registers: [registry],
+  });
+  const activeUsers = new Gauge({
+    name: "queue_active_users",
+    help: "Users admitted and not yet expired per concert, as of this process's last admission tick",
+    labelNames: ["concert_id"] as const,
+    registers: [registry],
+  });
   let gaugedConcerts = new Set<string>();
-  new Gauge({ name: "queue_active_cap", help: "MAX_ACTIVE_USERS: the most users active at once per concert", registers: [registry] }).set(config.maxActiveUsers);
+  new Gauge({
+    name: "queue_active_cap",
+    help: "MAX_ACTIVE_USERS: the most users active at once per concert",
+    registers: [registry],
+  }).set(config.maxActiveUsers);
   let statementCount = 0;
   const db = await createQueueDb(deps.orm, () => {
     statementCount++;
     statements.inc();
   });
-  const pg = createPgQueue(db, { activeTtlSeconds: config.activeTokenTtlSeconds, waitingTtlSeconds: config.waitingTokenTtlSeconds });
+  const pg = createPgQueue(db, {
+    activeTtlSeconds: config.activeTokenTtlSeconds,
+    waitingTtlSeconds: config.waitingTokenTtlSeconds,
+  });
   const redisQueue = createRedisQueue(redis, config.redisKeyPrefix);
   const committer = createJoinCommitter({ db, ...JOIN_BATCH, onBatch: () => batches.inc() });
   // While Redis is down, joins are group-committed too: one transaction per concert per window.
@@ -101,7 +139,10 @@ export async function createWaitingRoom(deps: { orm: ORM; redis: RedisClient; co
     maxItems: JOIN_BATCH.maxRows,
     maxDelayMs: JOIN_BATCH.maxDelayMs,
     async run(requests) {
-      const byConcert = Map.groupBy(requests.map((request, index) => ({ ...request, index })), (request) => request.concertId);
+      const byConcert = Map.groupBy(
+        requests.map((request, index) => ({ ...request, index })),
+        (request) => request.concertId,
+      );
       const outcomes: (QueueStatus | Error)[] = [];
       await Promise.all(
         [...byConcert].map(async ([concertId, group]) => {
@@ -109,7 +150,8 @@ export async function createWaitingRoom(deps: { orm: ORM; redis: RedisClient; co
             const joined = await pg.joinMany(concertId, group);
             group.forEach((request, i) => (outcomes[request.index] = joined[i]!));
           } catch (error) {
-            for (const request of group) outcomes[request.index] = error instanceof Error ? error : new Error(String(error));
+            for (const request of group)
+              outcomes[request.index] = error instanceof Error ? error : new Error(String(error));
           }
         }),
       );
@@ -172,19 +214,30 @@ export async function createWaitingRoom(deps: { orm: ORM; redis: RedisClient; co
       touchEveryMs: touchEveryMs(config.waitingTokenTtlSeconds),
     },
   });
-  new Gauge({ name: "queue_watch_streams", help: "Open WatchQueue streams of this process", registers: [registry], collect() { this.set(hub.watchers); } });
+  new Gauge({
+    name: "queue_watch_streams",
+    help: "Open WatchQueue streams of this process",
+    registers: [registry],
+    collect() {
+      this.set(hub.watchers);
+    },
+  });
 
   const knownConcerts = new Set<string>();
   async function requireConcert(concertId: string): Promise<void> {
     if (knownConcerts.has(concertId)) return;
     const rows = await db.query("select 1 from concert where id = $1", [concertId]);
-    if (rows.length === 0) throw new DomainError("CONCERT_NOT_FOUND", `concert ${concertId} does not exist`, [], { concert_id: concertId });
+    if (rows.length === 0)
+      throw new DomainError("CONCERT_NOT_FOUND", `concert ${concertId} does not exist`, [], { concert_id: concertId });
     if (knownConcerts.size >= KNOWN_CONCERTS) knownConcerts.clear();
     knownConcerts.add(concertId);
   }
 
   async function status(token: string): Promise<QueueStatus> {
-    const found = await mode.run(() => redisQueue.status(token, true), () => pg.status(token, true));
+    const found = await mode.run(
+      () => redisQueue.status(token, true),
+      () => pg.status(token, true),
+    );
     if (!found) throw invalidToken();
     return found;
   }
@@ -198,7 +251,8 @@ export async function createWaitingRoom(deps: { orm: ORM; redis: RedisClient; co
       },
     );
     // At once for a consistent PostgreSQL copy; the journal retries it if this fails.
-    if (result.fromRedis && result.status) await pg.markExpired([{ token, atMs: result.status.nowMs }]).catch(() => undefined);
+    if (result.fromRedis && result.status)
+      await pg.markExpired([{ token, atMs: result.status.nowMs }]).catch(() => undefined);
     return result.status;
   }
 
@@ -212,8 +266,12 @@ export async function createWaitingRoom(deps: { orm: ORM; redis: RedisClient; co
     try {
       // A rebuild finished since the write began, or one under way (it may have read PostgreSQL
       // before the write landed and sets rebuilt-at only once it has merged everything).
-      const [rebuiltAt, rebuilding] = await Promise.all([redis.get(redisQueue.keys.rebuiltAt), redis.exists(redisQueue.keys.rebuildLock)]);
-      if (rebuilding > 0 || Number(rebuiltAt ?? 0) >= sinceMs - REBUILD_CLOCK_SLACK_MS) await redisQueue.merge(concertId, row.seq, [row]);
+      const [rebuiltAt, rebuilding] = await Promise.all([
+        redis.get(redisQueue.keys.rebuiltAt),
+        redis.exists(redisQueue.keys.rebuildLock),
+      ]);
+      if (rebuilding > 0 || Number(rebuiltAt ?? 0) >= sinceMs - REBUILD_CLOCK_SLACK_MS)
+        await redisQueue.merge(concertId, row.seq, [row]);
     } catch (error) {
       // Redis failed meanwhile: the row is in PostgreSQL, which the way back merges from.
       logger.warn({ err: (error as Error).message, token: row.token }, "could not check a slow join against a rebuild");
@@ -221,7 +279,11 @@ export async function createWaitingRoom(deps: { orm: ORM; redis: RedisClient; co
   }
 
   return {
-    pace: { cap: config.maxActiveUsers, intervalMs: config.admissionIntervalMs, floorPerSecond: config.maxActiveUsers / config.activeTokenTtlSeconds },
+    pace: {
+      cap: config.maxActiveUsers,
+      intervalMs: config.admissionIntervalMs,
+      floorPerSecond: config.maxActiveUsers / config.activeTokenTtlSeconds,
+    },
     get pgStatements() {
       return statementCount;
     },
@@ -243,8 +305,23 @@ export async function createWaitingRoom(deps: { orm: ORM; redis: RedisClient; co
       const state = joined.state === "ACTIVE" ? "ACTIVE" : "WAITING";
       // Acknowledged only once PostgreSQL has the row: it must survive losing Redis.
       const committing = Date.now();
-      await committer.commit({ token, concertId, userId, seq, state, joinedAtMs: joined.nowMs, activeExpireMs: joined.activeExpireMs });
-      if (Date.now() - committing > SLOW_JOIN_COMMIT_MS) await keepAfterRebuild(committing, concertId, { token, userId, seq, state, activeExpireMs: joined.activeExpireMs });
+      await committer.commit({
+        token,
+        concertId,
+        userId,
+        seq,
+        state,
+        joinedAtMs: joined.nowMs,
+        activeExpireMs: joined.activeExpireMs,
+      });
+      if (Date.now() - committing > SLOW_JOIN_COMMIT_MS)
+        await keepAfterRebuild(committing, concertId, {
+          token,
+          userId,
+          seq,
+          state,
+          activeExpireMs: joined.activeExpireMs,
+        });
       return { token, concertId, userId, ...joined };
     },
 
@@ -265,7 +342,10 @@ export async function createWaitingRoom(deps: { orm: ORM; redis: RedisClient; co
     },
 
     validate(token) {
-      return mode.run(() => redisQueue.validate(token), () => pg.validate(token));
+      return mode.run(
+        () => redisQueue.validate(token),
+        () => pg.validate(token),
+      );
     },
 
     start({ admit }) {

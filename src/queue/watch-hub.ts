@@ -51,7 +51,13 @@ const isFinal = (status: QueueStatus) => status.state !== "WAITING";
  */
 const WATCH_CHUNK = 1000;
 
-export function createWatchHub(deps: { mode: QueueMode; redisQueue: RedisQueue; pg: PgQueue; settings: WatchSettings; logger: Logger }): WatchHub {
+export function createWatchHub(deps: {
+  mode: QueueMode;
+  redisQueue: RedisQueue;
+  pg: PgQueue;
+  settings: WatchSettings;
+  logger: Logger;
+}): WatchHub {
   const { mode, redisQueue, pg, settings, logger } = deps;
   const tickers = new Map<string, ConcertTicker>();
   let count = 0;
@@ -67,7 +73,18 @@ export function createWatchHub(deps: { mode: QueueMode; redisQueue: RedisQueue; 
           reply.tokens.forEach(({ position, activeExpireMs }, i) => {
             const token = chunks[c]![i]!;
             const state = position > 0 ? "WAITING" : activeExpireMs > reply.nowMs ? "ACTIVE" : "EXPIRED";
-            out.set(token, { token, concertId, userId: "", state, position, totalWaiting: reply.totalWaiting, activeExpireMs: state === "ACTIVE" ? activeExpireMs : 0, admittedPerSecond: reply.admittedPerSecond, nowMs: reply.nowMs, activeUsers: reply.activeUsers });
+            out.set(token, {
+              token,
+              concertId,
+              userId: "",
+              state,
+              position,
+              totalWaiting: reply.totalWaiting,
+              activeExpireMs: state === "ACTIVE" ? activeExpireMs : 0,
+              admittedPerSecond: reply.admittedPerSecond,
+              nowMs: reply.nowMs,
+              activeUsers: reply.activeUsers,
+            });
           }),
         );
         return out;
@@ -96,31 +113,40 @@ export function createWatchHub(deps: { mode: QueueMode; redisQueue: RedisQueue; 
     const now = Date.now();
     const touch = now - ticker.lastTouchMs >= settings.touchEveryMs;
     if (touch) ticker.lastTouchMs = now;
-    const statuses = await read(concertId, watchers.map((w) => w.status.token), touch);
+    const statuses = await read(
+      concertId,
+      watchers.map((w) => w.status.token),
+      touch,
+    );
     for (const watcher of watchers) {
       const fresh = statuses.get(watcher.status.token);
       const previous = watcher.status;
       const next: QueueStatus = fresh
         ? { ...fresh, userId: previous.userId }
         : { ...previous, state: "EXPIRED", position: 0, activeExpireMs: 0, nowMs: now };
-      if (next.state !== previous.state || next.position !== previous.position) deliver(watcher, { status: next, heartbeat: false });
+      if (next.state !== previous.state || next.position !== previous.position)
+        deliver(watcher, { status: next, heartbeat: false });
       else if (now - watcher.sentMs >= settings.heartbeatMs) deliver(watcher, { status: next, heartbeat: true });
     }
   }
 
   function startTicker(concertId: string): ConcertTicker {
-    const ticker: ConcertTicker = { watchers: new Set(), lastTouchMs: Date.now(), timer: setTimeout(function run() {
-      if (ticker.watchers.size === 0) {
-        tickers.delete(concertId);
-        return;
-      }
-      tick(concertId, ticker)
-        .catch((error: unknown) => logger.warn({ err: (error as Error).message, concertId }, "watch tick failed"))
-        .finally(() => {
-          if (ticker.watchers.size > 0) ticker.timer = setTimeout(run, settings.tickMs);
-          else tickers.delete(concertId);
-        });
-    }, settings.tickMs) };
+    const ticker: ConcertTicker = {
+      watchers: new Set(),
+      lastTouchMs: Date.now(),
+      timer: setTimeout(function run() {
+        if (ticker.watchers.size === 0) {
+          tickers.delete(concertId);
+          return;
+        }
+        tick(concertId, ticker)
+          .catch((error: unknown) => logger.warn({ err: (error as Error).message, concertId }, "watch tick failed"))
+          .finally(() => {
+            if (ticker.watchers.size > 0) ticker.timer = setTimeout(run, settings.tickMs);
+            else tickers.delete(concertId);
+          });
+      }, settings.tickMs),
+    };
     tickers.set(concertId, ticker);
     return ticker;
   }
@@ -140,7 +166,8 @@ export function createWatchHub(deps: { mode: QueueMode; redisQueue: RedisQueue; 
       signal.addEventListener("abort", onAbort, { once: true });
       try {
         while (!signal.aborted) {
-          const update = watcher.pending ?? (await new Promise<WatchUpdate | undefined>((resolve) => (watcher.wake = resolve)));
+          const update =
+            watcher.pending ?? (await new Promise<WatchUpdate | undefined>((resolve) => (watcher.wake = resolve)));
           watcher.pending = undefined;
           if (!update) return;
           yield update;

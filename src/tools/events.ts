@@ -20,7 +20,13 @@ import { parseArgs } from "node:util";
 import { ConfigError, loadConfig, type Config } from "../config.js";
 import { closeORM, initORM } from "../platform/db/orm.js";
 import { publishOutboxBatch } from "../platform/db/outbox-relay.js";
-import { connectRedis, createRedisClient, describeRedis, redactUrl, type RedisClient } from "../platform/redis/client.js";
+import {
+  connectRedis,
+  createRedisClient,
+  describeRedis,
+  redactUrl,
+  type RedisClient,
+} from "../platform/redis/client.js";
 import { eventStreamKey, fromStreamFields } from "../platform/redis/event-stream.js";
 
 const PAGE = 500;
@@ -63,15 +69,23 @@ async function printExisting(redis: RedisClient, key: string, print: (entries: E
  * waited out (the client reconnects in the background) and following resumes after the last
  * entry printed, so nothing is printed twice and nothing published meanwhile is skipped.
  */
-async function follow(redis: RedisClient, key: string, after: string, print: (entries: Entry[]) => void): Promise<never> {
+async function follow(
+  redis: RedisClient,
+  key: string,
+  after: string,
+  print: (entries: Entry[]) => void,
+): Promise<never> {
   let failures = 0;
   for (;;) {
     let reply: [string, Entry[]][] | null;
     try {
-      reply = (await redis.xread("COUNT", PAGE, "BLOCK", BLOCK_MS, "STREAMS", key, after)) as [string, Entry[]][] | null;
+      reply = (await redis.xread("COUNT", PAGE, "BLOCK", BLOCK_MS, "STREAMS", key, after)) as
+        [string, Entry[]][] | null;
     } catch (error) {
       const delayMs = Math.min(RETRY_MAX_MS, 250 * 2 ** Math.min(failures++, 5));
-      process.stderr.write(`events: reading the stream failed (${(error as Error).message}); retrying in ${delayMs} ms\n`);
+      process.stderr.write(
+        `events: reading the stream failed (${(error as Error).message}); retrying in ${delayMs} ms\n`,
+      );
       await sleep(delayMs);
       continue;
     }
@@ -83,7 +97,8 @@ async function follow(redis: RedisClient, key: string, after: string, print: (en
   }
 }
 
-const USAGE = "usage: npm run events [-- --follow | --republish-since <ISO 8601 time with zone, e.g. 2026-11-26T17:00:00Z>]";
+const USAGE =
+  "usage: npm run events [-- --follow | --republish-since <ISO 8601 time with zone, e.g. 2026-11-26T17:00:00Z>]";
 
 /** A time with an explicit zone: a local time would mean something else on every machine. */
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$/;
@@ -96,7 +111,13 @@ function usageError(message: string): never {
 function parseOptions(): { follow: boolean; republishSince?: Date } {
   let values;
   try {
-    ({ values } = parseArgs({ options: { follow: { type: "boolean", default: false }, "republish-since": { type: "string" }, help: { type: "boolean", default: false } } }));
+    ({ values } = parseArgs({
+      options: {
+        follow: { type: "boolean", default: false },
+        "republish-since": { type: "string" },
+        help: { type: "boolean", default: false },
+      },
+    }));
   } catch (error) {
     usageError((error as Error).message);
   }
@@ -108,7 +129,8 @@ function parseOptions(): { follow: boolean; republishSince?: Date } {
   if (since === undefined) return { follow: values.follow };
   if (values.follow) usageError("--republish-since and --follow are separate runs");
   const time = ISO_TIME.test(since) ? new Date(since) : undefined;
-  if (!time || Number.isNaN(time.getTime())) usageError(`--republish-since must be an ISO 8601 time with a zone, got "${since}"`);
+  if (!time || Number.isNaN(time.getTime()))
+    usageError(`--republish-since must be an ISO 8601 time with a zone, got "${since}"`);
   return { follow: false, republishSince: time };
 }
 
@@ -122,7 +144,12 @@ const REPUBLISH_IDLE_LIMIT_MS = 30_000;
  * status. Rows this run cannot publish (Redis down, rows a server's relay holds) stay
  * unpublished, so a running server's relay finishes them: nothing is dropped either way.
  */
-async function republish(config: Config, redis: RedisClient, since: Date, progress: { marked: boolean }): Promise<number> {
+async function republish(
+  config: Config,
+  redis: RedisClient,
+  since: Date,
+  progress: { marked: boolean },
+): Promise<number> {
   const { orm } = await initORM({ databaseUrl: config.databaseUrl, poolMax: 2 });
   try {
     const connection = orm.em.getConnection();
@@ -134,7 +161,11 @@ async function republish(config: Config, redis: RedisClient, since: Date, progre
     const { total, last } = reset;
     const events = `${total} event${total === 1 ? "" : "s"}`;
     process.stderr.write(`events: ${events} published since ${since.toISOString()} marked for publishing again\n`);
-    const options = { streamKey: eventStreamKey(config.redisKeyPrefix), batchSize: REPUBLISH_BATCH, maxLen: config.eventStreamMaxLen };
+    const options = {
+      streamKey: eventStreamKey(config.redisKeyPrefix),
+      batchSize: REPUBLISH_BATCH,
+      maxLen: config.eventStreamMaxLen,
+    };
     let published = 0;
     let lastReportMs = performance.now();
     let idleSinceMs = 0;
@@ -147,7 +178,10 @@ async function republish(config: Config, redis: RedisClient, since: Date, progre
         lastReportMs = performance.now();
         process.stderr.write(`events: republished ${published} of ${total}\n`);
       }
-      const [{ left }] = await connection.execute<[{ left: number }]>("select count(*)::int as left from outbox where published_at is null and id <= ?", [last]);
+      const [{ left }] = await connection.execute<[{ left: number }]>(
+        "select count(*)::int as left from outbox where published_at is null and id <= ?",
+        [last],
+      );
       if (left === 0) break;
       if (batch > 0) {
         idleSinceMs = 0;
@@ -155,12 +189,16 @@ async function republish(config: Config, redis: RedisClient, since: Date, progre
       }
       idleSinceMs ||= performance.now();
       if (performance.now() - idleSinceMs > REPUBLISH_IDLE_LIMIT_MS) {
-        process.stderr.write(`events: ${left} of the events are still unpublished, held by another relay; a running server publishes them\n`);
+        process.stderr.write(
+          `events: ${left} of the events are still unpublished, held by another relay; a running server publishes them\n`,
+        );
         return 1;
       }
       await sleep(200);
     }
-    process.stdout.write(`events: ${total === 1 ? "the event" : `the ${events}`} published since ${since.toISOString()} ${total === 1 ? "is" : "are"} on the stream again (${published} relayed by this run, new events included)\n`);
+    process.stdout.write(
+      `events: ${total === 1 ? "the event" : `the ${events}`} published since ${since.toISOString()} ${total === 1 ? "is" : "are"} on the stream again (${published} relayed by this run, new events included)\n`,
+    );
     return 0;
   } finally {
     await closeORM(orm);
@@ -178,7 +216,12 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   // The blocking read must outlive its BLOCK time; the server's clients time out far sooner.
-  const redis = createRedisClient({ url: config.redisUrl, clusterNodes: config.redisClusterNodes, name: `concert-booking:events:${process.pid}`, commandTimeoutMs: BLOCK_MS + 5000 });
+  const redis = createRedisClient({
+    url: config.redisUrl,
+    clusterNodes: config.redisClusterNodes,
+    name: `concert-booking:events:${process.pid}`,
+    commandTimeoutMs: BLOCK_MS + 5000,
+  });
   try {
     await connectRedis(redis, describeRedis(config.redisUrl, config.redisClusterNodes));
   } catch (error) {
@@ -194,10 +237,14 @@ async function main(): Promise<void> {
     } catch (error) {
       const { message, code } = error as Error & { code?: string };
       if (progress.marked) {
-        process.stderr.write(`events: republishing stopped (${message}); the events not yet published stay queued for the relay\n`);
+        process.stderr.write(
+          `events: republishing stopped (${message}); the events not yet published stay queued for the relay\n`,
+        );
       } else {
         const hint = code === "42P01" ? ": apply the migrations first (npm run migrate)" : "";
-        process.stderr.write(`events: cannot republish from PostgreSQL at ${redactUrl(config.databaseUrl)} (${message})${hint}; nothing was changed\n`);
+        process.stderr.write(
+          `events: cannot republish from PostgreSQL at ${redactUrl(config.databaseUrl)} (${message})${hint}; nothing was changed\n`,
+        );
       }
       status = 1;
     }

@@ -28,10 +28,13 @@ async function run(cli: CliOptions): Promise<number> {
     (cleaning ??= (async () => {
       await server?.stop().catch((error: Error) => log(`stopping the server failed: ${error.message}`));
       await faults?.close().catch((error: Error) => log(`stopping the fault helpers failed: ${error.message}`));
-      if (database && !cli.keepDatabase) await database.drop().catch((error: Error) => log(`dropping the database failed: ${error.message}`));
+      if (database && !cli.keepDatabase)
+        await database.drop().catch((error: Error) => log(`dropping the database failed: ${error.message}`));
       // The run's own key prefix (--start-server without --redis-key-prefix) holds nothing anyone else reads.
       if (cli.ownRedisPrefix && !cli.keepDatabase && !faults?.privateRedis) {
-        await removeRedisKeys(options.redisUrl, options.redisKeyPrefix, options.redisClusterNodes).catch((error: Error) => log(`removing Redis keys failed: ${error.message}`));
+        await removeRedisKeys(options.redisUrl, options.redisKeyPrefix, options.redisClusterNodes).catch(
+          (error: Error) => log(`removing Redis keys failed: ${error.message}`),
+        );
       }
     })());
   const onSignal = (signal: NodeJS.Signals) => {
@@ -47,13 +50,16 @@ async function run(cli: CliOptions): Promise<number> {
     }
     if (cli.seed) {
       const ids = await seedTarget(options.databaseUrl, cli.seats);
-      if (!options.concertId) Object.assign(options, { concertId: ids.concertId, scheduleId: options.scheduleId ?? ids.scheduleId });
+      if (!options.concertId)
+        Object.assign(options, { concertId: ids.concertId, scheduleId: options.scheduleId ?? ids.scheduleId });
       log(`seeded concert ${ids.concertId}, schedule ${ids.scheduleId} with ${cli.seats} seats`);
     }
     if (cli.faults.length > 0) {
       faults = await prepareFaultEnvironment(cli.faults, options);
       options.redisUrl = faults.redisUrl;
-      log(`faults ${cli.faults.map(formatFaultSpec).join(", ")}: server on ${redactUrl(faults.serverDatabaseUrl)} and ${faults.redisUrl}`);
+      log(
+        `faults ${cli.faults.map(formatFaultSpec).join(", ")}: server on ${redactUrl(faults.serverDatabaseUrl)} and ${faults.redisUrl}`,
+      );
     }
     if (cli.startServer) {
       server = await startLocalServer({
@@ -66,10 +72,17 @@ async function run(cli: CliOptions): Promise<number> {
         logLevel: cli.serverLogLevel,
       });
       options.target = server.target;
-      log(`server on ${server.target} (MAX_ACTIVE_USERS=${options.maxActiveUsers}, ADMISSION_INTERVAL_MS=${cli.admissionIntervalMs}, workers ${cli.workers})`);
+      log(
+        `server on ${server.target} (MAX_ACTIVE_USERS=${options.maxActiveUsers}, ADMISSION_INTERVAL_MS=${cli.admissionIntervalMs}, workers ${cli.workers})`,
+      );
     }
     const progress = createProgressLine(process.stderr);
-    const report = await runLoadTest({ ...options, faults: server && faults?.faults(server), onProgress: progress.update, log }).finally(() => progress.finish());
+    const report = await runLoadTest({
+      ...options,
+      faults: server && faults?.faults(server),
+      onProgress: progress.update,
+      log,
+    }).finally(() => progress.finish());
     process.stdout.write(formatReport(report));
     await writeReportFiles(report, cli);
     return report.passed ? 0 : 1;

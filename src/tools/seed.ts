@@ -1,19 +1,20 @@
-import { parseArgs } from 'node:util';
-import { closeORM, initORM, migrateUp } from '../platform/db/orm.js';
-import { seedCatalog, type SeedCatalogOptions } from '../platform/db/seed.js';
-import { databaseUrlFor } from './database-url.js';
+import { parseArgs } from "node:util";
+import { closeORM, initORM, migrateUp } from "../platform/db/orm.js";
+import { seedCatalog, type SeedCatalogOptions } from "../platform/db/seed.js";
+import { databaseUrlFor } from "./database-url.js";
 
-const USAGE = 'usage: seed [--concerts N] [--schedules N] [--seats N]   (defaults 2, 3, 1000; DATABASE_URL selects the database)';
+const USAGE =
+  "usage: seed [--concerts N] [--schedules N] [--seats N]   (defaults 2, 3, 1000; DATABASE_URL selects the database)";
 
-function parseCounts(argv: string[]): Omit<SeedCatalogOptions, 'onProgress'> {
+function parseCounts(argv: string[]): Omit<SeedCatalogOptions, "onProgress"> {
   const { values } = parseArgs({
     args: argv,
     strict: true,
     allowPositionals: false,
     options: {
-      concerts: { type: 'string', default: '2' },
-      schedules: { type: 'string', default: '3' },
-      seats: { type: 'string', default: '1000' },
+      concerts: { type: "string", default: "2" },
+      schedules: { type: "string", default: "3" },
+      seats: { type: "string", default: "1000" },
     },
   });
   const count = (name: string, text: string): number => {
@@ -23,13 +24,13 @@ function parseCounts(argv: string[]): Omit<SeedCatalogOptions, 'onProgress'> {
     return Number(text);
   };
   return {
-    concerts: count('concerts', values.concerts),
-    schedules: count('schedules', values.schedules),
-    seats: count('seats', values.seats),
+    concerts: count("concerts", values.concerts),
+    schedules: count("schedules", values.schedules),
+    seats: count("seats", values.seats),
   };
 }
 
-let counts: Omit<SeedCatalogOptions, 'onProgress'>;
+let counts: Omit<SeedCatalogOptions, "onProgress">;
 try {
   counts = parseCounts(process.argv.slice(2));
 } catch (error) {
@@ -37,12 +38,12 @@ try {
   process.exit(2);
 }
 
-const databaseUrl = databaseUrlFor('seed');
+const databaseUrl = databaseUrlFor("seed");
 const { orm } = await initORM({ databaseUrl, poolMax: 2 });
 try {
   const applied = await migrateUp(orm);
   if (applied.length > 0) {
-    console.error(`seed: applied migrations ${applied.join(', ')}`);
+    console.error(`seed: applied migrations ${applied.join(", ")}`);
   }
   const started = performance.now();
   const summary = await seedCatalog(orm.em.fork(), {

@@ -28,7 +28,18 @@ import type { ORM } from "../platform/db/orm.js";
 import { outboxInsert, recordEvent } from "../platform/db/outbox.js";
 import { DomainError } from "../platform/domain-error.js";
 import { Payment } from "./payment.entity.js";
-import { fingerprint, getWallet, insertLedgerEntry, ledgerEntryInsert, loadWallet, walletAfterEntry, withOptimisticRetry, walletView, WALLET_CURRENCY, type WalletView } from "./wallet-ledger.js";
+import {
+  fingerprint,
+  getWallet,
+  insertLedgerEntry,
+  ledgerEntryInsert,
+  loadWallet,
+  walletAfterEntry,
+  withOptimisticRetry,
+  walletView,
+  WALLET_CURRENCY,
+  type WalletView,
+} from "./wallet-ledger.js";
 
 export const PAYMENT_COMPLETED = "payment.completed";
 export const PAYMENT_REFUNDED = "payment.refunded";
@@ -67,7 +78,12 @@ function unpayable(reservation: ReservationView, now: Date): DomainError | undef
     case "HELD":
       return undefined;
     case "EXPIRED":
-      return new DomainError("RESERVATION_EXPIRED", `the hold on reservation ${reservation.id} ran out; reserve the seat again`, [], metadata);
+      return new DomainError(
+        "RESERVATION_EXPIRED",
+        `the hold on reservation ${reservation.id} ran out; reserve the seat again`,
+        [],
+        metadata,
+      );
     case "CONFIRMED":
       return new DomainError("RESERVATION_NOT_PAYABLE", `reservation ${reservation.id} is already paid`, [], metadata);
     case "CANCELLED":
@@ -76,10 +92,21 @@ function unpayable(reservation: ReservationView, now: Date): DomainError | undef
 }
 
 const paymentByKey = compileQuery<{ userId: string; idempotencyKey: string }>(["userId", "idempotencyKey"], (em, p) =>
-  em.createQueryBuilder(Payment).select(["id", "reservationId", "userId", "amountMinor", "createdAt"]).where({ userId: p.userId, idempotencyKey: p.idempotencyKey }).limit(1),
+  em
+    .createQueryBuilder(Payment)
+    .select(["id", "reservationId", "userId", "amountMinor", "createdAt"])
+    .where({ userId: p.userId, idempotencyKey: p.idempotencyKey })
+    .limit(1),
 );
 
-const paymentInsert = insertBuilder<PaymentView & { idempotencyKey: string }>(Payment, ["id", "reservationId", "userId", "amountMinor", "createdAt", "idempotencyKey"]);
+const paymentInsert = insertBuilder<PaymentView & { idempotencyKey: string }>(Payment, [
+  "id",
+  "reservationId",
+  "userId",
+  "amountMinor",
+  "createdAt",
+  "idempotencyKey",
+]);
 
 /** The values of recordPaymentRows. */
 interface PaymentRows {
@@ -107,34 +134,79 @@ interface PaymentRows {
  * the schedules in which the payer still holds other unexpired seats.
  */
 const recordPaymentRows = compileQuery<PaymentRows>(
-  ["reservationId", "seatId", "userId", "now", "paymentId", "amountMinor", "debitMinor", "balanceAfterMinor", "idempotencyKey", "requestFingerprint", "eventId", "payload"],
+  [
+    "reservationId",
+    "seatId",
+    "userId",
+    "now",
+    "paymentId",
+    "amountMinor",
+    "debitMinor",
+    "balanceAfterMinor",
+    "idempotencyKey",
+    "requestFingerprint",
+    "eventId",
+    "payload",
+  ],
   (em, p) =>
     em
       .createQueryBuilder(Reservation, "r")
       .with(
         "confirmed",
         dataModifying(
-          em.createQueryBuilder(Reservation).update({ status: "CONFIRMED", confirmedAt: p.now }).where({ id: p.reservationId, status: "HELD", expireTime: { $gt: p.now } }).returning(["id", "confirmedAt"]),
+          em
+            .createQueryBuilder(Reservation)
+            .update({ status: "CONFIRMED", confirmedAt: p.now })
+            .where({ id: p.reservationId, status: "HELD", expireTime: { $gt: p.now } })
+            .returning(["id", "confirmedAt"]),
         ),
       )
-      .with("sold", dataModifying(em.createQueryBuilder(Seat).update({ status: "RESERVED", heldUntil: null }).where({ id: p.seatId })))
-      .with("paid", dataModifying(paymentInsert(em, { id: p.paymentId, reservationId: p.reservationId, userId: p.userId, amountMinor: p.amountMinor, createdAt: p.now, idempotencyKey: p.idempotencyKey })))
+      .with(
+        "sold",
+        dataModifying(
+          em.createQueryBuilder(Seat).update({ status: "RESERVED", heldUntil: null }).where({ id: p.seatId }),
+        ),
+      )
+      .with(
+        "paid",
+        dataModifying(
+          paymentInsert(em, {
+            id: p.paymentId,
+            reservationId: p.reservationId,
+            userId: p.userId,
+            amountMinor: p.amountMinor,
+            createdAt: p.now,
+            idempotencyKey: p.idempotencyKey,
+          }),
+        ),
+      )
       .with(
         "entry",
-        dataModifying(ledgerEntryInsert(em, {
-          userId: p.userId,
-          kind: "PAYMENT",
-          amountMinor: p.debitMinor,
-          balanceAfterMinor: p.balanceAfterMinor,
-          idempotencyKey: p.idempotencyKey,
-          requestFingerprint: p.requestFingerprint,
-          reservationId: p.reservationId,
-          createdAt: p.now,
-        })),
+        dataModifying(
+          ledgerEntryInsert(em, {
+            userId: p.userId,
+            kind: "PAYMENT",
+            amountMinor: p.debitMinor,
+            balanceAfterMinor: p.balanceAfterMinor,
+            idempotencyKey: p.idempotencyKey,
+            requestFingerprint: p.requestFingerprint,
+            reservationId: p.reservationId,
+            createdAt: p.now,
+          }),
+        ),
       )
       .with(
         "event",
-        dataModifying(outboxInsert(em, { eventId: p.eventId, eventType: PAYMENT_COMPLETED, aggregateType: "reservation", aggregateId: p.reservationId, payload: p.payload, createdAt: p.now })),
+        dataModifying(
+          outboxInsert(em, {
+            eventId: p.eventId,
+            eventType: PAYMENT_COMPLETED,
+            aggregateType: "reservation",
+            aggregateId: p.reservationId,
+            payload: p.payload,
+            createdAt: p.now,
+          }),
+        ),
       )
       .select([
         // The WITH queries' changes are invisible to the rest of the statement: this reservation
@@ -149,22 +221,37 @@ const recordPaymentRows = compileQuery<PaymentRows>(
 
 /** A plain row (see reservation-rows.ts): the amount arrives as a string. */
 async function findPayment(em: EntityManager, userId: string, idempotencyKey: string): Promise<PaymentView | null> {
-  const row = await paymentByKey.get<Omit<PaymentView, "amountMinor"> & { amountMinor: string }>(em, { userId, idempotencyKey });
+  const row = await paymentByKey.get<Omit<PaymentView, "amountMinor"> & { amountMinor: string }>(em, {
+    userId,
+    idempotencyKey,
+  });
   return row ? { ...row, amountMinor: BigInt(row.amountMinor) } : null;
 }
 
 /** The result of the call that first used this key, or IDEMPOTENCY_KEY_REUSED for another reservation. */
 async function replayPayment(em: EntityManager, payment: PaymentView, input: PayInput): Promise<PayResult> {
   if (payment.reservationId !== input.reservationId) {
-    throw new DomainError("IDEMPOTENCY_KEY_REUSED", `idempotency key ${input.idempotencyKey} already paid another reservation`, [], {
-      idempotency_key: input.idempotencyKey,
-    });
+    throw new DomainError(
+      "IDEMPOTENCY_KEY_REUSED",
+      `idempotency key ${input.idempotencyKey} already paid another reservation`,
+      [],
+      {
+        idempotency_key: input.idempotencyKey,
+      },
+    );
   }
   // The first result: the reservation as the payment confirmed it and the wallet as its debit
   // left it, whatever happened since (a cancel and refund is GetReservation's to tell).
   const reservation = await findOwnReservation(em, payment.reservationId, payment.userId);
-  const wallet = (await walletAfterEntry(em, payment.userId, "PAYMENT", input.idempotencyKey)) ?? (await getWallet(em, payment.userId));
-  return { payment, reservation: { ...reservation, status: "CONFIRMED", confirmedAt: payment.createdAt }, wallet, replayed: true };
+  const wallet =
+    (await walletAfterEntry(em, payment.userId, "PAYMENT", input.idempotencyKey)) ??
+    (await getWallet(em, payment.userId));
+  return {
+    payment,
+    reservation: { ...reservation, status: "CONFIRMED", confirmedAt: payment.createdAt },
+    wallet,
+    replayed: true,
+  };
 }
 
 /**
@@ -197,7 +284,8 @@ export async function payReservation(orm: ORM, input: PayInput, authorize?: Auth
   try {
     return await withOptimisticRetry(orm, (em) => payInTransaction(em, input, authorize));
   } catch (error) {
-    if (!(error instanceof KeyAlreadyUsed || error instanceof HoldNotConfirmed || error instanceof HoldRanOut)) throw error;
+    if (!(error instanceof KeyAlreadyUsed || error instanceof HoldNotConfirmed || error instanceof HoldRanOut))
+      throw error;
     // An attempt with this key that began before the hold's end may still be running (waiting for
     // the seat lock, say) and would then confirm it. Expiring the hold under the seat lock settles
     // it: that attempt either committed first (and the lookup below replays it) or now finds the
@@ -206,14 +294,22 @@ export async function payReservation(orm: ORM, input: PayInput, authorize?: Auth
     // Rolled back. The first use of the key answers (IDEMPOTENCY_KEY_REUSED for another reservation) …
     const replay = await findPaymentReplay(orm, input);
     if (replay) return replay;
-    if (error instanceof KeyAlreadyUsed) throw new Error(`idempotency key ${input.idempotencyKey} is taken but no payment carries it`, { cause: error });
+    if (error instanceof KeyAlreadyUsed)
+      throw new Error(`idempotency key ${input.idempotencyKey} is taken but no payment carries it`, { cause: error });
     // … or, when no call with this key paid, what became of the hold.
     const current = await findOwnReservation(orm.em.fork(), input.reservationId, input.userId);
-    throw unpayable(current, new Date()) ?? new Error(`reservation ${input.reservationId} is payable but was not confirmed`, { cause: error });
+    throw (
+      unpayable(current, new Date()) ??
+      new Error(`reservation ${input.reservationId} is payable but was not confirmed`, { cause: error })
+    );
   }
 }
 
-async function payInTransaction(em: EntityManager, input: PayInput, authorize?: AuthorizeReservation): Promise<PayResult> {
+async function payInTransaction(
+  em: EntityManager,
+  input: PayInput,
+  authorize?: AuthorizeReservation,
+): Promise<PayResult> {
   const { reservationId, userId, idempotencyKey } = input;
   // The hold's end is checked against this time, when this attempt began, also in the statement
   // that confirms it: a payment that waited for the seat lock past the end still goes through,
@@ -249,10 +345,15 @@ async function payInTransaction(em: EntityManager, input: PayInput, authorize?: 
     if (previous) return replayPayment(em, previous, input);
     // Throwing rolls the transaction back: nothing is charged, the hold stays as it was.
     const balance = wallet?.balanceMinor ?? 0n;
-    throw new DomainError("INSUFFICIENT_BALANCE", `the balance ${balance} ${WALLET_CURRENCY} is lower than the price ${price} ${WALLET_CURRENCY}`, [], {
-      balance_minor: String(balance),
-      price_minor: String(price),
-    });
+    throw new DomainError(
+      "INSUFFICIENT_BALANCE",
+      `the balance ${balance} ${WALLET_CURRENCY} is lower than the price ${price} ${WALLET_CURRENCY}`,
+      [],
+      {
+        balance_minor: String(balance),
+        price_minor: String(price),
+      },
+    );
   }
   wallet.balanceMinor -= price;
   const payment: PaymentView = { id: randomUUID(), reservationId, userId, amountMinor: price, createdAt: now };
@@ -273,8 +374,10 @@ async function payInTransaction(em: EntityManager, input: PayInput, authorize?: 
       payload: paymentPayload(payment, reservation),
     });
   } catch (error) {
-    const constraint = error instanceof UniqueConstraintViolationException ? (error as { constraint?: string }).constraint : undefined;
-    if (constraint === "payment_user_idempotency_uq" || constraint === "ledger_entry_idempotency_uq") throw new KeyAlreadyUsed(constraint, { cause: error });
+    const constraint =
+      error instanceof UniqueConstraintViolationException ? (error as { constraint?: string }).constraint : undefined;
+    if (constraint === "payment_user_idempotency_uq" || constraint === "ledger_entry_idempotency_uq")
+      throw new KeyAlreadyUsed(constraint, { cause: error });
     // Another call (with another key) paid this reservation and committed while this one waited for the seat lock.
     if (constraint === "payment_reservation_uq") throw new HoldNotConfirmed(constraint, { cause: error });
     throw error;
@@ -343,7 +446,13 @@ export async function refundPayment(em: EntityManager, reservation: ReservationV
     aggregateType: "reservation",
     aggregateId: reservationId,
     occurredAt: now,
-    payload: { reservation_id: reservationId, user_id: userId, amount_minor: priceMinor.toString(), currency_code: WALLET_CURRENCY, refunded_at: now.toISOString() },
+    payload: {
+      reservation_id: reservationId,
+      user_id: userId,
+      amount_minor: priceMinor.toString(),
+      currency_code: WALLET_CURRENCY,
+      refunded_at: now.toISOString(),
+    },
   });
   await em.flush();
 }

@@ -3,7 +3,14 @@
 
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { LedgerEntryKind, WalletService, type LedgerEntrySchema, type PayReservationResponseSchema, type PaymentSchema, type WalletSchema } from "../../gen/concert/v1/wallet_pb.js";
+import {
+  LedgerEntryKind,
+  WalletService,
+  type LedgerEntrySchema,
+  type PayReservationResponseSchema,
+  type PaymentSchema,
+  type WalletSchema,
+} from "../../gen/concert/v1/wallet_pb.js";
 import { reservationToProto } from "../booking/booking-handlers.js";
 import { createConcertOfSchedule } from "../booking/catalog.js";
 import { liveHoldScheduleIds } from "../booking/seat-hold.js";
@@ -16,7 +23,15 @@ import { DomainError } from "../platform/domain-error.js";
 import { expiredTokenKey, requireAdmitted, type AdmittedToken } from "../queue/admission-context.js";
 import type { LedgerEntry } from "./ledger-entry.entity.js";
 import { findPaymentReplay, payReservation, type PaymentView, type PayResult } from "./reservation-payment.js";
-import { getWallet, listTransactions, MAX_TOP_UP_MINOR, topUp, WALLET_CURRENCY, type LedgerEntryView, type WalletView } from "./wallet-ledger.js";
+import {
+  getWallet,
+  listTransactions,
+  MAX_TOP_UP_MINOR,
+  topUp,
+  WALLET_CURRENCY,
+  type LedgerEntryView,
+  type WalletView,
+} from "./wallet-ledger.js";
 
 const money = (amountMinor: bigint) => ({ amountMinor, currencyCode: WALLET_CURRENCY });
 
@@ -93,7 +108,10 @@ export function createWalletHandlers(deps: WalletDeps): PartialServiceImpl<typeo
   /** Whether the replayed payment could have been made with this token: same concert, admitted before it. */
   const paidWithToken = async (admitted: AdmittedToken, result: PayResult): Promise<boolean> => {
     const admittedAt = admitted.activeExpireAt.getTime() - deps.activeTokenTtlSeconds * 1000;
-    return admittedAt <= result.payment.createdAt.getTime() && (await concertOf(result.reservation.scheduleId)) === admitted.concertId;
+    return (
+      admittedAt <= result.payment.createdAt.getTime() &&
+      (await concertOf(result.reservation.scheduleId)) === admitted.concertId
+    );
   };
 
   return {
@@ -137,7 +155,8 @@ export function createWalletHandlers(deps: WalletDeps): PartialServiceImpl<typeo
         .throwIfInvalid();
       const expired = context.values.get(expiredTokenKey);
       if (expired) {
-        if (expired.userId !== request.userId) throw new DomainError("QUEUE_TOKEN_MISMATCH", "the queue token belongs to another user");
+        if (expired.userId !== request.userId)
+          throw new DomainError("QUEUE_TOKEN_MISMATCH", "the queue token belongs to another user");
         const replay = await findPaymentReplay(orm, request);
         if (!replay) throw expired.error;
         return paymentResponse(replay);
@@ -151,7 +170,8 @@ export function createWalletHandlers(deps: WalletDeps): PartialServiceImpl<typeo
       // slot, which would otherwise stay taken until ACTIVE_TOKEN_TTL. Releasing twice is harmless.
       // But only the token that paid: a retry sent later with a new token (the user queued again,
       // maybe for another concert) must not lose that one.
-      if (!result.replayed || (await paidWithToken(admitted, result))) await releaseSlot(admitted, result.heldScheduleIds);
+      if (!result.replayed || (await paidWithToken(admitted, result)))
+        await releaseSlot(admitted, result.heldScheduleIds);
       return paymentResponse(result);
     },
   };

@@ -36,7 +36,12 @@ export interface RetryPolicy {
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 40, baseDelayMs: 2, maxDelayMs: 100 };
 
 export function walletView(wallet: Wallet): WalletView {
-  return { userId: wallet.userId, balanceMinor: wallet.balanceMinor, version: wallet.version, updatedAt: wallet.updatedAt };
+  return {
+    userId: wallet.userId,
+    balanceMinor: wallet.balanceMinor,
+    version: wallet.version,
+    updatedAt: wallet.updatedAt,
+  };
 }
 
 export function emptyWallet(userId: string): WalletView {
@@ -52,7 +57,11 @@ export function fingerprint(...parts: (string | bigint)[]): string {
  * Runs `work` in a transaction on a fresh fork, rerunning it when an optimistic version check
  * or a racing insert of the same key fails. Exhausted retries are CONCURRENT_UPDATE (ABORTED).
  */
-export async function withOptimisticRetry<T>(orm: ORM, work: (em: EntityManager) => Promise<T>, policy: RetryPolicy = DEFAULT_RETRY): Promise<T> {
+export async function withOptimisticRetry<T>(
+  orm: ORM,
+  work: (em: EntityManager) => Promise<T>,
+  policy: RetryPolicy = DEFAULT_RETRY,
+): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await orm.em.fork().transactional(work);
@@ -70,13 +79,17 @@ export async function withOptimisticRetry<T>(orm: ORM, work: (em: EntityManager)
 
 type WalletRow = Omit<WalletView, "balanceMinor"> & { balanceMinor: string; currencyCode: string; createdAt: Date };
 
-const walletById = compileQuery<{ userId: string }>(["userId"], (em, p) => em.createQueryBuilder(Wallet).select("*").where({ userId: p.userId }));
+const walletById = compileQuery<{ userId: string }>(["userId"], (em, p) =>
+  em.createQueryBuilder(Wallet).select("*").where({ userId: p.userId }),
+);
 
 /** The wallet as a plain row (no entity), or null when the user never topped up. */
 export async function readWallet(em: EntityManager, userId: string): Promise<WalletView | null> {
   const row = await walletById.get<WalletRow>(em, { userId });
   // Plain rows carry raw column values: bigint arrives as a string.
-  return row ? { userId: row.userId, balanceMinor: BigInt(row.balanceMinor), version: row.version, updatedAt: row.updatedAt } : null;
+  return row
+    ? { userId: row.userId, balanceMinor: BigInt(row.balanceMinor), version: row.version, updatedAt: row.updatedAt }
+    : null;
 }
 
 /**
@@ -114,7 +127,16 @@ export interface LedgerEntryView extends LedgerEntryInput {
   id: string;
 }
 
-const LEDGER_FIELDS = ["userId", "kind", "amountMinor", "balanceAfterMinor", "idempotencyKey", "requestFingerprint", "reservationId", "createdAt"] as const;
+const LEDGER_FIELDS = [
+  "userId",
+  "kind",
+  "amountMinor",
+  "balanceAfterMinor",
+  "idempotencyKey",
+  "requestFingerprint",
+  "reservationId",
+  "createdAt",
+] as const;
 
 /** The INSERT of one ledger entry (… RETURNING id), for a compiled statement that writes it together with other rows. */
 export const ledgerEntryInsert = insertBuilder<LedgerEntryInput>(LedgerEntry, LEDGER_FIELDS);
@@ -133,15 +155,36 @@ export interface TopUpResult {
   entry: LedgerEntryView;
 }
 
-type LedgerRow = Omit<LedgerEntryView, "amountMinor" | "balanceAfterMinor"> & { amountMinor: string; balanceAfterMinor: string };
+type LedgerRow = Omit<LedgerEntryView, "amountMinor" | "balanceAfterMinor"> & {
+  amountMinor: string;
+  balanceAfterMinor: string;
+};
 
-const entryByKey = compileQuery<{ userId: string; kind: LedgerKind; idempotencyKey: string }>(["userId", "kind", "idempotencyKey"], (em, p) =>
-  em.createQueryBuilder(LedgerEntry).select("*").where({ userId: p.userId, kind: p.kind, idempotencyKey: p.idempotencyKey }).limit(1),
+const entryByKey = compileQuery<{ userId: string; kind: LedgerKind; idempotencyKey: string }>(
+  ["userId", "kind", "idempotencyKey"],
+  (em, p) =>
+    em
+      .createQueryBuilder(LedgerEntry)
+      .select("*")
+      .where({ userId: p.userId, kind: p.kind, idempotencyKey: p.idempotencyKey })
+      .limit(1),
 );
 
-async function findEntry(em: EntityManager, userId: string, kind: LedgerKind, idempotencyKey: string): Promise<LedgerEntryView | null> {
+async function findEntry(
+  em: EntityManager,
+  userId: string,
+  kind: LedgerKind,
+  idempotencyKey: string,
+): Promise<LedgerEntryView | null> {
   const row = await entryByKey.get<LedgerRow>(em, { userId, kind, idempotencyKey });
-  return row ? { ...row, id: String(row.id), amountMinor: BigInt(row.amountMinor), balanceAfterMinor: BigInt(row.balanceAfterMinor) } : null;
+  return row
+    ? {
+        ...row,
+        id: String(row.id),
+        amountMinor: BigInt(row.amountMinor),
+        balanceAfterMinor: BigInt(row.balanceAfterMinor),
+      }
+    : null;
 }
 
 /**
@@ -151,13 +194,29 @@ async function findEntry(em: EntityManager, userId: string, kind: LedgerKind, id
  * concurrent writer rolls its entry back with it), so the version after an entry is the number
  * of the user's entries up to it.
  */
-export async function walletAfter(em: EntityManager, entry: Pick<LedgerEntryView, "id" | "userId" | "balanceAfterMinor" | "createdAt">): Promise<WalletView> {
-  const [row] = await em.execute<[{ version: number }]>("select count(*)::int as version from ledger_entry where user_id = ? and id <= ?", [entry.userId, entry.id]);
-  return { userId: entry.userId, balanceMinor: entry.balanceAfterMinor, version: row.version, updatedAt: entry.createdAt };
+export async function walletAfter(
+  em: EntityManager,
+  entry: Pick<LedgerEntryView, "id" | "userId" | "balanceAfterMinor" | "createdAt">,
+): Promise<WalletView> {
+  const [row] = await em.execute<[{ version: number }]>(
+    "select count(*)::int as version from ledger_entry where user_id = ? and id <= ?",
+    [entry.userId, entry.id],
+  );
+  return {
+    userId: entry.userId,
+    balanceMinor: entry.balanceAfterMinor,
+    version: row.version,
+    updatedAt: entry.createdAt,
+  };
 }
 
 /** The wallet as the ledger entry of this user, kind and key left it; null when there is no such entry. */
-export async function walletAfterEntry(em: EntityManager, userId: string, kind: LedgerKind, idempotencyKey: string): Promise<WalletView | null> {
+export async function walletAfterEntry(
+  em: EntityManager,
+  userId: string,
+  kind: LedgerKind,
+  idempotencyKey: string,
+): Promise<WalletView | null> {
   const entry = await findEntry(em, userId, kind, idempotencyKey);
   return entry ? walletAfter(em, entry) : null;
 }
@@ -165,9 +224,14 @@ export async function walletAfterEntry(em: EntityManager, userId: string, kind: 
 /** The earlier result of a replayed call, or IDEMPOTENCY_KEY_REUSED if its arguments differ. */
 export function replay(entry: LedgerEntryView, requestFingerprint: string): LedgerEntryView {
   if (entry.requestFingerprint !== requestFingerprint) {
-    throw new DomainError("IDEMPOTENCY_KEY_REUSED", `idempotency key ${entry.idempotencyKey} was used before with other arguments`, [], {
-      idempotency_key: entry.idempotencyKey,
-    });
+    throw new DomainError(
+      "IDEMPOTENCY_KEY_REUSED",
+      `idempotency key ${entry.idempotencyKey} was used before with other arguments`,
+      [],
+      {
+        idempotency_key: entry.idempotencyKey,
+      },
+    );
   }
   return entry;
 }
@@ -177,7 +241,12 @@ export function replay(entry: LedgerEntryView, requestFingerprint: string): Ledg
  * entry. A replay of the same key returns the first result: its entry and the wallet as that
  * entry left it.
  */
-export async function topUp(orm: ORM, userId: string, amountMinor: bigint, idempotencyKey: string): Promise<TopUpResult> {
+export async function topUp(
+  orm: ORM,
+  userId: string,
+  amountMinor: bigint,
+  idempotencyKey: string,
+): Promise<TopUpResult> {
   const requestFingerprint = fingerprint("TOP_UP", userId, amountMinor);
   let attempts = 0;
   return withOptimisticRetry(orm, async (em) => {
@@ -217,11 +286,15 @@ export async function topUp(orm: ORM, userId: string, amountMinor: bigint, idemp
   });
 }
 
-export async function listTransactions(em: EntityManager, userId: string, page: Page<string>): Promise<{ items: LedgerEntry[]; hasMore: boolean }> {
-  const rows = await em.find(
-    LedgerEntry,
-    page.after === undefined ? { userId } : { userId, id: { $lt: page.after } },
-    { orderBy: { id: "desc" }, limit: page.size + 1, disableIdentityMap: true },
-  );
+export async function listTransactions(
+  em: EntityManager,
+  userId: string,
+  page: Page<string>,
+): Promise<{ items: LedgerEntry[]; hasMore: boolean }> {
+  const rows = await em.find(LedgerEntry, page.after === undefined ? { userId } : { userId, id: { $lt: page.after } }, {
+    orderBy: { id: "desc" },
+    limit: page.size + 1,
+    disableIdentityMap: true,
+  });
   return { items: rows.slice(0, page.size), hasMore: rows.length > page.size };
 }

@@ -8,7 +8,16 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { BookingService, ReservationStatus, SeatStatus } from "../../gen/concert/v1/booking_pb.js";
 import { WalletService } from "../../gen/concert/v1/wallet_pb.js";
 import { startTestApp, seedSmallCatalog, type TestApp } from "../helpers/app.js";
-import { admitUsers, balanceOf, ledgerOf, loadCatalog, reservationRow, seatRow, withToken, type Catalog } from "../helpers/booking.js";
+import {
+  admitUsers,
+  balanceOf,
+  ledgerOf,
+  loadCatalog,
+  reservationRow,
+  seatRow,
+  withToken,
+  type Catalog,
+} from "../helpers/booking.js";
 import { expectError } from "../helpers/errors.js";
 import { waitFor } from "../helpers/wait.js";
 
@@ -18,7 +27,12 @@ let tokens: Map<string, string>;
 let nextSeat = 0;
 
 test.before(async () => {
-  app = await startTestApp("hold_expiry", { seatHoldSeconds: 1, holdSweepIntervalMs: 200, maxActiveUsers: 100, admissionIntervalMs: 50 });
+  app = await startTestApp("hold_expiry", {
+    seatHoldSeconds: 1,
+    holdSweepIntervalMs: 200,
+    maxActiveUsers: 100,
+    admissionIntervalMs: 50,
+  });
   await seedSmallCatalog(app, 20);
   concert = await loadCatalog(app.app.orm.em.fork());
   tokens = await admitUsers(app, concert.concertId, ["alice", "bob", "carol", "dave"]);
@@ -33,7 +47,10 @@ const scheduleId = () => concert.schedules[0]!.id;
 
 async function hold(userId: string) {
   const seatId = concert.schedules[0]!.seatIds[nextSeat++]!;
-  const { reservation } = await booking().reserveSeat({ scheduleId: scheduleId(), seatId, userId, requestId: `h-${seatId}` }, withToken(tokens.get(userId)));
+  const { reservation } = await booking().reserveSeat(
+    { scheduleId: scheduleId(), seatId, userId, requestId: `h-${seatId}` },
+    withToken(tokens.get(userId)),
+  );
   return reservation!;
 }
 
@@ -41,14 +58,20 @@ test("after the hold ends the reservation reads EXPIRED and another user can hol
   const first = await hold("alice");
   await expectError(
     t,
-    booking().reserveSeat({ scheduleId: scheduleId(), seatId: first.seatId, userId: "bob", requestId: "early" }, withToken(tokens.get("bob"))),
+    booking().reserveSeat(
+      { scheduleId: scheduleId(), seatId: first.seatId, userId: "bob", requestId: "early" },
+      withToken(tokens.get("bob")),
+    ),
     Code.FailedPrecondition,
     "SEAT_UNAVAILABLE",
   );
   await sleep(1100);
   const { reservation } = await booking().getReservation({ reservationId: first.id }, withToken(tokens.get("alice")));
   t.is(reservation?.status, ReservationStatus.EXPIRED);
-  const second = await booking().reserveSeat({ scheduleId: scheduleId(), seatId: first.seatId, userId: "bob", requestId: "late" }, withToken(tokens.get("bob")));
+  const second = await booking().reserveSeat(
+    { scheduleId: scheduleId(), seatId: first.seatId, userId: "bob", requestId: "late" },
+    withToken(tokens.get("bob")),
+  );
   t.is(second.reservation?.status, ReservationStatus.HELD);
 });
 
@@ -66,7 +89,12 @@ test("paying an expired hold is RESERVATION_EXPIRED and charges nothing", async 
   await sleep(1100);
   await expectError(
     t,
-    app.grpc(WalletService).payReservation({ reservationId: held.id, userId: "dave", idempotencyKey: "late" }, withToken(tokens.get("dave"))),
+    app
+      .grpc(WalletService)
+      .payReservation(
+        { reservationId: held.id, userId: "dave", idempotencyKey: "late" },
+        withToken(tokens.get("dave")),
+      ),
     Code.FailedPrecondition,
     "RESERVATION_EXPIRED",
   );

@@ -22,7 +22,10 @@ const token = (userId: string) => withToken(tokens.get(userId));
 test.before(async () => {
   app = await startTestApp("reserve_rpc", { maxActiveUsers: 1000, admissionIntervalMs: 50, maxSeatsPerUser: 2 });
   await seedCatalog(app.app.orm.em.fork(), { concerts: 2, schedules: 2, seats: 60 });
-  const [a, b] = await app.app.orm.em.fork().getConnection().execute<{ id: string }[]>("select id from concert order by id");
+  const [a, b] = await app.app.orm.em
+    .fork()
+    .getConnection()
+    .execute<{ id: string }[]>("select id from concert order by id");
   concert = await loadCatalog(app.app.orm.em.fork(), a!.id);
   otherConcert = await loadCatalog(app.app.orm.em.fork(), b!.id);
   tokens = await admitUsers(app, concert.concertId, [...racers, "alice", "bob", "carol"]);
@@ -37,12 +40,17 @@ test(`${RACERS} concurrent ReserveSeat calls on one seat: one HELD, the rest SEA
   const client = app.grpc(BookingService);
   const seatId = freshSeat();
   const scheduleId = concert.schedules[0]!.id;
-  const results = await Promise.allSettled(racers.map((userId) => client.reserveSeat({ scheduleId, seatId, userId, requestId: "race" }, token(userId))));
+  const results = await Promise.allSettled(
+    racers.map((userId) => client.reserveSeat({ scheduleId, seatId, userId, requestId: "race" }, token(userId))),
+  );
   const won = results.filter((r) => r.status === "fulfilled");
   const lost = results.flatMap((r) => (r.status === "rejected" ? [r.reason] : []));
   t.is(won.length, 1);
   t.is(won[0]!.value.reservation?.status, ReservationStatus.HELD);
-  t.deepEqual(new Set(lost.map((e) => `${Code[e.code]} ${errorReason(e)}`)), new Set(["FailedPrecondition SEAT_UNAVAILABLE"]));
+  t.deepEqual(
+    new Set(lost.map((e) => `${Code[e.code]} ${errorReason(e)}`)),
+    new Set(["FailedPrecondition SEAT_UNAVAILABLE"]),
+  );
   const { seats } = await client.listSeats({ scheduleId, pageSize: 1 }, token("alice"));
   t.is(seats[0]!.status, SeatStatus.HELD);
 });
@@ -56,7 +64,10 @@ for (const transport of ["grpc", "connect"] as const) {
     const scheduleId = concert.schedules[1]!.id;
     const seatId = concert.schedules[1]!.seatIds[transport === "grpc" ? 0 : 1]!;
     const before = Date.now();
-    const { reservation } = await call.reserveSeat({ scheduleId, seatId, userId, requestId: `hold-${transport}` }, options);
+    const { reservation } = await call.reserveSeat(
+      { scheduleId, seatId, userId, requestId: `hold-${transport}` },
+      options,
+    );
     t.like(reservation, { scheduleId, seatId, userId, status: ReservationStatus.HELD });
     t.is(reservation!.price?.currencyCode, "JPY");
     const holdMs = Number(reservation!.expireTime!.seconds) * 1000 - before;
@@ -68,7 +79,10 @@ for (const transport of ["grpc", "connect"] as const) {
     // A retry of the hold after the cancel answers what the first call answered; GetReservation tells the rest.
     const retried = await call.reserveSeat({ scheduleId, seatId, userId, requestId: `hold-${transport}` }, options);
     t.deepEqual(retried.reservation, reservation);
-    t.is((await call.getReservation({ reservationId: reservation!.id }, options)).reservation?.status, ReservationStatus.CANCELLED);
+    t.is(
+      (await call.getReservation({ reservationId: reservation!.id }, options)).reservation?.status,
+      ReservationStatus.CANCELLED,
+    );
     const { seats } = await call.listSeats({ scheduleId, pageSize: 2 }, options);
     t.is(seats.find((s) => s.id === seatId)?.status, SeatStatus.AVAILABLE);
   });
@@ -79,29 +93,90 @@ test("queue-token errors: missing, another user's, another concert's", async (t)
   const request = { scheduleId: concert.schedules[0]!.id, seatId: freshSeat(), userId: "carol", requestId: "tok" };
   await expectError(t, client.reserveSeat(request), Code.Unauthenticated, "QUEUE_TOKEN_INVALID");
   await expectError(t, client.reserveSeat(request, token("alice")), Code.PermissionDenied, "QUEUE_TOKEN_MISMATCH");
-  await expectError(t, client.reserveSeat({ ...request, userId: "alice" }, token("alice@other")), Code.PermissionDenied, "QUEUE_TOKEN_MISMATCH");
+  await expectError(
+    t,
+    client.reserveSeat({ ...request, userId: "alice" }, token("alice@other")),
+    Code.PermissionDenied,
+    "QUEUE_TOKEN_MISMATCH",
+  );
   const { reservation } = await client.reserveSeat(request, token("carol"));
-  await expectError(t, client.getReservation({ reservationId: reservation!.id }, token("alice")), Code.NotFound, "RESERVATION_NOT_FOUND");
-  await expectError(t, client.cancelReservation({ reservationId: reservation!.id, userId: "alice" }, token("alice")), Code.NotFound, "RESERVATION_NOT_FOUND");
-  await expectError(t, client.cancelReservation({ reservationId: reservation!.id, userId: "carol" }, token("alice")), Code.PermissionDenied, "QUEUE_TOKEN_MISMATCH");
+  await expectError(
+    t,
+    client.getReservation({ reservationId: reservation!.id }, token("alice")),
+    Code.NotFound,
+    "RESERVATION_NOT_FOUND",
+  );
+  await expectError(
+    t,
+    client.cancelReservation({ reservationId: reservation!.id, userId: "alice" }, token("alice")),
+    Code.NotFound,
+    "RESERVATION_NOT_FOUND",
+  );
+  await expectError(
+    t,
+    client.cancelReservation({ reservationId: reservation!.id, userId: "carol" }, token("alice")),
+    Code.PermissionDenied,
+    "QUEUE_TOKEN_MISMATCH",
+  );
 });
 
 test("request errors: invalid fields, unknown ids, seat limit, reused request id", async (t) => {
   const client = app.grpc(BookingService);
   const scheduleId = concert.schedules[0]!.id;
-  const invalid = await expectError(t, client.reserveSeat({ scheduleId: "x", seatId: "", userId: "carol", requestId: "" }, token("carol")), Code.InvalidArgument, "INVALID_FIELD");
+  const invalid = await expectError(
+    t,
+    client.reserveSeat({ scheduleId: "x", seatId: "", userId: "carol", requestId: "" }, token("carol")),
+    Code.InvalidArgument,
+    "INVALID_FIELD",
+  );
   t.deepEqual(fieldViolations(invalid), ["schedule_id", "seat_id", "request_id"]);
   const unknown = "00000000-0000-0000-0000-000000000000";
-  await expectError(t, client.reserveSeat({ scheduleId: unknown, seatId: freshSeat(), userId: "bob", requestId: "u1" }, token("bob")), Code.NotFound, "SCHEDULE_NOT_FOUND");
-  await expectError(t, client.reserveSeat({ scheduleId, seatId: unknown, userId: "bob", requestId: "u2" }, token("bob")), Code.NotFound, "SEAT_NOT_FOUND");
+  await expectError(
+    t,
+    client.reserveSeat({ scheduleId: unknown, seatId: freshSeat(), userId: "bob", requestId: "u1" }, token("bob")),
+    Code.NotFound,
+    "SCHEDULE_NOT_FOUND",
+  );
+  await expectError(
+    t,
+    client.reserveSeat({ scheduleId, seatId: unknown, userId: "bob", requestId: "u2" }, token("bob")),
+    Code.NotFound,
+    "SEAT_NOT_FOUND",
+  );
   const otherSchedulesSeat = concert.schedules[1]!.seatIds[30]!;
-  await expectError(t, client.reserveSeat({ scheduleId, seatId: otherSchedulesSeat, userId: "bob", requestId: "u3" }, token("bob")), Code.NotFound, "SEAT_NOT_FOUND");
-  await expectError(t, client.getReservation({ reservationId: unknown }, token("bob")), Code.NotFound, "RESERVATION_NOT_FOUND");
+  await expectError(
+    t,
+    client.reserveSeat({ scheduleId, seatId: otherSchedulesSeat, userId: "bob", requestId: "u3" }, token("bob")),
+    Code.NotFound,
+    "SEAT_NOT_FOUND",
+  );
+  await expectError(
+    t,
+    client.getReservation({ reservationId: unknown }, token("bob")),
+    Code.NotFound,
+    "RESERVATION_NOT_FOUND",
+  );
 
-  const first = await client.reserveSeat({ scheduleId, seatId: freshSeat(), userId: "bob", requestId: "lim-1" }, token("bob"));
-  const replay = await client.reserveSeat({ scheduleId, seatId: first.reservation!.seatId, userId: "bob", requestId: "lim-1" }, token("bob"));
+  const first = await client.reserveSeat(
+    { scheduleId, seatId: freshSeat(), userId: "bob", requestId: "lim-1" },
+    token("bob"),
+  );
+  const replay = await client.reserveSeat(
+    { scheduleId, seatId: first.reservation!.seatId, userId: "bob", requestId: "lim-1" },
+    token("bob"),
+  );
   t.deepEqual(replay.reservation, first.reservation);
-  await expectError(t, client.reserveSeat({ scheduleId, seatId: freshSeat(), userId: "bob", requestId: "lim-1" }, token("bob")), Code.InvalidArgument, "IDEMPOTENCY_KEY_REUSED");
+  await expectError(
+    t,
+    client.reserveSeat({ scheduleId, seatId: freshSeat(), userId: "bob", requestId: "lim-1" }, token("bob")),
+    Code.InvalidArgument,
+    "IDEMPOTENCY_KEY_REUSED",
+  );
   await client.reserveSeat({ scheduleId, seatId: freshSeat(), userId: "bob", requestId: "lim-2" }, token("bob"));
-  await expectError(t, client.reserveSeat({ scheduleId, seatId: freshSeat(), userId: "bob", requestId: "lim-3" }, token("bob")), Code.FailedPrecondition, "SEAT_LIMIT_REACHED");
+  await expectError(
+    t,
+    client.reserveSeat({ scheduleId, seatId: freshSeat(), userId: "bob", requestId: "lim-3" }, token("bob")),
+    Code.FailedPrecondition,
+    "SEAT_LIMIT_REACHED",
+  );
 });

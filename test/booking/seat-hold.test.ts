@@ -26,12 +26,19 @@ test.after.always(async () => {
 test("200 concurrent holds on one seat: exactly one wins, the rest are SEAT_UNAVAILABLE", async (t) => {
   const seatId = freshSeat();
   const outcomes = await Promise.all(
-    Array.from({ length: 200 }, (_, i) => outcome(reserveSeat(db.orm, { scheduleId: scheduleId(), seatId, userId: `racer-${i}`, requestId: "r1" }, policy))),
+    Array.from({ length: 200 }, (_, i) =>
+      outcome(reserveSeat(db.orm, { scheduleId: scheduleId(), seatId, userId: `racer-${i}`, requestId: "r1" }, policy)),
+    ),
   );
   t.deepEqual(tally(outcomes), { OK: 1, SEAT_UNAVAILABLE: 199 });
   const seat = await seatRow(db.orm, seatId);
   t.is(seat.status, "HELD");
-  const [live] = await db.orm.em.fork().getConnection().execute<{ n: number }[]>("select count(*)::int as n from reservation where seat_id = ? and status = 'HELD'", [seatId]);
+  const [live] = await db.orm.em
+    .fork()
+    .getConnection()
+    .execute<{ n: number }[]>("select count(*)::int as n from reservation where seat_id = ? and status = 'HELD'", [
+      seatId,
+    ]);
   t.is(live?.n, 1);
 });
 
@@ -50,17 +57,34 @@ test("a retry with the same request id returns the first hold; another seat with
 test("one user racing for ten seats gets exactly MAX_SEATS_PER_USER of them", async (t) => {
   const seats = Array.from({ length: 10 }, freshSeat);
   const outcomes = await Promise.all(
-    seats.map((seatId, i) => outcome(reserveSeat(db.orm, { scheduleId: scheduleId(), seatId, userId: "greedy", requestId: `g-${i}` }, { ...policy, maxSeatsPerUser: 3 }))),
+    seats.map((seatId, i) =>
+      outcome(
+        reserveSeat(
+          db.orm,
+          { scheduleId: scheduleId(), seatId, userId: "greedy", requestId: `g-${i}` },
+          { ...policy, maxSeatsPerUser: 3 },
+        ),
+      ),
+    ),
   );
   t.deepEqual(tally(outcomes), { OK: 3, SEAT_LIMIT_REACHED: 7 });
   // The limit is per schedule: the other schedule is still open to this user.
   const other = db.catalog.schedules[1]!;
-  await t.notThrowsAsync(reserveSeat(db.orm, { scheduleId: other.id, seatId: other.seatIds[0]!, userId: "greedy", requestId: "g-other" }, { ...policy, maxSeatsPerUser: 3 }));
+  await t.notThrowsAsync(
+    reserveSeat(
+      db.orm,
+      { scheduleId: other.id, seatId: other.seatIds[0]!, userId: "greedy", requestId: "g-other" },
+      { ...policy, maxSeatsPerUser: 3 },
+    ),
+  );
 });
 
 test("an unknown seat, or a seat of another schedule, is SEAT_NOT_FOUND", async (t) => {
   const base = { scheduleId: scheduleId(), userId: "lost", requestId: "x" };
-  t.is(await outcome(reserveSeat(db.orm, { ...base, seatId: "00000000-0000-0000-0000-000000000000" }, policy)), "SEAT_NOT_FOUND");
+  t.is(
+    await outcome(reserveSeat(db.orm, { ...base, seatId: "00000000-0000-0000-0000-000000000000" }, policy)),
+    "SEAT_NOT_FOUND",
+  );
   const otherSchedulesSeat = db.catalog.schedules[1]!.seatIds[10]!;
   t.is(await outcome(reserveSeat(db.orm, { ...base, seatId: otherSchedulesSeat }, policy)), "SEAT_NOT_FOUND");
   t.is((await seatRow(db.orm, otherSchedulesSeat)).status, "AVAILABLE");
@@ -68,11 +92,24 @@ test("an unknown seat, or a seat of another schedule, is SEAT_NOT_FOUND", async 
 
 test("an expired hold reads as EXPIRED and its seat can be held again before any sweep", async (t) => {
   const seatId = freshSeat();
-  const first = await reserveSeat(db.orm, { scheduleId: scheduleId(), seatId, userId: "slow", requestId: "s1" }, shortHold);
-  t.is(await outcome(reserveSeat(db.orm, { scheduleId: scheduleId(), seatId, userId: "quick", requestId: "q1" }, shortHold)), "SEAT_UNAVAILABLE");
+  const first = await reserveSeat(
+    db.orm,
+    { scheduleId: scheduleId(), seatId, userId: "slow", requestId: "s1" },
+    shortHold,
+  );
+  t.is(
+    await outcome(
+      reserveSeat(db.orm, { scheduleId: scheduleId(), seatId, userId: "quick", requestId: "q1" }, shortHold),
+    ),
+    "SEAT_UNAVAILABLE",
+  );
   await sleep(1100);
   t.is((await getReservation(db.orm.em.fork(), first.id, "slow")).status, "EXPIRED");
-  const second = await reserveSeat(db.orm, { scheduleId: scheduleId(), seatId, userId: "quick", requestId: "q2" }, policy);
+  const second = await reserveSeat(
+    db.orm,
+    { scheduleId: scheduleId(), seatId, userId: "quick", requestId: "q2" },
+    policy,
+  );
   t.is(second.status, "HELD");
   t.is((await reservationRow(db.orm, first.id)).status, "EXPIRED");
   t.is((await seatRow(db.orm, seatId)).status, "HELD");
@@ -81,11 +118,16 @@ test("an expired hold reads as EXPIRED and its seat can be held again before any
 // Serial (ava runs serial tests first), so no other test's short hold expires into this count.
 test.serial("the sweeper frees expired holds once, even with several sweepers at the same time", async (t) => {
   const seats = Array.from({ length: 12 }, freshSeat);
-  const held = await Promise.all(seats.map((seatId, i) => reserveSeat(db.orm, { scheduleId: scheduleId(), seatId, userId: `sweep-${i}`, requestId: "h" }, shortHold)));
+  const held = await Promise.all(
+    seats.map((seatId, i) =>
+      reserveSeat(db.orm, { scheduleId: scheduleId(), seatId, userId: `sweep-${i}`, requestId: "h" }, shortHold),
+    ),
+  );
   await sleep(1100);
   const sweeps = await Promise.all(Array.from({ length: 4 }, () => expireOverdueHolds(db.orm, 5)));
   let expired = sweeps.reduce((sum, s) => sum + s.expired, 0);
-  for (let round = 0; round < 10 && expired < held.length; round++) expired += (await expireOverdueHolds(db.orm, 5)).expired;
+  for (let round = 0; round < 10 && expired < held.length; round++)
+    expired += (await expireOverdueHolds(db.orm, 5)).expired;
   t.is(expired, held.length);
   t.deepEqual(await expireOverdueHolds(db.orm, 5), { expired: 0, more: false });
   for (const reservation of held) {
@@ -96,19 +138,33 @@ test.serial("the sweeper frees expired holds once, even with several sweepers at
 
 test("cancel frees the seat at once; a retried cancel changes nothing; only the owner may cancel", async (t) => {
   const seatId = freshSeat();
-  const held = await reserveSeat(db.orm, { scheduleId: scheduleId(), seatId, userId: "owner", requestId: "c1" }, policy);
-  t.is(await outcome(cancelReservation(db.orm, { reservationId: held.id, userId: "intruder" })), "RESERVATION_NOT_FOUND");
+  const held = await reserveSeat(
+    db.orm,
+    { scheduleId: scheduleId(), seatId, userId: "owner", requestId: "c1" },
+    policy,
+  );
+  t.is(
+    await outcome(cancelReservation(db.orm, { reservationId: held.id, userId: "intruder" })),
+    "RESERVATION_NOT_FOUND",
+  );
   const cancelled = await cancelReservation(db.orm, { reservationId: held.id, userId: "owner" });
   t.is(cancelled.status, "CANCELLED");
   t.like(await seatRow(db.orm, seatId), { status: "AVAILABLE", heldUntil: null });
   t.is((await cancelReservation(db.orm, { reservationId: held.id, userId: "owner" })).status, "CANCELLED");
-  t.is((await reserveSeat(db.orm, { scheduleId: scheduleId(), seatId, userId: "next", requestId: "n1" }, policy)).status, "HELD");
+  t.is(
+    (await reserveSeat(db.orm, { scheduleId: scheduleId(), seatId, userId: "next", requestId: "n1" }, policy)).status,
+    "HELD",
+  );
   t.is(await outcome(getReservation(db.orm.em.fork(), held.id, "intruder")), "RESERVATION_NOT_FOUND");
 });
 
 test("cancelling an expired hold reports EXPIRED and frees the seat", async (t) => {
   const seatId = freshSeat();
-  const held = await reserveSeat(db.orm, { scheduleId: scheduleId(), seatId, userId: "late", requestId: "l1" }, shortHold);
+  const held = await reserveSeat(
+    db.orm,
+    { scheduleId: scheduleId(), seatId, userId: "late", requestId: "l1" },
+    shortHold,
+  );
   await sleep(1100);
   t.is((await cancelReservation(db.orm, { reservationId: held.id, userId: "late" })).status, "EXPIRED");
   t.is((await reservationRow(db.orm, held.id)).status, "EXPIRED");

@@ -26,7 +26,11 @@ test.after.always(async () => {
 /** Worker processes of the primary (tsx also runs an esbuild child, which is not one). */
 function childPids(pid: number): number[] {
   try {
-    return execFileSync("pgrep", ["-P", String(pid), "-f", "main.ts"], { encoding: "utf8" }).trim().split("\n").filter(Boolean).map(Number);
+    return execFileSync("pgrep", ["-P", String(pid), "-f", "main.ts"], { encoding: "utf8" })
+      .trim()
+      .split("\n")
+      .filter(Boolean)
+      .map(Number);
   } catch {
     return [];
   }
@@ -43,7 +47,17 @@ async function until(condition: () => boolean, what: string, timeoutMs = 30_000)
 test("two workers serve one port, a dead worker is replaced, SIGTERM drains every worker", async (t) => {
   const [port, connectPort] = [await freePort(), await freePort()];
   const primary = spawn(process.execPath, ["--import", "tsx", MAIN], {
-    env: { ...process.env, DATABASE_URL: database.url, PORT: String(port), CONNECT_PORT: String(connectPort), HOST: "127.0.0.1", REDIS_KEY_PREFIX: PREFIX, WORKERS: "2", SEED_DEMO_DATA: "false", LOG_LEVEL: "info" },
+    env: {
+      ...process.env,
+      DATABASE_URL: database.url,
+      PORT: String(port),
+      CONNECT_PORT: String(connectPort),
+      HOST: "127.0.0.1",
+      REDIS_KEY_PREFIX: PREFIX,
+      WORKERS: "2",
+      SEED_DEMO_DATA: "false",
+      LOG_LEVEL: "info",
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
@@ -60,10 +74,14 @@ test("two workers serve one port, a dead worker is replaced, SIGTERM drains ever
   t.is(workers.length, 2);
 
   const client = createGrpcClient(WalletService, `127.0.0.1:${port}`);
-  for (let i = 0; i < 20; i++) await client.topUp({ userId: "cluster-user", amount: { amountMinor: 1n }, idempotencyKey: `c${i}` });
+  for (let i = 0; i < 20; i++)
+    await client.topUp({ userId: "cluster-user", amount: { amountMinor: 1n }, idempotencyKey: `c${i}` });
 
   process.kill(workers[0]!, "SIGKILL");
-  await until(() => output.includes("worker died; starting a replacement") && readyCount() >= 3, "a replacement worker");
+  await until(
+    () => output.includes("worker died; starting a replacement") && readyCount() >= 3,
+    "a replacement worker",
+  );
   t.is(childPids(primary.pid!).length, 2);
   const { wallet } = await client.getBalance({ userId: "cluster-user" }, { deadlineMs: 5000 });
   t.is(wallet?.balance?.amountMinor, 20n);

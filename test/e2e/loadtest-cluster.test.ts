@@ -19,7 +19,11 @@ let app: TestApp;
 
 test.before(async () => {
   cluster = await startPrivateRedisCluster(3);
-  app = await startTestApp("loadtest_cluster", { redisClusterNodes: cluster.nodes, maxActiveUsers: CAP, admissionIntervalMs: 100 });
+  app = await startTestApp("loadtest_cluster", {
+    redisClusterNodes: cluster.nodes,
+    maxActiveUsers: CAP,
+    admissionIntervalMs: 100,
+  });
   await seedCatalog(app.app.orm.em.fork(), { concerts: 1, schedules: 1, seats: 2000 });
 });
 

@@ -41,14 +41,42 @@ async function runCli(name: string, extra: string[]): Promise<CliRun> {
   const jsonFile = join(dir, `${name}.json`);
   // A small cap and a short admission tick: the users queue long enough for the fault to hit
   // both waiting and admitted users, and the run still ends in seconds.
-  const args = ["--start-server", "--fresh-database", "--database-url", ADMIN_URL, "--users", String(USERS), "--concurrency", String(USERS), "--seats", "2000"];
-  args.push("--max-active", "10", "--admission-interval-ms", "100", "--connections", "8", "--timeout", "60", "--server-log-level", "error", "--json", jsonFile, ...extra);
+  const args = [
+    "--start-server",
+    "--fresh-database",
+    "--database-url",
+    ADMIN_URL,
+    "--users",
+    String(USERS),
+    "--concurrency",
+    String(USERS),
+    "--seats",
+    "2000",
+  ];
+  args.push(
+    "--max-active",
+    "10",
+    "--admission-interval-ms",
+    "100",
+    "--connections",
+    "8",
+    "--timeout",
+    "60",
+    "--server-log-level",
+    "error",
+    "--json",
+    jsonFile,
+    ...extra,
+  );
   const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   const started = Date.now();
   child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-  createInterface({ input: child.stderr }).on("line", (line) => (stderr += `${((Date.now() - started) / 1000).toFixed(1).padStart(5)} ${line}\n`));
+  createInterface({ input: child.stderr }).on(
+    "line",
+    (line) => (stderr += `${((Date.now() - started) / 1000).toFixed(1).padStart(5)} ${line}\n`),
+  );
   const [code] = (await once(child, "exit")) as [number | null];
   const report = JSON.parse(await readFile(jsonFile, "utf8").catch(() => "null")) as LoadTestReport | null;
   if (!report) throw new Error(`no report (exit ${code}):\n${stdout}\n${stderr}`);
@@ -57,7 +85,9 @@ async function runCli(name: string, extra: string[]): Promise<CliRun> {
 
 function assertClean(t: import("ava").ExecutionContext, { code, report, stdout, stderr }: CliRun): void {
   t.log(stderr.trim());
-  t.log(`errors ${JSON.stringify(report.errors)}; stream resumes ${report.outcome.streamResumes}, retried calls ${report.outcome.retries}`);
+  t.log(
+    `errors ${JSON.stringify(report.errors)}; stream resumes ${report.outcome.streamResumes}, retried calls ${report.outcome.retries}`,
+  );
   const fault = report.faults?.[0];
   t.true(fault?.complete, JSON.stringify(fault));
   // Mid-run: users were still queueing when it hit.
@@ -66,7 +96,11 @@ function assertClean(t: import("ava").ExecutionContext, { code, report, stdout, 
   const { outcome } = report;
   t.is(outcome.usersFailed, 0, stdout);
   // A store failure is UNAVAILABLE (retryable), never INTERNAL (a bug).
-  t.deepEqual(Object.keys(report.errors).filter((key) => key.includes("INTERNAL")), [], stdout);
+  t.deepEqual(
+    Object.keys(report.errors).filter((key) => key.includes("INTERNAL")),
+    [],
+    stdout,
+  );
   t.is(outcome.tokensActivated, USERS);
   t.is(outcome.paymentsOk, outcome.holdsWon);
   t.is(outcome.holdsWon + outcome.lostToCollision, USERS);
@@ -85,19 +119,28 @@ test.serial("redis-outage: Redis killed while users queue and book, restarted fr
   t.true(run.report.faults![0]!.usersUnfinishedAtRecovery! > 0, JSON.stringify(run.report.faults));
 });
 
-test.serial("worker-kill: one of two workers SIGKILLed mid-run; users resume their streams and retry on the other", async (t) => {
-  // At 3 s: the 400 joins start together, and on a loaded machine none of them may be answered
-  // 1.5 s in (then there is no stream yet to lose); at cap 10 per 100 ms the line takes at least
-  // 4 s to admit everyone, so users are still waiting at 3 s on a fast machine too.
-  const run = await runCli("worker-kill", ["--workers", "2", "--fault", "worker-kill@3s"]);
-  assertClean(t, run);
-  // Waiting users watching through the dead worker lost their stream and resumed it.
-  t.true(run.report.outcome.streamResumes > 0);
-});
+test.serial(
+  "worker-kill: one of two workers SIGKILLed mid-run; users resume their streams and retry on the other",
+  async (t) => {
+    // At 3 s: the 400 joins start together, and on a loaded machine none of them may be answered
+    // 1.5 s in (then there is no stream yet to lose); at cap 10 per 100 ms the line takes at least
+    // 4 s to admit everyone, so users are still waiting at 3 s on a fast machine too.
+    const run = await runCli("worker-kill", ["--workers", "2", "--fault", "worker-kill@3s"]);
+    assertClean(t, run);
+    // Waiting users watching through the dead worker lost their stream and resumed it.
+    t.true(run.report.outcome.streamResumes > 0);
+  },
+);
 
-test.serial("postgres-outage: every PostgreSQL connection dropped and refused for 2 s; calls fail UNAVAILABLE and are retried", async (t) => {
-  const run = await runCli("postgres-outage", ["--fault", "postgres-outage@1500ms:2s"]);
-  assertClean(t, run);
-  t.true(run.report.outcome.retries > 0);
-  t.true(Object.keys(run.report.errors).some((key) => key.endsWith("UNAVAILABLE UNAVAILABLE")), JSON.stringify(run.report.errors));
-});
+test.serial(
+  "postgres-outage: every PostgreSQL connection dropped and refused for 2 s; calls fail UNAVAILABLE and are retried",
+  async (t) => {
+    const run = await runCli("postgres-outage", ["--fault", "postgres-outage@1500ms:2s"]);
+    assertClean(t, run);
+    t.true(run.report.outcome.retries > 0);
+    t.true(
+      Object.keys(run.report.errors).some((key) => key.endsWith("UNAVAILABLE UNAVAILABLE")),
+      JSON.stringify(run.report.errors),
+    );
+  },
+);

@@ -66,11 +66,14 @@ test(`${USERS} virtual users: every token activated, every won hold paid, every 
     const html = await readFile(htmlFile, "utf8");
     t.false(/<script[^>]+src=|<link[^>]+href=/i.test(html), "the page must not load anything from elsewhere");
     t.true(html.includes("uPlot"), "uPlot is inlined");
-    const data = new RegExp(`<script type="application/json" id="${REPORT_DATA_ELEMENT_ID}">(.*?)</script>`, "s").exec(html);
+    const data = new RegExp(`<script type="application/json" id="${REPORT_DATA_ELEMENT_ID}">(.*?)</script>`, "s").exec(
+      html,
+    );
     const embedded = JSON.parse(data![1]!) as LoadTestReport;
     t.true(embedded.timeline.length > 0);
     t.true(embedded.timeline.some((point) => point.active > 0 && point.payments > 0));
-    for (const rpc of ["JoinQueue", "WatchQueue first message", "TopUp", "ReserveSeat", "PayReservation", "LeaveQueue"]) t.truthy(embedded.latency[rpc], rpc);
+    for (const rpc of ["JoinQueue", "WatchQueue first message", "TopUp", "ReserveSeat", "PayReservation", "LeaveQueue"])
+      t.truthy(embedded.latency[rpc], rpc);
     t.true(embedded.latency.PayReservation!.histogram.counts.reduce((a, b) => a + b, 0) > 0);
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -21,9 +21,20 @@ const PREFIX = testKeyPrefix("process");
 /** Every server started here, so that none outlives a test that failed before stopping it. */
 const children = new Set<ChildProcess>();
 
-function startServer(env: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+function startServer(env: Record<string, string>): {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+} {
   const child = spawn(process.execPath, ["--import", "tsx", MAIN], {
-    env: { ...process.env, LOG_LEVEL: "info", SEED_DEMO_DATA: "false", HOST: "127.0.0.1", REDIS_KEY_PREFIX: PREFIX, ...env },
+    env: {
+      ...process.env,
+      LOG_LEVEL: "info",
+      SEED_DEMO_DATA: "false",
+      HOST: "127.0.0.1",
+      REDIS_KEY_PREFIX: PREFIX,
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
@@ -59,7 +70,12 @@ let database: TestDatabase;
 /** A server on free ports with this shutdown grace period, once it listens. */
 async function startListening(graceMs: number) {
   const [port, connectPort] = [await freePort(), await freePort()];
-  const server = startServer({ DATABASE_URL: database.url, PORT: String(port), CONNECT_PORT: String(connectPort), SHUTDOWN_GRACE_MS: String(graceMs) });
+  const server = startServer({
+    DATABASE_URL: database.url,
+    PORT: String(port),
+    CONNECT_PORT: String(connectPort),
+    SHUTDOWN_GRACE_MS: String(graceMs),
+  });
   await waitFor(() => server.output().includes('"msg":"listening"'), 30_000, server.output);
   return { server, port, connectPort };
 }
@@ -85,7 +101,11 @@ test.after.always(async () => {
 
 test("an unreachable PostgreSQL is one line with the docker compose hint, exit 1", async (t) => {
   const closedPort = await freePort();
-  const server = startServer({ DATABASE_URL: `postgres://root@127.0.0.1:${closedPort}/test`, PORT: "0", CONNECT_PORT: "0" });
+  const server = startServer({
+    DATABASE_URL: `postgres://root@127.0.0.1:${closedPort}/test`,
+    PORT: "0",
+    CONNECT_PORT: "0",
+  });
   t.is(await server.exited, 1);
   const lines = server.output().trim().split("\n");
   t.is(lines.length, 1, server.output());
@@ -96,7 +116,12 @@ test("an unreachable PostgreSQL is one line with the docker compose hint, exit 1
 
 test("an unreachable Redis is one line with the hint, exit 1", async (t) => {
   const closedPort = await freePort();
-  const server = startServer({ DATABASE_URL: database.url, REDIS_URL: `redis://127.0.0.1:${closedPort}`, PORT: "0", CONNECT_PORT: "0" });
+  const server = startServer({
+    DATABASE_URL: database.url,
+    REDIS_URL: `redis://127.0.0.1:${closedPort}`,
+    PORT: "0",
+    CONNECT_PORT: "0",
+  });
   t.is(await server.exited, 1);
   const problem = server.output().trim().split("\n").at(-1)!;
   t.regex(problem, /Redis is unreachable at redis:\/\/127\.0\.0\.1:\d+/);
@@ -105,7 +130,12 @@ test("an unreachable Redis is one line with the hint, exit 1", async (t) => {
 });
 
 test("a Redis database index the server does not have is one line, exit 1 (not database 0 quietly)", async (t) => {
-  const server = startServer({ DATABASE_URL: database.url, REDIS_URL: "redis://127.0.0.1:6379/9999", PORT: "0", CONNECT_PORT: "0" });
+  const server = startServer({
+    DATABASE_URL: database.url,
+    REDIS_URL: "redis://127.0.0.1:6379/9999",
+    PORT: "0",
+    CONNECT_PORT: "0",
+  });
   t.is(await server.exited, 1);
   t.regex(server.output().trim().split("\n").at(-1)!, /refuses database 9999/);
   t.notRegex(server.output(), /\n\s+at /);
@@ -135,8 +165,14 @@ test("a port in use is one line naming the variable, exit 1, whichever of the tw
       t.is(await server.exited, 1, server.output());
       // One plain line (stdout's JSON log and stderr may interleave in any order); everything
       // else is the JSON log, grpc-js's own complaint included: no plain text, no stack trace.
-      const plain = server.output().trim().split("\n").filter((line) => !isJson(line));
-      t.deepEqual(plain, [`concert-booking: ${variable}=${port} on 127.0.0.1 is in use (another server running?): stop the other process or choose another ${variable}`]);
+      const plain = server
+        .output()
+        .trim()
+        .split("\n")
+        .filter((line) => !isJson(line));
+      t.deepEqual(plain, [
+        `concert-booking: ${variable}=${port} on 127.0.0.1 is in use (another server running?): stop the other process or choose another ${variable}`,
+      ]);
     }
   } finally {
     taken.close();
@@ -150,7 +186,11 @@ test("a HOST that is not an address of this machine, or does not resolve, is one
   ] as const) {
     const server = startServer({ DATABASE_URL: database.url, HOST: host, PORT: "0", CONNECT_PORT: "0" });
     t.is(await server.exited, 1, server.output());
-    const plain = server.output().trim().split("\n").filter((line) => !isJson(line));
+    const plain = server
+      .output()
+      .trim()
+      .split("\n")
+      .filter((line) => !isJson(line));
     t.is(plain.length, 1, server.output());
     t.regex(plain[0]!, expected);
   }
@@ -177,7 +217,11 @@ test("SIGTERM lets an in-flight call finish (also through more signals), refuses
   // More signals (a process-group SIGTERM, Ctrl-C) do not cut the drain short.
   server.child.kill("SIGTERM");
   server.child.kill("SIGINT");
-  await waitFor(() => (server.output().match(/"msg":"already shutting down"/g) ?? []).length === 2, 5000, server.output);
+  await waitFor(
+    () => (server.output().match(/"msg":"already shutting down"/g) ?? []).length === 2,
+    5000,
+    server.output,
+  );
   await blocker.query("commit");
   await blocker.end();
 
@@ -197,7 +241,9 @@ test("a shutdown that PostgreSQL stalls past the grace period ends anyway, exit 
   // A lock holder that never lets go: the in-flight top-up keeps its pool connection.
   const blocker = await lockWallet("stalled");
   try {
-    const inFlight = client.topUp({ userId: "stalled", amount: { amountMinor: 10n }, idempotencyKey: "s1" }).catch(() => "failed");
+    const inFlight = client
+      .topUp({ userId: "stalled", amount: { amountMinor: 10n }, idempotencyKey: "s1" })
+      .catch(() => "failed");
     await new Promise((r) => setTimeout(r, 300));
     const signalled = Date.now();
     server.child.kill("SIGTERM");
@@ -221,7 +267,14 @@ test("an HTTP/1.1 call in flight at SIGTERM is answered with Connection: close, 
   const call = (key: string, via = agent) =>
     new Promise<{ status: number; connection: string | undefined }>((resolve, reject) => {
       const request = http.request(
-        { host: "127.0.0.1", port: connectPort, path: "/concert.v1.WalletService/TopUp", method: "POST", agent: via, headers: { "content-type": "application/json" } },
+        {
+          host: "127.0.0.1",
+          port: connectPort,
+          path: "/concert.v1.WalletService/TopUp",
+          method: "POST",
+          agent: via,
+          headers: { "content-type": "application/json" },
+        },
         (response) => {
           response.resume();
           response.on("end", () => resolve({ status: response.statusCode!, connection: response.headers.connection }));
@@ -260,7 +313,9 @@ test("SIGTERM ends a Health.Watch stream with UNAVAILABLE and does not wait out 
   let updates = 0;
   watch.on("data", () => updates++);
   watch.on("error", () => {}); // the status below is what counts
-  const ended = new Promise<number>((resolve) => watch.on("status", (status: grpc.StatusObject) => resolve(status.code)));
+  const ended = new Promise<number>((resolve) =>
+    watch.on("status", (status: grpc.StatusObject) => resolve(status.code)),
+  );
   const silent = net.connect(connectPort, "127.0.0.1");
   silent.on("error", () => {});
   await waitFor(() => updates > 0, 5000, server.output);

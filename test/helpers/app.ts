@@ -86,7 +86,11 @@ export async function seedSmallCatalog(testApp: TestApp, seats = 20): Promise<vo
  * A test app on a redis-server of its own (which the test may stop and start), with a small
  * catalog. `stop()` ends both, whatever state the Redis is in.
  */
-export async function startTestAppOnPrivateRedis(label: string, overrides: Partial<Config> = {}, seats = 4): Promise<{ app: TestApp; redis: PrivateRedis; stop(): Promise<void> }> {
+export async function startTestAppOnPrivateRedis(
+  label: string,
+  overrides: Partial<Config> = {},
+  seats = 4,
+): Promise<{ app: TestApp; redis: PrivateRedis; stop(): Promise<void> }> {
   const redis = await startPrivateRedis();
   let app: TestApp | undefined;
   try {

@@ -64,7 +64,8 @@ export async function loadCatalog(em: EntityManager, concertId?: string): Promis
 
 export const seatRow = (orm: ORM, seatId: string) => orm.em.fork().findOneOrFail(Seat, { id: seatId });
 export const reservationRow = (orm: ORM, id: string) => orm.em.fork().findOneOrFail(Reservation, { id });
-export const outboxRows = (orm: ORM, aggregateId: string) => orm.em.fork().find(Outbox, { aggregateId }, { orderBy: { id: "asc" } });
+export const outboxRows = (orm: ORM, aggregateId: string) =>
+  orm.em.fork().find(Outbox, { aggregateId }, { orderBy: { id: "asc" } });
 
 export async function fund(orm: ORM, userId: string, amountMinor: bigint): Promise<void> {
   await topUp(orm, userId, amountMinor, `fund-${userId}-${amountMinor}-${Math.random()}`);
@@ -79,7 +80,10 @@ export async function ledgerOf(orm: ORM, userId: string): Promise<{ sum: bigint;
   const [row] = await orm.em
     .fork()
     .getConnection()
-    .execute<{ sum: string | null; rows: string }[]>("select sum(amount_minor) as sum, count(*) as rows from ledger_entry where user_id = ?", [userId]);
+    .execute<{ sum: string | null; rows: string }[]>(
+      "select sum(amount_minor) as sum, count(*) as rows from ledger_entry where user_id = ?",
+      [userId],
+    );
   return { sum: BigInt(row?.sum ?? 0), rows: Number(row?.rows ?? 0) };
 }
 
@@ -100,14 +104,20 @@ export function tally(outcomes: string[]): Record<string, number> {
 }
 
 /** Joins the queue of `concertId` for each user and waits until every token is ACTIVE; user → token. */
-export async function admitUsers(app: TestApp, concertId: string, userIds: readonly string[]): Promise<Map<string, string>> {
+export async function admitUsers(
+  app: TestApp,
+  concertId: string,
+  userIds: readonly string[],
+): Promise<Map<string, string>> {
   const queue = app.grpc(QueueService);
   const tokens = new Map<string, string>();
   for (const userId of userIds) tokens.set(userId, (await queue.joinQueue({ concertId, userId })).token);
   let pending = [...tokens.values()];
   await waitFor(
     async () => {
-      const states = await Promise.all(pending.map(async (token) => [token, (await queue.getQueueStatus({ token })).status?.state] as const));
+      const states = await Promise.all(
+        pending.map(async (token) => [token, (await queue.getQueueStatus({ token })).status?.state] as const),
+      );
       pending = states.filter(([, state]) => state !== QueueState.ACTIVE).map(([token]) => token);
       return pending.length === 0;
     },
@@ -117,4 +127,6 @@ export async function admitUsers(app: TestApp, concertId: string, userIds: reado
 }
 
 /** gRPC call options carrying a queue token. */
-export const withToken = (token: string | undefined): { metadata: Record<string, string> } => ({ metadata: token ? { "x-queue-token": token } : {} });
+export const withToken = (token: string | undefined): { metadata: Record<string, string> } => ({
+  metadata: token ? { "x-queue-token": token } : {},
+});

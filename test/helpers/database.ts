@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
+import { randomBytes } from "node:crypto";
+import pg from "pg";
 
 export interface TestDatabase {
   url: string;
@@ -7,7 +7,7 @@ export interface TestDatabase {
 }
 
 /** Any database on the server works; CREATE/DROP DATABASE cannot run inside the database they target. */
-export const ADMIN_URL = process.env.TEST_PG_ADMIN_URL ?? 'postgres://root@127.0.0.1:5432/postgres';
+export const ADMIN_URL = process.env.TEST_PG_ADMIN_URL ?? "postgres://root@127.0.0.1:5432/postgres";
 
 async function withAdmin(sql: string): Promise<void> {
   const client = new pg.Client({ connectionString: ADMIN_URL });
@@ -24,8 +24,11 @@ async function withAdmin(sql: string): Promise<void> {
  * behind. template0 avoids inheriting whatever someone put into template1.
  */
 export async function createTestDatabase(label: string): Promise<TestDatabase> {
-  const safeLabel = label.toLowerCase().replace(/[^a-z0-9_]/g, '_').slice(0, 30);
-  const name = `cb_${safeLabel}_${randomBytes(4).toString('hex')}`;
+  const safeLabel = label
+    .toLowerCase()
+    .replace(/[^a-z0-9_]/g, "_")
+    .slice(0, 30);
+  const name = `cb_${safeLabel}_${randomBytes(4).toString("hex")}`;
   await withAdmin(`create database "${name}" template template0`);
   const url = new URL(ADMIN_URL);
   url.pathname = `/${name}`;

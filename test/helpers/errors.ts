@@ -15,7 +15,12 @@ export function fieldViolations(error: unknown): string[] {
 }
 
 /** Awaits `promise`, expecting a ConnectError with `code` and ErrorInfo `reason`. */
-export async function expectError(t: ExecutionContext, promise: Promise<unknown>, code: Code, reason?: string): Promise<ConnectError> {
+export async function expectError(
+  t: ExecutionContext,
+  promise: Promise<unknown>,
+  code: Code,
+  reason?: string,
+): Promise<ConnectError> {
   const error = await t.throwsAsync(promise);
   t.true(error instanceof ConnectError, `expected a ConnectError, got ${String(error)}`);
   const connectError = error as ConnectError;

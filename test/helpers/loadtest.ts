@@ -4,7 +4,10 @@
 import { runLoadTest, type LoadTestOptions, type LoadTestReport } from "../../src/loadtest/run-load-test.js";
 import type { TestApp } from "./app.js";
 
-export function runCiLoadTest(app: TestApp, options: { users: number; cap: number; connections: number } & Partial<LoadTestOptions>): Promise<LoadTestReport> {
+export function runCiLoadTest(
+  app: TestApp,
+  options: { users: number; cap: number; connections: number } & Partial<LoadTestOptions>,
+): Promise<LoadTestReport> {
   const { users, cap, ...rest } = options;
   return runLoadTest({
     target: app.grpcAddress,

@@ -33,7 +33,11 @@ function canListen(port: number): Promise<boolean> {
 }
 
 async function startServer(port: number, extraArgs: string[] = []): Promise<ChildProcess> {
-  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", ...extraArgs], { stdio: "ignore" });
+  const child = spawn(
+    "redis-server",
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", ...extraArgs],
+    { stdio: "ignore" },
+  );
   await waitFor(() => accepts(port), { timeoutMs: 10_000, message: () => `redis-server on port ${port}` });
   return child;
 }
@@ -90,21 +94,42 @@ export async function startPrivateRedisCluster(masters = 3): Promise<PrivateRedi
     const ports = new Set<number>();
     while (ports.size < masters) ports.add(await freeClusterPort(ports));
     for (const port of ports) {
-      children.push(await startServer(port, ["--cluster-enabled", "yes", "--cluster-config-file", join(dir, `nodes-${port}.conf`), "--dir", dir]));
+      children.push(
+        await startServer(port, [
+          "--cluster-enabled",
+          "yes",
+          "--cluster-config-file",
+          join(dir, `nodes-${port}.conf`),
+          "--dir",
+          dir,
+        ]),
+      );
     }
     const addresses = [...ports].map((port) => `127.0.0.1:${port}`);
-    await run("redis-cli", ["--cluster", "create", ...addresses, "--cluster-replicas", "0", "--cluster-yes"], { timeout: 60_000 });
-    await waitFor(async () => (await Promise.all([...ports].map((port) => cli(port, "cluster", "info")))).every((info) => info.includes("cluster_state:ok")), {
-      timeoutMs: 30_000,
-      intervalMs: 100,
-      message: () => "cluster_state:ok on every node",
+    await run("redis-cli", ["--cluster", "create", ...addresses, "--cluster-replicas", "0", "--cluster-yes"], {
+      timeout: 60_000,
     });
+    await waitFor(
+      async () =>
+        (await Promise.all([...ports].map((port) => cli(port, "cluster", "info")))).every((info) =>
+          info.includes("cluster_state:ok"),
+        ),
+      {
+        timeoutMs: 30_000,
+        intervalMs: 100,
+        message: () => "cluster_state:ok on every node",
+      },
+    );
     const [first] = ports;
     return {
       nodes: [...ports].map((port) => ({ host: "127.0.0.1", port })),
       async masterPortOf(key) {
         const slot = Number(await cli(first!, "cluster", "keyslot", key));
-        const slots = JSON.parse(await cli(first!, "--json", "cluster", "slots")) as [number, number, [string, number, ...unknown[]]][];
+        const slots = JSON.parse(await cli(first!, "--json", "cluster", "slots")) as [
+          number,
+          number,
+          [string, number, ...unknown[]],
+        ][];
         const range = slots.find(([from, to]) => slot >= from && slot <= to);
         if (!range) throw new Error(`no master serves slot ${slot}`);
         return range[2][1];

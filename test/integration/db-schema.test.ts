@@ -1,28 +1,28 @@
-import { randomUUID } from 'node:crypto';
-import test from 'ava';
+import { randomUUID } from "node:crypto";
+import test from "ava";
 import {
   CheckConstraintViolationException,
   OptimisticLockError,
   UniqueConstraintViolationException,
   type EntityManager,
   type MikroORM,
-} from '@mikro-orm/postgresql';
-import { Concert } from '../../src/booking/concert.entity.js';
-import { Reservation, type ReservationStatus } from '../../src/booking/reservation.entity.js';
-import { Schedule } from '../../src/booking/schedule.entity.js';
-import { Seat } from '../../src/booking/seat.entity.js';
-import { closeORM, initORM, migrateUp } from '../../src/platform/db/orm.js';
-import { isCatalogEmpty, seedCatalog } from '../../src/platform/db/seed.js';
-import { LedgerEntry } from '../../src/wallet/ledger-entry.entity.js';
-import { Wallet } from '../../src/wallet/wallet.entity.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+} from "@mikro-orm/postgresql";
+import { Concert } from "../../src/booking/concert.entity.js";
+import { Reservation, type ReservationStatus } from "../../src/booking/reservation.entity.js";
+import { Schedule } from "../../src/booking/schedule.entity.js";
+import { Seat } from "../../src/booking/seat.entity.js";
+import { closeORM, initORM, migrateUp } from "../../src/platform/db/orm.js";
+import { isCatalogEmpty, seedCatalog } from "../../src/platform/db/seed.js";
+import { LedgerEntry } from "../../src/wallet/ledger-entry.entity.js";
+import { Wallet } from "../../src/wallet/wallet.entity.js";
+import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
 
 let database: TestDatabase;
 let orm: MikroORM;
 let em: EntityManager;
 
 test.before(async () => {
-  database = await createTestDatabase('dbschema');
+  database = await createTestDatabase("dbschema");
   ({ orm, em } = await initORM({ databaseUrl: database.url, poolMax: 4 }));
   await migrateUp(orm);
 });
@@ -45,35 +45,38 @@ function reservationFor(seatId: string, status: ReservationStatus) {
   };
 }
 
-test('a second migration run applies nothing', async (t) => {
+test("a second migration run applies nothing", async (t) => {
   t.deepEqual(await migrateUp(orm), []);
 });
 
-test('the migrated schema matches the entities', async (t) => {
+test("the migrated schema matches the entities", async (t) => {
   // An entity change without a migration shows up here as pending DDL.
-  t.is((await orm.schema.getUpdateSchemaSQL({ wrap: false })).trim(), '');
+  t.is((await orm.schema.getUpdateSchemaSQL({ wrap: false })).trim(), "");
 });
 
-test('one seat can have only one live reservation', async (t) => {
+test("one seat can have only one live reservation", async (t) => {
   const fork = em.fork();
   const seatId = randomUUID();
-  const heldId = await fork.insert(Reservation, reservationFor(seatId, 'HELD'));
+  const heldId = await fork.insert(Reservation, reservationFor(seatId, "HELD"));
 
-  for (const status of ['HELD', 'CONFIRMED'] as const) {
+  for (const status of ["HELD", "CONFIRMED"] as const) {
     const error = await t.throwsAsync(fork.insert(Reservation, reservationFor(seatId, status)), {
       instanceOf: UniqueConstraintViolationException,
     });
     // pg's error fields survive on the exception, so callers can tell which rule was broken.
-    t.is((error as UniqueConstraintViolationException & { constraint?: string }).constraint, 'reservation_live_seat_uq');
+    t.is(
+      (error as UniqueConstraintViolationException & { constraint?: string }).constraint,
+      "reservation_live_seat_uq",
+    );
   }
 
-  t.is(await fork.nativeUpdate(Reservation, { id: heldId }, { status: 'EXPIRED' }), 1);
-  const secondId = await fork.insert(Reservation, reservationFor(seatId, 'HELD'));
-  await fork.nativeUpdate(Reservation, { id: secondId }, { status: 'CANCELLED', cancelledAt: new Date() });
-  await t.notThrowsAsync(fork.insert(Reservation, reservationFor(seatId, 'CONFIRMED')));
+  t.is(await fork.nativeUpdate(Reservation, { id: heldId }, { status: "EXPIRED" }), 1);
+  const secondId = await fork.insert(Reservation, reservationFor(seatId, "HELD"));
+  await fork.nativeUpdate(Reservation, { id: secondId }, { status: "CANCELLED", cancelledAt: new Date() });
+  await t.notThrowsAsync(fork.insert(Reservation, reservationFor(seatId, "CONFIRMED")));
 });
 
-test('a wallet balance can never go negative', async (t) => {
+test("a wallet balance can never go negative", async (t) => {
   const fork = em.fork();
   await t.throwsAsync(fork.insert(Wallet, { userId: `user-${randomUUID()}`, balanceMinor: -1n }), {
     instanceOf: CheckConstraintViolationException,
@@ -86,7 +89,7 @@ test('a wallet balance can never go negative', async (t) => {
   });
 });
 
-test('a stale wallet copy cannot overwrite a newer one', async (t) => {
+test("a stale wallet copy cannot overwrite a newer one", async (t) => {
   const userId = `user-${randomUUID()}`;
   await em.fork().insert(Wallet, { userId, balanceMinor: 1_000n });
 
@@ -94,7 +97,7 @@ test('a stale wallet copy cannot overwrite a newer one', async (t) => {
   const second = em.fork();
   const walletA = await first.findOneOrFail(Wallet, userId);
   const walletB = await second.findOneOrFail(Wallet, userId);
-  t.is(typeof walletA.balanceMinor, 'bigint');
+  t.is(typeof walletA.balanceMinor, "bigint");
   t.is(walletA.version, 1);
 
   walletA.balanceMinor -= 300n;
@@ -107,28 +110,28 @@ test('a stale wallet copy cannot overwrite a newer one', async (t) => {
   t.is(stored.version, 2);
 });
 
-test('ledger ids come back as strings and money as bigint', async (t) => {
+test("ledger ids come back as strings and money as bigint", async (t) => {
   const fork = em.fork();
   const userId = `user-${randomUUID()}`;
   const entry = {
     userId,
-    kind: 'TOP_UP' as const,
+    kind: "TOP_UP" as const,
     amountMinor: 9_007_199_254_740_993n,
     balanceAfterMinor: 9_007_199_254_740_993n,
-    requestFingerprint: 'fp',
+    requestFingerprint: "fp",
   };
-  const id = await fork.insert(LedgerEntry, { ...entry, idempotencyKey: 'k1' });
-  t.is(typeof id, 'string');
+  const id = await fork.insert(LedgerEntry, { ...entry, idempotencyKey: "k1" });
+  t.is(typeof id, "string");
 
   const [stored] = await fork.find(LedgerEntry, { userId });
   t.is(stored?.id, id);
   t.is(stored?.amountMinor, 9_007_199_254_740_993n);
-  await t.throwsAsync(fork.insert(LedgerEntry, { ...entry, idempotencyKey: 'k1' }), {
+  await t.throwsAsync(fork.insert(LedgerEntry, { ...entry, idempotencyKey: "k1" }), {
     instanceOf: UniqueConstraintViolationException,
   });
 });
 
-test('seeding the catalog twice changes nothing the second time', async (t) => {
+test("seeding the catalog twice changes nothing the second time", async (t) => {
   const options = { concerts: 1, schedules: 2, seats: 120 };
   const counts = async () => ({
     concerts: await em.fork().count(Concert),
@@ -150,5 +153,5 @@ test('seeding the catalog twice changes nothing the second time', async (t) => {
   t.deepEqual(await counts(), afterFirst);
 
   const lastSeat = await em.fork().findOneOrFail(Seat, { seatNo: 120 });
-  t.like(lastSeat, { label: 'C-20', grade: 'B', priceMinor: 6_000n, status: 'AVAILABLE', heldUntil: null });
+  t.like(lastSeat, { label: "C-20", grade: "B", priceMinor: 6_000n, status: "AVAILABLE", heldUntil: null });
 });

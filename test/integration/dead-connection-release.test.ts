@@ -27,7 +27,9 @@ test.after.always(async () => {
 
 function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms)));
+  const timeout = new Promise<never>(
+    (_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms)),
+  );
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
@@ -39,7 +41,9 @@ test("transactions whose connection dropped (mid-statement or at COMMIT) give th
       proxy.cut();
       if (!atCommit) await em.execute("select 1");
     });
-    await t.throwsAsync(within(failed, 5000, `transaction ${drop}`), { message: /Connection terminated|not queryable|ECONNRESET/ });
+    await t.throwsAsync(within(failed, 5000, `transaction ${drop}`), {
+      message: /Connection terminated|not queryable|ECONNRESET/,
+    });
     proxy.restore();
   }
   const [row] = await within(

@@ -26,7 +26,14 @@ test("events --follow waits out a Redis restart and prints the events published 
   const publish = async (eventType: string) => {
     const client = new Redis(redis.url);
     try {
-      const event = { eventId: randomUUID(), eventType, aggregateType: "test", aggregateId: randomUUID(), occurredAt: new Date().toISOString(), payload: {} };
+      const event = {
+        eventId: randomUUID(),
+        eventType,
+        aggregateType: "test",
+        aggregateId: randomUUID(),
+        occurredAt: new Date().toISOString(),
+        payload: {},
+      };
       await client.xadd(key, "*", ...toStreamFields(event));
       return event.eventId;
     } finally {
@@ -49,8 +56,14 @@ test("events --follow waits out a Redis restart and prints the events published 
     await new Promise((resolve) => setTimeout(resolve, 1500));
     await redis.start();
     const after = await publish("test.after");
-    await waitFor(() => stdout.includes(after), { timeoutMs: 20_000, message: () => `stdout:\n${stdout}\nstderr:\n${stderr}` });
-    const ids = stdout.trim().split("\n").map((line) => (JSON.parse(line) as { event_id: string }).event_id);
+    await waitFor(() => stdout.includes(after), {
+      timeoutMs: 20_000,
+      message: () => `stdout:\n${stdout}\nstderr:\n${stderr}`,
+    });
+    const ids = stdout
+      .trim()
+      .split("\n")
+      .map((line) => (JSON.parse(line) as { event_id: string }).event_id);
     t.deepEqual(ids, [before, after]);
     t.regex(stderr, /retrying/);
   } finally {

@@ -48,20 +48,33 @@ test.serial("a first top-up is 3 statements; a later one too", async (t) => {
 
 test.serial("a hold is 4 statements, one of them the seat's SELECT … FOR UPDATE", async (t) => {
   const { sql } = await counted(() =>
-    reserveSeat(db.orm, { scheduleId: schedule().id, seatId: schedule().seatIds[0]!, userId: "counted", requestId: "h1" }, policy),
+    reserveSeat(
+      db.orm,
+      { scheduleId: schedule().id, seatId: schedule().seatIds[0]!, userId: "counted", requestId: "h1" },
+      policy,
+    ),
   );
   t.is(sql.length, 4, sql.join("\n"));
   t.is(sql.filter((s) => /^select .* from "seat" .* for update$/.test(s)).length, 1, sql.join("\n"));
 });
 
-test.serial("a payment is 5 statements: reservation, seat lock, wallet, the rows, the versioned wallet update", async (t) => {
-  const held = await reserveSeat(db.orm, { scheduleId: schedule().id, seatId: schedule().seatIds[1]!, userId: "counted", requestId: "h2" }, policy);
-  const { result, sql } = await counted(() => payReservation(db.orm, { reservationId: held.id, userId: "counted", idempotencyKey: "p1" }));
-  t.false(result.replayed);
-  t.is(sql.length, 5, sql.join("\n"));
-  t.regex(sql[1]!, /^select .* from "seat" .* for update$/);
-  t.regex(sql[3]!, /^with "confirmed" as \(update "reservation"/);
-  t.regex(sql[4]!, /^update "wallet" .* where .*"version" = /);
-  // The other hold of this user (h1) is still live: the payment says so without a further query.
-  t.deepEqual(result.heldScheduleIds, [schedule().id]);
-});
+test.serial(
+  "a payment is 5 statements: reservation, seat lock, wallet, the rows, the versioned wallet update",
+  async (t) => {
+    const held = await reserveSeat(
+      db.orm,
+      { scheduleId: schedule().id, seatId: schedule().seatIds[1]!, userId: "counted", requestId: "h2" },
+      policy,
+    );
+    const { result, sql } = await counted(() =>
+      payReservation(db.orm, { reservationId: held.id, userId: "counted", idempotencyKey: "p1" }),
+    );
+    t.false(result.replayed);
+    t.is(sql.length, 5, sql.join("\n"));
+    t.regex(sql[1]!, /^select .* from "seat" .* for update$/);
+    t.regex(sql[3]!, /^with "confirmed" as \(update "reservation"/);
+    t.regex(sql[4]!, /^update "wallet" .* where .*"version" = /);
+    // The other hold of this user (h1) is still live: the payment says so without a further query.
+    t.deepEqual(result.heldScheduleIds, [schedule().id]);
+  },
+);

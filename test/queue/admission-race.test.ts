@@ -17,12 +17,23 @@ const loops: { room: WaitingRoom; redis: Redis }[] = [];
 
 test.before(async () => {
   // The app's own loop would first tick after an hour: only the four loops below admit.
-  app = await startTestApp("queue_race", { maxActiveUsers: CAP, admissionIntervalMs: 3_600_000, activeTokenTtlSeconds: 600, waitingTokenTtlSeconds: 600 });
+  app = await startTestApp("queue_race", {
+    maxActiveUsers: CAP,
+    admissionIntervalMs: 3_600_000,
+    activeTokenTtlSeconds: 600,
+    waitingTokenTtlSeconds: 600,
+  });
   await seedSmallCatalog(app, 4);
   for (let i = 0; i < 4; i++) {
     const redis = createRedis({ url: app.config.redisUrl, name: `race-loop-${i}` });
     await redis.connect();
-    const room = await createWaitingRoom({ orm: app.app.orm, redis, config: app.config, logger: createLogger("silent"), registry: new Registry() });
+    const room = await createWaitingRoom({
+      orm: app.app.orm,
+      redis,
+      config: app.config,
+      logger: createLogger("silent"),
+      registry: new Registry(),
+    });
     loops.push({ room, redis });
   }
 });
@@ -40,7 +51,9 @@ test("four admission loops on separate connections admit at once: no double admi
   const keys = createQueueKeys(app.config.redisKeyPrefix).concert(concertId);
   const queue = app.grpc(QueueService);
   await Promise.all(Array.from({ length: USERS }, (_, i) => queue.joinQueue({ concertId, userId: `race-${i}` })));
-  const rows = await app.app.orm.em.getConnection().execute<{ token: string }[]>("select token from queue_entry where concert_id = ? order by seq", [concertId]);
+  const rows = await app.app.orm.em
+    .getConnection()
+    .execute<{ token: string }[]>("select token from queue_entry where concert_id = ? order by seq", [concertId]);
   const line = rows.map((r) => r.token);
   t.is(line.length, USERS);
 
@@ -53,12 +66,20 @@ test("four admission loops on separate connections admit at once: no double admi
     t.true(active.length <= CAP, `round ${rounds}: ${active.length} active`);
     for (const token of active) admitted.add(token);
     // Admitted so far must be exactly the head of the line.
-    t.deepEqual([...admitted].sort(), line.slice(0, admitted.size).sort(), `round ${rounds}: admissions skipped someone`);
-    t.is(active.length, Math.min(CAP, USERS - (admitted.size - active.length)), `round ${rounds}: free slots left unused`);
+    t.deepEqual(
+      [...admitted].sort(),
+      line.slice(0, admitted.size).sort(),
+      `round ${rounds}: admissions skipped someone`,
+    );
+    t.is(
+      active.length,
+      Math.min(CAP, USERS - (admitted.size - active.length)),
+      `round ${rounds}: free slots left unused`,
+    );
     // Free a random part of the slots for the next round.
     const leaving = active.filter(() => Math.random() < 0.4);
     await Promise.all(leaving.map((token) => queue.leaveQueue({ token })));
   }
   t.true(rounds >= USERS / CAP);
-  t.is((await app.app.redis.zcard(keys.waiting)), 0);
+  t.is(await app.app.redis.zcard(keys.waiting), 0);
 });

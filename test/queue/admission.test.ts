@@ -13,7 +13,12 @@ let app: TestApp;
 
 test.before(async () => {
   // Slots free after 1 s, so 2,000 users pass in about 14 waves of at most 150.
-  app = await startTestApp("queue_admission", { maxActiveUsers: CAP, admissionIntervalMs: 100, activeTokenTtlSeconds: 1, waitingTokenTtlSeconds: 600 });
+  app = await startTestApp("queue_admission", {
+    maxActiveUsers: CAP,
+    admissionIntervalMs: 100,
+    activeTokenTtlSeconds: 1,
+    waitingTokenTtlSeconds: 600,
+  });
   await seedSmallCatalog(app, 4);
 });
 
@@ -47,15 +52,24 @@ test("2,000 concurrent joins are admitted in FIFO batches, never above the cap",
   })();
 
   const clients = Array.from({ length: 4 }, () => app.grpc(QueueService));
-  const joins = await Promise.all(Array.from({ length: USERS }, (_, i) => clients[i % 4]!.joinQueue({ concertId, userId: `crowd-${i}` })));
+  const joins = await Promise.all(
+    Array.from({ length: USERS }, (_, i) => clients[i % 4]!.joinQueue({ concertId, userId: `crowd-${i}` })),
+  );
   t.is(new Set(joins.map((j) => j.token)).size, USERS);
 
-  const seqRows = await app.app.orm.em.getConnection().execute<{ token: string; seq: string }[]>("select token, seq::text as seq from queue_entry where concert_id = ?", [concertId]);
+  const seqRows = await app.app.orm.em
+    .getConnection()
+    .execute<{ token: string; seq: string }[]>("select token, seq::text as seq from queue_entry where concert_id = ?", [
+      concertId,
+    ]);
   t.is(seqRows.length, USERS, "every acknowledged join is in PostgreSQL");
   const seqOf = new Map(seqRows.map((r) => [r.token, BigInt(r.seq)]));
   t.is(new Set(seqRows.map((r) => r.seq)).size, USERS, "sequence numbers are unique");
 
-  await waitFor(() => admittedAt.size === USERS, { timeoutMs: 60_000, message: () => `admitted ${admittedAt.size} of ${USERS}` });
+  await waitFor(() => admittedAt.size === USERS, {
+    timeoutMs: 60_000,
+    message: () => `admitted ${admittedAt.size} of ${USERS}`,
+  });
   observing = false;
   await observed;
   observer.disconnect();
@@ -63,7 +77,9 @@ test("2,000 concurrent joins are admitted in FIFO batches, never above the cap",
   t.true(maxActive <= CAP, `at most ${CAP} active at once, saw ${maxActive}`);
   const batches = new Map<number, bigint[]>();
   for (const [token, at] of admittedAt) batches.set(at, [...(batches.get(at) ?? []), seqOf.get(token)!]);
-  const ordered = [...batches.entries()].sort((a, b) => a[0] - b[0]).map(([, seqs]) => seqs.sort((a, b) => (a < b ? -1 : 1)));
+  const ordered = [...batches.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([, seqs]) => seqs.sort((a, b) => (a < b ? -1 : 1)));
   t.true(ordered.length >= Math.ceil(USERS / CAP), `${ordered.length} batches`);
   for (let i = 1; i < ordered.length; i++) {
     t.true(ordered[i]![0]! > ordered[i - 1]!.at(-1)!, "every batch comes after the previous one in line");
@@ -71,11 +87,19 @@ test("2,000 concurrent joins are admitted in FIFO batches, never above the cap",
   for (const seqs of ordered) t.true(seqs.length <= CAP);
 
   const last = joins.at(-1)!;
-  await waitFor(async () => (await clients[0]!.getQueueStatus({ token: last.token })).status!.state === QueueState.EXPIRED, { timeoutMs: 10_000 });
+  await waitFor(
+    async () => (await clients[0]!.getQueueStatus({ token: last.token })).status!.state === QueueState.EXPIRED,
+    { timeoutMs: 10_000 },
+  );
   let mirrored = 0;
   await waitFor(
     async () => {
-      const [row] = await app.app.orm.em.getConnection().execute<{ n: string }[]>("select count(*) as n from queue_entry where concert_id = ? and admitted_at is not null", [concertId]);
+      const [row] = await app.app.orm.em
+        .getConnection()
+        .execute<{ n: string }[]>(
+          "select count(*) as n from queue_entry where concert_id = ? and admitted_at is not null",
+          [concertId],
+        );
       mirrored = Number(row!.n);
       return mirrored === USERS;
     },

@@ -14,7 +14,12 @@ let app: TestApp;
 let stack: Awaited<ReturnType<typeof startTestAppOnPrivateRedis>> | undefined;
 
 test.before(async () => {
-  stack = await startTestAppOnPrivateRedis("queue_fallback_touch", { maxActiveUsers: 1, admissionIntervalMs: 200, activeTokenTtlSeconds: 600, waitingTokenTtlSeconds: TTL_SECONDS });
+  stack = await startTestAppOnPrivateRedis("queue_fallback_touch", {
+    maxActiveUsers: 1,
+    admissionIntervalMs: 200,
+    activeTokenTtlSeconds: 600,
+    waitingTokenTtlSeconds: TTL_SECONDS,
+  });
   ({ app, redis } = stack);
 });
 

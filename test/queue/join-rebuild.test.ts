@@ -13,7 +13,12 @@ import { waitFor } from "../helpers/wait.js";
 
 test("a join acknowledged after a rebuild that missed its row is in Redis's line", async (t) => {
   t.timeout(60_000);
-  const { app, redis, stop } = await startTestAppOnPrivateRedis("queue_join_rebuild", { maxActiveUsers: 1, admissionIntervalMs: 50, activeTokenTtlSeconds: 600, waitingTokenTtlSeconds: 600 });
+  const { app, redis, stop } = await startTestAppOnPrivateRedis("queue_join_rebuild", {
+    maxActiveUsers: 1,
+    admissionIntervalMs: 50,
+    activeTokenTtlSeconds: 600,
+    waitingTokenTtlSeconds: 600,
+  });
   const blocker = new pg.Client({ connectionString: app.config.databaseUrl });
   await blocker.connect();
   const admin = new Redis(redis.url);
@@ -21,21 +26,34 @@ test("a join acknowledged after a rebuild that missed its row is in Redis's line
     const queue = app.grpc(QueueService);
     const concertId = (await app.grpc(BookingService).listConcerts({})).concerts[0]!.id;
     const first = (await queue.joinQueue({ concertId, userId: "first" })).token;
-    await waitFor(async () => (await queue.getQueueStatus({ token: first })).status!.state === QueueState.ACTIVE, { message: () => "first admitted" });
+    await waitFor(async () => (await queue.getQueueStatus({ token: first })).status!.state === QueueState.ACTIVE, {
+      message: () => "first admitted",
+    });
 
     await blocker.query("begin");
-    await blocker.query("insert into queue_entry (token, concert_id, user_id, seq, state, last_seen_at) values ('held-back', $1, 'late', 1, 'WAITING', now())", [concertId]);
+    await blocker.query(
+      "insert into queue_entry (token, concert_id, user_id, seq, state, last_seen_at) values ('held-back', $1, 'late', 1, 'WAITING', now())",
+      [concertId],
+    );
     const joining = queue.joinQueue({ concertId, userId: "late" });
-    await waitFor(async () => {
-      const { rows } = await blocker.query<{ n: number }>("select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'");
-      return rows[0]!.n > 0;
-    }, { message: () => "the join's write never waited" });
+    await waitFor(
+      async () => {
+        const { rows } = await blocker.query<{ n: number }>(
+          "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'",
+        );
+        return rows[0]!.n > 0;
+      },
+      { message: () => "the join's write never waited" },
+    );
 
     // Redis loses everything; the app notices, serves from PostgreSQL and rebuilds Redis from
     // it (without the join, whose row is not committed yet), then switches back.
     await admin.flushall();
     await waitFor(() => app.app.waitingRoom.mode.current !== "redis", { message: () => "the loss noticed" });
-    await waitFor(() => app.app.waitingRoom.mode.current === "redis", { timeoutMs: 20_000, message: () => `mode ${app.app.waitingRoom.mode.current}` });
+    await waitFor(() => app.app.waitingRoom.mode.current === "redis", {
+      timeoutMs: 20_000,
+      message: () => `mode ${app.app.waitingRoom.mode.current}`,
+    });
     await blocker.query("rollback");
 
     const late = await joining;

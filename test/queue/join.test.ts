@@ -21,10 +21,12 @@ test.after.always(async () => {
 });
 
 const rows = (tokens: string[]) =>
-  app.app.orm.em.getConnection().execute<{ token: string; seq: string; state: string }[]>(
-    `select token, seq::text as seq, state from queue_entry where token in (${tokens.map(() => "?").join(",")}) order by seq`,
-    tokens,
-  );
+  app.app.orm.em
+    .getConnection()
+    .execute<{ token: string; seq: string; state: string }[]>(
+      `select token, seq::text as seq, state from queue_entry where token in (${tokens.map(() => "?").join(",")}) order by seq`,
+      tokens,
+    );
 
 test.serial("joins are FIFO, idempotent per user and concert, and in PostgreSQL once acknowledged", async (t) => {
   const queue = app.grpc(QueueService);
@@ -45,7 +47,10 @@ test.serial("joins are FIFO, idempotent per user and concert, and in PostgreSQL 
   t.is(again.token, others[2]!.token);
 
   const stored = await rows([first.token, ...others.map((r) => r.token)]);
-  t.deepEqual(stored.map((r) => r.token), [first.token, ...others.map((r) => r.token)]);
+  t.deepEqual(
+    stored.map((r) => r.token),
+    [first.token, ...others.map((r) => r.token)],
+  );
 });
 
 test.serial("GetQueueStatus reports position and total; LeaveQueue frees the place at once", async (t) => {
@@ -68,9 +73,19 @@ test.serial("GetQueueStatus reports position and total; LeaveQueue frees the pla
 
 test("bad queue requests are INVALID_ARGUMENT, unknown ones NOT_FOUND or QUEUE_TOKEN_INVALID", async (t) => {
   const queue = app.grpc(QueueService);
-  const error = await expectError(t, queue.joinQueue({ concertId: "nope", userId: "" }), Code.InvalidArgument, "INVALID_FIELD");
+  const error = await expectError(
+    t,
+    queue.joinQueue({ concertId: "nope", userId: "" }),
+    Code.InvalidArgument,
+    "INVALID_FIELD",
+  );
   t.deepEqual(fieldViolations(error), ["concert_id", "user_id"]);
-  await expectError(t, queue.joinQueue({ concertId: "00000000-0000-0000-0000-000000000000", userId: "u" }), Code.NotFound, "CONCERT_NOT_FOUND");
+  await expectError(
+    t,
+    queue.joinQueue({ concertId: "00000000-0000-0000-0000-000000000000", userId: "u" }),
+    Code.NotFound,
+    "CONCERT_NOT_FOUND",
+  );
   await expectError(t, queue.getQueueStatus({ token: "XYZ" }), Code.InvalidArgument, "INVALID_FIELD");
   await expectError(t, queue.getQueueStatus({ token: "0".repeat(32) }), Code.Unauthenticated, "QUEUE_TOKEN_INVALID");
   await expectError(t, queue.leaveQueue({ token: "1".repeat(32) }), Code.Unauthenticated, "QUEUE_TOKEN_INVALID");
@@ -79,20 +94,33 @@ test("bad queue requests are INVALID_ARGUMENT, unknown ones NOT_FOUND or QUEUE_T
 test("a concert id in uppercase is INVALID_FIELD, not a second line for the same concert", async (t) => {
   const queue = app.grpc(QueueService);
   await queue.joinQueue({ concertId, userId: "case-user" });
-  const error = await expectError(t, queue.joinQueue({ concertId: concertId.toUpperCase(), userId: "case-user" }), Code.InvalidArgument, "INVALID_FIELD");
+  const error = await expectError(
+    t,
+    queue.joinQueue({ concertId: concertId.toUpperCase(), userId: "case-user" }),
+    Code.InvalidArgument,
+    "INVALID_FIELD",
+  );
   t.deepEqual(fieldViolations(error), ["concert_id"]);
 });
 
 test("the wait estimate: places the free slots take go in at the next admission step, the rest wait for slots to free", async (t) => {
   // Three free slots and an admission step every 5 s (none has run yet when the users join).
-  const quiet = await startTestApp("queue_join_estimate", { maxActiveUsers: 3, admissionIntervalMs: 5000, activeTokenTtlSeconds: 600 });
+  const quiet = await startTestApp("queue_join_estimate", {
+    maxActiveUsers: 3,
+    admissionIntervalMs: 5000,
+    activeTokenTtlSeconds: 600,
+  });
   try {
     await seedSmallCatalog(quiet, 4);
     const concert = (await quiet.grpc(BookingService).listConcerts({})).concerts[0]!.id;
     const queue = quiet.grpc(QueueService);
     const joined = [];
-    for (const userId of ["a", "b", "c", "d"]) joined.push((await queue.joinQueue({ concertId: concert, userId })).status!);
-    t.true(joined.every((s) => s.state === QueueState.WAITING), "no admission step ran yet");
+    for (const userId of ["a", "b", "c", "d"])
+      joined.push((await queue.joinQueue({ concertId: concert, userId })).status!);
+    t.true(
+      joined.every((s) => s.state === QueueState.WAITING),
+      "no admission step ran yet",
+    );
     // Positions 1–3 fit the free slots: the next step, at most 5 s away.
     for (const status of joined.slice(0, 3)) t.is(status.estimatedWait?.seconds, 5n, `position ${status.position}`);
     // Position 4 waits for a slot to free: at least cap / TTL = 3 per 600 s, nothing measured yet.

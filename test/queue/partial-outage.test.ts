@@ -31,7 +31,13 @@ let bookingC: GrpcClient<typeof BookingService>;
 
 test.before(async () => {
   redis = await startPrivateRedis();
-  a = await startTestApp("queue_partial_outage", { redisUrl: redis.url, maxActiveUsers: CAP, admissionIntervalMs: 100, activeTokenTtlSeconds: 600, waitingTokenTtlSeconds: 600 });
+  a = await startTestApp("queue_partial_outage", {
+    redisUrl: redis.url,
+    maxActiveUsers: CAP,
+    admissionIntervalMs: 100,
+    activeTokenTtlSeconds: 600,
+    waitingTokenTtlSeconds: 600,
+  });
   proxy = await startTcpProxy(Number(new URL(redis.url).port));
   b = await startApp({ ...a.config, redisUrl: `redis://127.0.0.1:${proxy.port}` }, createLogger("silent"));
   queueB = createGrpcClient(QueueService, `127.0.0.1:${b.grpcPort}`);
@@ -63,7 +69,10 @@ test("one process cut off from Redis takes the others into fallback: one line, o
   const active: string[] = [];
   for (let i = 0; i < CAP; i++) active.push((await join(queueA, `first-${i}`)).token);
   line.splice(0);
-  await waitFor(async () => (await queueA.getQueueStatus({ token: active[CAP - 1]! })).status!.state === QueueState.ACTIVE, { message: () => "first users admitted" });
+  await waitFor(
+    async () => (await queueA.getQueueStatus({ token: active[CAP - 1]! })).status!.state === QueueState.ACTIVE,
+    { message: () => "first users admitted" },
+  );
   for (let i = 0; i < 3; i++) await join(queueA, `before-${i}`);
 
   proxy.cut();
@@ -80,7 +89,9 @@ test("one process cut off from Redis takes the others into fallback: one line, o
 
   // One slot frees: the next in line, and only one, is admitted, whichever process admits.
   await queueA.leaveQueue({ token: active[0]! });
-  await waitFor(async () => (await queueB.getQueueStatus({ token: line[0]! })).status!.state === QueueState.ACTIVE, { message: () => "fallback admission" });
+  await waitFor(async () => (await queueB.getQueueStatus({ token: line[0]! })).status!.state === QueueState.ACTIVE, {
+    message: () => "fallback admission",
+  });
   t.is((await queueA.getQueueStatus({ token: line[1]! })).status!.position, 1n);
   // The booking-only process checks tokens against the same store: the new admission counts.
   t.is((await bookingC.listSchedules({ concertId }, withToken(line[0]!))).schedules.length, 2);
@@ -89,14 +100,20 @@ test("one process cut off from Redis takes the others into fallback: one line, o
   proxy.restore();
   await waitFor(() => [a.app, b, c].every((app) => app.waitingRoom.mode.current === "redis"), {
     timeoutMs: 30_000,
-    message: () => `A ${a.app.waitingRoom.mode.current}, B ${b.waitingRoom.mode.current}, C ${c.waitingRoom.mode.current}`,
+    message: () =>
+      `A ${a.app.waitingRoom.mode.current}, B ${b.waitingRoom.mode.current}, C ${c.waitingRoom.mode.current}`,
   });
   const admin = new Redis(redis.url);
   try {
-    t.deepEqual(await admin.zrange(createQueueKeys(a.config.redisKeyPrefix).concert(concertId).waiting, "0", "-1"), line, "same people, same order");
+    t.deepEqual(
+      await admin.zrange(createQueueKeys(a.config.redisKeyPrefix).concert(concertId).waiting, "0", "-1"),
+      line,
+      "same people, same order",
+    );
     t.is(await admin.zcard(createQueueKeys(a.config.redisKeyPrefix).concert(concertId).active), CAP);
   } finally {
     admin.disconnect();
   }
-  for (const [i, token] of line.entries()) t.is((await queueB.getQueueStatus({ token })).status!.position, BigInt(i + 1));
+  for (const [i, token] of line.entries())
+    t.is((await queueB.getQueueStatus({ token })).status!.position, BigInt(i + 1));
 });

@@ -33,7 +33,8 @@ test.after.always(async () => {
   if (database) await database.drop();
 });
 
-const stateOf = async (token: string) => (await blocker.query<{ state: string }>("select state from queue_entry where token = $1", [token])).rows[0]?.state;
+const stateOf = async (token: string) =>
+  (await blocker.query<{ state: string }>("select state from queue_entry where token = $1", [token])).rows[0]?.state;
 
 /**
  * Runs `op` while an open transaction holds what `change` (run with `params`) wrote, and commits
@@ -44,12 +45,15 @@ async function whileLocked<T>(change: string, params: unknown[], op: () => Promi
   try {
     await blocker.query(change, params);
     const running = op();
-    await waitFor(async () => {
-      const { rows } = await blocker.query<{ n: number }>(
-        "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()",
-      );
-      return rows[0]!.n > 0;
-    }, { message: () => "the operation never waited for the open transaction" });
+    await waitFor(
+      async () => {
+        const { rows } = await blocker.query<{ n: number }>(
+          "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()",
+        );
+        return rows[0]!.n > 0;
+      },
+      { message: () => "the operation never waited for the open transaction" },
+    );
     await blocker.query("commit");
     return await running;
   } catch (error) {
@@ -59,28 +63,40 @@ async function whileLocked<T>(change: string, params: unknown[], op: () => Promi
 }
 
 /** One fallback admission step (cap 1) while `token`'s row is changed by `change`, committed once admission waits for it. */
-const admitDuring = (concertId: string, token: string, change: string) => whileLocked(change, [token], () => queue.admit(concertId, 1, 0));
+const admitDuring = (concertId: string, token: string, change: string) =>
+  whileLocked(change, [token], () => queue.admit(concertId, 1, 0));
 
-test.serial("a user who leaves while admission waits for their row stays gone: the next in line is admitted instead", async (t) => {
-  const concertId = randomUUID();
-  const [first, second] = await queue.joinMany(concertId, [
-    { userId: "leaver", freshToken: `leaver-${randomUUID()}` },
-    { userId: "next", freshToken: `next-${randomUUID()}` },
-  ]);
-  // LeaveQueue's statement, committed while the admission step that picked "leaver" waits.
-  const step = await admitDuring(concertId, first!.token, "update queue_entry set state = 'EXPIRED', ended_at = now() where token = $1 and state <> 'EXPIRED'");
-  t.deepEqual(step.admitted, [], "the leaver is not admitted");
-  t.is(await stateOf(first!.token), "EXPIRED");
-  t.is(await stateOf(second!.token), "WAITING");
-  // The freed slot goes to the next in line on the following step.
-  t.deepEqual((await queue.admit(concertId, 1, 0)).admitted, [second!.token]);
-  t.is((await queue.status(first!.token, false))!.state, "EXPIRED");
-});
+test.serial(
+  "a user who leaves while admission waits for their row stays gone: the next in line is admitted instead",
+  async (t) => {
+    const concertId = randomUUID();
+    const [first, second] = await queue.joinMany(concertId, [
+      { userId: "leaver", freshToken: `leaver-${randomUUID()}` },
+      { userId: "next", freshToken: `next-${randomUUID()}` },
+    ]);
+    // LeaveQueue's statement, committed while the admission step that picked "leaver" waits.
+    const step = await admitDuring(
+      concertId,
+      first!.token,
+      "update queue_entry set state = 'EXPIRED', ended_at = now() where token = $1 and state <> 'EXPIRED'",
+    );
+    t.deepEqual(step.admitted, [], "the leaver is not admitted");
+    t.is(await stateOf(first!.token), "EXPIRED");
+    t.is(await stateOf(second!.token), "WAITING");
+    // The freed slot goes to the next in line on the following step.
+    t.deepEqual((await queue.admit(concertId, 1, 0)).admitted, [second!.token]);
+    t.is((await queue.status(first!.token, false))!.state, "EXPIRED");
+  },
+);
 
 test.serial("a waiting user who polls while admission waits for their row is admitted all the same", async (t) => {
   const concertId = randomUUID();
   const [polling] = await queue.joinMany(concertId, [{ userId: "poller", freshToken: `poller-${randomUUID()}` }]);
-  const step = await admitDuring(concertId, polling!.token, "update queue_entry set last_seen_at = now() where token = $1 and state = 'WAITING'");
+  const step = await admitDuring(
+    concertId,
+    polling!.token,
+    "update queue_entry set last_seen_at = now() where token = $1 and state = 'WAITING'",
+  );
   t.deepEqual(step.admitted, [polling!.token]);
   t.is(await stateOf(polling!.token), "ACTIVE");
 });
@@ -88,14 +104,21 @@ test.serial("a waiting user who polls while admission waits for their row is adm
 test.serial("a poll's last-seen write skips a row that admission holds instead of waiting for it", async (t) => {
   const concertId = randomUUID();
   const [waiting] = await queue.joinMany(concertId, [{ userId: "watcher", freshToken: `watcher-${randomUUID()}` }]);
-  const lastSeen = async () => (await blocker.query<{ at: Date }>("select last_seen_at as at from queue_entry where token = $1", [waiting!.token])).rows[0]!.at;
-  await blocker.query("update queue_entry set last_seen_at = now() - interval '1 hour' where token = $1", [waiting!.token]);
+  const lastSeen = async () =>
+    (await blocker.query<{ at: Date }>("select last_seen_at as at from queue_entry where token = $1", [waiting!.token]))
+      .rows[0]!.at;
+  await blocker.query("update queue_entry set last_seen_at = now() - interval '1 hour' where token = $1", [
+    waiting!.token,
+  ]);
   const stale = await lastSeen();
   await blocker.query("begin");
   try {
     // As fallback admission holds the head of the line while it admits.
     await blocker.query("select 1 from queue_entry where token = $1 for no key update", [waiting!.token]);
-    const polled = await Promise.race([queue.statuses([waiting!.token], true), new Promise<"waited">((resolve) => setTimeout(() => resolve("waited"), 3000))]);
+    const polled = await Promise.race([
+      queue.statuses([waiting!.token], true),
+      new Promise<"waited">((resolve) => setTimeout(() => resolve("waited"), 3000)),
+    ]);
     t.not(polled, "waited", "the touch waited for the locked row");
   } finally {
     await blocker.query("commit");
@@ -105,22 +128,29 @@ test.serial("a poll's last-seen write skips a row that admission holds instead o
   t.true((await lastSeen()).getTime() > stale.getTime() + 30 * 60_000, "written once the row is free");
 });
 
-test.serial("a fallback join that meets the live row another process's group commit just wrote answers with that row's token", async (t) => {
-  const concertId = randomUUID();
-  const theirs = `redis-${randomUUID()}`;
-  // The group commit of a process still on Redis (it does not take the concert lock).
-  const joined = await whileLocked(
-    "insert into queue_entry (token, concert_id, user_id, seq, state, last_seen_at) values ($1, $2, 'twice', 1, 'WAITING', now())",
-    [theirs, concertId],
-    () => queue.joinMany(concertId, [
-      { userId: "twice", freshToken: `mine-${randomUUID()}` },
-      { userId: "other", freshToken: `other-${randomUUID()}` },
-    ]),
-  );
-  t.is(joined[0]!.token, theirs);
-  t.is(joined[0]!.state, "WAITING");
-  t.is(joined[1]!.userId, "other");
-  t.is(joined[1]!.position, 2);
-  const { rows } = await blocker.query<{ n: number }>("select count(*)::int as n from queue_entry where concert_id = $1 and user_id = 'twice'", [concertId]);
-  t.is(rows[0]!.n, 1);
-});
+test.serial(
+  "a fallback join that meets the live row another process's group commit just wrote answers with that row's token",
+  async (t) => {
+    const concertId = randomUUID();
+    const theirs = `redis-${randomUUID()}`;
+    // The group commit of a process still on Redis (it does not take the concert lock).
+    const joined = await whileLocked(
+      "insert into queue_entry (token, concert_id, user_id, seq, state, last_seen_at) values ($1, $2, 'twice', 1, 'WAITING', now())",
+      [theirs, concertId],
+      () =>
+        queue.joinMany(concertId, [
+          { userId: "twice", freshToken: `mine-${randomUUID()}` },
+          { userId: "other", freshToken: `other-${randomUUID()}` },
+        ]),
+    );
+    t.is(joined[0]!.token, theirs);
+    t.is(joined[0]!.state, "WAITING");
+    t.is(joined[1]!.userId, "other");
+    t.is(joined[1]!.position, 2);
+    const { rows } = await blocker.query<{ n: number }>(
+      "select count(*)::int as n from queue_entry where concert_id = $1 and user_id = 'twice'",
+      [concertId],
+    );
+    t.is(rows[0]!.n, 1);
+  },
+);

@@ -18,7 +18,12 @@ let stack: Awaited<ReturnType<typeof startTestAppOnPrivateRedis>> | undefined;
 
 test.before(async () => {
   // Admission once a minute: the loop, which would notice the loss, stays out of the way.
-  stack = await startTestAppOnPrivateRedis("queue_data_loss", { maxActiveUsers: 1, admissionIntervalMs: 60_000, activeTokenTtlSeconds: 600, waitingTokenTtlSeconds: 600 });
+  stack = await startTestAppOnPrivateRedis("queue_data_loss", {
+    maxActiveUsers: 1,
+    admissionIntervalMs: 60_000,
+    activeTokenTtlSeconds: 600,
+    waitingTokenTtlSeconds: 600,
+  });
   ({ app, redis } = stack);
 });
 
@@ -40,12 +45,18 @@ test("a join right after Redis lost its data queues behind everyone already wait
     t.is(late.status!.position, 6n, "behind the five who joined before the loss");
     line.push(late.token);
     const keys = createQueueKeys(app.config.redisKeyPrefix);
-    await waitFor(async () => app.app.waitingRoom.mode.current === "redis" && (await admin.zcard(keys.concert(concertId).waiting)) === line.length, {
-      timeoutMs: 20_000,
-      message: () => `mode ${app.app.waitingRoom.mode.current}`,
-    });
+    await waitFor(
+      async () =>
+        app.app.waitingRoom.mode.current === "redis" &&
+        (await admin.zcard(keys.concert(concertId).waiting)) === line.length,
+      {
+        timeoutMs: 20_000,
+        message: () => `mode ${app.app.waitingRoom.mode.current}`,
+      },
+    );
     t.deepEqual(await admin.zrange(keys.concert(concertId).waiting, "0", "-1"), line, "same people, same order");
-    for (const [i, token] of line.entries()) t.is((await queue.getQueueStatus({ token })).status!.position, BigInt(i + 1));
+    for (const [i, token] of line.entries())
+      t.is((await queue.getQueueStatus({ token })).status!.position, BigInt(i + 1));
     // Back on Redis, the next join lines up behind them too.
     t.is((await queue.joinQueue({ concertId, userId: "later" })).status!.position, 7n);
   } finally {

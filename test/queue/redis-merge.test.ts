@@ -28,7 +28,13 @@ async function admittedThenRejoined(concertId: string) {
   const before = (await queue.join(concertId, "user", `before-${randomUUID()}`)).token;
   const admitted = await queue.admit(concertId, ADMIT);
   if (admitted.admitted.length !== 1) throw new Error("expected one admission");
-  const later = { token: `later-${randomUUID()}`, userId: "user", seq: "1000", state: "WAITING" as const, activeExpireMs: 0 };
+  const later = {
+    token: `later-${randomUUID()}`,
+    userId: "user",
+    seq: "1000",
+    state: "WAITING" as const,
+    activeExpireMs: 0,
+  };
   return { before, later };
 }
 
@@ -48,7 +54,7 @@ test("an admission still in its time wins over another place of the same user", 
   const { before, later } = await admittedThenRejoined(concertId);
   await queue.merge(concertId, "2000", [later]);
   t.is((await queue.status(before, false))?.state, "ACTIVE");
-  t.is((await redis.zrank(queue.keys.concert(concertId).waiting, later.token)), null, "the later place is not merged");
+  t.is(await redis.zrank(queue.keys.concert(concertId).waiting, later.token), null, "the later place is not merged");
 });
 
 test("a place that Redis saw end (a leave not yet mirrored to PostgreSQL) is not put back by PostgreSQL's older row", async (t) => {
@@ -56,7 +62,9 @@ test("a place that Redis saw end (a leave not yet mirrored to PostgreSQL) is not
   const { token, seq } = await queue.join(concertId, "leaver", `leaver-${randomUUID()}`);
   await queue.leave(token);
   // PostgreSQL still has the row as WAITING: the leave's journal entry was not drained.
-  await queue.merge(concertId, "2000", [{ token, userId: "leaver", seq: String(seq), state: "WAITING", activeExpireMs: 0 }]);
+  await queue.merge(concertId, "2000", [
+    { token, userId: "leaver", seq: String(seq), state: "WAITING", activeExpireMs: 0 },
+  ]);
   t.is((await queue.status(token, false))?.state, "EXPIRED");
   t.is(await redis.zcard(queue.keys.concert(concertId).waiting), 0);
 });

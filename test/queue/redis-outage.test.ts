@@ -16,7 +16,12 @@ let app: TestApp;
 let stack: Awaited<ReturnType<typeof startTestAppOnPrivateRedis>> | undefined;
 
 test.before(async () => {
-  stack = await startTestAppOnPrivateRedis("queue_outage", { maxActiveUsers: CAP, admissionIntervalMs: 100, activeTokenTtlSeconds: 600, waitingTokenTtlSeconds: 600 });
+  stack = await startTestAppOnPrivateRedis("queue_outage", {
+    maxActiveUsers: CAP,
+    admissionIntervalMs: 100,
+    activeTokenTtlSeconds: 600,
+    waitingTokenTtlSeconds: 600,
+  });
   ({ app, redis } = stack);
 });
 
@@ -40,7 +45,9 @@ test("Redis killed mid-run: joins and token checks go on via PostgreSQL; after a
 
   const before: string[] = [];
   for (let i = 0; i < 20; i++) before.push((await queue.joinQueue({ concertId, userId: `before-${i}` })).token);
-  await waitFor(async () => (await status(before[CAP - 1]!)).state === QueueState.ACTIVE, { message: () => "first users admitted" });
+  await waitFor(async () => (await status(before[CAP - 1]!)).state === QueueState.ACTIVE, {
+    message: () => "first users admitted",
+  });
   const active = before.slice(0, CAP);
   const waitingBefore = before.slice(CAP);
 
@@ -62,7 +69,9 @@ test("Redis killed mid-run: joins and token checks go on via PostgreSQL; after a
   // joiner gets its own place right behind the line (no ties), and a user asking twice gets one.
   const statementsBefore = app.app.waitingRoom.pgStatements;
   const burstUsers = Array.from({ length: BURST }, (_, i) => `burst-${i}`);
-  const burst = await Promise.all([...burstUsers, "burst-0", "burst-1"].map((userId) => queue.joinQueue({ concertId, userId })));
+  const burst = await Promise.all(
+    [...burstUsers, "burst-0", "burst-1"].map((userId) => queue.joinQueue({ concertId, userId })),
+  );
   const statements = app.app.waitingRoom.pgStatements - statementsBefore;
   t.true(statements < BURST, `${statements} statements for ${BURST} fallback joins`);
   t.log(`${statements} statements`);
@@ -81,17 +90,34 @@ test("Redis killed mid-run: joins and token checks go on via PostgreSQL; after a
 
   // Token checks and status go on from PostgreSQL.
   t.is((await booking.listSchedules({ concertId }, withToken(active[0]!))).schedules.length, 2);
-  await expectError(t, booking.listSchedules({ concertId }, withToken(waitingBefore[0]!)), Code.PermissionDenied, "QUEUE_TOKEN_NOT_ACTIVE");
-  await expectError(t, booking.listSchedules({ concertId }, withToken("ab".repeat(16))), Code.Unauthenticated, "QUEUE_TOKEN_INVALID");
+  await expectError(
+    t,
+    booking.listSchedules({ concertId }, withToken(waitingBefore[0]!)),
+    Code.PermissionDenied,
+    "QUEUE_TOKEN_NOT_ACTIVE",
+  );
+  await expectError(
+    t,
+    booking.listSchedules({ concertId }, withToken("ab".repeat(16))),
+    Code.Unauthenticated,
+    "QUEUE_TOKEN_INVALID",
+  );
   t.is((await status(waitingBefore[2]!)).position, 3n);
 
   // Fallback admission: two leave, the next two in line get their slots.
   await queue.leaveQueue({ token: active[0]! });
   await queue.leaveQueue({ token: active[1]! });
-  await waitFor(async () => (await status(waitingBefore[1]!)).state === QueueState.ACTIVE, { message: () => "fallback admission" });
+  await waitFor(async () => (await status(waitingBefore[1]!)).state === QueueState.ACTIVE, {
+    message: () => "fallback admission",
+  });
   t.is((await status(waitingBefore[0]!)).state, QueueState.ACTIVE);
   t.is((await status(waitingBefore[2]!)).position, 1n);
-  await expectError(t, booking.listSchedules({ concertId }, withToken(active[0]!)), Code.PermissionDenied, "QUEUE_TOKEN_EXPIRED");
+  await expectError(
+    t,
+    booking.listSchedules({ concertId }, withToken(active[0]!)),
+    Code.PermissionDenied,
+    "QUEUE_TOKEN_EXPIRED",
+  );
 
   // Redis comes back empty: the waiting room is rebuilt from PostgreSQL before it serves again.
   await redis.start();
@@ -99,10 +125,18 @@ test("Redis killed mid-run: joins and token checks go on via PostgreSQL; after a
   const keys = createQueueKeys(app.config.redisKeyPrefix).concert(concertId);
   const expectedLine = [...waitingBefore.slice(2), ...during];
   t.deepEqual(await app.app.redis.zrange(keys.waiting, "0", "-1"), expectedLine, "same people, same order");
-  t.deepEqual((await app.app.redis.zrange(keys.active, "0", "-1")).sort(), [...active.slice(2), ...waitingBefore.slice(0, 2)].sort());
+  t.deepEqual(
+    (await app.app.redis.zrange(keys.active, "0", "-1")).sort(),
+    [...active.slice(2), ...waitingBefore.slice(0, 2)].sort(),
+  );
   for (const [i, token] of expectedLine.entries()) t.is((await status(token)).position, BigInt(i + 1));
   t.is((await booking.listSchedules({ concertId }, withToken(waitingBefore[0]!))).schedules.length, 2);
-  await expectError(t, booking.listSchedules({ concertId }, withToken(active[1]!)), Code.PermissionDenied, "QUEUE_TOKEN_EXPIRED");
+  await expectError(
+    t,
+    booking.listSchedules({ concertId }, withToken(active[1]!)),
+    Code.PermissionDenied,
+    "QUEUE_TOKEN_EXPIRED",
+  );
 
   const after = await queue.joinQueue({ concertId, userId: "after-0" });
   t.is(after.status!.position, BigInt(expectedLine.length + 1), "new joins line up behind everyone");
@@ -113,10 +147,13 @@ test("Redis killed mid-run: joins and token checks go on via PostgreSQL; after a
   await redis.kill();
   await redis.start();
   const line = [...expectedLine, after.token];
-  await waitFor(async () => (await mode()) === "redis" && (await app.app.redis.zcard(keys.waiting).catch(() => 0)) === line.length, {
-    timeoutMs: 20_000,
-    message: () => "rebuilt after a quick restart",
-  });
+  await waitFor(
+    async () => (await mode()) === "redis" && (await app.app.redis.zcard(keys.waiting).catch(() => 0)) === line.length,
+    {
+      timeoutMs: 20_000,
+      message: () => "rebuilt after a quick restart",
+    },
+  );
   t.deepEqual(await app.app.redis.zrange(keys.waiting, "0", "-1"), line);
   t.is((await booking.listSchedules({ concertId }, withToken(waitingBefore[0]!))).schedules.length, 2);
 });

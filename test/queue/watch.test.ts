@@ -11,7 +11,12 @@ let concertId: string;
 
 test.before(async () => {
   // Two slots that free every second: the line moves by two per second.
-  app = await startTestApp("queue_watch", { maxActiveUsers: 2, admissionIntervalMs: 100, activeTokenTtlSeconds: 1, waitingTokenTtlSeconds: 60 });
+  app = await startTestApp("queue_watch", {
+    maxActiveUsers: 2,
+    admissionIntervalMs: 100,
+    activeTokenTtlSeconds: 1,
+    waitingTokenTtlSeconds: 60,
+  });
   await seedSmallCatalog(app, 4);
   concertId = (await app.grpc(BookingService).listConcerts({})).concerts[0]!.id;
 });
@@ -27,8 +32,11 @@ async function openStreams(): Promise<number> {
 
 function checkProgress(t: import("ava").ExecutionContext, messages: WatchQueueResponse[]): void {
   t.true(messages.length >= 2, `${messages.length} messages`);
-  const waiting = messages.filter((m) => m.status!.state === QueueState.WAITING && !m.heartbeat).map((m) => m.status!.position);
-  for (let i = 1; i < waiting.length; i++) t.true(waiting[i]! < waiting[i - 1]!, `positions decrease: ${waiting.join(",")}`);
+  const waiting = messages
+    .filter((m) => m.status!.state === QueueState.WAITING && !m.heartbeat)
+    .map((m) => m.status!.position);
+  for (let i = 1; i < waiting.length; i++)
+    t.true(waiting[i]! < waiting[i - 1]!, `positions decrease: ${waiting.join(",")}`);
   t.is(messages.at(-1)!.status!.state, QueueState.ACTIVE, "the stream ends right after ACTIVE");
   t.truthy(messages.at(-1)!.status!.activeExpireTime);
   t.true(messages.slice(0, -1).every((m) => m.status!.state === QueueState.WAITING));
@@ -80,7 +88,12 @@ test.serial("WatchQueue of an ACTIVE token sends ACTIVE once and ends; a cancell
 });
 
 test.serial("a waiting watcher gets heartbeats; server shutdown ends the stream with UNAVAILABLE", async (t) => {
-  const own = await startTestApp("queue_watch_stop", { maxActiveUsers: 1, admissionIntervalMs: 100, activeTokenTtlSeconds: 600, waitingTokenTtlSeconds: 60 });
+  const own = await startTestApp("queue_watch_stop", {
+    maxActiveUsers: 1,
+    admissionIntervalMs: 100,
+    activeTokenTtlSeconds: 600,
+    waitingTokenTtlSeconds: 60,
+  });
   try {
     await seedSmallCatalog(own, 4);
     const concert = (await own.grpc(BookingService).listConcerts({})).concerts[0]!.id;
@@ -90,7 +103,10 @@ test.serial("a waiting watcher gets heartbeats; server shutdown ends the stream 
     const watching = (async () => {
       for await (const m of own.grpc(QueueService).watchQueue({ token })) messages.push(m);
     })();
-    await waitFor(() => messages.some((m) => m.heartbeat), { timeoutMs: 15_000, message: () => "a heartbeat within 5 s" });
+    await waitFor(() => messages.some((m) => m.heartbeat), {
+      timeoutMs: 15_000,
+      message: () => "a heartbeat within 5 s",
+    });
     const beat = messages.find((m) => m.heartbeat)!;
     t.is(beat.status!.position, 1n);
     t.is(beat.status!.state, QueueState.WAITING);

@@ -21,7 +21,10 @@ test.after.always(async () => {
 });
 
 for (const transport of ["grpc", "connect", "grpc-web"] as const) {
-  const client = () => (transport === "grpc" ? app.grpc(BookingService) : app.connect(BookingService, transport === "grpc-web" ? "grpc-web" : "connect"));
+  const client = () =>
+    transport === "grpc"
+      ? app.grpc(BookingService)
+      : app.connect(BookingService, transport === "grpc-web" ? "grpc-web" : "connect");
   const admitted = () => (transport === "grpc" ? withToken(token) : withTokenHeader(token));
 
   test(`${transport}: ListConcerts pages through every concert`, async (t) => {
@@ -68,12 +71,32 @@ for (const transport of ["grpc", "connect", "grpc-web"] as const) {
   });
 
   test(`${transport}: bad catalog requests are INVALID_ARGUMENT or NOT_FOUND, never INTERNAL`, async (t) => {
-    const error = await expectError(t, client().listSchedules({ concertId: "" }, admitted()), Code.InvalidArgument, "INVALID_FIELD");
+    const error = await expectError(
+      t,
+      client().listSchedules({ concertId: "" }, admitted()),
+      Code.InvalidArgument,
+      "INVALID_FIELD",
+    );
     t.deepEqual(fieldViolations(error), ["concert_id"]);
-    await expectError(t, client().listSchedules({ concertId: "not-a-uuid" }, admitted()), Code.InvalidArgument, "INVALID_FIELD");
+    await expectError(
+      t,
+      client().listSchedules({ concertId: "not-a-uuid" }, admitted()),
+      Code.InvalidArgument,
+      "INVALID_FIELD",
+    );
     // The token is checked against the concert before the concert is looked up.
-    await expectError(t, client().listSchedules({ concertId: "00000000-0000-0000-0000-000000000000" }, admitted()), Code.PermissionDenied, "QUEUE_TOKEN_MISMATCH");
-    await expectError(t, client().listSeats({ scheduleId: "00000000-0000-0000-0000-000000000000" }, admitted()), Code.NotFound, "SCHEDULE_NOT_FOUND");
+    await expectError(
+      t,
+      client().listSchedules({ concertId: "00000000-0000-0000-0000-000000000000" }, admitted()),
+      Code.PermissionDenied,
+      "QUEUE_TOKEN_MISMATCH",
+    );
+    await expectError(
+      t,
+      client().listSeats({ scheduleId: "00000000-0000-0000-0000-000000000000" }, admitted()),
+      Code.NotFound,
+      "SCHEDULE_NOT_FOUND",
+    );
     await expectError(t, client().listConcerts({ pageSize: -1 }), Code.InvalidArgument, "INVALID_FIELD");
     await expectError(t, client().listConcerts({ pageSize: 10_000 }), Code.InvalidArgument, "INVALID_FIELD");
     await expectError(t, client().listConcerts({ pageToken: "garbage!" }), Code.InvalidArgument, "INVALID_FIELD");
@@ -81,26 +104,42 @@ for (const transport of ["grpc", "connect", "grpc-web"] as const) {
 
   test(`${transport}: hand-made page tokens whose keys do not fit their columns are INVALID_FIELD, not INTERNAL`, async (t) => {
     // A token is base64url JSON: anyone can write one with the right filter and a bad key.
-    const token = (filter: string, after: unknown) => Buffer.from(JSON.stringify({ f: filter, a: after })).toString("base64url");
+    const token = (filter: string, after: unknown) =>
+      Buffer.from(JSON.stringify({ f: filter, a: after })).toString("base64url");
     const { concerts } = await client().listConcerts({});
     const concertId = concerts[0]!.id;
     const { schedules } = await client().listSchedules({ concertId }, admitted());
     const scheduleId = schedules[0]!.id;
     const crafted = [
       client().listConcerts({ pageToken: token("concerts", "not-a-uuid") }),
-      client().listSchedules({ concertId, pageToken: token(`schedules:${concertId}`, ["2024-01-01T00:00:00.000Z", "x"]) }, admitted()),
-      client().listSchedules({ concertId, pageToken: token(`schedules:${concertId}`, ["-271821-04-20T00:00:00.000Z", scheduleId]) }, admitted()),
+      client().listSchedules(
+        { concertId, pageToken: token(`schedules:${concertId}`, ["2024-01-01T00:00:00.000Z", "x"]) },
+        admitted(),
+      ),
+      client().listSchedules(
+        { concertId, pageToken: token(`schedules:${concertId}`, ["-271821-04-20T00:00:00.000Z", scheduleId]) },
+        admitted(),
+      ),
       // Year 0000 is a date to JavaScript, none to PostgreSQL.
-      client().listSchedules({ concertId, pageToken: token(`schedules:${concertId}`, ["0000-01-01T00:00:00.000Z", scheduleId]) }, admitted()),
+      client().listSchedules(
+        { concertId, pageToken: token(`schedules:${concertId}`, ["0000-01-01T00:00:00.000Z", scheduleId]) },
+        admitted(),
+      ),
       client().listSeats({ scheduleId, pageToken: token(`seats:${scheduleId}`, 2 ** 40) }, admitted()),
     ];
-    for (const call of crafted) t.deepEqual(fieldViolations(await expectError(t, call, Code.InvalidArgument, "INVALID_FIELD")), ["page_token"]);
+    for (const call of crafted)
+      t.deepEqual(fieldViolations(await expectError(t, call, Code.InvalidArgument, "INVALID_FIELD")), ["page_token"]);
   });
 
   test(`${transport}: ids in uppercase are INVALID_FIELD, not another spelling of the same id`, async (t) => {
     const { concerts } = await client().listConcerts({});
     const upper = concerts[0]!.id.toUpperCase();
-    const error = await expectError(t, client().listSchedules({ concertId: upper }, admitted()), Code.InvalidArgument, "INVALID_FIELD");
+    const error = await expectError(
+      t,
+      client().listSchedules({ concertId: upper }, admitted()),
+      Code.InvalidArgument,
+      "INVALID_FIELD",
+    );
     t.deepEqual(fieldViolations(error), ["concert_id"]);
   });
 
@@ -108,7 +147,12 @@ for (const transport of ["grpc", "connect", "grpc-web"] as const) {
     const { concerts } = await client().listConcerts({});
     const { schedules } = await client().listSchedules({ concertId: concerts[0]!.id }, admitted());
     const page = await client().listSeats({ scheduleId: schedules[0]!.id, pageSize: 10 }, admitted());
-    const error = await expectError(t, client().listSeats({ scheduleId: schedules[1]!.id, pageToken: page.nextPageToken }, admitted()), Code.InvalidArgument, "INVALID_FIELD");
+    const error = await expectError(
+      t,
+      client().listSeats({ scheduleId: schedules[1]!.id, pageToken: page.nextPageToken }, admitted()),
+      Code.InvalidArgument,
+      "INVALID_FIELD",
+    );
     t.deepEqual(fieldViolations(error), ["page_token"]);
   });
 }

@@ -36,9 +36,20 @@ function envelope(payload: Uint8Array): Uint8Array {
 }
 
 async function connectUnary(contentType: string, body: Uint8Array | string) {
-  const response = await fetch(`${app.connectUrl}${GET_BALANCE}`, { method: "POST", headers: { "content-type": contentType }, body });
+  const response = await fetch(`${app.connectUrl}${GET_BALANCE}`, {
+    method: "POST",
+    headers: { "content-type": contentType },
+    body,
+  });
   const json = (await response.json()) as JsonValue;
-  return { status: response.status, error: errorFromJson(json, undefined, new ConnectError(`not a Connect error: ${JSON.stringify(json)}`, Code.Unknown)) };
+  return {
+    status: response.status,
+    error: errorFromJson(
+      json,
+      undefined,
+      new ConnectError(`not a Connect error: ${JSON.stringify(json)}`, Code.Unknown),
+    ),
+  };
 }
 
 test("Connect unary, binary and JSON: a message that does not decode is INVALID_FIELD on request", async (t) => {
@@ -61,24 +72,37 @@ test("gRPC and gRPC-Web over HTTP/2 to the Connect port: INVALID_ARGUMENT with i
   const session = http2.connect(app.connectUrl);
   try {
     const call = (contentType: string, payload: Uint8Array, path = GET_BALANCE) =>
-      new Promise<{ headers: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
-        const stream = session.request({ ":method": "POST", ":path": path, "content-type": contentType, te: "trailers" });
-        let headers: http2.IncomingHttpHeaders = {};
-        let trailers: http2.IncomingHttpHeaders = {};
-        const chunks: Buffer[] = [];
-        stream.on("response", (h) => (headers = h));
-        stream.on("trailers", (h) => (trailers = h));
-        stream.on("data", (d: Buffer) => chunks.push(d));
-        stream.on("end", () => resolve({ headers, trailers, body: Buffer.concat(chunks) }));
-        stream.on("error", reject);
-        stream.end(envelope(payload));
-      });
+      new Promise<{ headers: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders; body: Buffer }>(
+        (resolve, reject) => {
+          const stream = session.request({
+            ":method": "POST",
+            ":path": path,
+            "content-type": contentType,
+            te: "trailers",
+          });
+          let headers: http2.IncomingHttpHeaders = {};
+          let trailers: http2.IncomingHttpHeaders = {};
+          const chunks: Buffer[] = [];
+          stream.on("response", (h) => (headers = h));
+          stream.on("trailers", (h) => (trailers = h));
+          stream.on("data", (d: Buffer) => chunks.push(d));
+          stream.on("end", () => resolve({ headers, trailers, body: Buffer.concat(chunks) }));
+          stream.on("error", reject);
+          stream.end(envelope(payload));
+        },
+      );
     for (const payload of [TRUNCATED, NOT_UTF8]) {
       const { headers, trailers } = await call("application/grpc", payload);
       // A trailers-only answer carries the status in the headers.
       const status = { ...headers, ...trailers };
       t.is(status["grpc-status"], String(Code.InvalidArgument));
-      const error = findTrailerError(new Headers(Object.entries(status).filter(([k]) => !k.startsWith(":")).map(([k, v]) => [k, String(v)])))!;
+      const error = findTrailerError(
+        new Headers(
+          Object.entries(status)
+            .filter(([k]) => !k.startsWith(":"))
+            .map(([k, v]) => [k, String(v)]),
+        ),
+      )!;
       t.is(errorReason(error), "INVALID_FIELD");
       t.deepEqual(fieldViolations(error), ["request"]);
     }
@@ -86,7 +110,13 @@ test("gRPC and gRPC-Web over HTTP/2 to the Connect port: INVALID_ARGUMENT with i
     const watch = await call("application/grpc", NOT_UTF8, "/concert.v1.QueueService/WatchQueue");
     const watchStatus = { ...watch.headers, ...watch.trailers };
     t.is(watchStatus["grpc-status"], String(Code.InvalidArgument));
-    const watchError = findTrailerError(new Headers(Object.entries(watchStatus).filter(([k]) => !k.startsWith(":")).map(([k, v]) => [k, String(v)])))!;
+    const watchError = findTrailerError(
+      new Headers(
+        Object.entries(watchStatus)
+          .filter(([k]) => !k.startsWith(":"))
+          .map(([k, v]) => [k, String(v)]),
+      ),
+    )!;
     t.deepEqual(fieldViolations(watchError), ["request"]);
     // gRPC-Web puts its trailers in the body; the status is what matters here.
     const web = await call("application/grpc-web+proto", TRUNCATED);

@@ -17,7 +17,11 @@ let concertId: string;
 
 test.before(async () => {
   // Nobody is admitted: every WatchQueue stays WAITING.
-  app = await startTestApp("rpc_connect_port", { maxActiveUsers: 1, admissionIntervalMs: 100, defaultDeadlineMs: 2000 });
+  app = await startTestApp("rpc_connect_port", {
+    maxActiveUsers: 1,
+    admissionIntervalMs: 100,
+    defaultDeadlineMs: 2000,
+  });
   await seedSmallCatalog(app, 4);
   concertId = (await app.grpc(BookingService).listConcerts({})).concerts[0]!.id;
   await app.grpc(QueueService).joinQueue({ concertId, userId: "holder" });
@@ -47,7 +51,11 @@ test.serial("a unary call held past the client's timeout answers DEADLINE_EXCEED
     await blocker.query("begin");
     await blocker.query("select * from wallet where user_id = 'locked' for update");
     const started = Date.now();
-    await expectError(t, wallet.topUp({ userId: "locked", amount: { amountMinor: 100n }, idempotencyKey: "second" }, { timeoutMs: 500 }), Code.DeadlineExceeded);
+    await expectError(
+      t,
+      wallet.topUp({ userId: "locked", amount: { amountMinor: 100n }, idempotencyKey: "second" }, { timeoutMs: 500 }),
+      Code.DeadlineExceeded,
+    );
     const took = Date.now() - started;
     t.true(took < 1500, `answered after ${took} ms`);
   } finally {
@@ -78,7 +86,11 @@ test.serial("a client timeout beyond what a timer holds is refused clearly on th
   // Raw HTTP: connect's own client would overflow its timer on the way out.
   const response = await fetch(`${app.connectUrl}/concert.v1.BookingService/ListConcerts`, {
     method: "POST",
-    headers: { "content-type": "application/json", "connect-protocol-version": "1", "connect-timeout-ms": "9999999999" },
+    headers: {
+      "content-type": "application/json",
+      "connect-protocol-version": "1",
+      "connect-timeout-ms": "9999999999",
+    },
     body: "{}",
   });
   t.is(response.status, 400);
@@ -90,7 +102,10 @@ test.serial("a client cancelling WatchQueue is counted as cancelled, not as an i
   const { token } = await queue.joinQueue({ concertId, userId: "leaver" });
   const internal = async () => {
     const text = await (await fetch(`${app.connectUrl}/metrics`)).text();
-    return text.split("\n").filter((line) => line.includes("WatchQueue") && line.includes('code="Internal"') && /_count\{/.test(line)).length;
+    return text
+      .split("\n")
+      .filter((line) => line.includes("WatchQueue") && line.includes('code="Internal"') && /_count\{/.test(line))
+      .length;
   };
   const before = await internal();
   for (let i = 0; i < 5; i++) {

@@ -12,7 +12,10 @@ let app: TestApp;
 let plain: TestApp;
 
 test.before(async () => {
-  [app, plain] = await Promise.all([startTestApp("rpc_cors", { corsOrigins: [ALLOWED, "http://localhost:5173"] }), startTestApp("rpc_cors_off")]);
+  [app, plain] = await Promise.all([
+    startTestApp("rpc_cors", { corsOrigins: [ALLOWED, "http://localhost:5173"] }),
+    startTestApp("rpc_cors_off"),
+  ]);
 });
 
 test.after.always(async () => {
@@ -25,7 +28,10 @@ const PREFLIGHT = {
 };
 
 function preflight(target: TestApp, origin: string): Promise<Response> {
-  return fetch(`${target.connectUrl}/concert.v1.BookingService/ListConcerts`, { method: "OPTIONS", headers: { origin, ...PREFLIGHT } });
+  return fetch(`${target.connectUrl}/concert.v1.BookingService/ListConcerts`, {
+    method: "OPTIONS",
+    headers: { origin, ...PREFLIGHT },
+  });
 }
 
 function listConcerts(target: TestApp, origin: string): Promise<Response> {
@@ -42,7 +48,14 @@ test("a preflight from an allowed origin is answered with the protocols' methods
   t.is(response.headers.get("access-control-allow-origin"), ALLOWED);
   t.deepEqual(response.headers.get("access-control-allow-methods")?.split(","), ["POST", "GET"]);
   const allowed = response.headers.get("access-control-allow-headers")!.toLowerCase().split(",");
-  for (const header of ["content-type", "connect-protocol-version", "connect-timeout-ms", "x-grpc-web", "grpc-timeout", "x-queue-token"]) {
+  for (const header of [
+    "content-type",
+    "connect-protocol-version",
+    "connect-timeout-ms",
+    "x-grpc-web",
+    "grpc-timeout",
+    "x-queue-token",
+  ]) {
     t.true(allowed.includes(header), `${header} in ${allowed.join(",")}`);
   }
   t.is(response.headers.get("access-control-max-age"), "7200");
@@ -54,12 +67,16 @@ test("a call from an allowed origin carries the allow and expose headers", async
   t.is(response.status, 200);
   t.is(response.headers.get("access-control-allow-origin"), "http://localhost:5173");
   const exposed = response.headers.get("access-control-expose-headers")!.toLowerCase();
-  for (const header of ["grpc-status", "grpc-message", "grpc-status-details-bin"]) t.true(exposed.includes(header), exposed);
+  for (const header of ["grpc-status", "grpc-message", "grpc-status-details-bin"])
+    t.true(exposed.includes(header), exposed);
   t.deepEqual(await response.json(), {});
 });
 
 test("another origin gets no CORS headers, so its browser refuses the answer", async (t) => {
-  for (const response of [await preflight(app, "https://evil.example"), await listConcerts(app, "https://evil.example")]) {
+  for (const response of [
+    await preflight(app, "https://evil.example"),
+    await listConcerts(app, "https://evil.example"),
+  ]) {
     t.is(response.headers.get("access-control-allow-origin"), null);
   }
 });

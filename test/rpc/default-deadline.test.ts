@@ -20,7 +20,11 @@ let catalog: Catalog;
 let tokens: Map<string, string>;
 
 test.before(async () => {
-  app = await startTestApp("default_deadline", { defaultDeadlineMs: DEADLINE_MS, maxActiveUsers: 10, admissionIntervalMs: 50 });
+  app = await startTestApp("default_deadline", {
+    defaultDeadlineMs: DEADLINE_MS,
+    maxActiveUsers: 10,
+    admissionIntervalMs: 50,
+  });
   await seedCatalog(app.app.orm.em.fork(), { concerts: 1, schedules: 1, seats: 10 });
   catalog = await loadCatalog(app.app.orm.em.fork());
   tokens = await admitUsers(app, catalog.concertId, ["grpc-user", "connect-user"]);
@@ -60,6 +64,9 @@ test("a call without a deadline that outlasts DEFAULT_DEADLINE_MS is DEADLINE_EX
     const { reservation } = await reserve(transport);
     t.is(reservation?.seatId, seats[transport]);
   }
-  const [{ holds }] = (await app.app.orm.em.fork().getConnection().execute("select count(*)::int as holds from reservation where request_id = 'r'")) as [{ holds: number }];
+  const [{ holds }] = (await app.app.orm.em
+    .fork()
+    .getConnection()
+    .execute("select count(*)::int as holds from reservation where request_id = 'r'")) as [{ holds: number }];
   t.is(holds, 2);
 });

@@ -21,7 +21,16 @@ test.before(async () => {
   proxy = await startTcpProxy(5432);
   const url = new URL(database.url);
   url.port = String(proxy.port);
-  const config = { ...loadConfig({}), databaseUrl: url.toString(), redisKeyPrefix: PREFIX, host: "127.0.0.1", port: 0, connectPort: 0, seedDemoData: false, logLevel: "silent" as const };
+  const config = {
+    ...loadConfig({}),
+    databaseUrl: url.toString(),
+    redisKeyPrefix: PREFIX,
+    host: "127.0.0.1",
+    port: 0,
+    connectPort: 0,
+    seedDemoData: false,
+    logLevel: "silent" as const,
+  };
   app = await startApp(config, createLogger("silent"));
 });
 
@@ -33,7 +42,15 @@ test.after.always(async () => {
 });
 
 async function status(service: string): Promise<string> {
-  const { stdout } = await run("buf", ["curl", "--protocol", "grpc", "--http2-prior-knowledge", "-d", JSON.stringify({ service }), `http://127.0.0.1:${app.grpcPort}/grpc.health.v1.Health/Check`]);
+  const { stdout } = await run("buf", [
+    "curl",
+    "--protocol",
+    "grpc",
+    "--http2-prior-knowledge",
+    "-d",
+    JSON.stringify({ service }),
+    `http://127.0.0.1:${app.grpcPort}/grpc.health.v1.Health/Check`,
+  ]);
   return (JSON.parse(stdout) as { status: string }).status;
 }
 

@@ -33,11 +33,22 @@ test("request bytes that are not a valid message are INVALID_ARGUMENT / INVALID_
   const client = new grpc.Client(app.grpcAddress, grpc.credentials.createInsecure());
   const raw = (path: string, bytes: Buffer) =>
     new Promise<unknown>((resolve, reject) =>
-      client.makeUnaryRequest(path, (b: Buffer) => b, (b: Buffer) => b, bytes, (error, value) => (error ? reject(grpcErrorToConnect(error)) : resolve(value))),
+      client.makeUnaryRequest(
+        path,
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        bytes,
+        (error, value) => (error ? reject(grpcErrorToConnect(error)) : resolve(value)),
+      ),
     );
   const stream = (path: string, bytes: Buffer) =>
     new Promise<unknown>((resolve, reject) => {
-      const call = client.makeServerStreamRequest(path, (b: Buffer) => b, (b: Buffer) => b, bytes);
+      const call = client.makeServerStreamRequest(
+        path,
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        bytes,
+      );
       call.on("data", () => {});
       call.on("error", (error: grpc.ServiceError) => reject(grpcErrorToConnect(error)));
       call.on("end", resolve);
@@ -62,7 +73,11 @@ test("a call without a deadline gets DEFAULT_DEADLINE_MS and answers DEADLINE_EX
     await blocker.query("begin");
     await blocker.query("select * from wallet where user_id = 'slow' for update");
     const started = Date.now();
-    await expectError(t, client.topUp({ userId: "slow", amount: { amountMinor: 1n }, idempotencyKey: "s1" }), Code.DeadlineExceeded);
+    await expectError(
+      t,
+      client.topUp({ userId: "slow", amount: { amountMinor: 1n }, idempotencyKey: "s1" }),
+      Code.DeadlineExceeded,
+    );
     const elapsed = Date.now() - started;
     t.true(elapsed >= 400 && elapsed < 3000, `answered after ${elapsed} ms`);
   } finally {

@@ -21,7 +21,9 @@ test.after.always(async () => {
 });
 
 async function bufCurl(...args: string[]): Promise<string> {
-  const { stdout } = await run("buf", ["curl", "--protocol", "grpc", "--http2-prior-knowledge", ...args], { timeout: 30_000 });
+  const { stdout } = await run("buf", ["curl", "--protocol", "grpc", "--http2-prior-knowledge", ...args], {
+    timeout: 30_000,
+  });
   return stdout;
 }
 
@@ -29,16 +31,28 @@ const url = (path: string) => `http://${app.grpcAddress}/${path}`;
 
 for (const reflectProtocol of ["grpc-v1", "grpc-v1alpha"]) {
   test(`reflection ${reflectProtocol} lists every service`, async (t) => {
-    const services = (await bufCurl("--reflect-protocol", reflectProtocol, "--list-services", url(""))).trim().split("\n").sort();
-    t.deepEqual(services, ["concert.v1.BookingService", "concert.v1.QueueService", "concert.v1.WalletService", "grpc.health.v1.Health"]);
+    const services = (await bufCurl("--reflect-protocol", reflectProtocol, "--list-services", url("")))
+      .trim()
+      .split("\n")
+      .sort();
+    t.deepEqual(services, [
+      "concert.v1.BookingService",
+      "concert.v1.QueueService",
+      "concert.v1.WalletService",
+      "grpc.health.v1.Health",
+    ]);
   });
 
   test(`reflection ${reflectProtocol} resolves methods so calls work without proto files`, async (t) => {
-    const out = JSON.parse(await bufCurl("--reflect-protocol", reflectProtocol, "-d", "{}", url("concert.v1.BookingService/ListConcerts"))) as {
+    const out = JSON.parse(
+      await bufCurl("--reflect-protocol", reflectProtocol, "-d", "{}", url("concert.v1.BookingService/ListConcerts")),
+    ) as {
       concerts: { id: string }[];
     };
     t.is(out.concerts.length, 1);
-    const methods = (await bufCurl("--reflect-protocol", reflectProtocol, "--list-methods", url(""))).trim().split("\n");
+    const methods = (await bufCurl("--reflect-protocol", reflectProtocol, "--list-methods", url("")))
+      .trim()
+      .split("\n");
     t.true(methods.includes("concert.v1.WalletService/PayReservation"));
     t.true(methods.includes("concert.v1.QueueService/WatchQueue"));
   });
@@ -46,18 +60,25 @@ for (const reflectProtocol of ["grpc-v1", "grpc-v1alpha"]) {
 
 test("health reports SERVING overall and per service", async (t) => {
   for (const service of ["", "concert.v1.QueueService", "concert.v1.BookingService", "concert.v1.WalletService"]) {
-    const out = JSON.parse(await bufCurl("-d", JSON.stringify({ service }), url("grpc.health.v1.Health/Check"))) as { status: string };
+    const out = JSON.parse(await bufCurl("-d", JSON.stringify({ service }), url("grpc.health.v1.Health/Check"))) as {
+      status: string;
+    };
     t.is(out.status, "SERVING", service || "overall");
   }
 });
 
 test("errors reach buf curl as grpc-status-details-bin with an ErrorInfo reason", async (t) => {
   // JoinQueue needs no queue token, so the request reaches validation.
-  const error = (await t.throwsAsync(bufCurl("-d", '{"concertId":"nope","userId":"u"}', url("concert.v1.QueueService/JoinQueue")))) as Error & {
+  const error = (await t.throwsAsync(
+    bufCurl("-d", '{"concertId":"nope","userId":"u"}', url("concert.v1.QueueService/JoinQueue")),
+  )) as Error & {
     stdout: string;
     stderr: string;
   };
-  const printed = JSON.parse(error.stderr || error.stdout) as { code: string; details: { type: string; value: string }[] };
+  const printed = JSON.parse(error.stderr || error.stdout) as {
+    code: string;
+    details: { type: string; value: string }[];
+  };
   t.is(printed.code, "invalid_argument");
   const info = printed.details.find((d) => d.type === "google.rpc.ErrorInfo");
   t.truthy(info);

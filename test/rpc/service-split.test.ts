@@ -39,8 +39,20 @@ test("a wallet-only process serves the wallet and nothing else", async (t) => {
 test("reflection and health report only the served services", async (t) => {
   const listed = (await bufCurl("--list-services", `http://${app.grpcAddress}`)).stdout.trim().split("\n").sort();
   t.deepEqual(listed, ["concert.v1.WalletService", "grpc.health.v1.Health"]);
-  const serving = JSON.parse((await bufCurl("-d", '{"service":"concert.v1.WalletService"}', `http://${app.grpcAddress}/grpc.health.v1.Health/Check`)).stdout) as { status: string };
+  const serving = JSON.parse(
+    (
+      await bufCurl(
+        "-d",
+        '{"service":"concert.v1.WalletService"}',
+        `http://${app.grpcAddress}/grpc.health.v1.Health/Check`,
+      )
+    ).stdout,
+  ) as { status: string };
   t.is(serving.status, "SERVING");
-  const missing = await bufCurl("-d", '{"service":"concert.v1.BookingService"}', `http://${app.grpcAddress}/grpc.health.v1.Health/Check`);
+  const missing = await bufCurl(
+    "-d",
+    '{"service":"concert.v1.BookingService"}',
+    `http://${app.grpcAddress}/grpc.health.v1.Health/Check`,
+  );
   t.regex(missing.stderr + missing.stdout, /not_found/);
 });

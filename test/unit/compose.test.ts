@@ -15,7 +15,9 @@ interface ComposeService {
   depends_on?: Record<string, unknown>;
 }
 
-const compose = parse(readFileSync(new URL("../../docker-compose.yml", import.meta.url), "utf8")) as { services: Record<string, ComposeService> };
+const compose = parse(readFileSync(new URL("../../docker-compose.yml", import.meta.url), "utf8")) as {
+  services: Record<string, ComposeService>;
+};
 
 test("compose defines postgres 15, redis 7 and the app", (t) => {
   t.deepEqual(Object.keys(compose.services).sort(), ["app", "postgres", "redis"]);

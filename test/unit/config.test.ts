@@ -14,7 +14,10 @@ test("defaults match design.md §4", (t) => {
 });
 
 test("every bad value is reported in one error", (t) => {
-  const error = t.throws(() => loadConfig({ PORT: "x", REDIS_URL: "http://nope", SERVICES: "queue,shop", LOG_LEVEL: "loud" }), { instanceOf: ConfigError });
+  const error = t.throws(
+    () => loadConfig({ PORT: "x", REDIS_URL: "http://nope", SERVICES: "queue,shop", LOG_LEVEL: "loud" }),
+    { instanceOf: ConfigError },
+  );
   for (const name of ["PORT", "REDIS_URL", "SERVICES", "LOG_LEVEL"]) t.regex(error!.message, new RegExp(`${name}=`));
 });
 
@@ -32,26 +35,46 @@ test("REDIS_CLUSTER_NODES lists host:port pairs; empty means the single node at 
     { host: "::1", port: 7002 },
   ]);
   for (const bad of ["redis-a", "redis-a:0", "redis-a:7000,:7001", "redis://a:7000"]) {
-    t.throws(() => loadConfig({ REDIS_CLUSTER_NODES: bad }), { instanceOf: ConfigError, message: /REDIS_CLUSTER_NODES=/ }, bad);
+    t.throws(
+      () => loadConfig({ REDIS_CLUSTER_NODES: bad }),
+      { instanceOf: ConfigError, message: /REDIS_CLUSTER_NODES=/ },
+      bad,
+    );
   }
 });
 
 test("REDIS_URL's path is a database number or nothing; PORT and CONNECT_PORT differ", (t) => {
   t.is(loadConfig({ REDIS_URL: "redis://127.0.0.1:6379/3" }).redisUrl, "redis://127.0.0.1:6379/3");
   t.is(loadConfig({ REDIS_URL: "redis://127.0.0.1:6379/" }).redisUrl, "redis://127.0.0.1:6379/");
-  t.throws(() => loadConfig({ REDIS_URL: "redis://127.0.0.1:6379/x" }), { instanceOf: ConfigError, message: /REDIS_URL=.*database number/ });
-  t.throws(() => loadConfig({ PORT: "5000", CONNECT_PORT: "5000" }), { instanceOf: ConfigError, message: /PORT and CONNECT_PORT must differ/ });
+  t.throws(() => loadConfig({ REDIS_URL: "redis://127.0.0.1:6379/x" }), {
+    instanceOf: ConfigError,
+    message: /REDIS_URL=.*database number/,
+  });
+  t.throws(() => loadConfig({ PORT: "5000", CONNECT_PORT: "5000" }), {
+    instanceOf: ConfigError,
+    message: /PORT and CONNECT_PORT must differ/,
+  });
   t.is(loadConfig({ PORT: "0", CONNECT_PORT: "0" }).port, 0, "0 (a free port each) is fine twice");
 });
 
 test("migrate and seed read DATABASE_URL as the server does", (t) => {
   t.is(loadDatabaseUrl({ DATABASE_URL: "" }), loadConfig({}).databaseUrl);
   for (const unnamed of ["postgres://root@127.0.0.1:5432", "postgres://root@127.0.0.1:5432/"]) {
-    t.throws(() => loadDatabaseUrl({ DATABASE_URL: unnamed }), { instanceOf: ConfigError, message: /must name a database/ });
+    t.throws(() => loadDatabaseUrl({ DATABASE_URL: unnamed }), {
+      instanceOf: ConfigError,
+      message: /must name a database/,
+    });
     t.throws(() => loadConfig({ DATABASE_URL: unnamed }), { instanceOf: ConfigError, message: /must name a database/ });
   }
-  t.is(loadConfig({ DATABASE_URL: "postgres://root@%2Fvar%2Frun%2Fpostgresql/test" }).databaseUrl, "postgres://root@%2Fvar%2Frun%2Fpostgresql/test", "a Unix socket");
-  t.throws(() => loadDatabaseUrl({ DATABASE_URL: "notaurl" }), { instanceOf: ConfigError, message: /DATABASE_URL=notaurl/ });
+  t.is(
+    loadConfig({ DATABASE_URL: "postgres://root@%2Fvar%2Frun%2Fpostgresql/test" }).databaseUrl,
+    "postgres://root@%2Fvar%2Frun%2Fpostgresql/test",
+    "a Unix socket",
+  );
+  t.throws(() => loadDatabaseUrl({ DATABASE_URL: "notaurl" }), {
+    instanceOf: ConfigError,
+    message: /DATABASE_URL=notaurl/,
+  });
 });
 
 test("README documents every variable with its default", (t) => {
@@ -65,8 +88,17 @@ test("README documents every variable with its default", (t) => {
 test("CORS_ORIGINS is empty (no CORS), * or a list of exact origins", (t) => {
   t.deepEqual(loadConfig({}).corsOrigins, []);
   t.deepEqual(loadConfig({ CORS_ORIGINS: "*" }).corsOrigins, ["*"]);
-  t.deepEqual(loadConfig({ CORS_ORIGINS: "https://app.example, http://localhost:5173" }).corsOrigins, ["https://app.example", "http://localhost:5173"]);
-  for (const bad of ["app.example", "https://app.example/", "https://app.example/path", "ftp://app.example", "https://a.example,*"]) {
+  t.deepEqual(loadConfig({ CORS_ORIGINS: "https://app.example, http://localhost:5173" }).corsOrigins, [
+    "https://app.example",
+    "http://localhost:5173",
+  ]);
+  for (const bad of [
+    "app.example",
+    "https://app.example/",
+    "https://app.example/path",
+    "ftp://app.example",
+    "https://a.example,*",
+  ]) {
     t.throws(() => loadConfig({ CORS_ORIGINS: bad }), { instanceOf: ConfigError, message: /CORS_ORIGINS=/ }, bad);
   }
 });

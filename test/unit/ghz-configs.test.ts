@@ -52,13 +52,15 @@ test("there is a config for each benchmarked call", (t) => {
 
 for (const { file, config } of configs) {
   test(`${file}: has the keys ghz needs and the files it names exist`, (t) => {
-    for (const key of ["call", "host", "proto", "import-paths", "concurrency", "data"] as const) t.truthy(config[key], `missing "${key}"`);
+    for (const key of ["call", "host", "proto", "import-paths", "concurrency", "data"] as const)
+      t.truthy(config[key], `missing "${key}"`);
     t.is(config.insecure, true, "the server speaks h2c: insecure must be true");
     t.true(config.total !== undefined || config.duration !== undefined, 'needs "total" or "duration"');
     if (config.duration !== undefined) t.regex(config.duration, /^\d+(ms|s|m)$/);
     t.true(Number.isInteger(config.concurrency) && config.concurrency > 0);
     t.true(existsSync(new URL(config.proto!, ROOT)), `${config.proto} does not exist`);
-    for (const dir of config["import-paths"]!) t.true(existsSync(new URL(`${dir}/`, ROOT)), `import path ${dir} does not exist`);
+    for (const dir of config["import-paths"]!)
+      t.true(existsSync(new URL(`${dir}/`, ROOT)), `import path ${dir} does not exist`);
   });
 
   test(`${file}: the call is a method of the proto file it loads`, (t) => {
@@ -78,8 +80,14 @@ for (const { file, config } of configs) {
 
   test(`${file}: placeholders and template actions are known`, (t) => {
     const known: readonly string[] = [...SCALAR_PLACEHOLDERS, ...ROW_PLACEHOLDERS];
-    t.deepEqual(placeholdersOf(config).filter((p) => !known.includes(p)), []);
-    t.deepEqual(templateActionsOf(config).filter((a) => !TEMPLATE_ACTION.test(a)), []);
+    t.deepEqual(
+      placeholdersOf(config).filter((p) => !known.includes(p)),
+      [],
+    );
+    t.deepEqual(
+      templateActionsOf(config).filter((a) => !TEMPLATE_ACTION.test(a)),
+      [],
+    );
     const rowBased = placeholdersOf(config).some((p) => (ROW_PLACEHOLDERS as readonly string[]).includes(p));
     if (rowBased) t.truthy(config.total, 'per-row data needs "total" (one request per row)');
   });
@@ -92,7 +100,11 @@ for (const { file, config } of configs) {
 
 test("fillConfig replaces every placeholder and gives per-row configs one element per row", (t) => {
   const scalars = Object.fromEntries(SCALAR_PLACEHOLDERS.map((p) => [p, `value-of-${p}`])) as Scalars;
-  const rows = [1, 2, 3].map((i) => ({ SEAT_ID: `seat-${i}`, SCHEDULE_ID: `schedule-${i}`, RESERVATION_ID: `reservation-${i}` }));
+  const rows = [1, 2, 3].map((i) => ({
+    SEAT_ID: `seat-${i}`,
+    SCHEDULE_ID: `schedule-${i}`,
+    RESERVATION_ID: `reservation-${i}`,
+  }));
   for (const { config } of configs) {
     const filled: GhzConfig = fillConfig(config, "127.0.0.1:1", scalars, rows);
     t.is(filled.host, "127.0.0.1:1");
@@ -105,5 +117,8 @@ test("fillConfig replaces every placeholder and gives per-row configs one elemen
   }
   const reserve = configs.find(({ config }) => config.call.endsWith("ReserveSeat"))!.config;
   const data = fillConfig(reserve, "h:1", scalars, rows).data as Record<string, unknown>[];
-  t.deepEqual(data.map((d) => [d.seat_id, d.schedule_id]), rows.map((r) => [r.SEAT_ID, r.SCHEDULE_ID]));
+  t.deepEqual(
+    data.map((d) => [d.seat_id, d.schedule_id]),
+    rows.map((r) => [r.SEAT_ID, r.SCHEDULE_ID]),
+  );
 });

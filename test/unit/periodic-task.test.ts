@@ -78,7 +78,14 @@ test("finishNudgeOnStop: a nudge still waiting for its delay is run by stop(); w
     [true, false, 1],
   ] as const) {
     const { state, run } = counter();
-    const task = startPeriodicTask({ name: "t", intervalMs: 60_000, nudgeDelayMs: 60_000, run, logger, finishNudgeOnStop });
+    const task = startPeriodicTask({
+      name: "t",
+      intervalMs: 60_000,
+      nudgeDelayMs: 60_000,
+      run,
+      logger,
+      finishNudgeOnStop,
+    });
     await waitFor(() => state.runs === 1, { timeoutMs: 2000 }); // the first run, at start
     if (nudge) task.nudge();
     await task.stop();

@@ -8,7 +8,18 @@ import { lockSeat } from "../../src/booking/reservation-rows.js";
 import { cancelReservation, reserveSeat, type HoldPolicy } from "../../src/booking/seat-hold.js";
 import { Payment } from "../../src/wallet/payment.entity.js";
 import { payReservation, PAYMENT_COMPLETED, PAYMENT_REFUNDED } from "../../src/wallet/reservation-payment.js";
-import { balanceOf, fund, ledgerOf, openBookingDb, outboxRows, outcome, reservationRow, seatRow, tally, type BookingDb } from "../helpers/booking.js";
+import {
+  balanceOf,
+  fund,
+  ledgerOf,
+  openBookingDb,
+  outboxRows,
+  outcome,
+  reservationRow,
+  seatRow,
+  tally,
+  type BookingDb,
+} from "../helpers/booking.js";
 
 let db: BookingDb;
 const policy: HoldPolicy = { holdSeconds: 300, maxSeatsPerUser: 100 };
@@ -43,7 +54,11 @@ test("a payment confirms the hold, sells the seat, debits the wallet and records
   const events = await outboxRows(db.orm, held.id);
   t.is(events.length, 1);
   t.like(events[0], { eventType: PAYMENT_COMPLETED, aggregateType: "reservation", publishedAt: null });
-  t.like(events[0]!.payload, { payment_id: result.payment.id, amount_minor: held.priceMinor.toString(), user_id: "payer" });
+  t.like(events[0]!.payload, {
+    payment_id: result.payment.id,
+    amount_minor: held.priceMinor.toString(),
+    user_id: "payer",
+  });
   t.deepEqual(result.heldScheduleIds, []);
 });
 
@@ -51,12 +66,24 @@ test("a payment reports the schedules in which the payer still holds unexpired s
   await fund(db.orm, "two-seats", 50_000n);
   const first = await hold("two-seats");
   const second = await hold("two-seats");
-  const paidFirst = await payReservation(db.orm, { reservationId: first.id, userId: "two-seats", idempotencyKey: "two-1" });
+  const paidFirst = await payReservation(db.orm, {
+    reservationId: first.id,
+    userId: "two-seats",
+    idempotencyKey: "two-1",
+  });
   t.deepEqual(paidFirst.heldScheduleIds, [second.scheduleId]);
-  const paidSecond = await payReservation(db.orm, { reservationId: second.id, userId: "two-seats", idempotencyKey: "two-2" });
+  const paidSecond = await payReservation(db.orm, {
+    reservationId: second.id,
+    userId: "two-seats",
+    idempotencyKey: "two-2",
+  });
   t.deepEqual(paidSecond.heldScheduleIds, []);
   // A replay did no work and reads nothing: the caller looks the holds up itself.
-  const replayed = await payReservation(db.orm, { reservationId: second.id, userId: "two-seats", idempotencyKey: "two-2" });
+  const replayed = await payReservation(db.orm, {
+    reservationId: second.id,
+    userId: "two-seats",
+    idempotencyKey: "two-2",
+  });
   t.true(replayed.replayed);
   t.is(replayed.heldScheduleIds, undefined);
 });
@@ -68,7 +95,11 @@ test("two payments of one hold with different keys: one charges, the other is RE
     // must still be told the reservation is paid, not that the balance is short.
     await fund(db.orm, "racer", held.priceMinor);
     const outcomes = await Promise.all(
-      ["a", "b", "c", "d"].map((key) => outcome(payReservation(db.orm, { reservationId: held.id, userId: "racer", idempotencyKey: `race-${round}-${key}` }))),
+      ["a", "b", "c", "d"].map((key) =>
+        outcome(
+          payReservation(db.orm, { reservationId: held.id, userId: "racer", idempotencyKey: `race-${round}-${key}` }),
+        ),
+      ),
     );
     t.deepEqual(tally(outcomes), { OK: 1, RESERVATION_NOT_PAYABLE: 3 });
     t.is((await outboxRows(db.orm, held.id)).length, 1);
@@ -98,7 +129,10 @@ test("paying an expired hold fails with RESERVATION_EXPIRED and charges nothing"
   await fund(db.orm, "tardy", 50_000n);
   const held = await hold("tardy", { ...policy, holdSeconds: 1 });
   await sleep(1100);
-  t.is(await outcome(payReservation(db.orm, { reservationId: held.id, userId: "tardy", idempotencyKey: "late" })), "RESERVATION_EXPIRED");
+  t.is(
+    await outcome(payReservation(db.orm, { reservationId: held.id, userId: "tardy", idempotencyKey: "late" })),
+    "RESERVATION_EXPIRED",
+  );
   t.is(await balanceOf(db.orm, "tardy"), 50_000n);
   t.deepEqual(await ledgerOf(db.orm, "tardy"), { sum: 50_000n, rows: 1 });
   t.is((await outboxRows(db.orm, held.id)).length, 0);
@@ -133,7 +167,9 @@ test("a payment that waits for the seat lock past the hold's end still confirms:
   let paying: Promise<string> | undefined;
   await db.orm.em.fork().transactional(async (em) => {
     await lockSeat(em, held.seatId);
-    paying = outcome(payReservation(db.orm, { reservationId: held.id, userId: "late-lock", idempotencyKey: "late-lock" }));
+    paying = outcome(
+      payReservation(db.orm, { reservationId: held.id, userId: "late-lock", idempotencyKey: "late-lock" }),
+    );
     await sleep(1300);
   });
   t.is(await paying, "OK");
@@ -184,31 +220,65 @@ test("a key that paid another reservation is IDEMPOTENCY_KEY_REUSED even when th
   const first = await hold("reuser");
   const second = await hold("reuser");
   await fund(db.orm, "reuser", first.priceMinor);
-  t.is(await outcome(payReservation(db.orm, { reservationId: first.id, userId: "reuser", idempotencyKey: "once" })), "OK");
-  t.is(await outcome(payReservation(db.orm, { reservationId: second.id, userId: "reuser", idempotencyKey: "once" })), "IDEMPOTENCY_KEY_REUSED");
+  t.is(
+    await outcome(payReservation(db.orm, { reservationId: first.id, userId: "reuser", idempotencyKey: "once" })),
+    "OK",
+  );
+  t.is(
+    await outcome(payReservation(db.orm, { reservationId: second.id, userId: "reuser", idempotencyKey: "once" })),
+    "IDEMPOTENCY_KEY_REUSED",
+  );
   await fund(db.orm, "reuser", second.priceMinor);
-  t.is(await outcome(payReservation(db.orm, { reservationId: second.id, userId: "reuser", idempotencyKey: "once" })), "IDEMPOTENCY_KEY_REUSED");
+  t.is(
+    await outcome(payReservation(db.orm, { reservationId: second.id, userId: "reuser", idempotencyKey: "once" })),
+    "IDEMPOTENCY_KEY_REUSED",
+  );
 });
 
 test("a short balance or no wallet is INSUFFICIENT_BALANCE; the hold stays payable", async (t) => {
   const held = await hold("broke");
-  t.is(await outcome(payReservation(db.orm, { reservationId: held.id, userId: "broke", idempotencyKey: "b1" })), "INSUFFICIENT_BALANCE");
+  t.is(
+    await outcome(payReservation(db.orm, { reservationId: held.id, userId: "broke", idempotencyKey: "b1" })),
+    "INSUFFICIENT_BALANCE",
+  );
   await fund(db.orm, "broke", held.priceMinor - 1n);
-  t.is(await outcome(payReservation(db.orm, { reservationId: held.id, userId: "broke", idempotencyKey: "b2" })), "INSUFFICIENT_BALANCE");
+  t.is(
+    await outcome(payReservation(db.orm, { reservationId: held.id, userId: "broke", idempotencyKey: "b2" })),
+    "INSUFFICIENT_BALANCE",
+  );
   t.like(await reservationRow(db.orm, held.id), { status: "HELD" });
   t.is((await seatRow(db.orm, held.seatId)).status, "HELD");
   await fund(db.orm, "broke", 1n);
-  t.is((await payReservation(db.orm, { reservationId: held.id, userId: "broke", idempotencyKey: "b3" })).wallet.balanceMinor, 0n);
+  t.is(
+    (await payReservation(db.orm, { reservationId: held.id, userId: "broke", idempotencyKey: "b3" })).wallet
+      .balanceMinor,
+    0n,
+  );
 });
 
 test("someone else's or an unknown reservation is RESERVATION_NOT_FOUND; a cancelled one is not payable", async (t) => {
   await fund(db.orm, "thief", 50_000n);
   const held = await hold("victim");
-  t.is(await outcome(payReservation(db.orm, { reservationId: held.id, userId: "thief", idempotencyKey: "t1" })), "RESERVATION_NOT_FOUND");
-  t.is(await outcome(payReservation(db.orm, { reservationId: "00000000-0000-0000-0000-000000000000", userId: "thief", idempotencyKey: "t2" })), "RESERVATION_NOT_FOUND");
+  t.is(
+    await outcome(payReservation(db.orm, { reservationId: held.id, userId: "thief", idempotencyKey: "t1" })),
+    "RESERVATION_NOT_FOUND",
+  );
+  t.is(
+    await outcome(
+      payReservation(db.orm, {
+        reservationId: "00000000-0000-0000-0000-000000000000",
+        userId: "thief",
+        idempotencyKey: "t2",
+      }),
+    ),
+    "RESERVATION_NOT_FOUND",
+  );
   await cancelReservation(db.orm, { reservationId: held.id, userId: "victim" });
   await fund(db.orm, "victim", 50_000n);
-  t.is(await outcome(payReservation(db.orm, { reservationId: held.id, userId: "victim", idempotencyKey: "v1" })), "RESERVATION_NOT_PAYABLE");
+  t.is(
+    await outcome(payReservation(db.orm, { reservationId: held.id, userId: "victim", idempotencyKey: "v1" })),
+    "RESERVATION_NOT_PAYABLE",
+  );
   t.is(await balanceOf(db.orm, "thief"), 50_000n);
 });
 
@@ -221,7 +291,10 @@ test("cancelling a paid reservation refunds it through the ledger and frees the 
   t.is(await balanceOf(db.orm, "refundee"), 50_000n);
   t.deepEqual(await ledgerOf(db.orm, "refundee"), { sum: 50_000n, rows: 3 });
   t.like(await seatRow(db.orm, held.seatId), { status: "AVAILABLE" });
-  t.deepEqual((await outboxRows(db.orm, held.id)).map((e) => e.eventType), [PAYMENT_COMPLETED, PAYMENT_REFUNDED]);
+  t.deepEqual(
+    (await outboxRows(db.orm, held.id)).map((e) => e.eventType),
+    [PAYMENT_COMPLETED, PAYMENT_REFUNDED],
+  );
   // A second cancel neither refunds again nor fails.
   t.is((await cancelReservation(db.orm, { reservationId: held.id, userId: "refundee" })).status, "CANCELLED");
   t.is(await balanceOf(db.orm, "refundee"), 50_000n);
@@ -231,12 +304,18 @@ test("concurrent payments and top-ups on one wallet keep balance = Σ ledger and
   const user = "busy";
   await fund(db.orm, user, 30_000n);
   const holds = await Promise.all(Array.from({ length: 40 }, () => hold(user)));
-  const pays = holds.map((h, i) => outcome(payReservation(db.orm, { reservationId: h.id, userId: user, idempotencyKey: `p-${i}` })));
+  const pays = holds.map((h, i) =>
+    outcome(payReservation(db.orm, { reservationId: h.id, userId: user, idempotencyKey: `p-${i}` })),
+  );
   const topUps = Array.from({ length: 40 }, (_, i) => outcome(fund(db.orm, user, BigInt(1000 + i))));
   const [payOutcomes, topUpOutcomes] = await Promise.all([Promise.all(pays), Promise.all(topUps)]);
   t.deepEqual(tally(topUpOutcomes), { OK: 40 });
   const paid = tally(payOutcomes);
-  t.deepEqual(Object.keys(paid).filter((o) => o !== "OK" && o !== "INSUFFICIENT_BALANCE"), [], JSON.stringify(paid));
+  t.deepEqual(
+    Object.keys(paid).filter((o) => o !== "OK" && o !== "INSUFFICIENT_BALANCE"),
+    [],
+    JSON.stringify(paid),
+  );
   t.true((paid.OK ?? 0) > 0 && (paid.INSUFFICIENT_BALANCE ?? 0) > 0, JSON.stringify(paid));
   const balance = await balanceOf(db.orm, user);
   t.true(balance >= 0n);

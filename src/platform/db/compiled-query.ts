@@ -54,7 +54,10 @@ export interface CompiledQuery<P extends Params<P>> {
  * builder; it runs once per ORM with marker strings as parameter values, so it must pass every
  * parameter through unchanged (criteria values, update values), never compute with them.
  */
-export function compileQuery<P extends Params<P>>(names: readonly (keyof P & string)[], build: (em: EntityManager, params: P) => Compilable): CompiledQuery<P> {
+export function compileQuery<P extends Params<P>>(
+  names: readonly (keyof P & string)[],
+  build: (em: EntityManager, params: P) => Compilable,
+): CompiledQuery<P> {
   // Per metadata storage: tests run several ORMs in one process.
   const cache = new WeakMap<object, Compiled>();
 
@@ -76,7 +79,9 @@ export function compileQuery<P extends Params<P>>(names: readonly (keyof P & str
     const lost = names.filter((name) => !used.has(name));
     // A parameter the builder transformed (or dropped) cannot be substituted: fail at first use, loudly.
     if (lost.length > 0 || slots.length !== (sql.match(/\?/g)?.length ?? 0)) {
-      throw new Error(`compileQuery: parameters ${lost.join(", ") || "(placeholder count)"} did not survive the query builder in: ${sql}`);
+      throw new Error(
+        `compileQuery: parameters ${lost.join(", ") || "(placeholder count)"} did not survive the query builder in: ${sql}`,
+      );
     }
     const meta = (qb as unknown as { mainAlias: { meta: EntityMetadata } }).mainAlias.meta;
     entry = { sql, slots, meta };
@@ -85,11 +90,18 @@ export function compileQuery<P extends Params<P>>(names: readonly (keyof P & str
   };
 
   const values = (entry: Compiled, params: P): unknown[] =>
-    entry.slots.map((slot) => ("name" in slot ? (slot.json ? JSON.stringify(params[slot.name as keyof P]) : params[slot.name as keyof P]) : slot.value));
+    entry.slots.map((slot) =>
+      "name" in slot
+        ? slot.json
+          ? JSON.stringify(params[slot.name as keyof P])
+          : params[slot.name as keyof P]
+        : slot.value,
+    );
 
   // The driver's own mapper, as the query builder's execute() uses it: column names to property
   // names, and dates, which the driver returns as text, to Date.
-  const mapRow = (em: EntityManager, entry: Compiled, row: Record<string, unknown>) => em.getDriver().mapResult(row, entry.meta);
+  const mapRow = (em: EntityManager, entry: Compiled, row: Record<string, unknown>) =>
+    em.getDriver().mapResult(row, entry.meta);
 
   return {
     async all<R>(em: EntityManager, params: P): Promise<R[]> {
@@ -125,7 +137,10 @@ export function insertBuilder<P extends Params<P>>(
   fields: readonly (keyof P & string)[],
   constants: Record<string, Value> = {},
 ) {
-  return (em: EntityManager, p: P) => em.createQueryBuilder(entity).insert({ ...Object.fromEntries(fields.map((field) => [field, p[field]])), ...constants });
+  return (em: EntityManager, p: P) =>
+    em
+      .createQueryBuilder(entity)
+      .insert({ ...Object.fromEntries(fields.map((field) => [field, p[field]])), ...constants });
 }
 
 /**

@@ -30,7 +30,8 @@ export function releaseDeadTransactionConnections(pool: pg.Pool): void {
     (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
       const [text] = args;
       // Only promise-style BEGIN/ROLLBACK text, as Kysely sends them; everything else is untouched.
-      if (typeof text !== "string" || !BEGIN_OR_ROLLBACK.test(text) || typeof args.at(-1) === "function") return query(...args);
+      if (typeof text !== "string" || !BEGIN_OR_ROLLBACK.test(text) || typeof args.at(-1) === "function")
+        return query(...args);
       if (isDead(client)) return Promise.resolve(answered(text));
       return (query(...args) as Promise<pg.QueryResult>).catch((error: unknown) => {
         if (isDead(client)) return answered(text);

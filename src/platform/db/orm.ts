@@ -1,25 +1,36 @@
-import { join } from 'node:path';
-import pg from 'pg';
-import { MikroORM, type EntityManager } from '@mikro-orm/postgresql';
-import { Migrator } from '@mikro-orm/migrations';
-import { Concert } from '../../booking/concert.entity.js';
-import { Reservation } from '../../booking/reservation.entity.js';
-import { Schedule } from '../../booking/schedule.entity.js';
-import { Seat } from '../../booking/seat.entity.js';
-import { QueueEntry } from '../../queue/queue-entry.entity.js';
-import { QueueFallback } from '../../queue/queue-fallback.entity.js';
-import { LedgerEntry } from '../../wallet/ledger-entry.entity.js';
-import { Payment } from '../../wallet/payment.entity.js';
-import { Wallet } from '../../wallet/wallet.entity.js';
-import { releaseDeadTransactionConnections } from './dead-connection-release.js';
-import { Outbox } from './outbox.entity.js';
+import { join } from "node:path";
+import pg from "pg";
+import { MikroORM, type EntityManager } from "@mikro-orm/postgresql";
+import { Migrator } from "@mikro-orm/migrations";
+import { Concert } from "../../booking/concert.entity.js";
+import { Reservation } from "../../booking/reservation.entity.js";
+import { Schedule } from "../../booking/schedule.entity.js";
+import { Seat } from "../../booking/seat.entity.js";
+import { QueueEntry } from "../../queue/queue-entry.entity.js";
+import { QueueFallback } from "../../queue/queue-fallback.entity.js";
+import { LedgerEntry } from "../../wallet/ledger-entry.entity.js";
+import { Payment } from "../../wallet/payment.entity.js";
+import { Wallet } from "../../wallet/wallet.entity.js";
+import { releaseDeadTransactionConnections } from "./dead-connection-release.js";
+import { Outbox } from "./outbox.entity.js";
 
 export type ORM = MikroORM;
 
-export const ENTITIES = [Concert, Schedule, Seat, Reservation, Wallet, LedgerEntry, Payment, QueueEntry, QueueFallback, Outbox];
+export const ENTITIES = [
+  Concert,
+  Schedule,
+  Seat,
+  Reservation,
+  Wallet,
+  LedgerEntry,
+  Payment,
+  QueueEntry,
+  QueueFallback,
+  Outbox,
+];
 
 /** Absolute, so tools and tests find the migrations whatever the working directory. */
-export const MIGRATIONS_DIR = join(import.meta.dirname, 'migrations');
+export const MIGRATIONS_DIR = join(import.meta.dirname, "migrations");
 
 export interface OrmOptions {
   databaseUrl: string;
@@ -42,8 +53,8 @@ export async function initORM(options: OrmOptions): Promise<{ orm: MikroORM; em:
       // The same folder for both: everything runs from source under tsx, nothing is compiled.
       path: MIGRATIONS_DIR,
       pathTs: MIGRATIONS_DIR,
-      glob: '!(*.d).{js,ts}',
-      emit: 'ts',
+      glob: "!(*.d).{js,ts}",
+      emit: "ts",
       // Snapshot files are named after the database and would litter src/ for every test database.
       snapshot: false,
       // The application logs applied migrations itself.
@@ -62,10 +73,10 @@ const MIGRATION_LOCK_KEY = 0x636f6e63;
  * them take turns, so the later ones find nothing left to apply instead of failing on CREATE TABLE.
  */
 export async function migrateUp(orm: MikroORM): Promise<string[]> {
-  const lock = new pg.Client({ connectionString: orm.config.get('clientUrl') });
+  const lock = new pg.Client({ connectionString: orm.config.get("clientUrl") });
   await lock.connect();
   try {
-    await lock.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+    await lock.query("select pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);
     const applied = await orm.migrator.up();
     return applied.map((migration) => migration.name);
   } finally {

@@ -149,8 +149,16 @@ function registerBacklogGauges(registry: Registry, connection: SideConnection): 
 /** The relay loop: polls every interval (rows of other processes, rows left by a crash) and runs at once when nudged after a commit. */
 export function startOutboxRelay(options: OutboxRelayOptions): PeriodicTask {
   const { orm, redis, logger, registry, metricsConnection, ...relay } = options;
-  const published = new Counter({ name: "outbox_events_published_total", help: "Outbox events this process's relay published to the Redis event stream", registers: [registry] });
-  const failures = new Counter({ name: "outbox_relay_failures_total", help: "Relay runs that failed (PostgreSQL or Redis unavailable); their events stay in the outbox and go out later", registers: [registry] });
+  const published = new Counter({
+    name: "outbox_events_published_total",
+    help: "Outbox events this process's relay published to the Redis event stream",
+    registers: [registry],
+  });
+  const failures = new Counter({
+    name: "outbox_relay_failures_total",
+    help: "Relay runs that failed (PostgreSQL or Redis unavailable); their events stay in the outbox and go out later",
+    registers: [registry],
+  });
   registerBacklogGauges(registry, metricsConnection);
   return startPeriodicTask({
     name: "outbox-relay",

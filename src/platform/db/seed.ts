@@ -1,5 +1,5 @@
-import type { EntityManager } from '@mikro-orm/postgresql';
-import type { QueryResult } from '@mikro-orm/core';
+import type { EntityManager } from "@mikro-orm/postgresql";
+import type { QueryResult } from "@mikro-orm/core";
 
 export interface SeedCatalogOptions {
   concerts: number;
@@ -33,11 +33,11 @@ export const MAX_SEATS_PER_SCHEDULE = (26 + 26 ** 2 + 26 ** 3) * SEATS_PER_ROW;
 const SEAT_CHUNK = 10_000;
 
 const DEMO_CONCERTS = [
-  { title: 'Midnight Neon Tour', artist: 'The Paper Lanterns', venue: 'Tokyo Garden Arena' },
-  { title: 'Aurora Sessions', artist: 'Mika Sorano', venue: 'Osaka Castle Hall' },
-  { title: 'Blue Hour Live', artist: 'Kitsune Radio', venue: 'Yokohama Bay Dome' },
-  { title: 'Summer Static', artist: 'Hoshino & The Tides', venue: 'Nagoya Sky Hall' },
-  { title: 'Paper Moon Night', artist: 'Ren Amaya Quartet', venue: 'Fukuoka Harbor Stage' },
+  { title: "Midnight Neon Tour", artist: "The Paper Lanterns", venue: "Tokyo Garden Arena" },
+  { title: "Aurora Sessions", artist: "Mika Sorano", venue: "Osaka Castle Hall" },
+  { title: "Blue Hour Live", artist: "Kitsune Radio", venue: "Yokohama Bay Dome" },
+  { title: "Summer Static", artist: "Hoshino & The Tides", venue: "Nagoya Sky Hall" },
+  { title: "Paper Moon Night", artist: "Ren Amaya Quartet", venue: "Fukuoka Harbor Stage" },
 ];
 
 // Ids are md5 hashes of stable names, so every run derives the same ids and ON CONFLICT makes reruns no-ops.
@@ -117,13 +117,13 @@ export async function seedCatalog(em: EntityManager, options: SeedCatalogOptions
   // (8 ms for a 25,000-seat schedule instead of an ordered index scan), and the first flash crowd
   // usually comes right after the catalog is loaded.
   if (summary.concertsInserted + summary.schedulesInserted + summary.seatsInserted > 0) {
-    await em.execute('analyze concert, schedule, seat');
+    await em.execute("analyze concert, schedule, seat");
   }
   return summary;
 }
 
 export async function isCatalogEmpty(em: EntityManager): Promise<boolean> {
-  const [row] = await em.execute<[{ empty: boolean }]>('select not exists (select 1 from concert) as empty');
+  const [row] = await em.execute<[{ empty: boolean }]>("select not exists (select 1 from concert) as empty");
   return row.empty;
 }
 
@@ -139,6 +139,6 @@ function validateCounts({ concerts, schedules, seats }: SeedCatalogOptions): voi
 }
 
 async function run(em: EntityManager, sql: string, params: unknown[]): Promise<number> {
-  const result = await em.execute<QueryResult>(sql, params, 'run');
+  const result = await em.execute<QueryResult>(sql, params, "run");
   return result.affectedRows;
 }

@@ -101,7 +101,9 @@ export function createRedisClient(options: RedisOptions & { clusterNodes?: reado
 
 /** Where a client connects, for messages: the URL (password redacted) or the cluster nodes. */
 export function describeRedis(url: string, clusterNodes: readonly RedisNode[] = []): string {
-  return clusterNodes.length > 0 ? `cluster nodes ${clusterNodes.map((n) => `${n.host}:${n.port}`).join(",")}` : redactUrl(url);
+  return clusterNodes.length > 0
+    ? `cluster nodes ${clusterNodes.map((n) => `${n.host}:${n.port}`).join(",")}`
+    : redactUrl(url);
 }
 
 /** Connects, or throws a one-line error naming the target (a URL is redacted). */
@@ -121,7 +123,9 @@ export async function connectRedis(redis: RedisClient, target: string): Promise<
       await redis.select(db);
     } catch (error) {
       redis.disconnect();
-      throw new Error(`Redis at ${redactUrl(target)} refuses database ${db} (${(error as Error).message})`, { cause: error });
+      throw new Error(`Redis at ${redactUrl(target)} refuses database ${db} (${(error as Error).message})`, {
+        cause: error,
+      });
     }
   }
 }

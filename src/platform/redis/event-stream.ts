@@ -18,12 +18,18 @@ export function eventStreamKey(redisKeyPrefix: string): string {
 
 export function toStreamFields(event: StreamEvent): string[] {
   return [
-    "event_id", event.eventId,
-    "event_type", event.eventType,
-    "aggregate_type", event.aggregateType,
-    "aggregate_id", event.aggregateId,
-    "occurred_at", event.occurredAt,
-    "payload", JSON.stringify(event.payload),
+    "event_id",
+    event.eventId,
+    "event_type",
+    event.eventType,
+    "aggregate_type",
+    event.aggregateType,
+    "aggregate_id",
+    event.aggregateId,
+    "occurred_at",
+    event.occurredAt,
+    "payload",
+    JSON.stringify(event.payload),
   ];
 }
 
@@ -32,11 +38,24 @@ export function fromStreamFields(fields: readonly string[]): StreamEvent | undef
   const map = new Map<string, string>();
   for (let i = 0; i + 1 < fields.length; i += 2) map.set(fields[i]!, fields[i + 1]!);
   const [eventId, eventType, aggregateType, aggregateId, occurredAt, payload] = [
-    "event_id", "event_type", "aggregate_type", "aggregate_id", "occurred_at", "payload",
+    "event_id",
+    "event_type",
+    "aggregate_type",
+    "aggregate_id",
+    "occurred_at",
+    "payload",
   ].map((name) => map.get(name));
-  if (!eventId || !eventType || !aggregateType || !aggregateId || !occurredAt || payload === undefined) return undefined;
+  if (!eventId || !eventType || !aggregateType || !aggregateId || !occurredAt || payload === undefined)
+    return undefined;
   try {
-    return { eventId, eventType, aggregateType, aggregateId, occurredAt, payload: JSON.parse(payload) as Record<string, unknown> };
+    return {
+      eventId,
+      eventType,
+      aggregateType,
+      aggregateId,
+      occurredAt,
+      payload: JSON.parse(payload) as Record<string, unknown>,
+    };
   } catch {
     return undefined;
   }

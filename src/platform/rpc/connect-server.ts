@@ -4,8 +4,20 @@
 // so the first bytes of each connection pick the server.
 
 import type { DescService } from "@bufbuild/protobuf";
-import { cors as connectCors, createConnectRouter, createContextValues, ConnectError, Code, type ServiceImpl } from "@connectrpc/connect";
-import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import {
+  cors as connectCors,
+  createConnectRouter,
+  createContextValues,
+  ConnectError,
+  Code,
+  type ServiceImpl,
+} from "@connectrpc/connect";
+import {
+  compressionBrotli,
+  compressionGzip,
+  universalRequestFromNodeRequest,
+  universalResponseToNodeResponse,
+} from "@connectrpc/connect-node";
 import cors from "cors";
 import http from "node:http";
 import http2 from "node:http2";

@@ -48,9 +48,18 @@ const CONNECTION_ERRNOS = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "E
 
 const REDIS_OR_PG_UNREACHABLE = new RegExp(
   [
-    "Connection terminated", "connection timeout", "timeout exceeded when trying to connect", "and is not queryable", // pg
-    "Connection is closed", "Stream isn't writeable", "Command timed out", // ioredis
-    "Cluster isn't ready", "None of startup nodes is available", "Cluster is ended", "Too many Cluster redirections", "CLUSTERDOWN", // ioredis Cluster
+    "Connection terminated",
+    "connection timeout",
+    "timeout exceeded when trying to connect",
+    "and is not queryable", // pg
+    "Connection is closed",
+    "Stream isn't writeable",
+    "Command timed out", // ioredis
+    "Cluster isn't ready",
+    "None of startup nodes is available",
+    "Cluster is ended",
+    "Too many Cluster redirections",
+    "CLUSTERDOWN", // ioredis Cluster
   ].join("|"),
   "i",
 );

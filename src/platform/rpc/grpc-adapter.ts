@@ -4,9 +4,24 @@
 // memory and CPU for thousands of open streams, so gRPC traffic goes through this adapter
 // (docs/benchmarks.md).
 
-import { create, fromBinary, isMessage, toBinary, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
+import {
+  create,
+  fromBinary,
+  isMessage,
+  toBinary,
+  type DescMessage,
+  type DescMethod,
+  type DescService,
+} from "@bufbuild/protobuf";
 import { anyPack } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createContextValues, type ContextValues, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  createContextValues,
+  type ContextValues,
+  type HandlerContext,
+  type ServiceImpl,
+} from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { StatusSchema } from "../../../gen/google/rpc/status_pb.js";
 import { invalidField } from "../domain-error.js";
@@ -47,7 +62,11 @@ function requestDeserializer(schema: DescMessage) {
     try {
       return fromBinary(schema, bytes);
     } catch (error) {
-      return new MalformedRequest(domainErrorToConnect(invalidField("request", `is not a valid ${schema.typeName} message (${(error as Error).message})`)));
+      return new MalformedRequest(
+        domainErrorToConnect(
+          invalidField("request", `is not a valid ${schema.typeName} message (${(error as Error).message})`),
+        ),
+      );
     }
   };
 }
@@ -149,7 +168,8 @@ class GrpcHandlerContext implements HandlerContext {
   finish(): void {
     this.finished = true;
     clearTimeout(this.deadlineTimer);
-    if (this.cancelListener) (this.call as grpc.ServerUnaryCall<unknown, unknown>).removeListener("cancelled", this.cancelListener);
+    if (this.cancelListener)
+      (this.call as grpc.ServerUnaryCall<unknown, unknown>).removeListener("cancelled", this.cancelListener);
   }
 
   /** Sends response headers set by the handler, if any. */
@@ -176,9 +196,15 @@ function headersToMetadata(headers: Headers, into = new grpc.Metadata()): grpc.M
 export function connectErrorToGrpc(error: ConnectError): grpc.StatusObject {
   const metadata = headersToMetadata(error.metadata);
   const details = error.details.flatMap((detail) =>
-    "desc" in detail ? [anyPack(detail.desc, create(detail.desc, detail.value))] : [
-      { $typeName: "google.protobuf.Any" as const, typeUrl: `type.googleapis.com/${detail.type}`, value: detail.value },
-    ],
+    "desc" in detail
+      ? [anyPack(detail.desc, create(detail.desc, detail.value))]
+      : [
+          {
+            $typeName: "google.protobuf.Any" as const,
+            typeUrl: `type.googleapis.com/${detail.type}`,
+            value: detail.value,
+          },
+        ],
   );
   if (details.length > 0) {
     const status = create(StatusSchema, { code: error.code, message: error.rawMessage, details });
@@ -188,7 +214,9 @@ export function connectErrorToGrpc(error: ConnectError): grpc.StatusObject {
 }
 
 function asConnectError(error: unknown): ConnectError {
-  return error instanceof ConnectError ? error : new ConnectError("internal error", Code.Internal, undefined, undefined, error);
+  return error instanceof ConnectError
+    ? error
+    : new ConnectError("internal error", Code.Internal, undefined, undefined, error);
 }
 
 function deadlineExceeded(): ConnectError {
@@ -234,9 +262,17 @@ class PendingUnary {
   }
 }
 
-function unaryHandler(service: DescService, method: DescMethod, impl: AnyUnary, options: GrpcAdapterOptions): grpc.handleUnaryCall<unknown, unknown> {
+function unaryHandler(
+  service: DescService,
+  method: DescMethod,
+  impl: AnyUnary,
+  options: GrpcAdapterOptions,
+): grpc.handleUnaryCall<unknown, unknown> {
   return (call, callback) => {
-    const pending = new PendingUnary(new GrpcHandlerContext(service, method, call, options.defaultDeadlineMs), callback);
+    const pending = new PendingUnary(
+      new GrpcHandlerContext(service, method, call, options.defaultDeadlineMs),
+      callback,
+    );
     if (call.request instanceof MalformedRequest) return pending.fail(call.request.error);
     pending.context.armDeadline(PendingUnary.expire, pending);
     impl(call.request, pending.context).then(
@@ -263,7 +299,12 @@ function writable(call: grpc.ServerWritableStream<unknown, unknown>, signal: Abo
   });
 }
 
-function streamingHandler(service: DescService, method: DescMethod, impl: AnyStreaming, options: GrpcAdapterOptions): grpc.handleServerStreamingCall<unknown, unknown> {
+function streamingHandler(
+  service: DescService,
+  method: DescMethod,
+  impl: AnyStreaming,
+  options: GrpcAdapterOptions,
+): grpc.handleServerStreamingCall<unknown, unknown> {
   return (call) => {
     if (call.request instanceof MalformedRequest) {
       call.emit("error", connectErrorToGrpc(call.request.error));
@@ -301,7 +342,12 @@ function streamingHandler(service: DescService, method: DescMethod, impl: AnyStr
 }
 
 /** Adds one service to a grpc-js server. */
-export function addServiceToGrpcServer<S extends DescService>(server: grpc.Server, service: S, impl: ServiceImpl<S>, options: GrpcAdapterOptions): void {
+export function addServiceToGrpcServer<S extends DescService>(
+  server: grpc.Server,
+  service: S,
+  impl: ServiceImpl<S>,
+  options: GrpcAdapterOptions,
+): void {
   const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   const handlers: grpc.UntypedServiceImplementation = {};
   for (const method of service.methods) {

@@ -3,7 +3,16 @@
 // become ConnectErrors with the details decoded from grpc-status-details-bin, so callers read
 // the ErrorInfo reason exactly as a connect client would.
 
-import { create, fromBinary, toBinary, type DescMessage, type DescMethod, type DescService, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import {
+  create,
+  fromBinary,
+  toBinary,
+  type DescMessage,
+  type DescMethod,
+  type DescService,
+  type MessageInitShape,
+  type MessageShape,
+} from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { StatusSchema } from "../../../gen/google/rpc/status_pb.js";
@@ -15,9 +24,17 @@ export interface GrpcCallOptions {
 }
 
 type MethodFns<S extends DescService> = {
-  [K in keyof S["method"]]: S["method"][K] extends { methodKind: "unary"; input: infer I extends DescMessage; output: infer O extends DescMessage }
+  [K in keyof S["method"]]: S["method"][K] extends {
+    methodKind: "unary";
+    input: infer I extends DescMessage;
+    output: infer O extends DescMessage;
+  }
     ? (request: MessageInitShape<I>, options?: GrpcCallOptions) => Promise<MessageShape<O>>
-    : S["method"][K] extends { methodKind: "server_streaming"; input: infer I extends DescMessage; output: infer O extends DescMessage }
+    : S["method"][K] extends {
+          methodKind: "server_streaming";
+          input: infer I extends DescMessage;
+          output: infer O extends DescMessage;
+        }
       ? (request: MessageInitShape<I>, options?: GrpcCallOptions) => AsyncIterable<MessageShape<O>>
       : never;
 };
@@ -39,7 +56,10 @@ export function grpcErrorToConnect(error: grpc.ServiceError): ConnectError {
   const raw = error.metadata?.get("grpc-status-details-bin")[0];
   const details =
     raw instanceof Buffer
-      ? fromBinary(StatusSchema, raw).details.map((any) => ({ type: any.typeUrl.slice(any.typeUrl.lastIndexOf("/") + 1), value: any.value }))
+      ? fromBinary(StatusSchema, raw).details.map((any) => ({
+          type: any.typeUrl.slice(any.typeUrl.lastIndexOf("/") + 1),
+          value: any.value,
+        }))
       : [];
   const connectError = new ConnectError(error.details, error.code as number as Code, undefined, undefined, error);
   connectError.details = details;
@@ -50,24 +70,42 @@ function methodPath(service: DescService, method: DescMethod): string {
   return `/${service.typeName}/${method.name}`;
 }
 
-export function createGrpcClient<S extends DescService>(service: S, address: string, channelOptions: grpc.ChannelOptions = {}): GrpcClient<S> {
+export function createGrpcClient<S extends DescService>(
+  service: S,
+  address: string,
+  channelOptions: grpc.ChannelOptions = {},
+): GrpcClient<S> {
   const client = new grpc.Client(address, grpc.credentials.createInsecure(), channelOptions);
   const fns: Record<string, unknown> = {};
   for (const method of service.methods) {
     const path = methodPath(service, method);
-    const serialize = (value: MessageInitShape<DescMessage>) => Buffer.from(toBinary(method.input, create(method.input, value)));
+    const serialize = (value: MessageInitShape<DescMessage>) =>
+      Buffer.from(toBinary(method.input, create(method.input, value)));
     const deserialize = (bytes: Buffer) => fromBinary(method.output, bytes);
     if (method.methodKind === "unary") {
       fns[method.localName] = (request: MessageInitShape<DescMessage>, options?: GrpcCallOptions) =>
         new Promise((resolve, reject) => {
-          const call = client.makeUnaryRequest(path, serialize, deserialize, request, toMetadata(options), callOptions(options), (error, value) =>
-            error ? reject(grpcErrorToConnect(error)) : resolve(value),
+          const call = client.makeUnaryRequest(
+            path,
+            serialize,
+            deserialize,
+            request,
+            toMetadata(options),
+            callOptions(options),
+            (error, value) => (error ? reject(grpcErrorToConnect(error)) : resolve(value)),
           );
           options?.signal?.addEventListener("abort", () => call.cancel(), { once: true });
         });
     } else if (method.methodKind === "server_streaming") {
       fns[method.localName] = async function* (request: MessageInitShape<DescMessage>, options?: GrpcCallOptions) {
-        const call = client.makeServerStreamRequest(path, serialize, deserialize, request, toMetadata(options), callOptions(options));
+        const call = client.makeServerStreamRequest(
+          path,
+          serialize,
+          deserialize,
+          request,
+          toMetadata(options),
+          callOptions(options),
+        );
         const onAbort = () => call.cancel();
         options?.signal?.addEventListener("abort", onAbort, { once: true });
         try {

@@ -77,14 +77,20 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   return {
     listen(port, host) {
       return new Promise((resolve, reject) => {
-        server.bindAsync(`${host.includes(":") ? `[${host}]` : host}:${port}`, grpc.ServerCredentials.createInsecure(), (error, bound) =>
-          error ? reject(error) : resolve(bound),
+        server.bindAsync(
+          `${host.includes(":") ? `[${host}]` : host}:${port}`,
+          grpc.ServerCredentials.createInsecure(),
+          (error, bound) => (error ? reject(error) : resolve(bound)),
         );
       });
     },
     close() {
       const closed = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
-      for (const call of healthWatches) call.emit("error", { code: grpc.status.UNAVAILABLE, details: "the server is shutting down; reconnect to resume" });
+      for (const call of healthWatches)
+        call.emit("error", {
+          code: grpc.status.UNAVAILABLE,
+          details: "the server is shutting down; reconnect to resume",
+        });
       healthWatches.clear();
       return closed;
     },

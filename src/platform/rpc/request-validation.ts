@@ -111,7 +111,11 @@ export function checkedBody(
   return frame.enveloped ? checkEnvelopes(body, replace, readMaxBytes) : checkWhole(body, replace, readMaxBytes);
 }
 
-async function* checkWhole(body: AsyncIterable<Uint8Array>, replace: (bytes: Uint8Array) => Uint8Array | undefined, readMaxBytes: number): AsyncGenerator<Uint8Array> {
+async function* checkWhole(
+  body: AsyncIterable<Uint8Array>,
+  replace: (bytes: Uint8Array) => Uint8Array | undefined,
+  readMaxBytes: number,
+): AsyncGenerator<Uint8Array> {
   let all: Uint8Array = new Uint8Array(0);
   for await (const chunk of body) {
     all = Buffer.concat([all, chunk]);
@@ -124,7 +128,11 @@ async function* checkWhole(body: AsyncIterable<Uint8Array>, replace: (bytes: Uin
   yield replace(all) ?? all;
 }
 
-async function* checkEnvelopes(body: AsyncIterable<Uint8Array>, replace: (bytes: Uint8Array) => Uint8Array | undefined, readMaxBytes: number): AsyncGenerator<Uint8Array> {
+async function* checkEnvelopes(
+  body: AsyncIterable<Uint8Array>,
+  replace: (bytes: Uint8Array) => Uint8Array | undefined,
+  readMaxBytes: number,
+): AsyncGenerator<Uint8Array> {
   let pending: Uint8Array = new Uint8Array(0);
   for await (const chunk of body) {
     pending = Buffer.concat([pending, chunk]);

@@ -53,7 +53,11 @@ const STOPPED = Symbol("stopped");
  * `stopError()`. Racing each next() against `stop` ends a stream at once even while its handler
  * is waiting for the next update.
  */
-async function* untilStopped<T>(stream: AsyncIterable<T>, stop: AbortSignal, stopError: () => Error): AsyncGenerator<T> {
+async function* untilStopped<T>(
+  stream: AsyncIterable<T>,
+  stop: AbortSignal,
+  stopError: () => Error,
+): AsyncGenerator<T> {
   const iterator = stream[Symbol.asyncIterator]();
   // One fresh promise per next(): Promise.race against one long-lived stop promise would add
   // a reaction to it per message that is never released (the heap grew ~0.8 KB per message).
@@ -84,12 +88,23 @@ async function* untilStopped<T>(stream: AsyncIterable<T>, stop: AbortSignal, sto
  * and the handler's signal aborts, so work that listens to it stops; a transaction already
  * running finishes or rolls back on its own, as when a client's own deadline passes.
  */
-async function withDeadline(handler: AnyUnary, request: unknown, context: HandlerContext, deadlineMs: number, clientSet: boolean): Promise<unknown> {
+async function withDeadline(
+  handler: AnyUnary,
+  request: unknown,
+  context: HandlerContext,
+  deadlineMs: number,
+  clientSet: boolean,
+): Promise<unknown> {
   const deadline = Date.now() + deadlineMs;
   const expired = new AbortController();
   const signal = AbortSignal.any([context.signal, expired.signal]);
   const scoped = new Proxy(context, {
-    get: (target, key) => (key === "signal" ? signal : key === "timeoutMs" ? () => Math.max(deadline - Date.now(), 0) : Reflect.get(target, key, target)),
+    get: (target, key) =>
+      key === "signal"
+        ? signal
+        : key === "timeoutMs"
+          ? () => Math.max(deadline - Date.now(), 0)
+          : Reflect.get(target, key, target),
   });
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -97,7 +112,12 @@ async function withDeadline(handler: AnyUnary, request: unknown, context: Handle
       handler(request, scoped),
       new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
-          const error = clientSet ? deadlineExceeded() : new ConnectError(`no answer within the server's default deadline of ${deadlineMs} ms`, Code.DeadlineExceeded);
+          const error = clientSet
+            ? deadlineExceeded()
+            : new ConnectError(
+                `no answer within the server's default deadline of ${deadlineMs} ms`,
+                Code.DeadlineExceeded,
+              );
           expired.abort(error);
           reject(error);
         }, deadlineMs);
@@ -131,11 +151,18 @@ export function wrapService<S extends DescService>(
       for (const guard of options.guards) await guard(request, context);
     };
     if (typeof fn !== "function") {
-      const unimplemented = new ConnectError(`${service.typeName}.${method.name} is not implemented yet`, Code.Unimplemented);
+      const unimplemented = new ConnectError(
+        `${service.typeName}.${method.name} is not implemented yet`,
+        Code.Unimplemented,
+      );
       wrapped[method.localName] =
         method.methodKind === "server_streaming"
-          ? async function* () { throw unimplemented; } // eslint-disable-line require-yield
-          : () => { throw unimplemented; };
+          ? async function* () {
+              throw unimplemented;
+            } // eslint-disable-line require-yield
+          : () => {
+              throw unimplemented;
+            };
       continue;
     }
     if (method.methodKind === "unary") {
@@ -159,17 +186,29 @@ export function wrapService<S extends DescService>(
       wrapped[method.localName] = async function* (request: unknown, context: HandlerContext) {
         const started = performance.now();
         if (streams.open >= options.maxOpenStreams) {
-          fail(new DomainError("OVERLOADED", `this server holds its limit of ${options.maxOpenStreams} open streams; retry with backoff`), started);
+          fail(
+            new DomainError(
+              "OVERLOADED",
+              `this server holds its limit of ${options.maxOpenStreams} open streams; retry with backoff`,
+            ),
+            started,
+          );
         }
         streams.open++;
         options.metrics.streamsOpen.inc(label);
         // On the Connect port the call's own signal fires at the client's deadline (reason
         // DEADLINE_EXCEEDED) or when the client goes away; the grpc-js adapter ends such streams itself.
-        const stop = options.transport === "connect" ? AbortSignal.any([options.shutdownSignal, context.signal]) : options.shutdownSignal;
-        const timedOut = () => context.signal.aborted && ConnectError.from(context.signal.reason).code === Code.DeadlineExceeded;
+        const stop =
+          options.transport === "connect"
+            ? AbortSignal.any([options.shutdownSignal, context.signal])
+            : options.shutdownSignal;
+        const timedOut = () =>
+          context.signal.aborted && ConnectError.from(context.signal.reason).code === Code.DeadlineExceeded;
         try {
           await runGuards(request, context);
-          yield* untilStopped(handler(request, streamContext(context, stop)), stop, () => (options.shutdownSignal.aborted ? shuttingDown() : timedOut() ? deadlineExceeded() : clientGone()));
+          yield* untilStopped(handler(request, streamContext(context, stop)), stop, () =>
+            options.shutdownSignal.aborted ? shuttingDown() : timedOut() ? deadlineExceeded() : clientGone(),
+          );
           // The handler may notice the signal first and just end: a stream cut by its deadline
           // must still say so, not end as if it were done.
           if (timedOut()) throw deadlineExceeded();
