@@ -5,8 +5,8 @@ import type { AuditResult } from "./audit.js";
 import type { Target } from "./catalog-discovery.js";
 import type { FaultRecord } from "./faults.js";
 import type { LatencyHistogram, LatencySummary } from "./latency-stats.js";
-import type { LoadTestOptions } from "./run-load-test.js";
 import type { RunStats, TimePoint } from "./run-stats.js";
+import type { SeatPick } from "./virtual-user.js";
 
 export interface LoadTestReport {
   runId: string;
@@ -73,8 +73,24 @@ export interface LoadTestReport {
   passed: boolean;
 }
 
+/**
+ * The run's settings a report restates. runLoadTest's options have them; declared here so the
+ * report does not import its runner.
+ */
+export interface ReportedOptions {
+  target: string;
+  users: number;
+  concurrency: number;
+  connections: number;
+  seatPick: SeatPick;
+  seatRetries: number;
+  rpcTimeoutMs: number;
+  timeoutMs: number;
+  maxActiveUsers: number;
+}
+
 export interface ReportInput {
-  options: LoadTestOptions;
+  options: ReportedOptions;
   runId: string;
   userPrefix: string;
   startedAt: Date;
