@@ -12,17 +12,18 @@
 import { fromBinary, fromJsonString, type DescMessage, type DescMethod } from "@bufbuild/protobuf";
 import { createContextKey, type Interceptor } from "@connectrpc/connect";
 import { encodeEnvelope } from "@connectrpc/connect/protocol";
-import { invalidField } from "../domain-error.js";
+import { invalidField, type FieldViolation } from "../domain-error.js";
 import { domainErrorToConnect } from "./error-mapping.js";
+import { int64JsonViolation } from "./json-int64.js";
 
 /** What the body check found; set before the handler is invoked. */
 export interface RequestCheck {
-  problem?: string;
+  problem?: FieldViolation;
 }
 
 export const requestCheckKey = createContextKey<RequestCheck>({}, { description: "request message check" });
 
-const malformed = (problem: string) => domainErrorToConnect(invalidField("request", problem));
+const malformed = (problem: FieldViolation) => domainErrorToConnect(invalidField(problem.field, problem.description));
 
 /**
  * Raises a message that did not decode as INVALID_FIELD before the handler sees it. Unary calls
@@ -76,13 +77,24 @@ const EMPTY: Record<Format, Uint8Array> = { binary: new Uint8Array(0), json: new
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /** Why `bytes` is not a `schema` message, or undefined when it is one. */
-function problemOf(schema: DescMessage, format: Format, bytes: Uint8Array): string | undefined {
+function problemOf(schema: DescMessage, format: Format, bytes: Uint8Array): FieldViolation | undefined {
   try {
-    if (format === "binary") fromBinary(schema, bytes);
-    else fromJsonString(schema, decoder.decode(bytes));
+    if (format === "binary") {
+      fromBinary(schema, bytes);
+      return undefined;
+    }
+    // 64-bit integers first: protobuf-es would read some non-decimal strings and reject others
+    // without naming the field.
+    const text = decoder.decode(bytes);
+    const violation = int64JsonViolation(schema, JSON.parse(text));
+    if (violation) return violation;
+    fromJsonString(schema, text);
     return undefined;
   } catch (error) {
-    return `is not a valid ${schema.typeName} message (${(error as Error).message})`;
+    return {
+      field: "request",
+      description: `is not a valid ${schema.typeName} message (${(error as Error).message})`,
+    };
   }
 }
 
