@@ -61,8 +61,8 @@ const abortListeners = new WeakMap<AbortSignal, Set<() => void>>();
 /**
  * Calls `listener` once when `signal` aborts; returns a function that forgets it. Adding and
  * removing cost O(1) however many are registered: EventTarget.addEventListener walks every
- * listener already on the signal to reject duplicates, and with 2,000 virtual users each adding
- * one per call to the run-wide signal that walk took a tenth of the load generator's time.
+ * listener already on the signal to reject duplicates, and with thousands of virtual users each
+ * adding one per call to the run-wide signal that walk grows with the crowd.
  */
 export function onAbort(signal: AbortSignal, listener: () => void): () => void {
   let listeners = abortListeners.get(signal);

@@ -93,7 +93,7 @@ async function watchUntilActive(context: CallContext, queue: Clients["queue"], t
     try {
       // Read to the end: the server ends the stream right after ACTIVE or EXPIRED. Leaving the
       // loop at ACTIVE instead would cancel the call, and a cancelled grpc-js call builds an error
-      // with a source-mapped stack trace (about 6 % of the generator's CPU profile in a 10,000-user run).
+      // with a source-mapped stack trace, which shows in the generator's CPU profile.
       for await (const message of queue.watchQueue({ token }, { signal: AbortSignal.any([signal, stall.signal]) })) {
         timer.refresh();
         if (first) stats.latency.record("WatchQueue first message", performance.now() - opened);

@@ -1,7 +1,7 @@
 // Query-builder statements compiled once and run many times. MikroORM's query builder turns
-// criteria objects into SQL on every call, and on the booking hot path that was the largest
-// single item of the ORM's CPU time (bench/booking-bench.ts, `node --cpu-prof`): the same few
-// statement shapes, rebuilt for every transaction. A compiled query builds its statement once,
+// criteria objects into SQL on every call, and on the booking hot path that is a large share of
+// the ORM's CPU time (docs/benchmarks.md): the same few statement shapes, rebuilt for every
+// transaction. A compiled query builds its statement once,
 // with marker values in place of the parameters, keeps the SQL MikroORM generated (table and
 // column names from the entity metadata, quoting, operators) and the positions of the markers,
 // and from then on runs that SQL with the new values through `em.execute`, inside the caller's

@@ -19,8 +19,7 @@ export const Outbox = defineEntity({
     { name: "outbox_unpublished_idx", properties: ["id"], where: "published_at is null" },
     // The events of one aggregate: the relay's per-aggregate order check, and anyone tracing a
     // reservation's events. Without it both fall back to scanning, and on a young table whose
-    // statistics still say "empty" the planner picks a nested loop over two sequential scans
-    // (seen: the load test's event audit took 50 s for 9,000 events).
+    // statistics still say "empty" the planner picks a nested loop over two sequential scans.
     { name: "outbox_aggregate_idx", properties: ["aggregateType", "aggregateId", "id"] },
   ],
 });

@@ -114,8 +114,8 @@ export async function seedCatalog(em: EntityManager, options: SeedCatalogOptions
   }
   // Fresh statistics at once, not when autovacuum next gets to it: with the table still counted
   // empty, the planner read every seat of a schedule and sorted them for each ListSeats page
-  // (8 ms for a 25,000-seat schedule instead of an ordered index scan), and the first flash crowd
-  // usually comes right after the catalog is loaded.
+  // instead of an ordered index scan, and the first flash crowd usually comes right after the
+  // catalog is loaded.
   if (summary.concertsInserted + summary.schedulesInserted + summary.seatsInserted > 0) {
     await em.execute("analyze concert, schedule, seat");
   }

@@ -1,8 +1,8 @@
 // Serves connect-style service implementations (ServiceImpl over protobuf-es types) on a
 // @grpc/grpc-js server through generic service definitions built from the generated descriptors.
-// grpc-js answers well over 10x connect-node's unary throughput here (h2load) and needs far less
-// memory and CPU for thousands of open streams, so gRPC traffic goes through this adapter
-// (docs/benchmarks.md).
+// grpc-js answers several times connect-node's unary throughput and needs far less memory and
+// CPU for thousands of open streams, so gRPC traffic goes through this adapter (figures in
+// docs/benchmarks.md).
 
 import {
   create,

@@ -18,8 +18,8 @@ export function createMetrics(options: { defaultMetrics: boolean } = { defaultMe
   const registry = new Registry();
   if (options.defaultMetrics) collectDefaultMetrics({ register: registry });
   // Completed calls are counted in plain maps and added to the counter when it is collected (at
-  // each scrape): Counter.inc allocates, hashes and validates a label object on every call, which
-  // was about a twentieth of the grpc-js adapter's own per-call time.
+  // each scrape): Counter.inc allocates, hashes and validates a label object on every call, a
+  // visible share of the adapter's own per-call time.
   const pending = new Map<string, { transport: string; method: string; codes: Map<string, number> }>();
   const calls = new Counter({
     name: "rpc_server_calls_total",
