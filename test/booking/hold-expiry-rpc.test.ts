@@ -1,16 +1,18 @@
-// Hold expiry over the wire with SEAT_HOLD_SECONDS=1: the seat is reservable again once the hold
-// ends, the sweeper fixes the rows, and an expired hold cannot be paid. (Lazy expiry without any
-// sweeper is covered in seat-hold.test.ts.)
+// Hold expiry over the wire: the seat is reservable again once the hold ends, the sweeper fixes
+// the rows, and an expired hold cannot be paid. The server's clock is real, so each test ends its
+// hold by moving the end into the past (endHoldNow) instead of sleeping past a short hold, which a
+// busy machine may also end before the test's next call. (Lazy expiry without any sweeper, on a
+// stepped clock, is covered in seat-hold.test.ts.)
 
 import { Code } from "@connectrpc/connect";
 import test from "ava";
-import { setTimeout as sleep } from "node:timers/promises";
 import { BookingService, ReservationStatus, SeatStatus } from "../../gen/concert/v1/booking_pb.js";
 import { WalletService } from "../../gen/concert/v1/wallet_pb.js";
 import { startTestApp, seedSmallCatalog, type TestApp } from "../helpers/app.js";
 import {
   admitUsers,
   balanceOf,
+  endHoldNow,
   ledgerOf,
   loadCatalog,
   reservationRow,
@@ -28,7 +30,6 @@ let nextSeat = 0;
 
 test.before(async () => {
   app = await startTestApp("hold_expiry", {
-    seatHoldSeconds: 1,
     holdSweepIntervalMs: 200,
     maxActiveUsers: 100,
     admissionIntervalMs: 50,
@@ -65,7 +66,7 @@ test("after the hold ends the reservation reads EXPIRED and another user can hol
     Code.FailedPrecondition,
     "SEAT_UNAVAILABLE",
   );
-  await sleep(1100);
+  await endHoldNow(app.app.orm, first.id);
   const { reservation } = await booking().getReservation({ reservationId: first.id }, withToken(tokens.get("alice")));
   t.is(reservation?.status, ReservationStatus.EXPIRED);
   const second = await booking().reserveSeat(
@@ -77,7 +78,9 @@ test("after the hold ends the reservation reads EXPIRED and another user can hol
 
 test("the sweeper marks expired holds EXPIRED and their seats AVAILABLE in the tables", async (t) => {
   const held = await hold("carol");
-  await waitFor(async () => (await reservationRow(app.app.orm, held.id)).status === "EXPIRED", { timeoutMs: 10_000 });
+  await endHoldNow(app.app.orm, held.id);
+  // The sweeper runs every 200 ms; the bound leaves room for a machine busy with other test files.
+  await waitFor(async () => (await reservationRow(app.app.orm, held.id)).status === "EXPIRED", { timeoutMs: 30_000 });
   t.like(await seatRow(app.app.orm, held.seatId), { status: "AVAILABLE", heldUntil: null });
   const { seats } = await booking().listSeats({ scheduleId: scheduleId() }, withToken(tokens.get("carol")));
   t.is(seats.find((s) => s.id === held.seatId)?.status, SeatStatus.AVAILABLE);
@@ -86,7 +89,7 @@ test("the sweeper marks expired holds EXPIRED and their seats AVAILABLE in the t
 test("paying an expired hold is RESERVATION_EXPIRED and charges nothing", async (t) => {
   await app.grpc(WalletService).topUp({ userId: "dave", amount: { amountMinor: 50_000n }, idempotencyKey: "t1" });
   const held = await hold("dave");
-  await sleep(1100);
+  await endHoldNow(app.app.orm, held.id);
   await expectError(
     t,
     app

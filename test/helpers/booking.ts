@@ -67,6 +67,26 @@ export const reservationRow = (orm: ORM, id: string) => orm.em.fork().findOneOrF
 export const outboxRows = (orm: ORM, aggregateId: string) =>
   orm.em.fork().find(Outbox, { aggregateId }, { orderBy: { id: "asc" } });
 
+/**
+ * Ends a hold now, as if its time had run out: its end (the reservation's expire_time and the
+ * seat's held_until) moves a second into the past. For tests against a server on the real clock,
+ * where a short hold could also end before the test's next call on a busy machine.
+ */
+export async function endHoldNow(orm: ORM, reservationId: string): Promise<void> {
+  const [ended] = await orm.em
+    .fork()
+    .getConnection()
+    .execute<{ n: number }[]>(
+      `with ended as (
+         update reservation set expire_time = now() - interval '1 second'
+         where id = ? and status = 'HELD' returning seat_id, expire_time),
+       seat as (update seat s set held_until = e.expire_time from ended e where s.id = e.seat_id)
+       select count(*)::int as n from ended`,
+      [reservationId],
+    );
+  if (ended?.n !== 1) throw new Error(`reservation ${reservationId} is not HELD`);
+}
+
 export async function fund(orm: ORM, userId: string, amountMinor: bigint): Promise<void> {
   await topUp(orm, userId, amountMinor, `fund-${userId}-${amountMinor}-${Math.random()}`);
 }
