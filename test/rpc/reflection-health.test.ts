@@ -1,9 +1,13 @@
-// grpcurl-style access: reflection (v1 and v1alpha) and health through `buf curl`, the tool the
-// README tells users to call the server with.
+// grpcurl-style access: reflection (v1 and v1alpha) and health through `buf curl`, plus raw
+// reflection requests from a grpc-js client for the answers a tool's version may depend on.
 
 import { fromBinary } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
 import test from "ava";
 import { execFile } from "node:child_process";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { startTestApp, seedSmallCatalog, type TestApp } from "../helpers/app.js";
@@ -69,12 +73,9 @@ test("health reports SERVING overall and per service", async (t) => {
 
 test("errors reach buf curl as grpc-status-details-bin with an ErrorInfo reason", async (t) => {
   // JoinQueue needs no queue token, so the request reaches validation.
-  const error = (await t.throwsAsync(
+  const error = await t.throwsAsync<Error & { stdout: string; stderr: string }>(
     bufCurl("-d", '{"concertId":"nope","userId":"u"}', url("concert.v1.QueueService/JoinQueue")),
-  )) as Error & {
-    stdout: string;
-    stderr: string;
-  };
+  );
   const printed = JSON.parse(error.stderr || error.stdout) as {
     code: string;
     details: { type: string; value: string }[];
@@ -87,3 +88,56 @@ test("errors reach buf curl as grpc-status-details-bin with an ErrorInfo reason"
   t.is(decoded.domain, "concert.v1");
   t.truthy(printed.details.find((d) => d.type === "google.rpc.BadRequest"));
 });
+
+interface ReflectionAnswer {
+  messageResponse: string;
+  allExtensionNumbersResponse?: { baseTypeName: string; extensionNumber: number[] };
+  errorResponse?: { errorCode: number; errorMessage: string };
+}
+
+/** Sends one raw ServerReflectionInfo request over `version` and returns the one answer. */
+async function reflect(version: "v1" | "v1alpha", request: object): Promise<ReflectionAnswer> {
+  const packageDir = dirname(createRequire(import.meta.url).resolve("@grpc/reflection/package.json"));
+  const definition = protoLoader.loadSync(join(packageDir, `build/proto/grpc/reflection/${version}/reflection.proto`), {
+    oneofs: true,
+    arrays: true,
+  });
+  const service = definition[`grpc.reflection.${version}.ServerReflection`] as protoLoader.ServiceDefinition;
+  const method = service.ServerReflectionInfo!;
+  const client = new grpc.Client(app.grpcAddress, grpc.credentials.createInsecure());
+  try {
+    const stream = client.makeBidiStreamRequest<object, ReflectionAnswer>(
+      method.path,
+      method.requestSerialize,
+      method.responseDeserialize as (bytes: Buffer) => ReflectionAnswer,
+      new grpc.Metadata(),
+      { deadline: Date.now() + 30_000 },
+    );
+    const answer = new Promise<ReflectionAnswer>((resolve, reject) => {
+      stream.once("data", resolve);
+      stream.once("error", reject);
+    });
+    stream.write(request);
+    stream.end();
+    return await answer;
+  } finally {
+    client.close();
+  }
+}
+
+for (const version of ["v1", "v1alpha"] as const) {
+  test(`reflection ${version} lists no extension numbers for message types without extensions`, async (t) => {
+    // grpcurl <= 1.8.7 asks this for the Any in error details and prints them as base64 when refused.
+    for (const type of ["google.rpc.ErrorInfo", "google.rpc.BadRequest", "concert.v1.JoinQueueRequest"]) {
+      const answer = await reflect(version, { allExtensionNumbersOfType: type });
+      t.is(answer.messageResponse, "allExtensionNumbersResponse", type);
+      t.deepEqual(answer.allExtensionNumbersResponse, { baseTypeName: type, extensionNumber: [] });
+    }
+  });
+
+  test(`reflection ${version} still answers NOT_FOUND for a type it does not know`, async (t) => {
+    const answer = await reflect(version, { allExtensionNumbersOfType: "concert.v1.NoSuchMessage" });
+    t.is(answer.messageResponse, "errorResponse");
+    t.is(answer.errorResponse?.errorCode, grpc.status.NOT_FOUND);
+  });
+}

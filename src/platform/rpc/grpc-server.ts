@@ -5,15 +5,10 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
-import type { PackageDefinition } from "@grpc/proto-loader";
-import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
-import { readFileSync } from "node:fs";
 import { addServiceToGrpcServer } from "./grpc-adapter.js";
+import { addReflectionService } from "./reflection.js";
 
-const DESCRIPTOR_SET = new URL("../../../gen/descriptors.binpb", import.meta.url);
 export const HEALTH_SERVICE = "grpc.health.v1.Health";
 
 export interface GrpcServerOptions {
@@ -29,18 +24,6 @@ export interface GrpcServer {
   close(): Promise<void>;
   /** Cancels whatever is still running. */
   destroy(): void;
-}
-
-/**
- * The descriptor set from `buf build` as ReflectionService input. proto-loader's own loader
- * round-trips it through protobuf.js, which merges all concert.v1 files into one and drops their
- * imports, so grpcurl and buf curl could list services but not call them. ReflectionService only
- * reads `fileDescriptorProtos`, so the original files are passed through untouched.
- */
-function reflectionPackage(): PackageDefinition {
-  const set = fromBinary(FileDescriptorSetSchema, readFileSync(DESCRIPTOR_SET));
-  const fileDescriptorProtos = set.file.map((file) => Buffer.from(toBinary(FileDescriptorProtoSchema, file)));
-  return { "buf.build.descriptors": { fileDescriptorProtos } } as unknown as PackageDefinition;
 }
 
 export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
@@ -70,9 +53,9 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
         },
       });
     },
-  } as unknown as grpc.Server);
+  });
   const served = [...options.services.map((s) => s.service.typeName), HEALTH_SERVICE];
-  new ReflectionService(reflectionPackage(), { services: served }).addToServer(server);
+  addReflectionService(server, served);
 
   return {
     listen(port, host) {
