@@ -4,9 +4,11 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { HealthImplementation } from "grpc-health-check";
+import { AdminService } from "../gen/concert/v1/admin_pb.js";
 import { BookingService } from "../gen/concert/v1/booking_pb.js";
 import { QueueService } from "../gen/concert/v1/queue_pb.js";
 import { WalletService } from "../gen/concert/v1/wallet_pb.js";
+import { createAdminHandlers } from "./admin/admin-handlers.js";
 import { createBookingHandlers } from "./booking/booking-handlers.js";
 import { startHoldSweeper } from "./booking/hold-sweeper.js";
 import type { Config, ServiceName } from "./config.js";
@@ -175,6 +177,13 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       service: WalletService,
       impl: createWalletHandlers(walletDeps),
       guards: [createQueueTokenGuard(waitingRoom, { only: ["PayReservation"], replayable: ["PayReservation"] })],
+    },
+    // Admin methods need an admin token, which the handlers check themselves, not a queue token.
+    {
+      name: "admin" as const,
+      service: AdminService,
+      impl: createAdminHandlers({ adminTokens: config.adminTokens }),
+      guards: [],
     },
   ].filter((entry) => config.services.includes(entry.name));
 

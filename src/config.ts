@@ -3,9 +3,10 @@
 // CONFIG_VARIABLES.
 
 import { availableParallelism } from "node:os";
+import { parseAdminTokens, type AdminToken } from "./admin/admin-tokens.js";
 
-export type ServiceName = "queue" | "booking" | "wallet";
-export const ALL_SERVICES: readonly ServiceName[] = ["queue", "booking", "wallet"];
+export type ServiceName = "queue" | "booking" | "wallet" | "admin";
+export const ALL_SERVICES: readonly ServiceName[] = ["queue", "booking", "wallet", "admin"];
 
 export interface Config {
   databaseUrl: string;
@@ -44,6 +45,8 @@ export interface Config {
   eventStreamMaxLen: number;
   /** Browser origins allowed to call the Connect port cross-origin; "*" is any; empty sends no CORS headers. */
   corsOrigins: readonly string[];
+  /** AdminService callers: names with the SHA-256 of their secrets (the secrets themselves are not kept). */
+  adminTokens: readonly AdminToken[];
 }
 
 interface Variable {
@@ -109,7 +112,7 @@ export const CONFIG_VARIABLES: readonly Variable[] = [
     description: "how often expired seat holds are swept back to available",
   },
   { name: "LOG_LEVEL", defaultValue: "info", description: "fatal, error, warn, info, debug, trace or silent" },
-  { name: "SERVICES", defaultValue: "queue,booking,wallet", description: "services this process serves" },
+  { name: "SERVICES", defaultValue: "queue,booking,wallet,admin", description: "services this process serves" },
   { name: "WORKERS", defaultValue: "1", description: "server processes sharing the ports (`0` = one per core)" },
   { name: "SEED_DEMO_DATA", defaultValue: "true", description: "create demo concerts when the database has none" },
   { name: "MAX_REQUEST_BYTES", defaultValue: "65536", description: "largest request message accepted" },
@@ -130,6 +133,17 @@ export const CONFIG_VARIABLES: readonly Variable[] = [
     defaultValue: "1000000",
     description:
       "events the Redis event stream keeps (trimmed approximately, oldest first; `0` = never trim); every event also stays in the PostgreSQL outbox",
+  },
+  {
+    name: "ADMIN_TOKENS",
+    defaultValue: "",
+    description:
+      "AdminService callers as `name:secret,name2:secret2` (secrets of 16+ characters, sent as `authorization: Bearer <secret>`); empty with no ADMIN_TOKENS_FILE refuses every admin call",
+  },
+  {
+    name: "ADMIN_TOKENS_FILE",
+    defaultValue: "",
+    description: "a file holding the admin tokens instead, one `name:secret` per line (`#` comments allowed)",
   },
 ];
 
@@ -274,6 +288,7 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownGraceMs: r.integer("SHUTDOWN_GRACE_MS", 0, 600_000),
     eventStreamMaxLen: r.integer("EVENT_STREAM_MAX_LEN", 0, 1_000_000_000),
     corsOrigins: r.origins("CORS_ORIGINS"),
+    adminTokens: parseAdminTokens(r.raw("ADMIN_TOKENS"), r.raw("ADMIN_TOKENS_FILE"), r.problems),
   };
   // A Redis URL's path selects the logical database: /N, nothing else (Redis refuses indexes it
   // does not have at connect time, see connectRedis).

@@ -40,6 +40,7 @@ for (const reflectProtocol of ["grpc-v1", "grpc-v1alpha"]) {
       .split("\n")
       .sort();
     t.deepEqual(services, [
+      "concert.v1.AdminService",
       "concert.v1.BookingService",
       "concert.v1.QueueService",
       "concert.v1.WalletService",

@@ -10,7 +10,7 @@ test("defaults match design.md §4", (t) => {
   t.is(config.connectPort, 8080);
   t.is(config.admissionIntervalMs, 1000);
   t.is(config.seatHoldSeconds, 300);
-  t.deepEqual(config.services, ["queue", "booking", "wallet"]);
+  t.deepEqual(config.services, ["queue", "booking", "wallet", "admin"]);
 });
 
 test("every bad value is reported in one error", (t) => {

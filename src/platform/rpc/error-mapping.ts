@@ -28,6 +28,10 @@ const CODE_BY_REASON: Record<Reason, Code> = {
   WALLET_NOT_FOUND: Code.NotFound,
   OVERLOADED: Code.ResourceExhausted,
   UNAVAILABLE: Code.Unavailable,
+  ADMIN_TOKEN_INVALID: Code.Unauthenticated,
+  QUEUE_CLOSED: Code.FailedPrecondition,
+  SCHEDULE_NOT_UPDATABLE: Code.FailedPrecondition,
+  QUEUE_ENTRY_NOT_FOUND: Code.NotFound,
 };
 
 export function codeForReason(reason: Reason): Code {
