@@ -70,6 +70,10 @@ const SLOW_JOIN_COMMIT_MS = 200;
 /** Clock difference between processes tolerated when comparing a rebuild's start with a join. */
 const REBUILD_CLOCK_SLACK_MS = 5000;
 const PROBE_INTERVAL_MS = 500;
+/**
+ * Silence after which a watcher gets a heartbeat at the next watch tick (at most a second later),
+ * so the contract's "a heartbeat at least every 5 seconds" holds.
+ */
 const HEARTBEAT_MS = 4000;
 const KNOWN_CONCERTS = 10_000;
 
