@@ -13,21 +13,17 @@ import { createBookingHandlers } from "./booking/booking-handlers.js";
 import { startHoldSweeper } from "./booking/hold-sweeper.js";
 import type { Config, ServiceName } from "./config.js";
 import { createSideConnection } from "./platform/db/side-connection.js";
+import { explainDatabaseConnectFailure } from "./platform/db/connect-failure.js";
 import { closeORM, initORM, migrateUp, type ORM } from "./platform/db/orm.js";
 import { startOutboxRelay } from "./platform/db/outbox-relay.js";
 import { isCatalogEmpty, seedCatalog } from "./platform/db/seed.js";
 import type { Logger } from "./platform/logger.js";
 import type { PeriodicTask } from "./platform/periodic-task.js";
-import {
-  connectRedis,
-  createRedisClient,
-  describeRedis,
-  redactUrl,
-  type RedisClient,
-} from "./platform/redis/client.js";
+import { connectRedis, createRedisClient, describeRedis, type RedisClient } from "./platform/redis/client.js";
 import { eventStreamKey } from "./platform/redis/event-stream.js";
 import { createConnectServer } from "./platform/rpc/connect-server.js";
 import { createGrpcServer } from "./platform/rpc/grpc-server.js";
+import { explainListenFailure } from "./platform/rpc/listen-failure.js";
 import { startHealthMonitor } from "./platform/rpc/health-monitor.js";
 import { createMetrics } from "./platform/rpc/metrics.js";
 import { QUEUE_TOKEN_HEADER } from "./queue/admission-context.js";
@@ -52,28 +48,12 @@ export class StartupError extends Error {
   override name = "StartupError";
 }
 
-const HINT =
-  "start it, point DATABASE_URL/REDIS_URL (or REDIS_CLUSTER_NODES) at it, or run `docker compose up -d postgres redis`";
-/** PostgreSQL's SQLSTATE for "database … does not exist". */
-const INVALID_CATALOG_NAME = "3D000";
-
 /** Listens, or fails with one line naming the setting to change. */
 async function listenOn(variable: string, port: number, host: string, listen: () => Promise<number>): Promise<number> {
   try {
     return await listen();
   } catch (error) {
-    const text = String((error as Error).message);
-    const code = (error as { code?: string }).code ?? /\b(EADDRINUSE|EACCES|EADDRNOTAVAIL)\b/.exec(text)?.[1];
-    const advice: Record<string, string> = {
-      EADDRINUSE: `${variable}=${port} on ${host} is in use (another server running?): stop the other process or choose another ${variable}`,
-      EACCES: `${variable}=${port} on ${host} needs privileges this process lacks: choose a port above 1023`,
-      EADDRNOTAVAIL: `HOST=${host} is not an address of this machine: choose one of its addresses, or 0.0.0.0 for all`,
-    };
-    // Anything else (a HOST that does not resolve, say) is still one line, with the cause's own words.
-    throw new StartupError(
-      advice[code ?? ""] ?? `cannot listen on HOST=${host} ${variable}=${port} (${text.split("\n")[0]})`,
-      { cause: error },
-    );
+    throw new StartupError(explainListenFailure({ variable, port }, host, error), { cause: error });
   }
 }
 
@@ -103,18 +83,7 @@ async function openDatabase(config: Config, logger: Logger): Promise<ORM> {
     await orm.em.getConnection().execute("select 1");
   } catch (error) {
     if (orm) await closeORM(orm).catch(() => undefined);
-    // Reachable, but without the database the URL names: "start it" would be the wrong advice.
-    if ((error as { code?: string }).code === INVALID_CATALOG_NAME) {
-      const name = decodeURIComponent(new URL(config.databaseUrl).pathname.slice(1));
-      throw new StartupError(
-        `PostgreSQL at ${redactUrl(config.databaseUrl)} has no database "${name}": create it (createdb "${name}") or point DATABASE_URL at one that exists`,
-        { cause: error },
-      );
-    }
-    throw new StartupError(
-      `PostgreSQL is unreachable at ${redactUrl(config.databaseUrl)} (${(error as Error).message}): ${HINT}`,
-      { cause: error },
-    );
+    throw new StartupError(explainDatabaseConnectFailure(error, config.databaseUrl), { cause: error });
   }
   try {
     const applied = await migrateUp(orm);
@@ -131,7 +100,7 @@ async function openDatabase(config: Config, logger: Logger): Promise<ORM> {
 }
 
 export async function startApp(config: Config, logger: Logger): Promise<App> {
-  const orm = await openDatabase(config, logger);
+  // Redis first: a start that fails on it has not migrated or seeded anything (nor logged it).
   const redis = createRedisClient({
     url: config.redisUrl,
     clusterNodes: config.redisClusterNodes,
@@ -140,8 +109,14 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   try {
     await connectRedis(redis, describeRedis(config.redisUrl, config.redisClusterNodes));
   } catch (error) {
-    await closeORM(orm);
-    throw new StartupError(`${(error as Error).message}: ${HINT}`, { cause: error });
+    throw new StartupError((error as Error).message, { cause: error });
+  }
+  let orm: ORM;
+  try {
+    orm = await openDatabase(config, logger);
+  } catch (error) {
+    redis.disconnect();
+    throw error;
   }
   redis.on("error", (error: Error) => logger.debug({ err: error.message }, "redis connection error"));
 
