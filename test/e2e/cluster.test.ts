@@ -8,6 +8,7 @@ import { createGrpcClient } from "../../src/platform/rpc/grpc-client.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
 import { freePort } from "../../src/loadtest/free-port.js";
 import { removeTestKeys, testKeyPrefix } from "../helpers/redis-server.js";
+import { SERVER_START_TIMEOUT_MS, waitFor } from "../helpers/wait.js";
 
 const MAIN = new URL("../../src/main.ts", import.meta.url).pathname;
 /** The cluster's Redis keys (default Redis), removed at the end. */
@@ -36,13 +37,13 @@ function childPids(pid: number): number[] {
   }
 }
 
-async function until(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+/** Waits for workers to start: each compiles with tsx and connects to the stores, slowly on a busy machine. */
+const until = (condition: () => boolean, what: string, output: () => string) =>
+  waitFor(condition, {
+    timeoutMs: SERVER_START_TIMEOUT_MS,
+    intervalMs: 100,
+    message: () => `${what}; output:\n${output()}`,
+  });
 
 test("two workers serve one port, a dead worker is replaced, SIGTERM drains every worker", async (t) => {
   const [port, connectPort] = [await freePort(), await freePort()];
@@ -69,7 +70,11 @@ test("two workers serve one port, a dead worker is replaced, SIGTERM drains ever
   });
   const readyCount = () => output.split("\n").filter((l) => l.includes('"msg":"worker ready"')).length;
 
-  await until(() => readyCount() >= 2, "two workers");
+  await until(
+    () => readyCount() >= 2,
+    "two workers",
+    () => output,
+  );
   const workers = childPids(primary.pid!);
   t.is(workers.length, 2);
 
@@ -81,9 +86,10 @@ test("two workers serve one port, a dead worker is replaced, SIGTERM drains ever
   await until(
     () => output.includes("worker died; starting a replacement") && readyCount() >= 3,
     "a replacement worker",
+    () => output,
   );
   t.is(childPids(primary.pid!).length, 2);
-  const { wallet } = await client.getBalance({ userId: "cluster-user" }, { deadlineMs: 5000 });
+  const { wallet } = await client.getBalance({ userId: "cluster-user" }, { deadlineMs: 30_000 });
   t.is(wallet?.balance?.amountMinor, 20n);
   client.close();
 

@@ -37,7 +37,7 @@ interface CliRun {
 }
 
 /** Runs the CLI with a small crowd and the given extra options. */
-async function runCli(name: string, extra: string[]): Promise<CliRun> {
+async function runCli(name: string, extra: string[], admissionIntervalMs = 100): Promise<CliRun> {
   const jsonFile = join(dir, `${name}.json`);
   // A small cap and a short admission tick: the users queue long enough for the fault to hit
   // both waiting and admitted users, and the run still ends in seconds.
@@ -57,7 +57,7 @@ async function runCli(name: string, extra: string[]): Promise<CliRun> {
     "--max-active",
     "10",
     "--admission-interval-ms",
-    "100",
+    String(admissionIntervalMs),
     "--connections",
     "8",
     "--timeout",
@@ -122,10 +122,10 @@ test.serial("redis-outage: Redis killed while users queue and book, restarted fr
 test.serial(
   "worker-kill: one of two workers SIGKILLed mid-run; users resume their streams and retry on the other",
   async (t) => {
-    // At 3 s: the 400 joins start together, and on a loaded machine none of them may be answered
-    // 1.5 s in (then there is no stream yet to lose); at cap 10 per 100 ms the line takes at least
-    // 4 s to admit everyone, so users are still waiting at 3 s on a fast machine too.
-    const run = await runCli("worker-kill", ["--workers", "2", "--fault", "worker-kill@3s"]);
+    // At 6 s: the 400 joins start together, and on a busy machine they were seen unanswered 3 s
+    // in (then there is no stream yet to lose); at cap 10 per 200 ms the line takes at least 8 s
+    // to admit everyone, so users are still waiting at 6 s on a fast machine too.
+    const run = await runCli("worker-kill", ["--workers", "2", "--fault", "worker-kill@6s"], 200);
     assertClean(t, run);
     // Waiting users watching through the dead worker lost their stream and resumed it.
     t.true(run.report.outcome.streamResumes > 0);

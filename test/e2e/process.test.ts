@@ -1,5 +1,5 @@
-// The real entry point as users run it (`npm start` = node --import tsx src/main.ts): start-up
-// errors are one clear line, SIGTERM drains in-flight calls and exits 0.
+// The real entry point as users run it (`npm start` = node --import tsx src/main.ts): SIGTERM
+// drains in-flight calls and exits 0. Start-up failures are in startup-failures.test.ts.
 
 import * as grpc from "@grpc/grpc-js";
 import test from "ava";
@@ -48,15 +48,6 @@ function startServer(env: Record<string, string>): {
   return { child, output: () => output, exited };
 }
 
-function isJson(line: string): boolean {
-  try {
-    JSON.parse(line);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function waitFor(condition: () => boolean, timeoutMs: number, what: () => string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
@@ -97,110 +88,6 @@ test.after.always(async () => {
   for (const child of children) child.kill("SIGKILL");
   await database?.drop();
   await removeTestKeys(PREFIX);
-});
-
-test("an unreachable PostgreSQL is one line with the docker compose hint, exit 1", async (t) => {
-  const closedPort = await freePort();
-  const server = startServer({
-    DATABASE_URL: `postgres://root@127.0.0.1:${closedPort}/test`,
-    PORT: "0",
-    CONNECT_PORT: "0",
-  });
-  t.is(await server.exited, 1);
-  const lines = server.output().trim().split("\n");
-  t.is(lines.length, 1, server.output());
-  t.regex(lines[0]!, /PostgreSQL is unreachable at postgres:\/\/root@127\.0\.0\.1:\d+\/test/);
-  t.regex(lines[0]!, /docker compose up -d postgres redis/);
-  t.notRegex(server.output(), /\n\s+at /, "no stack trace");
-});
-
-test("an unreachable Redis is one line with the hint, exit 1", async (t) => {
-  const closedPort = await freePort();
-  const server = startServer({
-    DATABASE_URL: database.url,
-    REDIS_URL: `redis://127.0.0.1:${closedPort}`,
-    PORT: "0",
-    CONNECT_PORT: "0",
-  });
-  t.is(await server.exited, 1);
-  const problem = server.output().trim().split("\n").at(-1)!;
-  t.regex(problem, /Redis is unreachable at redis:\/\/127\.0\.0\.1:\d+/);
-  t.regex(problem, /docker compose up -d postgres redis/);
-  t.notRegex(server.output(), /\n\s+at /);
-});
-
-test("a Redis database index the server does not have is one line, exit 1 (not database 0 quietly)", async (t) => {
-  const server = startServer({
-    DATABASE_URL: database.url,
-    REDIS_URL: "redis://127.0.0.1:6379/9999",
-    PORT: "0",
-    CONNECT_PORT: "0",
-  });
-  t.is(await server.exited, 1);
-  t.regex(server.output().trim().split("\n").at(-1)!, /refuses database 9999/);
-  t.notRegex(server.output(), /\n\s+at /);
-});
-
-test("a database that does not exist is one line saying so, not 'unreachable', exit 1", async (t) => {
-  const url = new URL(database.url);
-  url.pathname = "/no_such_database_here";
-  const server = startServer({ DATABASE_URL: url.toString(), PORT: "0", CONNECT_PORT: "0" });
-  t.is(await server.exited, 1);
-  const lines = server.output().trim().split("\n");
-  t.is(lines.length, 1, server.output());
-  t.regex(lines[0]!, /has no database "no_such_database_here": create it/);
-  t.notRegex(server.output(), /\n\s+at /);
-});
-
-test("a port in use is one line naming the variable, exit 1, whichever of the two ports it is", async (t) => {
-  const taken = net.createServer();
-  await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
-  const port = String((taken.address() as net.AddressInfo).port);
-  try {
-    for (const [variable, env] of [
-      ["PORT", { PORT: port, CONNECT_PORT: "0" }],
-      ["CONNECT_PORT", { PORT: "0", CONNECT_PORT: port }],
-    ] as const) {
-      const server = startServer({ DATABASE_URL: database.url, ...env });
-      t.is(await server.exited, 1, server.output());
-      // One plain line (stdout's JSON log and stderr may interleave in any order); everything
-      // else is the JSON log, grpc-js's own complaint included: no plain text, no stack trace.
-      const plain = server
-        .output()
-        .trim()
-        .split("\n")
-        .filter((line) => !isJson(line));
-      t.deepEqual(plain, [
-        `concert-booking: ${variable}=${port} on 127.0.0.1 is in use (another server running?): stop the other process or choose another ${variable}`,
-      ]);
-    }
-  } finally {
-    taken.close();
-  }
-});
-
-test("a HOST that is not an address of this machine, or does not resolve, is one line, exit 1", async (t) => {
-  for (const [host, expected] of [
-    ["192.0.2.1", /^concert-booking: HOST=192\.0\.2\.1 is not an address of this machine: choose one of its addresses/],
-    ["nosuchhost.invalid", /^concert-booking: cannot listen on HOST=nosuchhost\.invalid PORT=0 \(/],
-  ] as const) {
-    const server = startServer({ DATABASE_URL: database.url, HOST: host, PORT: "0", CONNECT_PORT: "0" });
-    t.is(await server.exited, 1, server.output());
-    const plain = server
-      .output()
-      .trim()
-      .split("\n")
-      .filter((line) => !isJson(line));
-    t.is(plain.length, 1, server.output());
-    t.regex(plain[0]!, expected);
-  }
-});
-
-test("a bad configuration value names the variable, exit 2", async (t) => {
-  const server = startServer({ PORT: "eighty", MAX_ACTIVE_USERS: "-3" });
-  t.is(await server.exited, 2);
-  t.regex(server.output(), /PORT=eighty must be an integer from 0 to 65535/);
-  t.regex(server.output(), /MAX_ACTIVE_USERS=-3 must be an integer/);
 });
 
 test("SIGTERM lets an in-flight call finish (also through more signals), refuses new ones and exits 0", async (t) => {

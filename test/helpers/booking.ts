@@ -24,6 +24,8 @@ export interface Catalog {
 
 export interface BookingDb {
   orm: ORM;
+  /** The private database's URL, for a connection of the test's own. */
+  url: string;
   catalog: Catalog;
   stop(): Promise<void>;
 }
@@ -38,6 +40,7 @@ export async function openBookingDb(label: string, seats = 50, poolMax = 16): Pr
     const catalog = await loadCatalog(orm.em.fork());
     return {
       orm,
+      url: database.url,
       catalog,
       async stop() {
         await closeORM(orm);

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
+import { waitFor } from "./wait.js";
 
 export interface TestDatabase {
   url: string;
@@ -37,4 +38,29 @@ export async function createTestDatabase(label: string): Promise<TestDatabase> {
     // FORCE ends connections a failed test may have leaked, which would otherwise block the drop.
     drop: () => withAdmin(`drop database if exists "${name}" with (force)`),
   };
+}
+
+/**
+ * Waits until `count` sessions of the database wait for a lock: the calls a test set up behind a
+ * lock it holds have reached it (a fixed sleep would guess how long a busy machine takes).
+ */
+export async function waitForLockWaiters(databaseUrl: string, count: number, timeoutMs = 30_000): Promise<void> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  let waiting = 0;
+  try {
+    // Each query is its own transaction, so pg_stat_activity is read afresh every time.
+    await waitFor(
+      async () => {
+        const { rows } = await client.query<{ n: number }>(
+          "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'",
+        );
+        waiting = rows[0]!.n;
+        return waiting >= count;
+      },
+      { timeoutMs, intervalMs: 50, message: () => `${count} sessions waiting for a lock (${waiting} are)` },
+    );
+  } finally {
+    await client.end();
+  }
 }
