@@ -2,29 +2,31 @@
 // (node:cluster hands incoming connections to the workers). Each worker has its own PostgreSQL
 // pool and Redis connections; admission, sweepers and the outbox relay are safe to run in all of
 // them at once. A worker that dies unexpectedly is replaced; SIGTERM/SIGINT drain every worker.
+// The first worker starts alone (it applies the migrations the others would wait for anyway): a
+// start-up failure (a store unreachable, say) is then said once, by it, and ends the primary quietly.
 
 import cluster, { type Worker } from "node:cluster";
 import type { Logger } from "./platform/logger.js";
 
-/** Restarts closer together than this count as a crash loop and stop the cluster. */
 export const WORKER_READY = "concert-booking:worker-ready";
 
+/** Restarts closer together than this count as a crash loop and stop the cluster. */
 const CRASH_WINDOW_MS = 10_000;
 const MAX_CRASHES_IN_WINDOW = 5;
 
 export function runPrimary(workers: number, logger: Logger): void {
   let stopping = false;
   const crashes: number[] = [];
-  const ready = new WeakSet<Worker>();
   /** Whether any worker ever got ready: after that, a replacement failing to start is a crash like any other. */
   let started = false;
   const fork = () => {
     const worker = cluster.fork();
     worker.on("message", (message: unknown) => {
       if (message !== WORKER_READY) return;
-      ready.add(worker);
-      started = true;
       logger.info({ worker: worker.process.pid }, "worker ready");
+      if (started) return;
+      started = true;
+      if (!stopping) for (let i = 1; i < workers; i++) fork();
     });
   };
   cluster.on("exit", (worker: Worker, code, signal) => {
@@ -40,13 +42,10 @@ export function runPrimary(workers: number, logger: Logger): void {
       }
       return;
     }
-    if (!started && !ready.has(worker) && code !== null && code !== 0) {
-      // The first workers failing to start have already explained why (unreachable store, bad
-      // config); replacing them would only repeat the message.
-      stopping = true;
-      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill("SIGTERM");
-      process.exitCode = code;
-      return;
+    if (!started) {
+      // The first worker failed to start and has said why (unreachable store, taken port):
+      // replacing it would only repeat the message, and a log line here would add noise to it.
+      process.exit(code || 1);
     }
     const now = Date.now();
     crashes.push(now);
@@ -71,6 +70,5 @@ export function runPrimary(workers: number, logger: Logger): void {
   // primary mid-drain, which would end every worker at once.
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
-  logger.info({ workers }, "starting workers");
-  for (let i = 0; i < workers; i++) fork();
+  fork();
 }

@@ -7,20 +7,33 @@ import { startApp, StartupError } from "./app.js";
 import { runPrimary, WORKER_READY } from "./cluster.js";
 import { ConfigError, loadConfig } from "./config.js";
 import { createLogger } from "./platform/logger.js";
+import { checkPortsFree } from "./platform/rpc/listen-failure.js";
 
 /** Time allowed after SHUTDOWN_GRACE_MS for the loops to stop and the stores to close. */
 const SHUTDOWN_CLEANUP_MS = 15_000;
+
+/** A start-up failure the user can fix: its one line on stderr, nothing on stdout, no stack. */
+function exitWith(message: string, code: number): never {
+  process.stderr.write(`concert-booking: ${message}\n`);
+  process.exit(code);
+}
 
 async function main(): Promise<void> {
   let config;
   try {
     config = loadConfig();
   } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`concert-booking: ${error.message}\n`);
-      process.exit(2);
-    }
+    if (error instanceof ConfigError) exitWith(error.message, 2);
     throw error;
+  }
+  // Before the stores: a taken port is then reported at once, without migrating or logging first.
+  // Cluster workers skip it: their primary checked, and the ports are shared among them.
+  if (cluster.isPrimary) {
+    const ports = [
+      { variable: "PORT", port: config.port },
+      { variable: "CONNECT_PORT", port: config.connectPort },
+    ];
+    await checkPortsFree(ports, config.host).catch((error: Error) => exitWith(error.message, 1));
   }
   const logger = createLogger(config.logLevel, cluster.isWorker ? { worker: cluster.worker?.id } : {});
   // grpc-js writes its own errors (a failed bind, say) to stderr as plain text: into the JSON log instead.
@@ -37,10 +50,7 @@ async function main(): Promise<void> {
   try {
     app = await startApp(config, logger);
   } catch (error) {
-    if (error instanceof StartupError) {
-      process.stderr.write(`concert-booking: ${error.message}\n`);
-      process.exit(1);
-    }
+    if (error instanceof StartupError) exitWith(error.message, 1);
     throw error;
   }
   let stopping = false;

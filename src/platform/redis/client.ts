@@ -106,14 +106,30 @@ export function describeRedis(url: string, clusterNodes: readonly RedisNode[] = 
     : redactUrl(url);
 }
 
-/** Connects, or throws a one-line error naming the target (a URL is redacted). */
+/** getaddrinfo failures: the host name itself is wrong, retrying or starting a server will not help. */
+export const UNRESOLVED_HOST = new Set(["ENOTFOUND", "EAI_AGAIN", "EAI_FAIL", "EAI_NONAME"]);
+
+/**
+ * Connects, or throws a one-line error naming the target (a URL is redacted), the setting to
+ * change (REDIS_URL, or REDIS_CLUSTER_NODES for a cluster) and only the advice that applies.
+ */
 export async function connectRedis(redis: RedisClient, target: string): Promise<void> {
+  const variable = redis instanceof Redis ? "REDIS_URL" : "REDIS_CLUSTER_NODES";
+  // ioredis rejects with "Connection is closed." and reports the reason (refused, no such host,
+  // wrong password) only as an event: keep the last one for the message.
+  let reason: (Error & { code?: string; lastNodeError?: Error }) | undefined;
+  const onError = (error: Error) => (reason = error);
+  redis.on("error", onError);
   try {
     await redis.connect();
     await redis.ping();
   } catch (error) {
     redis.disconnect();
-    throw new Error(`Redis is unreachable at ${redactUrl(target)} (${(error as Error).message})`, { cause: error });
+    const cause = reason?.lastNodeError ?? reason ?? (error as Error & { code?: string });
+    // eslint-disable-next-line preserve-caught-error -- ioredis's socket error, when it saw one, names the real problem
+    throw new Error(explainConnectFailure(cause, redactUrl(target), variable), { cause });
+  } finally {
+    redis.off("error", onError);
   }
   // ioredis selects the URL's /N database on connect but only reports a refusal as an event, and
   // goes on in database 0, among whatever keys live there: ask again, and stop if refused.
@@ -123,11 +139,26 @@ export async function connectRedis(redis: RedisClient, target: string): Promise<
       await redis.select(db);
     } catch (error) {
       redis.disconnect();
-      throw new Error(`Redis at ${redactUrl(target)} refuses database ${db} (${(error as Error).message})`, {
-        cause: error,
-      });
+      throw new Error(
+        `Redis at ${redactUrl(target)} has no database ${db} (${(error as Error).message}): choose one it has as /N in REDIS_URL (0-15 unless its \`databases\` setting allows more)`,
+        { cause: error },
+      );
     }
   }
+}
+
+function explainConnectFailure(error: Error & { code?: string; hostname?: string }, target: string, variable: string) {
+  const cause = error.message.split("\n")[0]!;
+  if (error.code && UNRESOLVED_HOST.has(error.code)) {
+    return `Redis host "${error.hostname ?? "?"}" does not resolve (${cause}): correct the host in ${variable}`;
+  }
+  if (/^(WRONGPASS|NOAUTH|NOPERM)\b/.test(cause)) {
+    // A cluster's nodes take the user and password of REDIS_URL too (see createRedisCluster).
+    return `Redis at ${target} refused the login (${cause}): put the right user and password in REDIS_URL`;
+  }
+  return variable === "REDIS_URL"
+    ? `Redis is unreachable at ${target} (${cause}): start it, point REDIS_URL at it, or run \`docker compose up -d redis\``
+    : `Redis is unreachable at ${target} (${cause}): start it or list reachable nodes in REDIS_CLUSTER_NODES`;
 }
 
 export function redactUrl(url: string): string {
