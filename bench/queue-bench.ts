@@ -12,7 +12,7 @@ import { parseArgs } from "node:util";
 import pg from "pg";
 import { BookingService } from "../gen/concert/v1/booking_pb.js";
 import { QueueService } from "../gen/concert/v1/queue_pb.js";
-import { startApp, type App } from "../src/app.js";
+import { startApp } from "../src/app.js";
 import { seedCatalog } from "../src/platform/db/seed.js";
 import { createLogger } from "../src/platform/logger.js";
 import { removeRedisKeys } from "../src/loadtest/redis-cleanup.js";

@@ -171,7 +171,10 @@ async function soak(options: {
       try {
         for await (const _ of stream) {
           messages++;
-          if (!counted) ((counted = true), open++);
+          if (!counted) {
+            counted = true;
+            open++;
+          }
         }
       } catch (error) {
         if (!abort.signal.aborted && failures++ === 0)

@@ -174,7 +174,7 @@ function reader(env: Env) {
   /** DATABASE_URL: a postgres URL that names its database (pg would quietly pick the user's name, MikroORM refuses none). */
   const databaseUrl = (): string => {
     const text = url("DATABASE_URL", ["postgres:", "postgresql:"]);
-    let path = "";
+    let path: string;
     try {
       path = decodeURIComponent(new URL(text).pathname).replace(/^\//, "");
     } catch {

@@ -22,7 +22,7 @@ import {
   streamBurst,
   type LatencyResult,
 } from "./load.js";
-import { CONCERT, LIST_CONCERTS_REQUEST } from "./noop.js";
+import { LIST_CONCERTS_REQUEST } from "./noop.js";
 import { profileAdapter } from "./profile.js";
 import type { ServerKind } from "./server.js";
 

@@ -138,7 +138,7 @@ async function waitUntilServing(target: string, timeoutMs: number, exited: () =>
         return;
       } catch (error) {
         if (exited() || Date.now() > deadline)
-          throw new Error(`the server at ${target} did not come up: ${(error as Error).message}`);
+          throw new Error(`the server at ${target} did not come up: ${(error as Error).message}`, { cause: error });
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
     }

@@ -1,7 +1,7 @@
 // Errors the domain raises. They name a stable reason from the contract (concert.v1.ErrorReason)
 // and know nothing of transports: src/platform/rpc/error-mapping.ts turns them into gRPC codes.
 
-import { ErrorReason } from "../../gen/concert/v1/common_pb.js";
+import type { ErrorReason } from "../../gen/concert/v1/common_pb.js";
 
 /** An ErrorReason value name without its ERROR_REASON_ prefix, e.g. "SEAT_UNAVAILABLE". */
 export type Reason = Exclude<keyof typeof ErrorReason, "UNSPECIFIED">;

@@ -1,7 +1,7 @@
 // Opaque, tamper-evident-enough page tokens: base64url JSON of the keyset position plus the
 // request's filter, so a token is refused when reused with another filter (AIP-158).
 
-import { RequestCheck } from "./validation.js";
+import type { RequestCheck } from "./validation.js";
 
 export interface Page<K> {
   size: number;

@@ -1,7 +1,7 @@
 // QueueService over the generated types: validation, the waiting room, mapping to protobuf.
 // Shared by the grpc-js and connect-node transports.
 
-import { QueueService } from "../../gen/concert/v1/queue_pb.js";
+import type { QueueService } from "../../gen/concert/v1/queue_pb.js";
 import type { PartialServiceImpl } from "../platform/rpc/service-wrapper.js";
 import { check } from "../platform/validation.js";
 import { statusToProto } from "./queue-status.js";

@@ -132,7 +132,7 @@ export function compileQuery<P extends Params<P>>(
  * compiles it alone; a larger statement can use it as one of its data-modifying WITH queries.
  */
 export function insertBuilder<P extends Params<P>>(
-  // Any entity of the ORM: the columns come from its metadata at compile time.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any entity: its metadata gives the columns
   entity: EntityName<any>,
   fields: readonly (keyof P & string)[],
   constants: Record<string, Value> = {},
@@ -148,4 +148,5 @@ export function insertBuilder<P extends Params<P>>(
  * written in one round trip). QueryBuilder.with() renders any builder, but its typings name only
  * the select builder.
  */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- with() is typed to take a QueryBuilder<any>
 export const dataModifying = (qb: object) => qb as QueryBuilder<any>;

@@ -143,6 +143,7 @@ function createRpcHandler(options: ConnectServerOptions): (req: NodeRequest, res
         if (ConnectError.from(reason).code === Code.Aborted) return;
         const rpc = `${handler.service.typeName}/${handler.method.name}`;
         if (options.onCallFailure) options.onCallFailure(reason, rpc);
+        // eslint-disable-next-line no-console -- the default of a server built without a logger (app.ts passes one)
         else console.error(`handler for rpc ${rpc} failed`, reason);
       });
   };

@@ -303,7 +303,6 @@ function streamingHandler(
   service: DescService,
   method: DescMethod,
   impl: AnyStreaming,
-  options: GrpcAdapterOptions,
 ): grpc.handleServerStreamingCall<unknown, unknown> {
   return (call) => {
     if (call.request instanceof MalformedRequest) {
@@ -364,7 +363,7 @@ export function addServiceToGrpcServer<S extends DescService>(
       originalName: method.localName,
     };
     handlers[method.localName] = streaming
-      ? streamingHandler(service, method, fn, options)
+      ? streamingHandler(service, method, fn)
       : unaryHandler(service, method, fn, options);
   }
   server.addService(definition, handlers);

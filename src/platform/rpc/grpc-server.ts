@@ -5,7 +5,7 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
-import { HealthImplementation } from "grpc-health-check";
+import type { HealthImplementation } from "grpc-health-check";
 import { addServiceToGrpcServer } from "./grpc-adapter.js";
 import { addReflectionService } from "./reflection.js";
 

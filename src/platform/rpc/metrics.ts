@@ -21,7 +21,7 @@ export function createMetrics(options: { defaultMetrics: boolean } = { defaultMe
   // each scrape): Counter.inc allocates, hashes and validates a label object on every call, a
   // visible share of the adapter's own per-call time.
   const pending = new Map<string, { transport: string; method: string; codes: Map<string, number> }>();
-  const calls = new Counter({
+  new Counter({
     name: "rpc_server_calls_total",
     help: "Completed RPCs by transport, method and status code",
     labelNames: ["transport", "method", "code"] as const,

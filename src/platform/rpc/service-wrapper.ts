@@ -157,9 +157,10 @@ export function wrapService<S extends DescService>(
       );
       wrapped[method.localName] =
         method.methodKind === "server_streaming"
-          ? async function* () {
+          ? // eslint-disable-next-line require-yield -- a stream that fails at its first read
+            async function* () {
               throw unimplemented;
-            } // eslint-disable-line require-yield
+            }
           : () => {
               throw unimplemented;
             };
