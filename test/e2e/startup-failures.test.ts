@@ -10,30 +10,17 @@ import { once } from "node:events";
 import net from "node:net";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
 import { testKeyPrefix } from "../helpers/redis-server.js";
-import { SERVER_START_TIMEOUT_MS } from "../helpers/wait.js";
+import { limitConcurrency, SERVER_START_TIMEOUT_MS } from "../helpers/wait.js";
 import { freePort } from "../../src/loadtest/free-port.js";
 
 const MAIN = new URL("../../src/main.ts", import.meta.url).pathname;
-/** Cases run at most this many at once, so a busy machine does not starve them. */
-const CONCURRENCY = 2;
+/** Cases start at most two servers at once, so a busy machine does not starve them. */
+const limited = limitConcurrency(2);
 /** Nothing of these cases reaches Redis's keys (every failure comes first), but keep clear of others'. */
 const PREFIX = testKeyPrefix("startup");
 const UNKNOWN_HOST = "no-such-host.invalid";
 
 let database: TestDatabase;
-let slots = CONCURRENCY;
-const waiting: (() => void)[] = [];
-
-async function limited<T>(run: () => Promise<T>): Promise<T> {
-  while (slots === 0) await new Promise<void>((resolve) => waiting.push(resolve));
-  slots--;
-  try {
-    return await run();
-  } finally {
-    slots++;
-    waiting.shift()?.();
-  }
-}
 
 interface Outcome {
   code: number | null;
