@@ -173,13 +173,10 @@ function reader(env: Env) {
   };
   /** DATABASE_URL: a postgres URL that names its database (pg would quietly pick the user's name, MikroORM refuses none). */
   const databaseUrl = (): string => {
+    const before = problems.length;
     const text = url("DATABASE_URL", ["postgres:", "postgresql:"]);
-    let path: string;
-    try {
-      path = decodeURIComponent(new URL(text).pathname).replace(/^\//, "");
-    } catch {
-      return text; // reported by url()
-    }
+    if (problems.length > before) return text; // one complaint per variable
+    const path = decodeURIComponent(new URL(text).pathname).replace(/^\//, "");
     if (path === "" || path.includes("/"))
       problems.push(`DATABASE_URL=${text} must name a database, as in postgres://user@host:5432/dbname`);
     return text;
@@ -190,7 +187,7 @@ function reader(env: Env) {
       const parsed = new URL(text);
       if (!protocols.includes(parsed.protocol)) throw new Error("protocol");
     } catch {
-      problems.push(`${name}=${text} must be a ${protocols.join(" or ")}// URL`);
+      problems.push(`${name}=${text} must be a ${protocols.map((p) => `${p}//`).join(" or ")} URL`);
     }
     return text;
   };

@@ -77,6 +77,16 @@ test("migrate and seed read DATABASE_URL as the server does", (t) => {
   });
 });
 
+test("a malformed URL is one complaint per variable, with the schemes as written in a URL", (t) => {
+  const error = t.throws(() => loadConfig({ DATABASE_URL: "mysql://x/db", REDIS_URL: "foo" }), {
+    instanceOf: ConfigError,
+  });
+  t.is(
+    error.message,
+    "invalid configuration: DATABASE_URL=mysql://x/db must be a postgres:// or postgresql:// URL; REDIS_URL=foo must be a redis:// or rediss:// URL",
+  );
+});
+
 test("README documents every variable with its default", (t) => {
   const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
   for (const variable of CONFIG_VARIABLES) {
