@@ -216,17 +216,15 @@ test.serial("a relay stopped while its nudged run still waits publishes that bat
     metricsConnection,
   });
   try {
-    const eventId = await db.orm.em
-      .fork()
-      .transactional((em) =>
-        recordEvent(em, {
-          eventType: "test.last",
-          aggregateType: "test",
-          aggregateId: randomUUID(),
-          payload: {},
-          occurredAt: new Date(),
-        }),
-      );
+    const eventId = await db.orm.em.fork().transactional((em) =>
+      recordEvent(em, {
+        eventType: "test.last",
+        aggregateType: "test",
+        aggregateId: randomUUID(),
+        payload: {},
+        occurredAt: new Date(),
+      }),
+    );
     relay.nudge();
     await relay.stop();
     t.deepEqual(
