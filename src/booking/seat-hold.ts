@@ -7,6 +7,7 @@
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { randomUUID } from "node:crypto";
+import { systemClock, type Clock } from "../platform/clock.js";
 import { compileQuery, dataModifying, insertBuilder } from "../platform/db/compiled-query.js";
 import type { ORM } from "../platform/db/orm.js";
 import { DomainError } from "../platform/domain-error.js";
@@ -101,9 +102,14 @@ function replayHold(earlier: ReservationView, input: ReserveSeatInput): Reservat
 const isLive = (r: Pick<ReservationView, "status" | "expireTime">, now: Date) =>
   r.status === "CONFIRMED" || (r.status === "HELD" && r.expireTime > now);
 
-export async function reserveSeat(orm: ORM, input: ReserveSeatInput, policy: HoldPolicy): Promise<ReservationView> {
+export async function reserveSeat(
+  orm: ORM,
+  input: ReserveSeatInput,
+  policy: HoldPolicy,
+  clock: Clock = systemClock,
+): Promise<ReservationView> {
   const { scheduleId, seatId, userId, requestId } = input;
-  const now = new Date();
+  const now = clock();
   try {
     return await orm.em.fork().transactional(async (em) => {
       // Serializes one user's holds in one schedule, so two concurrent holds cannot both pass the
@@ -175,9 +181,10 @@ export async function getReservation(
   em: EntityManager,
   reservationId: string,
   userId: string,
+  clock: Clock = systemClock,
 ): Promise<ReservationView> {
   const reservation = await findOwnReservation(em, reservationId, userId);
-  return { ...reservation, status: visibleReservationStatus(reservation, new Date()) };
+  return { ...reservation, status: visibleReservationStatus(reservation, clock()) };
 }
 
 export interface CancelInput {

@@ -23,6 +23,7 @@ import {
 } from "../booking/reservation-rows.js";
 import { Reservation } from "../booking/reservation.entity.js";
 import { Seat } from "../booking/seat.entity.js";
+import { systemClock, type Clock } from "../platform/clock.js";
 import { compileQuery, dataModifying, insertBuilder } from "../platform/db/compiled-query.js";
 import type { ORM } from "../platform/db/orm.js";
 import { outboxInsert, recordEvent } from "../platform/db/outbox.js";
@@ -280,9 +281,14 @@ class HoldRanOut extends Error {
   }
 }
 
-export async function payReservation(orm: ORM, input: PayInput, authorize?: AuthorizeReservation): Promise<PayResult> {
+export async function payReservation(
+  orm: ORM,
+  input: PayInput,
+  authorize?: AuthorizeReservation,
+  clock: Clock = systemClock,
+): Promise<PayResult> {
   try {
-    return await withOptimisticRetry(orm, (em) => payInTransaction(em, input, authorize));
+    return await withOptimisticRetry(orm, (em) => payInTransaction(em, input, authorize, clock));
   } catch (error) {
     if (!(error instanceof KeyAlreadyUsed || error instanceof HoldNotConfirmed || error instanceof HoldRanOut))
       throw error;
@@ -299,7 +305,7 @@ export async function payReservation(orm: ORM, input: PayInput, authorize?: Auth
     // … or, when no call with this key paid, what became of the hold.
     const current = await findOwnReservation(orm.em.fork(), input.reservationId, input.userId);
     throw (
-      unpayable(current, new Date()) ??
+      unpayable(current, clock()) ??
       new Error(`reservation ${input.reservationId} is payable but was not confirmed`, { cause: error })
     );
   }
@@ -308,13 +314,14 @@ export async function payReservation(orm: ORM, input: PayInput, authorize?: Auth
 async function payInTransaction(
   em: EntityManager,
   input: PayInput,
-  authorize?: AuthorizeReservation,
+  authorize: AuthorizeReservation | undefined,
+  clock: Clock,
 ): Promise<PayResult> {
   const { reservationId, userId, idempotencyKey } = input;
   // The hold's end is checked against this time, when this attempt began, also in the statement
   // that confirms it: a payment that waited for the seat lock past the end still goes through,
   // unless a hold or the sweeper, which lock the seat too, expired the reservation first.
-  const now = new Date();
+  const now = clock();
   const reservation = await findReservation(em, reservationId);
   // The key is looked up only when the reservation is not payable as it stands (a retry of a
   // payment that went through finds it CONFIRMED): the usual first attempt saves a statement.
