@@ -6,21 +6,11 @@ import type { Logger } from "../platform/logger.js";
 import type { PgQueue } from "./pg-queue.js";
 import type { QueueMirror } from "./queue-mirror.js";
 import type { QueueMode } from "./queue-mode.js";
-import type { AdmitOptions, RedisQueue } from "./redis-queue.js";
+import type { AdmissionRule } from "./admission-rule.js";
+import type { RedisQueue } from "./redis-queue.js";
 
-/** Most tokens one script admits, expires or drops per step, to keep each script short. */
-const STEP_LIMIT = 10_000;
 /** How often the PostgreSQL fallback counts a concert's line for the metrics. */
 const LINE_COUNT_EVERY_MS = 5000;
-/** Time constant of the admission-rate EWMA. */
-const RATE_TAU_MS = 20_000;
-
-export interface AdmissionSettings {
-  maxActiveUsers: number;
-  activeTtlSeconds: number;
-  waitingTtlSeconds: number;
-  intervalMs: number;
-}
 
 /** What one admission step did for one concert, and the line as the step left it. */
 export interface AdmissionTick {
@@ -46,19 +36,12 @@ export function createAdmissionLoop(deps: {
   redisQueue: RedisQueue;
   pg: PgQueue;
   mirror: QueueMirror;
-  settings: AdmissionSettings;
+  rule: AdmissionRule;
   logger: Logger;
   onTick?: (tick: AdmissionTick) => void;
   onStepDone?: (concertIds: ReadonlySet<string>) => void;
 }): AdmissionLoop {
-  const { mode, redisQueue, pg, mirror, settings, logger } = deps;
-  const options: AdmitOptions = {
-    cap: settings.maxActiveUsers,
-    activeTtlMs: settings.activeTtlSeconds * 1000,
-    waitingTtlMs: settings.waitingTtlSeconds * 1000,
-    limit: STEP_LIMIT,
-    rateTauMs: RATE_TAU_MS,
-  };
+  const { mode, redisQueue, pg, mirror, rule, logger } = deps;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   /**
@@ -95,7 +78,7 @@ export function createAdmissionLoop(deps: {
         const concerts = await redisQueue.concerts();
         await Promise.all(
           concerts.map(async (concertId) => {
-            const reply = await redisQueue.admit(concertId, options);
+            const reply = await redisQueue.admit(concertId, rule);
             const { waiting, active, admitted, expired, abandoned } = reply;
             report({
               concertId,
@@ -116,11 +99,7 @@ export function createAdmissionLoop(deps: {
         let failure: unknown;
         for (const concertId of await pg.concerts()) {
           try {
-            const { admitted, expired, abandoned } = await pg.admit(
-              concertId,
-              settings.maxActiveUsers,
-              mode.fallbackSinceMs,
-            );
+            const { admitted, expired, abandoned } = await pg.admit(concertId, rule, mode.fallbackSinceMs);
             const { waiting, active } = await lineCounts(concertId);
             report({
               concertId,
@@ -151,7 +130,7 @@ export function createAdmissionLoop(deps: {
         .catch((error: unknown) => logger.error({ err: error }, "admission step failed"))
         .finally(() => {
           running = undefined;
-          schedule(Math.max(0, settings.intervalMs - (Date.now() - started)));
+          schedule(Math.max(0, rule.intervalMs - (Date.now() - started)));
         });
     }, delayMs);
   }
@@ -160,7 +139,7 @@ export function createAdmissionLoop(deps: {
     admitWaitingUsers,
     start() {
       stopped = false;
-      schedule(settings.intervalMs);
+      schedule(rule.intervalMs);
     },
     async stop() {
       stopped = true;

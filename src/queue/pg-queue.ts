@@ -9,6 +9,7 @@ import type { QueueState } from "./queue-entry.entity.js";
 import type { QueueStatus } from "./queue-status.js";
 import type { Validation } from "./redis-queue.js";
 import { UnavailableError } from "../platform/domain-error.js";
+import { admissionsThisTick, type AdmissionRule } from "./admission-rule.js";
 
 /**
  * Gap between fallback sequence numbers. Joins taken by Redis just before it failed may still be
@@ -92,7 +93,7 @@ export interface FallbackAdmission {
 
 export type PgQueue = ReturnType<typeof createPgQueue>;
 
-export function createPgQueue(db: QueueDb, options: { activeTtlSeconds: number; waitingTtlSeconds: number }) {
+export function createPgQueue(db: QueueDb, options: { waitingTtlSeconds: number }) {
   const touchEverySeconds = touchEveryMs(options.waitingTtlSeconds) / 1000;
   async function statuses(tokens: readonly string[], touch: boolean, query: Query = db.query): Promise<QueueStatus[]> {
     if (touch) {
@@ -261,10 +262,11 @@ export function createPgQueue(db: QueueDb, options: { activeTtlSeconds: number; 
     },
 
     /**
-     * One admission step of a concert on PostgreSQL. Last-seen times written while Redis was
-     * healthy are stale, so nobody counts as abandoned for a full TTL after `fallbackSinceMs`.
+     * One admission step of a concert on PostgreSQL (admission-rule.ts), under the concert lock
+     * that fallback joins take too. Last-seen times written while Redis was healthy are stale,
+     * so nobody counts as abandoned for a full TTL after `fallbackSinceMs`.
      */
-    async admit(concertId: string, cap: number, fallbackSinceMs: number): Promise<FallbackAdmission> {
+    async admit(concertId: string, rule: AdmissionRule, fallbackSinceMs: number): Promise<FallbackAdmission> {
       return db.transaction(async (query) => {
         await query(CONCERT_LOCK_SQL, [concertId]);
         // RETURNING sees the new state; an admission time tells an ACTIVE token from a WAITING one.
@@ -273,7 +275,11 @@ export function createPgQueue(db: QueueDb, options: { activeTtlSeconds: number; 
            where concert_id = $1 and ((state = 'ACTIVE' and active_expire_at <= now())
              or (state = 'WAITING' and greatest(last_seen_at, to_timestamp($2 / 1000.0)) < now() - make_interval(secs => $3)))
            returning token, admitted_at is not null as was_active`,
-          [concertId, fallbackSinceMs, options.waitingTtlSeconds],
+          [concertId, fallbackSinceMs, rule.waitingTtlMs / 1000],
+        );
+        const [line] = await query<{ active: number }>(
+          "select count(*)::int as active from queue_entry where concert_id = $1 and state = 'ACTIVE'",
+          [concertId],
         );
         // clock_timestamp(), not now(): now() is when the transaction began, before the lock wait
         // and before the releases this statement counts, so admitted_at would precede them.
@@ -283,10 +289,9 @@ export function createPgQueue(db: QueueDb, options: { activeTtlSeconds: number; 
         // snapshot). Without it the user who left would be made ACTIVE, taking a slot.
         const admitted = await query<{ token: string }>(
           `update queue_entry set state = 'ACTIVE', admitted_at = clock_timestamp(), active_expire_at = clock_timestamp() + make_interval(secs => $2)
-           where state = 'WAITING' and token in (select token from queue_entry where concert_id = $1 and state = 'WAITING' order by seq, token
-             limit greatest($3 - (select count(*) from queue_entry where concert_id = $1 and state = 'ACTIVE'), 0))
+           where state = 'WAITING' and token in (select token from queue_entry where concert_id = $1 and state = 'WAITING' order by seq, token limit $3)
            returning token`,
-          [concertId, options.activeTtlSeconds, cap],
+          [concertId, rule.activeTtlMs / 1000, admissionsThisTick({ active: line?.active ?? 0 }, rule)],
         );
         return {
           admitted: admitted.map((r) => r.token),

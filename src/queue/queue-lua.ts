@@ -85,25 +85,38 @@ drop(ARGV[1])
 return status_of(ARGV[1], now)
 `;
 
-// ARGV: cap, active TTL ms, waiting TTL ms, most tokens handled per step, EWMA time constant ms.
-// Returns {now, active expiry, waiting, active, {admitted token, user, ...}, {expired}, {abandoned}}.
-// Only registered concerts are admitted, and registering follows the first INCR (JOIN, MERGE): a
+// ARGV: waiting TTL ms, most tokens ended per step. The first half of an admission step: ends
+// ACTIVE tokens past their expiry and WAITING tokens not seen for the waiting TTL, and counts the
+// slots left taken. Returns {now, waiting, active, {expired}, {abandoned}}.
+// Only registered concerts are swept, and registering follows the first INCR (JOIN, MERGE): a
 // missing counter means the concert's keys were lost, e.g. its cluster node restarted empty
 // while the node of the registry kept its data. The error makes queue-mode.ts rebuild.
-export const ADMIT = `${PRELUDE}
+export const SWEEP = `${PRELUDE}
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('${QUEUE_STATE_LOST} concert keys missing') end
 local now = now_ms()
-local cap, activeTtl, waitingTtl, limit, tau = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local waitingTtl, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 local expired = redis.call('ZRANGE', KEYS[3], '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
 for _, token in ipairs(expired) do drop(token); journal('E', token, 0, now) end
 local abandoned = redis.call('ZRANGE', KEYS[4], '-inf', now - waitingTtl, 'BYSCORE', 'LIMIT', 0, limit)
 for _, token in ipairs(abandoned) do drop(token); journal('E', token, 0, now) end
+redis.call('LTRIM', KEYS[8], -1000000, -1)
+return {now, redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]), expired, abandoned}
+`;
+
+// ARGV: slots to fill (admission-rule.ts decided them), slots taken when SWEEP counted them,
+// active TTL ms, EWMA time constant ms. The second half: admits the head of the line, unless
+// slots were taken since the count (another process admitted in between), in which case it
+// returns 0 and the caller sweeps and counts again. Fewer taken (a leave) only leaves room.
+// Returns {now, active expiry, waiting, active, {admitted token, user, ...}}.
+export const ADMIT = `${PRELUDE}
+local slots, activeTtl, tau = tonumber(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[4])
+if slots > 0 and redis.call('ZCARD', KEYS[3]) > tonumber(ARGV[2]) then return 0 end
+local now = now_ms()
 local waiting = redis.call('ZCARD', KEYS[2])
-local free = math.min(cap - redis.call('ZCARD', KEYS[3]), limit)
 local expireAt = now + activeTtl
 local admitted = {}
-if free > 0 and waiting > 0 then
-  local popped = redis.call('ZPOPMIN', KEYS[2], free)
+if slots > 0 and waiting > 0 then
+  local popped = redis.call('ZPOPMIN', KEYS[2], slots)
   for i = 1, #popped, 2 do
     local token = popped[i]
     redis.call('ZADD', KEYS[3], expireAt, token)
@@ -113,7 +126,6 @@ if free > 0 and waiting > 0 then
     journal('A', token, expireAt, now)
   end
 end
-redis.call('LTRIM', KEYS[8], -1000000, -1)
 -- Time-weighted EWMA of admissions per second, sampled only while someone waits: any number of
 -- processes may tick, each sample is weighted by the time it covers.
 local last = tonumber(redis.call('HGET', KEYS[7], 't') or '0')
@@ -123,7 +135,7 @@ if waiting > 0 and last > 0 and now > last then
   rate = rate + (1 - math.exp(-dt / tau)) * ((#admitted / 2) * 1000 / dt - rate)
 end
 redis.call('HSET', KEYS[7], 't', now, 'r', tostring(rate))
-return {now, expireAt, redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]), admitted, expired, abandoned}
+return {now, expireAt, redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]), admitted}
 `;
 
 // ARGV: touch, tokens... Returns {now, waiting, rate, active, then per token: position (0 unless

@@ -15,6 +15,7 @@ import {
   RELEASE_LOCK,
   SET_TOKEN,
   STATUS,
+  SWEEP,
   WATCH,
 } from "./queue-lua.js";
 import type { QueueState } from "./queue-entry.entity.js";
@@ -37,6 +38,15 @@ export interface JoinReply {
   token: string;
   seq: string;
   status: ScriptStatus;
+}
+
+export interface SweepReply {
+  nowMs: number;
+  waiting: number;
+  /** Slots taken after the sweep. */
+  active: number;
+  expired: string[];
+  abandoned: string[];
 }
 
 export interface AdmitReply {
@@ -102,6 +112,7 @@ export function createQueueScripts(redis: RedisClient) {
   const join = command(redis, "cbQueueJoin", 8, JOIN);
   const status = command(redis, "cbQueueStatus", 8, STATUS);
   const leave = command(redis, "cbQueueLeave", 8, LEAVE);
+  const sweep = command(redis, "cbQueueSweep", 8, SWEEP);
   const admit = command(redis, "cbQueueAdmit", 8, ADMIT);
   const watch = command(redis, "cbQueueWatch", 8, WATCH);
   const merge = command(redis, "cbQueueMerge", 8, MERGE);
@@ -126,31 +137,28 @@ export function createQueueScripts(redis: RedisClient) {
     async leave(keys: ConcertKeys, token: string): Promise<ScriptStatus> {
       return parseStatus((await leave(...concertKeyList(keys), token)) as unknown[]);
     },
-    async admit(
-      keys: ConcertKeys,
-      options: { cap: number; activeTtlMs: number; waitingTtlMs: number; limit: number; rateTauMs: number },
-    ): Promise<AdmitReply> {
-      const { cap, activeTtlMs, waitingTtlMs, limit, rateTauMs } = options;
-      const reply = (await admit(...concertKeyList(keys), cap, activeTtlMs, waitingTtlMs, limit, rateTauMs)) as [
+    async sweep(keys: ConcertKeys, waitingTtlMs: number, limit: number): Promise<SweepReply> {
+      const reply = (await sweep(...concertKeyList(keys), waitingTtlMs, limit)) as [
         number,
         number,
         number,
-        number,
-        string[],
         string[],
         string[],
       ];
+      return { nowMs: reply[0], waiting: reply[1], active: reply[2], expired: reply[3], abandoned: reply[4] };
+    },
+    /** Admits up to `slots`; undefined when slots were taken since SWEEP counted `counted`. */
+    async admit(
+      keys: ConcertKeys,
+      options: { slots: number; counted: number; activeTtlMs: number; rateTauMs: number },
+    ): Promise<Omit<AdmitReply, "expired" | "abandoned"> | undefined> {
+      const { slots, counted, activeTtlMs, rateTauMs } = options;
+      const reply = (await admit(...concertKeyList(keys), slots, counted, activeTtlMs, rateTauMs)) as
+        0 | [number, number, number, number, string[]];
+      if (reply === 0) return undefined;
       const admitted: AdmitReply["admitted"] = [];
       for (let i = 0; i < reply[4].length; i += 2) admitted.push({ token: reply[4][i]!, userId: reply[4][i + 1]! });
-      return {
-        nowMs: reply[0],
-        activeExpireMs: reply[1],
-        waiting: reply[2],
-        active: reply[3],
-        admitted,
-        expired: reply[5],
-        abandoned: reply[6],
-      };
+      return { nowMs: reply[0], activeExpireMs: reply[1], waiting: reply[2], active: reply[3], admitted };
     },
     async watch(keys: ConcertKeys, tokens: readonly string[], touch: boolean): Promise<WatchReply> {
       const reply = (await watch(...concertKeyList(keys), touch ? "1" : "0", ...tokens)) as (number | string)[];

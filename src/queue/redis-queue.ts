@@ -16,6 +16,7 @@ import {
 } from "./queue-scripts.js";
 import type { QueueState } from "./queue-entry.entity.js";
 import type { QueueStatus } from "./queue-status.js";
+import { admissionsThisTick, type AdmissionRule } from "./admission-rule.js";
 
 export interface TokenRecord {
   state: QueueState;
@@ -58,13 +59,10 @@ function recordTtlMs(record: TokenRecord, nowMs: number): number {
   return ENDED_RECORD_TTL_MS;
 }
 
-export interface AdmitOptions {
-  cap: number;
-  activeTtlMs: number;
-  waitingTtlMs: number;
-  limit: number;
-  rateTauMs: number;
-}
+/** Time constant of the admission-rate EWMA the wait estimate uses. */
+const RATE_TAU_MS = 20_000;
+/** Sweep-and-count rounds one tick tries when other processes keep admitting in between. */
+const ADMIT_ATTEMPTS = 3;
 
 export type RedisQueue = ReturnType<typeof createRedisQueue>;
 
@@ -149,9 +147,28 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
       return { kind: "active", record: admitted };
     },
 
-    /** One admission step of a concert, then the token records of everyone it moved. */
-    async admit(concertId: string, options: AdmitOptions): Promise<AdmitReply> {
-      const reply = await scripts.admit(keys.concert(concertId), options);
+    /**
+     * One admission step of a concert (admission-rule.ts): sweep and count, admit what the rule
+     * says, then the token records of everyone it moved.
+     */
+    async admit(concertId: string, rule: AdmissionRule): Promise<AdmitReply> {
+      const concert = keys.concert(concertId);
+      const expired: string[] = [];
+      const abandoned: string[] = [];
+      let step: Omit<AdmitReply, "expired" | "abandoned"> | undefined;
+      for (let attempt = 1; !step; attempt++) {
+        const swept = await scripts.sweep(concert, rule.waitingTtlMs, rule.stepLimit);
+        expired.push(...swept.expired);
+        abandoned.push(...swept.abandoned);
+        const slots = attempt > ADMIT_ATTEMPTS ? 0 : admissionsThisTick(swept, rule);
+        step = await scripts.admit(concert, {
+          slots,
+          counted: swept.active,
+          activeTtlMs: rule.activeTtlMs,
+          rateTauMs: RATE_TAU_MS,
+        });
+      }
+      const reply: AdmitReply = { ...step, expired, abandoned };
       seen.add(concertId);
       const writes: Promise<void>[] = [];
       for (const { token, userId } of reply.admitted) {

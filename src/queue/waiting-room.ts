@@ -17,7 +17,8 @@ import { createPgQueue, touchEveryMs } from "./pg-queue.js";
 import { createQueueDb } from "./queue-db.js";
 import { createQueueMirror } from "./queue-mirror.js";
 import { createQueueMode, type QueueMode } from "./queue-mode.js";
-import type { AdmissionPace, QueueStatus } from "./queue-status.js";
+import type { QueueStatus } from "./queue-status.js";
+import { admissionRule, type AdmissionRule } from "./admission-rule.js";
 import type { JoinReply, MergeRow } from "./queue-scripts.js";
 import { createRedisQueue, type Validation } from "./redis-queue.js";
 import { createWatchHub, type WatchUpdate } from "./watch-hub.js";
@@ -38,8 +39,8 @@ export interface WaitingRoom extends QueueTokens, QueueTokenValidator {
   status(token: string): Promise<QueueStatus>;
   watch(token: string, signal: AbortSignal): AsyncGenerator<WatchUpdate>;
   leave(token: string): Promise<QueueStatus>;
-  /** What wait estimates need: the cap, the admission interval and the least admission rate. */
-  readonly pace: AdmissionPace;
+  /** The admission rule this waiting room applies; wait estimates derive from it. */
+  readonly rule: AdmissionRule;
   /** SQL statements sent so far (queue_pg_statements_total); the benchmark reads it. */
   readonly pgStatements: number;
   readonly mode: QueueMode;
@@ -132,9 +133,12 @@ export async function createWaitingRoom(deps: {
     statementCount++;
     statements.inc();
   });
-  const pg = createPgQueue(db, {
+  const pg = createPgQueue(db, { waitingTtlSeconds: config.waitingTokenTtlSeconds });
+  const rule = admissionRule({
+    maxActiveUsers: config.maxActiveUsers,
     activeTtlSeconds: config.activeTokenTtlSeconds,
     waitingTtlSeconds: config.waitingTokenTtlSeconds,
+    intervalMs: config.admissionIntervalMs,
   });
   const redisQueue = createRedisQueue(redis, config.redisKeyPrefix);
   const committer = createJoinCommitter({ db, ...JOIN_BATCH, onBatch: () => batches.inc() });
@@ -183,12 +187,7 @@ export async function createWaitingRoom(deps: {
     pg,
     mirror,
     logger,
-    settings: {
-      maxActiveUsers: config.maxActiveUsers,
-      activeTtlSeconds: config.activeTokenTtlSeconds,
-      waitingTtlSeconds: config.waitingTokenTtlSeconds,
-      intervalMs: config.admissionIntervalMs,
-    },
+    rule,
     onTick(tick) {
       admittedTotal.inc(tick.admitted);
       endedTotal.inc({ reason: "expired" }, tick.expired);
@@ -283,11 +282,7 @@ export async function createWaitingRoom(deps: {
   }
 
   return {
-    pace: {
-      cap: config.maxActiveUsers,
-      intervalMs: config.admissionIntervalMs,
-      floorPerSecond: config.maxActiveUsers / config.activeTokenTtlSeconds,
-    },
+    rule,
     get pgStatements() {
       return statementCount;
     },

@@ -8,6 +8,8 @@ import test from "ava";
 import pg from "pg";
 import type { MikroORM } from "@mikro-orm/postgresql";
 import { closeORM, initORM, migrateUp } from "../../src/platform/db/orm.js";
+import { admissionRule } from "../../src/queue/admission-rule.js";
+import { QueueEntry } from "../../src/queue/queue-entry.entity.js";
 import { createPgQueue, type PgQueue } from "../../src/queue/pg-queue.js";
 import { createQueueDb } from "../../src/queue/queue-db.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
@@ -17,12 +19,13 @@ let database: TestDatabase;
 let orm: MikroORM;
 let queue: PgQueue;
 let blocker: pg.Client;
+const CAP_ONE = admissionRule({ maxActiveUsers: 1, activeTtlSeconds: 600, waitingTtlSeconds: 600, intervalMs: 1000 });
 
 test.before(async () => {
   database = await createTestDatabase("pgqueueraces");
-  ({ orm } = await initORM({ databaseUrl: database.url, poolMax: 4 }));
+  ({ orm } = await initORM({ databaseUrl: database.url, entities: [QueueEntry], poolMax: 4 }));
   await migrateUp(orm);
-  queue = createPgQueue(await createQueueDb(orm, () => {}), { activeTtlSeconds: 600, waitingTtlSeconds: 600 });
+  queue = createPgQueue(await createQueueDb(orm, () => {}), { waitingTtlSeconds: 600 });
   blocker = new pg.Client({ connectionString: database.url });
   await blocker.connect();
 });
@@ -64,7 +67,7 @@ async function whileLocked<T>(change: string, params: unknown[], op: () => Promi
 
 /** One fallback admission step (cap 1) while `token`'s row is changed by `change`, committed once admission waits for it. */
 const admitDuring = (concertId: string, token: string, change: string) =>
-  whileLocked(change, [token], () => queue.admit(concertId, 1, 0));
+  whileLocked(change, [token], () => queue.admit(concertId, CAP_ONE, 0));
 
 test.serial(
   "a user who leaves while admission waits for their row stays gone: the next in line is admitted instead",
@@ -84,7 +87,7 @@ test.serial(
     t.is(await stateOf(first!.token), "EXPIRED");
     t.is(await stateOf(second!.token), "WAITING");
     // The freed slot goes to the next in line on the following step.
-    t.deepEqual((await queue.admit(concertId, 1, 0)).admitted, [second!.token]);
+    t.deepEqual((await queue.admit(concertId, CAP_ONE, 0)).admitted, [second!.token]);
     t.is((await queue.status(first!.token, false))!.state, "EXPIRED");
   },
 );

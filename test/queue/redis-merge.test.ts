@@ -12,7 +12,7 @@ import { removeTestKeys, testKeyPrefix } from "../helpers/redis-server.js";
 const prefix = testKeyPrefix("redis-merge");
 const redis = createRedis({ url: loadConfig({}).redisUrl, name: "redis-merge-test" });
 const queue = createRedisQueue(redis, prefix);
-const ADMIT = { cap: 10, activeTtlMs: 300, waitingTtlMs: 600_000, limit: 100, rateTauMs: 20_000 };
+const ADMIT = { cap: 10, activeTtlMs: 300, waitingTtlMs: 600_000, intervalMs: 1000, stepLimit: 100 };
 
 test.before(async () => {
   await redis.connect();

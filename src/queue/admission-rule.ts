@@ -1,0 +1,73 @@
+// The waiting room's admission rule, in one place. Each tick, per concert, a store first ends
+// what is over (ACTIVE past its expiry, WAITING not seen for the waiting TTL), then admits the
+// head of the line: as many as `admissionsThisTick` says, fewer if fewer wait. Redis
+// (redis-queue.ts) and PostgreSQL (pg-queue.ts) only apply that number atomically; the wait
+// estimate is derived from the same function, so the three cannot disagree.
+
+export interface AdmissionRule {
+  /** MAX_ACTIVE_USERS: users holding a slot at once, per concert. */
+  cap: number;
+  /** ACTIVE_TOKEN_TTL: how long an admitted user holds a slot. */
+  activeTtlMs: number;
+  /** WAITING_TOKEN_TTL: a waiting user not seen (poll or watch) for this long loses the place. */
+  waitingTtlMs: number;
+  /** ADMISSION_INTERVAL_MS: how often a tick runs. */
+  intervalMs: number;
+  /** Most tokens one tick admits or ends per concert, so each atomic step stays short. */
+  stepLimit: number;
+}
+
+/** A concert's line as a tick sees it, after ending what is over. */
+export interface LineState {
+  /** Users holding a slot. */
+  active: number;
+}
+
+/** Most tokens one tick admits or ends per concert. */
+export const STEP_LIMIT = 10_000;
+
+export function admissionRule(settings: {
+  maxActiveUsers: number;
+  activeTtlSeconds: number;
+  waitingTtlSeconds: number;
+  intervalMs: number;
+}): AdmissionRule {
+  return {
+    cap: settings.maxActiveUsers,
+    activeTtlMs: settings.activeTtlSeconds * 1000,
+    waitingTtlMs: settings.waitingTtlSeconds * 1000,
+    intervalMs: settings.intervalMs,
+    stepLimit: STEP_LIMIT,
+  };
+}
+
+/** How many of the head of the line this tick admits: the free slots, within the step limit. */
+export function admissionsThisTick(line: LineState, rule: AdmissionRule): number {
+  return Math.max(0, Math.min(rule.cap - line.active, rule.stepLimit));
+}
+
+/** Admissions per second the line reaches at least: every slot frees within the active TTL. */
+export function leastAdmissionRate(rule: AdmissionRule): number {
+  return rule.cap / (rule.activeTtlMs / 1000);
+}
+
+export interface Estimate {
+  /** Epoch ms. */
+  admissionMs: number;
+  waitMs: number;
+}
+
+/**
+ * Expected admission of the user at `position` (1-based) in a line with `active` slots taken:
+ * the places this tick admits go in at the next tick; the rest wait for slots to free, at the
+ * measured admission rate and at least at `leastAdmissionRate`.
+ */
+export function estimateAdmission(
+  line: LineState & { position: number; admittedPerSecond: number; nowMs: number },
+  rule: AdmissionRule,
+): Estimate {
+  const behindThisTick = Math.max(0, line.position - admissionsThisTick(line, rule));
+  const rate = Math.max(line.admittedPerSecond, leastAdmissionRate(rule));
+  const waitMs = rule.intervalMs + Math.round((behindThisTick / rate) * 1000);
+  return { admissionMs: line.nowMs + waitMs, waitMs };
+}
