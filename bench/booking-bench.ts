@@ -9,6 +9,7 @@
 
 import pg from "pg";
 import { reserveSeat } from "../src/booking/seat-hold.js";
+import { ENTITIES } from "../src/entities.js";
 import { closeORM, initORM, migrateUp, type ORM } from "../src/platform/db/orm.js";
 import { seedCatalog } from "../src/platform/db/seed.js";
 import { DomainError } from "../src/platform/domain-error.js";
@@ -173,7 +174,7 @@ export async function measureBooking(options: BookingBenchOptions): Promise<Book
   const rounds = options.rounds ?? 3;
   const poolMax = options.poolMax ?? 16;
   const database = await createTestDatabase("bench_booking");
-  const { orm } = await initORM({ databaseUrl: database.url, poolMax });
+  const { orm } = await initORM({ databaseUrl: database.url, entities: ENTITIES, poolMax });
   const pool = new pg.Pool({ connectionString: database.url, max: poolMax });
   // An idle client losing its connection must not crash the run; the next query reports it.
   pool.on("error", (error) => options.log(`booking: idle pg client error: ${error.message}`));

@@ -12,6 +12,7 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import pg from "pg";
 import { lockSeat, findReservation } from "../src/booking/reservation-rows.js";
+import { ENTITIES } from "../src/entities.js";
 import { closeORM, initORM, migrateUp, type ORM } from "../src/platform/db/orm.js";
 import { seedCatalog } from "../src/platform/db/seed.js";
 import { loadWallet } from "../src/wallet/wallet-ledger.js";
@@ -162,7 +163,7 @@ async function grpcEcho(): Promise<void> {
 }
 
 const database = await createTestDatabase("bench_orm_ops");
-const { orm } = await initORM({ databaseUrl: database.url, poolMax: 4 });
+const { orm } = await initORM({ databaseUrl: database.url, entities: ENTITIES, poolMax: 4 });
 const pool = new pg.Pool({ connectionString: database.url, max: 4 });
 try {
   await migrateUp(orm);

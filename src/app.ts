@@ -12,6 +12,7 @@ import { createAdminHandlers } from "./admin/admin-handlers.js";
 import { createBookingHandlers } from "./booking/booking-handlers.js";
 import { startHoldSweeper } from "./booking/hold-sweeper.js";
 import type { Config, ServiceName } from "./config.js";
+import { ENTITIES } from "./entities.js";
 import { createSideConnection } from "./platform/db/side-connection.js";
 import { explainDatabaseConnectFailure } from "./platform/db/connect-failure.js";
 import { closeORM, initORM, migrateUp, type ORM } from "./platform/db/orm.js";
@@ -25,12 +26,19 @@ import { createConnectServer } from "./platform/rpc/connect-server.js";
 import { createGrpcServer } from "./platform/rpc/grpc-server.js";
 import { explainListenFailure } from "./platform/rpc/listen-failure.js";
 import { startHealthMonitor } from "./platform/rpc/health-monitor.js";
+import {
+  bindMethodTable,
+  sameForEveryMethod,
+  type BoundService,
+  type TokenRequirement,
+} from "./platform/rpc/method-table.js";
 import { createMetrics } from "./platform/rpc/metrics.js";
 import { QUEUE_TOKEN_HEADER } from "./queue/admission-context.js";
 import { createQueueHandlers } from "./queue/queue-handlers.js";
 import { createQueueTokenGuard } from "./queue/queue-token-guard.js";
 import { createWaitingRoom, type WaitingRoom } from "./queue/waiting-room.js";
-import { wrapService, type CallGuard, type PartialServiceImpl } from "./platform/rpc/service-wrapper.js";
+import { wrapService, type CallGuard } from "./platform/rpc/service-wrapper.js";
+import { refundPayment } from "./wallet/reservation-payment.js";
 import { createWalletHandlers } from "./wallet/wallet-handlers.js";
 
 export interface App {
@@ -69,17 +77,63 @@ const OUTBOX_BATCH = 500;
 const OUTBOX_NUDGE_DELAY_MS = 20;
 const HOLD_SWEEP_BATCH = 500;
 
-interface ServiceEntry {
-  name: ServiceName;
-  service: DescService;
-  impl: PartialServiceImpl<DescService>;
-  guards: CallGuard[];
+interface ServiceDeps {
+  orm: ORM;
+  logger: Logger;
+  waitingRoom: WaitingRoom;
+  holdPolicy: { holdSeconds: number; maxSeatsPerUser: number };
+  onPaymentCommitted: () => void;
+}
+
+/**
+ * The services this process serves (SERVICES), each with its handler table bound. Every table is
+ * bound, served or not: a method that declares no queue-token requirement stops any start-up.
+ */
+function servedServices(config: Config, deps: ServiceDeps): BoundService<DescService>[] {
+  const { orm, logger, waitingRoom } = deps;
+  const services: [ServiceName, BoundService<DescService>][] = [
+    // Queue methods are how a caller gets a token: none can ask for one.
+    ["queue", bindMethodTable(QueueService, sameForEveryMethod(createQueueHandlers(waitingRoom), "none"))],
+    [
+      "booking",
+      bindMethodTable(
+        BookingService,
+        createBookingHandlers({ orm, holdPolicy: deps.holdPolicy, refund: refundPayment }),
+      ),
+    ],
+    [
+      "wallet",
+      bindMethodTable(
+        WalletService,
+        createWalletHandlers({
+          orm,
+          logger,
+          onPaymentCommitted: deps.onPaymentCommitted,
+          releaseQueueToken: (token: string) => waitingRoom.release(token),
+          activeTokenTtlSeconds: config.activeTokenTtlSeconds,
+        }),
+      ),
+    ],
+    // Admin methods need an admin token, which the handlers check themselves, not a queue token.
+    [
+      "admin",
+      bindMethodTable(
+        AdminService,
+        sameForEveryMethod(createAdminHandlers({ adminTokens: config.adminTokens }), "none"),
+      ),
+    ],
+  ];
+  return services.filter(([name]) => config.services.includes(name)).map(([, service]) => service);
 }
 
 async function openDatabase(config: Config, logger: Logger): Promise<ORM> {
   let orm: ORM | undefined;
   try {
-    ({ orm } = await initORM({ databaseUrl: config.databaseUrl, poolMax: config.databasePoolMax }));
+    ({ orm } = await initORM({
+      databaseUrl: config.databaseUrl,
+      entities: ENTITIES,
+      poolMax: config.databasePoolMax,
+    }));
     await orm.em.getConnection().execute("select 1");
   } catch (error) {
     if (orm) await closeORM(orm).catch(() => undefined);
@@ -132,49 +186,41 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     redis.disconnect();
     throw error;
   }
-  const walletDeps = {
-    orm,
-    logger,
-    onPaymentCommitted: () => outboxRelay?.nudge(),
-    releaseQueueToken: (token: string) => waitingRoom.release(token),
-    activeTokenTtlSeconds: config.activeTokenTtlSeconds,
-  };
-  const entries: ServiceEntry[] = [
-    { name: "queue" as const, service: QueueService, impl: createQueueHandlers(waitingRoom), guards: [] },
-    {
-      name: "booking" as const,
-      service: BookingService,
-      impl: createBookingHandlers({ orm, holdPolicy }),
-      guards: [createQueueTokenGuard(waitingRoom, { except: ["ListConcerts"] })],
-    },
-    {
-      name: "wallet" as const,
-      service: WalletService,
-      impl: createWalletHandlers(walletDeps),
-      guards: [createQueueTokenGuard(waitingRoom, { only: ["PayReservation"], replayable: ["PayReservation"] })],
-    },
-    // Admin methods need an admin token, which the handlers check themselves, not a queue token.
-    {
-      name: "admin" as const,
-      service: AdminService,
-      impl: createAdminHandlers({ adminTokens: config.adminTokens }),
-      guards: [],
-    },
-  ].filter((entry) => config.services.includes(entry.name));
+  let services: BoundService<DescService>[];
+  let tokenGuards: Record<TokenRequirement, readonly CallGuard[]>;
+  try {
+    services = servedServices(config, {
+      orm,
+      logger,
+      waitingRoom,
+      holdPolicy,
+      onPaymentCommitted: () => outboxRelay?.nudge(),
+    });
+    tokenGuards = {
+      none: [],
+      active: [createQueueTokenGuard(waitingRoom)],
+      "active-or-used": [createQueueTokenGuard(waitingRoom, { replayable: true })],
+    };
+  } catch (error) {
+    await waitingRoom.stop();
+    await closeORM(orm);
+    redis.disconnect();
+    throw error;
+  }
 
   const shutdown = new AbortController();
   const onBug = (error: unknown, method: { name: string }) =>
     logger.error({ err: error, method: method.name }, "internal error");
   const served = (transport: "grpc" | "connect") => {
     const streams = { open: 0 };
-    return entries.map(({ service, impl, guards }) => ({
+    return services.map(({ service, impl, tokenOf }) => ({
       service,
       impl: wrapService(
         service,
         impl,
         {
           transport,
-          guards,
+          guardsOf: (method) => tokenGuards[tokenOf(method)],
           maxOpenStreams: config.maxOpenStreams,
           metrics,
           shutdownSignal: shutdown.signal,
@@ -236,7 +282,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   const metricsConnection = createSideConnection(config.databaseUrl, 2000);
   const monitor = startHealthMonitor({
     health,
-    serviceNames: entries.map((e) => e.service.typeName),
+    serviceNames: services.map((s) => s.service.typeName),
     ping: async () => void (await databasePing.query("select 1")),
     intervalMs: 2000,
     logger,

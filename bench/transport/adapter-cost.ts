@@ -34,7 +34,7 @@ const impl = wrapService(
   { listConcerts: async () => LIST_CONCERTS_RESPONSE },
   {
     transport: "grpc",
-    guards: [],
+    guardsOf: () => [],
     defaultDeadlineMs: 30_000,
     maxOpenStreams: 1,
     metrics: createMetrics({ defaultMetrics: false }),

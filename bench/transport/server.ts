@@ -109,7 +109,7 @@ function wrapped(transport: "grpc" | "connect", shutdownSignal: AbortSignal) {
   const metrics = createMetrics();
   const options = {
     transport,
-    guards: [],
+    guardsOf: () => [],
     maxOpenStreams: 20_000,
     metrics,
     shutdownSignal,

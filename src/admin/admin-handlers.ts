@@ -4,21 +4,20 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { AdminService } from "../../gen/concert/v1/admin_pb.js";
 import type { PartialServiceImpl } from "../platform/rpc/service-wrapper.js";
-import { behindAdminTokens } from "./admin-auth.js";
-import type { AdminToken } from "./admin-tokens.js";
+import { behindAdminGate, type GateDeps } from "./admin-gate.js";
+import { createAuditHandlers } from "./audit-handlers.js";
+import { createCatalogHandlers, type CatalogDeps } from "./catalog-handlers.js";
 
-export interface AdminDeps {
-  adminTokens: readonly AdminToken[];
-}
+export type AdminDeps = CatalogDeps & GateDeps;
 
 const notYet = (name: string) => () => {
   throw new ConnectError(`AdminService.${name} is not implemented yet`, Code.Unimplemented);
 };
 
 export function createAdminHandlers(deps: AdminDeps): PartialServiceImpl<typeof AdminService> {
-  const impl: PartialServiceImpl<typeof AdminService> = {};
+  const impl: Record<string, unknown> = { ...createCatalogHandlers(deps), ...createAuditHandlers(deps) };
   for (const method of AdminService.methods) {
-    (impl as Record<string, unknown>)[method.localName] =
+    impl[method.localName] ??=
       method.methodKind === "server_streaming"
         ? async function* () {
             yield* [];
@@ -26,5 +25,5 @@ export function createAdminHandlers(deps: AdminDeps): PartialServiceImpl<typeof 
           }
         : notYet(method.name);
   }
-  return behindAdminTokens(AdminService, deps.adminTokens, impl);
+  return behindAdminGate(AdminService, deps, impl as PartialServiceImpl<typeof AdminService>);
 }

@@ -3,7 +3,6 @@
 
 import { raw } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { compileQuery } from "../platform/db/compiled-query.js";
 import { DomainError } from "../platform/domain-error.js";
 import type { Page } from "../platform/pagination.js";
 import { Concert } from "./concert.entity.js";
@@ -34,28 +33,27 @@ export function visibleSeatStatus(seat: Pick<Seat, "status" | "heldUntil">, now:
 /** A concert as ListConcerts shows it. */
 export type ConcertView = Pick<Concert, "id" | "title" | "artist" | "venue">;
 
-// Plain rows of compiled statements: every user of a flash crowd lists concerts first, and
-// nothing here needs entities (ListSeats and the booking statements measured a third to a half
-// less CPU without hydration; see compiled-query.ts).
-const CONCERT_FIELDS = ["id", "title", "artist", "venue"] as const;
-const firstConcerts = compileQuery<{ limit: number }>(["limit"], (em, p) =>
-  em.createQueryBuilder(Concert).select(CONCERT_FIELDS).orderBy({ id: "asc" }).limit(p.limit),
-);
-const concertsAfter = compileQuery<{ after: string; limit: number }>(["after", "limit"], (em, p) =>
-  em
-    .createQueryBuilder(Concert)
-    .select(CONCERT_FIELDS)
-    .where({ id: { $gt: p.after } })
-    .orderBy({ id: "asc" })
-    .limit(p.limit),
-);
+// Plain rows of constant SQL: every user of a flash crowd lists concerts first, and nothing here
+// needs entities (see compiled-query.ts for what hydration costs). Users see a schedule while it is published and its sale open or coming; a concert while it
+// has such a schedule. Drafts and cancelled schedules are for AdminService only.
+const PUBLIC_SCHEDULE = `s.state = 'PUBLISHED' and coalesce(s.sale_closes_at, s.start_time) > now()`;
+const publicConcerts = (after: string) => `
+  select c.id, c.title, c.artist, c.venue from concert c
+  where ${after} exists (select 1 from schedule s where s.concert_id = c.id and ${PUBLIC_SCHEDULE})
+  order by c.id limit ?`;
+const FIRST_CONCERTS = publicConcerts("");
+const CONCERTS_AFTER = publicConcerts("c.id > ? and");
+const publicScheduleFilter = (now: Date) => ({
+  state: "PUBLISHED" as const,
+  $or: [{ saleClosesAt: { $gt: now } }, { saleClosesAt: null, startTime: { $gt: now } }],
+});
 
 export async function listConcerts(em: EntityManager, page: Page<string>): Promise<PageOf<ConcertView>> {
   const limit = page.size + 1;
   const rows =
     page.after === undefined
-      ? await firstConcerts.all<ConcertView>(em, { limit })
-      : await concertsAfter.all<ConcertView>(em, { after: page.after, limit });
+      ? await em.execute<ConcertView[]>(FIRST_CONCERTS, [limit])
+      : await em.execute<ConcertView[]>(CONCERTS_AFTER, [page.after, limit]);
   return cut(rows, page.size);
 }
 
@@ -85,12 +83,10 @@ export async function listSchedules(
 ): Promise<PageOf<ScheduleWithAvailability>> {
   await findConcert(em, concertId);
   const after = page.after;
-  const where = after
-    ? {
-        concertId,
-        $or: [{ startTime: { $gt: new Date(after[0]) } }, { startTime: new Date(after[0]), id: { $gt: after[1] } }],
-      }
-    : { concertId };
+  const keyset = after
+    ? [{ $or: [{ startTime: { $gt: new Date(after[0]) } }, { startTime: new Date(after[0]), id: { $gt: after[1] } }] }]
+    : [];
+  const where = { concertId, $and: [publicScheduleFilter(new Date()), ...keyset] };
   const rows = await em.find(Schedule, where, {
     orderBy: { startTime: "asc", id: "asc" },
     limit: page.size + 1,

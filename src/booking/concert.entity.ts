@@ -8,6 +8,9 @@ export const Concert = defineEntity({
     artist: p.text(),
     venue: p.text(),
     createdAt: p.datetime().defaultRaw("now()"),
+    // AdminService.CreateConcert's idempotency key and a digest of its arguments.
+    requestId: p.text().nullable().unique("concert_request_id_uq"),
+    requestFingerprint: p.text().nullable(),
   },
 });
 

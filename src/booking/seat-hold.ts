@@ -9,10 +9,9 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import { randomUUID } from "node:crypto";
 import { systemClock, type Clock } from "../platform/clock.js";
 import { compileQuery, dataModifying, insertBuilder } from "../platform/db/compiled-query.js";
+import { withOptimisticRetry } from "../platform/db/optimistic-retry.js";
 import type { ORM } from "../platform/db/orm.js";
 import { DomainError } from "../platform/domain-error.js";
-import { refundPayment } from "../wallet/reservation-payment.js";
-import { withOptimisticRetry } from "../wallet/wallet-ledger.js";
 import {
   expireHeldReservation,
   findOwnReservation,
@@ -193,14 +192,28 @@ export interface CancelInput {
 }
 
 /**
+ * Credits a CONFIRMED reservation's price back to its owner, inside the cancelling transaction
+ * (after the seat lock and the cancel), and flushes. The wallet implements it; app.ts wires it in.
+ * A version conflict of its flush is retried with the whole transaction.
+ */
+export type RefundPaidReservation = (em: EntityManager, reservation: ReservationView, now: Date) => Promise<void>;
+
+export interface CancelOptions {
+  /** Needed only to cancel a paid reservation. */
+  refund?: RefundPaidReservation;
+  /** Checked on the reservation as first read, before any lock is taken. */
+  authorize?: AuthorizeReservation;
+}
+
+/**
  * Cancels the caller's reservation and frees its seat at once. A CONFIRMED reservation is
- * refunded to the wallet in the same transaction. Cancelling a cancelled or expired reservation
- * changes nothing and returns it as it is, so a retried cancel succeeds.
+ * refunded in the same transaction. Cancelling a cancelled or expired reservation changes
+ * nothing and returns it as it is, so a retried cancel succeeds.
  */
 export async function cancelReservation(
   orm: ORM,
   input: CancelInput,
-  authorize?: AuthorizeReservation,
+  { refund, authorize }: CancelOptions = {},
 ): Promise<ReservationView> {
   // The refund's wallet update is versioned, hence the optimistic retry around the whole transaction.
   return withOptimisticRetry(orm, async (em) => {
@@ -218,7 +231,11 @@ export async function cancelReservation(
     await updateReservations(em, { id: current.id }, { status: "CANCELLED", cancelledAt: now });
     await setSeatStatus(em, current.seatId, "AVAILABLE");
     // The wallet comes last, as in every transaction that touches it.
-    if (status === "CONFIRMED") await refundPayment(em, current, now);
+    if (status === "CONFIRMED") {
+      // Throwing rolls the cancel back: a paid seat is never freed without its refund.
+      if (!refund) throw new Error(`reservation ${current.id} is paid, and no refund was given to cancel it`);
+      await refund(em, current, now);
+    }
     return { ...current, status: "CANCELLED" };
   });
 }

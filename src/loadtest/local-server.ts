@@ -11,6 +11,7 @@ import { Worker } from "node:worker_threads";
 import pg from "pg";
 import { BookingService } from "../../gen/concert/v1/booking_pb.js";
 import { loadConfig, type Config } from "../config.js";
+import { ENTITIES } from "../entities.js";
 import { closeORM, initORM, migrateUp } from "../platform/db/orm.js";
 import { seedCatalog } from "../platform/db/seed.js";
 import { createGrpcClient } from "../platform/rpc/grpc-client.js";
@@ -77,7 +78,7 @@ export async function seedTarget(
   databaseUrl: string,
   seats: number,
 ): Promise<{ concertId: string; scheduleId: string }> {
-  const { orm } = await initORM({ databaseUrl, poolMax: 2 });
+  const { orm } = await initORM({ databaseUrl, entities: ENTITIES, poolMax: 2 });
   try {
     await migrateUp(orm);
     await seedCatalog(orm.em.fork(), { concerts: 1, schedules: 1, seats });

@@ -11,23 +11,17 @@ import type { QueueTokenValidator } from "./waiting-room.js";
 const TOKEN = /^[0-9a-f]{32}$/;
 
 export interface GuardScope {
-  /** Method names (as in the proto, e.g. "PayReservation") the guard applies to; default all. */
-  only?: readonly string[];
-  /** Method names that stay open, e.g. "ListConcerts". */
-  except?: readonly string[];
   /**
-   * Idempotent methods whose retry must still work after the first call used the token up
+   * For an idempotent method whose retry must still work after the first call used the token up
    * (PayReservation releases it): an expired token is passed on in `expiredTokenKey` instead of
    * being refused, and the handler may only replay an earlier result with it.
    */
-  replayable?: readonly string[];
+  replayable?: boolean;
 }
 
+/** The check itself; which methods run it is declared beside each handler (platform/rpc/method-table.ts). */
 export function createQueueTokenGuard(validator: QueueTokenValidator, scope: GuardScope = {}): CallGuard {
-  const applies = (method: string) =>
-    (scope.only ? scope.only.includes(method) : true) && !scope.except?.includes(method);
   return async (_request, context) => {
-    if (!applies(context.method.name)) return;
     const token = context.requestHeader.get(QUEUE_TOKEN_HEADER) ?? "";
     if (!TOKEN.test(token)) {
       throw new DomainError(
@@ -49,7 +43,7 @@ export function createQueueTokenGuard(validator: QueueTokenValidator, scope: Gua
           "QUEUE_TOKEN_EXPIRED",
           "the queue token expired, left the queue or was used up; join again",
         );
-        if (!validation.owner || !scope.replayable?.includes(context.method.name)) throw error;
+        if (!validation.owner || !scope.replayable) throw error;
         context.values.set(expiredTokenKey, { token, ...validation.owner, error });
         return;
       }

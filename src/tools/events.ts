@@ -18,6 +18,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig, type Config } from "../config.js";
+import { ENTITIES } from "../entities.js";
 import { closeORM, initORM } from "../platform/db/orm.js";
 import { publishOutboxBatch } from "../platform/db/outbox-relay.js";
 import {
@@ -150,7 +151,7 @@ async function republish(
   since: Date,
   progress: { marked: boolean },
 ): Promise<number> {
-  const { orm } = await initORM({ databaseUrl: config.databaseUrl, poolMax: 2 });
+  const { orm } = await initORM({ databaseUrl: config.databaseUrl, entities: ENTITIES, poolMax: 2 });
   try {
     const connection = orm.em.getConnection();
     const [reset] = await connection.execute<[{ total: number; last: string | null }]>(

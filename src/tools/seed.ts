@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { ENTITIES } from "../entities.js";
 import { closeORM, initORM, migrateUp } from "../platform/db/orm.js";
 import { seedCatalog, type SeedCatalogOptions } from "../platform/db/seed.js";
 import { databaseUrlFor } from "./database-url.js";
@@ -39,7 +40,7 @@ try {
 }
 
 const databaseUrl = databaseUrlFor("seed");
-const { orm } = await initORM({ databaseUrl, poolMax: 2 });
+const { orm } = await initORM({ databaseUrl, entities: ENTITIES, poolMax: 2 });
 try {
   const applied = await migrateUp(orm);
   if (applied.length > 0) {

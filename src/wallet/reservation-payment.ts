@@ -25,9 +25,11 @@ import { Reservation } from "../booking/reservation.entity.js";
 import { Seat } from "../booking/seat.entity.js";
 import { systemClock, type Clock } from "../platform/clock.js";
 import { compileQuery, dataModifying, insertBuilder } from "../platform/db/compiled-query.js";
+import { withOptimisticRetry } from "../platform/db/optimistic-retry.js";
 import type { ORM } from "../platform/db/orm.js";
 import { outboxInsert, recordEvent } from "../platform/db/outbox.js";
 import { DomainError } from "../platform/domain-error.js";
+import { CURRENCY } from "../platform/money.js";
 import { Payment } from "./payment.entity.js";
 import {
   fingerprint,
@@ -36,9 +38,7 @@ import {
   ledgerEntryInsert,
   loadWallet,
   walletAfterEntry,
-  withOptimisticRetry,
   walletView,
-  WALLET_CURRENCY,
   type WalletView,
 } from "./wallet-ledger.js";
 
@@ -354,7 +354,7 @@ async function payInTransaction(
     const balance = wallet?.balanceMinor ?? 0n;
     throw new DomainError(
       "INSUFFICIENT_BALANCE",
-      `the balance ${balance} ${WALLET_CURRENCY} is lower than the price ${price} ${WALLET_CURRENCY}`,
+      `the balance ${balance} ${CURRENCY} is lower than the price ${price} ${CURRENCY}`,
       [],
       {
         balance_minor: String(balance),
@@ -419,16 +419,17 @@ function paymentPayload(payment: PaymentView, reservation: ReservationView): Rec
     schedule_id: reservation.scheduleId,
     seat_id: reservation.seatId,
     amount_minor: payment.amountMinor.toString(),
-    currency_code: WALLET_CURRENCY,
+    currency_code: CURRENCY,
     paid_at: payment.createdAt.toISOString(),
   };
 }
 
 /**
  * Credits the price of a CONFIRMED reservation back to its owner's wallet with a REFUND ledger
- * entry and a payment.refunded event. Runs inside the caller's transaction, after the caller
- * locked the seat and cancelled the reservation; the caller retries on a version conflict
- * (the flush of the wallet entity throws OptimisticLockError).
+ * entry and a payment.refunded event: booking's RefundPaidReservation port, wired in app.ts.
+ * Runs inside the caller's transaction, after the caller locked the seat and cancelled the
+ * reservation; the caller retries on a version conflict (the flush of the wallet entity throws
+ * OptimisticLockError).
  */
 export async function refundPayment(em: EntityManager, reservation: ReservationView, now: Date): Promise<void> {
   const { id: reservationId, userId, priceMinor } = reservation;
@@ -457,7 +458,7 @@ export async function refundPayment(em: EntityManager, reservation: ReservationV
       reservation_id: reservationId,
       user_id: userId,
       amount_minor: priceMinor.toString(),
-      currency_code: WALLET_CURRENCY,
+      currency_code: CURRENCY,
       refunded_at: now.toISOString(),
     },
   });

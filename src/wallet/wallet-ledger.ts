@@ -1,22 +1,21 @@
 // Wallet balances under optimistic concurrency. Every change (top-up, payment, refund) loads the
 // wallet entity, changes it in memory and flushes an UPDATE guarded by MikroORM's version
-// property; a concurrent writer makes that flush fail with OptimisticLockError and the whole
-// transaction is rerun on a fresh fork (em.transactional does not retry by itself), with
-// jittered backoff, a bounded number of times.
+// property; a concurrent writer makes that flush fail and the whole transaction is rerun
+// (withOptimisticRetry).
 // Every change writes a ledger entry in the same transaction, so balance = Σ ledger exactly.
 
-import { OptimisticLockError, UniqueConstraintViolationException, type EntityData } from "@mikro-orm/core";
+import type { EntityData } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { createHash } from "node:crypto";
-import { setTimeout as sleep } from "node:timers/promises";
 import { compileQuery, insertBuilder } from "../platform/db/compiled-query.js";
-import { DomainError } from "../platform/domain-error.js";
-import type { Page } from "../platform/pagination.js";
+import { withOptimisticRetry } from "../platform/db/optimistic-retry.js";
 import type { ORM } from "../platform/db/orm.js";
+import { DomainError } from "../platform/domain-error.js";
+import { CURRENCY } from "../platform/money.js";
+import type { Page } from "../platform/pagination.js";
 import { LedgerEntry, type LedgerKind } from "./ledger-entry.entity.js";
 import { Wallet } from "./wallet.entity.js";
 
-export const WALLET_CURRENCY = "JPY";
 export const MAX_TOP_UP_MINOR = 10_000_000n;
 
 export interface WalletView {
@@ -25,15 +24,6 @@ export interface WalletView {
   version: number;
   updatedAt: Date | undefined;
 }
-
-export interface RetryPolicy {
-  attempts: number;
-  /** Upper bound of the first backoff; doubles per attempt up to maxDelayMs. */
-  baseDelayMs: number;
-  maxDelayMs: number;
-}
-
-export const DEFAULT_RETRY: RetryPolicy = { attempts: 40, baseDelayMs: 2, maxDelayMs: 100 };
 
 export function walletView(wallet: Wallet): WalletView {
   return {
@@ -51,30 +41,6 @@ export function emptyWallet(userId: string): WalletView {
 /** Hash of a call's arguments, stored with its idempotency key to detect reuse with others. */
 export function fingerprint(...parts: (string | bigint)[]): string {
   return createHash("sha256").update(parts.join("\u0000")).digest("base64url");
-}
-
-/**
- * Runs `work` in a transaction on a fresh fork, rerunning it when an optimistic version check
- * or a racing insert of the same key fails. Exhausted retries are CONCURRENT_UPDATE (ABORTED).
- */
-export async function withOptimisticRetry<T>(
-  orm: ORM,
-  work: (em: EntityManager) => Promise<T>,
-  policy: RetryPolicy = DEFAULT_RETRY,
-): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await orm.em.fork().transactional(work);
-    } catch (error) {
-      const retryable = error instanceof OptimisticLockError || error instanceof UniqueConstraintViolationException;
-      if (!retryable) throw error;
-      if (attempt >= policy.attempts) {
-        throw new DomainError("CONCURRENT_UPDATE", `gave up after ${attempt} attempts under contention; safe to retry`);
-      }
-      const cap = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
-      await sleep(Math.random() * cap);
-    }
-  }
 }
 
 type WalletRow = Omit<WalletView, "balanceMinor"> & { balanceMinor: string; currencyCode: string; createdAt: Date };
@@ -96,9 +62,8 @@ export async function readWallet(em: EntityManager, userId: string): Promise<Wal
  * The user's wallet as an entity managed by `em`, or null when the user never topped up. The row
  * comes from a compiled SELECT and is merged into the entity manager (em.merge), so a change is
  * flushed like that of any loaded entity: UPDATE … WHERE version = ?, OptimisticLockError when
- * another writer got there first. em.findOne builds its query from criteria on every call: a
- * transaction that reads and flushes the wallet took ~1,470 µs of CPU with it and ~1,100 µs this way
- * (measured in one process against the local PostgreSQL, 2,000 transactions each).
+ * another writer got there first. Not em.findOne, which builds its query from criteria on every
+ * call: the compiled statement costs less CPU per transaction (bench/orm-ops.ts compares both).
  */
 export async function loadWallet(em: EntityManager, userId: string): Promise<Wallet | null> {
   const row = await walletById.get<WalletRow>(em, { userId });
@@ -266,7 +231,7 @@ export async function topUp(
       wallet.balanceMinor += amountMinor;
     } else {
       // A racing first top-up of the same user makes this insert fail; the retry then finds it.
-      wallet = em.create(Wallet, { userId, balanceMinor: amountMinor, currencyCode: WALLET_CURRENCY });
+      wallet = em.create(Wallet, { userId, balanceMinor: amountMinor, currencyCode: CURRENCY });
     }
     const entry = await insertLedgerEntry(em, {
       userId,

@@ -8,6 +8,7 @@ import type { EntityManager, MikroORM } from "@mikro-orm/postgresql";
 import { Reservation } from "../../src/booking/reservation.entity.js";
 import { Seat, type SeatStatus } from "../../src/booking/seat.entity.js";
 import { compileQuery, insertBuilder } from "../../src/platform/db/compiled-query.js";
+import { ENTITIES } from "../../src/entities.js";
 import { closeORM, initORM, migrateUp } from "../../src/platform/db/orm.js";
 import { Outbox } from "../../src/platform/db/outbox.entity.js";
 import { LedgerEntry } from "../../src/wallet/ledger-entry.entity.js";
@@ -18,7 +19,7 @@ let orm: MikroORM;
 
 test.before(async () => {
   database = await createTestDatabase("compiledquery");
-  ({ orm } = await initORM({ databaseUrl: database.url, poolMax: 4 }));
+  ({ orm } = await initORM({ databaseUrl: database.url, entities: ENTITIES, poolMax: 4 }));
   await migrateUp(orm);
 });
 
@@ -84,16 +85,14 @@ test("Date, null and bigint values in updates and inserts format like the query 
 test("a JSON property is serialized as the query builder serializes it", (t) => {
   const em = orm.em.fork();
   const insert = (em: EntityManager, p: { eventId: string; payload: Record<string, unknown> }) =>
-    em
-      .createQueryBuilder(Outbox)
-      .insert({
-        eventId: p.eventId,
-        eventType: "t",
-        aggregateType: "a",
-        aggregateId: "x",
-        payload: p.payload,
-        createdAt: new Date(0),
-      });
+    em.createQueryBuilder(Outbox).insert({
+      eventId: p.eventId,
+      eventType: "t",
+      aggregateType: "a",
+      aggregateId: "x",
+      payload: p.payload,
+      createdAt: new Date(0),
+    });
   const compiled = compileQuery(["eventId", "payload"], insert);
   const values = { eventId: randomUUID(), payload: { amount_minor: "12000", quote: "it's", nested: { a: [1, 2] } } };
   t.is(compiled.format(em, values), formatted(em, insert(em, values)));

@@ -11,6 +11,7 @@ import { Concert } from "../../src/booking/concert.entity.js";
 import { Reservation, type ReservationStatus } from "../../src/booking/reservation.entity.js";
 import { Schedule } from "../../src/booking/schedule.entity.js";
 import { Seat } from "../../src/booking/seat.entity.js";
+import { ENTITIES } from "../../src/entities.js";
 import { closeORM, initORM, migrateUp } from "../../src/platform/db/orm.js";
 import { isCatalogEmpty, seedCatalog } from "../../src/platform/db/seed.js";
 import { LedgerEntry } from "../../src/wallet/ledger-entry.entity.js";
@@ -23,7 +24,7 @@ let em: EntityManager;
 
 test.before(async () => {
   database = await createTestDatabase("dbschema");
-  ({ orm, em } = await initORM({ databaseUrl: database.url, poolMax: 4 }));
+  ({ orm, em } = await initORM({ databaseUrl: database.url, entities: ENTITIES, poolMax: 4 }));
   await migrateUp(orm);
 });
 

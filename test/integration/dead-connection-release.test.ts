@@ -4,6 +4,7 @@
 
 import test from "ava";
 import { startTcpProxy, type TcpProxy } from "../../src/loadtest/tcp-proxy.js";
+import { ENTITIES } from "../../src/entities.js";
 import { closeORM, initORM, type ORM } from "../../src/platform/db/orm.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
 
@@ -16,7 +17,7 @@ test.before(async () => {
   proxy = await startTcpProxy(Number(new URL(database.url).port || 5432));
   const url = new URL(database.url);
   url.port = String(proxy.port);
-  ({ orm } = await initORM({ databaseUrl: url.toString(), poolMax: 2 }));
+  ({ orm } = await initORM({ databaseUrl: url.toString(), entities: ENTITIES, poolMax: 2 }));
 });
 
 test.after.always(async () => {

@@ -7,6 +7,7 @@ import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import type { MikroORM } from "@mikro-orm/postgresql";
+import { ENTITIES } from "../../src/entities.js";
 import { closeORM, initORM, migrateUp } from "../../src/platform/db/orm.js";
 import { publishOutboxBatch } from "../../src/platform/db/outbox-relay.js";
 import { eventStreamKey, fromStreamFields } from "../../src/platform/redis/event-stream.js";
@@ -20,7 +21,7 @@ let redis: PrivateRedis;
 
 test.before(async () => {
   database = await createTestDatabase("eventsrepublish");
-  ({ orm } = await initORM({ databaseUrl: database.url, poolMax: 2 }));
+  ({ orm } = await initORM({ databaseUrl: database.url, entities: ENTITIES, poolMax: 2 }));
   await migrateUp(orm);
   redis = await startPrivateRedis();
 });

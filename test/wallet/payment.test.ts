@@ -2,12 +2,17 @@
 // transaction for payment, ledger, reservation, seat and outbox; idempotency; nothing charged on
 // any refusal; money conserved under concurrency.
 
+import type { EntityManager } from "@mikro-orm/postgresql";
 import test from "ava";
-import { setTimeout as sleep } from "node:timers/promises";
 import { lockSeat } from "../../src/booking/reservation-rows.js";
 import { cancelReservation, reserveSeat, type HoldPolicy } from "../../src/booking/seat-hold.js";
 import { Payment } from "../../src/wallet/payment.entity.js";
-import { payReservation, PAYMENT_COMPLETED, PAYMENT_REFUNDED } from "../../src/wallet/reservation-payment.js";
+import {
+  payReservation,
+  PAYMENT_COMPLETED,
+  PAYMENT_REFUNDED,
+  refundPayment,
+} from "../../src/wallet/reservation-payment.js";
 import {
   balanceOf,
   fund,
@@ -20,6 +25,9 @@ import {
   tally,
   type BookingDb,
 } from "../helpers/booking.js";
+import { steppedClock, type SteppedClock } from "../helpers/clock.js";
+import { waitForLockWaiters } from "../helpers/database.js";
+import { waitFor } from "../helpers/wait.js";
 
 let db: BookingDb;
 const policy: HoldPolicy = { holdSeconds: 300, maxSeatsPerUser: 100 };
@@ -33,10 +41,25 @@ test.after.always(async () => {
   await db?.stop();
 });
 
-async function hold(userId: string, holdPolicy = policy) {
+async function hold(userId: string, holdPolicy = policy, clock?: SteppedClock) {
   const schedule = db.catalog.schedules[0]!;
   const seatId = schedule.seatIds[nextSeat++]!;
-  return reserveSeat(db.orm, { scheduleId: schedule.id, seatId, userId, requestId: `hold-${seatId}` }, holdPolicy);
+  return reserveSeat(
+    db.orm,
+    { scheduleId: schedule.id, seatId, userId, requestId: `hold-${seatId}` },
+    holdPolicy,
+    clock,
+  );
+}
+
+/** A step that ends a hold of `policy`: time goes on by steps here, never by sleeping. */
+const PAST_THE_HOLD_MS = (policy.holdSeconds + 1) * 1000;
+
+/** Locks the seat in the caller's transaction, as a payment would; returns the session's pid, for waitForLockWaiters. */
+async function lockSeatFor(em: EntityManager, seatId: string): Promise<number> {
+  await lockSeat(em, seatId);
+  const [row] = await em.execute<{ pid: number }[]>("select pg_backend_pid() as pid");
+  return row!.pid;
 }
 
 test("a payment confirms the hold, sells the seat, debits the wallet and records one event, together", async (t) => {
@@ -127,10 +150,13 @@ test("a double-submitted payment charges once and both calls see the same paymen
 
 test("paying an expired hold fails with RESERVATION_EXPIRED and charges nothing", async (t) => {
   await fund(db.orm, "tardy", 50_000n);
-  const held = await hold("tardy", { ...policy, holdSeconds: 1 });
-  await sleep(1100);
+  const clock = steppedClock();
+  const held = await hold("tardy", policy, clock);
+  clock.advance(PAST_THE_HOLD_MS);
   t.is(
-    await outcome(payReservation(db.orm, { reservationId: held.id, userId: "tardy", idempotencyKey: "late" })),
+    await outcome(
+      payReservation(db.orm, { reservationId: held.id, userId: "tardy", idempotencyKey: "late" }, undefined, clock),
+    ),
     "RESERVATION_EXPIRED",
   );
   t.is(await balanceOf(db.orm, "tardy"), 50_000n);
@@ -146,9 +172,9 @@ test("a hold cancelled while the payment waits for the seat lock is not paid, an
   // inserts ran in that same statement and must be rolled back with it.
   let paying: Promise<string> | undefined;
   await db.orm.em.fork().transactional(async (em) => {
-    await lockSeat(em, held.seatId);
+    const pid = await lockSeatFor(em, held.seatId);
     paying = outcome(payReservation(db.orm, { reservationId: held.id, userId: "waiter", idempotencyKey: "slow" }));
-    await sleep(300);
+    await waitForLockWaiters(db.url, pid, 1);
     await em.execute("update reservation set status = 'CANCELLED', cancelled_at = now() where id = ?", [held.id]);
     await em.execute("update seat set status = 'AVAILABLE', held_until = null where id = ?", [held.seatId]);
   });
@@ -163,14 +189,22 @@ test("a hold cancelled while the payment waits for the seat lock is not paid, an
 
 test("a payment that waits for the seat lock past the hold's end still confirms: the hold was unexpired when its transaction began", async (t) => {
   await fund(db.orm, "late-lock", 50_000n);
-  const held = await hold("late-lock", { ...policy, holdSeconds: 1 });
+  const clock = steppedClock();
+  const held = await hold("late-lock", policy, clock);
   let paying: Promise<string> | undefined;
   await db.orm.em.fork().transactional(async (em) => {
-    await lockSeat(em, held.seatId);
+    const pid = await lockSeatFor(em, held.seatId);
     paying = outcome(
-      payReservation(db.orm, { reservationId: held.id, userId: "late-lock", idempotencyKey: "late-lock" }),
+      payReservation(
+        db.orm,
+        { reservationId: held.id, userId: "late-lock", idempotencyKey: "late-lock" },
+        undefined,
+        clock,
+      ),
     );
-    await sleep(1300);
+    // Waiting for the seat lock, it has read the time; the hold ends while it waits.
+    await waitForLockWaiters(db.url, pid, 1);
+    clock.advance(PAST_THE_HOLD_MS);
   });
   t.is(await paying, "OK");
   t.like(await reservationRow(db.orm, held.id), { status: "CONFIRMED" });
@@ -179,16 +213,19 @@ test("a payment that waits for the seat lock past the hold's end still confirms:
 
 test("a retry with the same key after the hold's end replays the first attempt, which began before it and waited for the seat lock", async (t) => {
   await fund(db.orm, "retrier", 50_000n);
-  const held = await hold("retrier", { ...policy, holdSeconds: 1 });
+  const clock = steppedClock();
+  const held = await hold("retrier", policy, clock);
   const request = { reservationId: held.id, userId: "retrier", idempotencyKey: "retry-me" };
   let first: Promise<Awaited<ReturnType<typeof payReservation>>> | undefined;
   let retry: Promise<Awaited<ReturnType<typeof payReservation>>> | undefined;
   await db.orm.em.fork().transactional(async (em) => {
-    await lockSeat(em, held.seatId);
-    first = payReservation(db.orm, request); // begins before the hold's end, then waits for the lock
-    await sleep(1200);
-    retry = payReservation(db.orm, request); // the client's retry, after the end: it must not say EXPIRED
-    await sleep(200);
+    const pid = await lockSeatFor(em, held.seatId);
+    first = payReservation(db.orm, request, undefined, clock); // begins before the hold's end, then waits for the lock
+    await waitForLockWaiters(db.url, pid, 1);
+    clock.advance(PAST_THE_HOLD_MS);
+    retry = payReservation(db.orm, request, undefined, clock); // the client's retry, after the end: it must not say EXPIRED
+    // The retry expires the hold under the seat lock, so it queues behind the first attempt.
+    await waitForLockWaiters(db.url, pid, 2);
   });
   const [a, b] = await Promise.all([first!, retry!]);
   t.false(a.replayed);
@@ -200,14 +237,27 @@ test("a retry with the same key after the hold's end replays the first attempt, 
 
 test("a hold found over by a retry is expired for good: the first attempt, not yet at the seat lock, fails too", async (t) => {
   await fund(db.orm, "slowpoke", 50_000n);
-  const held = await hold("slowpoke", { ...policy, holdSeconds: 1 });
+  const clock = steppedClock();
+  const held = await hold("slowpoke", policy, clock);
   const request = { reservationId: held.id, userId: "slowpoke", idempotencyKey: "slow-key" };
   // The first attempt begins before the hold's end and is held up before it locks the seat.
   let go!: () => void;
   const gate = new Promise<void>((resolve) => (go = resolve));
-  const first = outcome(payReservation(db.orm, request, () => gate));
-  await sleep(1200);
-  t.is(await outcome(payReservation(db.orm, request)), "RESERVATION_EXPIRED");
+  let atGate = false;
+  const first = outcome(
+    payReservation(
+      db.orm,
+      request,
+      () => {
+        atGate = true;
+        return gate;
+      },
+      clock,
+    ),
+  );
+  await waitFor(() => atGate, { timeoutMs: 30_000 });
+  clock.advance(PAST_THE_HOLD_MS);
+  t.is(await outcome(payReservation(db.orm, request, undefined, clock)), "RESERVATION_EXPIRED");
   go();
   t.is(await first, "RESERVATION_EXPIRED", "both calls with the key get the same answer");
   t.is(await balanceOf(db.orm, "slowpoke"), 50_000n);
@@ -286,7 +336,11 @@ test("cancelling a paid reservation refunds it through the ledger and frees the 
   await fund(db.orm, "refundee", 50_000n);
   const held = await hold("refundee");
   await payReservation(db.orm, { reservationId: held.id, userId: "refundee", idempotencyKey: "r1" });
-  const cancelled = await cancelReservation(db.orm, { reservationId: held.id, userId: "refundee" });
+  const cancelled = await cancelReservation(
+    db.orm,
+    { reservationId: held.id, userId: "refundee" },
+    { refund: refundPayment },
+  );
   t.is(cancelled.status, "CANCELLED");
   t.is(await balanceOf(db.orm, "refundee"), 50_000n);
   t.deepEqual(await ledgerOf(db.orm, "refundee"), { sum: 50_000n, rows: 3 });
@@ -296,7 +350,10 @@ test("cancelling a paid reservation refunds it through the ledger and frees the 
     [PAYMENT_COMPLETED, PAYMENT_REFUNDED],
   );
   // A second cancel neither refunds again nor fails.
-  t.is((await cancelReservation(db.orm, { reservationId: held.id, userId: "refundee" })).status, "CANCELLED");
+  t.is(
+    (await cancelReservation(db.orm, { reservationId: held.id, userId: "refundee" }, { refund: refundPayment })).status,
+    "CANCELLED",
+  );
   t.is(await balanceOf(db.orm, "refundee"), 50_000n);
 });
 

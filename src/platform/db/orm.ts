@@ -1,39 +1,18 @@
 import { join } from "node:path";
 import pg from "pg";
-import { MikroORM, type EntityManager } from "@mikro-orm/postgresql";
+import { MikroORM, type EntityManager, type Options } from "@mikro-orm/postgresql";
 import { Migrator } from "@mikro-orm/migrations";
-import { Concert } from "../../booking/concert.entity.js";
-import { Reservation } from "../../booking/reservation.entity.js";
-import { Schedule } from "../../booking/schedule.entity.js";
-import { Seat } from "../../booking/seat.entity.js";
-import { QueueEntry } from "../../queue/queue-entry.entity.js";
-import { QueueFallback } from "../../queue/queue-fallback.entity.js";
-import { LedgerEntry } from "../../wallet/ledger-entry.entity.js";
-import { Payment } from "../../wallet/payment.entity.js";
-import { Wallet } from "../../wallet/wallet.entity.js";
 import { releaseDeadTransactionConnections } from "./dead-connection-release.js";
-import { Outbox } from "./outbox.entity.js";
 
 export type ORM = MikroORM;
-
-export const ENTITIES = [
-  Concert,
-  Schedule,
-  Seat,
-  Reservation,
-  Wallet,
-  LedgerEntry,
-  Payment,
-  QueueEntry,
-  QueueFallback,
-  Outbox,
-];
 
 /** Absolute, so tools and tests find the migrations whatever the working directory. */
 export const MIGRATIONS_DIR = join(import.meta.dirname, "migrations");
 
 export interface OrmOptions {
   databaseUrl: string;
+  /** The entities to map: the application's list (src/entities.ts), which lives at the wiring level. */
+  entities: Options["entities"];
   poolMax: number;
   debug?: boolean;
 }
@@ -41,7 +20,7 @@ export interface OrmOptions {
 export async function initORM(options: OrmOptions): Promise<{ orm: MikroORM; em: EntityManager }> {
   const orm = await MikroORM.init({
     clientUrl: options.databaseUrl,
-    entities: ENTITIES,
+    entities: options.entities,
     extensions: [Migrator],
     // MikroORM's default pool max is 10, too few for the booking hot path.
     pool: { max: options.poolMax },

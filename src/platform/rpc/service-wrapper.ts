@@ -14,7 +14,8 @@ export type CallGuard = (request: unknown, context: HandlerContext) => Promise<v
 
 export interface WrapOptions {
   transport: "grpc" | "connect";
-  guards: readonly CallGuard[];
+  /** The guards a method runs before its handler (the queue-token check its table declares). */
+  guardsOf: (method: DescMethod) => readonly CallGuard[];
   /** Open server streams allowed at once on this transport. */
   maxOpenStreams: number;
   metrics: RpcMetrics;
@@ -60,7 +61,7 @@ async function* untilStopped<T>(
 ): AsyncGenerator<T> {
   const iterator = stream[Symbol.asyncIterator]();
   // One fresh promise per next(): Promise.race against one long-lived stop promise would add
-  // a reaction to it per message that is never released (the heap grew ~0.8 KB per message).
+  // a reaction to it per message that is never released, so the heap would grow per message.
   let wake: ((value: typeof STOPPED) => void) | undefined;
   const onStop = () => wake?.(STOPPED);
   stop.addEventListener("abort", onStop, { once: true });
@@ -147,8 +148,9 @@ export function wrapService<S extends DescService>(
       options.metrics.observe(label, Code[connectError.code], started);
       throw connectError;
     };
+    const guards = options.guardsOf(method);
     const runGuards = async (request: unknown, context: HandlerContext) => {
-      for (const guard of options.guards) await guard(request, context);
+      for (const guard of guards) await guard(request, context);
     };
     if (typeof fn !== "function") {
       const unimplemented = new ConnectError(
@@ -171,7 +173,7 @@ export function wrapService<S extends DescService>(
       wrapped[method.localName] = async (request: unknown, context: HandlerContext) => {
         const started = performance.now();
         try {
-          if (options.guards.length > 0) await runGuards(request, context);
+          if (guards.length > 0) await runGuards(request, context);
           const timeoutMs = context.timeoutMs();
           const response = await (options.transport === "grpc" && timeoutMs !== undefined
             ? handler(request, context)

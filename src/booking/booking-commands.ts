@@ -1,0 +1,62 @@
+// Booking's use cases as the RPC handlers call them, one function each: first the admission rule
+// (the caller's queue token must cover what the call touches), then the catalog read or the hold
+// operation. Handlers only decode requests and encode results.
+
+import type { ORM } from "../platform/db/orm.js";
+import type { Page } from "../platform/pagination.js";
+import type { Admission } from "./admission.js";
+import { listConcerts, listSchedules, listSeats, type ScheduleKey } from "./catalog.js";
+import {
+  cancelReservation,
+  getReservation,
+  reserveSeat,
+  type CancelInput,
+  type HoldPolicy,
+  type RefundPaidReservation,
+  type ReserveSeatInput,
+} from "./seat-hold.js";
+
+export interface BookingCommandDeps {
+  orm: ORM;
+  holdPolicy: HoldPolicy;
+  /** The wallet's refund of a paid reservation that is cancelled. */
+  refund: RefundPaidReservation;
+}
+
+export function createBookingCommands({ orm, holdPolicy, refund }: BookingCommandDeps) {
+  return {
+    /** Open to anyone: the front page of a flash crowd, before anyone queues. */
+    listConcerts: (page: Page<string>) => listConcerts(orm.em.fork(), page),
+
+    async listSchedules(concertId: string, page: Page<ScheduleKey>, admission: Admission) {
+      admission.requireConcert(concertId);
+      return listSchedules(orm.em.fork(), concertId, page);
+    },
+
+    async listSeats(scheduleId: string, page: Page<number>, admission: Admission) {
+      await admission.requireSchedule(scheduleId);
+      return listSeats(orm.em.fork(), scheduleId, page);
+    },
+
+    async reserveSeat(cmd: ReserveSeatInput, admission: Admission) {
+      admission.requireUser(cmd.userId);
+      await admission.requireSchedule(cmd.scheduleId);
+      return reserveSeat(orm, cmd, holdPolicy);
+    },
+
+    /** The token's user's own reservation, in the token's concert. */
+    async getReservation(reservationId: string, admission: Admission) {
+      const reservation = await getReservation(orm.em.fork(), reservationId, admission.token.userId);
+      await admission.requireSchedule(reservation.scheduleId);
+      return reservation;
+    },
+
+    async cancelReservation(cmd: CancelInput, admission: Admission) {
+      admission.requireUser(cmd.userId);
+      return cancelReservation(orm, cmd, {
+        refund,
+        authorize: ({ scheduleId }, em) => admission.requireSchedule(scheduleId, em),
+      });
+    },
+  };
+}
