@@ -2,14 +2,23 @@
 // expiry (lazy and swept) and cancellation.
 
 import test from "ava";
-import { setTimeout as sleep } from "node:timers/promises";
 import { expireOverdueHolds } from "../../src/booking/hold-sweeper.js";
 import { cancelReservation, getReservation, reserveSeat, type HoldPolicy } from "../../src/booking/seat-hold.js";
-import { openBookingDb, outcome, reservationRow, seatRow, tally, type BookingDb } from "../helpers/booking.js";
+import {
+  endHoldNow,
+  openBookingDb,
+  outcome,
+  reservationRow,
+  seatRow,
+  tally,
+  type BookingDb,
+} from "../helpers/booking.js";
+import { steppedClock } from "../helpers/clock.js";
 
 let db: BookingDb;
 const policy: HoldPolicy = { holdSeconds: 300, maxSeatsPerUser: 4 };
-const shortHold: HoldPolicy = { holdSeconds: 1, maxSeatsPerUser: 4 };
+/** A step that ends a hold of `policy`: time goes on by steps here, never by sleeping. */
+const PAST_THE_HOLD_MS = (policy.holdSeconds + 1) * 1000;
 let nextSeat = 0;
 /** A seat no other test touches. */
 const freshSeat = () => db.catalog.schedules[0]!.seatIds[nextSeat++]!;
@@ -92,44 +101,49 @@ test("an unknown seat, or a seat of another schedule, is SEAT_NOT_FOUND", async 
 
 test("an expired hold reads as EXPIRED and its seat can be held again before any sweep", async (t) => {
   const seatId = freshSeat();
+  const clock = steppedClock();
   const first = await reserveSeat(
     db.orm,
     { scheduleId: scheduleId(), seatId, userId: "slow", requestId: "s1" },
-    shortHold,
+    policy,
+    clock,
   );
   t.is(
     await outcome(
-      reserveSeat(db.orm, { scheduleId: scheduleId(), seatId, userId: "quick", requestId: "q1" }, shortHold),
+      reserveSeat(db.orm, { scheduleId: scheduleId(), seatId, userId: "quick", requestId: "q1" }, policy, clock),
     ),
     "SEAT_UNAVAILABLE",
   );
-  await sleep(1100);
-  t.is((await getReservation(db.orm.em.fork(), first.id, "slow")).status, "EXPIRED");
+  clock.advance(PAST_THE_HOLD_MS);
+  t.is((await getReservation(db.orm.em.fork(), first.id, "slow", clock)).status, "EXPIRED");
   const second = await reserveSeat(
     db.orm,
     { scheduleId: scheduleId(), seatId, userId: "quick", requestId: "q2" },
     policy,
+    clock,
   );
   t.is(second.status, "HELD");
   t.is((await reservationRow(db.orm, first.id)).status, "EXPIRED");
   t.is((await seatRow(db.orm, seatId)).status, "HELD");
 });
 
-// Serial (ava runs serial tests first), so no other test's short hold expires into this count.
+// Serial (ava runs serial tests first), so no other test's hold ends into this count: the sweeps
+// run at a time when every hold made so far has ended.
 test.serial("the sweeper frees expired holds once, even with several sweepers at the same time", async (t) => {
   const seats = Array.from({ length: 12 }, freshSeat);
+  const clock = steppedClock();
   const held = await Promise.all(
     seats.map((seatId, i) =>
-      reserveSeat(db.orm, { scheduleId: scheduleId(), seatId, userId: `sweep-${i}`, requestId: "h" }, shortHold),
+      reserveSeat(db.orm, { scheduleId: scheduleId(), seatId, userId: `sweep-${i}`, requestId: "h" }, policy, clock),
     ),
   );
-  await sleep(1100);
-  const sweeps = await Promise.all(Array.from({ length: 4 }, () => expireOverdueHolds(db.orm, 5)));
+  clock.advance(PAST_THE_HOLD_MS);
+  const sweeps = await Promise.all(Array.from({ length: 4 }, () => expireOverdueHolds(db.orm, 5, clock())));
   let expired = sweeps.reduce((sum, s) => sum + s.expired, 0);
   for (let round = 0; round < 10 && expired < held.length; round++)
-    expired += (await expireOverdueHolds(db.orm, 5)).expired;
+    expired += (await expireOverdueHolds(db.orm, 5, clock())).expired;
   t.is(expired, held.length);
-  t.deepEqual(await expireOverdueHolds(db.orm, 5), { expired: 0, more: false });
+  t.deepEqual(await expireOverdueHolds(db.orm, 5, clock()), { expired: 0, more: false });
   for (const reservation of held) {
     t.is((await reservationRow(db.orm, reservation.id)).status, "EXPIRED");
     t.like(await seatRow(db.orm, reservation.seatId), { status: "AVAILABLE", heldUntil: null });
@@ -160,12 +174,9 @@ test("cancel frees the seat at once; a retried cancel changes nothing; only the 
 
 test("cancelling an expired hold reports EXPIRED and frees the seat", async (t) => {
   const seatId = freshSeat();
-  const held = await reserveSeat(
-    db.orm,
-    { scheduleId: scheduleId(), seatId, userId: "late", requestId: "l1" },
-    shortHold,
-  );
-  await sleep(1100);
+  const held = await reserveSeat(db.orm, { scheduleId: scheduleId(), seatId, userId: "late", requestId: "l1" }, policy);
+  // cancelReservation reads the real clock: the hold's end moves into the past instead.
+  await endHoldNow(db.orm, held.id);
   t.is((await cancelReservation(db.orm, { reservationId: held.id, userId: "late" })).status, "EXPIRED");
   t.is((await reservationRow(db.orm, held.id)).status, "EXPIRED");
   t.is((await seatRow(db.orm, seatId)).status, "AVAILABLE");

@@ -77,12 +77,15 @@ async function startListeningNow(graceMs: number) {
 }
 
 /** A transaction holding a user's wallet row, so the next top-up of that user waits for it (commit or roll back to let go). */
-async function lockWallet(userId: string): Promise<pg.Client> {
+async function lockWallet(userId: string): Promise<pg.Client & { pid: number }> {
   const blocker = new pg.Client({ connectionString: database.url });
   await blocker.connect();
   await blocker.query("begin");
-  await blocker.query("select * from wallet where user_id = $1 for update", [userId]);
-  return blocker;
+  const { rows } = await blocker.query<{ pid: number }>(
+    "select pg_backend_pid() as pid from wallet where user_id = $1 for update",
+    [userId],
+  );
+  return Object.assign(blocker, { pid: rows[0]!.pid });
 }
 
 test.before(async () => {
@@ -103,7 +106,7 @@ test("SIGTERM lets an in-flight call finish (also through more signals), refuses
   // Hold the wallet row so the next top-up is still running when SIGTERM arrives.
   const blocker = await lockWallet("grace");
   const inFlight = client.topUp({ userId: "grace", amount: { amountMinor: 10n }, idempotencyKey: "g1" });
-  await waitForLockWaiters(database.url, 1);
+  await waitForLockWaiters(database.url, blocker.pid, 1);
   server.child.kill("SIGTERM");
   await waitFor(() => server.output().includes('"msg":"shutting down"'), logLine(server));
   // More signals (a process-group SIGTERM, Ctrl-C) do not cut the drain short.
@@ -132,7 +135,7 @@ test("a shutdown that PostgreSQL stalls past the grace period ends anyway, exit 
     const inFlight = client
       .topUp({ userId: "stalled", amount: { amountMinor: 10n }, idempotencyKey: "s1" })
       .catch(() => "failed");
-    await waitForLockWaiters(database.url, 1);
+    await waitForLockWaiters(database.url, blocker.pid, 1);
     const signalled = Date.now();
     server.child.kill("SIGTERM");
     t.is(await server.exited, 1, server.output());
@@ -177,7 +180,7 @@ test("an HTTP/1.1 call in flight at SIGTERM is answered with Connection: close, 
   const blocker = await lockWallet("keepalive");
   try {
     const inFlight = call("k1");
-    await waitForLockWaiters(database.url, 1);
+    await waitForLockWaiters(database.url, blocker.pid, 1);
     server.child.kill("SIGTERM");
     await waitFor(() => server.output().includes('"msg":"shutting down"'), logLine(server));
     await blocker.query("commit");

@@ -41,10 +41,16 @@ export async function createTestDatabase(label: string): Promise<TestDatabase> {
 }
 
 /**
- * Waits until `count` sessions of the database wait for a lock: the calls a test set up behind a
- * lock it holds have reached it (a fixed sleep would guess how long a busy machine takes).
+ * Waits until `count` sessions wait, directly or behind one another, for a lock that the session
+ * `holderPid` holds: the calls a test set up behind its lock have reached it (a fixed sleep would
+ * guess how long a busy machine takes, and other tests' lock waits do not count).
  */
-export async function waitForLockWaiters(databaseUrl: string, count: number, timeoutMs = 30_000): Promise<void> {
+export async function waitForLockWaiters(
+  databaseUrl: string,
+  holderPid: number,
+  count: number,
+  timeoutMs = 30_000,
+): Promise<void> {
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   let waiting = 0;
@@ -53,12 +59,17 @@ export async function waitForLockWaiters(databaseUrl: string, count: number, tim
     await waitFor(
       async () => {
         const { rows } = await client.query<{ n: number }>(
-          "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'",
+          `with recursive behind(pid) as (
+             select pid from pg_stat_activity where $1::int = any(pg_blocking_pids(pid))
+             union
+             select a.pid from pg_stat_activity a join behind b on b.pid = any(pg_blocking_pids(a.pid)))
+           select count(*)::int as n from behind`,
+          [holderPid],
         );
         waiting = rows[0]!.n;
         return waiting >= count;
       },
-      { timeoutMs, intervalMs: 50, message: () => `${count} sessions waiting for a lock (${waiting} are)` },
+      { timeoutMs, intervalMs: 50, message: () => `${count} sessions waiting behind ${holderPid} (${waiting} are)` },
     );
   } finally {
     await client.end();
