@@ -7,7 +7,12 @@ import test from "ava";
 import { lockSeat } from "../../src/booking/reservation-rows.js";
 import { cancelReservation, reserveSeat, type HoldPolicy } from "../../src/booking/seat-hold.js";
 import { Payment } from "../../src/wallet/payment.entity.js";
-import { payReservation, PAYMENT_COMPLETED, PAYMENT_REFUNDED } from "../../src/wallet/reservation-payment.js";
+import {
+  payReservation,
+  PAYMENT_COMPLETED,
+  PAYMENT_REFUNDED,
+  refundPayment,
+} from "../../src/wallet/reservation-payment.js";
 import {
   balanceOf,
   fund,
@@ -331,7 +336,11 @@ test("cancelling a paid reservation refunds it through the ledger and frees the 
   await fund(db.orm, "refundee", 50_000n);
   const held = await hold("refundee");
   await payReservation(db.orm, { reservationId: held.id, userId: "refundee", idempotencyKey: "r1" });
-  const cancelled = await cancelReservation(db.orm, { reservationId: held.id, userId: "refundee" });
+  const cancelled = await cancelReservation(
+    db.orm,
+    { reservationId: held.id, userId: "refundee" },
+    { refund: refundPayment },
+  );
   t.is(cancelled.status, "CANCELLED");
   t.is(await balanceOf(db.orm, "refundee"), 50_000n);
   t.deepEqual(await ledgerOf(db.orm, "refundee"), { sum: 50_000n, rows: 3 });
@@ -341,7 +350,10 @@ test("cancelling a paid reservation refunds it through the ledger and frees the 
     [PAYMENT_COMPLETED, PAYMENT_REFUNDED],
   );
   // A second cancel neither refunds again nor fails.
-  t.is((await cancelReservation(db.orm, { reservationId: held.id, userId: "refundee" })).status, "CANCELLED");
+  t.is(
+    (await cancelReservation(db.orm, { reservationId: held.id, userId: "refundee" }, { refund: refundPayment })).status,
+    "CANCELLED",
+  );
   t.is(await balanceOf(db.orm, "refundee"), 50_000n);
 });
 
