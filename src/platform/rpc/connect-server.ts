@@ -51,10 +51,23 @@ export interface ConnectServerOptions {
   idleTimeoutMs?: number;
   /** A call whose answer could not be written (other than a cancelled one); default: stderr, as connect-node does. */
   onCallFailure?: (error: unknown, rpc: string) => void;
+  /** A request whose headers and body have not all arrived this long after it began is closed (default 10 s). */
+  requestTimeoutMs?: number;
+  /**
+   * Streams an HTTP/2 peer may reset before they were answered: a burst, refilled at a rate per
+   * second (defaults 1,000 and 100/s). Past it the connection gets GOAWAY ENHANCE_YOUR_CALM.
+   */
+  resetBurst?: number;
+  resetRatePerSecond?: number;
+  /** A connection closed by one of these guards, for the logs. */
+  onConnectionClosed?: (reason: string) => void;
 }
 
 const FIRST_BYTE_TIMEOUT_MS = 10_000;
 const IDLE_TIMEOUT_MS = 120_000;
+const REQUEST_TIMEOUT_MS = 10_000;
+const RESET_BURST = 1_000;
+const RESET_RATE_PER_SECOND = 100;
 /**
  * Node's HTTP/2 server ends a session that resets more than streamResetBurst streams, refilled at
  * streamResetRate per second (its Rapid Reset guard; defaults 1,000 and 33/s). A Connect client
@@ -149,6 +162,61 @@ function createRpcHandler(options: ConnectServerOptions): (req: NodeRequest, res
   };
 }
 
+/**
+ * Ends an HTTP/2 session whose peer resets streams it opened before they were answered faster
+ * than a token bucket allows (the Rapid Reset attack: each opened stream costs the server work,
+ * its reset costs the peer nothing). Cancelling a stream that was already answering (a WatchQueue
+ * a client leaves) is ordinary and not counted.
+ */
+function guardRapidReset(
+  session: http2.ServerHttp2Session,
+  burst: number,
+  ratePerSecond: number,
+  onExceeded: () => void,
+): void {
+  let tokens = burst;
+  let refilledAt = performance.now();
+  session.on("stream", (stream) => {
+    stream.once("close", () => {
+      if (stream.rstCode === http2.constants.NGHTTP2_NO_ERROR || stream.headersSent) return;
+      const now = performance.now();
+      tokens = Math.min(burst, tokens + ((now - refilledAt) / 1000) * ratePerSecond);
+      refilledAt = now;
+      tokens -= 1;
+      if (tokens >= 0 || session.destroyed) return;
+      onExceeded();
+      // GOAWAY with the reason first: destroy() alone would tell the peer NO_ERROR.
+      session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      session.destroy();
+    });
+  });
+}
+
+type Http2Handler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
+
+/**
+ * Starts a stream's handler once the frames that arrived with its headers are processed: a
+ * stream reset in the same batch (a Rapid Reset burst) is then already closed and costs nothing
+ * more than its objects, instead of a whole call set up and torn down.
+ */
+function deferUntilNotReset(handler: Http2Handler): Http2Handler {
+  return (req, res) =>
+    setImmediate(() => {
+      if (!req.stream.destroyed) handler(req, res);
+    });
+}
+
+/** Closes an HTTP/2 stream whose request (headers and body) has not arrived in full within `timeoutMs`. */
+function withRequestDeadline(handler: Http2Handler, timeoutMs: number): Http2Handler {
+  return (req, res) => {
+    const timer = setTimeout(() => req.stream.close(http2.constants.NGHTTP2_CANCEL), timeoutMs);
+    const done = () => clearTimeout(timer);
+    req.once("end", done);
+    req.stream.once("close", done);
+    handler(req, res);
+  };
+}
+
 export function createConnectServer(options: ConnectServerOptions): ConnectServer {
   const handler = createRpcHandler(options);
   const withCors = corsMiddleware(options);
@@ -184,13 +252,26 @@ export function createConnectServer(options: ConnectServerOptions): ConnectServe
     else handler(req, res);
   };
   const idleTimeoutMs = options.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
-  const h2 = http2.createServer({ streamResetBurst: STREAM_RESET_BURST, streamResetRate: STREAM_RESET_RATE }, serve);
-  // Sessions and HTTP/1.1 sockets with no traffic either way are closed (a stalled header line
-  // included: headersTimeout is checked by a timer that only a listening http.Server starts,
-  // and this one never listens itself).
+  const requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+  const h2 = http2.createServer(
+    { streamResetBurst: STREAM_RESET_BURST, streamResetRate: STREAM_RESET_RATE },
+    deferUntilNotReset(withRequestDeadline(serve, requestTimeoutMs)),
+  );
+  // Sessions and HTTP/1.1 sockets with no traffic either way are closed.
   h2.setTimeout(idleTimeoutMs);
-  const h1 = http.createServer(serve);
+  const h1 = http.createServer(
+    {
+      headersTimeout: requestTimeoutMs,
+      requestTimeout: requestTimeoutMs,
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, requestTimeoutMs / 4)),
+    },
+    serve,
+  );
   h1.setTimeout(idleTimeoutMs);
+  // headersTimeout and requestTimeout (a request trickled byte by byte) are enforced by a checker
+  // that an http.Server starts when it begins listening; this one never listens itself (the front
+  // server hands it sockets), so it is told it is.
+  h1.emit("listening");
   const sockets = new Set<net.Socket>();
   /** Connections that have not sent their first byte: no HTTP server owns them yet. */
   const undecided = new Set<net.Socket>();
@@ -198,6 +279,12 @@ export function createConnectServer(options: ConnectServerOptions): ConnectServe
   h2.on("session", (session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
+    guardRapidReset(
+      session,
+      options.resetBurst ?? RESET_BURST,
+      options.resetRatePerSecond ?? RESET_RATE_PER_SECOND,
+      () => options.onConnectionClosed?.("HTTP/2 peer reset streams faster than allowed (GOAWAY ENHANCE_YOUR_CALM)"),
+    );
   });
   const front = net.createServer((socket) => {
     sockets.add(socket);

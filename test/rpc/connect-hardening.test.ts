@@ -1,0 +1,179 @@
+// The Connect port against slow and abusive peers, on loopback: requests trickled byte by byte
+// are closed after the request timeout (HTTP/1.1 headers and body, HTTP/2 body); a connection
+// that resets streams faster than allowed gets GOAWAY ENHANCE_YOUR_CALM while other connections
+// keep being served; and a stalled event loop does not make health say PostgreSQL is down.
+
+import type { DescService } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
+import test from "ava";
+import type { HealthImplementation } from "grpc-health-check";
+import http2 from "node:http2";
+import net from "node:net";
+import { BookingService } from "../../gen/concert/v1/booking_pb.js";
+import { createSideConnection } from "../../src/platform/db/side-connection.js";
+import { createLogger } from "../../src/platform/logger.js";
+import { createConnectServer, type ConnectServer } from "../../src/platform/rpc/connect-server.js";
+import { startHealthMonitor } from "../../src/platform/rpc/health-monitor.js";
+import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
+
+const REQUEST_TIMEOUT_MS = 1000;
+const RESET_BURST = 200;
+/** How long a trickled request may live: its timeout, plus a busy machine's lateness. */
+const CLOSE_BOUND_MS = REQUEST_TIMEOUT_MS + 10_000;
+const LIST_CONCERTS = "/concert.v1.BookingService/ListConcerts";
+
+let server: ConnectServer;
+let port: number;
+const closedByGuard: string[] = [];
+
+test.before(async () => {
+  const impl = { listConcerts: () => ({ concerts: [] }) } as unknown as ServiceImpl<DescService>;
+  server = createConnectServer({
+    services: [{ service: BookingService, impl }],
+    readMaxBytes: 65536,
+    requestTimeoutMs: REQUEST_TIMEOUT_MS,
+    resetBurst: RESET_BURST,
+    resetRatePerSecond: 10,
+    onConnectionClosed: (reason) => closedByGuard.push(reason),
+  });
+  port = await server.listen(0, "127.0.0.1");
+});
+
+test.after.always(async () => {
+  const closed = server?.close();
+  server?.destroy();
+  await closed;
+});
+
+/** Writes `bytes` one at a time, every 100 ms, for as long as the socket lives; resolves when it closes. */
+function trickleHttp1(prefix: string, bytes: string): Promise<number> {
+  return new Promise((resolve) => {
+    const startedAt = performance.now();
+    const socket = net.connect(port, "127.0.0.1", () => {
+      socket.write(prefix);
+      let i = 0;
+      const timer = setInterval(() => socket.destroyed || socket.write(bytes[i++ % bytes.length]!), 100);
+      socket.once("close", () => {
+        clearInterval(timer);
+        resolve(performance.now() - startedAt);
+      });
+    });
+    socket.on("error", () => {});
+    socket.on("data", () => {});
+  });
+}
+
+function trickleHttp2Body(): Promise<number> {
+  return new Promise((resolve) => {
+    const startedAt = performance.now();
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    session.on("error", () => {});
+    const stream = session.request(
+      { ":method": "POST", ":path": LIST_CONCERTS, "content-type": "application/json" },
+      { endStream: false },
+    );
+    stream.on("error", () => {});
+    stream.on("data", () => {});
+    const timer = setInterval(() => stream.destroyed || stream.write(" "), 100);
+    stream.once("close", () => {
+      clearInterval(timer);
+      session.close();
+      resolve(performance.now() - startedAt);
+    });
+  });
+}
+
+async function listConcertsOverHttp2(session: http2.ClientHttp2Session): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request({ ":method": "POST", ":path": LIST_CONCERTS, "content-type": "application/json" });
+    let status = 0;
+    stream.on("response", (headers) => (status = Number(headers[":status"])));
+    stream.on("data", () => {});
+    stream.on("end", () => resolve(status));
+    stream.on("error", reject);
+    stream.end("{}");
+  });
+}
+
+test("requests trickled byte by byte are closed after the request timeout, on HTTP/1.1 and HTTP/2", async (t) => {
+  const headerLine = `POST ${LIST_CONCERTS} HTTP/1.1\r\nHost: x\r\n`;
+  const bodyStart = `${headerLine}content-type: application/json\r\ncontent-length: 1000\r\n\r\n`;
+  const lifetimes = await Promise.all(
+    Array.from({ length: 50 }, () => [
+      trickleHttp1(headerLine, "x-slow: aaaaaaaa"),
+      trickleHttp1(bodyStart, " "),
+      trickleHttp2Body(),
+    ]).flat(),
+  );
+  for (const lifetime of lifetimes) {
+    t.true(lifetime >= REQUEST_TIMEOUT_MS * 0.9, `closed after ${lifetime} ms, before its timeout`);
+    t.true(lifetime < CLOSE_BOUND_MS, `held for ${lifetime} ms`);
+  }
+});
+
+test("a connection resetting streams faster than allowed gets GOAWAY ENHANCE_YOUR_CALM; others are served", async (t) => {
+  const bystander = http2.connect(`http://127.0.0.1:${port}`);
+  bystander.on("error", () => {});
+  t.is(await listConcertsOverHttp2(bystander), 200);
+
+  const attacker = http2.connect(`http://127.0.0.1:${port}`);
+  attacker.on("error", () => {});
+  const goaway = new Promise<number>((resolve) => attacker.once("goaway", (code: number) => resolve(code)));
+  await new Promise((resolve) => attacker.once("connect", resolve));
+  const attempts = 20 * RESET_BURST;
+  let sent = 0;
+  for (; sent < attempts && !attacker.destroyed && !attacker.closed; sent++) {
+    const stream = attacker.request(
+      { ":method": "POST", ":path": LIST_CONCERTS, "content-type": "application/json" },
+      { endStream: false },
+    );
+    stream.on("error", () => {});
+    stream.close(http2.constants.NGHTTP2_CANCEL);
+    if (sent % 100 === 99) await new Promise((resolve) => setImmediate(resolve));
+  }
+  t.is(await goaway, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+  t.true(sent < attempts, `all ${attempts} streams went out before GOAWAY`);
+  t.true(closedByGuard.some((reason) => reason.includes("ENHANCE_YOUR_CALM")));
+  t.is(await listConcertsOverHttp2(bystander), 200, "another connection is still served");
+  bystander.close();
+  attacker.destroy();
+});
+
+test("health stays SERVING when a ping times out only because the event loop was stalled", async (t) => {
+  const database: TestDatabase = await createTestDatabase("connect_hardening_health");
+  t.teardown(() => database.drop());
+  const pingTimeoutMs = 500;
+  const connection = createSideConnection(database.url, pingTimeoutMs);
+  t.teardown(() => connection.close());
+  await connection.query("select 1");
+  const statuses: string[] = [];
+  const health = { setStatus: (_name: string, status: string) => statuses.push(status) };
+  let pings = 0;
+  let stallNext = true;
+  const monitor = startHealthMonitor({
+    health: health as unknown as HealthImplementation,
+    serviceNames: [],
+    ping: async () => {
+      pings++;
+      const answer = connection.query("select 1");
+      if (stallNext) {
+        stallNext = false;
+        // Busy for four timeouts in a callback of its own, as a burst of stream opens would be:
+        // PostgreSQL answers meanwhile, but the next loop turn runs the expired timeout first.
+        setImmediate(() => {
+          const until = performance.now() + 4 * pingTimeoutMs;
+          while (performance.now() < until);
+        });
+      }
+      await answer;
+    },
+    intervalMs: 200,
+    pingTimeoutMs,
+    logger: createLogger("silent"),
+  });
+  t.teardown(() => monitor.stop());
+  const deadline = Date.now() + 30_000;
+  while (pings < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  t.true(pings >= 3, `only ${pings} pings in 30 s`);
+  t.false(statuses.includes("NOT_SERVING"), `health went ${statuses.join(" → ")}`);
+});
