@@ -49,6 +49,9 @@ export interface Config {
   adminTokens: readonly AdminToken[];
 }
 
+/** Time allowed after SHUTDOWN_GRACE_MS for the loops to stop and the stores to close; then the process exits 1. */
+export const SHUTDOWN_CLEANUP_MS = 15_000;
+
 interface Variable {
   name: string;
   defaultValue: string;
@@ -125,8 +128,7 @@ export const CONFIG_VARIABLES: readonly Variable[] = [
   {
     name: "SHUTDOWN_GRACE_MS",
     defaultValue: "10000",
-    description:
-      "time in-flight calls get to finish on SIGTERM; then they are cancelled, and a process that PostgreSQL or Redis still holds up exits 1 at most 15 s later",
+    description: `time in-flight calls get to finish on SIGTERM; then they are cancelled, and a process that PostgreSQL or Redis still holds up exits 1 at most ${SHUTDOWN_CLEANUP_MS / 1000} s later`,
   },
   {
     name: "EVENT_STREAM_MAX_LEN",

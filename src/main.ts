@@ -5,12 +5,9 @@ import cluster from "node:cluster";
 import { format } from "node:util";
 import { startApp, StartupError } from "./app.js";
 import { runPrimary, WORKER_READY } from "./cluster.js";
-import { ConfigError, loadConfig } from "./config.js";
+import { ConfigError, loadConfig, SHUTDOWN_CLEANUP_MS } from "./config.js";
 import { createLogger } from "./platform/logger.js";
 import { checkPortsFree } from "./platform/rpc/listen-failure.js";
-
-/** Time allowed after SHUTDOWN_GRACE_MS for the loops to stop and the stores to close. */
-const SHUTDOWN_CLEANUP_MS = 15_000;
 
 /** A start-up failure the user can fix: its one line on stderr, nothing on stdout, no stack. */
 function exitWith(message: string, code: number): never {
