@@ -1,6 +1,6 @@
 // Import boundaries of src/ (issue 17): shared adapters know no domain, the waiting room knows
 // neither booking nor wallet, booking reaches the wallet only through a port app.ts wires in,
-// and nothing imports itself back. `npm run lint:deps` fails on any violation.
+// the admin layer sits above the domains, and nothing imports itself back. `npm run lint:deps` fails on any violation.
 
 /** @type {import("dependency-cruiser").IConfiguration} */
 module.exports = {
@@ -10,7 +10,7 @@ module.exports = {
       comment: "src/platform holds shared adapters: a domain folder depends on it, never the reverse.",
       severity: "error",
       from: { path: "^src/platform/" },
-      to: { path: "^src/(queue|booking|wallet)/" },
+      to: { path: "^src/(queue|booking|wallet|admin)/" },
     },
     {
       name: "queue-imports-no-booking-or-wallet",
@@ -26,6 +26,13 @@ module.exports = {
       severity: "error",
       from: { path: "^src/booking/" },
       to: { path: "^src/wallet/" },
+    },
+    {
+      name: "domains-import-no-admin",
+      comment: "AdminService drives the domains through their own commands; none of them knows it exists.",
+      severity: "error",
+      from: { path: "^src/(queue|booking|wallet)/" },
+      to: { path: "^src/admin/" },
     },
     {
       name: "no-import-cycles",
