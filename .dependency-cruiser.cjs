@@ -1,6 +1,7 @@
 // Import boundaries of src/ (issue 17): shared adapters know no domain, the waiting room knows
 // neither booking nor wallet, booking reaches the wallet only through a port app.ts wires in,
-// the admin layer sits above the domains, and nothing imports itself back. `npm run lint:deps` fails on any violation.
+// the admin layer sits above the domains, and nothing imports itself back.
+// `npm run lint:deps` fails on any violation.
 
 /** @type {import("dependency-cruiser").IConfiguration} */
 module.exports = {
