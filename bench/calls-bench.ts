@@ -7,10 +7,9 @@
 //
 //   npm run bench -- --suite calls [--duration S] [--concurrency N] [--rounds N] [--workers 1,2]
 //
-// Workloads differ from the ghz configs in one way: ghz sends every booking call as one user (its
-// metadata is one queue token), while this suite spreads them over USERS admitted users, each
-// with their own token and wallet, as a flash crowd does. ReserveSeat holds a different free seat
-// per request; PayReservation pays the holds that ReserveSeat made, in the same order.
+// Like the ghz configs, this suite spreads the booking calls over admitted users (here USERS of
+// them), each with their own token and wallet, as a flash crowd does. ReserveSeat holds a
+// different free seat per request; PayReservation pays the holds that ReserveSeat made, in order.
 
 import { randomBytes } from "node:crypto";
 import { removeRedisKeys } from "../src/loadtest/redis-cleanup.js";

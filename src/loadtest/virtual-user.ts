@@ -47,7 +47,7 @@ export interface UserPlan {
 
 export type UserOutcome = "paid" | "lost" | "failed";
 
-/** A stream that says nothing for this long is presumed dead (the server heartbeats every 5 s). */
+/** A stream that says nothing for this long is presumed dead (the server heartbeats at least every 5 s). */
 const STREAM_STALL_MS = 15_000;
 const MAX_STREAM_RESUMES = 30;
 const MAX_REJOINS = 3;
