@@ -7,6 +7,7 @@ import type { PgQueue } from "./pg-queue.js";
 import type { QueueMirror } from "./queue-mirror.js";
 import type { QueueMode } from "./queue-mode.js";
 import type { AdmissionRule } from "./admission-rule.js";
+import { fixedAdmissionSettings, tickRule, type AdmissionSettings } from "./admission-settings.js";
 import type { RedisQueue } from "./redis-queue.js";
 
 /** How often the PostgreSQL fallback counts a concert's line for the metrics. */
@@ -37,11 +38,14 @@ export function createAdmissionLoop(deps: {
   pg: PgQueue;
   mirror: QueueMirror;
   rule: AdmissionRule;
+  /** Per-concert settings (AdminService); without them every concert runs on `rule`. */
+  settings?: AdmissionSettings;
   logger: Logger;
   onTick?: (tick: AdmissionTick) => void;
   onStepDone?: (concertIds: ReadonlySet<string>) => void;
 }): AdmissionLoop {
   const { mode, redisQueue, pg, mirror, rule, logger } = deps;
+  const settings = deps.settings ?? fixedAdmissionSettings(rule);
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   /**
@@ -65,6 +69,7 @@ export function createAdmissionLoop(deps: {
     // Back on Redis before another process: it still admits from PostgreSQL (and may have taken
     // leaves Redis has not seen) until it switches back too, within a probe interval.
     if (mode.othersStillInFallback) return;
+    await settings.refresh();
     // Each concert's tick is reported as it happens (what was admitted or ended stays counted
     // even if a later concert fails); the set of concerts only once the whole step succeeded: a
     // concert missing from it has nobody left in line.
@@ -78,7 +83,7 @@ export function createAdmissionLoop(deps: {
         const concerts = await redisQueue.concerts();
         await Promise.all(
           concerts.map(async (concertId) => {
-            const reply = await redisQueue.admit(concertId, rule);
+            const reply = await redisQueue.admit(concertId, tickRule(settings.of(concertId)));
             const { waiting, active, admitted, expired, abandoned } = reply;
             report({
               concertId,
@@ -99,7 +104,8 @@ export function createAdmissionLoop(deps: {
         let failure: unknown;
         for (const concertId of await pg.concerts()) {
           try {
-            const { admitted, expired, abandoned } = await pg.admit(concertId, rule, mode.fallbackSinceMs);
+            const concertRule = tickRule(settings.of(concertId));
+            const { admitted, expired, abandoned } = await pg.admit(concertId, concertRule, mode.fallbackSinceMs);
             const { waiting, active } = await lineCounts(concertId);
             report({
               concertId,

@@ -19,6 +19,7 @@ import { createQueueMirror } from "./queue-mirror.js";
 import { createQueueMode, type QueueMode } from "./queue-mode.js";
 import type { QueueStatus } from "./queue-status.js";
 import { admissionRule, type AdmissionRule } from "./admission-rule.js";
+import { fixedAdmissionSettings, type AdmissionSettings } from "./admission-settings.js";
 import type { JoinReply, MergeRow } from "./queue-scripts.js";
 import { createRedisQueue, type Validation } from "./redis-queue.js";
 import { createWatchHub, type WatchUpdate } from "./watch-hub.js";
@@ -87,6 +88,8 @@ export async function createWaitingRoom(deps: {
   config: WaitingRoomConfig;
   logger: Logger;
   registry: Registry;
+  /** Per-concert settings from AdminService, given the environment's rule as their default. */
+  admissionSettings?: (defaults: AdmissionRule) => AdmissionSettings;
 }): Promise<WaitingRoom> {
   const { redis, config, logger, registry } = deps;
   const statements = new Counter({
@@ -140,6 +143,7 @@ export async function createWaitingRoom(deps: {
     waitingTtlSeconds: config.waitingTokenTtlSeconds,
     intervalMs: config.admissionIntervalMs,
   });
+  const settings = deps.admissionSettings?.(rule) ?? fixedAdmissionSettings(rule);
   const redisQueue = createRedisQueue(redis, config.redisKeyPrefix);
   const committer = createJoinCommitter({ db, ...JOIN_BATCH, onBatch: () => batches.inc() });
   // While Redis is down, joins are group-committed too: one transaction per concert per window.
@@ -188,6 +192,7 @@ export async function createWaitingRoom(deps: {
     mirror,
     logger,
     rule,
+    settings,
     onTick(tick) {
       admittedTotal.inc(tick.admitted);
       endedTotal.inc({ reason: "expired" }, tick.expired);
@@ -234,6 +239,16 @@ export async function createWaitingRoom(deps: {
       throw new DomainError("CONCERT_NOT_FOUND", `concert ${concertId} does not exist`, [], { concert_id: concertId });
     if (knownConcerts.size >= KNOWN_CONCERTS) knownConcerts.clear();
     knownConcerts.add(concertId);
+  }
+
+  /** A CLOSED waiting room (AdminService) takes no new joins; those in line are still admitted. */
+  function refuseIfClosed(concertId: string): void {
+    const { state, reason } = settings.of(concertId);
+    if (state !== "CLOSED") return;
+    const why = reason ? `: ${reason}` : "";
+    throw new DomainError("QUEUE_CLOSED", `the waiting room of concert ${concertId} is closed${why}`, [], {
+      concert_id: concertId,
+    });
   }
 
   async function status(token: string): Promise<QueueStatus> {
@@ -291,6 +306,7 @@ export async function createWaitingRoom(deps: {
 
     async join(concertId, userId) {
       await requireConcert(concertId);
+      refuseIfClosed(concertId);
       const result = await mode.run<{ reply?: JoinReply; status?: QueueStatus }>(
         async () => ({ reply: await redisQueue.join(concertId, userId, newToken()) }),
         async (touch) => {
