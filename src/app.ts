@@ -9,6 +9,7 @@ import { BookingService } from "../gen/concert/v1/booking_pb.js";
 import { QueueService } from "../gen/concert/v1/queue_pb.js";
 import { WalletService } from "../gen/concert/v1/wallet_pb.js";
 import { createAdminHandlers } from "./admin/admin-handlers.js";
+import { createStoredAdmissionSettings } from "./admin/queue-settings-store.js";
 import { createBookingHandlers } from "./booking/booking-handlers.js";
 import { startHoldSweeper } from "./booking/hold-sweeper.js";
 import type { Config, ServiceName } from "./config.js";
@@ -119,7 +120,10 @@ function servedServices(config: Config, deps: ServiceDeps): BoundService<DescSer
       "admin",
       bindMethodTable(
         AdminService,
-        sameForEveryMethod(createAdminHandlers({ adminTokens: config.adminTokens }), "none"),
+        sameForEveryMethod(
+          createAdminHandlers({ adminTokens: config.adminTokens, orm, refund: refundPayment, queue: waitingRoom }),
+          "none",
+        ),
       ),
     ],
   ];
@@ -180,7 +184,14 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   const metrics = createMetrics();
   let waitingRoom: WaitingRoom;
   try {
-    waitingRoom = await createWaitingRoom({ orm, redis, config, logger, registry: metrics.registry });
+    waitingRoom = await createWaitingRoom({
+      orm,
+      redis,
+      config,
+      logger,
+      registry: metrics.registry,
+      admissionSettings: createStoredAdmissionSettings(orm, logger),
+    });
   } catch (error) {
     await closeORM(orm).catch(() => undefined);
     redis.disconnect();

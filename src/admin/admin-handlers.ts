@@ -7,15 +7,20 @@ import type { PartialServiceImpl } from "../platform/rpc/service-wrapper.js";
 import { behindAdminGate, type GateDeps } from "./admin-gate.js";
 import { createAuditHandlers } from "./audit-handlers.js";
 import { createCatalogHandlers, type CatalogDeps } from "./catalog-handlers.js";
+import { createQueueAdminHandlers, type QueueAdminDeps } from "./queue-handlers.js";
 
-export type AdminDeps = CatalogDeps & GateDeps;
+export type AdminDeps = CatalogDeps & GateDeps & QueueAdminDeps;
 
 const notYet = (name: string) => () => {
   throw new ConnectError(`AdminService.${name} is not implemented yet`, Code.Unimplemented);
 };
 
 export function createAdminHandlers(deps: AdminDeps): PartialServiceImpl<typeof AdminService> {
-  const impl: Record<string, unknown> = { ...createCatalogHandlers(deps), ...createAuditHandlers(deps) };
+  const impl: Record<string, unknown> = {
+    ...createCatalogHandlers(deps),
+    ...createAuditHandlers(deps),
+    ...createQueueAdminHandlers(deps),
+  };
   for (const method of AdminService.methods) {
     impl[method.localName] ??=
       method.methodKind === "server_streaming"

@@ -1,0 +1,147 @@
+// AdminService's waiting-room methods: per-concert settings and removing one entry.
+
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate, type Duration } from "@bufbuild/protobuf/wkt";
+import {
+  AdmissionState as AdmissionStatePb,
+  type AdminService,
+  type QueueSettingsSchema,
+} from "../../gen/concert/v1/admin_pb.js";
+import { DomainError } from "../platform/domain-error.js";
+import type { PartialServiceImpl } from "../platform/rpc/service-wrapper.js";
+import { check, type RequestCheck } from "../platform/validation.js";
+import type { ORM } from "../platform/db/orm.js";
+import type { AdmissionRule } from "../queue/admission-rule.js";
+import { STEP_LIMIT } from "../queue/admission-rule.js";
+import { statusToProto, type QueueStatus } from "../queue/queue-status.js";
+import { ADMISSION_STATES, type AdmissionState } from "./queue-settings.entity.js";
+import {
+  getQueueSettings,
+  updateQueueSettings,
+  type EffectiveQueueSettings,
+  type QueueSettingsChanges,
+} from "./queue-settings-store.js";
+
+/** What the admin methods need of the waiting room. */
+export interface QueueControl {
+  /** The environment's rule: the defaults of concerts without stored settings. */
+  readonly rule: AdmissionRule;
+  /** Ends a token at once, as LeaveQueue does; QUEUE_TOKEN_INVALID for an unknown one. */
+  leave(token: string): Promise<QueueStatus>;
+}
+
+export interface QueueAdminDeps {
+  orm: ORM;
+  queue: QueueControl;
+}
+
+const durationOfMs = (ms: number) => ({ seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 });
+const msOf = (d: Duration | undefined) => (d ? Number(d.seconds) * 1000 + Math.round(d.nanos / 1_000_000) : 0);
+
+function settingsToProto(s: EffectiveQueueSettings): MessageInitShape<typeof QueueSettingsSchema> {
+  return {
+    concertId: s.concertId,
+    maxActiveUsers: s.maxActiveUsers,
+    admissionInterval: durationOfMs(s.admissionIntervalMs),
+    usersPerTick: s.usersPerTick,
+    activeTtl: durationOfMs(s.activeTtlSeconds * 1000),
+    waitingTtl: durationOfMs(s.waitingTtlSeconds * 1000),
+    admissionState: AdmissionStatePb[s.admissionState],
+    stateReason: s.stateReason,
+    stored: s.stored,
+    updateTime: s.updatedAt ? timestampFromDate(s.updatedAt) : undefined,
+  };
+}
+
+const PATHS = [
+  "max_active_users",
+  "admission_interval",
+  "users_per_tick",
+  "active_ttl",
+  "waiting_ttl",
+  "admission_state",
+  "state_reason",
+] as const;
+
+function inRange(checker: RequestCheck, field: string, value: number, min: number, max: number, unit = ""): number {
+  if (!Number.isInteger(value) || value < min || value > max)
+    checker.fail(field, `must be from ${min}${unit} to ${max}${unit}`);
+  return value;
+}
+
+export function createQueueAdminHandlers({ orm, queue }: QueueAdminDeps): PartialServiceImpl<typeof AdminService> {
+  return {
+    async getQueueSettings(request) {
+      check().uuid("concert_id", request.concertId).throwIfInvalid();
+      return { settings: settingsToProto(await getQueueSettings(orm, queue.rule, request.concertId)) };
+    },
+
+    async updateQueueSettings(request) {
+      const given = request.settings;
+      const concertId = given?.concertId ?? "";
+      const checker = check().uuid("settings.concert_id", concertId);
+      const paths = new Set(request.updateMask?.paths ?? []);
+      if (paths.size === 0) checker.fail("update_mask", `must name at least one of ${PATHS.join(", ")}`);
+      for (const path of paths)
+        if (!(PATHS as readonly string[]).includes(path)) checker.fail("update_mask", `cannot name ${path}`);
+      const changes: QueueSettingsChanges = {};
+      const seconds = (d: Duration | undefined) => msOf(d) / 1000;
+      if (paths.has("max_active_users"))
+        changes.maxActiveUsers = inRange(
+          checker,
+          "settings.max_active_users",
+          given?.maxActiveUsers ?? 0,
+          1,
+          10_000_000,
+        );
+      if (paths.has("admission_interval"))
+        changes.admissionIntervalMs = inRange(
+          checker,
+          "settings.admission_interval",
+          msOf(given?.admissionInterval),
+          10,
+          3_600_000,
+          " ms",
+        );
+      if (paths.has("users_per_tick"))
+        changes.usersPerTick = inRange(checker, "settings.users_per_tick", given?.usersPerTick ?? 0, 0, STEP_LIMIT);
+      if (paths.has("active_ttl"))
+        changes.activeTtlSeconds = inRange(checker, "settings.active_ttl", seconds(given?.activeTtl), 1, 86_400, " s");
+      if (paths.has("waiting_ttl"))
+        changes.waitingTtlSeconds = inRange(
+          checker,
+          "settings.waiting_ttl",
+          seconds(given?.waitingTtl),
+          1,
+          86_400,
+          " s",
+        );
+      if (paths.has("admission_state")) {
+        const state = AdmissionStatePb[given?.admissionState ?? 0] as AdmissionState | undefined;
+        if (!state || !ADMISSION_STATES.includes(state))
+          checker.fail("settings.admission_state", "must be OPEN, PAUSED or CLOSED");
+        else changes.admissionState = state;
+      }
+      if (paths.has("state_reason")) {
+        const reason = (given?.stateReason ?? "").trim();
+        if (reason.length > 200) checker.fail("settings.state_reason", "must be at most 200 characters");
+        changes.stateReason = reason;
+      }
+      checker.throwIfInvalid();
+      return { settings: settingsToProto(await updateQueueSettings(orm, queue.rule, concertId, changes)) };
+    },
+
+    async removeQueueEntry(request) {
+      const checker = check().hexToken("token", request.token);
+      if (request.reason.length > 200) checker.fail("reason", "must be at most 200 characters");
+      checker.throwIfInvalid();
+      try {
+        return { status: statusToProto(await queue.leave(request.token), queue.rule) };
+      } catch (error) {
+        if (error instanceof DomainError && error.reason === "QUEUE_TOKEN_INVALID")
+          throw new DomainError("QUEUE_ENTRY_NOT_FOUND", "no queue entry has this token");
+        throw error;
+      }
+    },
+  };
+}

@@ -1,0 +1,122 @@
+// Per-concert waiting-room settings in PostgreSQL: read and changed by AdminService, and served to
+// the admission loop of every process as the queue's AdmissionSettings, reloaded each tick (one
+// small query per process per tick), so a change applies everywhere within one admission tick.
+
+import type { ORM } from "../platform/db/orm.js";
+import type { Logger } from "../platform/logger.js";
+import { findConcert } from "../booking/catalog.js";
+import { admissionRule, type AdmissionRule } from "../queue/admission-rule.js";
+import type { AdmissionSettings, ConcertAdmission } from "../queue/admission-settings.js";
+import { QueueSettingsRow, type AdmissionState } from "./queue-settings.entity.js";
+
+/** What a concert runs on: its stored values over the environment's defaults. */
+export interface EffectiveQueueSettings {
+  concertId: string;
+  maxActiveUsers: number;
+  admissionIntervalMs: number;
+  usersPerTick: number;
+  activeTtlSeconds: number;
+  waitingTtlSeconds: number;
+  admissionState: AdmissionState;
+  stateReason: string;
+  stored: boolean;
+  updatedAt: Date | undefined;
+}
+
+export type QueueSettingsChanges = Partial<
+  Pick<
+    EffectiveQueueSettings,
+    | "maxActiveUsers"
+    | "admissionIntervalMs"
+    | "usersPerTick"
+    | "activeTtlSeconds"
+    | "waitingTtlSeconds"
+    | "admissionState"
+    | "stateReason"
+  >
+>;
+
+const COLUMNS: Record<keyof QueueSettingsChanges, string> = {
+  maxActiveUsers: "max_active_users",
+  admissionIntervalMs: "admission_interval_ms",
+  usersPerTick: "users_per_tick",
+  activeTtlSeconds: "active_ttl_seconds",
+  waitingTtlSeconds: "waiting_ttl_seconds",
+  admissionState: "admission_state",
+  stateReason: "state_reason",
+};
+
+function effective(
+  concertId: string,
+  defaults: AdmissionRule,
+  row: QueueSettingsRow | undefined,
+): EffectiveQueueSettings {
+  return {
+    concertId,
+    maxActiveUsers: row?.maxActiveUsers ?? defaults.cap,
+    admissionIntervalMs: row?.admissionIntervalMs ?? defaults.intervalMs,
+    usersPerTick: row?.usersPerTick ?? 0,
+    activeTtlSeconds: row?.activeTtlSeconds ?? defaults.activeTtlMs / 1000,
+    waitingTtlSeconds: row?.waitingTtlSeconds ?? defaults.waitingTtlMs / 1000,
+    admissionState: row?.admissionState ?? "OPEN",
+    stateReason: row?.stateReason ?? "",
+    stored: row !== undefined,
+    updatedAt: row?.updatedAt,
+  };
+}
+
+export async function getQueueSettings(orm: ORM, defaults: AdmissionRule, concertId: string) {
+  const em = orm.em.fork();
+  await findConcert(em, concertId);
+  const row = await em.findOne(QueueSettingsRow, { concertId }, { disableIdentityMap: true });
+  return effective(concertId, defaults, row ?? undefined);
+}
+
+/** Sets the given settings of a concert (creating its row), leaving the others as they are. */
+export async function updateQueueSettings(
+  orm: ORM,
+  defaults: AdmissionRule,
+  concertId: string,
+  changes: QueueSettingsChanges,
+): Promise<EffectiveQueueSettings> {
+  const em = orm.em.fork();
+  await findConcert(em, concertId);
+  const columns = Object.entries(changes).map(([key, value]) => [COLUMNS[key as keyof QueueSettingsChanges], value]);
+  const names = columns.map(([column]) => column);
+  await em.execute(
+    `insert into queue_settings (concert_id, ${names.join(", ")}) values (?${", ?".repeat(names.length)})
+     on conflict (concert_id) do update set ${names.map((n) => `${n} = excluded.${n}`).join(", ")}, updated_at = now()`,
+    [concertId, ...columns.map(([, value]) => value)],
+  );
+  return getQueueSettings(orm, defaults, concertId);
+}
+
+/** The queue's AdmissionSettings over the stored rows; a failed reload keeps the previous ones. */
+export function createStoredAdmissionSettings(orm: ORM, logger: Logger) {
+  return (defaults: AdmissionRule): AdmissionSettings => {
+    const open: ConcertAdmission = { rule: defaults, state: "OPEN", reason: "" };
+    let byConcert = new Map<string, ConcertAdmission>();
+    return {
+      async refresh() {
+        try {
+          const rows = await orm.em.fork().find(QueueSettingsRow, {}, { disableIdentityMap: true });
+          byConcert = new Map(
+            rows.map((row) => {
+              const s = effective(row.concertId, defaults, row);
+              const rule = admissionRule({
+                maxActiveUsers: s.maxActiveUsers,
+                activeTtlSeconds: s.activeTtlSeconds,
+                waitingTtlSeconds: s.waitingTtlSeconds,
+                intervalMs: s.admissionIntervalMs,
+              });
+              return [row.concertId, { rule, state: s.admissionState, reason: s.stateReason }];
+            }),
+          );
+        } catch (error) {
+          logger.warn({ err: (error as Error).message }, "could not reload queue settings; keeping the previous ones");
+        }
+      },
+      of: (concertId) => byConcert.get(concertId) ?? open,
+    };
+  };
+}
