@@ -4,8 +4,13 @@
 // (pg_stat_database commits of the bench database). The server and the load generator share
 // this one Node process, as the test harness does, so figures are a floor for a dedicated server.
 //
-//   node --import tsx bench/queue-bench.ts [--duration S] [--concurrency N]
+//   node --import tsx bench/queue-bench.ts [--duration S] [--concurrency N] [--join-paths]
 //   npm run bench -- --suite queue
+//
+// --join-paths instead measures the PostgreSQL side of a join two ways, on one line that grows
+// through the run: the group commit of joins whose place Redis numbered (today's path), and the
+// PostgreSQL-numbered join of the fallback (a concert lock per batch), which is what making
+// PostgreSQL the record of the line would put on every join (docs/architecture.md).
 
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
@@ -21,6 +26,13 @@ import { createTestDatabase } from "../test/helpers/database.js";
 import { CALL_TABLE_COLUMNS, formatNumber, markdownTable, type BenchTable, type SuiteOptions } from "./report.js";
 import { closedLoop, type ClosedLoopResult } from "./closed-loop.js";
 import { benchConfig } from "./bench-config.js";
+import { createBatcher } from "../src/platform/batcher.js";
+import { closeORM, initORM, migrateUp } from "../src/platform/db/orm.js";
+import { createJoinCommitter } from "../src/queue/join-committer.js";
+import { createPgQueue } from "../src/queue/pg-queue.js";
+import { createQueueDb } from "../src/queue/queue-db.js";
+import { QueueEntry } from "../src/queue/queue-entry.entity.js";
+import type { QueueStatus } from "../src/queue/queue-status.js";
 
 export interface QueueBenchRow {
   call: string;
@@ -143,11 +155,75 @@ export async function runQueueBench(options: SuiteOptions): Promise<BenchTable[]
   }
 }
 
+/** Joins per second and statements per 1,000 joins of the two PostgreSQL join paths. */
+export async function runJoinPathBench(options: SuiteOptions): Promise<BenchTable[]> {
+  const database = await createTestDatabase("queue_join_paths");
+  const { orm } = await initORM({ databaseUrl: database.url, entities: [QueueEntry], poolMax: 16 });
+  try {
+    await migrateUp(orm);
+    let statements = 0;
+    const db = await createQueueDb(orm, () => statements++);
+    const pg = createPgQueue(db, { waitingTtlSeconds: 3600 });
+    const window = { maxItems: 1000, maxDelayMs: 20 };
+    const committer = createJoinCommitter({ db, maxRows: window.maxItems, maxDelayMs: window.maxDelayMs });
+    const concertId = crypto.randomUUID();
+    let seq = 0;
+    const redisNumbered = (i: number) =>
+      committer.commit({
+        token: crypto.randomUUID(),
+        concertId,
+        userId: `r-${i}`,
+        seq: String(++seq),
+        state: "WAITING",
+        joinedAtMs: Date.now(),
+        activeExpireMs: 0,
+      });
+    const pgConcert = crypto.randomUUID();
+    const pgJoins = createBatcher<{ userId: string; freshToken: string }, QueueStatus>({
+      ...window,
+      run: (requests) => pg.joinMany(pgConcert, requests),
+    });
+    const pgNumbered = (i: number) => pgJoins.submit({ userId: `p-${i}`, freshToken: crypto.randomUUID() });
+    const rows: (string | number)[][] = [];
+    for (const [name, op] of [
+      ["Redis-numbered, group commit (today)", redisNumbered],
+      ["PostgreSQL-numbered, concert lock (fallback joinMany)", pgNumbered],
+    ] as const) {
+      const before = statements;
+      const load = await drive(options.concurrency, options.durationSec, op);
+      options.log(`join paths: ${name}: ${load.ok} joins, ${load.errors} errors`);
+      rows.push([
+        name,
+        formatNumber(load.okPerSec),
+        formatNumber(load.p50Ms, 2),
+        formatNumber(load.p99Ms, 2),
+        formatNumber(((statements - before) * 1000) / Math.max(1, load.ok), 1),
+        load.errors,
+      ]);
+    }
+    return [
+      {
+        title: "PostgreSQL side of JoinQueue: who numbers the line",
+        note: `${options.concurrency} joins in flight, ${options.durationSec} s each, one concert per path (its line grows through the run); group commit window ${window.maxDelayMs} ms / ${window.maxItems} rows.`,
+        columns: ["path", "joins/s", "p50 ms", "p99 ms", "statements per 1,000 joins", "errors"],
+        rows,
+      },
+    ];
+  } finally {
+    await closeORM(orm);
+    await database.drop();
+  }
+}
+
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   const { values } = parseArgs({
-    options: { duration: { type: "string", default: "5" }, concurrency: { type: "string", default: "64" } },
+    options: {
+      duration: { type: "string", default: "5" },
+      concurrency: { type: "string", default: "64" },
+      "join-paths": { type: "boolean", default: false },
+    },
   });
-  const tables = await runQueueBench({
+  const tables = await (values["join-paths"] ? runJoinPathBench : runQueueBench)({
     durationSec: Number(values.duration),
     concurrency: Number(values.concurrency),
     log: (line) => process.stderr.write(`${line}\n`),

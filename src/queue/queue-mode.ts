@@ -1,18 +1,13 @@
-// Which store serves the waiting room. A circuit breaker: a lost Redis connection (or command
-// timeouts without a single answer for 2 s) switches this process to PostgreSQL, so later calls
-// do not each wait for a command timeout; a probe pings Redis in the background, and the way
-// back merges PostgreSQL's view into Redis first: once per outage under a Redis lock (every live
-// row, in FIFO order), then, with this process's calls held for a moment, the rows this process
-// itself wrote while in fallback.
+// Which store serves the waiting room, run as the state table of queue-store-states.ts: this
+// file only observes (call failures, the admission tick's checks, a probe while on PostgreSQL),
+// fires the table's events and carries out what entering a state means.
 //
 // One store for everyone: a process that Redis fails marks itself in PostgreSQL (queue_fallback,
-// refreshed by a timer while it lasts), and every other process follows it
-// into fallback at its next tick (or at start) and stays there while such a mark is fresh.
-// Otherwise a process cut off from Redis alone would line its joins up behind everyone the
-// others take through Redis meanwhile, and the two stores would each admit up to the cap.
-// Followers mark themselves too, as following: processes switch back one by one (each at its own
-// probe), and one already back on Redis admits nobody while any other is still in fallback,
-// where it admits from PostgreSQL and takes leaves that Redis has not merged yet.
+// refreshed by a timer while it lasts) and every other process follows it there at its next tick
+// (or at start). Otherwise a process cut off alone would line its joins up behind everyone the
+// others take through Redis meanwhile, and the two stores would each admit up to the cap. The way
+// back merges PostgreSQL's view into Redis: once per outage under a Redis lock (every live row,
+// in FIFO order), then, with this process's calls held for a moment, the rows it wrote itself.
 
 import { randomBytes } from "node:crypto";
 import { Gauge, type Registry } from "prom-client";
@@ -23,18 +18,28 @@ import { isConnectivityError } from "../platform/rpc/error-mapping.js";
 import type { PgQueue } from "./pg-queue.js";
 import { QUEUE_STATE_LOST } from "./queue-lua.js";
 import type { MergeRow } from "./queue-scripts.js";
+import { nextState, servesFromRedis, type StoreEvent, type StoreGuard, type StoreState } from "./queue-store-states.js";
 import type { RedisQueue } from "./redis-queue.js";
 
 export type StoreMode = "redis" | "fallback" | "rebuilding";
-const MODES: readonly StoreMode[] = ["redis", "fallback", "rebuilding"];
+/** What `queue_store_mode` shows for each state. */
+const MODE_OF: Record<StoreState, StoreMode> = {
+  starting: "rebuilding",
+  redis: "redis",
+  holding: "redis",
+  "cut-off": "fallback",
+  following: "fallback",
+  rebuilding: "rebuilding",
+  switching: "fallback",
+};
 
-/** Timeouts without a single answer for this long mean Redis hangs: switch to PostgreSQL. */
-const TIMEOUTS_BEFORE_TRIP_MS = 2000;
+/** Command timeouts without a single answer for this long mean Redis hangs (guard silentTooLong). */
+const SILENT_TOO_LONG_MS = 2000;
+/** Longest a process back on Redis holds admission for others still on PostgreSQL (guard holdNotSpent). */
+const MAX_HOLD_MS = 10_000;
+const REBUILD_LOCK_MS = 120_000;
 /** Rows per MERGE script call, to keep each script short. */
 const MERGE_CHUNK = 500;
-const REBUILD_LOCK_MS = 120_000;
-/** Longest a process back on Redis holds admission for others still in fallback. */
-const MAX_ADMISSION_PAUSE_MS = 10_000;
 
 const NOT_SERVING = new RegExp(`^(LOADING|CLUSTERDOWN|MASTERDOWN|TRYAGAIN|${QUEUE_STATE_LOST})\\b`);
 
@@ -55,20 +60,16 @@ const isCommandTimeout = (error: unknown) => error instanceof Error && error.mes
 export type Touch = (tokens: Iterable<string>) => void;
 
 export interface QueueMode {
+  /** The store serving, as the metric shows it. */
   readonly current: StoreMode;
-  /** When this process last switched to PostgreSQL (epoch ms). */
+  readonly state: StoreState;
+  /** When this process last left Redis (epoch ms). */
   readonly fallbackSinceMs: number;
   /** At start: makes sure Redis holds the waiting room, rebuilding it from PostgreSQL if not. */
   init(): Promise<void>;
-  /**
-   * Switches to PostgreSQL if Redis no longer holds the waiting room: a restart between two
-   * calls loses the data without any call failing. The admission loop runs this every tick.
-   */
+  /** The admission tick's checks on Redis: its data still there, and the other processes' marks. */
   checkRedisState(): Promise<void>;
-  /**
-   * On Redis, but another process is still in fallback (switching back one by one): admission
-   * waits, since that process admits from PostgreSQL until it has merged its writes.
-   */
+  /** In state `holding`: admission waits, since another process admits from PostgreSQL. */
   readonly othersStillInFallback: boolean;
   /** Tokens written to PostgreSQL outside `run` that the way back must merge; ignored on Redis. */
   remember(tokens: Iterable<string>): void;
@@ -100,58 +101,75 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
     labelNames: ["mode"] as const,
     registers: [options.registry],
   });
-  let mode: StoreMode = "redis";
-  let fallbackSinceMs = 0;
-  /** In fallback only because another process is; such a process leaves no mark of its own. */
-  let following = false;
   const processId = randomBytes(8).toString("hex");
-  const touched = new Set<string>();
-  let held: Promise<void> | undefined;
-  let fallbackCalls = 0;
-  let onIdle: (() => void) | undefined;
-  let probeTimer: NodeJS.Timeout | undefined;
+  let state: StoreState = "starting";
   let stopped = false;
+  /** Epoch ms of: leaving Redis; the first of an unbroken run of command timeouts; entering `holding`. */
+  const since = { fallback: 0, timingOut: 0, hold: 0 };
   /** The rebuilt-at marker as last read: a new value means some process rebuilt Redis. */
   let lastRebuiltAt: string | undefined;
-  /** Start of an unbroken run of command timeouts; 0 after any answer. */
-  let timingOutSinceMs = 0;
-  /** Back on Redis while another process still serves from PostgreSQL (read every tick). */
-  let othersStillInFallback = false;
-  /** Since when admission has waited for the others (0: it does not). */
-  let pausedSinceMs = 0;
-  /** Refreshes this process's mark between admission ticks, which may run long in fallback. */
+  /** Tokens this process wrote on PostgreSQL, for the merge on the way back. */
+  const touched = new Set<string>();
+  /** Fallback calls in flight: `switching` waits for them to end, and holds new calls meanwhile. */
+  let inFlight = 0;
+  let onIdle: (() => void) | undefined;
+  let held: Promise<void> | undefined;
+  let probeTimer: NodeJS.Timeout | undefined;
   let markTimer: NodeJS.Timeout | undefined;
   /** The probe running now, which release() waits for: it may write the mark or rebuild. */
   let probing: Promise<void> | undefined;
+  const onPostgres = () => state !== "starting" && !servesFromRedis(state);
 
-  const setMode = (next: StoreMode, detail: Record<string, unknown> = {}) => {
-    mode = next;
-    for (const m of MODES) gauge.set({ mode: m }, m === next ? 1 : 0);
-    (next === "fallback" ? logger.warn.bind(logger) : logger.info.bind(logger))(
-      { mode: next, ...detail },
-      "waiting room store mode changed",
-    );
+  const guards: Record<StoreGuard, () => boolean> = {
+    silentTooLong: () => Date.now() - since.timingOut >= SILENT_TOO_LONG_MS,
+    holdNotSpent: () => since.hold === 0 || Date.now() - since.hold <= MAX_HOLD_MS,
   };
-  setMode("redis");
 
-  const scheduleProbe = () => {
+  /** Fires `event`; false when the table has no transition for it in the current state. */
+  function fire(event: StoreEvent, error?: unknown): boolean {
+    const transition = stopped ? undefined : nextState(state, event, (name) => guards[name]());
+    if (!transition) return false;
+    const wasOnRedis = !onPostgres();
+    state = transition.to;
+    showMode();
+    (state === "cut-off" ? logger.warn.bind(logger) : logger.info.bind(logger))(
+      { event, state, err: (error as Error | undefined)?.message },
+      `waiting room store: ${transition.cause}`,
+    );
+    if (wasOnRedis && onPostgres()) {
+      since.fallback = Date.now();
+      since.timingOut = 0;
+      clearInterval(markTimer);
+      markTimer = setInterval(() => void mark(), Math.max(100, options.fallbackMarkFreshMs / 3));
+      markTimer.unref();
+      scheduleProbe();
+    }
+    if (state === "cut-off" || state === "following") void mark();
+    if (state === "holding" && since.hold === 0) since.hold = Date.now();
+    return true;
+  }
+  const showMode = () => {
+    for (const mode of new Set(Object.values(MODE_OF))) gauge.set({ mode }, mode === MODE_OF[state] ? 1 : 0);
+  };
+  showMode();
+
+  function scheduleProbe(): void {
     if (!stopped)
       probeTimer = setTimeout(() => (probing = probe().finally(() => (probing = undefined))), options.probeIntervalMs);
-  };
+  }
 
-  // Writes and deletes of this process's mark, one at a time in call order: a refresh started
-  // by an admission tick must never land after the delete that ended the mark.
+  // Writes and deletes of this process's mark, one at a time in call order: a refresh started by
+  // the timer must never land after the delete that ended the mark. One refresh waiting is
+  // enough; it reads the state when it runs.
   let markOps: Promise<unknown> = Promise.resolve();
-  const serially = (op: () => Promise<unknown>): Promise<unknown> => (markOps = markOps.then(op, op));
-  // One refresh waiting is enough: with PostgreSQL slow, the timer and the ticks would otherwise
-  // queue up writes that release() then waits behind. The write reads the state when it runs.
   let markQueued = false;
+  const serially = (op: () => Promise<unknown>) => (markOps = markOps.then(op, op));
   const mark = () => {
     if (markQueued) return markOps;
     markQueued = true;
-    return serially(() => {
+    return serially(async () => {
       markQueued = false;
-      return mode === "redis" || stopped ? Promise.resolve() : pg.markFallback(processId, fallbackSinceMs, following);
+      if (onPostgres() && !stopped) await pg.markFallback(processId, since.fallback, state !== "cut-off");
     }).catch((error: unknown) =>
       logger.warn({ err: (error as Error).message }, "could not mark the PostgreSQL fallback"),
     );
@@ -161,20 +179,12 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
   /** Other processes' fresh marks. Unknown (PostgreSQL down) counts as none. */
   const otherMarks = () =>
     pg.otherFallbackMarks(processId, options.fallbackMarkFreshMs / 1000).catch(() => ({ cutOff: false, any: false }));
-  /** Another process serves from PostgreSQL because Redis failed it. */
-  const othersInFallback = async () => (await otherMarks()).cutOff;
 
-  function trip(error: unknown, follow = false): void {
-    if (mode !== "redis" || stopped) return;
-    timingOutSinceMs = 0;
-    fallbackSinceMs = Date.now();
-    following = follow;
-    setMode("fallback", { err: (error as Error).message, following });
-    void mark();
-    clearInterval(markTimer);
-    markTimer = setInterval(() => void mark(), Math.max(100, options.fallbackMarkFreshMs / 3));
-    markTimer.unref();
-    scheduleProbe();
+  async function mergeGroups(groups: Map<string, { nextSeqFloor: string; rows: MergeRow[] }>): Promise<void> {
+    for (const [concertId, { nextSeqFloor, rows }] of groups) {
+      for (let i = 0; i < rows.length; i += MERGE_CHUNK)
+        await redisQueue.merge(concertId, nextSeqFloor, rows.slice(i, i + MERGE_CHUNK));
+    }
   }
 
   /** Merges the rows of the tokens this process wrote in fallback; a token written meanwhile stays for the next merge. */
@@ -184,23 +194,14 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
     for (const token of tokens) touched.delete(token);
   }
 
-  async function mergeGroups(groups: Map<string, { nextSeqFloor: string; rows: MergeRow[] }>): Promise<void> {
-    for (const [concertId, { nextSeqFloor, rows }] of groups) {
-      for (let i = 0; i < rows.length; i += MERGE_CHUNK)
-        await redisQueue.merge(concertId, nextSeqFloor, rows.slice(i, i + MERGE_CHUNK));
-    }
-  }
-
-  /**
-   * Merges everything unless some process did since `sinceMs` (a missing marker means Redis lost
-   * its data); false when another process holds the lock.
-   */
-  async function rebuildIfNeeded(sinceMs: number): Promise<boolean> {
+  /** Fires `rebuilt` once Redis holds every row since `sinceMs` (merging them itself, under a lock), else `rebuildBusy`. */
+  async function rebuildIfNeeded(sinceMs: number): Promise<void> {
     const rebuiltAt = Number((await redis.get(redisQueue.keys.rebuiltAt)) ?? 0);
-    if (rebuiltAt > 0 && rebuiltAt >= sinceMs) return true;
+    if (rebuiltAt > 0 && rebuiltAt >= sinceMs) return void fire("rebuilt");
     const owner = randomBytes(8).toString("hex");
-    if ((await redis.set(redisQueue.keys.rebuildLock, owner, "PX", REBUILD_LOCK_MS, "NX")) !== "OK") return false;
-    setMode("rebuilding");
+    if ((await redis.set(redisQueue.keys.rebuildLock, owner, "PX", REBUILD_LOCK_MS, "NX")) !== "OK")
+      return void fire("rebuildBusy");
+    fire("rebuildStarted");
     try {
       const startedMs = Date.now();
       const groups = await pg.rowsToMerge(options.recentlyEndedSeconds);
@@ -210,29 +211,28 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
         { concerts: groups.size, ms: Date.now() - startedMs },
         "waiting room rebuilt in Redis from PostgreSQL",
       );
-      return true;
     } finally {
       await redisQueue.scripts.releaseLock(redisQueue.keys.rebuildLock, owner);
     }
+    fire("rebuilt");
   }
 
+  /** State `switching`: merges this process's own fallback writes with its calls held, then back to Redis. */
   async function switchBack(): Promise<void> {
     let release!: () => void;
     held = new Promise((resolve) => (release = resolve));
     try {
-      if (fallbackCalls > 0) await new Promise<void>((resolve) => (onIdle = resolve));
+      if (inFlight > 0) await new Promise<void>((resolve) => (onIdle = resolve));
       await mergeTouched();
       redisQueue.forgetSeenConcerts();
-      following = false;
-      setMode("redis", { outageMs: Date.now() - fallbackSinceMs });
-      // Tokens remembered while the merge ran (a slow join's write, which does not wait for
-      // held calls) go in now; later ones find this process on Redis and merge themselves.
+      fire("merged");
+      // Tokens remembered while the merge ran (a slow join's write, which does not wait for held
+      // calls) go in now; later ones find this process on Redis and merge themselves.
       if (touched.size > 0)
         await mergeTouched().catch((error: unknown) =>
           logger.warn({ err: (error as Error).message, tokens: touched.size }, "could not merge late fallback writes"),
         );
       clearInterval(markTimer);
-      // Back with this process's writes merged: those still in fallback may switch back too.
       await unmark();
     } finally {
       held = undefined;
@@ -243,107 +243,89 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
   async function probe(): Promise<void> {
     try {
       await redis.ping();
-      // Reachable again: no longer a reason for the others to stay in fallback, but still on
-      // PostgreSQL until this process has merged its writes (the mark says so until then).
-      if (!following) {
-        following = true;
-        await mark();
-      }
-      if (!(await othersInFallback()) && (await rebuildIfNeeded(fallbackSinceMs))) {
-        await switchBack();
-        return;
-      }
+      fire("reachable");
+      if (state === "following" && !(await otherMarks()).cutOff) await rebuildIfNeeded(since.fallback);
+      // Back on Redis: a new outage schedules a probe of its own.
+      if (state === "switching") return await switchBack();
     } catch (error) {
-      if (mode === "rebuilding") setMode("fallback");
-      if (isRedisUnavailable(error)) {
-        // Redis fails this process itself (a PING, or on a cluster a rebuild or merge that
-        // reaches a node the PING did not): it is no longer just following.
-        if (following) {
-          following = false;
-          await mark();
-        }
-      } else {
+      if (isRedisUnavailable(error)) fire("redisFailed", error);
+      else {
         logger.error({ err: error }, "leaving the PostgreSQL fallback failed");
+        fire("failed", error);
       }
     }
-    scheduleProbe();
+    if (onPostgres()) scheduleProbe();
   }
 
   return {
     get current() {
-      return mode;
+      return MODE_OF[state];
+    },
+    get state() {
+      return state;
     },
     get fallbackSinceMs() {
-      return fallbackSinceMs;
+      return since.fallback;
     },
     get othersStillInFallback() {
-      return mode === "redis" && othersStillInFallback;
+      return state === "holding";
     },
     async init() {
-      // Started during another process's outage: join it in fallback rather than rebuild Redis
-      // under it; the probe brings this process back with the others.
-      if (await othersInFallback()) trip(new Error("another process serves the waiting room from PostgreSQL"), true);
-      else if (!(await rebuildIfNeeded(0))) trip(new Error("another process is rebuilding the waiting room"), true);
-      else if (mode === "rebuilding") setMode("redis");
+      if ((await otherMarks()).cutOff) fire("otherCutOff");
+      else await rebuildIfNeeded(0);
     },
     async checkRedisState() {
-      if (mode !== "redis") return;
+      if (!servesFromRedis(state)) return;
       try {
         const rebuiltAt = await redis.get(redisQueue.keys.rebuiltAt);
-        if (rebuiltAt === null) trip(new Error("Redis holds no waiting room state: restarted empty?"));
+        if (rebuiltAt === null) fire("redisLost");
         // Rebuilt by another process since the last tick: concerts seen before may rightly have
         // no counter now (nobody was live in them), so a join there must not count as a loss.
         else if (lastRebuiltAt !== undefined && rebuiltAt !== lastRebuiltAt) redisQueue.forgetSeenConcerts();
         if (rebuiltAt !== null) lastRebuiltAt = rebuiltAt;
       } catch (error) {
         if (!isRedisUnavailable(error)) throw error;
-        trip(error);
+        fire("redisFailed", error);
       }
-      if (mode !== "redis") return;
+      if (!servesFromRedis(state)) return;
       const others = await otherMarks();
-      // Admission waits for the others to come back, within a probe interval normally; a process
-      // that cannot (its merges keep failing) must not stop admission everywhere for good.
-      if (!others.any) pausedSinceMs = 0;
-      else if (pausedSinceMs === 0) pausedSinceMs = Date.now();
-      const pausedTooLong = pausedSinceMs > 0 && Date.now() - pausedSinceMs > MAX_ADMISSION_PAUSE_MS;
-      if (pausedTooLong && othersStillInFallback)
-        logger.warn(
-          { pausedMs: Date.now() - pausedSinceMs },
-          "another process is still in fallback; admitting from Redis again",
-        );
-      othersStillInFallback = others.any && !pausedTooLong;
-      if (others.cutOff) trip(new Error("another process serves the waiting room from PostgreSQL"), true);
+      if (others.cutOff) fire("otherCutOff");
+      else if (!others.any) {
+        since.hold = 0;
+        fire("othersBack");
+      } else if (state === "holding" && !guards.holdNotSpent()) fire("holdTooLong");
+      else fire("othersOnPostgres");
     },
     remember(tokens) {
-      if (mode === "redis") return;
+      if (!onPostgres()) return;
       for (const token of tokens) touched.add(token);
     },
-    async run(onRedis, onPostgres) {
+    async run(onRedis, onPostgresCall) {
       while (held) await held;
-      if (mode === "redis") {
+      if (servesFromRedis(state)) {
         try {
           const result = await onRedis();
-          timingOutSinceMs = 0;
+          since.timingOut = 0;
           return result;
         } catch (error) {
           if (!isRedisUnavailable(error)) throw error;
-          if (isCommandTimeout(error)) {
-            // A late reply may come from our own busy event loop rather than from Redis, and the
-            // command may have run: fail this call (retryable) unless Redis stays silent.
-            timingOutSinceMs ||= Date.now();
-            if (Date.now() - timingOutSinceMs < TIMEOUTS_BEFORE_TRIP_MS)
+          // A late reply may come from our own busy event loop rather than from Redis, and the
+          // command may have run: fail this call (retryable) unless Redis stays silent.
+          if (!isCommandTimeout(error)) fire("redisFailed", error);
+          else {
+            since.timingOut ||= Date.now();
+            if (!fire("redisTimedOut", error) && servesFromRedis(state))
               throw new UnavailableError("Redis is slow to answer; retry", { cause: error });
           }
-          trip(error);
         }
       }
-      fallbackCalls++;
+      inFlight++;
       try {
-        return await onPostgres((tokens) => {
+        return await onPostgresCall((tokens) => {
           for (const token of tokens) touched.add(token);
         });
       } finally {
-        if (--fallbackCalls === 0) onIdle?.();
+        if (--inFlight === 0) onIdle?.();
       }
     },
     stop() {
