@@ -1,31 +1,20 @@
-// The real grpcurl, found by GRPCURL or on PATH; a test that needs it fails saying how to provide it.
+// The real grpcurl (GRPCURL, else PATH; a test without it fails saying how to provide it).
 
 import { execFile } from "node:child_process";
-import { accessSync, constants } from "node:fs";
-import { delimiter, join } from "node:path";
-
-export function findGrpcurl(): string {
-  const candidates = process.env.GRPCURL
-    ? [process.env.GRPCURL]
-    : (process.env.PATH ?? "").split(delimiter).map((dir) => join(dir, "grpcurl"));
-  for (const candidate of candidates) {
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // next one
-    }
-  }
-  throw new Error(
-    "grpcurl not found: set GRPCURL=/path/to/grpcurl or put it on PATH (CI uses ../shared/bin/grpcurl, v1.9.1)",
-  );
-}
+import { findTool } from "../helpers/tools.js";
 
 export interface GrpcurlResult {
   code: number;
   stdout: string;
   stderr: string;
 }
+
+export const findGrpcurl = () =>
+  findTool(
+    "grpcurl",
+    "GRPCURL",
+    "https://github.com/fullstorydev/grpcurl/releases; our machines have ../shared/bin/grpcurl",
+  );
 
 /** Runs grpcurl with `args`; resolves with its exit code and output whether it failed or not. */
 export function grpcurl(args: string[]): Promise<GrpcurlResult> {
