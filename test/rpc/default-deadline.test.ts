@@ -13,7 +13,8 @@ import { startTestApp, type TestApp } from "../helpers/app.js";
 import { admitUsers, loadCatalog, withToken, type Catalog } from "../helpers/booking.js";
 import { expectError } from "../helpers/errors.js";
 
-const DEADLINE_MS = 300;
+/** Seconds, so that the calls which should succeed (admission, the retries) do so on a busy machine too. */
+const DEADLINE_MS = 2000;
 
 let app: TestApp;
 let catalog: Catalog;
@@ -37,13 +38,16 @@ test.after.always(async () => {
 test("a call without a deadline that outlasts DEFAULT_DEADLINE_MS is DEADLINE_EXCEEDED on the gRPC and the Connect port", async (t) => {
   const scheduleId = catalog.schedules[0]!.id;
   const seats = { grpc: catalog.schedules[0]!.seatIds[0]!, connect: catalog.schedules[0]!.seatIds[1]! };
-  const reserve = (transport: "grpc" | "connect") => {
+  /** Without a deadline of its own (the default applies), or with a generous one for the retries. */
+  const reserve = (transport: "grpc" | "connect", clientDeadlineMs?: number) => {
     const userId = `${transport}-user`;
     const token = tokens.get(userId)!;
     const request = { scheduleId, seatId: seats[transport], userId, requestId: "r" };
     return transport === "grpc"
-      ? app.grpc(BookingService).reserveSeat(request, withToken(token))
-      : app.connect(BookingService).reserveSeat(request, { headers: { "x-queue-token": token } });
+      ? app.grpc(BookingService).reserveSeat(request, { ...withToken(token), deadlineMs: clientDeadlineMs })
+      : app
+          .connect(BookingService)
+          .reserveSeat(request, { headers: { "x-queue-token": token }, timeoutMs: clientDeadlineMs });
   };
   const locker = new pg.Client({ connectionString: app.config.databaseUrl });
   await locker.connect();
@@ -54,14 +58,15 @@ test("a call without a deadline that outlasts DEFAULT_DEADLINE_MS is DEADLINE_EX
       const started = Date.now();
       await expectError(t, reserve(transport), Code.DeadlineExceeded);
       const took = Date.now() - started;
-      t.true(took >= DEADLINE_MS - 20 && took < DEADLINE_MS + 2000, `${transport}: answered after ${took} ms`);
+      // The seats stay locked until the test rolls back: an answer within seconds is the deadline's.
+      t.true(took >= DEADLINE_MS - 20 && took < DEADLINE_MS + 20_000, `${transport}: answered after ${took} ms`);
     }
   } finally {
     await locker.query("rollback");
     await locker.end();
   }
   for (const transport of ["grpc", "connect"] as const) {
-    const { reservation } = await reserve(transport);
+    const { reservation } = await reserve(transport, 60_000);
     t.is(reservation?.seatId, seats[transport]);
   }
   const [{ holds }] = (await app.app.orm.em

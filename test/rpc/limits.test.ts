@@ -79,7 +79,8 @@ test("a call without a deadline gets DEFAULT_DEADLINE_MS and answers DEADLINE_EX
       Code.DeadlineExceeded,
     );
     const elapsed = Date.now() - started;
-    t.true(elapsed >= 400 && elapsed < 3000, `answered after ${elapsed} ms`);
+    // The wallet stays locked until the test rolls back: an answer within seconds is the deadline's.
+    t.true(elapsed >= 400 && elapsed < 30_000, `answered after ${elapsed} ms`);
   } finally {
     await blocker.query("rollback");
     await blocker.end();

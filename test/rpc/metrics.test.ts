@@ -8,7 +8,7 @@ import { BookingService } from "../../gen/concert/v1/booking_pb.js";
 import { QueueService } from "../../gen/concert/v1/queue_pb.js";
 import { WalletService } from "../../gen/concert/v1/wallet_pb.js";
 import { startTestApp, startTestAppOnPrivateRedis, seedSmallCatalog, type TestApp } from "../helpers/app.js";
-import { admitUsers, loadCatalog, withToken, type Catalog } from "../helpers/booking.js";
+import { admitUsers, endHoldNow, loadCatalog, withToken, type Catalog } from "../helpers/booking.js";
 import { waitFor } from "../helpers/wait.js";
 import type { GrpcClient } from "../../src/platform/rpc/grpc-client.js";
 
@@ -17,17 +17,19 @@ let bookingApp: TestApp;
 
 test.before(async () => {
   [queueApp, bookingApp] = await Promise.all([
-    // One active user at a time, for two seconds; a waiting user who stops polling leaves after two.
+    // One active user at a time, for 15 s; a waiting user who stops polling leaves after 10 s.
+    // Real time (the queue reads Redis's clock), so the TTLs are the windows in which the tests
+    // read the gauges: seconds wide, for a busy machine.
     startTestApp("metrics_queue", {
       maxActiveUsers: 1,
       admissionIntervalMs: 50,
-      activeTokenTtlSeconds: 3,
-      waitingTokenTtlSeconds: 2,
+      activeTokenTtlSeconds: 15,
+      waitingTokenTtlSeconds: 10,
     }),
+    // Holds of the default length: a test that needs one over ends it with endHoldNow.
     startTestApp("metrics_booking", {
       maxActiveUsers: 10,
       admissionIntervalMs: 50,
-      seatHoldSeconds: 1,
       holdSweepIntervalMs: 100,
     }),
   ]);
@@ -78,7 +80,7 @@ test("the waiting room per concert: waiting and active against the cap, expiries
   for (const userId of ["first", "quitter-a", "quitter-b", "second"])
     joined.set(userId, (await queue.joinQueue({ concertId: concert.concertId, userId })).token);
   // "second" keeps polling; the quitters never do again. With cap 1: "first" is admitted, then
-  // expires after 3 s; the quitters are dropped after 2 s; then "second" is admitted.
+  // expires after 15 s; the quitters are dropped after 10 s; then "second" is admitted.
   const poller = keepPolling(queue, joined.get("second")!);
   try {
     let samples!: Map<string, number>;
@@ -87,7 +89,7 @@ test("the waiting room per concert: waiting and active against the cap, expiries
         samples = await scrape(queueApp);
         return samples.get(`queue_active_users${label}`) === 1 && samples.get(`queue_waiting_users${label}`) === 3;
       },
-      { message: () => describe(samples) },
+      { timeoutMs: 30_000, message: () => describe(samples) },
     );
     t.is(samples.get("queue_active_cap"), 1);
 
@@ -99,9 +101,9 @@ test("the waiting room per concert: waiting and active against the cap, expiries
           (samples.get('queue_tokens_ended_total{reason="expired"}') ?? 0) >= 1
         );
       },
-      { timeoutMs: 15_000, message: () => describe(samples) },
+      { timeoutMs: 60_000, message: () => describe(samples) },
     );
-    // "second" is admitted now and expires only 3 s later: the counts are exact until then.
+    // "second" is admitted now and expires only 15 s later: the counts are exact until then.
     t.is(samples.get('queue_tokens_ended_total{reason="abandoned"}'), 2, describe(samples));
     t.is(samples.get('queue_tokens_ended_total{reason="expired"}'), 1, describe(samples));
     t.true((samples.get(`queue_active_users${label}`) ?? 2) <= 1, "never above the cap");
@@ -110,17 +112,20 @@ test("the waiting room per concert: waiting and active against the cap, expiries
   }
   await queue.leaveQueue({ token: joined.get("second")! });
   await waitFor(async () => !(await scrape(queueApp)).has(`queue_waiting_users${label}`), {
+    timeoutMs: 30_000,
     message: () => "the empty concert's gauges removed",
   });
   t.false((await scrape(queueApp)).has(`queue_active_users${label}`));
 });
 
 test("the same gauges while Redis is down (PostgreSQL fallback): counted, abandonment told from expiry, gone once the line is empty", async (t) => {
-  t.timeout(60_000);
+  t.timeout(120_000);
+  // A waiting user who stops polling leaves after 10 s: wide enough that a poll every 300 ms
+  // keeps the others in line on a busy machine.
   const { app, redis, stop } = await startTestAppOnPrivateRedis("metrics_fallback", {
     maxActiveUsers: 1,
     admissionIntervalMs: 50,
-    waitingTokenTtlSeconds: 3,
+    waitingTokenTtlSeconds: 10,
   });
   try {
     const concertId = (await app.grpc(BookingService).listConcerts({})).concerts[0]!.id;
@@ -145,10 +150,10 @@ test("the same gauges while Redis is down (PostgreSQL fallback): counted, abando
           .execute("select user_id, state, seq, last_seen_at, admitted_at, ended_at from queue_entry order by seq"),
       );
     try {
-      // The quitter is dropped after 3 s, as abandoned (it never was active) …
+      // The quitter is dropped after 10 s, as abandoned (it never was active) …
       await waitFor(
         async () => ((samples = await scrape(app)).get('queue_tokens_ended_total{reason="abandoned"}') ?? 0) >= 1,
-        { message: () => describe(samples) },
+        { timeoutMs: 40_000, message: () => describe(samples) },
       );
       t.is(samples.get('queue_tokens_ended_total{reason="abandoned"}'), 1, describe(samples));
       t.is(samples.get('queue_tokens_ended_total{reason="expired"}') ?? 0, 0, describe(samples));
@@ -156,7 +161,7 @@ test("the same gauges while Redis is down (PostgreSQL fallback): counted, abando
       const counted = Date.now();
       await waitFor(
         async () => (samples = await scrape(app)).has(`queue_active_users${label}`) && Date.now() - counted > 5500,
-        { timeoutMs: 20_000, message: () => describe(samples) },
+        { timeoutMs: 30_000, message: () => describe(samples) },
       );
       t.true(samples.get(`queue_active_users${label}`)! <= 1, describe(samples));
       // Expected: "first" active, "second" waiting. One loaded run saw "second" admitted instead
@@ -168,6 +173,7 @@ test("the same gauges while Redis is down (PostgreSQL fallback): counted, abando
     }
     for (const userId of ["first", "second"]) await queue.leaveQueue({ token: joined.get(userId)! });
     await waitFor(async () => !(samples = await scrape(app)).has(`queue_active_users${label}`), {
+      timeoutMs: 30_000,
       message: () => describe(samples),
     });
     t.false(samples.has(`queue_waiting_users${label}`));
@@ -242,14 +248,15 @@ test("the hold sweeper counts the holds it expired", async (t) => {
   const concert = await loadCatalog(bookingApp.app.orm.em.fork());
   const token = (await admitUsers(bookingApp, concert.concertId, ["holder"])).get("holder")!;
   const schedule = concert.schedules[1]!;
-  await bookingApp
+  const { reservation } = await bookingApp
     .grpc(BookingService)
     .reserveSeat(
       { scheduleId: schedule.id, seatId: schedule.seatIds[0]!, userId: "holder", requestId: "unpaid" },
       withToken(token),
     );
+  await endHoldNow(bookingApp.app.orm, reservation!.id);
   await waitFor(async () => ((await scrape(bookingApp)).get("hold_sweeper_expired_total") ?? 0) >= 1, {
-    timeoutMs: 10_000,
+    timeoutMs: 30_000,
     message: () => "the unpaid hold swept",
   });
   t.is((await scrape(bookingApp)).get("hold_sweeper_failures_total"), 0);
