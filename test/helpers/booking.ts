@@ -6,6 +6,7 @@ import { QueueService, QueueState } from "../../gen/concert/v1/queue_pb.js";
 import { Reservation } from "../../src/booking/reservation.entity.js";
 import { Schedule } from "../../src/booking/schedule.entity.js";
 import { Seat } from "../../src/booking/seat.entity.js";
+import { ENTITIES } from "../../src/entities.js";
 import { closeORM, initORM, migrateUp, type ORM } from "../../src/platform/db/orm.js";
 import { Outbox } from "../../src/platform/db/outbox.entity.js";
 import { seedCatalog } from "../../src/platform/db/seed.js";
@@ -33,7 +34,7 @@ export interface BookingDb {
 /** A private database, migrated, with one concert of two schedules of `seats` seats. */
 export async function openBookingDb(label: string, seats = 50, poolMax = 16): Promise<BookingDb> {
   const database = await createTestDatabase(label);
-  const { orm } = await initORM({ databaseUrl: database.url, poolMax });
+  const { orm } = await initORM({ databaseUrl: database.url, entities: ENTITIES, poolMax });
   try {
     await migrateUp(orm);
     await seedCatalog(orm.em.fork(), { concerts: 1, schedules: 2, seats });
