@@ -2,16 +2,14 @@
 
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate, type Duration } from "@bufbuild/protobuf/wkt";
-import {
-  AdmissionState as AdmissionStatePb,
-  type AdminService,
-  type QueueSettingsSchema,
-} from "../../gen/concert/v1/admin_pb.js";
+import type { AdminService, QueueSettingsSchema } from "../../gen/concert/v1/admin_pb.js";
+import { AdmissionState as AdmissionStatePb } from "../../gen/concert/v1/queue_pb.js";
 import { DomainError } from "../platform/domain-error.js";
 import type { PartialServiceImpl } from "../platform/rpc/service-wrapper.js";
 import { check, type RequestCheck } from "../platform/validation.js";
 import type { ORM } from "../platform/db/orm.js";
 import type { AdmissionRule } from "../queue/admission-rule.js";
+import type { ConcertAdmission } from "../queue/admission-settings.js";
 import { STEP_LIMIT } from "../queue/admission-rule.js";
 import { statusToProto, type QueueStatus } from "../queue/queue-status.js";
 import { ADMISSION_STATES, type AdmissionState } from "./queue-settings.entity.js";
@@ -26,6 +24,7 @@ import {
 export interface QueueControl {
   /** The environment's rule: the defaults of concerts without stored settings. */
   readonly rule: AdmissionRule;
+  admissionOf(concertId: string): ConcertAdmission;
   /** Ends a token at once, as LeaveQueue does; QUEUE_TOKEN_INVALID for an unknown one. */
   leave(token: string): Promise<QueueStatus>;
 }
@@ -136,7 +135,8 @@ export function createQueueAdminHandlers({ orm, queue }: QueueAdminDeps): Partia
       if (request.reason.length > 200) checker.fail("reason", "must be at most 200 characters");
       checker.throwIfInvalid();
       try {
-        return { status: statusToProto(await queue.leave(request.token), queue.rule) };
+        const left = await queue.leave(request.token);
+        return { status: statusToProto(left, queue.admissionOf(left.concertId)) };
       } catch (error) {
         if (error instanceof DomainError && error.reason === "QUEUE_TOKEN_INVALID")
           throw new DomainError("QUEUE_ENTRY_NOT_FOUND", "no queue entry has this token");

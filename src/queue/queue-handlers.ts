@@ -8,7 +8,8 @@ import { statusToProto } from "./queue-status.js";
 import type { WaitingRoom } from "./waiting-room.js";
 
 export function createQueueHandlers(room: WaitingRoom): PartialServiceImpl<typeof QueueService> {
-  const toProto = (status: Parameters<typeof statusToProto>[0]) => statusToProto(status, room.rule);
+  const toProto = (status: Parameters<typeof statusToProto>[0]) =>
+    statusToProto(status, room.admissionOf(status.concertId));
   const checkToken = (token: string) => check().hexToken("token", token).throwIfInvalid();
   return {
     async joinQueue(request) {

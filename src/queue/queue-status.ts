@@ -2,8 +2,13 @@
 
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { QueueState as QueueStatePb, type QueueStatusSchema } from "../../gen/concert/v1/queue_pb.js";
-import { estimateAdmission, type AdmissionRule } from "./admission-rule.js";
+import {
+  AdmissionState as AdmissionStatePb,
+  QueueState as QueueStatePb,
+  type QueueStatusSchema,
+} from "../../gen/concert/v1/queue_pb.js";
+import { estimateAdmission } from "./admission-rule.js";
+import type { ConcertAdmission } from "./admission-settings.js";
 import type { ScriptStatus } from "./queue-scripts.js";
 
 /** A script's status of a token, with whose token it is. */
@@ -13,9 +18,15 @@ export interface QueueStatus extends ScriptStatus {
   userId: string;
 }
 
-export function statusToProto(status: QueueStatus, rule: AdmissionRule): MessageInitShape<typeof QueueStatusSchema> {
+/** The wire form under the concert's admission settings: while PAUSED the estimate is unknown (unset). */
+export function statusToProto(
+  status: QueueStatus,
+  admission: ConcertAdmission,
+): MessageInitShape<typeof QueueStatusSchema> {
   const estimate =
-    status.state === "WAITING" ? estimateAdmission({ ...status, active: status.activeUsers }, rule) : undefined;
+    status.state === "WAITING" && admission.state !== "PAUSED"
+      ? estimateAdmission({ ...status, active: status.activeUsers }, admission.rule)
+      : undefined;
   const waiting = status.state === "WAITING";
   return {
     token: status.token,
@@ -30,5 +41,7 @@ export function statusToProto(status: QueueStatus, rule: AdmissionRule): Message
       ? { seconds: BigInt(Math.floor(estimate.waitMs / 1000)), nanos: (estimate.waitMs % 1000) * 1_000_000 }
       : undefined,
     activeExpireTime: status.state === "ACTIVE" ? timestampFromMs(status.activeExpireMs) : undefined,
+    admissionState: AdmissionStatePb[admission.state],
+    admissionStateReason: admission.reason,
   };
 }

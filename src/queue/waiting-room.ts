@@ -19,7 +19,7 @@ import { createQueueMirror } from "./queue-mirror.js";
 import { createQueueMode, type QueueMode } from "./queue-mode.js";
 import type { QueueStatus } from "./queue-status.js";
 import { admissionRule, type AdmissionRule } from "./admission-rule.js";
-import { fixedAdmissionSettings, type AdmissionSettings } from "./admission-settings.js";
+import { fixedAdmissionSettings, type AdmissionSettings, type ConcertAdmission } from "./admission-settings.js";
 import type { JoinReply, MergeRow } from "./queue-scripts.js";
 import { createRedisQueue, type Validation } from "./redis-queue.js";
 import { createWatchHub, type WatchUpdate } from "./watch-hub.js";
@@ -40,8 +40,10 @@ export interface WaitingRoom extends QueueTokens, QueueTokenValidator {
   status(token: string): Promise<QueueStatus>;
   watch(token: string, signal: AbortSignal): AsyncGenerator<WatchUpdate>;
   leave(token: string): Promise<QueueStatus>;
-  /** The admission rule this waiting room applies; wait estimates derive from it. */
+  /** The admission rule this waiting room applies by default (the environment's). */
   readonly rule: AdmissionRule;
+  /** A concert's admission settings as of this process's last admission tick; wait estimates derive from them. */
+  admissionOf(concertId: string): ConcertAdmission;
   /** SQL statements sent so far (queue_pg_statements_total); the benchmark reads it. */
   readonly pgStatements: number;
   readonly mode: QueueMode;
@@ -298,6 +300,7 @@ export async function createWaitingRoom(deps: {
 
   return {
     rule,
+    admissionOf: (concertId) => settings.of(concertId),
     get pgStatements() {
       return statementCount;
     },

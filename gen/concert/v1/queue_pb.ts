@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file concert/v1/queue.proto.
  */
 export const file_concert_v1_queue: GenFile = /*@__PURE__*/
-  fileDesc("ChZjb25jZXJ0L3YxL3F1ZXVlLnByb3RvEgpjb25jZXJ0LnYxIs8CCgtRdWV1ZVN0YXR1cxINCgV0b2tlbhgBIAEoCRISCgpjb25jZXJ0X2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSJQoFc3RhdGUYBCABKA4yFi5jb25jZXJ0LnYxLlF1ZXVlU3RhdGUSEAoIcG9zaXRpb24YBSABKAMSEwoLdXNlcnNfYWhlYWQYBiABKAMSFQoNdG90YWxfd2FpdGluZxgHIAEoAxI8Chhlc3RpbWF0ZWRfYWRtaXNzaW9uX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDmVzdGltYXRlZF93YWl0GAkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjYKEmFjdGl2ZV9leHBpcmVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiNwoQSm9pblF1ZXVlUmVxdWVzdBISCgpjb25jZXJ0X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkiSwoRSm9pblF1ZXVlUmVzcG9uc2USDQoFdG9rZW4YASABKAkSJwoGc3RhdHVzGAIgASgLMhcuY29uY2VydC52MS5RdWV1ZVN0YXR1cyImChVHZXRRdWV1ZVN0YXR1c1JlcXVlc3QSDQoFdG9rZW4YASABKAkiQQoWR2V0UXVldWVTdGF0dXNSZXNwb25zZRInCgZzdGF0dXMYASABKAsyFy5jb25jZXJ0LnYxLlF1ZXVlU3RhdHVzIiIKEVdhdGNoUXVldWVSZXF1ZXN0Eg0KBXRva2VuGAEgASgJIlAKEldhdGNoUXVldWVSZXNwb25zZRInCgZzdGF0dXMYASABKAsyFy5jb25jZXJ0LnYxLlF1ZXVlU3RhdHVzEhEKCWhlYXJ0YmVhdBgCIAEoCCIiChFMZWF2ZVF1ZXVlUmVxdWVzdBINCgV0b2tlbhgBIAEoCSI9ChJMZWF2ZVF1ZXVlUmVzcG9uc2USJwoGc3RhdHVzGAEgASgLMhcuY29uY2VydC52MS5RdWV1ZVN0YXR1cypzCgpRdWV1ZVN0YXRlEhsKF1FVRVVFX1NUQVRFX1VOU1BFQ0lGSUVEEAASFwoTUVVFVUVfU1RBVEVfV0FJVElORxABEhYKElFVRVVFX1NUQVRFX0FDVElWRRACEhcKE1FVRVVFX1NUQVRFX0VYUElSRUQQAzLNAgoMUXVldWVTZXJ2aWNlEkgKCUpvaW5RdWV1ZRIcLmNvbmNlcnQudjEuSm9pblF1ZXVlUmVxdWVzdBodLmNvbmNlcnQudjEuSm9pblF1ZXVlUmVzcG9uc2USVwoOR2V0UXVldWVTdGF0dXMSIS5jb25jZXJ0LnYxLkdldFF1ZXVlU3RhdHVzUmVxdWVzdBoiLmNvbmNlcnQudjEuR2V0UXVldWVTdGF0dXNSZXNwb25zZRJNCgpXYXRjaFF1ZXVlEh0uY29uY2VydC52MS5XYXRjaFF1ZXVlUmVxdWVzdBoeLmNvbmNlcnQudjEuV2F0Y2hRdWV1ZVJlc3BvbnNlMAESSwoKTGVhdmVRdWV1ZRIdLmNvbmNlcnQudjEuTGVhdmVRdWV1ZVJlcXVlc3QaHi5jb25jZXJ0LnYxLkxlYXZlUXVldWVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChZjb25jZXJ0L3YxL3F1ZXVlLnByb3RvEgpjb25jZXJ0LnYxIqQDCgtRdWV1ZVN0YXR1cxINCgV0b2tlbhgBIAEoCRISCgpjb25jZXJ0X2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSJQoFc3RhdGUYBCABKA4yFi5jb25jZXJ0LnYxLlF1ZXVlU3RhdGUSEAoIcG9zaXRpb24YBSABKAMSEwoLdXNlcnNfYWhlYWQYBiABKAMSFQoNdG90YWxfd2FpdGluZxgHIAEoAxI8Chhlc3RpbWF0ZWRfYWRtaXNzaW9uX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDmVzdGltYXRlZF93YWl0GAkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjYKEmFjdGl2ZV9leHBpcmVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPYWRtaXNzaW9uX3N0YXRlGAsgASgOMhouY29uY2VydC52MS5BZG1pc3Npb25TdGF0ZRIeChZhZG1pc3Npb25fc3RhdGVfcmVhc29uGAwgASgJIjcKEEpvaW5RdWV1ZVJlcXVlc3QSEgoKY29uY2VydF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJIksKEUpvaW5RdWV1ZVJlc3BvbnNlEg0KBXRva2VuGAEgASgJEicKBnN0YXR1cxgCIAEoCzIXLmNvbmNlcnQudjEuUXVldWVTdGF0dXMiJgoVR2V0UXVldWVTdGF0dXNSZXF1ZXN0Eg0KBXRva2VuGAEgASgJIkEKFkdldFF1ZXVlU3RhdHVzUmVzcG9uc2USJwoGc3RhdHVzGAEgASgLMhcuY29uY2VydC52MS5RdWV1ZVN0YXR1cyIiChFXYXRjaFF1ZXVlUmVxdWVzdBINCgV0b2tlbhgBIAEoCSJQChJXYXRjaFF1ZXVlUmVzcG9uc2USJwoGc3RhdHVzGAEgASgLMhcuY29uY2VydC52MS5RdWV1ZVN0YXR1cxIRCgloZWFydGJlYXQYAiABKAgiIgoRTGVhdmVRdWV1ZVJlcXVlc3QSDQoFdG9rZW4YASABKAkiPQoSTGVhdmVRdWV1ZVJlc3BvbnNlEicKBnN0YXR1cxgBIAEoCzIXLmNvbmNlcnQudjEuUXVldWVTdGF0dXMqcwoKUXVldWVTdGF0ZRIbChdRVUVVRV9TVEFURV9VTlNQRUNJRklFRBAAEhcKE1FVRVVFX1NUQVRFX1dBSVRJTkcQARIWChJRVUVVRV9TVEFURV9BQ1RJVkUQAhIXChNRVUVVRV9TVEFURV9FWFBJUkVEEAMqgwEKDkFkbWlzc2lvblN0YXRlEh8KG0FETUlTU0lPTl9TVEFURV9VTlNQRUNJRklFRBAAEhgKFEFETUlTU0lPTl9TVEFURV9PUEVOEAESGgoWQURNSVNTSU9OX1NUQVRFX1BBVVNFRBACEhoKFkFETUlTU0lPTl9TVEFURV9DTE9TRUQQAzLNAgoMUXVldWVTZXJ2aWNlEkgKCUpvaW5RdWV1ZRIcLmNvbmNlcnQudjEuSm9pblF1ZXVlUmVxdWVzdBodLmNvbmNlcnQudjEuSm9pblF1ZXVlUmVzcG9uc2USVwoOR2V0UXVldWVTdGF0dXMSIS5jb25jZXJ0LnYxLkdldFF1ZXVlU3RhdHVzUmVxdWVzdBoiLmNvbmNlcnQudjEuR2V0UXVldWVTdGF0dXNSZXNwb25zZRJNCgpXYXRjaFF1ZXVlEh0uY29uY2VydC52MS5XYXRjaFF1ZXVlUmVxdWVzdBoeLmNvbmNlcnQudjEuV2F0Y2hRdWV1ZVJlc3BvbnNlMAESSwoKTGVhdmVRdWV1ZRIdLmNvbmNlcnQudjEuTGVhdmVRdWV1ZVJlcXVlc3QaHi5jb25jZXJ0LnYxLkxlYXZlUXVldWVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Where a token stands.
@@ -83,6 +83,21 @@ export type QueueStatus = Message<"concert.v1.QueueStatus"> & {
    * @generated from field: google.protobuf.Timestamp active_expire_time = 10;
    */
   activeExpireTime?: Timestamp | undefined;
+
+  /**
+   * The concert's admission state: while PAUSED nobody is admitted, every place is kept and the
+   * estimate is unset (unknown); while CLOSED no new joins are taken.
+   *
+   * @generated from field: concert.v1.AdmissionState admission_state = 11;
+   */
+  admissionState: AdmissionState;
+
+  /**
+   * Why, when not OPEN, as the operator gave it.
+   *
+   * @generated from field: string admission_state_reason = 12;
+   */
+  admissionStateReason: string;
 };
 
 /**
@@ -285,6 +300,45 @@ export enum QueueState {
  */
 export const QueueStateSchema: GenEnum<QueueState> = /*@__PURE__*/
   enumDesc(file_concert_v1_queue, 0);
+
+/**
+ * Whether the waiting room of a concert admits users (set by operators, AdminService).
+ *
+ * @generated from enum concert.v1.AdmissionState
+ */
+export enum AdmissionState {
+  /**
+   * @generated from enum value: ADMISSION_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Joins accepted, users admitted.
+   *
+   * @generated from enum value: ADMISSION_STATE_OPEN = 1;
+   */
+  OPEN = 1,
+
+  /**
+   * Joins accepted, nobody admitted; every place is kept and watchers are told why.
+   *
+   * @generated from enum value: ADMISSION_STATE_PAUSED = 2;
+   */
+  PAUSED = 2,
+
+  /**
+   * New joins refused (QUEUE_CLOSED); those already waiting are still admitted.
+   *
+   * @generated from enum value: ADMISSION_STATE_CLOSED = 3;
+   */
+  CLOSED = 3,
+}
+
+/**
+ * Describes the enum concert.v1.AdmissionState.
+ */
+export const AdmissionStateSchema: GenEnum<AdmissionState> = /*@__PURE__*/
+  enumDesc(file_concert_v1_queue, 1);
 
 /**
  * The virtual waiting room. A user joins the queue of a concert and receives a token;
