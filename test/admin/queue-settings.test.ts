@@ -4,8 +4,7 @@
 
 import { Code } from "@connectrpc/connect";
 import test from "ava";
-import { AdmissionState } from "../../gen/concert/v1/admin_pb.js";
-import { QueueService, QueueState } from "../../gen/concert/v1/queue_pb.js";
+import { AdmissionState, QueueService, QueueState } from "../../gen/concert/v1/queue_pb.js";
 import { startApp, type App } from "../../src/app.js";
 import { createLogger } from "../../src/platform/logger.js";
 import { createGrpcClient, type GrpcClient } from "../../src/platform/rpc/grpc-client.js";
@@ -64,6 +63,12 @@ test("cap, pause, close and removal apply on every process at its next admission
   await step(b);
   t.is(count(await states(tokens), QueueState.ACTIVE), 4);
 
+  const watching = new AbortController();
+  const watcherSaw = (async () => {
+    for await (const { status } of queueB.watchQueue({ token: tokens[5]! }, { signal: watching.signal }))
+      if (status!.admissionState === AdmissionState.PAUSED) return status!.admissionState;
+    return undefined;
+  })();
   await update({ admissionState: AdmissionState.PAUSED, stateReason: "booking tier overloaded" }, [
     "admission_state",
     "state_reason",
@@ -75,8 +80,15 @@ test("cap, pause, close and removal apply on every process at its next admission
   let now = await states(tokens);
   t.is(count(now, QueueState.ACTIVE), 2, "nobody admitted while paused");
   t.is(count(now, QueueState.WAITING), 2, "every place kept while paused");
-  t.is((await queueB.getQueueStatus({ token: tokens[4]! })).status!.position, 1n);
+  const paused = (await queueB.getQueueStatus({ token: tokens[4]! })).status!;
+  t.is(paused.position, 1n);
+  t.is(paused.admissionState, AdmissionState.PAUSED);
+  t.is(paused.admissionStateReason, "booking tier overloaded");
+  t.is(paused.estimatedWait, undefined, "the estimate is unknown while paused");
+  // A stream opened before the pause hears of it (a heartbeat comes at least every 5 s).
+  t.is(await watcherSaw, AdmissionState.PAUSED);
 
+  watching.abort();
   await update({ admissionState: AdmissionState.OPEN }, ["admission_state"]);
   await step(a.app);
   now = await states(tokens);
