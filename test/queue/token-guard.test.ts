@@ -11,8 +11,13 @@ import { waitFor } from "../helpers/wait.js";
 
 let app: TestApp;
 let concertId: string;
-/** Holds the only slot for 4 s, so later joiners wait. */
+/** Admitted first; its slot ends after ACTIVE_TOKEN_TTL (4 s). */
 let blocker: string;
+/**
+ * For the waiting tokens: its only slot is held for ten minutes, so nobody behind is admitted
+ * however slow the machine, and a waiting user not seen for 3 s loses the place.
+ */
+let full: TestApp;
 
 test.before(async () => {
   app = await startTestApp("queue_guard", {
@@ -23,15 +28,23 @@ test.before(async () => {
   });
   await seedSmallCatalog(app, 4);
   concertId = (await app.grpc(BookingService).listConcerts({})).concerts[0]!.id;
+  full = await startTestApp("queue_guard_full", {
+    maxActiveUsers: 1,
+    admissionIntervalMs: 100,
+    activeTokenTtlSeconds: 600,
+    waitingTokenTtlSeconds: 3,
+  });
+  await seedSmallCatalog(full, 4);
 });
 
 test.after.always(async () => {
   await app?.stop();
+  await full?.stop();
 });
 
-const rowState = async (token: string) =>
+const rowState = async (token: string, on = app) =>
   (
-    await app.app.orm.em
+    await on.app.orm.em
       .getConnection()
       .execute<{ state: string }[]>("select state from queue_entry where token = ?", [token])
   )[0]?.state;
@@ -99,14 +112,16 @@ test.serial("WalletService guards PayReservation only", async (t) => {
 test.serial(
   "a waiting token is NOT_ACTIVE; an unpolled one is dropped after WAITING_TOKEN_TTL; a watched one stays",
   async (t) => {
-    const queue = app.grpc(QueueService);
-    const grpc = app.grpc(BookingService);
-    const idle = await queue.joinQueue({ concertId, userId: "idle" });
-    const watched = await queue.joinQueue({ concertId, userId: "watched" });
+    const queue = full.grpc(QueueService);
+    const grpc = full.grpc(BookingService);
+    const fullConcert = (await grpc.listConcerts({})).concerts[0]!.id;
+    await admitUser(full, fullConcert, "holder");
+    const idle = await queue.joinQueue({ concertId: fullConcert, userId: "idle" });
+    const watched = await queue.joinQueue({ concertId: fullConcert, userId: "watched" });
     t.is(idle.status!.state, QueueState.WAITING);
     await expectError(
       t,
-      grpc.listSchedules({ concertId }, withToken(idle.token)),
+      grpc.listSchedules({ concertId: fullConcert }, withToken(idle.token)),
       Code.PermissionDenied,
       "QUEUE_TOKEN_NOT_ACTIVE",
     );
@@ -121,18 +136,22 @@ test.serial(
     // The guard's own read never counts as a sign of life, so the idle user is dropped.
     await waitFor(
       async () => {
-        const outcome = await grpc.listSchedules({ concertId }, withToken(idle.token)).catch((e: Error) => e.message);
+        const outcome = await grpc
+          .listSchedules({ concertId: fullConcert }, withToken(idle.token))
+          .catch((e: Error) => e.message);
         return typeof outcome === "string" && outcome.includes("expired");
       },
-      { timeoutMs: 10_000, message: () => "idle waiting token dropped" },
+      { timeoutMs: 30_000, message: () => "idle waiting token dropped" },
     );
     await expectError(
       t,
-      grpc.listSchedules({ concertId }, withToken(idle.token)),
+      grpc.listSchedules({ concertId: fullConcert }, withToken(idle.token)),
       Code.PermissionDenied,
       "QUEUE_TOKEN_EXPIRED",
     );
-    await waitFor(async () => (await rowState(idle.token)) === "EXPIRED", { message: () => "abandonment mirrored" });
+    await waitFor(async () => (await rowState(idle.token, full)) === "EXPIRED", {
+      message: () => "abandonment mirrored",
+    });
     t.is(
       (await queue.getQueueStatus({ token: watched.token })).status!.state,
       QueueState.WAITING,
