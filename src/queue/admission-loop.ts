@@ -83,7 +83,8 @@ export function createAdmissionLoop(deps: {
         const concerts = await redisQueue.concerts();
         await Promise.all(
           concerts.map(async (concertId) => {
-            const reply = await redisQueue.admit(concertId, tickRule(settings.of(concertId)));
+            const concertRule = tickRule(settings.of(concertId), await settings.mayAdmit(concertId));
+            const reply = await redisQueue.admit(concertId, concertRule);
             const { waiting, active, admitted, expired, abandoned } = reply;
             report({
               concertId,
@@ -104,7 +105,7 @@ export function createAdmissionLoop(deps: {
         let failure: unknown;
         for (const concertId of await pg.concerts()) {
           try {
-            const concertRule = tickRule(settings.of(concertId));
+            const concertRule = tickRule(settings.of(concertId), await settings.mayAdmit(concertId));
             const { admitted, expired, abandoned } = await pg.admit(concertId, concertRule, mode.fallbackSinceMs);
             const { waiting, active } = await lineCounts(concertId);
             report({

@@ -15,6 +15,8 @@ export interface AdmissionRule {
   intervalMs: number;
   /** Most tokens one tick admits or ends per concert, so each atomic step stays short. */
   stepLimit: number;
+  /** Most users one tick admits per concert, when an operator set one (users_per_tick). */
+  admitLimit?: number;
 }
 
 /** A concert's line as a tick sees it, after ending what is over. */
@@ -41,14 +43,15 @@ export function admissionRule(settings: {
   };
 }
 
-/** How many of the head of the line this tick admits: the free slots, within the step limit. */
+/** How many of the head of the line this tick admits: the free slots, within the step and admit limits. */
 export function admissionsThisTick(line: LineState, rule: AdmissionRule): number {
-  return Math.max(0, Math.min(rule.cap - line.active, rule.stepLimit));
+  return Math.max(0, Math.min(rule.cap - line.active, rule.stepLimit, rule.admitLimit ?? Infinity));
 }
 
-/** Admissions per second the line reaches at least: every slot frees within the active TTL. */
+/** Admissions per second the line reaches at least: every slot frees within the active TTL (at the admit limit's pace at most). */
 export function leastAdmissionRate(rule: AdmissionRule): number {
-  return rule.cap / (rule.activeTtlMs / 1000);
+  const paced = rule.admitLimit === undefined ? Infinity : rule.admitLimit / (rule.intervalMs / 1000);
+  return Math.min(rule.cap / (rule.activeTtlMs / 1000), paced);
 }
 
 export interface Estimate {

@@ -19,14 +19,23 @@ export interface AdmissionSettings {
   refresh(): Promise<void>;
   /** One concert's settings as of the last refresh. */
   of(concertId: string): ConcertAdmission;
+  /**
+   * Whether this process's tick may admit into the concert now. A concert paced by its own
+   * admission interval admits at one process per interval, whichever ticks first; the others
+   * only sweep.
+   */
+  mayAdmit(concertId: string): Promise<boolean>;
 }
 
 export function fixedAdmissionSettings(rule: AdmissionRule): AdmissionSettings {
   const open: ConcertAdmission = { rule, state: "OPEN", reason: "" };
-  return { refresh: async () => undefined, of: () => open };
+  return { refresh: async () => undefined, of: () => open, mayAdmit: async () => true };
 }
 
-/** The rule a tick applies: a PAUSED concert admits nobody, while active slots still end on time. */
-export function tickRule({ rule, state }: ConcertAdmission): AdmissionRule {
-  return state === "PAUSED" ? { ...rule, cap: 0 } : rule;
+/**
+ * The rule a tick applies: a PAUSED concert, or one whose step another process took, admits
+ * nobody, while active slots still end on time and the abandoned still leave.
+ */
+export function tickRule({ rule, state }: ConcertAdmission, mayAdmit: boolean): AdmissionRule {
+  return state === "PAUSED" || !mayAdmit ? { ...rule, cap: 0 } : rule;
 }
