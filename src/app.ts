@@ -190,7 +190,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       config,
       logger,
       registry: metrics.registry,
-      admissionSettings: createStoredAdmissionSettings(orm, logger),
+      admissionSettings: createStoredAdmissionSettings(orm, logger, redis, config.redisKeyPrefix),
     });
   } catch (error) {
     await closeORM(orm).catch(() => undefined);

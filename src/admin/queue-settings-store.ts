@@ -4,6 +4,7 @@
 
 import type { ORM } from "../platform/db/orm.js";
 import type { Logger } from "../platform/logger.js";
+import type { RedisClient } from "../platform/redis/client.js";
 import { findConcert } from "../booking/catalog.js";
 import { admissionRule, type AdmissionRule } from "../queue/admission-rule.js";
 import type { AdmissionSettings, ConcertAdmission } from "../queue/admission-settings.js";
@@ -91,32 +92,60 @@ export async function updateQueueSettings(
   return getQueueSettings(orm, defaults, concertId);
 }
 
-/** The queue's AdmissionSettings over the stored rows; a failed reload keeps the previous ones. */
-export function createStoredAdmissionSettings(orm: ORM, logger: Logger) {
+/** A concert with its own pace: admitted at one process per interval (a Redis lease), so many processes do not multiply it. */
+interface Paced extends ConcertAdmission {
+  paceMs?: number;
+}
+
+/**
+ * The queue's AdmissionSettings over the stored rows; a failed reload keeps the previous ones.
+ * A concert with a stored admission interval or users per tick is paced: each interval, the
+ * first process to tick takes the step (SET NX with the interval as expiry) and admits; the
+ * others only sweep. If Redis cannot be asked (the waiting room is then on PostgreSQL), each
+ * process admits at its own pace.
+ */
+export function createStoredAdmissionSettings(orm: ORM, logger: Logger, redis: RedisClient, keyPrefix: string) {
   return (defaults: AdmissionRule): AdmissionSettings => {
-    const open: ConcertAdmission = { rule: defaults, state: "OPEN", reason: "" };
-    let byConcert = new Map<string, ConcertAdmission>();
+    const open: Paced = { rule: defaults, state: "OPEN", reason: "" };
+    let byConcert = new Map<string, Paced>();
     return {
       async refresh() {
         try {
           const rows = await orm.em.fork().find(QueueSettingsRow, {}, { disableIdentityMap: true });
           byConcert = new Map(
-            rows.map((row) => {
-              const s = effective(row.concertId, defaults, row);
-              const rule = admissionRule({
-                maxActiveUsers: s.maxActiveUsers,
-                activeTtlSeconds: s.activeTtlSeconds,
-                waitingTtlSeconds: s.waitingTtlSeconds,
-                intervalMs: s.admissionIntervalMs,
-              });
-              return [row.concertId, { rule, state: s.admissionState, reason: s.stateReason }];
-            }),
+            rows.map((row) => [row.concertId, toAdmission(effective(row.concertId, defaults, row), row)]),
           );
         } catch (error) {
           logger.warn({ err: (error as Error).message }, "could not reload queue settings; keeping the previous ones");
         }
       },
       of: (concertId) => byConcert.get(concertId) ?? open,
+      async mayAdmit(concertId) {
+        const paceMs = byConcert.get(concertId)?.paceMs;
+        if (paceMs === undefined) return true;
+        // Ticks of different processes are not aligned: a lease a little shorter than the interval
+        // is free again by the first tick that comes a whole interval after the last step.
+        const leaseMs = Math.max(1, paceMs - Math.min(100, Math.floor(paceMs / 10)));
+        try {
+          // The pace is part of the key: a new interval does not wait for the old one's lease.
+          const key = `${keyPrefix}admin:admission-step:${concertId}:${paceMs}`;
+          return (await redis.set(key, "1", "PX", leaseMs, "NX")) === "OK";
+        } catch {
+          return true;
+        }
+      },
     };
   };
+}
+
+function toAdmission(s: EffectiveQueueSettings, row: QueueSettingsRow): Paced {
+  const rule = admissionRule({
+    maxActiveUsers: s.maxActiveUsers,
+    activeTtlSeconds: s.activeTtlSeconds,
+    waitingTtlSeconds: s.waitingTtlSeconds,
+    intervalMs: s.admissionIntervalMs,
+  });
+  if (s.usersPerTick > 0) rule.admitLimit = s.usersPerTick;
+  const paced = row.admissionIntervalMs !== null || row.usersPerTick !== null;
+  return { rule, state: s.admissionState, reason: s.stateReason, ...(paced ? { paceMs: s.admissionIntervalMs } : {}) };
 }

@@ -1,6 +1,7 @@
 // Live waiting-room control across two processes sharing PostgreSQL and Redis: a settings change
 // made through one applies on the other's next admission step. The test runs the steps itself
-// (the timers are set an hour apart), so "within one tick" is checked exactly, without a clock.
+// (the timers are set an hour apart), so "within one tick" is checked exactly, without a clock;
+// the tests that step run one at a time, since a step admits into every concert.
 
 import { Code } from "@connectrpc/connect";
 import test from "ava";
@@ -36,7 +37,7 @@ async function states(tokens: string[]): Promise<QueueState[]> {
 }
 const count = (list: QueueState[], state: QueueState) => list.filter((s) => s === state).length;
 
-test("cap, pause, close and removal apply on every process at its next admission step", async (t) => {
+test.serial("cap, pause, close and removal apply on every process at its next admission step", async (t) => {
   const admin = adminClient(a);
   const { concert } = await admin.createConcert({ title: "Live", artist: "A", venue: "V", requestId: "live" }, ops);
   const concertId = concert!.id;
@@ -156,4 +157,29 @@ test("bad settings are INVALID_FIELD naming each field", async (t) => {
     "settings.max_active_users",
     "update_mask",
   ]);
+});
+
+test.serial("users per tick and a concert's own interval pace admission across processes", async (t) => {
+  const admin = adminClient(a);
+  const { concert } = await admin.createConcert({ title: "Paced", artist: "A", venue: "V", requestId: "paced" }, ops);
+  const concertId = concert!.id;
+  const pace = (admissionInterval: { seconds?: bigint; nanos?: number }) =>
+    admin.updateQueueSettings(
+      {
+        settings: { concertId, usersPerTick: 1, admissionInterval },
+        updateMask: { paths: ["users_per_tick", "admission_interval"] },
+      },
+      ops,
+    );
+  await pace({ seconds: 3600n });
+  const tokens: string[] = [];
+  for (let i = 0; i < 4; i++) tokens.push((await queueB.joinQueue({ concertId, userId: `paced-${i}` })).token);
+  await step(a.app);
+  t.is(count(await states(tokens), QueueState.ACTIVE), 1, "one user per step");
+  await step(b);
+  await step(a.app);
+  t.is(count(await states(tokens), QueueState.ACTIVE), 1, "one step per interval, whichever process ticks");
+  await pace({ nanos: 10_000_000 });
+  await step(b);
+  t.is(count(await states(tokens), QueueState.ACTIVE), 2, "a new interval applies at the next step");
 });
