@@ -8,7 +8,7 @@
 // contended wallet row locked only from its UPDATE to COMMIT. A version conflict reruns the
 // whole transaction (withOptimisticRetry).
 
-import { sql, UniqueConstraintViolationException } from "@mikro-orm/core";
+import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { randomUUID } from "node:crypto";
 import {
@@ -21,37 +21,24 @@ import {
   type AuthorizeReservation,
   type ReservationView,
 } from "../booking/reservation-rows.js";
-import { Reservation } from "../booking/reservation.entity.js";
-import { Seat } from "../booking/seat.entity.js";
 import { systemClock, type Clock } from "../platform/clock.js";
-import { compileQuery, dataModifying, insertBuilder } from "../platform/db/compiled-query.js";
 import { withOptimisticRetry } from "../platform/db/optimistic-retry.js";
 import type { ORM } from "../platform/db/orm.js";
-import { outboxInsert, recordEvent } from "../platform/db/outbox.js";
+import { recordEvent } from "../platform/db/outbox.js";
 import { DomainError } from "../platform/domain-error.js";
 import { CURRENCY } from "../platform/money.js";
-import { Payment } from "./payment.entity.js";
+import { findPayment, paymentPayload, recordPaymentRows, type PaymentView } from "./payment-rows.js";
 import {
   fingerprint,
   getWallet,
   insertLedgerEntry,
-  ledgerEntryInsert,
   loadWallet,
   walletAfterEntry,
   walletView,
   type WalletView,
 } from "./wallet-ledger.js";
 
-export const PAYMENT_COMPLETED = "payment.completed";
 export const PAYMENT_REFUNDED = "payment.refunded";
-
-export interface PaymentView {
-  id: string;
-  reservationId: string;
-  userId: string;
-  amountMinor: bigint;
-  createdAt: Date;
-}
 
 export interface PayInput {
   reservationId: string;
@@ -90,143 +77,6 @@ function unpayable(reservation: ReservationView, now: Date): DomainError | undef
     case "CANCELLED":
       return new DomainError("RESERVATION_NOT_PAYABLE", `reservation ${reservation.id} was cancelled`, [], metadata);
   }
-}
-
-const paymentByKey = compileQuery<{ userId: string; idempotencyKey: string }>(["userId", "idempotencyKey"], (em, p) =>
-  em
-    .createQueryBuilder(Payment)
-    .select(["id", "reservationId", "userId", "amountMinor", "createdAt"])
-    .where({ userId: p.userId, idempotencyKey: p.idempotencyKey })
-    .limit(1),
-);
-
-const paymentInsert = insertBuilder<PaymentView & { idempotencyKey: string }>(Payment, [
-  "id",
-  "reservationId",
-  "userId",
-  "amountMinor",
-  "createdAt",
-  "idempotencyKey",
-]);
-
-/** The values of recordPaymentRows. */
-interface PaymentRows {
-  reservationId: string;
-  seatId: string;
-  userId: string;
-  now: Date;
-  paymentId: string;
-  amountMinor: bigint;
-  /** The ledger's signed amount: −amountMinor. */
-  debitMinor: bigint;
-  balanceAfterMinor: bigint;
-  idempotencyKey: string;
-  requestFingerprint: string;
-  eventId: string;
-  payload: Record<string, unknown>;
-}
-
-/**
- * Everything a payment writes except the wallet, in one statement (one round trip instead of
- * five): data-modifying WITH queries confirm the hold (only if still HELD and unexpired), mark
- * the seat sold, and insert the payment, its ledger entry and the outbox event. The statement
- * returns one row when the hold was confirmed and none when it was not; in that case the caller
- * rolls the whole transaction back, since the other WITH queries ran regardless. The row carries
- * the schedules in which the payer still holds other unexpired seats.
- */
-const recordPaymentRows = compileQuery<PaymentRows>(
-  [
-    "reservationId",
-    "seatId",
-    "userId",
-    "now",
-    "paymentId",
-    "amountMinor",
-    "debitMinor",
-    "balanceAfterMinor",
-    "idempotencyKey",
-    "requestFingerprint",
-    "eventId",
-    "payload",
-  ],
-  (em, p) =>
-    em
-      .createQueryBuilder(Reservation, "r")
-      .with(
-        "confirmed",
-        dataModifying(
-          em
-            .createQueryBuilder(Reservation)
-            .update({ status: "CONFIRMED", confirmedAt: p.now })
-            .where({ id: p.reservationId, status: "HELD", expireTime: { $gt: p.now } })
-            .returning(["id", "confirmedAt"]),
-        ),
-      )
-      .with(
-        "sold",
-        dataModifying(
-          em.createQueryBuilder(Seat).update({ status: "RESERVED", heldUntil: null }).where({ id: p.seatId }),
-        ),
-      )
-      .with(
-        "paid",
-        dataModifying(
-          paymentInsert(em, {
-            id: p.paymentId,
-            reservationId: p.reservationId,
-            userId: p.userId,
-            amountMinor: p.amountMinor,
-            createdAt: p.now,
-            idempotencyKey: p.idempotencyKey,
-          }),
-        ),
-      )
-      .with(
-        "entry",
-        dataModifying(
-          ledgerEntryInsert(em, {
-            userId: p.userId,
-            kind: "PAYMENT",
-            amountMinor: p.debitMinor,
-            balanceAfterMinor: p.balanceAfterMinor,
-            idempotencyKey: p.idempotencyKey,
-            requestFingerprint: p.requestFingerprint,
-            reservationId: p.reservationId,
-            createdAt: p.now,
-          }),
-        ),
-      )
-      .with(
-        "event",
-        dataModifying(
-          outboxInsert(em, {
-            eventId: p.eventId,
-            eventType: PAYMENT_COMPLETED,
-            aggregateType: "reservation",
-            aggregateId: p.reservationId,
-            payload: p.payload,
-            createdAt: p.now,
-          }),
-        ),
-      )
-      .select([
-        // The WITH queries' changes are invisible to the rest of the statement: this reservation
-        // still reads HELD here. (A raw fragment's values are inlined, not bound: it takes none.)
-        sql`(select coalesce(json_agg(distinct h.schedule_id), '[]') from reservation h, confirmed c where h.user_id = r.user_id and h.status = 'HELD' and h.expire_time > c.confirmed_at and h.id <> r.id)`.as(
-          "heldScheduleIds",
-        ),
-      ])
-      .where({ id: p.reservationId })
-      .andWhere("exists (select 1 from confirmed)"),
-);
-
-/** A plain row (see reservation-rows.ts): the amount arrives as a string. */
-async function findPayment(em: EntityManager, userId: string, idempotencyKey: string): Promise<PaymentView | null> {
-  const row = await paymentByKey.get<Omit<PaymentView, "amountMinor"> & { amountMinor: string }>(em, {
-    userId,
-    idempotencyKey,
-  });
-  return row ? { ...row, amountMinor: BigInt(row.amountMinor) } : null;
 }
 
 /** The result of the call that first used this key, or IDEMPOTENCY_KEY_REUSED for another reservation. */
@@ -409,19 +259,6 @@ async function expireRanOutHold(orm: ORM, reservation: ReservationView, now: Dat
     const current = await findReservation(em, reservation.id);
     if (current?.status === "HELD" && current.expireTime <= now) await expireHeldReservation(em, current);
   });
-}
-
-function paymentPayload(payment: PaymentView, reservation: ReservationView): Record<string, unknown> {
-  return {
-    payment_id: payment.id,
-    reservation_id: reservation.id,
-    user_id: reservation.userId,
-    schedule_id: reservation.scheduleId,
-    seat_id: reservation.seatId,
-    amount_minor: payment.amountMinor.toString(),
-    currency_code: CURRENCY,
-    paid_at: payment.createdAt.toISOString(),
-  };
 }
 
 /**

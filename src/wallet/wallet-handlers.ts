@@ -20,7 +20,8 @@ import type { MethodTable } from "../platform/rpc/method-table.js";
 import { check, isInt8String } from "../platform/validation.js";
 import { expiredTokenKey, type AdmittedToken } from "../queue/admission-context.js";
 import type { LedgerEntry } from "./ledger-entry.entity.js";
-import type { PaymentView, PayResult } from "./reservation-payment.js";
+import type { PaymentView } from "./payment-rows.js";
+import type { PayResult } from "./reservation-payment.js";
 import { createWalletCommands, type WalletCommandDeps } from "./wallet-commands.js";
 import { MAX_TOP_UP_MINOR, type LedgerEntryView, type WalletView } from "./wallet-ledger.js";
 

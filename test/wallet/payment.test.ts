@@ -7,12 +7,8 @@ import test from "ava";
 import { lockSeat } from "../../src/booking/reservation-rows.js";
 import { cancelReservation, reserveSeat, type HoldPolicy } from "../../src/booking/seat-hold.js";
 import { Payment } from "../../src/wallet/payment.entity.js";
-import {
-  payReservation,
-  PAYMENT_COMPLETED,
-  PAYMENT_REFUNDED,
-  refundPayment,
-} from "../../src/wallet/reservation-payment.js";
+import { PAYMENT_COMPLETED } from "../../src/wallet/payment-rows.js";
+import { payReservation, PAYMENT_REFUNDED, refundPayment } from "../../src/wallet/reservation-payment.js";
 import {
   balanceOf,
   fund,
