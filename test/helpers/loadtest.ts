@@ -16,7 +16,8 @@ export function runCiLoadTest(
     seatPick: "random-once",
     seatRetries: 0,
     rpcTimeoutMs: 20_000,
-    timeoutMs: 50_000,
+    // A whole run's bound: tens of seconds when the machine is busy, far more than when idle.
+    timeoutMs: 100_000,
     maxActiveUsers: cap,
     databaseUrl: app.config.databaseUrl,
     redisUrl: app.config.redisUrl,
