@@ -197,8 +197,13 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     redis.disconnect();
     throw error;
   }
+  // The guards a method runs, by the queue-token requirement its handler table declares.
+  const tokenGuards: Record<TokenRequirement, readonly CallGuard[]> = {
+    none: [],
+    active: [createQueueTokenGuard(waitingRoom)],
+    "active-or-used": [createQueueTokenGuard(waitingRoom, { replayable: true })],
+  };
   let services: BoundService<DescService>[];
-  let tokenGuards: Record<TokenRequirement, readonly CallGuard[]>;
   try {
     services = servedServices(config, {
       orm,
@@ -207,11 +212,6 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       holdPolicy,
       onPaymentCommitted: () => outboxRelay?.nudge(),
     });
-    tokenGuards = {
-      none: [],
-      active: [createQueueTokenGuard(waitingRoom)],
-      "active-or-used": [createQueueTokenGuard(waitingRoom, { replayable: true })],
-    };
   } catch (error) {
     await waitingRoom.stop();
     await closeORM(orm);
