@@ -256,6 +256,10 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     corsOrigins: config.corsOrigins,
     corsHeaders: [QUEUE_TOKEN_HEADER],
     onCallFailure: (error, rpc) => logger.warn({ err: error, rpc }, "could not answer a call on the Connect port"),
+    requestTimeoutMs: config.connectRequestTimeoutMs,
+    resetBurst: config.connectResetBurst,
+    resetRatePerSecond: config.connectResetRate,
+    onConnectionClosed: (reason) => logger.warn({ reason }, "closed a Connect-port connection"),
     extraRoutes(req, res) {
       if (req.method !== "GET" || req.url !== "/metrics") return false;
       metrics.registry.metrics().then(

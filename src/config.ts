@@ -39,6 +39,11 @@ export interface Config {
   defaultDeadlineMs: number;
   /** Open server streams allowed per process and transport (WatchQueue). */
   maxOpenStreams: number;
+  /** A Connect-port request whose headers and body have not all arrived by then is closed. */
+  connectRequestTimeoutMs: number;
+  /** HTTP/2 streams a peer may reset before they were answered: burst, and refill per second. */
+  connectResetBurst: number;
+  connectResetRate: number;
   /** How long graceful shutdown waits for in-flight calls before cancelling them. */
   shutdownGraceMs: number;
   /** Events the Redis event stream keeps (approximately; 0 = unbounded). */
@@ -124,6 +129,23 @@ export const CONFIG_VARIABLES: readonly Variable[] = [
     name: "MAX_OPEN_STREAMS",
     defaultValue: "20000",
     description: "open WatchQueue streams per process and port; more get RESOURCE_EXHAUSTED",
+  },
+  {
+    name: "CONNECT_REQUEST_TIMEOUT_MS",
+    defaultValue: "10000",
+    description:
+      "a Connect-port request whose headers and body have not all arrived this long after it began is closed (HTTP/1.1 and HTTP/2)",
+  },
+  {
+    name: "CONNECT_RESET_BURST",
+    defaultValue: "1000",
+    description:
+      "HTTP/2 streams one Connect-port connection may reset before they were answered, in a burst; past it (and CONNECT_RESET_RATE) the connection gets GOAWAY ENHANCE_YOUR_CALM",
+  },
+  {
+    name: "CONNECT_RESET_RATE",
+    defaultValue: "100",
+    description: "streams per second that refill CONNECT_RESET_BURST",
   },
   {
     name: "SHUTDOWN_GRACE_MS",
@@ -284,6 +306,9 @@ export function loadConfig(env: Env = process.env): Config {
     maxRequestBytes: r.integer("MAX_REQUEST_BYTES", 1024, 64 * 1024 * 1024),
     defaultDeadlineMs: r.integer("DEFAULT_DEADLINE_MS", 100, 3_600_000),
     maxOpenStreams: r.integer("MAX_OPEN_STREAMS", 1, 1_000_000),
+    connectRequestTimeoutMs: r.integer("CONNECT_REQUEST_TIMEOUT_MS", 100, 3_600_000),
+    connectResetBurst: r.integer("CONNECT_RESET_BURST", 1, 1_000_000),
+    connectResetRate: r.integer("CONNECT_RESET_RATE", 1, 1_000_000),
     shutdownGraceMs: r.integer("SHUTDOWN_GRACE_MS", 0, 600_000),
     eventStreamMaxLen: r.integer("EVENT_STREAM_MAX_LEN", 0, 1_000_000_000),
     corsOrigins: r.origins("CORS_ORIGINS"),
