@@ -1,26 +1,55 @@
 #!/usr/bin/env bash
-# Where the CPU of a load test goes, by process: the server (src/main.ts, one process), the
-# PostgreSQL backends, Redis and the load generator. On a machine that runs all of them, the
-# load test's wall time is their CPU time divided by the cores, so this is the figure to compare
-# between two versions of the code when the machine's speed drifts between runs.
+# Where the CPU of a load test goes, by process and per booked seat: the server (src/main.ts, one
+# process), PostgreSQL, Redis and the load generator; then what PostgreSQL did (transactions, row
+# operations, statements) and what the server's main thread did (CPU by RPC kind). On a machine
+# that runs all of them, the load test's wall time is their CPU time divided by the cores, so
+# these are the figures to compare between two versions of the code when the machine's speed
+# drifts between runs. Output: markdown tables on stdout (paste into docs/benchmarks.md),
+# progress on stderr; exit status 0 only when the run's invariants all PASS.
 #
-#   bash bench/loadtest-cpu.sh            # 10,000 users, cap 2,000, admission every 100 ms
-#   USERS=2000 POOL=10 bash bench/loadtest-cpu.sh
+#   bash bench/loadtest-cpu.sh                         # 10,000 users, cap 2,000, admission every 100 ms
+#   USERS=1000 MAX_ACTIVE=200 bash bench/loadtest-cpu.sh
+#   PRIVATE_PG=1 PRIVATE_REDIS=1 bash bench/loadtest-cpu.sh   # own servers: statement stats, no neighbours
 #
-# Settings (environment): USERS (10000), MAX_ACTIVE (2000), ADMISSION_INTERVAL_MS (100),
+# Settings (environment): USERS (10000), MAX_ACTIVE (cap, 2000), ADMISSION_INTERVAL_MS (100),
 # POOL (DATABASE_POOL_MAX, 24), SEATS (50000), PORT (50071), CONNECT_PORT (50072),
-# DATABASE_URL (postgres://root@127.0.0.1:5432/postgres: a scratch database is created next to
-# it and dropped afterwards), REDIS_URL (redis://127.0.0.1:6379; keys under a run prefix,
-# deleted afterwards).
+# DATABASE_URL (postgres://root@127.0.0.1:5432/postgres: a scratch database is created next to it
+# and dropped afterwards), REDIS_URL (redis://127.0.0.1:6379; keys under a run prefix, deleted
+# afterwards), PRIVATE_PG=1 (initdb + pg_ctl a PostgreSQL 15 of our own on a free port with
+# pg_stat_statements preloaded, as user postgres when run as root; removed afterwards),
+# PRIVATE_REDIS=1 (a redis-server of our own on a free port, no persistence), PROFILE (1; 0 skips
+# the server CPU profile), SAMPLING_US (profiler interval, 1000), TOP (rows of the top lists, 15),
+# KEEP_PROFILE=DIR (copy the recorded profile there; open it in Chrome DevTools after extracting
+# .profile).
 #
-# Needs psql, redis-cli and ss (iproute2) on PATH, and /proc: Linux, on the machine that runs
-# PostgreSQL and Redis (their processes are what it measures).
+# Needs psql, redis-cli, curl and ss (iproute2) on PATH, and /proc: Linux, on the machine that
+# runs PostgreSQL and Redis (their processes are what it measures).
 #
-# Method: two snapshots of /proc/<pid>/stat (user + system time), one after seeding and one
-# after the load test and its audit, while the server and its PostgreSQL connections are still
-# up; the load generator's CPU comes from bash's `time`. Backends that exit between the
-# snapshots (the load test's own audit connections) are not counted.
-set -euo pipefail
+# Method.
+# - CPU by process: two snapshots of /proc/<pid>/stat (user + system time), one after seeding and
+#   one after the load test and its audit, while the server and its connections are still up;
+#   the load generator's CPU comes from bash's `time`. On the shared PostgreSQL only the backends
+#   of the run's database count as its backends (their process title names it); the server's
+#   background processes (WAL writer, checkpointer, ...) are listed apart, since other databases
+#   use them too. A private PostgreSQL counts whole. Backends that exit between the snapshots
+#   (the audit's connections) are not counted. "Other processes" is the rest of the machine.
+# - PostgreSQL: bench/pg-stats.ts snapshots pg_stat_database and pg_stat_user_tables for the run's
+#   database, and pg_stat_statements when the server preloads it (the shared one does not, and
+#   preloading needs a restart, which this script never does to a server it did not start:
+#   PRIVATE_PG=1 gives statement counts and times). Deltas, nothing is reset.
+# - Server CPU by RPC kind: bench/cpu-profile-record.ts attaches to the server's inspector
+#   (started with --inspect on a free port) and runs the V8 CPU profiler for the same window as
+#   the snapshots. bench/cpu-profile-summary.ts maps every frame back to its TypeScript file and
+#   function and gives each sample to the outermost frame on its stack that belongs to one RPC
+#   (its handler, a function named like the RPC, or a file that serves only that RPC) or to a
+#   background task (admission loop, outbox relay, hold sweeper); rules in
+#   bench/cpu-profile-rules.ts. Work that resumes after an await has only the resumed function on
+#   its stack: what is left after the rules is listed by layer (MikroORM/pg after an await, the
+#   grpc-js transport, the RPC layer, ...), not guessed. The main thread's measured CPU time is
+#   spread over the busy samples, so a thread waiting for a core is not counted as working; the
+#   server's other threads (GC helpers, libuv pool) are the process's CPU minus the main thread's.
+#   Calls per RPC come from the server's GET /metrics.
+set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$PATH"
 
@@ -33,65 +62,204 @@ PORT=${PORT:-50071}
 CONNECT_PORT=${CONNECT_PORT:-50072}
 BASE_URL=${DATABASE_URL:-postgres://root@127.0.0.1:5432/postgres}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
-RUN=cpu$(date +%s)
-DB_URL="${BASE_URL%/*}/loadtest_$RUN"
+PRIVATE_PG=${PRIVATE_PG:-0}
+PRIVATE_REDIS=${PRIVATE_REDIS:-0}
+PROFILE=${PROFILE:-1}
+SAMPLING_US=${SAMPLING_US:-1000}
+TOP=${TOP:-15}
+PG_BIN=/usr/lib/postgresql/15/bin
+RUN=cpu$(date +%s)$$
+DB=loadtest_$RUN
 PREFIX="lt:$RUN:"
 WORK=$(mktemp -d)
+exec 3>&2 # progress of the long steps, also from inside redirected groups
 
-psql "$BASE_URL" -qc "create database loadtest_$RUN"
+log() { echo "loadtest-cpu: $(date +%T) $*" >&3; }
+fail() {
+  echo "loadtest-cpu: FAILED: $*" >&3
+  exit 1
+}
+for tool in psql redis-cli curl ss; do command -v "$tool" > /dev/null || fail "$tool is not on PATH"; done
+[[ -r /proc/self/stat ]] || fail "no /proc: this script measures Linux processes"
+# A port nobody listens on, from a random start so that parallel runs do not pick the same one.
+free_port() {
+  local port=$((20000 + RANDOM % 30000))
+  while ss -ltnH "sport = :$port" | grep -q .; do port=$((port + 1)); done
+  echo "$port"
+}
+as_postgres() { if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
 cleanup() {
-  [[ -n "${SERVER:-}" ]] && kill -TERM "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null || true
-  psql "$BASE_URL" -qc "drop database if exists loadtest_$RUN" || true
-  redis-cli -u "$REDIS_URL" --scan --pattern "$PREFIX*" | xargs -r redis-cli -u "$REDIS_URL" del > /dev/null || true
+  local status=$?
+  set +e
+  trap - ERR
+  [[ -n "${RECORDER:-}" ]] && kill -INT "$RECORDER" 2> /dev/null && wait "$RECORDER" 2> /dev/null
+  [[ -n "${SERVER:-}" ]] && kill -TERM "$SERVER" 2> /dev/null && wait "$SERVER" 2> /dev/null
+  [[ -n "${DB_CREATED:-}" ]] && psql "$BASE_URL" -qc "drop database if exists $DB" > /dev/null
+  if [[ -n "${PG_DIR:-}" ]]; then
+    as_postgres "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop > /dev/null 2>&1
+    rm -rf "$PG_DIR"
+  fi
+  if [[ -n "${REDIS_PID:-}" ]]; then
+    kill -TERM "$REDIS_PID" 2> /dev/null && wait "$REDIS_PID" 2> /dev/null
+  elif [[ -n "${SERVER:-}" ]]; then
+    redis-cli -u "$REDIS_URL" --scan --pattern "$PREFIX*" | xargs -r redis-cli -u "$REDIS_URL" del > /dev/null
+  fi
   rm -rf "$WORK"
+  return "$status"
 }
 trap cleanup EXIT
+trap 'echo "loadtest-cpu: FAILED: line $LINENO: $BASH_COMMAND (exit $?)" >&3' ERR
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
+if [[ $PRIVATE_PG == 1 ]]; then
+  [[ -x $PG_BIN/initdb ]] || fail "PRIVATE_PG=1 needs PostgreSQL 15 in $PG_BIN"
+  PG_DIR=$(mktemp -d /tmp/loadtest-cpu-pg.XXXXXX)
+  [[ $(id -u) == 0 ]] && chown postgres: "$PG_DIR"
+  PG_PORT=$(free_port)
+  log "private PostgreSQL 15 on port $PG_PORT ($PG_DIR)"
+  as_postgres "$PG_BIN/initdb" -D "$PG_DIR/data" -U root -A trust --no-sync > "$WORK/initdb.log" 2>&1 ||
+    { cat "$WORK/initdb.log" >&3; fail "initdb failed"; }
+  # The shared server's settings that matter here (autovacuum off, 100 connections), plus the
+  # statistics module that only loads at start.
+  as_postgres "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 -o \
+    "-c port=$PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$PG_DIR -c autovacuum=off \
+     -c max_connections=100 -c shared_buffers=128MB -c shared_preload_libraries=pg_stat_statements" \
+    start > /dev/null || { cat "$PG_DIR/server.log" >&3; fail "the private PostgreSQL did not start"; }
+  PG_MASTER=$(head -1 "$PG_DIR/data/postmaster.pid")
+  BASE_URL="postgres://root@127.0.0.1:$PG_PORT/postgres"
+fi
+if [[ $PRIVATE_REDIS == 1 ]]; then
+  REDIS_PORT=$(free_port)
+  log "private Redis on port $REDIS_PORT"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no > "$WORK/redis.log" 2>&1 &
+  REDIS_PID=$!
+  REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+  for _ in $(seq 1 50); do redis-cli -u "$REDIS_URL" ping > /dev/null 2>&1 && break || sleep 0.2; done
+  redis-cli -u "$REDIS_URL" ping > /dev/null 2>&1 || fail "the private Redis did not start"
+fi
+DB_URL="${BASE_URL%/*}/$DB"
+psql "$BASE_URL" -qc "create database $DB" || fail "cannot create database $DB at ${BASE_URL%/*}"
+DB_CREATED=1
+
+log "starting the server on port $PORT"
+inspect=()
+[[ $PROFILE == 1 ]] && inspect=(--inspect="127.0.0.1:$(free_port)")
 DATABASE_URL=$DB_URL REDIS_URL=$REDIS_URL REDIS_KEY_PREFIX=$PREFIX PORT=$PORT CONNECT_PORT=$CONNECT_PORT WORKERS=1 \
   MAX_ACTIVE_USERS=$MAX_ACTIVE ADMISSION_INTERVAL_MS=$ADMISSION_INTERVAL_MS DATABASE_POOL_MAX=$POOL LOG_LEVEL=warn \
-  node --import tsx src/main.ts > "$WORK/server.log" 2>&1 &
+  node "${inspect[@]}" --import tsx src/main.ts > "$WORK/server.log" 2>&1 &
 SERVER=$!
-for _ in $(seq 1 120); do
-  ss -ltn | grep -q ":$PORT " && break
-  kill -0 "$SERVER" 2>/dev/null || { cat "$WORK/server.log"; exit 1; }
+for _ in $(seq 1 240); do
+  ss -ltnH "sport = :$PORT" | grep -q . && break
+  kill -0 "$SERVER" 2> /dev/null || { cat "$WORK/server.log" >&3; fail "the server exited during start-up"; }
   sleep 0.5
 done
+ss -ltnH "sport = :$PORT" | grep -q . || fail "the server did not listen on port $PORT within 120 s"
 
 common=(--target "127.0.0.1:$PORT" --max-active "$MAX_ACTIVE" --database-url "$DB_URL" --redis-url "$REDIS_URL" --redis-key-prefix "$PREFIX")
-echo "loadtest-cpu: seeding $SEATS seats" >&2
-node --import tsx src/tools/loadtest.ts "${common[@]}" --seed --seats "$SEATS" --users 1 --no-audit > /dev/null
+log "seeding $SEATS seats"
+node --import tsx src/tools/loadtest.ts "${common[@]}" --seed --seats "$SEATS" --users 1 --no-audit > "$WORK/seed.txt" 2>&1 ||
+  { tail -20 "$WORK/seed.txt" >&3; fail "seeding failed"; }
 
-# pid, utime + stime in clock ticks, comm: fields after the last ") " of /proc/<pid>/stat.
-snapshot() { cat /proc/[0-9]*/stat 2>/dev/null | awk '{ pid = $1; comm = $2; sub(/^.*\) /, ""); print pid, $12 + $13, comm }'; }
-commits() { psql "$BASE_URL" -Atc "select xact_commit from pg_stat_database where datname = 'loadtest_$RUN'"; }
+# pid, utime + stime in clock ticks, group: the fields after the last ") " of /proc/<pid>/stat,
+# grouped by pid, listening port or PostgreSQL process title (from ps).
+REDIS_PORT=${REDIS_URL##*:}
+REDIS_PORT=${REDIS_PORT%%/*}
+REDIS_PIDS=$(ss -ltnpH "sport = :$REDIS_PORT" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u | tr '\n' ' ')
+[[ -n $REDIS_PIDS ]] || log "no process found listening on Redis port $REDIS_PORT: Redis CPU will read 0"
+snapshot() {
+  # A process that exits between the glob and the read makes cat fail: not an error here.
+  { ps -eo pid=,ppid=,args= | sed 's/^ */T /'; { cat /proc/[0-9]*/stat 2> /dev/null || true; } | sed 's/^/S /'; } |
+    awk -v server="$SERVER" -v redis=" $REDIS_PIDS" -v db="$DB" -v master="${PG_MASTER:-}" '
+      $1 == "T" { ppid[$2] = $3; title[$2] = $0; next }
+      {
+        pid = $2; comm = $3; sub(/^.*\) /, "")
+        if (pid == server) group = "server"
+        else if (index(redis, " " pid " ")) group = "redis"
+        else if (comm != "(postgres)") group = "other"
+        else if (master != "") group = (pid == master || ppid[pid] == master) ? "pg" : "other"
+        else if (index(title[pid], " " db " ")) group = "pg"
+        else if (title[pid] ~ /: (checkpointer|background writer|walwriter|autovacuum launcher|logical replication launcher|archiver)/ ||
+                 title[pid] ~ /bin\/postgres /) group = "pgshared"
+        else group = "other"
+        print pid, $12 + $13, group
+      }'
+}
+metrics() { curl -sf "http://127.0.0.1:$CONNECT_PORT/metrics" > "$1" || fail "GET /metrics on port $CONNECT_PORT failed"; }
+pg_snapshot() { node --import tsx bench/pg-stats.ts snapshot --url "$DB_URL" --out "$1" || fail "PostgreSQL statistics snapshot failed"; }
+
+pg_snapshot "$WORK/pg-before.json"
+metrics "$WORK/metrics-before.txt"
+if [[ $PROFILE == 1 ]]; then
+  ws=$(grep -o 'ws://[^ ]*' "$WORK/server.log" | head -1)
+  [[ -n $ws ]] || fail "the server printed no inspector address"
+  node --import tsx bench/cpu-profile-record.ts --inspector "$ws" --pid "$SERVER" --interval-us "$SAMPLING_US" \
+    --out "$WORK/profile.json" --ready "$WORK/recording" 2> "$WORK/recorder.log" &
+  RECORDER=$!
+  for _ in $(seq 1 120); do [[ -e $WORK/recording ]] && break || sleep 0.5; done
+  [[ -e $WORK/recording ]] || { cat "$WORK/recorder.log" >&3; fail "the CPU profiler did not start"; }
+fi
 snapshot > "$WORK/before"
-commits_before=$(commits)
-echo "loadtest-cpu: $USERS users" >&2
-TIMEFORMAT='%U %S'
-{ time node --import tsx src/tools/loadtest.ts "${common[@]}" --users "$USERS" > "$WORK/report.txt" 2> "$WORK/progress.txt"; } 2> "$WORK/loadgen-time" || true
-snapshot > "$WORK/after"
-sleep 0.6 # the statistics collector's flush interval (PostgreSQL 15: at most every second)
-commits_after=$(commits)
 
-grep -E "wall time|^RESULT" "$WORK/report.txt" || { tail -20 "$WORK/progress.txt"; exit 1; }
+log "running $USERS users (cap $MAX_ACTIVE, admission every $ADMISSION_INTERVAL_MS ms)"
+TIMEFORMAT='%U %S'
+loadtest_status=0
+{ time node --import tsx src/tools/loadtest.ts "${common[@]}" --users "$USERS" --json "$WORK/report.json" \
+  > "$WORK/report.txt" 2> >(tee "$WORK/progress.txt" >&3); } 2> "$WORK/loadgen-time" || loadtest_status=$?
+snapshot > "$WORK/after"
+if [[ -n ${RECORDER:-} ]]; then
+  log "writing the server's CPU profile"
+  kill -INT "$RECORDER"
+  wait "$RECORDER" || { cat "$WORK/recorder.log" >&3; fail "recording the CPU profile failed"; }
+  RECORDER=
+  [[ -n ${KEEP_PROFILE:-} ]] && mkdir -p "$KEEP_PROFILE" && cp "$WORK/profile.json" "$KEEP_PROFILE/server-$RUN.json"
+fi
+metrics "$WORK/metrics-after.txt"
+sleep 1.5 # PostgreSQL 15 backends flush their statistics within a second of going idle
+pg_snapshot "$WORK/pg-after.json"
+
+[[ -s $WORK/report.json ]] || { tail -20 "$WORK/progress.txt" >&3; fail "the load test ended without a report (exit $loadtest_status)"; }
+seats=$(node -p "JSON.parse(require('fs').readFileSync('$WORK/report.json', 'utf8')).outcome.paymentsOk")
+((seats > 0)) || log "no seat was booked: per-seat figures are divided by 1"
 TICKS=$(getconf CLK_TCK)
 read -r lg_user lg_sys < <(tail -1 "$WORK/loadgen-time")
-awk -v server="$SERVER" -v ticks="$TICKS" -v lg_user="$lg_user" -v lg_sys="$lg_sys" '
+
+echo "## bench/loadtest-cpu.sh: $USERS users, cap $MAX_ACTIVE, admission every $ADMISSION_INTERVAL_MS ms"
+echo
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(hostname), $(nproc) cores, load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)."
+echo "PostgreSQL: $([[ $PRIVATE_PG == 1 ]] && echo "private, port $PG_PORT" || echo "shared, ${BASE_URL%/*}"); Redis: $([[ $PRIVATE_REDIS == 1 ]] && echo private || echo shared) ($REDIS_URL)."
+echo
+sed -n 's/^ *//; /^wall time/p; /^RESULT/p' "$WORK/report.txt" | sed 's/^/    /'
+echo
+awk -v server="$SERVER" -v ticks="$TICKS" -v lg="$lg_user $lg_sys" -v seats="$seats" -v users="$USERS" \
+  -v private_pg="$PRIVATE_PG" -v out="$WORK/server-cpu-s" '
   NR == FNR { before[$1] = $2; next }
-  {
-    used = ($2 - ($1 in before ? before[$1] : 0)) / ticks
-    if ($1 == server) group = "server (src/main.ts)"
-    else if ($3 ~ /postgres/) group = "PostgreSQL backends"
-    else if ($3 ~ /redis-server/) group = "Redis"
-    else group = "other processes"
-    cpu[group] += used
-  }
+  { cpu[$3] += ($2 - ($1 in before ? before[$1] : 0)) / ticks }
   END {
-    cpu["load generator"] = lg_user + lg_sys
-    printf "\n| process | CPU s |\n| --- | ---: |\n"
-    n = split("server (src/main.ts)|PostgreSQL backends|Redis|load generator|other processes", order, "|")
-    for (i = 1; i <= n; i++) { printf "| %s | %.1f |\n", order[i], cpu[order[i]]; total += cpu[order[i]] }
-    printf "| total | %.1f |\n", total
+    split(lg, t, " "); cpu["loadgen"] = t[1] + t[2]
+    if (seats < 1) seats = 1
+    n = split("server|pg|pgshared|redis|loadgen", keys, "|")
+    name["server"] = "server (src/main.ts)"; name["redis"] = "Redis"; name["loadgen"] = "load generator"
+    name["pg"] = private_pg == 1 ? "PostgreSQL (private server, all processes)" : "PostgreSQL backends of the run database"
+    name["pgshared"] = "PostgreSQL background processes (shared with other databases)"
+    printf "### CPU by process\n\n| process | CPU s | ms per booked seat | ms per user |\n| --- | ---: | ---: | ---: |\n"
+    for (i = 1; i <= n; i++) {
+      k = keys[i]; if (k == "pgshared" && private_pg == 1) continue
+      printf "| %s | %.1f | %.2f | %.2f |\n", name[k], cpu[k], cpu[k] * 1000 / seats, cpu[k] * 1000 / users; stack += cpu[k]
+    }
+    printf "| **stack total** | **%.1f** | **%.2f** | **%.2f** |\n", stack, stack * 1000 / seats, stack * 1000 / users
+    printf "| other processes (rest of the machine) | %.1f | | |\n", cpu["other"]
+    printf "\n%d booked seats, %d users.\n", seats, users
+    printf "%.3f\n", cpu["server"] > out
   }' "$WORK/before" "$WORK/after"
 echo
-echo "PostgreSQL transactions committed during the run: $((commits_after - commits_before))"
+node --import tsx bench/pg-stats.ts report --before "$WORK/pg-before.json" --after "$WORK/pg-after.json" \
+  --users "$USERS" --seats "$seats" --top "$TOP" || fail "the PostgreSQL report failed"
+if [[ $PROFILE == 1 ]]; then
+  echo
+  node --import tsx bench/cpu-profile-summary.ts --profile "$WORK/profile.json" --seats "$seats" --top "$TOP" \
+    --server-cpu-s "$(cat "$WORK/server-cpu-s")" --metrics-before "$WORK/metrics-before.txt" \
+    --metrics-after "$WORK/metrics-after.txt" || fail "the CPU profile summary failed"
+fi
+grep -q '^RESULT: PASS' "$WORK/report.txt" || fail "the load test's invariants did not all PASS (exit $loadtest_status): $(grep '^RESULT' "$WORK/report.txt" || echo 'no RESULT line')"

@@ -1,0 +1,215 @@
+// Summarizes a server CPU profile from bench/cpu-profile-record.ts as markdown tables: main-thread
+// CPU by RPC kind (plus background tasks and the layers no RPC can be read from), self time by
+// package, and the top functions. How a sample is attributed is in bench/cpu-profile-rules.ts;
+// bench/loadtest-cpu.sh explains the method and its limits.
+//
+//   node --import tsx bench/cpu-profile-summary.ts --profile FILE --seats N [--server-cpu-s S]
+//     [--metrics-before FILE --metrics-after FILE] [--top N]
+
+import { readFileSync } from "node:fs";
+import { SourceMap, type SourceMapPayload } from "node:module";
+import { relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { formatNumber, markdownTable, type BenchTable } from "./report.js";
+import {
+  BACKGROUND_KINDS,
+  LAYER_KINDS,
+  OTHER_KIND,
+  RPC_NAMES,
+  SPECIAL_KINDS,
+  kindOfStack,
+  layerOfLeaf,
+  type Frame,
+} from "./cpu-profile-rules.js";
+
+interface CallFrame {
+  functionName: string;
+  url: string;
+  lineNumber: number;
+  columnNumber: number;
+}
+interface ProfileNode {
+  id: number;
+  callFrame: CallFrame;
+  children?: number[];
+}
+interface Recording {
+  profile: { nodes: ProfileNode[]; samples: number[] };
+  sourceMaps: Record<string, SourceMapPayload>;
+  mainThread: { userMs: number; systemMs: number };
+}
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const { values } = parseArgs({
+  options: {
+    profile: { type: "string" },
+    seats: { type: "string" },
+    "server-cpu-s": { type: "string" },
+    "metrics-before": { type: "string" },
+    "metrics-after": { type: "string" },
+    top: { type: "string", default: "15" },
+  },
+});
+if (!values.profile || !values.seats) {
+  process.stderr.write("cpu-profile-summary: --profile FILE and --seats N are required\n");
+  process.exit(2);
+}
+const recording = JSON.parse(readFileSync(values.profile, "utf8")) as Recording;
+const seats = Math.max(1, Number(values.seats));
+
+const maps = new Map(Object.entries(recording.sourceMaps).map(([url, payload]) => [url, new SourceMap(payload)]));
+const sourceLines = new Map<string, string[]>();
+
+/** The key of the method-table entry whose `handle` starts at `line` (`reserveSeat: {` above it). */
+function tableKeyAbove(source: string, line: number): string | undefined {
+  const lines = sourceLines.get(source) ?? readFileSync(source, "utf8").split("\n");
+  sourceLines.set(source, lines);
+  const indent = (text: string) => text.length - text.trimStart().length;
+  const own = indent(lines[line] ?? "");
+  for (let i = line - 1; i >= 0; i--) {
+    const match = /^\s*(\w+): \{\s*$/.exec(lines[i]!);
+    if (match && indent(lines[i]!) < own) return match[1];
+  }
+  return undefined;
+}
+
+/** Frame name and position as a reader of the TypeScript sources knows them. */
+function resolve(frame: CallFrame): Frame & { line: number } {
+  const map = maps.get(frame.url);
+  const entry = map?.findEntry(frame.lineNumber, frame.columnNumber);
+  if (entry && "originalSource" in entry) {
+    const source = entry.originalSource.startsWith("file://")
+      ? fileURLToPath(entry.originalSource)
+      : entry.originalSource;
+    let name = frame.functionName || "(anonymous)";
+    if (name === "handle") name = tableKeyAbove(source, entry.originalLine) ?? name;
+    return { file: relative(ROOT, source), name, line: entry.originalLine };
+  }
+  const file = frame.url.startsWith("file://") ? relative(ROOT, fileURLToPath(frame.url)) : frame.url;
+  return { file, name: frame.functionName || "(anonymous)", line: frame.lineNumber };
+}
+
+const { nodes, samples } = recording.profile;
+const byId = new Map(nodes.map((node) => [node.id, node]));
+const parentOf = new Map<number, number>();
+for (const node of nodes) for (const child of node.children ?? []) parentOf.set(child, node.id);
+const frames = new Map(nodes.map((node) => [node.id, resolve(node.callFrame)]));
+
+function stackOf(id: number): Frame[] {
+  const stack: Frame[] = [];
+  for (let at: number | undefined = id; at !== undefined; at = parentOf.get(at)) {
+    if (byId.get(at)!.callFrame.functionName !== "(root)") stack.unshift(frames.get(at)!);
+  }
+  return stack;
+}
+
+const kindOfNode = new Map<number, string>();
+const byKind = new Map<string, number>();
+const byLayer = new Map<string, number>();
+const byFunction = new Map<string, number>();
+const add = (map: Map<string, number>, key: string) => map.set(key, (map.get(key) ?? 0) + 1);
+for (const id of samples) {
+  let kind = kindOfNode.get(id);
+  if (kind === undefined) kindOfNode.set(id, (kind = kindOfStack(stackOf(id))));
+  add(byKind, kind);
+  const leaf = frames.get(id)!;
+  add(byLayer, layerOfLeaf(leaf));
+  if (kind !== SPECIAL_KINDS["(idle)"])
+    add(byFunction, leaf.file ? `${leaf.name} ${leaf.file}:${leaf.line + 1}` : leaf.name);
+}
+
+const idle = byKind.get(SPECIAL_KINDS["(idle)"]!) ?? 0;
+byKind.delete(SPECIAL_KINDS["(idle)"]!);
+byLayer.delete(SPECIAL_KINDS["(idle)"]!);
+const busy = Math.max(1, samples.length - idle);
+const mainThreadMs = recording.mainThread.userMs + recording.mainThread.systemMs;
+const msPerSample = mainThreadMs / busy;
+
+/** Completed calls per RPC name between two scrapes of GET /metrics (all transports and codes). */
+function callsBetween(beforeFile?: string, afterFile?: string): Map<string, number> {
+  const calls = new Map<string, number>();
+  if (!beforeFile || !afterFile) return calls;
+  const read = (file: string, sign: number) => {
+    for (const line of readFileSync(file, "utf8").split("\n")) {
+      const match = /^rpc_server_calls_total\{.*method="\w+\/(\w+)".*\} (\d+)/.exec(line);
+      if (match) calls.set(match[1]!, (calls.get(match[1]!) ?? 0) + sign * Number(match[2]));
+    }
+  };
+  read(beforeFile, -1);
+  read(afterFile, 1);
+  return calls;
+}
+const calls = callsBetween(values["metrics-before"], values["metrics-after"]);
+
+const share = (count: number) => `${formatNumber((count / busy) * 100, 1)} %`;
+const cpuS = (count: number) => formatNumber((count * msPerSample) / 1000, 1);
+const perSeat = (count: number) => formatNumber((count * msPerSample) / seats, 2);
+const byCount = (map: Map<string, number>) => [...map.entries()].sort((a, b) => b[1] - a[1]);
+
+/** The first `limit` entries and one row that sums the rest. */
+function topWithRest(entries: [string, number][], limit: number): [string, number][] {
+  if (entries.length <= limit + 1) return entries;
+  const rest = entries.slice(limit).reduce((sum, [, count]) => sum + count, 0);
+  return [...entries.slice(0, limit), [`${entries.length - limit} more`, rest]];
+}
+
+const kindRows: string[][] = [];
+const rpcs = byCount(byKind).filter(([kind]) => RPC_NAMES.has(kind));
+for (const name of calls.keys()) if (!byKind.has(name) && (calls.get(name) ?? 0) > 0) rpcs.push([name, 0]);
+for (const [kind, count] of rpcs) {
+  const n = calls.get(kind) ?? 0;
+  const perCall = n > 0 ? formatNumber(((count * msPerSample) / n) * 1000) : "–";
+  kindRows.push([kind, share(count), cpuS(count), perSeat(count), n > 0 ? formatNumber(n) : "–", perCall]);
+}
+const rest = [...BACKGROUND_KINDS, ...LAYER_KINDS, SPECIAL_KINDS["(garbage collector)"]!, SPECIAL_KINDS["(program)"]!];
+for (const kind of [...rest, OTHER_KIND]) {
+  const count = byKind.get(kind) ?? 0;
+  kindRows.push([kind, share(count), cpuS(count), perSeat(count), "", ""]);
+}
+kindRows.push(["**main thread, busy**", "100.0 %", cpuS(busy), perSeat(busy), "", ""]);
+const serverCpuS = Number(values["server-cpu-s"]);
+if (Number.isFinite(serverCpuS) && values["server-cpu-s"] !== undefined) {
+  const otherMs = serverCpuS * 1000 - mainThreadMs;
+  kindRows.push([
+    "other threads (GC helpers, libuv pool, profiler)",
+    "",
+    formatNumber(otherMs / 1000, 1),
+    formatNumber(otherMs / seats, 2),
+    "",
+    "",
+  ]);
+}
+
+const tables: BenchTable[] = [
+  {
+    title: "Server CPU by RPC kind (main thread, CPU profile)",
+    note:
+      `${formatNumber(samples.length)} samples, ${formatNumber((idle / samples.length) * 100, 1)} % idle; ` +
+      `main-thread CPU ${formatNumber(mainThreadMs / 1000, 1)} s (user ${formatNumber(recording.mainThread.userMs / 1000, 1)}, ` +
+      `system ${formatNumber(recording.mainThread.systemMs / 1000, 1)}) spread over the busy samples; ` +
+      `per booked seat: ${formatNumber(seats)} seats. Calls: completed RPCs from GET /metrics. ` +
+      "V8 samples on wall-clock time: a thread that loses its core inside a system call (a socket write " +
+      "that wakes PostgreSQL) is sampled there, so socket-write rows above the system time are waiting, not work.",
+    columns: ["work", "share of busy", "CPU s", "ms per seat", "calls", "µs per call"],
+    rows: kindRows,
+  },
+  {
+    title: "Server main-thread self time by package",
+    columns: ["code", "share of busy", "CPU s", "ms per seat"],
+    rows: topWithRest(byCount(byLayer), Number(values.top)).map(([layer, count]) => [
+      layer,
+      share(count),
+      cpuS(count),
+      perSeat(count),
+    ]),
+  },
+  {
+    title: `Server top ${values.top} functions by self time`,
+    columns: ["function", "share of busy", "ms per seat"],
+    rows: byCount(byFunction)
+      .slice(0, Number(values.top))
+      .map(([fn, count]) => [`\`${fn}\``, share(count), perSeat(count)]),
+  },
+];
+process.stdout.write(tables.map(markdownTable).join("\n"));
