@@ -39,6 +39,12 @@ export function scheduleToProto({
   };
 }
 
+/** Milliseconds as a google.protobuf.Duration. */
+export const durationOfMs = (ms: number) => ({
+  seconds: BigInt(Math.floor(ms / 1000)),
+  nanos: (ms % 1000) * 1_000_000,
+});
+
 /** A Timestamp field as a Date; undefined when unset. */
 export const dateOf = (timestamp: Timestamp | undefined): Date | undefined =>
   timestamp ? timestampDate(timestamp) : undefined;

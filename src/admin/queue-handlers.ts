@@ -8,6 +8,7 @@ import { DomainError } from "../platform/domain-error.js";
 import type { PartialServiceImpl } from "../platform/rpc/service-wrapper.js";
 import { check, type RequestCheck } from "../platform/validation.js";
 import type { ORM } from "../platform/db/orm.js";
+import { durationOfMs } from "./admin-proto.js";
 import type { AdmissionRule } from "../queue/admission-rule.js";
 import type { ConcertAdmission } from "../queue/admission-settings.js";
 import { STEP_LIMIT } from "../queue/admission-rule.js";
@@ -34,7 +35,6 @@ export interface QueueAdminDeps {
   queue: QueueControl;
 }
 
-const durationOfMs = (ms: number) => ({ seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 });
 const msOf = (d: Duration | undefined) => (d ? Number(d.seconds) * 1000 + Math.round(d.nanos / 1_000_000) : 0);
 
 function settingsToProto(s: EffectiveQueueSettings): MessageInitShape<typeof QueueSettingsSchema> {

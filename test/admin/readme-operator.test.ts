@@ -49,7 +49,7 @@ test.after.always(async () => {
   if (toolDir) rmSync(toolDir, { recursive: true, force: true });
 });
 
-test("README's operator section runs with grpcurl: catalog, live settings, removal, cancel, audit log", async (t) => {
+test("README's operator section runs with grpcurl: catalog, live settings, stats, removal, cancel, audit log", async (t) => {
   t.timeout(300_000);
   const blocks = readShBlocks();
   t.is(blocks.length, 1);
@@ -85,6 +85,7 @@ test("README's operator section runs with grpcurl: catalog, live settings, remov
   t.deepEqual(schedule, { state: "CANCELLED", total_seats: 50_000, seats: "50000" });
   t.regex(result.stdout, /"maxActiveUsers": 5000/);
   t.regex(result.stdout, /"state": "QUEUE_STATE_EXPIRED"/, "the removed token is EXPIRED");
+  t.true((result.stdout.match(/"observeTime"/g) ?? []).length >= 2, "GetQueueStats and at least one watched message");
   const [settings] = await db.execute<{ admission_state: string; state_reason: string; max_active_users: number }[]>(
     `select admission_state, state_reason, max_active_users from queue_settings`,
   );
