@@ -1,5 +1,4 @@
-// `npm run bench [-- --suite transport|queue|booking|all] [--duration S] [--concurrency N]
-//  [--rounds N] [--streams N] [--workers LIST] [--profile] [--out FILE]`
+// `npm run bench -- [options]` (`--help` lists them).
 // Runs the chosen suites, prints markdown tables and writes them to reports/ (git-ignored).
 // The queue and booking suites live in bench/queue-bench.ts (runQueueBench) and
 // bench/booking-bench.ts (runBookingBench); they are loaded only if present.
@@ -8,68 +7,58 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { parseArgs } from "node:util";
+import { environmentHelp, parseCommandLine, usageError } from "../src/tools/command-line.js";
+import { ADMIN_URL } from "../test/helpers/database.js";
 import { machineHeader, machineInfo, markdownTable, type BenchTable, type SuiteOptions } from "./report.js";
-import { runCallsBench } from "./calls-bench.js";
-import { runTransportBench } from "./transport/suite.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const SUITES = ["transport", "queue", "booking", "calls"] as const;
 type Suite = (typeof SUITES)[number];
 
-const USAGE = `usage: npm run bench -- [--suite ${[...SUITES, "all"].join("|")}] [--duration SECONDS] [--concurrency N] [--rounds N] [--streams N] [--workers LIST] [--profile] [--out FILE]
-  --suite        suites to run, comma-separated (default all)
-  --duration     seconds per measurement (default 5)
-  --concurrency  requests in flight (default 64)
-  --rounds       interleaved runs per figure; the median is reported (default 3)
-  --streams      open server streams in the idle-stream measurement (default 5000)
-  --workers      server process counts the calls suite compares, comma-separated (default 1,2)
-  --profile      also CPU-profile the grpc-js adapter and list its top self-time frames
-  --out          markdown output file (default reports/bench-<time>.md)`;
+const USAGE = `usage: npm run bench -- [options]
+
+Runs the chosen suites, prints markdown tables and writes them to --out. Each suite starts what
+it measures (servers, scratch databases next to TEST_PG_ADMIN_URL, Redis keys under a prefix of
+its own) and removes it afterwards.
+
+  --suite LIST       ${[...SUITES, "all"].join(", ")}; comma-separated (all)
+  --duration S       seconds per measurement (5)
+  --concurrency N    requests in flight (64)
+  --rounds N         interleaved runs per figure; the median is reported (3)
+  --streams N        open server streams in the idle-stream measurement (5000)
+  --workers LIST     server process counts the calls suite compares, comma-separated (1,2)
+  --profile          also CPU-profile the grpc-js adapter and list its top self-time frames
+  --out FILE         markdown output file (reports/bench-<time>.md)
+  --help, -h         this text
+
+${environmentHelp(["REDIS_URL"], {
+  TEST_PG_ADMIN_URL: `a database of the PostgreSQL to use, as the tests read it (in use: ${ADMIN_URL})`,
+})}`;
 
 /** What a plugged-in suite may return: tables, one table, or ready markdown. */
 type SuiteResult = BenchTable[] | BenchTable | string | { markdown: string };
 type SuiteRunner = (options: SuiteOptions & { rounds: number }) => Promise<SuiteResult>;
 
-function fail(message: string): never {
-  process.stderr.write(`bench: ${message}\n${USAGE}\n`);
-  process.exit(2);
-}
-
 function positiveInteger(name: string, text: string): number {
   const value = Number(text);
-  if (!/^\d+$/.test(text) || value < 1) fail(`--${name} must be a positive integer, got "${text}"`);
+  if (!/^\d+$/.test(text) || value < 1) usageError("bench", `--${name} must be a positive integer, got "${text}"`);
   return value;
 }
 
 function parseOptions() {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      options: {
-        suite: { type: "string", default: "all" },
-        duration: { type: "string", default: "5" },
-        concurrency: { type: "string", default: "64" },
-        rounds: { type: "string", default: "3" },
-        streams: { type: "string", default: "5000" },
-        workers: { type: "string", default: "1,2" },
-        profile: { type: "boolean", default: false },
-        out: { type: "string" },
-        help: { type: "boolean", default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values;
-  } catch (error) {
-    fail((error as Error).message);
-  }
-  if (parsed.help) {
-    process.stdout.write(`${USAGE}\n`);
-    process.exit(0);
-  }
+  const parsed = parseCommandLine("bench", USAGE, {
+    suite: { type: "string", default: "all" },
+    duration: { type: "string", default: "5" },
+    concurrency: { type: "string", default: "64" },
+    rounds: { type: "string", default: "3" },
+    streams: { type: "string", default: "5000" },
+    workers: { type: "string", default: "1,2" },
+    profile: { type: "boolean", default: false },
+    out: { type: "string" },
+  });
   const names = parsed.suite.split(",").map((s) => s.trim());
   const suites = names.includes("all") ? [...SUITES] : names;
-  for (const s of suites) if (!(SUITES as readonly string[]).includes(s)) fail(`unknown suite "${s}"`);
+  for (const s of suites) if (!(SUITES as readonly string[]).includes(s)) usageError("bench", `unknown suite "${s}"`);
   return {
     suites: suites as Suite[],
     durationSec: positiveInteger("duration", parsed.duration),
@@ -101,6 +90,9 @@ function toMarkdown(result: SuiteResult): string {
 }
 
 const options = parseOptions();
+// Loaded after the command line is parsed: --help and a usage error need none of the suites.
+const { runCallsBench } = await import("./calls-bench.js");
+const { runTransportBench } = await import("./transport/suite.js");
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const suiteOptions: SuiteOptions = { durationSec: options.durationSec, concurrency: options.concurrency, log };
 const info = machineInfo();

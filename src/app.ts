@@ -148,7 +148,8 @@ async function openDatabase(config: Config, logger: Logger): Promise<ORM> {
     if (applied.length > 0) logger.info({ applied }, "migrations applied");
     if (config.seedDemoData && (await isCatalogEmpty(orm.em.fork()))) {
       await seedCatalog(orm.em.fork(), { ...DEMO_CATALOG, onProgress: () => {} });
-      logger.info(DEMO_CATALOG, "demo catalog created");
+      const { concerts, schedules, seats } = DEMO_CATALOG;
+      logger.info({ concerts, schedulesPerConcert: schedules, seatsPerSchedule: seats }, "demo catalog created");
     }
   } catch (error) {
     await closeORM(orm).catch(() => undefined);

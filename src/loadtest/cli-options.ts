@@ -73,7 +73,7 @@ audit and output
   --no-audit                skip the audit
   --json FILE               write the full report as JSON
   --html FILE               write a self-contained HTML report with charts
-  --help                    this text
+  --help, -h                this text
 
 Exit status: 0 every audited invariant holds (and every --fault happened), 1 one does not (or a
 fault did not happen), 2 bad usage, 3 fatal error.`;
@@ -131,7 +131,7 @@ export function parseCli(
         "no-audit": { type: "boolean", default: false },
         json: { type: "string" },
         html: { type: "string" },
-        help: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
       },
     }));
   } catch (error) {

@@ -16,7 +16,6 @@
 // --republish-since also DATABASE_URL and EVENT_STREAM_MAX_LEN.
 
 import { setTimeout as sleep } from "node:timers/promises";
-import { parseArgs } from "node:util";
 import { ConfigError, loadConfig, type Config } from "../config.js";
 import { ENTITIES } from "../entities.js";
 import { closeORM, initORM } from "../platform/db/orm.js";
@@ -29,6 +28,7 @@ import {
   type RedisClient,
 } from "../platform/redis/client.js";
 import { eventStreamKey, fromStreamFields } from "../platform/redis/event-stream.js";
+import { environmentHelp, parseCommandLine, usageError } from "./command-line.js";
 
 const PAGE = 500;
 const BLOCK_MS = 5000;
@@ -98,40 +98,34 @@ async function follow(
   }
 }
 
-const USAGE =
-  "usage: npm run events [-- --follow | --republish-since <ISO 8601 time with zone, e.g. 2026-11-26T17:00:00Z>]";
+const USAGE = `usage: npm run events -- [--follow | --republish-since TIME]
+
+Prints the domain events the outbox relay published to the Redis event stream, one JSON object
+per line (deduplicated by event_id), and exits: without --follow it does not wait for more.
+
+  --follow                 then keep waiting for new events and print them, until Ctrl-C
+  --republish-since TIME   instead, put the events published since TIME back on the stream from the
+                           PostgreSQL outbox (after Redis lost entries it had acknowledged), and
+                           exit; TIME is ISO 8601 with a zone, e.g. 2026-11-26T17:00:00Z
+  --help, -h               this text
+
+${environmentHelp(["REDIS_URL", "REDIS_CLUSTER_NODES", "REDIS_KEY_PREFIX", "DATABASE_URL", "EVENT_STREAM_MAX_LEN"])}
+  (DATABASE_URL and EVENT_STREAM_MAX_LEN only for --republish-since)`;
 
 /** A time with an explicit zone: a local time would mean something else on every machine. */
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$/;
 
-function usageError(message: string): never {
-  process.stderr.write(`events: ${message}\n${USAGE}\n`);
-  process.exit(2);
-}
-
 function parseOptions(): { follow: boolean; republishSince?: Date } {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      options: {
-        follow: { type: "boolean", default: false },
-        "republish-since": { type: "string" },
-        help: { type: "boolean", default: false },
-      },
-    }));
-  } catch (error) {
-    usageError((error as Error).message);
-  }
-  if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
-    process.exit(0);
-  }
+  const values = parseCommandLine("events", USAGE, {
+    follow: { type: "boolean", default: false },
+    "republish-since": { type: "string" },
+  });
   const since = values["republish-since"];
   if (since === undefined) return { follow: values.follow };
-  if (values.follow) usageError("--republish-since and --follow are separate runs");
+  if (values.follow) usageError("events", "--republish-since and --follow are separate runs");
   const time = ISO_TIME.test(since) ? new Date(since) : undefined;
   if (!time || Number.isNaN(time.getTime()))
-    usageError(`--republish-since must be an ISO 8601 time with a zone, got "${since}"`);
+    usageError("events", `--republish-since must be an ISO 8601 time with a zone, got "${since}"`);
   return { follow: false, republishSince: time };
 }
 

@@ -5,6 +5,7 @@ import { randomBytes } from "node:crypto";
 import { ConfigError } from "../config.js";
 import { redactUrl } from "../platform/redis/client.js";
 import { parseCli, USAGE, UsageError, type CliOptions } from "../loadtest/cli-options.js";
+import { usageError } from "./command-line.js";
 import { prepareFaultEnvironment, type FaultEnvironment } from "../loadtest/fault-environment.js";
 import { formatFaultSpec } from "../loadtest/faults.js";
 import { createFreshDatabase, seedTarget, startLocalServer, type LocalServer } from "../loadtest/local-server.js";
@@ -96,8 +97,9 @@ let cli: CliOptions | undefined;
 try {
   cli = parseCli(process.argv.slice(2), process.env, randomBytes(3).toString("hex"));
 } catch (error) {
-  if (!(error instanceof UsageError || error instanceof ConfigError)) throw error;
-  process.stderr.write(`loadtest: ${error.message}\n\n${USAGE}\n`);
+  if (error instanceof UsageError) usageError("loadtest", error.message);
+  if (!(error instanceof ConfigError)) throw error;
+  process.stderr.write(`loadtest: ${error.message}\n`);
   process.exit(2);
 }
 if (!cli) {

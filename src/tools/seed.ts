@@ -1,62 +1,73 @@
-import { parseArgs } from "node:util";
-import { ENTITIES } from "../entities.js";
-import { closeORM, initORM, migrateUp } from "../platform/db/orm.js";
-import { seedCatalog, type SeedCatalogOptions } from "../platform/db/seed.js";
-import { databaseUrlFor } from "./database-url.js";
+// `npm run seed`: the demo catalog, any size, into DATABASE_URL (migrating first). Safe to rerun.
 
-const USAGE =
-  "usage: seed [--concerts N] [--schedules N] [--seats N]   (defaults 2, 3, 1000; DATABASE_URL selects the database)";
+import { MAX_SEATS_PER_SCHEDULE, seedCatalog, type SeedCatalogOptions, type SeedSummary } from "../platform/db/seed.js";
+import { closeORM, migrateUp } from "../platform/db/orm.js";
+import { environmentHelp, parseCommandLine, usageError } from "./command-line.js";
+import { openDatabaseFor } from "./database-url.js";
 
-function parseCounts(argv: string[]): Omit<SeedCatalogOptions, "onProgress"> {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    allowPositionals: false,
-    options: {
-      concerts: { type: "string", default: "2" },
-      schedules: { type: "string", default: "3" },
-      seats: { type: "string", default: "1000" },
-    },
+const DEFAULTS = { concerts: "2", schedules: "3", seats: "1000" };
+
+const USAGE = `usage: npm run seed -- [--concerts N] [--schedules N] [--seats N]
+
+Applies pending migrations, then creates the demo catalog: N concerts, each with N schedules a
+week apart, each with N seats. Safe to rerun: what exists stays, a schedule asked for more seats
+grows to that many, nothing is removed. Progress on stderr, a summary on stdout.
+
+  --concerts N    concerts (${DEFAULTS.concerts})
+  --schedules N   schedules per concert (${DEFAULTS.schedules})
+  --seats N       seats per schedule (${DEFAULTS.seats}; at most ${MAX_SEATS_PER_SCHEDULE})
+  --help, -h      this text
+
+${environmentHelp(["DATABASE_URL"])}`;
+
+type Counts = Omit<SeedCatalogOptions, "onProgress">;
+
+function parseCounts(): Counts {
+  const values = parseCommandLine("seed", USAGE, {
+    concerts: { type: "string", default: DEFAULTS.concerts },
+    schedules: { type: "string", default: DEFAULTS.schedules },
+    seats: { type: "string", default: DEFAULTS.seats },
   });
-  const count = (name: string, text: string): number => {
-    if (!/^[1-9]\d*$/.test(text)) {
-      throw new TypeError(`--${name} must be a positive integer, got "${text}"`);
-    }
+  const count = (name: keyof Counts, max = Number.MAX_SAFE_INTEGER): number => {
+    const text = values[name];
+    if (!/^[1-9]\d*$/.test(text) || Number(text) > max)
+      usageError("seed", `--${name} must be an integer from 1 to ${max}, got "${text}"`);
     return Number(text);
   };
-  return {
-    concerts: count("concerts", values.concerts),
-    schedules: count("schedules", values.schedules),
-    seats: count("seats", values.seats),
-  };
+  return { concerts: count("concerts"), schedules: count("schedules"), seats: count("seats", MAX_SEATS_PER_SCHEDULE) };
 }
 
-let counts: Omit<SeedCatalogOptions, "onProgress">;
-try {
-  counts = parseCounts(process.argv.slice(2));
-} catch (error) {
-  console.error(`seed: ${(error as Error).message}\n${USAGE}`);
-  process.exit(2);
+const amount = (n: number, noun: string) => `${n.toLocaleString("en-US")} ${noun}${n === 1 ? "" : "s"}`;
+
+/** What the catalog now holds at least, per concert and per schedule, and what this run changed. */
+function describeSeed(counts: Counts, summary: SeedSummary, seconds: number): string {
+  const schedules = counts.concerts * counts.schedules;
+  const asked =
+    `${amount(counts.concerts, "concert")} × ${amount(counts.schedules, "schedule")} per concert × ` +
+    `${amount(counts.seats, "seat")} per schedule (${amount(schedules, "schedule")}, ` +
+    `${amount(schedules * counts.seats, "seat")} in all)`;
+  const { concertsInserted, schedulesInserted, schedulesGrown, seatsInserted } = summary;
+  const changed =
+    concertsInserted + schedulesInserted + schedulesGrown + seatsInserted === 0
+      ? "nothing new, it was all there"
+      : `new: ${amount(concertsInserted, "concert")}, ${amount(schedulesInserted, "schedule")}, ` +
+        `${amount(seatsInserted, "seat")}` +
+        (schedulesGrown > 0 ? `; ${amount(schedulesGrown, "schedule")} grown to ${counts.seats} seats` : "");
+  return `seed: ${asked} ready in ${seconds.toFixed(1)} s; ${changed}`;
 }
 
-const databaseUrl = databaseUrlFor("seed");
-const { orm } = await initORM({ databaseUrl, entities: ENTITIES, poolMax: 2 });
+const counts = parseCounts();
+const orm = await openDatabaseFor("seed", 2);
 try {
   const applied = await migrateUp(orm);
-  if (applied.length > 0) {
-    console.error(`seed: applied migrations ${applied.join(", ")}`);
-  }
+  if (applied.length > 0) console.error(`seed: applied migrations ${applied.join(", ")}`);
   const started = performance.now();
   const summary = await seedCatalog(orm.em.fork(), {
     ...counts,
     onProgress: (p) =>
       console.error(`seed: schedule ${p.schedule}/${p.scheduleCount}: ${p.seatsDone}/${p.seatsPerSchedule} seats`),
   });
-  const seconds = ((performance.now() - started) / 1000).toFixed(1);
-  console.log(
-    `seed: ${counts.concerts} concerts × ${counts.schedules} schedules × ${counts.seats} seats in ${seconds}s ` +
-      `(inserted ${summary.concertsInserted} concerts, ${summary.schedulesInserted} schedules, ${summary.seatsInserted} seats)`,
-  );
+  console.log(describeSeed(counts, summary, (performance.now() - started) / 1000));
 } finally {
   await closeORM(orm);
 }

@@ -143,16 +143,21 @@ test("seeding the catalog twice changes nothing the second time", async (t) => {
   t.true(await isCatalogEmpty(em.fork()));
   const progress: number[] = [];
   const first = await seedCatalog(em.fork(), { ...options, onProgress: (p) => progress.push(p.schedule) });
-  t.deepEqual(first, { concertsInserted: 1, schedulesInserted: 2, seatsInserted: 240 });
+  t.deepEqual(first, { concertsInserted: 1, schedulesInserted: 2, schedulesGrown: 0, seatsInserted: 240 });
   t.deepEqual(progress, [1, 2]);
   t.false(await isCatalogEmpty(em.fork()));
   const afterFirst = await counts();
   t.deepEqual(afterFirst, { concerts: 1, schedules: 2, seats: 240 });
 
   const second = await seedCatalog(em.fork(), options);
-  t.deepEqual(second, { concertsInserted: 0, schedulesInserted: 0, seatsInserted: 0 });
+  t.deepEqual(second, { concertsInserted: 0, schedulesInserted: 0, schedulesGrown: 0, seatsInserted: 0 });
   t.deepEqual(await counts(), afterFirst);
 
   const lastSeat = await em.fork().findOneOrFail(Seat, { seatNo: 120 });
   t.like(lastSeat, { label: "C-20", grade: "B", priceMinor: 6_000n, status: "AVAILABLE", heldUntil: null });
+
+  // More seats per schedule: the schedules grow (not counted as new), only the seats are new.
+  const grown = await seedCatalog(em.fork(), { ...options, seats: 150 });
+  t.deepEqual(grown, { concertsInserted: 0, schedulesInserted: 0, schedulesGrown: 2, seatsInserted: 60 });
+  t.deepEqual(await counts(), { concerts: 1, schedules: 2, seats: 300 });
 });

@@ -22,6 +22,8 @@ export interface SeedProgress {
 export interface SeedSummary {
   concertsInserted: number;
   schedulesInserted: number;
+  /** Schedules that were there with fewer seats, now counting the seats asked for. */
+  schedulesGrown: number;
   seatsInserted: number;
 }
 
@@ -50,7 +52,8 @@ const INSERT_CONCERT = `
   on conflict do nothing`;
 
 // Concerts start 30 days apart, a month from today; schedules are a week apart, at 18:30 in Tokyo.
-// A rerun with more seats grows total_seats rather than leaving it stale.
+// A rerun with more seats grows total_seats rather than leaving it stale; xmax = 0 tells a new
+// row from a grown one (an updated row carries its updater's lock there).
 const INSERT_SCHEDULE = `
   insert into schedule (id, concert_id, start_time, total_seats)
   values (
@@ -59,7 +62,8 @@ const INSERT_SCHEDULE = `
       + make_interval(days => 30 * ?::int + 7 * (?::int - 1), hours => 18, mins => 30)) at time zone 'Asia/Tokyo',
     ?::int)
   on conflict (id) do update set total_seats = greatest(schedule.total_seats, excluded.total_seats)
-  where schedule.total_seats < excluded.total_seats`;
+  where schedule.total_seats < excluded.total_seats
+  returning (xmax = 0) as inserted`;
 
 // r is the 0-based row; labels are bijective base-26 row letters plus the seat number within the row.
 // Front rows (first fifth) are S, the next two fifths A, the rest B.
@@ -91,7 +95,7 @@ const INSERT_SEATS = `
 export async function seedCatalog(em: EntityManager, options: SeedCatalogOptions): Promise<SeedSummary> {
   validateCounts(options);
   const { concerts, schedules, seats, onProgress } = options;
-  const summary: SeedSummary = { concertsInserted: 0, schedulesInserted: 0, seatsInserted: 0 };
+  const summary: SeedSummary = { concertsInserted: 0, schedulesInserted: 0, schedulesGrown: 0, seatsInserted: 0 };
   const scheduleCount = concerts * schedules;
 
   for (let c = 1; c <= concerts; c++) {
@@ -101,7 +105,8 @@ export async function seedCatalog(em: EntityManager, options: SeedCatalogOptions
     summary.concertsInserted += await run(em, INSERT_CONCERT, [c, title, demo.artist, demo.venue]);
 
     for (let s = 1; s <= schedules; s++) {
-      summary.schedulesInserted += await run(em, INSERT_SCHEDULE, [c, s, c, c, s, seats]);
+      const [schedule] = await em.execute<{ inserted: boolean }[]>(INSERT_SCHEDULE, [c, s, c, c, s, seats]);
+      if (schedule) summary[schedule.inserted ? "schedulesInserted" : "schedulesGrown"]++;
       const [{ id: scheduleId }] = await em.execute<[{ id: string }]>(`select ${SCHEDULE_ID} as id`, [c, s]);
       const scheduleNumber = (c - 1) * schedules + s;
 
@@ -116,7 +121,7 @@ export async function seedCatalog(em: EntityManager, options: SeedCatalogOptions
   // empty, the planner read every seat of a schedule and sorted them for each ListSeats page
   // instead of an ordered index scan, and the first flash crowd usually comes right after the
   // catalog is loaded.
-  if (summary.concertsInserted + summary.schedulesInserted + summary.seatsInserted > 0) {
+  if (summary.concertsInserted + summary.schedulesInserted + summary.schedulesGrown + summary.seatsInserted > 0) {
     await em.execute("analyze concert, schedule, seat");
   }
   return summary;
