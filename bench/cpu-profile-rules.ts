@@ -59,9 +59,11 @@ const PG_PARTS = {
   execute: "PostgreSQL client: MikroORM/kysely connection, transaction, execute",
 };
 
+export const isSocketWrite = (frame: Frame) => frame.file === "" && SOCKET_WRITES.has(frame.name);
+
 /** The PostgreSQL client's share, split by the outermost library frame (what the await resumed). */
 function postgresClientPart(stack: readonly Frame[]): string {
-  if (SOCKET_WRITES.has(stack.at(-1)?.name ?? "")) return PG_PARTS.writes;
+  if (isSocketWrite(stack.at(-1)!)) return PG_PARTS.writes;
   const outer = stack.find((f) => PG_CLIENT.test(f.file))!;
   if (/node_modules\/pg(-protocol|-pool|-types)?\//.test(outer.file)) return PG_PARTS.driver;
   if (outer.file.includes("@mikro-orm/core/unit-of-work/")) return PG_PARTS.flush;

@@ -12,7 +12,7 @@
 #   PRIVATE_PG=1 PRIVATE_REDIS=1 bash bench/loadtest-cpu.sh   # own servers: statement stats, no neighbours
 #
 # Settings (environment): USERS (10000), MAX_ACTIVE (cap, 2000), ADMISSION_INTERVAL_MS (100),
-# POOL (DATABASE_POOL_MAX, 24), SEATS (50000), PORT (50071), CONNECT_PORT (50072),
+# POOL (DATABASE_POOL_MAX, 24), SEATS (50000), PORT and CONNECT_PORT (free ports below 32768),
 # DATABASE_URL (postgres://root@127.0.0.1:5432/postgres: a scratch database is created next to it
 # and dropped afterwards), REDIS_URL (redis://127.0.0.1:6379; keys under a run prefix, deleted
 # afterwards), PRIVATE_PG=1 (initdb + pg_ctl a PostgreSQL 15 of our own on a free port with
@@ -45,8 +45,10 @@
 #   background task (admission loop, outbox relay, hold sweeper); rules in
 #   bench/cpu-profile-rules.ts. Work that resumes after an await has only the resumed function on
 #   its stack: what is left after the rules is listed by layer (MikroORM/pg after an await, the
-#   grpc-js transport, the RPC layer, ...), not guessed. The main thread's measured CPU time is
-#   spread over the busy samples, so a thread waiting for a core is not counted as working; the
+#   grpc-js transport, the RPC layer, ...), not guessed. The main thread's measured CPU time
+#   (/proc) is spread over the busy samples. V8 samples on wall-clock time, so a thread that loses
+#   its core inside a socket write (the write wakes PostgreSQL) is sampled there while it waits:
+#   socket-write samples are weighted down to claim at most the thread's system time. The
 #   server's other threads (GC helpers, libuv pool) are the process's CPU minus the main thread's.
 #   Calls per RPC come from the server's GET /metrics.
 set -Eeuo pipefail
@@ -58,8 +60,6 @@ MAX_ACTIVE=${MAX_ACTIVE:-2000}
 ADMISSION_INTERVAL_MS=${ADMISSION_INTERVAL_MS:-100}
 POOL=${POOL:-24}
 SEATS=${SEATS:-50000}
-PORT=${PORT:-50071}
-CONNECT_PORT=${CONNECT_PORT:-50072}
 BASE_URL=${DATABASE_URL:-postgres://root@127.0.0.1:5432/postgres}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 PRIVATE_PG=${PRIVATE_PG:-0}
@@ -81,12 +81,16 @@ fail() {
 }
 for tool in psql redis-cli curl ss; do command -v "$tool" > /dev/null || fail "$tool is not on PATH"; done
 [[ -r /proc/self/stat ]] || fail "no /proc: this script measures Linux processes"
-# A port nobody listens on, from a random start so that parallel runs do not pick the same one.
+# A port nobody listens on, from a random start so that parallel runs do not pick the same one,
+# below Linux's ephemeral range (32768 and up), where outgoing connections take ports too.
 free_port() {
-  local port=$((20000 + RANDOM % 30000))
+  local port=$((20000 + RANDOM % 12000))
   while ss -ltnH "sport = :$port" | grep -q .; do port=$((port + 1)); done
   echo "$port"
 }
+PORT=${PORT:-$(free_port)}
+CONNECT_PORT=${CONNECT_PORT:-$(free_port)}
+[[ $CONNECT_PORT != "$PORT" ]] || fail "PORT and CONNECT_PORT are both $PORT"
 as_postgres() { if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
 cleanup() {
@@ -95,7 +99,10 @@ cleanup() {
   trap - ERR
   [[ -n "${RECORDER:-}" ]] && kill -INT "$RECORDER" 2> /dev/null && wait "$RECORDER" 2> /dev/null
   [[ -n "${SERVER:-}" ]] && kill -TERM "$SERVER" 2> /dev/null && wait "$SERVER" 2> /dev/null
-  [[ -n "${DB_CREATED:-}" ]] && psql "$BASE_URL" -qc "drop database if exists $DB" > /dev/null
+  if [[ -n "${DB_CREATED:-}" ]]; then
+    log "cleaning up: dropping database $DB (waits for a checkpoint: slow while PostgreSQL is busy)"
+    psql "$BASE_URL" -qc "drop database if exists $DB with (force)" > /dev/null
+  fi
   if [[ -n "${PG_DIR:-}" ]]; then
     as_postgres "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop > /dev/null 2>&1
     rm -rf "$PG_DIR"
@@ -207,6 +214,7 @@ TIMEFORMAT='%U %S'
 loadtest_status=0
 { time node --import tsx src/tools/loadtest.ts "${common[@]}" --users "$USERS" --json "$WORK/report.json" \
   > "$WORK/report.txt" 2> >(tee "$WORK/progress.txt" >&3); } 2> "$WORK/loadgen-time" || loadtest_status=$?
+((loadtest_status == 130 || loadtest_status == 143)) && fail "interrupted"
 snapshot > "$WORK/after"
 if [[ -n ${RECORDER:-} ]]; then
   log "writing the server's CPU profile"
@@ -233,7 +241,7 @@ echo
 sed -n 's/^ *//; /^wall time/p; /^RESULT/p' "$WORK/report.txt" | sed 's/^/    /'
 echo
 awk -v server="$SERVER" -v ticks="$TICKS" -v lg="$lg_user $lg_sys" -v seats="$seats" -v users="$USERS" \
-  -v private_pg="$PRIVATE_PG" -v out="$WORK/server-cpu-s" '
+  -v private_pg="$PRIVATE_PG" -v out="$WORK/cpu-s" '
   NR == FNR { before[$1] = $2; next }
   { cpu[$3] += ($2 - ($1 in before ? before[$1] : 0)) / ticks }
   END {
@@ -251,15 +259,16 @@ awk -v server="$SERVER" -v ticks="$TICKS" -v lg="$lg_user $lg_sys" -v seats="$se
     printf "| **stack total** | **%.1f** | **%.2f** | **%.2f** |\n", stack, stack * 1000 / seats, stack * 1000 / users
     printf "| other processes (rest of the machine) | %.1f | | |\n", cpu["other"]
     printf "\n%d booked seats, %d users.\n", seats, users
-    printf "%.3f\n", cpu["server"] > out
+    printf "%.3f %.3f\n", cpu["server"], cpu["pg"] > out
   }' "$WORK/before" "$WORK/after"
+read -r server_cpu pg_cpu < "$WORK/cpu-s"
 echo
 node --import tsx bench/pg-stats.ts report --before "$WORK/pg-before.json" --after "$WORK/pg-after.json" \
-  --users "$USERS" --seats "$seats" --top "$TOP" || fail "the PostgreSQL report failed"
+  --users "$USERS" --seats "$seats" --pg-cpu-s "$pg_cpu" --top "$TOP" || fail "the PostgreSQL report failed"
 if [[ $PROFILE == 1 ]]; then
   echo
   node --import tsx bench/cpu-profile-summary.ts --profile "$WORK/profile.json" --seats "$seats" --top "$TOP" \
-    --server-cpu-s "$(cat "$WORK/server-cpu-s")" --metrics-before "$WORK/metrics-before.txt" \
+    --server-cpu-s "$server_cpu" --metrics-before "$WORK/metrics-before.txt" \
     --metrics-after "$WORK/metrics-after.txt" || fail "the CPU profile summary failed"
 fi
 grep -q '^RESULT: PASS' "$WORK/report.txt" || fail "the load test's invariants did not all PASS (exit $loadtest_status): $(grep '^RESULT' "$WORK/report.txt" || echo 'no RESULT line')"

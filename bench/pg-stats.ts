@@ -5,7 +5,8 @@
 // that has it). Deltas by queryid, so nothing is reset and other databases are left alone.
 //
 //   node --import tsx bench/pg-stats.ts snapshot --url URL --out FILE
-//   node --import tsx bench/pg-stats.ts report --before FILE --after FILE --users N --seats N [--top N]
+//   node --import tsx bench/pg-stats.ts report --before FILE --after FILE --users N --seats N
+//     [--pg-cpu-s S] [--top N]
 
 import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -72,13 +73,25 @@ async function snapshot(url: string): Promise<Snapshot> {
 const num = (value: string | number | null | undefined) => Number(value ?? 0);
 const fmt = (value: number, digits = 0) => formatNumber(value, digits);
 
-function report(before: Snapshot, after: Snapshot, users: number, seats: number, top: number): BenchTable[] {
+interface Counts {
+  users: number;
+  seats: number;
+  /** CPU time of the PostgreSQL processes over the same window, if measured. */
+  pgCpuS?: number;
+}
+
+function report(before: Snapshot, after: Snapshot, { users, seats, pgCpuS }: Counts, top: number): BenchTable[] {
   const delta = (column: string) => num(after.database[column]) - num(before.database[column]);
+  const transactions = delta("xact_commit") + delta("xact_rollback");
+  const cpuPerTransaction =
+    pgCpuS === undefined
+      ? ""
+      : ` PostgreSQL CPU ${fmt((pgCpuS * 1000) / Math.max(transactions, 1), 2)} ms per transaction.`;
   const perRow = (name: string, value: number) => [name, fmt(value), fmt(value / users, 2), fmt(value / seats, 2)];
   const tables: BenchTable[] = [
     {
       title: "PostgreSQL work in the run's database (pg_stat_database)",
-      note: `per user: ${fmt(users)} users; per seat: ${fmt(seats)} booked seats. Includes the load test's audit queries.`,
+      note: `per user: ${fmt(users)} users; per seat: ${fmt(seats)} booked seats. Includes the load test's audit queries.${cpuPerTransaction}`,
       columns: ["counter", "total", "per user", "per seat"],
       rows: DATABASE_COLUMNS.map((c) => perRow(c, delta(c))),
     },
@@ -129,7 +142,10 @@ function report(before: Snapshot, after: Snapshot, users: number, seats: number,
     note:
       `${fmt(statements.length)} distinct statements, ${fmt(allCalls)} calls (BEGIN and COMMIT included): ` +
       `${fmt(allCalls / users, 1)} per user, ${fmt(allCalls / seats, 1)} per booked seat; ` +
-      `${fmt(allMs / 1000, 1)} s of planning and execution, ${fmt(allMs / seats, 2)} ms per booked seat.`,
+      `${fmt(allMs / 1000, 1)} s of planning and execution, ${fmt(allMs / seats, 2)} ms per booked seat` +
+      (pgCpuS === undefined
+        ? "."
+        : `; PostgreSQL CPU ${fmt((pgCpuS * 1e6) / Math.max(allCalls, 1))} µs per statement.`),
     columns: ["statement (normalized)", "calls", "per seat", "total ms", "mean ms", "share"],
     rows: statements
       .slice(0, top)
@@ -155,6 +171,7 @@ const { values } = parseArgs({
     after: { type: "string" },
     users: { type: "string" },
     seats: { type: "string" },
+    "pg-cpu-s": { type: "string" },
     top: { type: "string", default: "15" },
   },
 });
@@ -163,9 +180,12 @@ try {
   if (command === "snapshot" && values.url && values.out) {
     writeFileSync(values.out, JSON.stringify(await snapshot(values.url)));
   } else if (command === "report" && values.before && values.after && values.users && values.seats) {
-    const users = Math.max(1, Number(values.users));
-    const seats = Math.max(1, Number(values.seats));
-    const tables = report(read(values.before), read(values.after), users, seats, Number(values.top));
+    const counts = {
+      users: Math.max(1, Number(values.users)),
+      seats: Math.max(1, Number(values.seats)),
+      pgCpuS: values["pg-cpu-s"] === undefined ? undefined : Number(values["pg-cpu-s"]),
+    };
+    const tables = report(read(values.before), read(values.after), counts, Number(values.top));
     process.stdout.write(tables.map(markdownTable).join("\n"));
   } else {
     process.stderr.write(
