@@ -49,6 +49,7 @@ function settingsToProto(s: EffectiveQueueSettings): MessageInitShape<typeof Que
     stateReason: s.stateReason,
     stored: s.stored,
     updateTime: s.updatedAt ? timestampFromDate(s.updatedAt) : undefined,
+    saleOpensAt: s.saleOpensAt ? timestampFromDate(s.saleOpensAt) : undefined,
   };
 }
 

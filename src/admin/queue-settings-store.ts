@@ -22,6 +22,8 @@ export interface EffectiveQueueSettings {
   stateReason: string;
   stored: boolean;
   updatedAt: Date | undefined;
+  /** The earliest sale opening among the concert's published schedules, if one is set. */
+  saleOpensAt?: Date;
 }
 
 export type QueueSettingsChanges = Partial<
@@ -70,7 +72,12 @@ export async function getQueueSettings(orm: ORM, defaults: AdmissionRule, concer
   const em = orm.em.fork();
   await findConcert(em, concertId);
   const row = await em.findOne(QueueSettingsRow, { concertId }, { disableIdentityMap: true });
-  return effective(concertId, defaults, row ?? undefined);
+  const [sale] = await em.execute<{ opens: Date | string | null }[]>(
+    `select min(sale_opens_at) as opens from schedule where concert_id = ? and state = 'PUBLISHED'`,
+    [concertId],
+  );
+  const settings = effective(concertId, defaults, row ?? undefined);
+  return sale?.opens ? { ...settings, saleOpensAt: new Date(sale.opens) } : settings;
 }
 
 /** Sets the given settings of a concert (creating its row), leaving the others as they are. */

@@ -84,6 +84,7 @@ test("README's operator section runs with grpcurl: catalog, live settings, stats
   );
   t.deepEqual(schedule, { state: "CANCELLED", total_seats: 50_000, seats: "50000" });
   t.regex(result.stdout, /"maxActiveUsers": 5000/);
+  t.regex(result.stdout, /"settings": \{[^}]*"saleOpensAt": "\d{4}-/, "the queue settings tell when the sale opens");
   t.regex(result.stdout, /"state": "QUEUE_STATE_EXPIRED"/, "the removed token is EXPIRED");
   t.true((result.stdout.match(/"observeTime"/g) ?? []).length >= 2, "GetQueueStats and at least one watched message");
   const [settings] = await db.execute<{ admission_state: string; state_reason: string; max_active_users: number }[]>(
