@@ -173,6 +173,9 @@ async function payInTransaction(
   // unless a hold or the sweeper, which lock the seat too, expired the reservation first.
   const now = clock();
   const reservation = await findReservation(em, reservationId);
+  // The caller's token must cover the reservation before anything is told of it, a replay too:
+  // a token of another concert gets no stored payment back.
+  if (reservation?.userId === userId) await authorize?.(reservation, em);
   // The key is looked up only when the reservation is not payable as it stands (a retry of a
   // payment that went through finds it CONFIRMED): the usual first attempt saves a statement.
   // Reservation first, then the key: a concurrent call with this key commits both together, so
@@ -183,7 +186,6 @@ async function payInTransaction(
     if (previous) return replayPayment(em, previous, input);
     if (reservation?.userId !== userId) throw reservationNotFound(reservationId);
   }
-  await authorize?.(reservation, em);
   const refusal = unpayable(reservation, now);
   if (refusal && reservation.status === "HELD") throw new HoldRanOut(reservation, now);
   if (refusal) throw refusal;
@@ -213,6 +215,7 @@ async function payInTransaction(
     );
   }
   wallet.balanceMinor -= price;
+  wallet.updatedAt = now;
   const payment: PaymentView = { id: randomUUID(), reservationId, userId, amountMinor: price, createdAt: now };
   let recorded: { heldScheduleIds: string[] } | undefined;
   try {
@@ -274,6 +277,7 @@ export async function refundPayment(em: EntityManager, reservation: ReservationV
   // A paid reservation implies a wallet; a missing one would mean the payment never happened.
   if (!wallet) throw new Error(`reservation ${reservationId} is CONFIRMED but ${userId} has no wallet`);
   wallet.balanceMinor += priceMinor;
+  wallet.updatedAt = now;
   const balanceAfter = wallet.balanceMinor;
   await insertLedgerEntry(em, {
     userId,

@@ -3,6 +3,7 @@
 // slot goes to the next waiting user.
 
 import type { Admission } from "../booking/admission.js";
+import { createConcertOfSchedule } from "../booking/catalog.js";
 import { liveHoldScheduleIds } from "../booking/seat-hold.js";
 import type { ORM } from "../platform/db/orm.js";
 import { DomainError } from "../platform/domain-error.js";
@@ -29,6 +30,7 @@ export interface PayOutcome {
 
 export function createWalletCommands(deps: WalletCommandDeps) {
   const { orm, logger, onPaymentCommitted } = deps;
+  const concertOf = createConcertOfSchedule(orm);
 
   // A user holding several seats of the concert keeps the slot until the last one is paid (or
   // expires with the token). `heldScheduleIds` comes with a fresh payment (read in its
@@ -82,6 +84,9 @@ export function createWalletCommands(deps: WalletCommandDeps) {
         throw new DomainError("QUEUE_TOKEN_MISMATCH", "the queue token belongs to another user");
       const replay = await findPaymentReplay(orm, cmd);
       if (!replay) throw used.error;
+      // A used token of another concert could not have paid this reservation.
+      if ((await concertOf(replay.reservation.scheduleId)) !== used.concertId)
+        throw new DomainError("QUEUE_TOKEN_MISMATCH", "the queue token belongs to another concert");
       return replay;
     },
   };

@@ -226,12 +226,20 @@ export async function topUp(
         return { wallet: await walletAfter(em, previous), entry: previous };
       }
     }
+    const now = new Date();
     let wallet = await loadWallet(em, userId);
     if (wallet) {
       wallet.balanceMinor += amountMinor;
+      wallet.updatedAt = now;
     } else {
       // A racing first top-up of the same user makes this insert fail; the retry then finds it.
-      wallet = em.create(Wallet, { userId, balanceMinor: amountMinor, currencyCode: CURRENCY });
+      wallet = em.create(Wallet, {
+        userId,
+        balanceMinor: amountMinor,
+        currencyCode: CURRENCY,
+        createdAt: now,
+        updatedAt: now,
+      });
     }
     const entry = await insertLedgerEntry(em, {
       userId,
@@ -241,7 +249,7 @@ export async function topUp(
       idempotencyKey,
       requestFingerprint,
       reservationId: null,
-      createdAt: new Date(),
+      createdAt: now,
     });
     // Then the wallet: UPDATE … WHERE version = ? (or the first INSERT), which throws
     // OptimisticLockError when another writer got there first. The row lock is held only

@@ -10,10 +10,9 @@ export const Wallet = defineEntity({
     // Optimistic lock: a flush against a stale copy throws OptimisticLockError.
     version: p.integer().version(),
     createdAt: p.datetime().defaultRaw("now()"),
-    updatedAt: p
-      .datetime()
-      .defaultRaw("now()")
-      .onUpdate(() => new Date()),
+    // Set by every change to the time of its ledger entry (no onUpdate hook): a replay derives
+    // the wallet of its first response from that entry, update time included.
+    updatedAt: p.datetime().defaultRaw("now()"),
   },
 });
 

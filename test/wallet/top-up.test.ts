@@ -70,10 +70,30 @@ test("a replayed key returns the first result; reuse with another amount is IDEM
   const later = await client.topUp({ userId: "bob", amount: { amountMinor: 50n }, idempotencyKey: "later" });
   t.is(later.wallet?.version, first.wallet!.version + 1n);
   const again = await client.topUp({ userId: "bob", amount: { amountMinor: 100n }, idempotencyKey: "same" });
-  // The wallet's update time in a replay is the entry's, a few milliseconds before the first call's flush.
-  t.deepEqual({ ...again.wallet!, updateTime: undefined }, { ...first.wallet!, updateTime: undefined });
-  t.deepEqual(again.entry, first.entry);
+  // Exactly the first response, the wallet's update time included.
+  t.deepEqual(again, first);
+  t.deepEqual(replay, first);
   t.is((await client.getBalance({ userId: "bob" })).wallet?.balance?.amountMinor, 150n);
+});
+
+test("a replay of a top-up to an existing wallet returns the first response exactly, on both ports", async (t) => {
+  const grpc = app.grpc(WalletService);
+  const connect = app.connect(WalletService);
+  await grpc.topUp({ userId: "replay-exact", amount: { amountMinor: 10n }, idempotencyKey: "opening" });
+  const first = await connect.topUp({ userId: "replay-exact", amount: { amountMinor: 20n }, idempotencyKey: "second" });
+  await grpc.topUp({ userId: "replay-exact", amount: { amountMinor: 30n }, idempotencyKey: "third" });
+  t.deepEqual(
+    await grpc.topUp({ userId: "replay-exact", amount: { amountMinor: 20n }, idempotencyKey: "second" }),
+    first,
+  );
+  t.deepEqual(
+    await connect.topUp({ userId: "replay-exact", amount: { amountMinor: 20n }, idempotencyKey: "second" }),
+    first,
+  );
+  // The stored wallet carries the same update time as the entry that last changed it.
+  const { wallet } = await grpc.getBalance({ userId: "replay-exact" });
+  const { entries } = await grpc.listTransactions({ userId: "replay-exact" });
+  t.deepEqual(wallet?.updateTime, entries[0]?.createTime);
 });
 
 test("50 concurrent identical top-ups write exactly one ledger entry", async (t) => {
