@@ -23,7 +23,7 @@ const RPC_BY_LOCAL_NAME = new Map(
 );
 
 /** Functions that serve one RPC but are not named like it (the waiting room's verbs). */
-const FUNCTION_OWNERS: readonly { file: string; names: readonly string[]; kind: string }[] = [
+export const FUNCTION_OWNERS: readonly { file: string; names: readonly string[]; kind: string }[] = [
   { file: "src/queue/waiting-room.ts", names: ["join", "requireConcert"], kind: "JoinQueue" },
   { file: "src/queue/waiting-room.ts", names: ["watch"], kind: "WatchQueue" },
   { file: "src/queue/waiting-room.ts", names: ["status"], kind: "GetQueueStatus" },
@@ -131,11 +131,17 @@ export function kindOfStack(stack: readonly Frame[]): string {
 /** Every kind an RPC can have, so that the table lists them in a fixed order. */
 export const RPC_NAMES: ReadonlySet<string> = new Set(RPC_BY_LOCAL_NAME.values());
 export const BACKGROUND_KINDS = ["admission loop", "outbox relay", "hold sweeper"] as const;
+/** Every project file the rules name, so a test can tell when one was moved or renamed. */
+export const FILES_NAMED = [
+  ...new Set([...FUNCTION_OWNERS, ...FILE_OWNERS].map((o) => o.file)),
+  "src/queue/queue-token-guard.ts",
+  "src/booking/admission.ts",
+];
 export const LAYER_KINDS = LAYERS.flatMap((l) => (l.part ? Object.values(PG_PARTS) : [l.kind]));
 
 /** The package or project folder a leaf frame's code lives in, for the self-time-by-layer table. */
 export function layerOfLeaf(frame: Frame): string {
-  if (frame.file === "") return SPECIAL_KINDS[frame.name] ?? `native: ${frame.name}`;
+  if (frame.file === "") return SPECIAL_KINDS[frame.name] ?? `native: ${frame.name || "(anonymous)"}`;
   if (frame.file.startsWith("src/"))
     return frame.file
       .split("/")

@@ -183,6 +183,14 @@ for (const kind of [...rest, OTHER_KIND]) {
   kindRows.push([kind, share(count), cpuS(count), perSeat(count), "", ""]);
 }
 kindRows.push(["**main thread**", "100.0 %", cpuS(busy), perSeat(busy), "", ""]);
+kindRows.push([
+  `idle: ${formatNumber((idle / samples.length) * 100, 1)} % of the samples (waiting for I/O, no CPU)`,
+  "",
+  "",
+  "",
+  "",
+  "",
+]);
 const serverCpuS = Number(values["server-cpu-s"]);
 if (Number.isFinite(serverCpuS) && values["server-cpu-s"] !== undefined) {
   const otherMs = serverCpuS * 1000 - mainThreadMs;

@@ -150,7 +150,7 @@ function report(before: Snapshot, after: Snapshot, { users, seats, pgCpuS }: Cou
     rows: statements
       .slice(0, top)
       .map((s) => [
-        `\`${s.query.length > 140 ? `${s.query.slice(0, 137)}...` : s.query}\``,
+        `\`${s.query.length > 180 ? `${s.query.slice(0, 177)}...` : s.query}\``,
         fmt(s.calls),
         fmt(s.calls / seats, 2),
         fmt(s.totalMs),
