@@ -8,11 +8,16 @@
  */
 export const SERVER_START_TIMEOUT_MS = 90_000;
 
+/**
+ * Resolves once `condition` holds. The default bound is generous on purpose: it only decides how
+ * long a failing test takes to say so, while a passing one returns as soon as the condition holds,
+ * and on a 2-core machine shared with another test run "soon" can take many seconds.
+ */
 export async function waitFor(
   condition: () => boolean | Promise<boolean>,
   options: { timeoutMs?: number; intervalMs?: number; message?: () => string } = {},
 ): Promise<void> {
-  const deadline = Date.now() + (options.timeoutMs ?? 10_000);
+  const deadline = Date.now() + (options.timeoutMs ?? 30_000);
   for (;;) {
     if (await condition()) return;
     if (Date.now() > deadline) throw new Error(`timed out waiting: ${options.message?.() ?? "condition"}`);
