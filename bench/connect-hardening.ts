@@ -19,7 +19,6 @@ import { createFreshDatabase } from "../src/loadtest/local-server.js";
 import { removeRedisKeys } from "../src/loadtest/redis-cleanup.js";
 import { createGrpcClient } from "../src/platform/rpc/grpc-client.js";
 import { loadConfig } from "../src/config.js";
-import { Redis } from "ioredis";
 
 const { values } = parseArgs({
   options: {
@@ -79,9 +78,7 @@ try {
   server.kill("SIGTERM");
   await new Promise((resolve) => server.once("exit", resolve));
   await database.drop();
-  const redis = new Redis(config.redisUrl);
-  await removeRedisKeys(redis, prefix);
-  redis.disconnect();
+  await removeRedisKeys(config.redisUrl, prefix);
 }
 
 function call(session: http2.ClientHttp2Session): Promise<void> {
