@@ -98,7 +98,7 @@ cleanup() {
   set +e
   trap - ERR
   [[ -n "${RECORDER:-}" ]] && kill -INT "$RECORDER" 2> /dev/null && wait "$RECORDER" 2> /dev/null
-  [[ -n "${SERVER:-}" ]] && kill -TERM "$SERVER" 2> /dev/null && wait "$SERVER" 2> /dev/null
+  [[ -n "${SERVER:-}" && -z "${SERVER_STOPPED:-}" ]] && kill -TERM "$SERVER" 2> /dev/null && wait "$SERVER" 2> /dev/null
   if [[ -n "${DB_CREATED:-}" ]]; then
     log "cleaning up: dropping database $DB (waits for a checkpoint: slow while PostgreSQL is busy)"
     psql "$BASE_URL" -qc "drop database if exists $DB with (force)" > /dev/null
@@ -110,7 +110,7 @@ cleanup() {
   if [[ -n "${REDIS_PID:-}" ]]; then
     kill -TERM "$REDIS_PID" 2> /dev/null && wait "$REDIS_PID" 2> /dev/null
   elif [[ -n "${SERVER:-}" ]]; then
-    redis-cli -u "$REDIS_URL" --scan --pattern "$PREFIX*" | xargs -r redis-cli -u "$REDIS_URL" del > /dev/null
+    redis-cli -u "$REDIS_URL" --scan --pattern "$PREFIX*" 2> /dev/null | xargs -r redis-cli -u "$REDIS_URL" del > /dev/null
   fi
   rm -rf "$WORK"
   return "$status"
@@ -224,7 +224,17 @@ if [[ -n ${RECORDER:-} ]]; then
   [[ -n ${KEEP_PROFILE:-} ]] && mkdir -p "$KEEP_PROFILE" && cp "$WORK/profile.json" "$KEEP_PROFILE/server-$RUN.json"
 fi
 metrics "$WORK/metrics-after.txt"
-sleep 1.5 # PostgreSQL 15 backends flush their statistics within a second of going idle
+# An idle PostgreSQL 15 backend flushes its statistics within a second, or 10 s later when the
+# first attempt met a lock; one that exits flushes them at once. So: stop the server, wait for
+# its connections to close, then read.
+log "stopping the server"
+kill -TERM "$SERVER"
+wait "$SERVER" || log "the server exited with status $?"
+SERVER_STOPPED=1
+for _ in $(seq 1 40); do
+  [[ $(psql "$BASE_URL" -Atc "select count(*) from pg_stat_activity where datname = '$DB'") == 0 ]] && break
+  sleep 0.25
+done
 pg_snapshot "$WORK/pg-after.json"
 
 [[ -s $WORK/report.json ]] || { tail -20 "$WORK/progress.txt" >&3; fail "the load test ended without a report (exit $loadtest_status)"; }
@@ -240,7 +250,7 @@ echo "PostgreSQL: $([[ $PRIVATE_PG == 1 ]] && echo "private, port $PG_PORT" || e
 echo
 sed -n 's/^ *//; /^wall time/p; /^RESULT/p' "$WORK/report.txt" | sed 's/^/    /'
 echo
-awk -v server="$SERVER" -v ticks="$TICKS" -v lg="$lg_user $lg_sys" -v seats="$seats" -v users="$USERS" \
+awk -v ticks="$TICKS" -v lg="$lg_user $lg_sys" -v seats="$seats" -v users="$USERS" \
   -v private_pg="$PRIVATE_PG" -v out="$WORK/cpu-s" '
   NR == FNR { before[$1] = $2; next }
   { cpu[$3] += ($2 - ($1 in before ? before[$1] : 0)) / ticks }
