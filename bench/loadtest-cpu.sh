@@ -19,8 +19,8 @@
 # pg_stat_statements preloaded, as user postgres when run as root; removed afterwards),
 # PRIVATE_REDIS=1 (a redis-server of our own on a free port, no persistence), PROFILE (1; 0 skips
 # the server CPU profile), SAMPLING_US (profiler interval, 1000), TOP (rows of the top lists, 15),
-# KEEP_PROFILE=DIR (copy the recorded profile there; open it in Chrome DevTools after extracting
-# .profile).
+# KEEP_PROFILE=DIR (keep the server's profile there: a .cpuprofile for Chrome DevTools, and the
+# recording that `node --import tsx bench/cpu-profile-summary.ts --profile FILE --seats N` reads).
 #
 # Needs psql, redis-cli, curl and ss (iproute2) on PATH, and /proc: Linux, on the machine that
 # runs PostgreSQL and Redis (their processes are what it measures).
@@ -36,7 +36,8 @@
 # - PostgreSQL: bench/pg-stats.ts snapshots pg_stat_database and pg_stat_user_tables for the run's
 #   database, and pg_stat_statements when the server preloads it (the shared one does not, and
 #   preloading needs a restart, which this script never does to a server it did not start:
-#   PRIVATE_PG=1 gives statement counts and times). Deltas, nothing is reset.
+#   PRIVATE_PG=1 gives statement counts and times). Deltas, nothing is reset; the second
+#   snapshot is taken once the server has stopped and its backends have flushed their counters.
 # - Server CPU by RPC kind: bench/cpu-profile-record.ts attaches to the server's inspector
 #   (started with --inspect on a free port) and runs the V8 CPU profiler for the same window as
 #   the snapshots. bench/cpu-profile-summary.ts maps every frame back to its TypeScript file and
@@ -221,7 +222,13 @@ if [[ -n ${RECORDER:-} ]]; then
   kill -INT "$RECORDER"
   wait "$RECORDER" || { cat "$WORK/recorder.log" >&3; fail "recording the CPU profile failed"; }
   RECORDER=
-  [[ -n ${KEEP_PROFILE:-} ]] && mkdir -p "$KEEP_PROFILE" && cp "$WORK/profile.json" "$KEEP_PROFILE/server-$RUN.json"
+  if [[ -n ${KEEP_PROFILE:-} ]]; then
+    mkdir -p "$KEEP_PROFILE"
+    cp "$WORK/profile.json" "$KEEP_PROFILE/server-$RUN.recording.json"
+    node -e 'const fs = require("fs"); fs.writeFileSync(process.argv[2], JSON.stringify(JSON.parse(fs.readFileSync(process.argv[1])).profile))' \
+      "$WORK/profile.json" "$KEEP_PROFILE/server-$RUN.cpuprofile"
+    log "profile kept in $KEEP_PROFILE/server-$RUN.cpuprofile"
+  fi
 fi
 metrics "$WORK/metrics-after.txt"
 # An idle PostgreSQL 15 backend flushes its statistics within a second, or 10 s later when the

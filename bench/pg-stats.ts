@@ -118,7 +118,7 @@ function report(before: Snapshot, after: Snapshot, { users, seats, pgCpuS }: Cou
       title: "Statements (pg_stat_statements)",
       note: `Not available: ${after.why ?? before.why}. Run with PRIVATE_PG=1 for statement counts and times.`,
       columns: ["statement", "calls"],
-      rows: [],
+      rows: [["(not available)", "–"]],
     });
     return tables;
   }
