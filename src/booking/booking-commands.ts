@@ -2,6 +2,7 @@
 // (the caller's queue token must cover what the call touches), then the catalog read or the hold
 // operation. Handlers only decode requests and encode results.
 
+import type { CallBound } from "../platform/db/call-bound.js";
 import type { ORM } from "../platform/db/orm.js";
 import type { Page } from "../platform/pagination.js";
 import type { Admission } from "./admission.js";
@@ -38,10 +39,10 @@ export function createBookingCommands({ orm, holdPolicy, refund }: BookingComman
       return listSeats(orm.em.fork(), scheduleId, page);
     },
 
-    async reserveSeat(cmd: ReserveSeatInput, admission: Admission) {
+    async reserveSeat(cmd: ReserveSeatInput, admission: Admission, bound?: CallBound) {
       admission.requireUser(cmd.userId);
       await admission.requireSchedule(cmd.scheduleId);
-      return reserveSeat(orm, cmd, holdPolicy);
+      return reserveSeat(orm, cmd, holdPolicy, undefined, bound);
     },
 
     /** The token's user's own reservation, in the token's concert. */
@@ -51,10 +52,11 @@ export function createBookingCommands({ orm, holdPolicy, refund }: BookingComman
       return reservation;
     },
 
-    async cancelReservation(cmd: CancelInput, admission: Admission) {
+    async cancelReservation(cmd: CancelInput, admission: Admission, bound?: CallBound) {
       admission.requireUser(cmd.userId);
       return cancelReservation(orm, cmd, {
         refund,
+        bound,
         authorize: ({ scheduleId }, em) => admission.requireSchedule(scheduleId, em),
       });
     },

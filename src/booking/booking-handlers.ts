@@ -5,6 +5,7 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { BookingService } from "../../gen/concert/v1/booking_pb.js";
 import { encodePageToken, readPage } from "../platform/pagination.js";
+import { callBoundOf } from "../platform/rpc/handler-bound.js";
 import type { MethodTable } from "../platform/rpc/method-table.js";
 import { check, isInt4, isUuid } from "../platform/validation.js";
 import { createAdmissionReader } from "./admission.js";
@@ -91,7 +92,7 @@ export function createBookingHandlers(deps: BookingDeps): MethodTable<typeof Boo
           .userId("user_id", request.userId)
           .key("request_id", request.requestId)
           .throwIfInvalid();
-        const reservation = await booking.reserveSeat(request, admissionOf(context));
+        const reservation = await booking.reserveSeat(request, admissionOf(context), callBoundOf(context));
         // As at the hold's creation: a retry with the same request id gets the first result
         // (HELD until its expire time) even after the hold ran out.
         return { reservation: reservationToProto(reservation, reservation.createdAt) };
@@ -111,7 +112,7 @@ export function createBookingHandlers(deps: BookingDeps): MethodTable<typeof Boo
       token: "active",
       async handle(request, context) {
         check().uuid("reservation_id", request.reservationId).userId("user_id", request.userId).throwIfInvalid();
-        const reservation = await booking.cancelReservation(request, admissionOf(context));
+        const reservation = await booking.cancelReservation(request, admissionOf(context), callBoundOf(context));
         return { reservation: reservationToProto(reservation, new Date()) };
       },
     },

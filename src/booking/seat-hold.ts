@@ -9,7 +9,8 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import { randomUUID } from "node:crypto";
 import { systemClock, type Clock } from "../platform/clock.js";
 import { compileQuery, dataModifying, insertBuilder } from "../platform/db/compiled-query.js";
-import { withOptimisticRetry } from "../platform/db/optimistic-retry.js";
+import type { CallBound } from "../platform/db/call-bound.js";
+import { inCallTransaction, withOptimisticRetry } from "../platform/db/optimistic-retry.js";
 import type { ORM } from "../platform/db/orm.js";
 import { DomainError } from "../platform/domain-error.js";
 import {
@@ -106,59 +107,64 @@ export async function reserveSeat(
   input: ReserveSeatInput,
   policy: HoldPolicy,
   clock: Clock = systemClock,
+  bound?: CallBound,
 ): Promise<ReservationView> {
   const { scheduleId, seatId, userId, requestId } = input;
   const now = clock();
   try {
-    return await orm.em.fork().transactional(async (em) => {
-      // Serializes one user's holds in one schedule, so two concurrent holds cannot both pass the
-      // limit check below. Taken before the seat lock, and never while holding one.
-      await em.execute("select pg_advisory_xact_lock(?, hashtext(?))", [
-        SEAT_LIMIT_LOCK_CLASS,
-        `${userId} ${scheduleId}`,
-      ]);
-      // One query answers both "did this request run before?" and "how many seats does the user have here?".
-      const mine = await userReservations.all<ReservationRow>(em, { userId, requestId, scheduleId });
-      const earlier = mine.find((r) => r.requestId === requestId);
-      if (earlier) return replayHold(toReservationView(earlier), input);
-      if (mine.filter((r) => isLive(r, now)).length >= policy.maxSeatsPerUser) {
-        throw new DomainError(
-          "SEAT_LIMIT_REACHED",
-          `a user may hold or buy at most ${policy.maxSeatsPerUser} seats per schedule`,
-          [],
-          {
-            max_seats_per_user: String(policy.maxSeatsPerUser),
-          },
-        );
-      }
+    return await inCallTransaction(
+      orm,
+      async (em) => {
+        // Serializes one user's holds in one schedule, so two concurrent holds cannot both pass the
+        // limit check below. Taken before the seat lock, and never while holding one.
+        await em.execute("select pg_advisory_xact_lock(?, hashtext(?))", [
+          SEAT_LIMIT_LOCK_CLASS,
+          `${userId} ${scheduleId}`,
+        ]);
+        // One query answers both "did this request run before?" and "how many seats does the user have here?".
+        const mine = await userReservations.all<ReservationRow>(em, { userId, requestId, scheduleId });
+        const earlier = mine.find((r) => r.requestId === requestId);
+        if (earlier) return replayHold(toReservationView(earlier), input);
+        if (mine.filter((r) => isLive(r, now)).length >= policy.maxSeatsPerUser) {
+          throw new DomainError(
+            "SEAT_LIMIT_REACHED",
+            `a user may hold or buy at most ${policy.maxSeatsPerUser} seats per schedule`,
+            [],
+            {
+              max_seats_per_user: String(policy.maxSeatsPerUser),
+            },
+          );
+        }
 
-      const seat = await lockSeat(em, seatId);
-      if (!seat || seat.scheduleId !== scheduleId) {
-        throw new DomainError("SEAT_NOT_FOUND", `seat ${seatId} does not exist in schedule ${scheduleId}`, [], {
-          seat_id: seatId,
-          schedule_id: scheduleId,
-        });
-      }
-      if (seat.status === "RESERVED" || (seat.status === "HELD" && seat.heldUntil && seat.heldUntil > now))
-        throw seatUnavailable(seatId);
-      if (seat.status === "HELD") {
-        // Lazy expiry: the sweeper has not reached this hold yet.
-        await updateReservations(em, { seatId, status: "HELD" }, { status: "EXPIRED" });
-      }
-      const reservation: ReservationView = {
-        id: randomUUID(),
-        scheduleId,
-        seatId,
-        userId,
-        status: "HELD",
-        priceMinor: seat.priceMinor,
-        createdAt: now,
-        expireTime: new Date(now.getTime() + policy.holdSeconds * 1000),
-        confirmedAt: null,
-      };
-      await insertHold.run(em, { ...reservation, requestId });
-      return reservation;
-    });
+        const seat = await lockSeat(em, seatId);
+        if (!seat || seat.scheduleId !== scheduleId) {
+          throw new DomainError("SEAT_NOT_FOUND", `seat ${seatId} does not exist in schedule ${scheduleId}`, [], {
+            seat_id: seatId,
+            schedule_id: scheduleId,
+          });
+        }
+        if (seat.status === "RESERVED" || (seat.status === "HELD" && seat.heldUntil && seat.heldUntil > now))
+          throw seatUnavailable(seatId);
+        if (seat.status === "HELD") {
+          // Lazy expiry: the sweeper has not reached this hold yet.
+          await updateReservations(em, { seatId, status: "HELD" }, { status: "EXPIRED" });
+        }
+        const reservation: ReservationView = {
+          id: randomUUID(),
+          scheduleId,
+          seatId,
+          userId,
+          status: "HELD",
+          priceMinor: seat.priceMinor,
+          createdAt: now,
+          expireTime: new Date(now.getTime() + policy.holdSeconds * 1000),
+          confirmedAt: null,
+        };
+        await insertHold.run(em, { ...reservation, requestId });
+        return reservation;
+      },
+      bound,
+    );
   } catch (error) {
     if (!(error instanceof UniqueConstraintViolationException)) throw error;
     const constraint = (error as { constraint?: string }).constraint;
@@ -203,6 +209,8 @@ export interface CancelOptions {
   refund?: RefundPaidReservation;
   /** Checked on the reservation as first read, before any lock is taken. */
   authorize?: AuthorizeReservation;
+  /** The call it is done for: no attempt begins or commits once it is over. */
+  bound?: CallBound;
 }
 
 /**
@@ -213,31 +221,35 @@ export interface CancelOptions {
 export async function cancelReservation(
   orm: ORM,
   input: CancelInput,
-  { refund, authorize }: CancelOptions = {},
+  { refund, authorize, bound }: CancelOptions = {},
 ): Promise<ReservationView> {
   // The refund's wallet update is versioned, hence the optimistic retry around the whole transaction.
-  return withOptimisticRetry(orm, async (em) => {
-    const now = new Date();
-    const seen = await findOwnReservation(em, input.reservationId, input.userId);
-    await authorize?.(seen, em);
-    await lockSeat(em, seen.seatId);
-    const current = await findOwnReservation(em, input.reservationId, input.userId);
-    const status = visibleReservationStatus(current, now);
-    if (status === "CANCELLED") return current;
-    if (status === "EXPIRED") {
-      if (current.status === "HELD") await expireHeldReservation(em, current);
-      return { ...current, status };
-    }
-    await updateReservations(em, { id: current.id }, { status: "CANCELLED", cancelledAt: now });
-    await setSeatStatus(em, current.seatId, "AVAILABLE");
-    // The wallet comes last, as in every transaction that touches it.
-    if (status === "CONFIRMED") {
-      // Throwing rolls the cancel back: a paid seat is never freed without its refund.
-      if (!refund) throw new Error(`reservation ${current.id} is paid, and no refund was given to cancel it`);
-      await refund(em, current, now);
-    }
-    return { ...current, status: "CANCELLED" };
-  });
+  return withOptimisticRetry(
+    orm,
+    async (em) => {
+      const now = new Date();
+      const seen = await findOwnReservation(em, input.reservationId, input.userId);
+      await authorize?.(seen, em);
+      await lockSeat(em, seen.seatId);
+      const current = await findOwnReservation(em, input.reservationId, input.userId);
+      const status = visibleReservationStatus(current, now);
+      if (status === "CANCELLED") return current;
+      if (status === "EXPIRED") {
+        if (current.status === "HELD") await expireHeldReservation(em, current);
+        return { ...current, status };
+      }
+      await updateReservations(em, { id: current.id }, { status: "CANCELLED", cancelledAt: now });
+      await setSeatStatus(em, current.seatId, "AVAILABLE");
+      // The wallet comes last, as in every transaction that touches it.
+      if (status === "CONFIRMED") {
+        // Throwing rolls the cancel back: a paid seat is never freed without its refund.
+        if (!refund) throw new Error(`reservation ${current.id} is paid, and no refund was given to cancel it`);
+        await refund(em, current, now);
+      }
+      return { ...current, status: "CANCELLED" };
+    },
+    bound,
+  );
 }
 
 const liveHoldSchedules = compileQuery<{ userId: string; now: Date }>(["userId", "now"], (em, p) =>

@@ -22,7 +22,8 @@ import {
   type ReservationView,
 } from "../booking/reservation-rows.js";
 import { systemClock, type Clock } from "../platform/clock.js";
-import { withOptimisticRetry } from "../platform/db/optimistic-retry.js";
+import { throwIfCallOver, type CallBound } from "../platform/db/call-bound.js";
+import { inCallTransaction, withOptimisticRetry } from "../platform/db/optimistic-retry.js";
 import type { ORM } from "../platform/db/orm.js";
 import { recordEvent } from "../platform/db/outbox.js";
 import { DomainError } from "../platform/domain-error.js";
@@ -136,17 +137,19 @@ export async function payReservation(
   input: PayInput,
   authorize?: AuthorizeReservation,
   clock: Clock = systemClock,
+  bound?: CallBound,
 ): Promise<PayResult> {
   try {
-    return await withOptimisticRetry(orm, (em) => payInTransaction(em, input, authorize, clock));
+    return await withOptimisticRetry(orm, (em) => payInTransaction(em, input, authorize, clock), bound);
   } catch (error) {
     if (!(error instanceof KeyAlreadyUsed || error instanceof HoldNotConfirmed || error instanceof HoldRanOut))
       throw error;
+    throwIfCallOver(bound);
     // An attempt with this key that began before the hold's end may still be running (waiting for
     // the seat lock, say) and would then confirm it. Expiring the hold under the seat lock settles
     // it: that attempt either committed first (and the lookup below replays it) or now finds the
     // reservation EXPIRED. Either way every call with this key gets the same answer.
-    if (error instanceof HoldRanOut) await expireRanOutHold(orm, error.reservation, error.now);
+    if (error instanceof HoldRanOut) await expireRanOutHold(orm, error.reservation, error.now, bound);
     // Rolled back. The first use of the key answers (IDEMPOTENCY_KEY_REUSED for another reservation) …
     const replay = await findPaymentReplay(orm, input);
     if (replay) return replay;
@@ -256,12 +259,16 @@ async function payInTransaction(
 }
 
 /** Marks a hold that ran out by `now` EXPIRED and frees its seat, under the seat lock; no-op if it changed meanwhile. */
-async function expireRanOutHold(orm: ORM, reservation: ReservationView, now: Date): Promise<void> {
-  await orm.em.fork().transactional(async (em) => {
-    await lockSeat(em, reservation.seatId);
-    const current = await findReservation(em, reservation.id);
-    if (current?.status === "HELD" && current.expireTime <= now) await expireHeldReservation(em, current);
-  });
+async function expireRanOutHold(orm: ORM, reservation: ReservationView, now: Date, bound?: CallBound): Promise<void> {
+  await inCallTransaction(
+    orm,
+    async (em) => {
+      await lockSeat(em, reservation.seatId);
+      const current = await findReservation(em, reservation.id);
+      if (current?.status === "HELD" && current.expireTime <= now) await expireHeldReservation(em, current);
+    },
+    bound,
+  );
 }
 
 /**

@@ -2,9 +2,11 @@
 // caller's place in the waiting room: once the last seat they hold in the concert is paid, the
 // slot goes to the next waiting user.
 
+import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Admission } from "../booking/admission.js";
 import { createConcertOfSchedule } from "../booking/catalog.js";
 import { liveHoldScheduleIds } from "../booking/seat-hold.js";
+import type { CallBound } from "../platform/db/call-bound.js";
 import type { ORM } from "../platform/db/orm.js";
 import { DomainError } from "../platform/domain-error.js";
 import type { Logger } from "../platform/logger.js";
@@ -58,14 +60,16 @@ export function createWalletCommands(deps: WalletCommandDeps) {
   return {
     getBalance: (userId: string) => getWallet(orm.em.fork(), userId),
 
-    topUp: (userId: string, amountMinor: bigint, idempotencyKey: string) =>
-      topUp(orm, userId, amountMinor, idempotencyKey),
+    topUp: (userId: string, amountMinor: bigint, idempotencyKey: string, bound?: CallBound) =>
+      topUp(orm, userId, amountMinor, idempotencyKey, bound),
 
     listTransactions: (userId: string, page: Page<string>) => listTransactions(orm.em.fork(), userId, page),
 
-    async payReservation(cmd: PayInput, admission: Admission): Promise<PayOutcome> {
+    async payReservation(cmd: PayInput, admission: Admission, bound?: CallBound): Promise<PayOutcome> {
       admission.requireUser(cmd.userId);
-      const result = await payReservation(orm, cmd, ({ scheduleId }, em) => admission.requireSchedule(scheduleId, em));
+      const authorize = ({ scheduleId }: { scheduleId: string }, em: EntityManager) =>
+        admission.requireSchedule(scheduleId, em);
+      const result = await payReservation(orm, cmd, authorize, undefined, bound);
       if (!result.replayed) onPaymentCommitted?.();
       // Also on a replay: the first attempt may have committed and died before it released the
       // slot, which would otherwise stay taken until ACTIVE_TOKEN_TTL. Releasing twice is harmless.

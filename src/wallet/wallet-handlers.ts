@@ -16,6 +16,7 @@ import { createAdmissionReader } from "../booking/admission.js";
 import { reservationToProto } from "../booking/booking-proto.js";
 import { CURRENCY, money } from "../platform/money.js";
 import { encodePageToken, readPage } from "../platform/pagination.js";
+import { callBoundOf } from "../platform/rpc/handler-bound.js";
 import type { MethodTable } from "../platform/rpc/method-table.js";
 import { check, isInt8String } from "../platform/validation.js";
 import { expiredTokenKey, type AdmittedToken } from "../queue/admission-context.js";
@@ -95,7 +96,7 @@ export function createWalletHandlers(deps: WalletDeps): MethodTable<typeof Walle
 
     topUp: {
       token: "none",
-      async handle(request) {
+      async handle(request, context) {
         const checker = check().userId("user_id", request.userId).key("idempotency_key", request.idempotencyKey);
         if (!request.amount) {
           checker.fail("amount", "required");
@@ -106,7 +107,8 @@ export function createWalletHandlers(deps: WalletDeps): MethodTable<typeof Walle
           }
         }
         checker.throwIfInvalid();
-        const result = await wallet.topUp(request.userId, request.amount!.amountMinor, request.idempotencyKey);
+        const { amountMinor } = request.amount!;
+        const result = await wallet.topUp(request.userId, amountMinor, request.idempotencyKey, callBoundOf(context));
         return { wallet: walletToProto(result.wallet), entry: ledgerEntryToProto(result.entry) };
       },
     },
@@ -137,7 +139,7 @@ export function createWalletHandlers(deps: WalletDeps): MethodTable<typeof Walle
         const used = context.values.get(expiredTokenKey);
         if (used) return paymentResponse(await wallet.replayPayment(request, used));
         const admission = admissionOf(context);
-        const { result, slot } = await wallet.payReservation(request, admission);
+        const { result, slot } = await wallet.payReservation(request, admission, callBoundOf(context));
         if (slot === "release") await releaseSlot(admission.token);
         return paymentResponse(result);
       },

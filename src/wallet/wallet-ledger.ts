@@ -7,6 +7,7 @@
 import type { EntityData } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { createHash } from "node:crypto";
+import type { CallBound } from "../platform/db/call-bound.js";
 import { compileQuery, insertBuilder } from "../platform/db/compiled-query.js";
 import { withOptimisticRetry } from "../platform/db/optimistic-retry.js";
 import type { ORM } from "../platform/db/orm.js";
@@ -204,59 +205,64 @@ export function replay(entry: LedgerEntryView, requestFingerprint: string): Ledg
 /**
  * Adds `amountMinor` to the user's wallet (creating it on first use) and records a TOP_UP ledger
  * entry. A replay of the same key returns the first result: its entry and the wallet as that
- * entry left it.
+ * entry left it. Retries stop with the call `bound`: an answered call does not commit later.
  */
 export async function topUp(
   orm: ORM,
   userId: string,
   amountMinor: bigint,
   idempotencyKey: string,
+  bound?: CallBound,
 ): Promise<TopUpResult> {
   const requestFingerprint = fingerprint("TOP_UP", userId, amountMinor);
   let attempts = 0;
-  return withOptimisticRetry(orm, async (em) => {
-    // The first attempt does not look the key up: a key used before makes the ledger INSERT
-    // below fail on ledger_entry_idempotency_uq, and the retry (any retry) looks it up. The usual
-    // top-up, with a fresh key, saves a statement.
-    if (attempts++ > 0) {
-      const previous = await findEntry(em, userId, "TOP_UP", idempotencyKey);
-      if (previous) {
-        replay(previous, requestFingerprint);
-        // The first result, not the wallet as it is now: later changes are GetBalance's to tell.
-        return { wallet: await walletAfter(em, previous), entry: previous };
+  return withOptimisticRetry(
+    orm,
+    async (em) => {
+      // The first attempt does not look the key up: a key used before makes the ledger INSERT
+      // below fail on ledger_entry_idempotency_uq, and the retry (any retry) looks it up. The usual
+      // top-up, with a fresh key, saves a statement.
+      if (attempts++ > 0) {
+        const previous = await findEntry(em, userId, "TOP_UP", idempotencyKey);
+        if (previous) {
+          replay(previous, requestFingerprint);
+          // The first result, not the wallet as it is now: later changes are GetBalance's to tell.
+          return { wallet: await walletAfter(em, previous), entry: previous };
+        }
       }
-    }
-    const now = new Date();
-    let wallet = await loadWallet(em, userId);
-    if (wallet) {
-      wallet.balanceMinor += amountMinor;
-      wallet.updatedAt = now;
-    } else {
-      // A racing first top-up of the same user makes this insert fail; the retry then finds it.
-      wallet = em.create(Wallet, {
+      const now = new Date();
+      let wallet = await loadWallet(em, userId);
+      if (wallet) {
+        wallet.balanceMinor += amountMinor;
+        wallet.updatedAt = now;
+      } else {
+        // A racing first top-up of the same user makes this insert fail; the retry then finds it.
+        wallet = em.create(Wallet, {
+          userId,
+          balanceMinor: amountMinor,
+          currencyCode: CURRENCY,
+          createdAt: now,
+          updatedAt: now,
+        });
+      }
+      const entry = await insertLedgerEntry(em, {
         userId,
-        balanceMinor: amountMinor,
-        currencyCode: CURRENCY,
+        kind: "TOP_UP",
+        amountMinor,
+        balanceAfterMinor: wallet.balanceMinor,
+        idempotencyKey,
+        requestFingerprint,
+        reservationId: null,
         createdAt: now,
-        updatedAt: now,
       });
-    }
-    const entry = await insertLedgerEntry(em, {
-      userId,
-      kind: "TOP_UP",
-      amountMinor,
-      balanceAfterMinor: wallet.balanceMinor,
-      idempotencyKey,
-      requestFingerprint,
-      reservationId: null,
-      createdAt: now,
-    });
-    // Then the wallet: UPDATE … WHERE version = ? (or the first INSERT), which throws
-    // OptimisticLockError when another writer got there first. The row lock is held only
-    // from that statement to COMMIT.
-    await em.flush();
-    return { wallet: walletView(wallet), entry };
-  });
+      // Then the wallet: UPDATE … WHERE version = ? (or the first INSERT), which throws
+      // OptimisticLockError when another writer got there first. The row lock is held only
+      // from that statement to COMMIT.
+      await em.flush();
+      return { wallet: walletView(wallet), entry };
+    },
+    bound,
+  );
 }
 
 export async function listTransactions(

@@ -2,6 +2,7 @@ import { join } from "node:path";
 import pg from "pg";
 import { MikroORM, type EntityManager, type Options } from "@mikro-orm/postgresql";
 import { Migrator } from "@mikro-orm/migrations";
+import { boundLockWaitsToCalls } from "./call-bound.js";
 import { releaseDeadTransactionConnections } from "./dead-connection-release.js";
 
 export type ORM = MikroORM;
@@ -24,7 +25,12 @@ export async function initORM(options: OrmOptions): Promise<{ orm: MikroORM; em:
     extensions: [Migrator],
     // MikroORM's default pool max is 10, too few for the booking hot path.
     pool: { max: options.poolMax },
-    driverOptions: { onPoolCreated: releaseDeadTransactionConnections },
+    driverOptions: {
+      onPoolCreated: (pool: pg.Pool) => {
+        releaseDeadTransactionConnections(pool);
+        boundLockWaitsToCalls(pool);
+      },
+    },
     debug: options.debug ?? false,
     // Creating databases is the operator's job, not the application's.
     ensureDatabase: false,

@@ -1,0 +1,80 @@
+// A call's bound (its abort signal and deadline) as the database work done for it sees it. Work
+// that runs inside `withinCall` stops when the call does: a transaction begun there waits for a
+// row lock at most until the call's deadline (SET LOCAL lock_timeout, sent with its BEGIN in the
+// same round trip), and the transaction helpers check the signal before each attempt and before
+// COMMIT, so a call answered DEADLINE_EXCEEDED or CANCELLED does not go on to commit.
+
+import { AsyncLocalStorage } from "node:async_hooks";
+import { once } from "node:events";
+import type pg from "pg";
+
+export interface CallBound {
+  /** Aborted when the call's deadline passes or the client cancels it; its reason is the call's answer. */
+  signal: AbortSignal;
+  /** When the deadline passes (epoch ms), if the call has one. */
+  deadlineAt?: number;
+}
+
+const current = new AsyncLocalStorage<CallBound>();
+
+/** Runs `work` with `bound` as the call every transaction begun inside it belongs to. */
+export function withinCall<T>(bound: CallBound | undefined, work: () => Promise<T>): Promise<T> {
+  return bound ? current.run(bound, work) : work();
+}
+
+/**
+ * Slack over the remaining time: the transport's own deadline timer should fire first, so the
+ * caller sees the call's DEADLINE_EXCEEDED rather than PostgreSQL's lock timeout.
+ */
+const LOCK_TIMEOUT_SLACK_MS = 100;
+
+const BEGIN = /^\s*(begin|start transaction)\b/i;
+
+/** PostgreSQL's lock_not_available, raised when lock_timeout ends a wait. */
+export const isLockTimeout = (error: unknown): boolean => (error as { code?: unknown } | null)?.code === "55P03";
+
+/**
+ * Pass to the pool (MikroORM's `driverOptions.onPoolCreated`): a BEGIN sent inside `withinCall`
+ * for a call with a deadline becomes `begin; set local lock_timeout = …` (one simple query, so no
+ * extra round trip); everything else is untouched.
+ */
+export function boundLockWaitsToCalls(pool: pg.Pool): void {
+  pool.on("connect", (client) => {
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+      const [text, ...rest] = args;
+      const deadlineAt = current.getStore()?.deadlineAt;
+      if (
+        deadlineAt === undefined ||
+        typeof text !== "string" ||
+        !BEGIN.test(text) ||
+        typeof args.at(-1) === "function"
+      )
+        return query(...args);
+      const timeoutMs = Math.max(Math.ceil(deadlineAt - Date.now()), 1) + LOCK_TIMEOUT_SLACK_MS;
+      const bounded = `${text}; set local lock_timeout = ${timeoutMs}`;
+      // Two statements answer with two results; the caller asked for one, the BEGIN's.
+      return (query(bounded, ...rest) as Promise<pg.QueryResult | pg.QueryResult[]>).then((result) =>
+        Array.isArray(result) ? result[0] : result,
+      );
+    };
+  });
+}
+
+/** Throws the call's answer (its signal's reason) if it has been given, i.e. the call is over. */
+export function throwIfCallOver(bound: CallBound | undefined): void {
+  if (bound?.signal.aborted) throw bound.signal.reason;
+}
+
+/**
+ * The error to report for a failure of work done for `bound`: the call's own answer once it is
+ * over (a statement cancelled or a lock wait ended by the deadline is no bug), else `error`. A lock
+ * timeout comes a little after the deadline, so it waits briefly for the transport's timer.
+ */
+export async function callOutcome(bound: CallBound | undefined, error: unknown): Promise<unknown> {
+  if (!bound) return error;
+  if (!bound.signal.aborted && isLockTimeout(error)) {
+    await once(bound.signal, "abort", { signal: AbortSignal.timeout(1000) }).catch(() => undefined);
+  }
+  return bound.signal.aborted ? bound.signal.reason : error;
+}
