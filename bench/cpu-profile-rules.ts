@@ -137,6 +137,7 @@ export const FILES_NAMED = [
   "src/queue/queue-token-guard.ts",
   "src/booking/admission.ts",
 ];
+export const POSTGRES_CLIENT_KINDS = Object.values(PG_PARTS);
 export const LAYER_KINDS = LAYERS.flatMap((l) => (l.part ? Object.values(PG_PARTS) : [l.kind]));
 
 /** The package or project folder a leaf frame's code lives in, for the self-time-by-layer table. */

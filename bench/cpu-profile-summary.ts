@@ -4,7 +4,7 @@
 // bench/loadtest-cpu.sh explains the method and its limits.
 //
 //   node --import tsx bench/cpu-profile-summary.ts --profile FILE --seats N [--server-cpu-s S]
-//     [--metrics-before FILE --metrics-after FILE] [--top N]
+//     [--metrics-before FILE --metrics-after FILE] [--transactions N] [--statements N] [--top N]
 
 import { readFileSync } from "node:fs";
 import { SourceMap, type SourceMapPayload } from "node:module";
@@ -16,6 +16,7 @@ import {
   BACKGROUND_KINDS,
   LAYER_KINDS,
   OTHER_KIND,
+  POSTGRES_CLIENT_KINDS,
   RPC_NAMES,
   SPECIAL_KINDS,
   isSocketWrite,
@@ -49,6 +50,8 @@ const { values } = parseArgs({
     "server-cpu-s": { type: "string" },
     "metrics-before": { type: "string" },
     "metrics-after": { type: "string" },
+    transactions: { type: "string" },
+    statements: { type: "string" },
     top: { type: "string", default: "15" },
   },
 });
@@ -181,6 +184,22 @@ const rest = [...BACKGROUND_KINDS, ...LAYER_KINDS, SPECIAL_KINDS["(garbage colle
 for (const kind of [...rest, OTHER_KIND]) {
   const count = byKind.get(kind) ?? 0;
   kindRows.push([kind, share(count), cpuS(count), perSeat(count), "", ""]);
+  if (kind !== POSTGRES_CLIENT_KINDS.at(-1)) continue;
+  // The client's work per statement (or per transaction, without pg_stat_statements): the figure
+  // that fewer round trips would cut.
+  const client = POSTGRES_CLIENT_KINDS.reduce((total, k) => total + (byKind.get(k) ?? 0), 0);
+  const [unit, n] = values.statements
+    ? ["statements", Number(values.statements)]
+    : ["transactions", Number(values.transactions ?? 0)];
+  const perUnit = n > 0 ? formatNumber(((client * msPerSample) / n) * 1000) : "–";
+  kindRows.push([
+    `PostgreSQL client, subtotal of the rows above (calls: ${unit})`,
+    share(client),
+    cpuS(client),
+    perSeat(client),
+    n > 0 ? formatNumber(n) : "–",
+    perUnit,
+  ]);
 }
 kindRows.push(["**main thread**", "100.0 %", cpuS(busy), perSeat(busy), "", ""]);
 kindRows.push([

@@ -281,11 +281,14 @@ awk -v ticks="$TICKS" -v lg="$lg_user $lg_sys" -v seats="$seats" -v users="$USER
 read -r server_cpu pg_cpu < "$WORK/cpu-s"
 echo
 node --import tsx bench/pg-stats.ts report --before "$WORK/pg-before.json" --after "$WORK/pg-after.json" \
-  --users "$USERS" --seats "$seats" --pg-cpu-s "$pg_cpu" --top "$TOP" || fail "the PostgreSQL report failed"
+  --users "$USERS" --seats "$seats" --pg-cpu-s "$pg_cpu" --totals-out "$WORK/pg-totals" --top "$TOP" ||
+  fail "the PostgreSQL report failed"
+read -r transactions statements < "$WORK/pg-totals" || true
 if [[ $PROFILE == 1 ]]; then
   echo
   node --import tsx bench/cpu-profile-summary.ts --profile "$WORK/profile.json" --seats "$seats" --top "$TOP" \
     --server-cpu-s "$server_cpu" --metrics-before "$WORK/metrics-before.txt" \
-    --metrics-after "$WORK/metrics-after.txt" || fail "the CPU profile summary failed"
+    --metrics-after "$WORK/metrics-after.txt" --transactions "$transactions" ${statements:+--statements "$statements"} ||
+    fail "the CPU profile summary failed"
 fi
 grep -q '^RESULT: PASS' "$WORK/report.txt" || fail "the load test's invariants did not all PASS (exit $loadtest_status): $(grep '^RESULT' "$WORK/report.txt" || echo 'no RESULT line')"

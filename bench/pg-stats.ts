@@ -6,7 +6,7 @@
 //
 //   node --import tsx bench/pg-stats.ts snapshot --url URL --out FILE
 //   node --import tsx bench/pg-stats.ts report --before FILE --after FILE --users N --seats N
-//     [--pg-cpu-s S] [--top N]
+//     [--pg-cpu-s S] [--totals-out FILE] [--top N]
 
 import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -80,7 +80,14 @@ interface Counts {
   pgCpuS?: number;
 }
 
-function report(before: Snapshot, after: Snapshot, { users, seats, pgCpuS }: Counts, top: number): BenchTable[] {
+interface Report {
+  tables: BenchTable[];
+  transactions: number;
+  /** Statements executed, BEGIN and COMMIT included; undefined without pg_stat_statements. */
+  statements?: number;
+}
+
+function report(before: Snapshot, after: Snapshot, { users, seats, pgCpuS }: Counts, top: number): Report {
   const delta = (column: string) => num(after.database[column]) - num(before.database[column]);
   const transactions = delta("xact_commit") + delta("xact_rollback");
   const cpuPerTransaction =
@@ -120,7 +127,7 @@ function report(before: Snapshot, after: Snapshot, { users, seats, pgCpuS }: Cou
       columns: ["statement", "calls"],
       rows: [["(not available)", "–"]],
     });
-    return tables;
+    return { tables, transactions };
   }
   const earlier = new Map(before.statements.map((s) => [s.queryid, s]));
   const statements = after.statements
@@ -158,7 +165,7 @@ function report(before: Snapshot, after: Snapshot, { users, seats, pgCpuS }: Cou
         `${fmt((s.totalMs / Math.max(allMs, 1e-9)) * 100, 1)} %`,
       ]),
   });
-  return tables;
+  return { tables, transactions, statements: allCalls };
 }
 
 const [command] = process.argv.slice(2, 3);
@@ -172,6 +179,7 @@ const { values } = parseArgs({
     users: { type: "string" },
     seats: { type: "string" },
     "pg-cpu-s": { type: "string" },
+    "totals-out": { type: "string" },
     top: { type: "string", default: "15" },
   },
 });
@@ -185,8 +193,15 @@ try {
       seats: Math.max(1, Number(values.seats)),
       pgCpuS: values["pg-cpu-s"] === undefined ? undefined : Number(values["pg-cpu-s"]),
     };
-    const tables = report(read(values.before), read(values.after), counts, Number(values.top));
+    const { tables, transactions, statements } = report(
+      read(values.before),
+      read(values.after),
+      counts,
+      Number(values.top),
+    );
     process.stdout.write(tables.map(markdownTable).join("\n"));
+    // For the profile summary: what the server's PostgreSQL client work is divided by.
+    if (values["totals-out"]) writeFileSync(values["totals-out"], `${transactions} ${statements ?? ""}\n`);
   } else {
     process.stderr.write(
       "usage: pg-stats.ts snapshot --url URL --out FILE | report --before F --after F --users N --seats N\n",
