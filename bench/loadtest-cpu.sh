@@ -210,6 +210,7 @@ if [[ $PROFILE == 1 ]]; then
 fi
 snapshot > "$WORK/before"
 
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 log "running $USERS users (cap $MAX_ACTIVE, admission every $ADMISSION_INTERVAL_MS ms)"
 TIMEFORMAT='%U %S'
 loadtest_status=0
@@ -252,7 +253,7 @@ read -r lg_user lg_sys < <(tail -1 "$WORK/loadgen-time")
 
 echo "## bench/loadtest-cpu.sh: $USERS users, cap $MAX_ACTIVE, admission every $ADMISSION_INTERVAL_MS ms"
 echo
-echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(hostname), $(nproc) cores, load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)."
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(hostname), $(nproc) cores, load average before the run: $load_before."
 echo "PostgreSQL: $([[ $PRIVATE_PG == 1 ]] && echo "private, port $PG_PORT" || echo "shared, ${BASE_URL%/*}"); Redis: $([[ $PRIVATE_REDIS == 1 ]] && echo private || echo shared) ($REDIS_URL)."
 echo
 sed -n 's/^ *//; /^wall time/p; /^RESULT/p' "$WORK/report.txt" | sed 's/^/    /'
