@@ -4,7 +4,8 @@
 // bench/loadtest-cpu.sh explains the method and its limits.
 //
 //   node --import tsx bench/cpu-profile-summary.ts --profile FILE --seats N [--server-cpu-s S]
-//     [--metrics-before FILE --metrics-after FILE] [--transactions N] [--statements N] [--top N]
+//     [--metrics-before FILE --metrics-after FILE] [--transactions N] [--statements N]
+//     [--statement-owners FILE (from bench/pg-statement-owners.ts)] [--top N]
 
 import { readFileSync } from "node:fs";
 import { SourceMap, type SourceMapPayload } from "node:module";
@@ -51,6 +52,7 @@ const { values } = parseArgs({
     "metrics-before": { type: "string" },
     "metrics-after": { type: "string" },
     transactions: { type: "string" },
+    "statement-owners": { type: "string" },
     statements: { type: "string" },
     top: { type: "string", default: "15" },
   },
@@ -173,6 +175,7 @@ function topWithRest(entries: [string, number][], limit: number): [string, numbe
 }
 
 const kindRows: string[][] = [];
+let pgClientMs = 0;
 const rpcs = byCount(byKind).filter(([kind]) => RPC_NAMES.has(kind));
 for (const name of calls.keys()) if (!byKind.has(name) && (calls.get(name) ?? 0) > 0) rpcs.push([name, 0]);
 for (const [kind, count] of rpcs) {
@@ -191,6 +194,7 @@ for (const kind of [...rest, OTHER_KIND]) {
   const [unit, n] = values.statements
     ? ["statements", Number(values.statements)]
     : ["transactions", Number(values.transactions ?? 0)];
+  pgClientMs = client * msPerSample;
   const perUnit = n > 0 ? formatNumber(((client * msPerSample) / n) * 1000) : "–";
   kindRows.push([
     `PostgreSQL client, subtotal of the rows above (calls: ${unit})`,
@@ -255,4 +259,30 @@ const tables: BenchTable[] = [
       .map(([fn, count]) => [`\`${fn}\``, share(count), perSeat(count)]),
   },
 ];
+if (values["statement-owners"]) tables.splice(1, 0, statementOwnersTable(values["statement-owners"]));
 process.stdout.write(tables.map(markdownTable).join("\n"));
+
+/** Statements by the RPC they were sent for, as bench/pg-statement-owners.ts counted them. */
+function statementOwnersTable(file: string): BenchTable {
+  const owners = new Map(Object.entries(JSON.parse(readFileSync(file, "utf8")) as Record<string, number>));
+  const total = Math.max(
+    1,
+    [...owners.values()].reduce((sum, n) => sum + n, 0),
+  );
+  return {
+    title: "Server statements by RPC kind (pg driver)",
+    note:
+      `${formatNumber(total)} statements sent by the server (BEGIN and COMMIT included): ` +
+      `${formatNumber(total / seats, 1)} per booked seat, each counted for the RPC whose call it was sent in ` +
+      "(AsyncLocalStorage around each grpc-js handler) or for the background task on its async stack. " +
+      "Client CPU: the PostgreSQL-client subtotal above, shared out by statements (an estimate: statements differ in cost).",
+    columns: ["work", "share of statements", "statements per seat", "per call", "client CPU ms per seat (est.)"],
+    rows: byCount(owners).map(([kind, n]) => [
+      kind,
+      `${formatNumber((n / total) * 100, 1)} %`,
+      formatNumber(n / seats, 2),
+      calls.get(kind) ? formatNumber(n / calls.get(kind)!, 1) : "",
+      formatNumber(((n / total) * pgClientMs) / seats, 2),
+    ]),
+  };
+}

@@ -18,7 +18,8 @@
 # afterwards), PRIVATE_PG=1 (initdb + pg_ctl a PostgreSQL 15 of our own on a free port with
 # pg_stat_statements preloaded, as user postgres when run as root; removed afterwards),
 # PRIVATE_REDIS=1 (a redis-server of our own on a free port, no persistence), PROFILE (1; 0 skips
-# the server CPU profile), SAMPLING_US (profiler interval, 1000), TOP (rows of the top lists, 15),
+# the server CPU profile), STATEMENT_OWNERS (as PROFILE; 0 leaves the statement counter out of the
+# server), SAMPLING_US (profiler interval, 1000), TOP (rows of the top lists, 15),
 # KEEP_PROFILE=DIR (keep the server's profile there: a .cpuprofile for Chrome DevTools, and the
 # recording that `node --import tsx bench/cpu-profile-summary.ts --profile FILE --seats N` reads).
 #
@@ -52,6 +53,11 @@
 #   socket-write samples are weighted down to claim at most the thread's system time. The
 #   server's other threads (GC helpers, libuv pool) are the process's CPU minus the main thread's.
 #   Calls per RPC come from the server's GET /metrics.
+# - Statements by RPC kind: bench/pg-statement-owners.ts, preloaded into the server
+#   (STATEMENT_OWNERS, on with PROFILE), counts every statement the pg driver sends, for the RPC
+#   whose call it was sent in (an AsyncLocalStorage around each grpc-js handler follows the call
+#   through MikroORM) or for the background task on its async stack. The PostgreSQL-client CPU
+#   of the profile is shared out by these counts: an estimate, labelled as one.
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$PATH"
@@ -66,6 +72,7 @@ REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 PRIVATE_PG=${PRIVATE_PG:-0}
 PRIVATE_REDIS=${PRIVATE_REDIS:-0}
 PROFILE=${PROFILE:-1}
+STATEMENT_OWNERS=${STATEMENT_OWNERS:-$PROFILE}
 SAMPLING_US=${SAMPLING_US:-1000}
 TOP=${TOP:-15}
 PG_BIN=/usr/lib/postgresql/15/bin
@@ -152,11 +159,12 @@ psql "$BASE_URL" -qc "create database $DB" || fail "cannot create database $DB a
 DB_CREATED=1
 
 log "starting the server on port $PORT"
-inspect=()
+inspect=() preload=()
 [[ $PROFILE == 1 ]] && inspect=(--inspect="127.0.0.1:$(free_port)")
+[[ $STATEMENT_OWNERS == 1 ]] && preload=(--import ./bench/pg-statement-owners.ts)
 DATABASE_URL=$DB_URL REDIS_URL=$REDIS_URL REDIS_KEY_PREFIX=$PREFIX PORT=$PORT CONNECT_PORT=$CONNECT_PORT WORKERS=1 \
   MAX_ACTIVE_USERS=$MAX_ACTIVE ADMISSION_INTERVAL_MS=$ADMISSION_INTERVAL_MS DATABASE_POOL_MAX=$POOL LOG_LEVEL=warn \
-  node "${inspect[@]}" --import tsx src/main.ts > "$WORK/server.log" 2>&1 &
+  STATEMENT_OWNERS_OUT="$WORK/statement-owners.json" node "${inspect[@]}" --import tsx "${preload[@]}" src/main.ts > "$WORK/server.log" 2>&1 &
 SERVER=$!
 for _ in $(seq 1 240); do
   ss -ltnH "sport = :$PORT" | grep -q . && break
@@ -210,6 +218,7 @@ if [[ $PROFILE == 1 ]]; then
 fi
 snapshot > "$WORK/before"
 
+[[ $STATEMENT_OWNERS == 1 ]] && kill -USR2 "$SERVER"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 log "running $USERS users (cap $MAX_ACTIVE, admission every $ADMISSION_INTERVAL_MS ms)"
 TIMEFORMAT='%U %S'
@@ -218,6 +227,11 @@ loadtest_status=0
   > "$WORK/report.txt" 2> >(tee "$WORK/progress.txt" >&3); } 2> "$WORK/loadgen-time" || loadtest_status=$?
 ((loadtest_status == 130 || loadtest_status == 143)) && fail "interrupted"
 snapshot > "$WORK/after"
+if [[ $STATEMENT_OWNERS == 1 ]]; then
+  kill -USR2 "$SERVER"
+  for _ in $(seq 1 40); do [[ -s $WORK/statement-owners.json ]] && break || sleep 0.25; done
+  [[ -s $WORK/statement-owners.json ]] || fail "the server wrote no statement owners"
+fi
 if [[ -n ${RECORDER:-} ]]; then
   log "writing the server's CPU profile"
   kill -INT "$RECORDER"
@@ -285,11 +299,14 @@ node --import tsx bench/pg-stats.ts report --before "$WORK/pg-before.json" --aft
   --users "$USERS" --seats "$seats" --pg-cpu-s "$pg_cpu" --totals-out "$WORK/pg-totals" --top "$TOP" ||
   fail "the PostgreSQL report failed"
 read -r transactions statements < "$WORK/pg-totals" || true
+owners=()
+[[ $STATEMENT_OWNERS == 1 ]] && owners=(--statement-owners "$WORK/statement-owners.json")
 if [[ $PROFILE == 1 ]]; then
   echo
   node --import tsx bench/cpu-profile-summary.ts --profile "$WORK/profile.json" --seats "$seats" --top "$TOP" \
     --server-cpu-s "$server_cpu" --metrics-before "$WORK/metrics-before.txt" \
-    --metrics-after "$WORK/metrics-after.txt" --transactions "$transactions" ${statements:+--statements "$statements"} ||
+    --metrics-after "$WORK/metrics-after.txt" --transactions "$transactions" ${statements:+--statements "$statements"} \
+    ${owners[@]+"${owners[@]}"} ||
     fail "the CPU profile summary failed"
 fi
 grep -q '^RESULT: PASS' "$WORK/report.txt" || fail "the load test's invariants did not all PASS (exit $loadtest_status): $(grep '^RESULT' "$WORK/report.txt" || echo 'no RESULT line')"
