@@ -2,6 +2,7 @@
 
 import type { FaultRecord } from "./faults.js";
 import type { LoadTestReport } from "./report.js";
+import type { ErrorSummary, WaitAccuracy } from "./wait-accuracy.js";
 
 const int = (value: number) => value.toLocaleString("en-US");
 const ms = (value: number) => (value >= 100 ? value.toFixed(0) : value.toFixed(1));
@@ -36,6 +37,38 @@ function formatFault(fault: FaultRecord): string[] {
   return [
     `  ${fault.complete ? "" : "INCOMPLETE "}${fault.spec}: ${when.join(", ")}`,
     ...fault.notes.map((note) => `        ${note}`),
+  ];
+}
+
+const percent = (fraction: number) => `${(fraction * 100).toFixed(0)}%`;
+
+function errorRow(label: string, e: ErrorSummary): string[] {
+  const known = e.answers - e.unknown;
+  return [
+    label,
+    int(e.answers),
+    `${int(e.unknown)} (${share(e.unknown, e.answers)})`,
+    known === 0 ? "–" : percent(e.median),
+    known === 0 ? "–" : percent(e.p90),
+    known === 0 ? "–" : `${e.medianSigned >= 0 ? "+" : ""}${percent(e.medianSigned)}`,
+  ];
+}
+
+function formatWaitAccuracy(w: WaitAccuracy): string[] {
+  if (w.users === 0) return ["  no user waited " + seconds(w.minWaitMs) + " or more"];
+  return [
+    `  ${int(w.users)} users who waited ${seconds(w.minWaitMs)} or more; error = |estimate − actual| / actual, ` +
+      "actual = from the answer to ACTIVE; unknown = the server said it has no estimate yet",
+    ...table(
+      [
+        ["answers", "count", "unknown", "median", "p90", "median signed"],
+        errorRow("at join", w.atJoin),
+        errorRow("first known estimate", w.firstKnown),
+        errorRow("all updates", w.allUpdates),
+        ...w.tenths.map((t) => errorRow(`  ${t.fromS.toFixed(0)}–${t.toS.toFixed(0)} s`, t)),
+      ],
+      ["l", "r", "r", "r", "r", "r"],
+    ),
   ];
 }
 
@@ -137,6 +170,8 @@ export function formatReport(report: LoadTestReport): string {
       `  (largest active set sampled in Redis during the run: ${int(report.serverMaxActiveSampled)} of cap ${int(s.cap)})`,
     );
   }
+
+  lines.push("", "Estimated vs actual wait", ...formatWaitAccuracy(report.waitAccuracy));
 
   lines.push("", "Integrity audit (read back from PostgreSQL and the Redis event stream)");
   if (!report.audit) {

@@ -7,6 +7,7 @@ import type { FaultRecord } from "./faults.js";
 import type { LatencyHistogram, LatencySummary } from "./latency-stats.js";
 import type { RunStats, TimePoint } from "./run-stats.js";
 import type { SeatPick } from "./virtual-user.js";
+import type { WaitAccuracy } from "./wait-accuracy.js";
 
 export interface LoadTestReport {
   runId: string;
@@ -63,6 +64,8 @@ export interface LoadTestReport {
   /** "RPC CODE [REASON]" → the first message seen. */
   errorMessages: Record<string, string>;
   latency: Record<string, LatencySummary & { histogram: LatencyHistogram }>;
+  /** Estimated vs actual wait of the users who waited. */
+  waitAccuracy: WaitAccuracy;
   timeline: TimePoint[];
   /** Largest active-set size sampled in Redis during the run. */
   serverMaxActiveSampled?: number;
@@ -159,6 +162,7 @@ export function buildReport(input: ReportInput): LoadTestReport {
     errors: Object.fromEntries([...stats.errors].sort((a, b) => b[1] - a[1])),
     errorMessages: Object.fromEntries(stats.errorMessages),
     latency,
+    waitAccuracy: stats.waitAccuracy.summary(input.usersWallMs),
     timeline: stats.timeline,
     ...(input.serverMaxActive !== undefined && { serverMaxActiveSampled: input.serverMaxActive }),
     ...(input.faults.length > 0 && { faults: input.faults }),

@@ -3,6 +3,7 @@
 // and rates for the charts.
 
 import { createLatencyBook, type LatencyBook } from "./latency-stats.js";
+import { createWaitAccuracyBook, type WaitAccuracyBook } from "./wait-accuracy.js";
 
 export interface StageCounts {
   /** Users whose flow has started (bounded by --concurrency). */
@@ -72,6 +73,8 @@ export interface RunStats {
    * bound of how many users were active at once.
    */
   activeSpans: { from_ms: number; to_ms: number }[];
+  /** Every wait estimate a waiting user was told, against the wait it had. */
+  waitAccuracy: WaitAccuracyBook;
   timeline: TimePoint[];
 }
 
@@ -103,6 +106,7 @@ export function createRunStats(): RunStats {
     paidMinor: 0n,
     ambiguousMutations: 0,
     activeSpans: [],
+    waitAccuracy: createWaitAccuracyBook(),
     timeline: [],
   };
 }

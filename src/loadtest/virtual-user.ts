@@ -5,7 +5,7 @@
 
 import { ConnectError } from "@connectrpc/connect";
 import type { BookingService } from "../../gen/concert/v1/booking_pb.js";
-import { QueueState, type QueueService } from "../../gen/concert/v1/queue_pb.js";
+import { QueueState, type QueueService, type QueueStatus } from "../../gen/concert/v1/queue_pb.js";
 import { LedgerEntryKind, type WalletService } from "../../gen/concert/v1/wallet_pb.js";
 import { QUEUE_TOKEN_HEADER } from "../queue/admission-context.js";
 import type { GrpcClient } from "../platform/rpc/grpc-client.js";
@@ -19,6 +19,7 @@ import {
   type CallContext,
 } from "./rpc-call.js";
 import { increment } from "./run-stats.js";
+import type { ToldWait } from "./wait-accuracy.js";
 
 export interface Clients {
   queue: GrpcClient<typeof QueueService>;
@@ -56,6 +57,15 @@ class TokenExpiredError extends Error {
   override name = "TokenExpiredError";
 }
 
+/** The wait a WAITING status tells, as its user receives it (undefined when the server says it is unknown). */
+function toldWait(status: QueueStatus | undefined): ToldWait {
+  const wait = status?.waitTimeKnown ? status.estimatedWait : undefined;
+  return {
+    atMs: performance.now(),
+    waitMs: wait === undefined ? undefined : Number(wait.seconds) * 1000 + wait.nanos / 1e6,
+  };
+}
+
 /** Joins the queue and resolves with the token once it is ACTIVE; rejoins if it expires while waiting. */
 export async function joinAndWaitActive(
   context: CallContext,
@@ -72,7 +82,11 @@ export async function joinAndWaitActive(
     );
     onJoined(token, rejoin === 0);
     try {
-      if (status?.state !== QueueState.ACTIVE) await watchUntilActive(context, queue, token);
+      if (status?.state !== QueueState.ACTIVE) {
+        const told = [toldWait(status)];
+        const activeAt = await watchUntilActive(context, queue, token, told);
+        context.stats.waitAccuracy.record(told, activeAt);
+      }
       context.stats.latency.record("queue wait (join to ACTIVE)", performance.now() - joinedAt);
       return token;
     } catch (error) {
@@ -82,14 +96,20 @@ export async function joinAndWaitActive(
   }
 }
 
-async function watchUntilActive(context: CallContext, queue: Clients["queue"], token: string): Promise<void> {
+/** Watches until ACTIVE and returns when it arrived (performance.now()); every WAITING message goes into `told`. */
+async function watchUntilActive(
+  context: CallContext,
+  queue: Clients["queue"],
+  token: string,
+  told: ToldWait[],
+): Promise<number> {
   const { stats, signal } = context;
+  let activeAt = 0;
   for (let resume = 0; ; resume++) {
     const stall = new AbortController();
     const timer = setTimeout(() => stall.abort(), STREAM_STALL_MS);
     const opened = performance.now();
     let first = true;
-    let active = false;
     try {
       // Read to the end: the server ends the stream right after ACTIVE or EXPIRED. Leaving the
       // loop at ACTIVE instead would cancel the call, and a cancelled grpc-js call builds an error
@@ -98,14 +118,15 @@ async function watchUntilActive(context: CallContext, queue: Clients["queue"], t
         timer.refresh();
         if (first) stats.latency.record("WatchQueue first message", performance.now() - opened);
         first = false;
-        if (message.status?.state === QueueState.ACTIVE) active = true;
+        if (message.status?.state === QueueState.WAITING) told.push(toldWait(message.status));
+        if (message.status?.state === QueueState.ACTIVE) activeAt ||= performance.now();
         if (message.status?.state === QueueState.EXPIRED)
           throw new TokenExpiredError(`token ${token} expired while waiting`);
       }
-      if (active) return;
+      if (activeAt > 0) return activeAt;
     } catch (thrown) {
       // The stream broke after ACTIVE arrived: the user is admitted all the same.
-      if (active && !signal.aborted) return;
+      if (activeAt > 0 && !signal.aborted) return activeAt;
       if (thrown instanceof TokenExpiredError || signal.aborted) throw thrown;
       const error = ConnectError.from(thrown);
       recordError(stats, "WatchQueue", error);
@@ -169,6 +190,7 @@ export async function runVirtualUser(
   let lastGuardedAt = 0;
   const userStarted = performance.now();
   counts.started++;
+  context.stats.waitAccuracy.markStart(userStarted);
   try {
     await joinAndWaitActive(context, clients.queue, plan.concertId, userId, (issued, first) => {
       user.token = issued;

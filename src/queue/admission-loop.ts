@@ -23,6 +23,10 @@ export interface AdmissionTick {
   abandoned: number;
   waiting: number;
   active: number;
+  /** When the tick ran (epoch ms, the store's clock). */
+  atMs: number;
+  /** The concert's running counts of slots given back and the active ms they left unused (every process); undefined on the PostgreSQL fallback. */
+  released: { total: number; unusedMs: number } | undefined;
 }
 
 export interface AdmissionLoop {
@@ -90,6 +94,8 @@ export function createAdmissionLoop(deps: {
               concertId,
               waiting,
               active,
+              atMs: reply.nowMs,
+              released: { total: reply.releasedTotal, unusedMs: reply.unusedMsTotal },
               admitted: admitted.length,
               expired: expired.length,
               abandoned: abandoned.length,
@@ -112,6 +118,8 @@ export function createAdmissionLoop(deps: {
               concertId,
               waiting,
               active,
+              atMs: Date.now(),
+              released: undefined,
               admitted: admitted.length,
               expired: expired.length,
               abandoned: abandoned.length,

@@ -2,7 +2,7 @@
 // what is over (ACTIVE past its expiry, WAITING not seen for the waiting TTL), then admits the
 // head of the line: as many as `admissionsThisTick` says, fewer if fewer wait. Redis
 // (redis-queue.ts) and PostgreSQL (pg-queue.ts) only apply that number atomically; the wait
-// estimate is derived from the same function, so the three cannot disagree.
+// estimate (wait-estimate.ts) counts the free slots and per-tick limits of the same rule.
 
 export interface AdmissionRule {
   /** MAX_ACTIVE_USERS: users holding a slot at once, per concert. */
@@ -46,31 +46,4 @@ export function admissionRule(settings: {
 /** How many of the head of the line this tick admits: the free slots, within the step and admit limits. */
 export function admissionsThisTick(line: LineState, rule: AdmissionRule): number {
   return Math.max(0, Math.min(rule.cap - line.active, rule.stepLimit, rule.admitLimit ?? Infinity));
-}
-
-/** Admissions per second the line reaches at least: every slot frees within the active TTL (at the admit limit's pace at most). */
-export function leastAdmissionRate(rule: AdmissionRule): number {
-  const paced = rule.admitLimit === undefined ? Infinity : rule.admitLimit / (rule.intervalMs / 1000);
-  return Math.min(rule.cap / (rule.activeTtlMs / 1000), paced);
-}
-
-export interface Estimate {
-  /** Epoch ms. */
-  admissionMs: number;
-  waitMs: number;
-}
-
-/**
- * Expected admission of the user at `position` (1-based) in a line with `active` slots taken:
- * the places this tick admits go in at the next tick; the rest wait for slots to free, at the
- * measured admission rate and at least at `leastAdmissionRate`.
- */
-export function estimateAdmission(
-  line: LineState & { position: number; admittedPerSecond: number; nowMs: number },
-  rule: AdmissionRule,
-): Estimate {
-  const behindThisTick = Math.max(0, line.position - admissionsThisTick(line, rule));
-  const rate = Math.max(line.admittedPerSecond, leastAdmissionRate(rule));
-  const waitMs = rule.intervalMs + Math.round((behindThisTick / rate) * 1000);
-  return { admissionMs: line.nowMs + waitMs, waitMs };
 }

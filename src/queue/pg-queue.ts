@@ -77,7 +77,6 @@ function toStatus(row: StatusRow): QueueStatus {
     position: row.position,
     totalWaiting: row.total,
     activeExpireMs: row.state === "ACTIVE" ? (row.expire_ms ?? 0) : 0,
-    admittedPerSecond: 0,
     nowMs: row.now_ms,
     activeUsers: row.active,
   };

@@ -19,7 +19,7 @@ export interface ConcertKeys {
   users: string;
   /** HASH live token → userId: lets expiry clear `users`. */
   owners: string;
-  /** HASH r (admitted per second, EWMA) and t (last admission tick, epoch ms). */
+  /** HASH f (slots given back so far: leaves, expiries) and u (active ms they left unused), for the wait estimate. */
   rate: string;
   /** LIST of admissions and expiries not yet copied to PostgreSQL (queue-mirror.ts). */
   journal: string;

@@ -29,18 +29,23 @@ local function drop(token)
   redis.call('ZREM', KEYS[4], token)
   forget(token)
 end
+-- Counts slots given back (a leave, an expiry) and the active time they left unused, for the
+-- wait estimate: with the active TTL that gives how long admitted users kept their slots.
+local function released(n, unusedMs)
+  if n > 0 then redis.call('HINCRBY', KEYS[7], 'f', n) end
+  if unusedMs > 0 then redis.call('HINCRBY', KEYS[7], 'u', unusedMs) end
+end
 -- Users holding a slot at \`now\` (the active set may still hold expired ones until the next step).
 local function active_count(now)
   return redis.call('ZCOUNT', KEYS[3], '(' .. now, '+inf')
 end
 local function status_of(token, now)
   local total = redis.call('ZCARD', KEYS[2])
-  local rate = redis.call('HGET', KEYS[7], 'r') or '0'
   local rank = redis.call('ZRANK', KEYS[2], token)
-  if rank then return {'WAITING', rank + 1, total, '0', rate, now, active_count(now)} end
+  if rank then return {'WAITING', rank + 1, total, '0', now, active_count(now)} end
   local expire = redis.call('ZSCORE', KEYS[3], token)
-  if expire and tonumber(expire) > now then return {'ACTIVE', 0, total, expire, rate, now, active_count(now)} end
-  return {'EXPIRED', 0, total, '0', rate, now, active_count(now)}
+  if expire and tonumber(expire) > now then return {'ACTIVE', 0, total, expire, now, active_count(now)} end
+  return {'EXPIRED', 0, total, '0', now, active_count(now)}
 end
 `;
 
@@ -81,6 +86,8 @@ return status_of(ARGV[1], now)
 export const LEAVE = `${PRELUDE}
 local now = now_ms()
 if status_of(ARGV[1], now)[1] ~= 'EXPIRED' then journal('E', ARGV[1], 0, now) end
+local expire = redis.call('ZSCORE', KEYS[3], ARGV[1])
+if expire then released(1, math.max(0, tonumber(expire) - now)) end
 drop(ARGV[1])
 return status_of(ARGV[1], now)
 `;
@@ -97,6 +104,7 @@ local now = now_ms()
 local waitingTtl, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 local expired = redis.call('ZRANGE', KEYS[3], '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
 for _, token in ipairs(expired) do drop(token); journal('E', token, 0, now) end
+released(#expired, 0)
 local abandoned = redis.call('ZRANGE', KEYS[4], '-inf', now - waitingTtl, 'BYSCORE', 'LIMIT', 0, limit)
 for _, token in ipairs(abandoned) do drop(token); journal('E', token, 0, now) end
 redis.call('LTRIM', KEYS[8], -1000000, -1)
@@ -104,12 +112,13 @@ return {now, redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]), expired
 `;
 
 // ARGV: slots to fill (admission-rule.ts decided them), slots taken when SWEEP counted them,
-// active TTL ms, EWMA time constant ms. The second half: admits the head of the line, unless
+// active TTL ms. The second half: admits the head of the line, unless
 // slots were taken since the count (another process admitted in between), in which case it
 // returns 0 and the caller sweeps and counts again. Fewer taken (a leave) only leaves room.
-// Returns {now, active expiry, waiting, active, {admitted token, user, ...}}.
+// Returns {now, active expiry, waiting, active, {admitted token, user, ...}, slots given back so
+// far, active ms they left unused}.
 export const ADMIT = `${PRELUDE}
-local slots, activeTtl, tau = tonumber(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local slots, activeTtl = tonumber(ARGV[1]), tonumber(ARGV[3])
 if slots > 0 and redis.call('ZCARD', KEYS[3]) > tonumber(ARGV[2]) then return 0 end
 local now = now_ms()
 local waiting = redis.call('ZCARD', KEYS[2])
@@ -126,23 +135,15 @@ if slots > 0 and waiting > 0 then
     journal('A', token, expireAt, now)
   end
 end
--- Time-weighted EWMA of admissions per second, sampled only while someone waits: any number of
--- processes may tick, each sample is weighted by the time it covers.
-local last = tonumber(redis.call('HGET', KEYS[7], 't') or '0')
-local rate = tonumber(redis.call('HGET', KEYS[7], 'r') or '0')
-if waiting > 0 and last > 0 and now > last then
-  local dt = now - last
-  rate = rate + (1 - math.exp(-dt / tau)) * ((#admitted / 2) * 1000 / dt - rate)
-end
-redis.call('HSET', KEYS[7], 't', now, 'r', tostring(rate))
-return {now, expireAt, redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]), admitted}
+return {now, expireAt, redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]), admitted,
+  redis.call('HGET', KEYS[7], 'f') or '0', redis.call('HGET', KEYS[7], 'u') or '0'}
 `;
 
-// ARGV: touch, tokens... Returns {now, waiting, rate, active, then per token: position (0 unless
+// ARGV: touch, tokens... Returns {now, waiting, active, then per token: position (0 unless
 // waiting), active expiry ("0" unless admitted)}. One call serves every watcher of a concert.
 export const WATCH = `${PRELUDE}
 local now = now_ms()
-local out = {now, redis.call('ZCARD', KEYS[2]), redis.call('HGET', KEYS[7], 'r') or '0', active_count(now)}
+local out = {now, redis.call('ZCARD', KEYS[2]), active_count(now)}
 for i = 2, #ARGV do
   local token = ARGV[i]
   local rank = redis.call('ZRANK', KEYS[2], token)

@@ -27,8 +27,6 @@ export interface ScriptStatus {
   totalWaiting: number;
   /** Epoch ms; 0 unless ACTIVE. */
   activeExpireMs: number;
-  /** Measured admissions per second of this concert (EWMA); 0 before any was measured. */
-  admittedPerSecond: number;
   nowMs: number;
   /** Users of this concert holding a slot now: with the cap, the slots free for the next admission step. */
   activeUsers: number;
@@ -55,6 +53,10 @@ export interface AdmitReply {
   waiting: number;
   active: number;
   admitted: { token: string; userId: string }[];
+  /** Slots of the concert given back so far (leaves and expiries, every process), for the wait estimate. */
+  releasedTotal: number;
+  /** Active time those slots left unused (ms before their expiry), summed. */
+  unusedMsTotal: number;
   expired: string[];
   abandoned: string[];
 }
@@ -62,7 +64,6 @@ export interface AdmitReply {
 export interface WatchReply {
   nowMs: number;
   totalWaiting: number;
-  admittedPerSecond: number;
   activeUsers: number;
   /** Per requested token, in order. */
   tokens: { position: number; activeExpireMs: number }[];
@@ -99,9 +100,8 @@ function parseStatus(reply: unknown[]): ScriptStatus {
     position: Number(reply[1]),
     totalWaiting: Number(reply[2]),
     activeExpireMs: Number(reply[3]),
-    admittedPerSecond: Number(reply[4]),
-    nowMs: Number(reply[5]),
-    activeUsers: Number(reply[6] ?? 0),
+    nowMs: Number(reply[4]),
+    activeUsers: Number(reply[5] ?? 0),
   };
 }
 
@@ -150,26 +150,33 @@ export function createQueueScripts(redis: RedisClient) {
     /** Admits up to `slots`; undefined when slots were taken since SWEEP counted `counted`. */
     async admit(
       keys: ConcertKeys,
-      options: { slots: number; counted: number; activeTtlMs: number; rateTauMs: number },
+      options: { slots: number; counted: number; activeTtlMs: number },
     ): Promise<Omit<AdmitReply, "expired" | "abandoned"> | undefined> {
-      const { slots, counted, activeTtlMs, rateTauMs } = options;
-      const reply = (await admit(...concertKeyList(keys), slots, counted, activeTtlMs, rateTauMs)) as
-        0 | [number, number, number, number, string[]];
+      const { slots, counted, activeTtlMs } = options;
+      const reply = (await admit(...concertKeyList(keys), slots, counted, activeTtlMs)) as
+        0 | [number, number, number, number, string[], string, string];
       if (reply === 0) return undefined;
       const admitted: AdmitReply["admitted"] = [];
       for (let i = 0; i < reply[4].length; i += 2) admitted.push({ token: reply[4][i]!, userId: reply[4][i + 1]! });
-      return { nowMs: reply[0], activeExpireMs: reply[1], waiting: reply[2], active: reply[3], admitted };
+      return {
+        nowMs: reply[0],
+        activeExpireMs: reply[1],
+        waiting: reply[2],
+        active: reply[3],
+        admitted,
+        releasedTotal: Number(reply[5]),
+        unusedMsTotal: Number(reply[6]),
+      };
     },
     async watch(keys: ConcertKeys, tokens: readonly string[], touch: boolean): Promise<WatchReply> {
       const reply = (await watch(...concertKeyList(keys), touch ? "1" : "0", ...tokens)) as (number | string)[];
       const perToken: WatchReply["tokens"] = [];
-      for (let i = 4; i < reply.length; i += 2)
+      for (let i = 3; i < reply.length; i += 2)
         perToken.push({ position: Number(reply[i]), activeExpireMs: Number(reply[i + 1]) });
       return {
         nowMs: Number(reply[0]),
         totalWaiting: Number(reply[1]),
-        admittedPerSecond: Number(reply[2]),
-        activeUsers: Number(reply[3]),
+        activeUsers: Number(reply[2]),
         tokens: perToken,
       };
     },

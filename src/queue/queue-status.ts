@@ -7,9 +7,9 @@ import {
   QueueState as QueueStatePb,
   type QueueStatusSchema,
 } from "../../gen/concert/v1/queue_pb.js";
-import { estimateAdmission } from "./admission-rule.js";
 import type { ConcertAdmission } from "./admission-settings.js";
 import type { ScriptStatus } from "./queue-scripts.js";
+import { estimateWait, type LineMeasures } from "./wait-estimate.js";
 
 /** A script's status of a token, with whose token it is. */
 export interface QueueStatus extends ScriptStatus {
@@ -18,15 +18,22 @@ export interface QueueStatus extends ScriptStatus {
   userId: string;
 }
 
-/** The wire form under the concert's admission settings: while PAUSED the estimate is unknown (unset). */
+const NOTHING_MEASURED: LineMeasures = { sessionMs: undefined, stepMs: undefined, releases: 0 };
+
+/**
+ * The wire form under the concert's admission settings, with the wait estimate (wait-estimate.ts)
+ * from what the admission ticks measured of the line. While PAUSED the estimate is unknown.
+ */
 export function statusToProto(
   status: QueueStatus,
   admission: ConcertAdmission,
+  measured: LineMeasures = NOTHING_MEASURED,
 ): MessageInitShape<typeof QueueStatusSchema> {
-  const estimate =
+  const wait =
     status.state === "WAITING" && admission.state !== "PAUSED"
-      ? estimateAdmission({ ...status, active: status.activeUsers }, admission.rule)
+      ? estimateWait(status, admission.rule, measured)
       : undefined;
+  const estimate = wait?.known ? wait : undefined;
   const waiting = status.state === "WAITING";
   return {
     token: status.token,
@@ -43,5 +50,6 @@ export function statusToProto(
     activeExpireTime: status.state === "ACTIVE" ? timestampFromMs(status.activeExpireMs) : undefined,
     admissionState: AdmissionStatePb[admission.state],
     admissionStateReason: admission.reason,
+    waitTimeKnown: estimate !== undefined,
   };
 }

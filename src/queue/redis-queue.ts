@@ -59,8 +59,6 @@ function recordTtlMs(record: TokenRecord, nowMs: number): number {
   return ENDED_RECORD_TTL_MS;
 }
 
-/** Time constant of the admission-rate EWMA the wait estimate uses. */
-const RATE_TAU_MS = 20_000;
 /** Sweep-and-count rounds one tick tries when other processes keep admitting in between. */
 const ADMIT_ATTEMPTS = 3;
 
@@ -165,7 +163,6 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
           slots,
           counted: swept.active,
           activeTtlMs: rule.activeTtlMs,
-          rateTauMs: RATE_TAU_MS,
         });
       }
       const reply: AdmitReply = { ...step, expired, abandoned };

@@ -23,6 +23,7 @@ import { fixedAdmissionSettings, type AdmissionSettings, type ConcertAdmission }
 import type { JoinReply, MergeRow } from "./queue-scripts.js";
 import { createRedisQueue, type Validation } from "./redis-queue.js";
 import { createWatchHub, type WatchUpdate } from "./watch-hub.js";
+import { createLineMeter, type LineMeasures } from "./wait-estimate.js";
 
 /** What payment needs of the waiting room: give the slot back right after a successful payment. */
 export interface QueueTokens {
@@ -44,6 +45,8 @@ export interface WaitingRoom extends QueueTokens, QueueTokenValidator {
   readonly rule: AdmissionRule;
   /** A concert's admission settings as of this process's last admission tick; wait estimates derive from them. */
   admissionOf(concertId: string): ConcertAdmission;
+  /** What this process's admission ticks measured of a concert's line lately, for wait estimates. */
+  lineMeasures(concertId: string): LineMeasures;
   /** SQL statements sent so far (queue_pg_statements_total); the benchmark reads it. */
   readonly pgStatements: number;
   readonly mode: QueueMode;
@@ -187,6 +190,7 @@ export async function createWaitingRoom(deps: {
     fallbackMarkFreshMs: Math.max(5000, 5 * config.admissionIntervalMs),
   });
   await mode.init();
+  const meter = createLineMeter();
   const admission = createAdmissionLoop({
     mode,
     redisQueue,
@@ -196,6 +200,8 @@ export async function createWaitingRoom(deps: {
     rule,
     settings,
     onTick(tick) {
+      const { activeTtlMs } = settings.of(tick.concertId).rule;
+      meter.observe(tick.concertId, { atMs: tick.atMs, released: tick.released, activeTtlMs });
       admittedTotal.inc(tick.admitted);
       endedTotal.inc({ reason: "expired" }, tick.expired);
       endedTotal.inc({ reason: "abandoned" }, tick.abandoned);
@@ -301,6 +307,7 @@ export async function createWaitingRoom(deps: {
   return {
     rule,
     admissionOf: (concertId) => settings.of(concertId),
+    lineMeasures: (concertId) => meter.measures(concertId),
     get pgStatements() {
       return statementCount;
     },

@@ -81,7 +81,6 @@ export function createWatchHub(deps: {
               position,
               totalWaiting: reply.totalWaiting,
               activeExpireMs: state === "ACTIVE" ? activeExpireMs : 0,
-              admittedPerSecond: reply.admittedPerSecond,
               nowMs: reply.nowMs,
               activeUsers: reply.activeUsers,
             });

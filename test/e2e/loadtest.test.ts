@@ -53,6 +53,15 @@ test(`${USERS} virtual users: every token activated, every won hold paid, every 
   t.is(figures.payments, outcome.paymentsOk);
   t.true((figures.maxConcurrentlyActive as number) <= CAP);
   t.true(report.serverMaxActiveSampled! <= CAP);
+  // The estimate's error is reported per answer of every user who waited (how many did depends on the machine).
+  const waits = report.waitAccuracy;
+  t.regex(formatReport(report), /Estimated vs actual wait/);
+  t.is(waits.atJoin.answers, waits.users);
+  t.true(waits.allUpdates.answers >= waits.users);
+  t.is(
+    waits.tenths.reduce((sum, tenth) => sum + tenth.answers, 0),
+    waits.allUpdates.answers,
+  );
 
   const dir = await mkdtemp(join(tmpdir(), "loadtest-"));
   try {

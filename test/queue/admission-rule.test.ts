@@ -8,13 +8,14 @@ import test from "ava";
 import type { MikroORM } from "@mikro-orm/postgresql";
 import { closeORM, initORM, migrateUp } from "../../src/platform/db/orm.js";
 import { createRedis } from "../../src/platform/redis/client.js";
-import { estimateAdmission, type AdmissionRule } from "../../src/queue/admission-rule.js";
+import type { AdmissionRule } from "../../src/queue/admission-rule.js";
 import { QueueEntry } from "../../src/queue/queue-entry.entity.js";
 import { createPgQueue } from "../../src/queue/pg-queue.js";
 import { createQueueDb, type QueueDb } from "../../src/queue/queue-db.js";
 import type { QueueStatus } from "../../src/queue/queue-status.js";
 import { createRedisQueue } from "../../src/queue/redis-queue.js";
 import { loadConfig } from "../../src/config.js";
+import { estimateWait } from "../../src/queue/wait-estimate.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
 import { removeTestKeys, testKeyPrefix } from "../helpers/redis-server.js";
 
@@ -180,7 +181,10 @@ for (const scenario of SCENARIOS) {
         // The silent users' own estimates are beside the point.
         const before = (await store.statuses(concertId, waiting)).filter((s) => s.state === "WAITING");
         const nextTick = before
-          .filter((s) => estimateAdmission({ ...s, active: s.activeUsers }, rule).waitMs === rule.intervalMs)
+          .filter((s) => {
+            const wait = estimateWait(s, rule, { sessionMs: undefined, stepMs: undefined, releases: 0 });
+            return wait.known && wait.waitMs === rule.intervalMs;
+          })
           .map((s) => nameOf.get(s.token)!)
           .filter((name) => !gone.has(name));
         const ticks = await Promise.all(

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file concert/v1/queue.proto.
  */
 export const file_concert_v1_queue: GenFile = /*@__PURE__*/
-  fileDesc("ChZjb25jZXJ0L3YxL3F1ZXVlLnByb3RvEgpjb25jZXJ0LnYxIqQDCgtRdWV1ZVN0YXR1cxINCgV0b2tlbhgBIAEoCRISCgpjb25jZXJ0X2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSJQoFc3RhdGUYBCABKA4yFi5jb25jZXJ0LnYxLlF1ZXVlU3RhdGUSEAoIcG9zaXRpb24YBSABKAMSEwoLdXNlcnNfYWhlYWQYBiABKAMSFQoNdG90YWxfd2FpdGluZxgHIAEoAxI8Chhlc3RpbWF0ZWRfYWRtaXNzaW9uX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDmVzdGltYXRlZF93YWl0GAkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjYKEmFjdGl2ZV9leHBpcmVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPYWRtaXNzaW9uX3N0YXRlGAsgASgOMhouY29uY2VydC52MS5BZG1pc3Npb25TdGF0ZRIeChZhZG1pc3Npb25fc3RhdGVfcmVhc29uGAwgASgJIjcKEEpvaW5RdWV1ZVJlcXVlc3QSEgoKY29uY2VydF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJIksKEUpvaW5RdWV1ZVJlc3BvbnNlEg0KBXRva2VuGAEgASgJEicKBnN0YXR1cxgCIAEoCzIXLmNvbmNlcnQudjEuUXVldWVTdGF0dXMiJgoVR2V0UXVldWVTdGF0dXNSZXF1ZXN0Eg0KBXRva2VuGAEgASgJIkEKFkdldFF1ZXVlU3RhdHVzUmVzcG9uc2USJwoGc3RhdHVzGAEgASgLMhcuY29uY2VydC52MS5RdWV1ZVN0YXR1cyIiChFXYXRjaFF1ZXVlUmVxdWVzdBINCgV0b2tlbhgBIAEoCSJQChJXYXRjaFF1ZXVlUmVzcG9uc2USJwoGc3RhdHVzGAEgASgLMhcuY29uY2VydC52MS5RdWV1ZVN0YXR1cxIRCgloZWFydGJlYXQYAiABKAgiIgoRTGVhdmVRdWV1ZVJlcXVlc3QSDQoFdG9rZW4YASABKAkiPQoSTGVhdmVRdWV1ZVJlc3BvbnNlEicKBnN0YXR1cxgBIAEoCzIXLmNvbmNlcnQudjEuUXVldWVTdGF0dXMqcwoKUXVldWVTdGF0ZRIbChdRVUVVRV9TVEFURV9VTlNQRUNJRklFRBAAEhcKE1FVRVVFX1NUQVRFX1dBSVRJTkcQARIWChJRVUVVRV9TVEFURV9BQ1RJVkUQAhIXChNRVUVVRV9TVEFURV9FWFBJUkVEEAMqgwEKDkFkbWlzc2lvblN0YXRlEh8KG0FETUlTU0lPTl9TVEFURV9VTlNQRUNJRklFRBAAEhgKFEFETUlTU0lPTl9TVEFURV9PUEVOEAESGgoWQURNSVNTSU9OX1NUQVRFX1BBVVNFRBACEhoKFkFETUlTU0lPTl9TVEFURV9DTE9TRUQQAzLNAgoMUXVldWVTZXJ2aWNlEkgKCUpvaW5RdWV1ZRIcLmNvbmNlcnQudjEuSm9pblF1ZXVlUmVxdWVzdBodLmNvbmNlcnQudjEuSm9pblF1ZXVlUmVzcG9uc2USVwoOR2V0UXVldWVTdGF0dXMSIS5jb25jZXJ0LnYxLkdldFF1ZXVlU3RhdHVzUmVxdWVzdBoiLmNvbmNlcnQudjEuR2V0UXVldWVTdGF0dXNSZXNwb25zZRJNCgpXYXRjaFF1ZXVlEh0uY29uY2VydC52MS5XYXRjaFF1ZXVlUmVxdWVzdBoeLmNvbmNlcnQudjEuV2F0Y2hRdWV1ZVJlc3BvbnNlMAESSwoKTGVhdmVRdWV1ZRIdLmNvbmNlcnQudjEuTGVhdmVRdWV1ZVJlcXVlc3QaHi5jb25jZXJ0LnYxLkxlYXZlUXVldWVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChZjb25jZXJ0L3YxL3F1ZXVlLnByb3RvEgpjb25jZXJ0LnYxIr0DCgtRdWV1ZVN0YXR1cxINCgV0b2tlbhgBIAEoCRISCgpjb25jZXJ0X2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSJQoFc3RhdGUYBCABKA4yFi5jb25jZXJ0LnYxLlF1ZXVlU3RhdGUSEAoIcG9zaXRpb24YBSABKAMSEwoLdXNlcnNfYWhlYWQYBiABKAMSFQoNdG90YWxfd2FpdGluZxgHIAEoAxI8Chhlc3RpbWF0ZWRfYWRtaXNzaW9uX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDmVzdGltYXRlZF93YWl0GAkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjYKEmFjdGl2ZV9leHBpcmVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPYWRtaXNzaW9uX3N0YXRlGAsgASgOMhouY29uY2VydC52MS5BZG1pc3Npb25TdGF0ZRIeChZhZG1pc3Npb25fc3RhdGVfcmVhc29uGAwgASgJEhcKD3dhaXRfdGltZV9rbm93bhgNIAEoCCI3ChBKb2luUXVldWVSZXF1ZXN0EhIKCmNvbmNlcnRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSJLChFKb2luUXVldWVSZXNwb25zZRINCgV0b2tlbhgBIAEoCRInCgZzdGF0dXMYAiABKAsyFy5jb25jZXJ0LnYxLlF1ZXVlU3RhdHVzIiYKFUdldFF1ZXVlU3RhdHVzUmVxdWVzdBINCgV0b2tlbhgBIAEoCSJBChZHZXRRdWV1ZVN0YXR1c1Jlc3BvbnNlEicKBnN0YXR1cxgBIAEoCzIXLmNvbmNlcnQudjEuUXVldWVTdGF0dXMiIgoRV2F0Y2hRdWV1ZVJlcXVlc3QSDQoFdG9rZW4YASABKAkiUAoSV2F0Y2hRdWV1ZVJlc3BvbnNlEicKBnN0YXR1cxgBIAEoCzIXLmNvbmNlcnQudjEuUXVldWVTdGF0dXMSEQoJaGVhcnRiZWF0GAIgASgIIiIKEUxlYXZlUXVldWVSZXF1ZXN0Eg0KBXRva2VuGAEgASgJIj0KEkxlYXZlUXVldWVSZXNwb25zZRInCgZzdGF0dXMYASABKAsyFy5jb25jZXJ0LnYxLlF1ZXVlU3RhdHVzKnMKClF1ZXVlU3RhdGUSGwoXUVVFVUVfU1RBVEVfVU5TUEVDSUZJRUQQABIXChNRVUVVRV9TVEFURV9XQUlUSU5HEAESFgoSUVVFVUVfU1RBVEVfQUNUSVZFEAISFwoTUVVFVUVfU1RBVEVfRVhQSVJFRBADKoMBCg5BZG1pc3Npb25TdGF0ZRIfChtBRE1JU1NJT05fU1RBVEVfVU5TUEVDSUZJRUQQABIYChRBRE1JU1NJT05fU1RBVEVfT1BFThABEhoKFkFETUlTU0lPTl9TVEFURV9QQVVTRUQQAhIaChZBRE1JU1NJT05fU1RBVEVfQ0xPU0VEEAMyzQIKDFF1ZXVlU2VydmljZRJICglKb2luUXVldWUSHC5jb25jZXJ0LnYxLkpvaW5RdWV1ZVJlcXVlc3QaHS5jb25jZXJ0LnYxLkpvaW5RdWV1ZVJlc3BvbnNlElcKDkdldFF1ZXVlU3RhdHVzEiEuY29uY2VydC52MS5HZXRRdWV1ZVN0YXR1c1JlcXVlc3QaIi5jb25jZXJ0LnYxLkdldFF1ZXVlU3RhdHVzUmVzcG9uc2USTQoKV2F0Y2hRdWV1ZRIdLmNvbmNlcnQudjEuV2F0Y2hRdWV1ZVJlcXVlc3QaHi5jb25jZXJ0LnYxLldhdGNoUXVldWVSZXNwb25zZTABEksKCkxlYXZlUXVldWUSHS5jb25jZXJ0LnYxLkxlYXZlUXVldWVSZXF1ZXN0Gh4uY29uY2VydC52MS5MZWF2ZVF1ZXVlUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Where a token stands.
@@ -62,16 +62,19 @@ export type QueueStatus = Message<"concert.v1.QueueStatus"> & {
   totalWaiting: bigint;
 
   /**
-   * When this user is expected to be admitted: at the next admission step when a free slot
-   * is theirs, otherwise as slots free, at the measured admission rate (at least
-   * MAX_ACTIVE_USERS per ACTIVE_TOKEN_TTL). Unset unless WAITING.
+   * When this user is expected to be admitted, set only when wait_time_known. A place that the
+   * slots free right now cover is admitted at the next admission step (ADMISSION_INTERVAL_MS,
+   * at the per-step admission limit's pace); a place further back waits for admitted users to
+   * give their slots back (payment, leaving, ACTIVE_TOKEN_TTL running out), at the rate this
+   * waiting room has measured them do so lately. It is an expectation, not a promise: it moves
+   * with that rate and with users ahead leaving the line.
    *
    * @generated from field: google.protobuf.Timestamp estimated_admission_time = 8;
    */
   estimatedAdmissionTime?: Timestamp | undefined;
 
   /**
-   * Expected time until admission (estimated_admission_time - now). Unset unless WAITING.
+   * Expected time until admission (estimated_admission_time - now); set only when wait_time_known.
    *
    * @generated from field: google.protobuf.Duration estimated_wait = 9;
    */
@@ -98,6 +101,16 @@ export type QueueStatus = Message<"concert.v1.QueueStatus"> & {
    * @generated from field: string admission_state_reason = 12;
    */
   admissionStateReason: string;
+
+  /**
+   * Whether the two estimates above are set. False unless WAITING; false while PAUSED; and
+   * false for a place beyond the free slots until the waiting room has seen slots given back
+   * (at the start of a sale nothing is known yet about how long admitted users keep them), so a
+   * client shows "unknown" rather than a made-up wait. Updates carry the estimate once known.
+   *
+   * @generated from field: bool wait_time_known = 13;
+   */
+  waitTimeKnown: boolean;
 };
 
 /**

@@ -1,0 +1,68 @@
+// The wait estimate through the service: unknown beyond the free slots until a slot is given
+// back, then an estimate from the measured release rate, on GetQueueStatus and WatchQueue alike.
+// Admission steps are run by hand (the loop's own interval is an hour), so nothing depends on timing.
+
+import test from "ava";
+import { BookingService } from "../../gen/concert/v1/booking_pb.js";
+import { QueueService, QueueState } from "../../gen/concert/v1/queue_pb.js";
+import { startTestApp, seedSmallCatalog, type TestApp } from "../helpers/app.js";
+
+const INTERVAL_MS = 3_600_000;
+const TTL_SECONDS = 600;
+let app: TestApp;
+
+test.before(async () => {
+  app = await startTestApp("queue_wait_estimate", {
+    maxActiveUsers: 2,
+    admissionIntervalMs: INTERVAL_MS,
+    activeTokenTtlSeconds: TTL_SECONDS,
+  });
+  await seedSmallCatalog(app, 4);
+});
+
+test.after.always(async () => {
+  await app?.stop();
+});
+
+test("unknown until a slot is given back, then estimated from the measured rate", async (t) => {
+  const queue = app.grpc(QueueService);
+  const step = () => app.app.waitingRoom.admission.admitWaitingUsers();
+  const concertId = (await app.grpc(BookingService).listConcerts({})).concerts[0]!.id;
+  const join = async (userId: string) => (await queue.joinQueue({ concertId, userId })).token;
+  const status = async (token: string) => (await queue.getQueueStatus({ token })).status!;
+
+  const [a] = [await join("a"), await join("b")];
+  await step();
+  t.is((await status(a!)).state, QueueState.ACTIVE);
+  const c = await join("c");
+  const d = await join("d");
+  // Both slots held and none ever given back: nothing honest to say about c or d.
+  for (const token of [c, d]) {
+    const waiting = await status(token);
+    t.is(waiting.state, QueueState.WAITING);
+    t.false(waiting.waitTimeKnown);
+    t.is(waiting.estimatedWait, undefined);
+  }
+
+  await queue.leaveQueue({ token: a! });
+  await step();
+  t.is((await status(c)).state, QueueState.ACTIVE, "the slot a gave back went to c");
+  // One slot given back over the time between the two steps, with two held: d, first in line
+  // with both slots held again, is expected after one more such release and the step after it.
+  const afterRelease = await status(d);
+  t.is(afterRelease.position, 1n);
+  t.true(afterRelease.waitTimeKnown);
+  const waitMs = Number(afterRelease.estimatedWait!.seconds) * 1000 + afterRelease.estimatedWait!.nanos / 1e6;
+  t.true(waitMs >= INTERVAL_MS, `${waitMs} ms`);
+  t.true(waitMs <= INTERVAL_MS + TTL_SECONDS * 1000, `${waitMs} ms: within what ACTIVE_TOKEN_TTL guarantees`);
+  t.truthy(afterRelease.estimatedAdmissionTime);
+
+  // A watcher gets the same estimate in its first message.
+  const watching = new AbortController();
+  for await (const message of queue.watchQueue({ token: d }, { signal: watching.signal })) {
+    t.true(message.status!.waitTimeKnown);
+    t.truthy(message.status!.estimatedWait);
+    break;
+  }
+  watching.abort();
+});
