@@ -33,10 +33,13 @@ import {
   type BoundService,
   type TokenRequirement,
 } from "./platform/rpc/method-table.js";
+import { createInFlightLimit } from "./platform/rpc/in-flight-limit.js";
 import { createMetrics } from "./platform/rpc/metrics.js";
 import { QUEUE_TOKEN_HEADER } from "./queue/admission-context.js";
 import { createQueueHandlers } from "./queue/queue-handlers.js";
+import { createQueueKeys } from "./queue/queue-keys.js";
 import { createQueueTokenGuard } from "./queue/queue-token-guard.js";
+import { createWaitingLineGuard } from "./queue/waiting-line-limit.js";
 import { createWaitingRoom, type WaitingRoom } from "./queue/waiting-room.js";
 import { wrapService, type CallGuard } from "./platform/rpc/service-wrapper.js";
 import { refundPayment } from "./wallet/reservation-payment.js";
@@ -220,6 +223,19 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     throw error;
   }
 
+  // MAX_WAITING_USERS, checked in front of JoinQueue before the join itself.
+  const joinGuards: readonly CallGuard[] = [
+    createWaitingLineGuard({
+      redis,
+      keys: createQueueKeys(config.redisKeyPrefix),
+      maxWaitingUsers: config.maxWaitingUsers,
+    }),
+  ];
+  // One in-flight bound per service, shared by both ports.
+  const inFlight = new Map(
+    services.map(({ service }) => [service.typeName, createInFlightLimit(service.name, config.maxInFlightCalls)]),
+  );
+
   const shutdown = new AbortController();
   const onBug = (error: unknown, method: { name: string }) =>
     logger.error({ err: error, method: method.name }, "internal error");
@@ -232,8 +248,12 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
         impl,
         {
           transport,
-          guardsOf: (method) => tokenGuards[tokenOf(method)],
+          guardsOf: (method) =>
+            method === QueueService.method.joinQueue
+              ? [...tokenGuards[tokenOf(method)], ...joinGuards]
+              : tokenGuards[tokenOf(method)],
           maxOpenStreams: config.maxOpenStreams,
+          inFlight: inFlight.get(service.typeName),
           metrics,
           shutdownSignal: shutdown.signal,
           defaultDeadlineMs: config.defaultDeadlineMs,

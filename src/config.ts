@@ -21,6 +21,8 @@ export interface Config {
   connectPort: number;
   host: string;
   maxActiveUsers: number;
+  /** Users one concert's line may hold waiting; past it new joins get OVERLOADED (0 = no limit). */
+  maxWaitingUsers: number;
   admissionIntervalMs: number;
   activeTokenTtlSeconds: number;
   waitingTokenTtlSeconds: number;
@@ -39,6 +41,8 @@ export interface Config {
   defaultDeadlineMs: number;
   /** Open server streams allowed per process and transport (WatchQueue). */
   maxOpenStreams: number;
+  /** Unary calls of one service a process answers at once, both ports together (0 = no limit). */
+  maxInFlightCalls: number;
   /** A Connect-port request whose headers and body have not all arrived by then is closed. */
   connectRequestTimeoutMs: number;
   /** HTTP/2 streams a peer may reset before they were answered: burst, and refill per second. */
@@ -125,6 +129,18 @@ export const CONFIG_VARIABLES: readonly Variable[] = [
   { name: "SEED_DEMO_DATA", defaultValue: "true", description: "create demo concerts when the database has none" },
   { name: "MAX_REQUEST_BYTES", defaultValue: "65536", description: "largest request message accepted" },
   { name: "DEFAULT_DEADLINE_MS", defaultValue: "30000", description: "deadline for calls that set none" },
+  {
+    name: "MAX_WAITING_USERS",
+    defaultValue: "1000000",
+    description:
+      "users one concert's line may hold waiting; new joins past it get RESOURCE_EXHAUSTED with a retry delay, users already in line keep their place (`0` = no limit)",
+  },
+  {
+    name: "MAX_IN_FLIGHT_CALLS",
+    defaultValue: "20000",
+    description:
+      "unary calls of one service a process answers at once (both ports); more get RESOURCE_EXHAUSTED with a retry delay (`0` = no limit)",
+  },
   {
     name: "MAX_OPEN_STREAMS",
     defaultValue: "20000",
@@ -306,6 +322,8 @@ export function loadConfig(env: Env = process.env): Config {
     maxRequestBytes: r.integer("MAX_REQUEST_BYTES", 1024, 64 * 1024 * 1024),
     defaultDeadlineMs: r.integer("DEFAULT_DEADLINE_MS", 100, 3_600_000),
     maxOpenStreams: r.integer("MAX_OPEN_STREAMS", 1, 1_000_000),
+    maxWaitingUsers: r.integer("MAX_WAITING_USERS", 0, 1_000_000_000),
+    maxInFlightCalls: r.integer("MAX_IN_FLIGHT_CALLS", 0, 10_000_000),
     connectRequestTimeoutMs: r.integer("CONNECT_REQUEST_TIMEOUT_MS", 100, 3_600_000),
     connectResetBurst: r.integer("CONNECT_RESET_BURST", 1, 1_000_000),
     connectResetRate: r.integer("CONNECT_RESET_RATE", 1, 1_000_000),

@@ -25,6 +25,16 @@ export class DomainError extends Error {
   }
 }
 
+/** A configured limit is reached (OVERLOADED); the caller may come back after `retryAfterMs`. */
+export class OverloadedError extends DomainError {
+  constructor(
+    message: string,
+    readonly retryAfterMs: number,
+  ) {
+    super("OVERLOADED", message);
+  }
+}
+
 /** A backing store (PostgreSQL, Redis) could not be reached; callers may retry. */
 export class UnavailableError extends Error {
   override name = "UnavailableError";

@@ -2,9 +2,10 @@
 // see only ConnectErrors produced here: a code from design.md §2 plus a google.rpc.ErrorInfo
 // (and a BadRequest for invalid fields). Anything unrecognised is a bug and becomes INTERNAL.
 
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { BadRequestSchema, ErrorInfoSchema } from "../../../gen/google/rpc/error_details_pb.js";
-import { DomainError, UnavailableError, type Reason } from "../domain-error.js";
+import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../../../gen/google/rpc/error_details_pb.js";
+import { DomainError, OverloadedError, UnavailableError, type Reason } from "../domain-error.js";
 
 export const ERROR_DOMAIN = "concert.v1";
 
@@ -38,6 +39,12 @@ export function codeForReason(reason: Reason): Code {
   return CODE_BY_REASON[reason];
 }
 
+/**
+ * Trailer with which grpc-js and grpc-go clients' retry policies wait as told instead of their own
+ * backoff (gRFC A6); the grpc-js adapter sends a ConnectError's metadata as trailers.
+ */
+export const RETRY_PUSHBACK_HEADER = "grpc-retry-pushback-ms";
+
 export function domainErrorToConnect(error: DomainError): ConnectError {
   const details: NonNullable<ConstructorParameters<typeof ConnectError>[3]> = [
     { desc: ErrorInfoSchema, value: { reason: error.reason, domain: ERROR_DOMAIN, metadata: { ...error.metadata } } },
@@ -45,7 +52,13 @@ export function domainErrorToConnect(error: DomainError): ConnectError {
   if (error.fieldViolations.length > 0) {
     details.push({ desc: BadRequestSchema, value: { fieldViolations: error.fieldViolations.map((v) => ({ ...v })) } });
   }
-  return new ConnectError(error.message, codeForReason(error.reason), undefined, details, error);
+  let metadata: Record<string, string> | undefined;
+  if (error instanceof OverloadedError) {
+    const retryAfterMs = Math.max(Math.round(error.retryAfterMs), 0);
+    details.push({ desc: RetryInfoSchema, value: { retryDelay: durationFromMs(retryAfterMs) } });
+    metadata = { [RETRY_PUSHBACK_HEADER]: String(retryAfterMs) };
+  }
+  return new ConnectError(error.message, codeForReason(error.reason), metadata, details, error);
 }
 
 const CONNECTION_ERRNOS = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EHOSTUNREACH"]);

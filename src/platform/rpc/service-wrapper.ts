@@ -5,8 +5,9 @@
 
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { DomainError } from "../domain-error.js";
+import { DomainError, OverloadedError } from "../domain-error.js";
 import { toConnectError } from "./error-mapping.js";
+import { IN_FLIGHT_RETRY_MS, type InFlightLimit } from "./in-flight-limit.js";
 import type { RpcMetrics } from "./metrics.js";
 
 /** Runs before a method; throws to reject the call. */
@@ -18,6 +19,8 @@ export interface WrapOptions {
   guardsOf: (method: DescMethod) => readonly CallGuard[];
   /** Open server streams allowed at once on this transport. */
   maxOpenStreams: number;
+  /** The service's bound on unary calls answered at once, shared by both transports. */
+  inFlight?: InFlightLimit;
   metrics: RpcMetrics;
   /** Aborted at shutdown: open streams end with UNAVAILABLE so clients reconnect elsewhere. */
   shutdownSignal: AbortSignal;
@@ -172,6 +175,8 @@ export function wrapService<S extends DescService>(
       const handler = fn.bind(impl) as AnyUnary;
       wrapped[method.localName] = async (request: unknown, context: HandlerContext) => {
         const started = performance.now();
+        const { inFlight } = options;
+        if (inFlight && !inFlight.tryEnter()) return fail(inFlight.refusal(), started);
         try {
           if (guards.length > 0) await runGuards(request, context);
           const timeoutMs = context.timeoutMs();
@@ -182,6 +187,8 @@ export function wrapService<S extends DescService>(
           return response;
         } catch (error) {
           return fail(error, started);
+        } finally {
+          inFlight?.leave();
         }
       };
     } else if (method.methodKind === "server_streaming") {
@@ -190,9 +197,9 @@ export function wrapService<S extends DescService>(
         const started = performance.now();
         if (streams.open >= options.maxOpenStreams) {
           fail(
-            new DomainError(
-              "OVERLOADED",
-              `this server holds its limit of ${options.maxOpenStreams} open streams; retry with backoff`,
+            new OverloadedError(
+              `this server holds its limit of ${options.maxOpenStreams} open streams; retry after the delay given`,
+              IN_FLIGHT_RETRY_MS * (1 + Math.random()),
             ),
             started,
           );
