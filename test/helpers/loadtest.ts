@@ -17,7 +17,7 @@ export function runCiLoadTest(
     seatRetries: 0,
     rpcTimeoutMs: 20_000,
     // A whole run's bound: tens of seconds when the machine is busy, far more than when idle.
-    timeoutMs: 100_000,
+    timeoutMs: 240_000,
     maxActiveUsers: cap,
     databaseUrl: app.config.databaseUrl,
     redisUrl: app.config.redisUrl,
