@@ -147,7 +147,7 @@ function report(before: Snapshot, after: Snapshot, { users, seats, pgCpuS }: Cou
   tables.push({
     title: "Statements (pg_stat_statements)",
     note:
-      `${fmt(statements.length)} distinct statements, ${fmt(allCalls)} calls (BEGIN and COMMIT included): ` +
+      `${fmt(statements.length)} distinct statements, ${fmt(allCalls)} calls (BEGIN and COMMIT, and the load test's audit, included): ` +
       `${fmt(allCalls / users, 1)} per user, ${fmt(allCalls / seats, 1)} per booked seat; ` +
       `${fmt(allMs / 1000, 1)} s of planning and execution, ${fmt(allMs / seats, 2)} ms per booked seat` +
       (pgCpuS === undefined
