@@ -174,6 +174,11 @@ function topWithRest(entries: [string, number][], limit: number): [string, numbe
   return [...entries.slice(0, limit), [`${entries.length - limit} more`, rest]];
 }
 
+/** Queries by the RPC that sent them, from bench/pg-statement-owners.ts. */
+const queryOwners = values["statement-owners"]
+  ? new Map(Object.entries(JSON.parse(readFileSync(values["statement-owners"], "utf8")) as Record<string, number>))
+  : undefined;
+
 const kindRows: string[][] = [];
 let pgClientMs = 0;
 const rpcs = byCount(byKind).filter(([kind]) => RPC_NAMES.has(kind));
@@ -191,9 +196,11 @@ for (const kind of [...rest, OTHER_KIND]) {
   // The client's work per statement (or per transaction, without pg_stat_statements): the figure
   // that fewer round trips would cut.
   const client = POSTGRES_CLIENT_KINDS.reduce((total, k) => total + (byKind.get(k) ?? 0), 0);
-  const [unit, n] = values.statements
-    ? ["statements", Number(values.statements)]
-    : ["transactions", Number(values.transactions ?? 0)];
+  const [unit, n] = queryOwners
+    ? ["queries", [...queryOwners.values()].reduce((sum, count) => sum + count, 0)]
+    : values.statements
+      ? ["statements", Number(values.statements)]
+      : ["transactions", Number(values.transactions ?? 0)];
   pgClientMs = client * msPerSample;
   const perUnit = n > 0 ? formatNumber(((client * msPerSample) / n) * 1000) : "–";
   kindRows.push([
@@ -259,24 +266,24 @@ const tables: BenchTable[] = [
       .map(([fn, count]) => [`\`${fn}\``, share(count), perSeat(count)]),
   },
 ];
-if (values["statement-owners"]) tables.splice(1, 0, statementOwnersTable(values["statement-owners"]));
+if (queryOwners) tables.splice(1, 0, queryOwnersTable(queryOwners));
 process.stdout.write(tables.map(markdownTable).join("\n"));
 
-/** Statements by the RPC they were sent for, as bench/pg-statement-owners.ts counted them. */
-function statementOwnersTable(file: string): BenchTable {
-  const owners = new Map(Object.entries(JSON.parse(readFileSync(file, "utf8")) as Record<string, number>));
+/** Queries by the RPC they were sent for, as bench/pg-statement-owners.ts counted them. */
+function queryOwnersTable(owners: Map<string, number>): BenchTable {
   const total = Math.max(
     1,
     [...owners.values()].reduce((sum, n) => sum + n, 0),
   );
   return {
-    title: "Server statements by RPC kind (pg driver)",
+    title: "Server queries by RPC kind (pg driver round trips)",
     note:
-      `${formatNumber(total)} statements sent by the server (BEGIN and COMMIT included): ` +
-      `${formatNumber(total / seats, 1)} per booked seat, each counted for the RPC whose call it was sent in ` +
+      `${formatNumber(total)} queries sent by the server's pg driver, BEGIN and COMMIT included: ` +
+      `${formatNumber(total / seats, 1)} per booked seat, each counted for the RPC whose call sent it ` +
       "(AsyncLocalStorage around each grpc-js handler) or for the background task on its async stack. " +
-      "Client CPU: the PostgreSQL-client subtotal above, shared out by statements (an estimate: statements differ in cost).",
-    columns: ["work", "share of statements", "statements per seat", "per call", "client CPU ms per seat (est.)"],
+      "One query may hold several statements (`begin; set local lock_timeout = …`), which pg_stat_statements counts apart. " +
+      "Client CPU: the PostgreSQL-client subtotal above, shared out by queries (an estimate: queries differ in cost).",
+    columns: ["work", "share of queries", "queries per seat", "per call", "client CPU ms per seat (est.)"],
     rows: byCount(owners).map(([kind, n]) => [
       kind,
       `${formatNumber((n / total) * 100, 1)} %`,

@@ -53,8 +53,8 @@
 #   socket-write samples are weighted down to claim at most the thread's system time. The
 #   server's other threads (GC helpers, libuv pool) are the process's CPU minus the main thread's.
 #   Calls per RPC come from the server's GET /metrics.
-# - Statements by RPC kind: bench/pg-statement-owners.ts, preloaded into the server
-#   (STATEMENT_OWNERS, on with PROFILE), counts every statement the pg driver sends, for the RPC
+# - Queries by RPC kind: bench/pg-statement-owners.ts, preloaded into the server
+#   (STATEMENT_OWNERS, on with PROFILE), counts every query the pg driver sends, for the RPC
 #   whose call it was sent in (an AsyncLocalStorage around each grpc-js handler follows the call
 #   through MikroORM) or for the background task on its async stack. The PostgreSQL-client CPU
 #   of the profile is shared out by these counts: an estimate, labelled as one.
