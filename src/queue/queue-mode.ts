@@ -33,8 +33,13 @@ const MODE_OF: Record<StoreState, StoreMode> = {
   switching: "fallback",
 };
 
-/** Command timeouts without a single answer for this long mean Redis hangs (guard silentTooLong). */
-const SILENT_TOO_LONG_MS = 2000;
+/**
+ * Command timeouts are evidence of a hung Redis only when they keep coming for this long, at
+ * least MIN_TIMEOUTS of them, without one answer in between (guard silentTooLong). A failed
+ * connection is evidence at once; a timeout alone may be our own starved event loop.
+ */
+const SILENT_TOO_LONG_MS = 5000;
+const MIN_TIMEOUTS = 3;
 /** Longest a process back on Redis holds admission for others still on PostgreSQL (guard holdNotSpent). */
 const MAX_HOLD_MS = 10_000;
 const REBUILD_LOCK_MS = 120_000;
@@ -106,6 +111,10 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
   let stopped = false;
   /** Epoch ms of: leaving Redis; the first of an unbroken run of command timeouts; entering `holding`. */
   const since = { fallback: 0, timingOut: 0, hold: 0 };
+  /** Command timeouts since `since.timingOut`, with no answer from Redis in between. */
+  let timeouts = 0;
+  /** The PING a timeout sends to learn whether Redis still answers; one at a time. */
+  let livenessPing: Promise<void> | undefined;
   /** The rebuilt-at marker as last read: a new value means some process rebuilt Redis. */
   let lastRebuiltAt: string | undefined;
   /** Tokens this process wrote on PostgreSQL, for the merge on the way back. */
@@ -121,24 +130,28 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
   const onPostgres = () => state !== "starting" && !servesFromRedis(state);
 
   const guards: Record<StoreGuard, () => boolean> = {
-    silentTooLong: () => Date.now() - since.timingOut >= SILENT_TOO_LONG_MS,
+    silentTooLong: () => timeouts >= MIN_TIMEOUTS && Date.now() - since.timingOut >= SILENT_TOO_LONG_MS,
     holdNotSpent: () => since.hold === 0 || Date.now() - since.hold <= MAX_HOLD_MS,
   };
 
   /** Fires `event`; false when the table has no transition for it in the current state. */
-  function fire(event: StoreEvent, error?: unknown): boolean {
+  function fire(event: StoreEvent, error?: unknown, evidence?: Record<string, number>): boolean {
     const transition = stopped ? undefined : nextState(state, event, (name) => guards[name]());
     if (!transition) return false;
     const wasOnRedis = !onPostgres();
+    const from = state;
     state = transition.to;
     showMode();
-    (state === "cut-off" ? logger.warn.bind(logger) : logger.info.bind(logger))(
-      { event, state, err: (error as Error | undefined)?.message },
+    // Every change of state is logged with its cause; staying in the same state only at debug level.
+    const log = from === state ? logger.debug : state === "cut-off" ? logger.warn : logger.info;
+    log.call(
+      logger,
+      { event, from, state, err: (error as Error | undefined)?.message, ...evidence },
       `waiting room store: ${transition.cause}`,
     );
     if (wasOnRedis && onPostgres()) {
       since.fallback = Date.now();
-      since.timingOut = 0;
+      redisAnswered();
       clearInterval(markTimer);
       markTimer = setInterval(() => void mark(), Math.max(100, options.fallbackMarkFreshMs / 3));
       markTimer.unref();
@@ -148,6 +161,26 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
     if (state === "holding" && since.hold === 0) since.hold = Date.now();
     return true;
   }
+  /** Redis answered: whatever timed out before was slowness, not an outage. */
+  function redisAnswered(): void {
+    since.timingOut = 0;
+    timeouts = 0;
+  }
+
+  /**
+   * A command timed out: one more piece of evidence, and a PING to find out whether Redis still
+   * answers (its reply clears the evidence). Fires redisTimedOut; true if it moved to PostgreSQL.
+   */
+  function commandTimedOut(error: unknown): boolean {
+    since.timingOut ||= Date.now();
+    timeouts++;
+    livenessPing ??= redis
+      .ping()
+      .then(redisAnswered, () => undefined)
+      .finally(() => (livenessPing = undefined));
+    return fire("redisTimedOut", error, { timeouts, silentMs: Date.now() - since.timingOut });
+  }
+
   const showMode = () => {
     for (const mode of new Set(Object.values(MODE_OF))) gauge.set({ mode }, mode === MODE_OF[state] ? 1 : 0);
   };
@@ -283,9 +316,12 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
         // no counter now (nobody was live in them), so a join there must not count as a loss.
         else if (lastRebuiltAt !== undefined && rebuiltAt !== lastRebuiltAt) redisQueue.forgetSeenConcerts();
         if (rebuiltAt !== null) lastRebuiltAt = rebuiltAt;
+        redisAnswered();
       } catch (error) {
         if (!isRedisUnavailable(error)) throw error;
-        fire("redisFailed", error);
+        if (!isCommandTimeout(error)) fire("redisFailed", error);
+        // Slow, maybe not down: the next tick looks again.
+        else if (!commandTimedOut(error)) return;
       }
       if (!servesFromRedis(state)) return;
       const others = await otherMarks();
@@ -305,18 +341,15 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
       if (servesFromRedis(state)) {
         try {
           const result = await onRedis();
-          since.timingOut = 0;
+          redisAnswered();
           return result;
         } catch (error) {
           if (!isRedisUnavailable(error)) throw error;
           // A late reply may come from our own busy event loop rather than from Redis, and the
           // command may have run: fail this call (retryable) unless Redis stays silent.
           if (!isCommandTimeout(error)) fire("redisFailed", error);
-          else {
-            since.timingOut ||= Date.now();
-            if (!fire("redisTimedOut", error) && servesFromRedis(state))
-              throw new UnavailableError("Redis is slow to answer; retry", { cause: error });
-          }
+          else if (!commandTimedOut(error) && servesFromRedis(state))
+            throw new UnavailableError("Redis is slow to answer; retry", { cause: error });
         }
       }
       inFlight++;

@@ -37,7 +37,11 @@ export type StoreEvent =
 
 /** Conditions a transition may require, evaluated by queue-mode.ts when the event fires. */
 export type StoreGuard =
-  /** Commands have timed out without a single answer for 2 s (not just a busy event loop). */
+  /**
+   * Commands have kept timing out for 5 s (at least 3 of them) with not a single answer from
+   * Redis meanwhile, not even to the PING each timeout sends: a slow command, or a starved event
+   * loop that fires timers before it reads the replies waiting, is not an outage.
+   */
   | "silentTooLong"
   /** Admission has not already waited its 10 s for the processes now on PostgreSQL. */
   | "holdNotSpent";
@@ -62,13 +66,19 @@ export const TRANSITIONS: readonly Transition[] = [
   },
   { from: ["starting"], on: "rebuildBusy", to: "following", cause: "another process is rebuilding Redis" },
   { from: ["starting"], on: "rebuilt", to: "redis", cause: "Redis holds the waiting room (rebuilt first if empty)" },
-  { from: ON_REDIS, on: "redisFailed", to: "cut-off", cause: "a Redis call failed: connection lost or not serving" },
+  {
+    from: ON_REDIS,
+    on: "redisFailed",
+    to: "cut-off",
+    cause: "a Redis call failed: connection refused or lost, or Redis not serving",
+  },
   {
     from: ON_REDIS,
     on: "redisTimedOut",
     guard: "silentTooLong",
     to: "cut-off",
-    cause: "Redis silent for 2 s (earlier timeouts fail the call, retryable)",
+    cause:
+      "Redis silent for 5 s: commands and PINGs timed out, none answered (earlier timeouts fail the call, retryable)",
   },
   { from: ON_REDIS, on: "redisLost", to: "cut-off", cause: "the rebuilt-at marker is gone: Redis restarted empty" },
   { from: ON_REDIS, on: "otherCutOff", to: "following", cause: "another process's fresh cut-off mark" },
