@@ -25,28 +25,33 @@ export function releasesToKnow(cap: number): number {
 }
 
 /**
- * Expected wait of the user at `place`: one admission step (as long as they measure, at least
- * ADMISSION_INTERVAL_MS), plus the steps the per-tick limits need for the places ahead, or, for
- * a place beyond the free slots, the time the slots still needed take to come back, whichever is
- * longer. With every slot held (a line is waiting), slots come back at cap per mean time held
- * (Little's law). Unknown beyond the free slots until releasesToKnow(cap) slots came back.
+ * Expected wait of the user at `place`: until the next admission step, plus the steps the
+ * per-tick limits need for the places ahead, or, for a place beyond the free slots, the time the
+ * slots still needed take to come back, whichever is longer. With every slot held (a line is
+ * waiting), slots come back at cap per mean time held plus the half step until they are filled
+ * again (Little's law). Unknown beyond the free slots until releasesToKnow(cap) slots came back.
  */
 export function estimateWait(place: PlaceInLine, rule: AdmissionRule, measured: LineMeasures): WaitEstimate {
+  // Steps take as long as measured, at least ADMISSION_INTERVAL_MS. A status is read at any point
+  // of a step, so the next one is half a step away, and the user hears of it at the next watch
+  // tick, half an interval later: one interval when the steps keep to it.
   const stepMs = Math.max(rule.intervalMs, measured.stepMs ?? 0);
+  const nextStepMs = (stepMs + rule.intervalMs) / 2;
   const known = (waitMs: number): WaitEstimate => ({
     known: true,
     waitMs: Math.round(waitMs),
     admissionMs: place.nowMs + Math.round(waitMs),
   });
-  if (place.position <= admissionsThisTick({ active: place.activeUsers }, rule)) return known(stepMs);
+  if (place.position <= admissionsThisTick({ active: place.activeUsers }, rule)) return known(nextStepMs);
   const perTick = Math.min(rule.stepLimit, rule.admitLimit ?? Infinity);
   const pacedMs = (Math.ceil(place.position / perTick) - 1) * stepMs;
   const slotsNeeded = place.position - Math.max(0, rule.cap - place.activeUsers);
-  if (slotsNeeded <= 0) return known(stepMs + pacedMs);
+  if (slotsNeeded <= 0) return known(nextStepMs + pacedMs);
   if (rule.cap <= 0 || measured.sessionMs === undefined || measured.releases < releasesToKnow(rule.cap))
     return { known: false };
-  const sessionMs = Math.min(measured.sessionMs, rule.activeTtlMs);
-  return known(stepMs + Math.max(pacedMs, (slotsNeeded / rule.cap) * sessionMs));
+  // A slot given back stays free until the next step fills it: half a step on average.
+  const cycleMs = Math.min(measured.sessionMs, rule.activeTtlMs) + stepMs / 2;
+  return known(nextStepMs + Math.max(pacedMs, (slotsNeeded / rule.cap) * cycleMs));
 }
 
 /** One admission tick of a concert, as the measurement needs it. */
@@ -55,13 +60,15 @@ export interface TickSample {
   atMs: number;
   /** The concert's running counts (every process): slots given back, and the active ms they left unused. Undefined where the store keeps none. */
   released: { total: number; unusedMs: number } | undefined;
+  /** Slots held after the tick. */
+  heldSlots: number;
   /** ACTIVE_TOKEN_TTL of the concert: a slot given back with `u` ms unused was held TTL − u. */
   activeTtlMs: number;
 }
 
 /** What a concert's recent ticks measured. */
 export interface LineMeasures {
-  /** How long admitted users kept their slots lately, on average; undefined before one was given back. */
+  /** How long admitted users keep their slots, on average, as measured lately; undefined before one was given back. */
   sessionMs: number | undefined;
   /** Slots given back since this process started measuring the concert. */
   releases: number;
@@ -81,9 +88,10 @@ const CONCERTS_TRACKED = 10_000;
 
 interface ConcertState {
   last: TickSample | undefined;
-  /** Exponentially weighted sums: slots given back and the ms they were held; steps and their ms. */
+  /** Exponentially weighted sums over ticks (see createLineMeter). */
   released: number;
-  heldMs: number;
+  heldByReleasedMs: number;
+  heldByAllMs: number;
   steps: number;
   stepsMs: number;
   /** Not weighted: every slot given back since the first tick seen. */
@@ -91,22 +99,32 @@ interface ConcertState {
 }
 
 /**
- * Per process, per concert, from the running counts each admission tick reads: the mean time a
- * given-back slot was held, weighted towards recent releases, and the mean time between steps.
- * The mean of the slots given back, not the rate they come back at, because right after a sale
- * opens every slot is young and none comes back for a while: a rate would read as "almost never".
+ * Per process, per concert, from the running counts each admission tick reads, weighted towards
+ * recent ticks: the mean time between steps, and two measures of the mean time a slot is kept,
+ * each wrong in its own direction, of which the shorter is used. (a) The time the slots given
+ * back were held: it lags, as it describes users admitted a session ago, and at first only the
+ * quickest have come back. (b) The slot time held by everyone per slot given back: current, but
+ * right after a sale opens every slot is young and none comes back for a while, which it reads
+ * as "almost never". Under a load that eases (a crowd's joins are over), (a) runs long; at the
+ * start (b) does.
  */
 export function createLineMeter(tauMs: number = MEASURE_TAU_MS): LineMeter {
   const concerts = new Map<string, ConcertState>();
+  const fresh = (): ConcertState => ({
+    last: undefined,
+    released: 0,
+    heldByReleasedMs: 0,
+    heldByAllMs: 0,
+    steps: 0,
+    stepsMs: 0,
+    releases: 0,
+  });
   return {
     observe(concertId, sample) {
       let state = concerts.get(concertId);
       if (!state) {
         if (concerts.size >= CONCERTS_TRACKED) concerts.delete(concerts.keys().next().value!);
-        concerts.set(
-          concertId,
-          (state = { last: undefined, released: 0, heldMs: 0, steps: 0, stepsMs: 0, releases: 0 }),
-        );
+        concerts.set(concertId, (state = fresh()));
       }
       const { last } = state;
       state.last = sample.released === undefined ? undefined : sample;
@@ -121,12 +139,16 @@ export function createLineMeter(tauMs: number = MEASURE_TAU_MS): LineMeter {
       state.stepsMs = state.stepsMs * keep + dtMs;
       state.releases += released;
       state.released = state.released * keep + released;
-      state.heldMs = state.heldMs * keep + Math.max(0, released * sample.activeTtlMs - unusedMs);
+      state.heldByReleasedMs = state.heldByReleasedMs * keep + Math.max(0, released * sample.activeTtlMs - unusedMs);
+      state.heldByAllMs = state.heldByAllMs * keep + last.heldSlots * dtMs;
     },
     measures(concertId) {
       const state = concerts.get(concertId);
+      const perRelease = (ms: number) => (state && state.released > 0 ? ms / state.released : undefined);
+      const byReleased = perRelease(state?.heldByReleasedMs ?? 0);
+      const byAll = perRelease(state?.heldByAllMs ?? 0);
       return {
-        sessionMs: state && state.released > 0 ? state.heldMs / state.released : undefined,
+        sessionMs: byReleased === undefined || byAll === undefined ? undefined : Math.min(byReleased, byAll),
         releases: state?.releases ?? 0,
         stepMs: state && state.steps > 0 ? state.stepsMs / state.steps : undefined,
       };

@@ -201,7 +201,7 @@ export async function createWaitingRoom(deps: {
     settings,
     onTick(tick) {
       const { activeTtlMs } = settings.of(tick.concertId).rule;
-      meter.observe(tick.concertId, { atMs: tick.atMs, released: tick.released, activeTtlMs });
+      meter.observe(tick.concertId, { atMs: tick.atMs, released: tick.released, heldSlots: tick.active, activeTtlMs });
       admittedTotal.inc(tick.admitted);
       endedTotal.inc({ reason: "expired" }, tick.expired);
       endedTotal.inc({ reason: "abandoned" }, tick.abandoned);
