@@ -24,7 +24,7 @@ test.after.always(async () => {
   await app?.stop();
 });
 
-test("unknown until a slot is given back, then estimated from the measured rate", async (t) => {
+test("unknown until a slot is given back, then estimated from what was measured", async (t) => {
   const queue = app.grpc(QueueService);
   const step = () => app.app.waitingRoom.admission.admitWaitingUsers();
   const concertId = (await app.grpc(BookingService).listConcerts({})).concerts[0]!.id;
@@ -54,7 +54,9 @@ test("unknown until a slot is given back, then estimated from the measured rate"
   t.true(afterRelease.waitTimeKnown);
   const waitMs = Number(afterRelease.estimatedWait!.seconds) * 1000 + afterRelease.estimatedWait!.nanos / 1e6;
   t.true(waitMs >= INTERVAL_MS, `${waitMs} ms`);
-  t.true(waitMs <= INTERVAL_MS + TTL_SECONDS * 1000, `${waitMs} ms: within what ACTIVE_TOKEN_TTL guarantees`);
+  // At most the next step plus a whole turn of a slot: held no longer than ACTIVE_TOKEN_TTL, then
+  // free for half a step until the next one fills it.
+  t.true(waitMs <= INTERVAL_MS + TTL_SECONDS * 1000 + INTERVAL_MS / 2, `${waitMs} ms`);
   t.truthy(afterRelease.estimatedAdmissionTime);
 
   // A watcher gets the same estimate in its first message.
