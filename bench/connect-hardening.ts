@@ -9,7 +9,6 @@ import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { spawn } from "node:child_process";
 import http2 from "node:http2";
-import net from "node:net";
 import { parseArgs } from "node:util";
 import { BookingService } from "../gen/concert/v1/booking_pb.js";
 import { QueueService } from "../gen/concert/v1/queue_pb.js";
@@ -18,6 +17,7 @@ import { freePort } from "../src/loadtest/free-port.js";
 import { createFreshDatabase } from "../src/loadtest/local-server.js";
 import { removeRedisKeys } from "../src/loadtest/redis-cleanup.js";
 import { createGrpcClient } from "../src/platform/rpc/grpc-client.js";
+import { trickleHttp1, trickleHttp2Body } from "../test/helpers/slow-peers.js";
 import { loadConfig } from "../src/config.js";
 
 const { values } = parseArgs({
@@ -130,52 +130,16 @@ async function rapidReset(): Promise<string[][]> {
   ];
 }
 
-function trickleHttp1(prefixText: string, byte: string): Promise<number> {
-  return new Promise((resolve) => {
-    const startedAt = performance.now();
-    const socket = net.connect(connectPort, "127.0.0.1", () => {
-      socket.write(prefixText);
-      const timer = setInterval(() => socket.destroyed || socket.write(byte), 500);
-      socket.once("close", () => {
-        clearInterval(timer);
-        resolve(performance.now() - startedAt);
-      });
-    });
-    socket.on("error", () => {});
-    socket.on("data", () => {});
-  });
-}
-
-function trickleHttp2(): Promise<number> {
-  return new Promise((resolve) => {
-    const startedAt = performance.now();
-    const session = http2.connect(connectUrl);
-    session.on("error", () => {});
-    const stream = session.request(
-      { ":method": "POST", ":path": LIST_CONCERTS, "content-type": "application/json" },
-      { endStream: false },
-    );
-    stream.on("error", () => {});
-    stream.on("data", () => {});
-    const timer = setInterval(() => stream.destroyed || stream.write(" "), 500);
-    stream.once("close", () => {
-      clearInterval(timer);
-      session.close();
-      resolve(performance.now() - startedAt);
-    });
-  });
-}
-
 async function trickles(): Promise<string[][]> {
   const head = `POST ${LIST_CONCERTS} HTTP/1.1\r\nHost: x\r\n`;
   const [headers, bodies, h2] = await Promise.all([
-    Promise.all(Array.from({ length: TRICKLES }, () => trickleHttp1(head, "x"))),
+    Promise.all(Array.from({ length: TRICKLES }, () => trickleHttp1(connectPort, head, "x", 500))),
     Promise.all(
       Array.from({ length: TRICKLES }, () =>
-        trickleHttp1(`${head}content-type: application/json\r\ncontent-length: 1000\r\n\r\n`, " "),
+        trickleHttp1(connectPort, `${head}content-type: application/json\r\ncontent-length: 1000\r\n\r\n`, " ", 500),
       ),
     ),
-    Promise.all(Array.from({ length: TRICKLES }, () => trickleHttp2())),
+    Promise.all(Array.from({ length: TRICKLES }, () => trickleHttp2Body(connectUrl, LIST_CONCERTS, 500))),
   ]);
   const longest = (lifetimes: number[]) => (Math.max(...lifetimes) / 1000).toFixed(1);
   return [

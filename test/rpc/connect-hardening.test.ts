@@ -8,13 +8,13 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import test from "ava";
 import type { HealthImplementation } from "grpc-health-check";
 import http2 from "node:http2";
-import net from "node:net";
 import { BookingService } from "../../gen/concert/v1/booking_pb.js";
 import { createSideConnection } from "../../src/platform/db/side-connection.js";
 import { createLogger } from "../../src/platform/logger.js";
 import { createConnectServer, type ConnectServer } from "../../src/platform/rpc/connect-server.js";
 import { startHealthMonitor } from "../../src/platform/rpc/health-monitor.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
+import { trickleHttp1, trickleHttp2Body } from "../helpers/slow-peers.js";
 
 const REQUEST_TIMEOUT_MS = 1000;
 const RESET_BURST = 200;
@@ -45,44 +45,6 @@ test.after.always(async () => {
   await closed;
 });
 
-/** Writes `bytes` one at a time, every 100 ms, for as long as the socket lives; resolves when it closes. */
-function trickleHttp1(prefix: string, bytes: string): Promise<number> {
-  return new Promise((resolve) => {
-    const startedAt = performance.now();
-    const socket = net.connect(port, "127.0.0.1", () => {
-      socket.write(prefix);
-      let i = 0;
-      const timer = setInterval(() => socket.destroyed || socket.write(bytes[i++ % bytes.length]!), 100);
-      socket.once("close", () => {
-        clearInterval(timer);
-        resolve(performance.now() - startedAt);
-      });
-    });
-    socket.on("error", () => {});
-    socket.on("data", () => {});
-  });
-}
-
-function trickleHttp2Body(): Promise<number> {
-  return new Promise((resolve) => {
-    const startedAt = performance.now();
-    const session = http2.connect(`http://127.0.0.1:${port}`);
-    session.on("error", () => {});
-    const stream = session.request(
-      { ":method": "POST", ":path": LIST_CONCERTS, "content-type": "application/json" },
-      { endStream: false },
-    );
-    stream.on("error", () => {});
-    stream.on("data", () => {});
-    const timer = setInterval(() => stream.destroyed || stream.write(" "), 100);
-    stream.once("close", () => {
-      clearInterval(timer);
-      session.close();
-      resolve(performance.now() - startedAt);
-    });
-  });
-}
-
 async function listConcertsOverHttp2(session: http2.ClientHttp2Session): Promise<number> {
   return new Promise((resolve, reject) => {
     const stream = session.request({ ":method": "POST", ":path": LIST_CONCERTS, "content-type": "application/json" });
@@ -100,9 +62,9 @@ test("requests trickled byte by byte are closed after the request timeout, on HT
   const bodyStart = `${headerLine}content-type: application/json\r\ncontent-length: 1000\r\n\r\n`;
   const lifetimes = await Promise.all(
     Array.from({ length: 50 }, () => [
-      trickleHttp1(headerLine, "x-slow: aaaaaaaa"),
-      trickleHttp1(bodyStart, " "),
-      trickleHttp2Body(),
+      trickleHttp1(port, headerLine, "x-slow: aaaaaaaa", 100),
+      trickleHttp1(port, bodyStart, " ", 100),
+      trickleHttp2Body(`http://127.0.0.1:${port}`, LIST_CONCERTS, 100),
     ]).flat(),
   );
   for (const lifetime of lifetimes) {
