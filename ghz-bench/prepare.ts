@@ -3,10 +3,13 @@
 //
 //   node --import tsx ghz-bench/prepare.ts database DATABASE_URL   (re)creates an empty database
 //   node --import tsx ghz-bench/prepare.ts configs HOST OUT_DIR [HOLDS [PAYMENTS]]
+//   node --import tsx ghz-bench/prepare.ts cleanup REDIS_KEY_PREFIX  removes the run server's Redis keys
 //
 // HOLDS and PAYMENTS default to the "total" of reserve-seat.json and pay-reservation.json.
 
 import pg from "pg";
+import { loadConfig } from "../src/config.js";
+import { removeRedisKeys } from "../src/loadtest/redis-cleanup.js";
 import { loadGhzConfigs } from "./ghz-config.js";
 import { prepareGhzRun } from "./prepare-run.js";
 
@@ -43,7 +46,12 @@ try {
   if (command === "database" && args.length === 1) await recreateDatabase(args[0]!);
   else if (command === "configs" && args.length >= 2 && args.length <= 4)
     await prepareConfigs(args[0]!, args[1]!, count(args[2], "ReserveSeat"), count(args[3], "PayReservation"));
-  else throw new Error("usage: prepare.ts database DATABASE_URL | prepare.ts configs HOST OUT_DIR [HOLDS [PAYMENTS]]");
+  else if (command === "cleanup" && args.length === 1)
+    await removeRedisKeys(loadConfig(process.env).redisUrl, args[0]!);
+  else
+    throw new Error(
+      "usage: prepare.ts database DATABASE_URL | prepare.ts configs HOST OUT_DIR [HOLDS [PAYMENTS]] | prepare.ts cleanup REDIS_KEY_PREFIX",
+    );
 } catch (error) {
   console.error(`prepare: ${(error as Error).message}`);
   process.exit(1);

@@ -29,7 +29,8 @@ if [[ -z "${GHZ_HOST:-}" ]]; then
   PORT="${GHZ_PORT:-50151}" CONNECT_PORT=0 HOST=127.0.0.1 SEED_DEMO_DATA=false LOG_LEVEL=warn \
     REDIS_KEY_PREFIX="ghz:$$:" node --import tsx src/main.ts >"$OUT_DIR/server.log" 2>&1 &
   SERVER_PID=$!
-  trap 'kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null || true' EXIT
+  # The server's waiting room lives under its own Redis prefix: removed with it, as the other benchmarks do.
+  trap 'kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null || true; node --import tsx ghz-bench/prepare.ts cleanup "ghz:$$:" || true' EXIT
 fi
 
 node --import tsx ghz-bench/prepare.ts configs "$GHZ_HOST" "$OUT_DIR"
