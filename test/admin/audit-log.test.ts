@@ -105,13 +105,17 @@ test("ListAdminActions pages newest first without gaps", async (t) => {
 });
 
 test("grpcurl reads the audit log", async (t) => {
-  await adminClient(app).createConcert({ title: "Seen", artist: "A", venue: "V", requestId: "grpcurl-audit" }, ops);
+  // Filtered by this test's concert: the other tests in this file write the log at the same time.
+  const { concert } = await adminClient(app).createConcert(
+    { title: "Seen", artist: "A", venue: "V", requestId: "grpcurl-audit" },
+    ops,
+  );
   const result = await grpcurl([
     "-plaintext",
     "-H",
     `authorization: Bearer ${OPS_SECRET}`,
     "-d",
-    JSON.stringify({ pageSize: 1 }),
+    JSON.stringify({ concertId: concert!.id, pageSize: 1 }),
     app.grpcAddress,
     "concert.v1.AdminService/ListAdminActions",
   ]);
@@ -121,5 +125,5 @@ test("grpcurl reads the audit log", async (t) => {
   };
   t.is(actions.length, 1);
   t.is(actions[0]!.tokenName, "ops");
-  t.truthy(actions[0]!.request);
+  t.like(actions[0]!.request, { title: "Seen", requestId: "grpcurl-audit" });
 });
