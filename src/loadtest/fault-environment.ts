@@ -60,10 +60,14 @@ function workerKill(spec: FaultSpec, server: LocalServer): Fault {
   return {
     spec,
     async inject() {
-      const pids = (await server.workerPids?.()) ?? [];
-      if (pids.length < 2) throw new Error(`worker-kill needs a cluster of two or more workers; found ${pids.length}`);
-      process.kill(pids[0]!, "SIGKILL");
-      return `worker pid ${pids[0]} of ${pids.join(", ")} killed with SIGKILL`;
+      const workers = (await server.workers?.()) ?? [];
+      if (workers.length < 2)
+        throw new Error(`worker-kill needs a cluster of two or more workers; found ${workers.length}`);
+      // The busiest: round-robin may have left another worker without a single user to disturb.
+      const [victim] = workers;
+      process.kill(victim!.pid, "SIGKILL");
+      const all = workers.map((w) => `${w.pid} (${w.connections} connections)`).join(", ");
+      return `worker pid ${victim!.pid} of ${all} killed with SIGKILL`;
     },
   };
 }

@@ -16,6 +16,7 @@ import { closeORM, initORM, migrateUp } from "../platform/db/orm.js";
 import { seedCatalog } from "../platform/db/seed.js";
 import { createGrpcClient } from "../platform/rpc/grpc-client.js";
 import { freePort } from "./free-port.js";
+import { byConnections } from "./worker-sockets.js";
 import type { ServerThreadMessage } from "./server-thread.js";
 
 export interface LocalServerOptions {
@@ -35,8 +36,8 @@ export interface LocalServerOptions {
 export interface LocalServer {
   /** host:port of the gRPC listener. */
   target: string;
-  /** The worker processes' pids when the server runs as a cluster (--workers > 1). */
-  workerPids?(): Promise<number[]>;
+  /** The cluster's workers (--workers > 1) with the gRPC connections each holds, busiest first. */
+  workers?(): Promise<{ pid: number; connections: number }[]>;
   stop(): Promise<void>;
 }
 
@@ -234,7 +235,7 @@ async function startCluster(options: LocalServerOptions): Promise<LocalServer> {
   }
   return {
     target,
-    workerPids: () => clusterWorkerPids(child.pid!),
+    workers: async () => byConnections(await clusterWorkerPids(child.pid!), port),
     async stop() {
       if (done) return;
       child.kill("SIGTERM");
