@@ -19,6 +19,7 @@ import { explainDatabaseConnectFailure } from "./platform/db/connect-failure.js"
 import { closeORM, initORM, migrateUp, type ORM } from "./platform/db/orm.js";
 import { startOutboxRelay } from "./platform/db/outbox-relay.js";
 import { isCatalogEmpty, seedCatalog } from "./platform/db/seed.js";
+import type { Clock } from "./platform/clock.js";
 import type { Logger } from "./platform/logger.js";
 import type { PeriodicTask } from "./platform/periodic-task.js";
 import { connectRedis, createRedisClient, describeRedis, type RedisClient } from "./platform/redis/client.js";
@@ -87,6 +88,7 @@ interface ServiceDeps {
   waitingRoom: WaitingRoom;
   holdPolicy: { holdSeconds: number; maxSeatsPerUser: number };
   onPaymentCommitted: () => void;
+  clock?: Clock;
 }
 
 /**
@@ -102,7 +104,7 @@ function servedServices(config: Config, deps: ServiceDeps): BoundService<DescSer
       "booking",
       bindMethodTable(
         BookingService,
-        createBookingHandlers({ orm, holdPolicy: deps.holdPolicy, refund: refundPayment }),
+        createBookingHandlers({ orm, holdPolicy: deps.holdPolicy, refund: refundPayment, clock: deps.clock }),
       ),
     ],
     [
@@ -115,6 +117,7 @@ function servedServices(config: Config, deps: ServiceDeps): BoundService<DescSer
           onPaymentCommitted: deps.onPaymentCommitted,
           releaseQueueToken: (token: string) => waitingRoom.release(token),
           activeTokenTtlSeconds: config.activeTokenTtlSeconds,
+          clock: deps.clock,
         }),
       ),
     ],
@@ -161,7 +164,12 @@ async function openDatabase(config: Config, logger: Logger): Promise<ORM> {
   return orm;
 }
 
-export async function startApp(config: Config, logger: Logger): Promise<App> {
+export interface AppOptions {
+  /** The time holds and payments are taken at; tests step it (the default is the system clock). */
+  clock?: Clock;
+}
+
+export async function startApp(config: Config, logger: Logger, options: AppOptions = {}): Promise<App> {
   // Redis first: a start that fails on it has not migrated or seeded anything (nor logged it).
   const redis = createRedisClient({
     url: config.redisUrl,
@@ -215,6 +223,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       waitingRoom,
       holdPolicy,
       onPaymentCommitted: () => outboxRelay?.nudge(),
+      clock: options.clock,
     });
   } catch (error) {
     await waitingRoom.stop();

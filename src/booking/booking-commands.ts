@@ -2,6 +2,7 @@
 // (the caller's queue token must cover what the call touches), then the catalog read or the hold
 // operation. Handlers only decode requests and encode results.
 
+import type { Clock } from "../platform/clock.js";
 import type { CallBound } from "../platform/db/call-bound.js";
 import type { ORM } from "../platform/db/orm.js";
 import type { Page } from "../platform/pagination.js";
@@ -22,9 +23,11 @@ export interface BookingCommandDeps {
   holdPolicy: HoldPolicy;
   /** The wallet's refund of a paid reservation that is cancelled. */
   refund: RefundPaidReservation;
+  /** The time holds are taken at (their end, the sale window); tests step it. */
+  clock?: Clock;
 }
 
-export function createBookingCommands({ orm, holdPolicy, refund }: BookingCommandDeps) {
+export function createBookingCommands({ orm, holdPolicy, refund, clock }: BookingCommandDeps) {
   return {
     /** Open to anyone: the front page of a flash crowd, before anyone queues. */
     listConcerts: (page: Page<string>) => listConcerts(orm.em.fork(), page),
@@ -42,7 +45,7 @@ export function createBookingCommands({ orm, holdPolicy, refund }: BookingComman
     async reserveSeat(cmd: ReserveSeatInput, admission: Admission, bound?: CallBound) {
       admission.requireUser(cmd.userId);
       await admission.requireSchedule(cmd.scheduleId);
-      return reserveSeat(orm, cmd, holdPolicy, undefined, bound);
+      return reserveSeat(orm, cmd, holdPolicy, clock, bound);
     },
 
     /** The token's user's own reservation, in the token's concert. */

@@ -1,6 +1,7 @@
 // An operator's changes to a schedule: its sale window and its state. Cancelling refunds every
 // sold seat through the same path as a user's own cancel (seat lock, cancel, the wallet's refund
-// with its ledger entry and payment.refunded event), one reservation per transaction.
+// with its ledger entry and payment.refunded event), one reservation per transaction. No hold or
+// payment commits on a schedule after its change did without seeing it (sale-gate.ts).
 
 import { LockMode } from "@mikro-orm/core";
 import type { ORM } from "../platform/db/orm.js";
@@ -8,6 +9,7 @@ import { recordEvent } from "../platform/db/outbox.js";
 import { DomainError } from "../platform/domain-error.js";
 import { countSoldSeats, type AdminScheduleView } from "./catalog-admin.js";
 import { findSchedule } from "./catalog.js";
+import { lockScheduleSale } from "./sale-gate.js";
 import { Schedule, type ScheduleState } from "./schedule.entity.js";
 import { cancelReservation, type RefundPaidReservation } from "./seat-hold.js";
 
@@ -38,6 +40,10 @@ export async function updateSchedule(
 ): Promise<AdminScheduleView & { refundedSeats: number }> {
   const schedule = await orm.em.fork().transactional(async (em) => {
     await findSchedule(em, scheduleId);
+    // Waits for the holds and payments in flight on this schedule and keeps new ones out until
+    // this commits: each either commits before the change (and the cancel's sweep below sees its
+    // reservation) or reads the changed schedule (sale-gate.ts).
+    await lockScheduleSale(em, scheduleId);
     const current = await em.findOneOrFail(
       Schedule,
       { id: scheduleId },

@@ -1,5 +1,5 @@
 // Seat holds: reserve, read and cancel. A hold is one transaction that locks the seat row
-// (SELECT … FOR UPDATE), checks it is free, inserts a HELD reservation and marks the seat HELD.
+// (SELECT … FOR UPDATE), checks it is free and its schedule on sale (sale-gate.ts), inserts a HELD reservation and marks the seat HELD.
 // The partial unique index reservation_live_seat_uq backs the lock: if the application ever got
 // it wrong, the database still refuses a second live reservation, and that maps to
 // SEAT_UNAVAILABLE like any lost race.
@@ -26,6 +26,7 @@ import {
   type ReservationView,
 } from "./reservation-rows.js";
 import { Reservation } from "./reservation.entity.js";
+import { holdRefusal, lockSeatOnSale, SHARED_SALE_LOCK_SQL } from "./sale-gate.js";
 import { Seat } from "./seat.entity.js";
 
 export interface HoldPolicy {
@@ -116,10 +117,12 @@ export async function reserveSeat(
       orm,
       async (em) => {
         // Serializes one user's holds in one schedule, so two concurrent holds cannot both pass the
-        // limit check below. Taken before the seat lock, and never while holding one.
-        await em.execute("select pg_advisory_xact_lock(?, hashtext(?))", [
+        // limit check below. Then the schedule's shared sale lock (sale-gate.ts), which a change of
+        // its state or window waits for. Both taken before the seat lock, and never while holding one.
+        await em.execute(`select pg_advisory_xact_lock(?, hashtext(?)), ${SHARED_SALE_LOCK_SQL}`, [
           SEAT_LIMIT_LOCK_CLASS,
           `${userId} ${scheduleId}`,
+          scheduleId,
         ]);
         // One query answers both "did this request run before?" and "how many seats does the user have here?".
         const mine = await userReservations.all<ReservationRow>(em, { userId, requestId, scheduleId });
@@ -136,13 +139,16 @@ export async function reserveSeat(
           );
         }
 
-        const seat = await lockSeat(em, seatId);
+        // A later statement than the sale lock's: it sees any change of the sale committed before that lock was granted.
+        const seat = await lockSeatOnSale(em, seatId);
         if (!seat || seat.scheduleId !== scheduleId) {
           throw new DomainError("SEAT_NOT_FOUND", `seat ${seatId} does not exist in schedule ${scheduleId}`, [], {
             seat_id: seatId,
             schedule_id: scheduleId,
           });
         }
+        const refusal = holdRefusal(scheduleId, seat.sale, now);
+        if (refusal) throw refusal;
         if (seat.status === "RESERVED" || (seat.status === "HELD" && seat.heldUntil && seat.heldUntil > now))
           throw seatUnavailable(seatId);
         if (seat.status === "HELD") {

@@ -1,5 +1,6 @@
 // Paying a held seat from the wallet, and refunding a paid one. One transaction per payment:
-// read the reservation, lock the seat row, read the wallet entity and check the balance; then one
+// read the reservation (taking its schedule's shared sale lock), lock the seat row (reading
+// whether the schedule is still on sale), read the wallet entity and check the balance; then one
 // statement confirms the reservation, marks the seat sold and inserts the payment, its PAYMENT
 // ledger entry and the payment.completed outbox event (recordPaymentRows); finally the flush of
 // the wallet entity, whose version property makes the UPDATE optimistic (… WHERE version = ?).
@@ -17,10 +18,12 @@ import {
   findReservation,
   lockSeat,
   reservationNotFound,
+  toReservationView,
   visibleReservationStatus,
   type AuthorizeReservation,
   type ReservationView,
 } from "../booking/reservation-rows.js";
+import { findReservationUnderSaleLock, lockSeatOnSale, paymentRefusal } from "../booking/sale-gate.js";
 import { systemClock, type Clock } from "../platform/clock.js";
 import { throwIfCallOver, type CallBound } from "../platform/db/call-bound.js";
 import { inCallTransaction, withOptimisticRetry } from "../platform/db/optimistic-retry.js";
@@ -175,7 +178,10 @@ async function payInTransaction(
   // that confirms it: a payment that waited for the seat lock past the end still goes through,
   // unless a hold or the sweeper, which lock the seat too, expired the reservation first.
   const now = clock();
-  const reservation = await findReservation(em, reservationId);
+  // Takes the schedule's shared sale lock too (sale-gate.ts): a cancel waits for this payment, or
+  // this payment sees the cancel under the seat lock below.
+  const row = await findReservationUnderSaleLock(em, reservationId);
+  const reservation = row ? toReservationView(row) : null;
   // The caller's token must cover the reservation before anything is told of it, a replay too:
   // a token of another concert gets no stored payment back.
   if (reservation?.userId === userId) await authorize?.(reservation, em);
@@ -193,7 +199,10 @@ async function payInTransaction(
   if (refusal && reservation.status === "HELD") throw new HoldRanOut(reservation, now);
   if (refusal) throw refusal;
 
-  await lockSeat(em, reservation.seatId);
+  const seat = await lockSeatOnSale(em, reservation.seatId);
+  // Never charged for a cancelled schedule, even before the cancel's sweep reached this hold.
+  const saleRefusal = seat && paymentRefusal(reservation.scheduleId, seat.sale);
+  if (saleRefusal) throw saleRefusal;
   const wallet = await loadWallet(em, userId);
   const price = reservation.priceMinor;
   if (!wallet || wallet.balanceMinor < price) {

@@ -6,6 +6,7 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Admission } from "../booking/admission.js";
 import { createConcertOfSchedule } from "../booking/catalog.js";
 import { liveHoldScheduleIds } from "../booking/seat-hold.js";
+import type { Clock } from "../platform/clock.js";
 import type { CallBound } from "../platform/db/call-bound.js";
 import type { ORM } from "../platform/db/orm.js";
 import { DomainError } from "../platform/domain-error.js";
@@ -22,6 +23,8 @@ export interface WalletCommandDeps {
   onPaymentCommitted?: () => void;
   /** ACTIVE_TOKEN_TTL: when a token was admitted follows from its expiry. */
   activeTokenTtlSeconds: number;
+  /** The time payments are checked against (a hold's end); tests step it. */
+  clock?: Clock;
 }
 
 export interface PayOutcome {
@@ -69,7 +72,7 @@ export function createWalletCommands(deps: WalletCommandDeps) {
       admission.requireUser(cmd.userId);
       const authorize = ({ scheduleId }: { scheduleId: string }, em: EntityManager) =>
         admission.requireSchedule(scheduleId, em);
-      const result = await payReservation(orm, cmd, authorize, undefined, bound);
+      const result = await payReservation(orm, cmd, authorize, deps.clock, bound);
       if (!result.replayed) onPaymentCommitted?.();
       // Also on a replay: the first attempt may have committed and died before it released the
       // slot, which would otherwise stay taken until ACTIVE_TOKEN_TTL. Releasing twice is harmless.

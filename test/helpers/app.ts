@@ -4,7 +4,7 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
-import { startApp, type App } from "../../src/app.js";
+import { startApp, type App, type AppOptions } from "../../src/app.js";
 import { loadConfig, type Config } from "../../src/config.js";
 import { seedCatalog } from "../../src/platform/db/seed.js";
 import { createLogger } from "../../src/platform/logger.js";
@@ -25,7 +25,11 @@ export interface TestApp {
   stop(): Promise<void>;
 }
 
-export async function startTestApp(label: string, overrides: Partial<Config> = {}): Promise<TestApp> {
+export async function startTestApp(
+  label: string,
+  overrides: Partial<Config> = {},
+  options: AppOptions = {},
+): Promise<TestApp> {
   const database = await createTestDatabase(label);
   const config: Config = {
     ...loadConfig({}),
@@ -42,7 +46,7 @@ export async function startTestApp(label: string, overrides: Partial<Config> = {
   };
   let app: App;
   try {
-    app = await startApp(config, createLogger(config.logLevel, { test: label }));
+    app = await startApp(config, createLogger(config.logLevel, { test: label }), options);
   } catch (error) {
     await database.drop();
     throw error;

@@ -33,6 +33,9 @@ const CODE_BY_REASON: Record<Reason, Code> = {
   QUEUE_CLOSED: Code.FailedPrecondition,
   SCHEDULE_NOT_UPDATABLE: Code.FailedPrecondition,
   QUEUE_ENTRY_NOT_FOUND: Code.NotFound,
+  SCHEDULE_NOT_ON_SALE: Code.FailedPrecondition,
+  SALE_NOT_OPEN: Code.FailedPrecondition,
+  SALE_CLOSED: Code.FailedPrecondition,
 };
 
 export function codeForReason(reason: Reason): Code {
