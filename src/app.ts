@@ -15,11 +15,11 @@ import { startHoldSweeper } from "./booking/hold-sweeper.js";
 import type { Config, ServiceName } from "./config.js";
 import { ENTITIES } from "./entities.js";
 import { createSideConnection } from "./platform/db/side-connection.js";
+import type { Clock } from "./platform/clock.js";
 import { explainDatabaseConnectFailure } from "./platform/db/connect-failure.js";
 import { closeORM, initORM, migrateUp, type ORM } from "./platform/db/orm.js";
 import { startOutboxRelay } from "./platform/db/outbox-relay.js";
 import { isCatalogEmpty, seedCatalog } from "./platform/db/seed.js";
-import type { Clock } from "./platform/clock.js";
 import type { Logger } from "./platform/logger.js";
 import type { PeriodicTask } from "./platform/periodic-task.js";
 import { connectRedis, createRedisClient, describeRedis, type RedisClient } from "./platform/redis/client.js";
@@ -165,7 +165,7 @@ async function openDatabase(config: Config, logger: Logger): Promise<ORM> {
 }
 
 export interface AppOptions {
-  /** The time holds and payments are taken at; tests step it (the default is the system clock). */
+  /** The time holds and payments are taken at and sales open at (the prequeue); tests step it (the default is the system clock). */
   clock?: Clock;
 }
 
@@ -203,6 +203,7 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
       logger,
       registry: metrics.registry,
       admissionSettings: createStoredAdmissionSettings(orm, logger, redis, config.redisKeyPrefix),
+      ...(options.clock ? { clock: options.clock } : {}),
     });
   } catch (error) {
     await closeORM(orm).catch(() => undefined);

@@ -9,6 +9,7 @@ import { Schedule } from "./booking/schedule.entity.js";
 import { Seat } from "./booking/seat.entity.js";
 import { Outbox } from "./platform/db/outbox.entity.js";
 import { QueueEntry } from "./queue/queue-entry.entity.js";
+import { PrequeueSeed } from "./queue/prequeue-seed.entity.js";
 import { QueueFallback } from "./queue/queue-fallback.entity.js";
 import { LedgerEntry } from "./wallet/ledger-entry.entity.js";
 import { Payment } from "./wallet/payment.entity.js";
@@ -27,4 +28,5 @@ export const ENTITIES = [
   Outbox,
   AdminAction,
   QueueSettingsRow,
+  PrequeueSeed,
 ];

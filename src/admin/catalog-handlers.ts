@@ -21,6 +21,7 @@ import type { ORM } from "../platform/db/orm.js";
 import { CURRENCY } from "../platform/money.js";
 import { encodePageToken, readPage } from "../platform/pagination.js";
 import type { PartialServiceImpl } from "../platform/rpc/service-wrapper.js";
+import type { Prequeue } from "../queue/prequeue.js";
 import { check, isUuid, type RequestCheck } from "../platform/validation.js";
 import { concertToProto, dateOf, scheduleToProto } from "./admin-proto.js";
 
@@ -34,6 +35,8 @@ export interface CatalogDeps {
   orm: ORM;
   /** The wallet's refund of a paid reservation, for cancelled schedules. */
   refund: RefundPaidReservation;
+  /** A changed sale window commits the prequeue's seed at once, so its hash is published from then on. */
+  queue?: { readonly prequeue: Pick<Prequeue, "describe"> };
 }
 
 const isScheduleKey = (value: unknown): value is ScheduleKey =>
@@ -93,7 +96,7 @@ function saleWindow(checker: RequestCheck, opens: Timestamp | undefined, closes:
   return { saleOpensAt, saleClosesAt };
 }
 
-export function createCatalogHandlers({ orm, refund }: CatalogDeps): PartialServiceImpl<typeof AdminService> {
+export function createCatalogHandlers({ orm, refund, queue }: CatalogDeps): PartialServiceImpl<typeof AdminService> {
   return {
     async createConcert(request) {
       const checker = check().key("request_id", request.requestId);
@@ -132,6 +135,7 @@ export function createCatalogHandlers({ orm, refund }: CatalogDeps): PartialServ
         draft: request.draft,
         requestId: request.requestId,
       });
+      await queue?.prequeue.describe(request.concertId);
       return { schedule: scheduleToProto(created) };
     },
 
@@ -149,6 +153,7 @@ export function createCatalogHandlers({ orm, refund }: CatalogDeps): PartialServ
       }
       checker.throwIfInvalid();
       const updated = await updateSchedule(orm, request.scheduleId, changes, refund);
+      await queue?.prequeue.describe(updated.schedule.concertId);
       return { schedule: scheduleToProto(updated), refundedSeats: BigInt(updated.refundedSeats) };
     },
 

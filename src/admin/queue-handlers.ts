@@ -12,6 +12,7 @@ import { durationOfMs } from "./admin-proto.js";
 import type { AdmissionRule } from "../queue/admission-rule.js";
 import type { ConcertAdmission } from "../queue/admission-settings.js";
 import { STEP_LIMIT } from "../queue/admission-rule.js";
+import type { Prequeue, PrequeueDescription } from "../queue/prequeue.js";
 import { statusToProto, type QueueStatus } from "../queue/queue-status.js";
 import { ADMISSION_STATES, type AdmissionState } from "./queue-settings.entity.js";
 import {
@@ -28,6 +29,8 @@ export interface QueueControl {
   admissionOf(concertId: string): ConcertAdmission;
   /** Ends a token at once, as LeaveQueue does; QUEUE_TOKEN_INVALID for an unknown one. */
   leave(token: string): Promise<QueueStatus>;
+  /** The sale-start prequeue, whose seed's hash (and, after the opening, seed) the settings publish. */
+  readonly prequeue: Pick<Prequeue, "describe">;
 }
 
 export interface QueueAdminDeps {
@@ -37,7 +40,10 @@ export interface QueueAdminDeps {
 
 const msOf = (d: Duration | undefined) => (d ? Number(d.seconds) * 1000 + Math.round(d.nanos / 1_000_000) : 0);
 
-function settingsToProto(s: EffectiveQueueSettings): MessageInitShape<typeof QueueSettingsSchema> {
+function settingsToProto(
+  s: EffectiveQueueSettings,
+  prequeue: PrequeueDescription | undefined,
+): MessageInitShape<typeof QueueSettingsSchema> {
   return {
     concertId: s.concertId,
     maxActiveUsers: s.maxActiveUsers,
@@ -50,6 +56,8 @@ function settingsToProto(s: EffectiveQueueSettings): MessageInitShape<typeof Que
     stored: s.stored,
     updateTime: s.updatedAt ? timestampFromDate(s.updatedAt) : undefined,
     saleOpensAt: s.saleOpensAt ? timestampFromDate(s.saleOpensAt) : undefined,
+    prequeueSeedSha256: prequeue?.seedSha256 ?? "",
+    prequeueSeed: prequeue?.seed ?? "",
   };
 }
 
@@ -73,7 +81,8 @@ export function createQueueAdminHandlers({ orm, queue }: QueueAdminDeps): Partia
   return {
     async getQueueSettings(request) {
       check().uuid("concert_id", request.concertId).throwIfInvalid();
-      return { settings: settingsToProto(await getQueueSettings(orm, queue.rule, request.concertId)) };
+      const settings = await getQueueSettings(orm, queue.rule, request.concertId);
+      return { settings: settingsToProto(settings, await queue.prequeue.describe(request.concertId)) };
     },
 
     async updateQueueSettings(request) {
@@ -128,7 +137,8 @@ export function createQueueAdminHandlers({ orm, queue }: QueueAdminDeps): Partia
         changes.stateReason = reason;
       }
       checker.throwIfInvalid();
-      return { settings: settingsToProto(await updateQueueSettings(orm, queue.rule, concertId, changes)) };
+      const settings = await updateQueueSettings(orm, queue.rule, concertId, changes);
+      return { settings: settingsToProto(settings, await queue.prequeue.describe(concertId)) };
     },
 
     async removeQueueEntry(request) {

@@ -73,7 +73,9 @@ export async function getQueueSettings(orm: ORM, defaults: AdmissionRule, concer
   await findConcert(em, concertId);
   const row = await em.findOne(QueueSettingsRow, { concertId }, { disableIdentityMap: true });
   const [sale] = await em.execute<{ opens: Date | string | null }[]>(
-    `select min(sale_opens_at) as opens from schedule where concert_id = ? and state = 'PUBLISHED'`,
+    // A published schedule without an opening is on sale already.
+    `select case when bool_or(sale_opens_at is null) then null else min(sale_opens_at) end as opens
+     from schedule where concert_id = ? and state = 'PUBLISHED'`,
     [concertId],
   );
   const settings = effective(concertId, defaults, row ?? undefined);

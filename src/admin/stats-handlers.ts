@@ -11,25 +11,29 @@ import { durationOfMs } from "./admin-proto.js";
 import type { PartialServiceImpl } from "../platform/rpc/service-wrapper.js";
 import { check } from "../platform/validation.js";
 import type { AdmissionRule } from "../queue/admission-rule.js";
+import type { Prequeue } from "../queue/prequeue.js";
 import { readQueueCounts } from "./queue-stats.js";
 import { getQueueSettings } from "./queue-settings-store.js";
 
 const WATCH_EVERY_MS = 1000;
 
+type StatsQueue = { readonly rule: AdmissionRule; readonly prequeue: Pick<Prequeue, "describe"> };
+
 async function readStats(
   orm: ORM,
-  defaults: AdmissionRule,
+  queue: StatsQueue,
   concertId: string,
 ): Promise<MessageInitShape<typeof QueueStatsSchema>> {
-  const settings = await getQueueSettings(orm, defaults, concertId);
+  const settings = await getQueueSettings(orm, queue.rule, concertId);
   const counts = await readQueueCounts(orm, concertId);
+  // Before the opening everyone waiting is in the prequeue; at the opening they all stand in line.
+  const forming = (await queue.prequeue.describe(concertId))?.forming === true;
   return {
     concertId,
     observeTime: timestampFromDate(counts.observedAt),
     admissionState: AdmissionStatePb[settings.admissionState],
-    waiting: BigInt(counts.waiting),
-    // The prequeue is not built yet: nobody is ever in it.
-    prequeue: 0n,
+    waiting: BigInt(forming ? 0 : counts.waiting),
+    prequeue: BigInt(forming ? counts.waiting : 0),
     active: BigInt(counts.active),
     maxActiveUsers: settings.maxActiveUsers,
     admissionsPerMinute: counts.admissionsPerMinute,
@@ -47,21 +51,18 @@ async function readStats(
   };
 }
 
-export function createStatsHandlers(deps: {
-  orm: ORM;
-  queue: { readonly rule: AdmissionRule };
-}): PartialServiceImpl<typeof AdminService> {
+export function createStatsHandlers(deps: { orm: ORM; queue: StatsQueue }): PartialServiceImpl<typeof AdminService> {
   const { orm, queue } = deps;
   return {
     async getQueueStats(request) {
       check().uuid("concert_id", request.concertId).throwIfInvalid();
-      return { stats: await readStats(orm, queue.rule, request.concertId) };
+      return { stats: await readStats(orm, queue, request.concertId) };
     },
 
     async *watchQueueStats(request, context) {
       check().uuid("concert_id", request.concertId).throwIfInvalid();
       while (!context.signal.aborted) {
-        yield { stats: await readStats(orm, queue.rule, request.concertId) };
+        yield { stats: await readStats(orm, queue, request.concertId) };
         await sleep(WATCH_EVERY_MS, undefined, { signal: context.signal }).catch(() => undefined);
       }
     },

@@ -165,10 +165,15 @@ export function createPgQueue(db: QueueDb, options: { waitingTtlSeconds: number 
      */
     async joinMany(
       concertId: string,
-      requests: readonly { userId: string; freshToken: string }[],
+      requests: readonly { userId: string; freshToken: string; prequeueSeq?: string | undefined }[],
     ): Promise<QueueStatus[]> {
       const freshTokens = new Map<string, string>();
-      for (const { userId, freshToken } of requests) if (!freshTokens.has(userId)) freshTokens.set(userId, freshToken);
+      const prequeueSeqs = new Map<string, string | undefined>();
+      for (const { userId, freshToken, prequeueSeq } of requests) {
+        if (freshTokens.has(userId)) continue;
+        freshTokens.set(userId, freshToken);
+        prequeueSeqs.set(userId, prequeueSeq);
+      }
       const users = [...freshTokens.keys()];
       return db.transaction(async (query) => {
         await query(CONCERT_LOCK_SQL, [concertId]);
@@ -187,15 +192,16 @@ export function createPgQueue(db: QueueDb, options: { waitingTtlSeconds: number 
           const tokens = newcomers.map((userId) => freshTokens.get(userId)!);
           // The concert lock keeps out other fallback joins but not the group commit of a process
           // still on Redis (it switches at its next tick): a live row of one of these users that
-          // it commits meanwhile wins, and that user gets its token.
+          // it commits meanwhile wins, and that user gets its token. A prequeue place (prequeue.ts,
+          // negative) is taken as it is; the tail is counted from the FIFO places alone.
           const inserted = await query<{ user_id: string; token: string }>(
             `insert into queue_entry (token, concert_id, user_id, seq, state, last_seen_at)
-             select i.token, $1, i.user_id, top.seq + ${FALLBACK_SEQ_STEP} * i.ord, 'WAITING', now()
-             from unnest($2::text[], $3::text[]) with ordinality as i(token, user_id, ord),
-                  (select coalesce(max(seq), 0) as seq from queue_entry where concert_id = $1) top
+             select i.token, $1, i.user_id, coalesce(i.prequeue_seq, top.seq + ${FALLBACK_SEQ_STEP} * i.ord), 'WAITING', now()
+             from unnest($2::text[], $3::text[], $4::bigint[]) with ordinality as i(token, user_id, prequeue_seq, ord),
+                  (select greatest(coalesce(max(seq), 0), 0) as seq from queue_entry where concert_id = $1) top
              on conflict do nothing
              returning user_id, token`,
-            [concertId, tokens, newcomers],
+            [concertId, tokens, newcomers, newcomers.map((userId) => prequeueSeqs.get(userId) ?? null)],
           );
           for (const row of inserted) tokenOf.set(row.user_id, row.token);
           const raced = newcomers.filter((userId) => !tokenOf.has(userId));

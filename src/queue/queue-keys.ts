@@ -27,6 +27,11 @@ export interface ConcertKeys {
   journalClaimed: string;
   /** STRING owner of the claim, with a lease (PX) after which the entries are claimed again. */
   journalLease: string;
+  /**
+   * STRING set before the first admission after a sale-start prequeue's opening (prequeue.ts):
+   * from then on JOIN takes no prequeue place. Only JOIN reads it, as its KEYS[9].
+   */
+  prequeueOpened: string;
 }
 
 export interface QueueKeys {
@@ -56,6 +61,7 @@ export function createQueueKeys(prefix: string): QueueKeys {
         journal: `${base}journal`,
         journalClaimed: `${base}journal-claimed`,
         journalLease: `${base}journal-lease`,
+        prequeueOpened: `${base}prequeue-opened`,
       };
     },
     token: (token) => `${prefix}qt:{${token}}`,

@@ -1,7 +1,7 @@
 // Lua sources of the waiting room's scripts; queue-scripts.ts defines and calls them. Concert
-// scripts get the eight keys of one concert (queue-keys.ts) as KEYS[1..8], so each touches one
-// cluster slot and runs atomically. They read the clock with TIME so every process agrees on
-// "now" and on expiries.
+// scripts get the eight keys of one concert (queue-keys.ts) as KEYS[1..8] (JOIN a ninth of the
+// same concert), so each touches one cluster slot and runs atomically. They read the clock with
+// TIME so every process agrees on "now" and on expiries.
 
 /** Error prefix of a script that finds a registered concert's keys gone. */
 export const QUEUE_STATE_LOST = "QUEUESTATELOST";
@@ -49,8 +49,11 @@ local function status_of(token, now)
 end
 `;
 
-// ARGV: userId, fresh token, "1" when the caller has seen this concert's keys before. Returns
-// {token, seq, status}: the user's live token if any, else a new place at the tail. A counter
+// KEYS[9]: the concert's prequeue-opened mark. ARGV: userId, fresh token, "1" when the caller
+// has seen this concert's keys before, the user's prequeue place ("" if none). Returns
+// {token, seq, status}: the user's live token if any, else a new place: the prequeue place while
+// the line is not marked opened (the counter is then only created, so the keys count as
+// present), else at the tail. A counter
 // missing where the caller saw one means the keys were lost (a flush, a restart that kept no
 // data, a cluster node that came back empty): the INCR below would start the line again at 1,
 // ahead of everyone PostgreSQL still has waiting, so the script refuses and queue-mode.ts rebuilds.
@@ -67,7 +70,13 @@ if token then
   forget(token)
 end
 token = ARGV[2]
-local seq = redis.call('INCR', KEYS[1])
+local seq
+if ARGV[4] ~= '' and redis.call('EXISTS', KEYS[9]) == 0 then
+  redis.call('SETNX', KEYS[1], 0)
+  seq = ARGV[4]
+else
+  seq = redis.call('INCR', KEYS[1])
+end
 redis.call('ZADD', KEYS[2], seq, token)
 redis.call('ZADD', KEYS[4], now, token)
 redis.call('HSET', KEYS[5], ARGV[1], token)

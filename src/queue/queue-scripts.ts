@@ -109,7 +109,7 @@ export type QueueScripts = ReturnType<typeof createQueueScripts>;
 
 /** Typed calls of the scripts on one connection. */
 export function createQueueScripts(redis: RedisClient) {
-  const join = command(redis, "cbQueueJoin", 8, JOIN);
+  const join = command(redis, "cbQueueJoin", 9, JOIN);
   const status = command(redis, "cbQueueStatus", 8, STATUS);
   const leave = command(redis, "cbQueueLeave", 8, LEAVE);
   const sweep = command(redis, "cbQueueSweep", 8, SWEEP);
@@ -123,12 +123,16 @@ export function createQueueScripts(redis: RedisClient) {
   const ackJournal = command(redis, "cbQueueAckJournal", 3, ACK_JOURNAL);
   const journalKeys = (keys: ConcertKeys) => [keys.journal, keys.journalClaimed, keys.journalLease];
   return {
-    async join(keys: ConcertKeys, userId: string, freshToken: string, seenBefore: boolean): Promise<JoinReply> {
-      const reply = (await join(...concertKeyList(keys), userId, freshToken, seenBefore ? "1" : "0")) as [
-        string,
-        string,
-        unknown[],
-      ];
+    /** `prequeueSeq`: the user's place while the concert's prequeue forms (prequeue.ts). */
+    async join(
+      keys: ConcertKeys,
+      userId: string,
+      freshToken: string,
+      seenBefore: boolean,
+      prequeueSeq = "",
+    ): Promise<JoinReply> {
+      const args = [userId, freshToken, seenBefore ? "1" : "0", prequeueSeq];
+      const reply = (await join(...concertKeyList(keys), keys.prequeueOpened, ...args)) as [string, string, unknown[]];
       return { token: reply[0], seq: reply[1], status: parseStatus(reply[2]) };
     },
     async status(keys: ConcertKeys, token: string, touch: boolean): Promise<ScriptStatus> {

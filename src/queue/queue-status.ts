@@ -11,11 +11,17 @@ import type { ConcertAdmission } from "./admission-settings.js";
 import type { ScriptStatus } from "./queue-scripts.js";
 import { estimateWait, type LineMeasures } from "./wait-estimate.js";
 
+/** A token's state as its user sees it: a store's, or PREQUEUE for a waiting token before the sale opens (prequeue.ts). */
+export type TokenState = ScriptStatus["state"] | "PREQUEUE";
+
 /** A script's status of a token, with whose token it is. */
-export interface QueueStatus extends ScriptStatus {
+export interface QueueStatus extends Omit<ScriptStatus, "state"> {
+  state: TokenState;
   token: string;
   concertId: string;
   userId: string;
+  /** When the sale opens (epoch ms); set only while PREQUEUE. */
+  saleOpensMs?: number;
 }
 
 const NOTHING_MEASURED: LineMeasures = { sessionMs: undefined, stepMs: undefined, releases: 0 };
@@ -51,5 +57,6 @@ export function statusToProto(
     admissionState: AdmissionStatePb[admission.state],
     admissionStateReason: admission.reason,
     waitTimeKnown: estimate !== undefined,
+    saleOpenTime: status.state === "PREQUEUE" ? timestampFromMs(status.saleOpensMs ?? 0) : undefined,
   };
 }

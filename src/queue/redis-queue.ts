@@ -98,9 +98,9 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
     keys,
     scripts,
 
-    /** Places the user at the tail, or returns their live place. */
-    async join(concertId: string, userId: string, freshToken: string): Promise<JoinReply> {
-      const reply = await scripts.join(keys.concert(concertId), userId, freshToken, seen.has(concertId));
+    /** Places the user at the tail (or at `prequeueSeq`, see prequeue.ts), or returns their live place. */
+    async join(concertId: string, userId: string, freshToken: string, prequeueSeq?: string): Promise<JoinReply> {
+      const reply = await scripts.join(keys.concert(concertId), userId, freshToken, seen.has(concertId), prequeueSeq);
       seen.add(concertId);
       const { status } = reply;
       const record: TokenRecord = { state: status.state, concertId, userId, activeExpireMs: status.activeExpireMs };

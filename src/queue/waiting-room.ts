@@ -9,11 +9,13 @@ import { createBatcher } from "../platform/batcher.js";
 import { startPeriodicTask, type PeriodicTask } from "../platform/periodic-task.js";
 import type { ORM } from "../platform/db/orm.js";
 import { DomainError } from "../platform/domain-error.js";
+import type { Clock } from "../platform/clock.js";
 import type { Logger } from "../platform/logger.js";
 import type { RedisClient } from "../platform/redis/client.js";
 import { createAdmissionLoop, type AdmissionLoop } from "./admission-loop.js";
 import { createJoinCommitter } from "./join-committer.js";
 import { createPgQueue, touchEveryMs } from "./pg-queue.js";
+import { createPrequeue, type Prequeue } from "./prequeue.js";
 import { createQueueDb } from "./queue-db.js";
 import { createQueueMirror } from "./queue-mirror.js";
 import { createQueueMode, type QueueMode } from "./queue-mode.js";
@@ -51,6 +53,8 @@ export interface WaitingRoom extends QueueTokens, QueueTokenValidator {
   readonly pgStatements: number;
   readonly mode: QueueMode;
   readonly admission: AdmissionLoop;
+  /** The sale-start prequeue of each concert (AdminService publishes its seed). */
+  readonly prequeue: Prequeue;
   /**
    * Starts the admission loop (`admit`: processes serving QueueService run it), or else only its
    * store check, which a process that validates tokens for booking and payment needs as much:
@@ -95,6 +99,8 @@ export async function createWaitingRoom(deps: {
   registry: Registry;
   /** Per-concert settings from AdminService, given the environment's rule as their default. */
   admissionSettings?: (defaults: AdmissionRule) => AdmissionSettings;
+  /** Decides whether a sale has opened (tests step it across an opening). */
+  clock?: Clock;
 }): Promise<WaitingRoom> {
   const { redis, config, logger, registry } = deps;
   const statements = new Counter({
@@ -148,11 +154,15 @@ export async function createWaitingRoom(deps: {
     waitingTtlSeconds: config.waitingTokenTtlSeconds,
     intervalMs: config.admissionIntervalMs,
   });
-  const settings = deps.admissionSettings?.(rule) ?? fixedAdmissionSettings(rule);
   const redisQueue = createRedisQueue(redis, config.redisKeyPrefix);
+  const prequeue = createPrequeue({ query: db.query, redis, keys: redisQueue.keys, clock: deps.clock });
+  const settings = prequeue.gate(deps.admissionSettings?.(rule) ?? fixedAdmissionSettings(rule));
   const committer = createJoinCommitter({ db, ...JOIN_BATCH, onBatch: () => batches.inc() });
   // While Redis is down, joins are group-committed too: one transaction per concert per window.
-  const fallbackJoins = createBatcher<{ concertId: string; userId: string; freshToken: string }, QueueStatus>({
+  const fallbackJoins = createBatcher<
+    { concertId: string; userId: string; freshToken: string; prequeueSeq: string | undefined },
+    QueueStatus
+  >({
     maxItems: JOIN_BATCH.maxRows,
     maxDelayMs: JOIN_BATCH.maxDelayMs,
     async run(requests) {
@@ -224,6 +234,7 @@ export async function createWaitingRoom(deps: {
     redisQueue,
     pg,
     logger,
+    viewOf: prequeue.viewOf,
     settings: {
       tickMs: Math.min(Math.max(config.admissionIntervalMs, 50), 1000),
       heartbeatMs: HEARTBEAT_MS,
@@ -265,7 +276,7 @@ export async function createWaitingRoom(deps: {
       () => pg.status(token, true),
     );
     if (!found) throw invalidToken();
-    return found;
+    return (await prequeue.viewOf(found.concertId))(found);
   }
 
   async function leave(token: string): Promise<QueueStatus | undefined> {
@@ -313,19 +324,22 @@ export async function createWaitingRoom(deps: {
     },
     mode,
     admission,
+    prequeue,
 
     async join(concertId, userId) {
       await requireConcert(concertId);
       refuseIfClosed(concertId);
+      const prequeueSeq = await prequeue.placeOf(concertId, userId);
+      const view = await prequeue.viewOf(concertId);
       const result = await mode.run<{ reply?: JoinReply; status?: QueueStatus }>(
-        async () => ({ reply: await redisQueue.join(concertId, userId, newToken()) }),
+        async () => ({ reply: await redisQueue.join(concertId, userId, newToken(), prequeueSeq) }),
         async (touch) => {
-          const joined = await fallbackJoins.submit({ concertId, userId, freshToken: newToken() });
+          const joined = await fallbackJoins.submit({ concertId, userId, freshToken: newToken(), prequeueSeq });
           touch([joined.token]);
           return { status: joined };
         },
       );
-      if (!result.reply) return result.status!;
+      if (!result.reply) return view(result.status!);
       const { token, seq, status: joined } = result.reply;
       const state = joined.state === "ACTIVE" ? "ACTIVE" : "WAITING";
       // Acknowledged only once PostgreSQL has the row: it must survive losing Redis.
@@ -347,7 +361,7 @@ export async function createWaitingRoom(deps: {
           state,
           activeExpireMs: joined.activeExpireMs,
         });
-      return { token, concertId, userId, ...joined };
+      return view({ token, concertId, userId, ...joined });
     },
 
     status,

@@ -43,7 +43,7 @@ export interface WatchHub {
   readonly watchers: number;
 }
 
-const isFinal = (status: QueueStatus) => status.state !== "WAITING";
+const isFinal = (status: QueueStatus) => status.state === "ACTIVE" || status.state === "EXPIRED";
 /**
  * Tokens per script call. The calls of one tick share a round trip (auto-pipelining); keeping
  * each script short stops one busy concert from blocking Redis, or from hitting the command
@@ -57,6 +57,8 @@ export function createWatchHub(deps: {
   pg: PgQueue;
   settings: WatchSettings;
   logger: Logger;
+  /** How a concert's statuses read right now (PREQUEUE before a sale opens, prequeue.ts). */
+  viewOf?: (concertId: string) => Promise<(status: QueueStatus) => QueueStatus>;
 }): WatchHub {
   const { mode, redisQueue, pg, settings, logger } = deps;
   const tickers = new Map<string, ConcertTicker>();
@@ -117,11 +119,12 @@ export function createWatchHub(deps: {
       watchers.map((w) => w.status.token),
       touch,
     );
+    const view = (await deps.viewOf?.(concertId)) ?? ((status: QueueStatus) => status);
     for (const watcher of watchers) {
       const fresh = statuses.get(watcher.status.token);
       const previous = watcher.status;
       const next: QueueStatus = fresh
-        ? { ...fresh, userId: previous.userId }
+        ? view({ ...fresh, userId: previous.userId })
         : { ...previous, state: "EXPIRED", position: 0, activeExpireMs: 0, nowMs: now };
       if (next.state !== previous.state || next.position !== previous.position)
         deliver(watcher, { status: next, heartbeat: false });

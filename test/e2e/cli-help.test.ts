@@ -51,6 +51,10 @@ const TOOLS: Record<string, { script: string; mentions: string[] }> = {
     ],
   },
   migrate: { script: "src/tools/migrate.ts", mentions: ["DATABASE_URL", "--help"] },
+  "verify-shuffle": {
+    script: "src/tools/verify-shuffle.ts",
+    mentions: ["--concert ID", "--seed HEX", "SHA-256(seed || user id)", "DATABASE_URL"],
+  },
   loadtest: {
     script: "src/tools/loadtest.ts",
     mentions: ["--users N", "--start-server", "--fault", "$DATABASE_URL", "$REDIS_URL", "$REDIS_KEY_PREFIX"],

@@ -94,11 +94,12 @@ export async function startTestAppOnPrivateRedis(
   label: string,
   overrides: Partial<Config> = {},
   seats = 4,
+  options: AppOptions = {},
 ): Promise<{ app: TestApp; redis: PrivateRedis; stop(): Promise<void> }> {
   const redis = await startPrivateRedis();
   let app: TestApp | undefined;
   try {
-    app = await startTestApp(label, { redisUrl: redis.url, ...overrides });
+    app = await startTestApp(label, { redisUrl: redis.url, ...overrides }, options);
     await seedSmallCatalog(app, seats);
   } catch (error) {
     await app?.stop();

@@ -509,14 +509,18 @@ export type QueueSettings = Message<"concert.v1.QueueSettings"> & {
   saleOpensAt?: Timestamp | undefined;
 
   /**
-   * Output only: hex SHA-256 of the seed that orders the prequeue, published before the opening.
+   * Output only: hex SHA-256 of the seed that orders the prequeue, set from the moment a future
+   * opening is known (committed in PostgreSQL then, never changed after). The prequeue's place
+   * of a user is the first 52 bits of SHA-256(seed bytes || user_id as UTF-8), ascending (ties,
+   * which are practically impossible, by token): the order depends on nothing but the seed and
+   * who is in the prequeue, not on when they joined. `npm run verify-shuffle` checks it.
    *
    * @generated from field: string prequeue_seed_sha256 = 11;
    */
   prequeueSeedSha256: string;
 
   /**
-   * Output only: the seed itself (hex), published once the sale opened.
+   * Output only: the seed itself (32 bytes, hex), published once the sale opened.
    *
    * @generated from field: string prequeue_seed = 12;
    */

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file concert/v1/queue.proto.
  */
 export const file_concert_v1_queue: GenFile = /*@__PURE__*/
-  fileDesc("ChZjb25jZXJ0L3YxL3F1ZXVlLnByb3RvEgpjb25jZXJ0LnYxIr0DCgtRdWV1ZVN0YXR1cxINCgV0b2tlbhgBIAEoCRISCgpjb25jZXJ0X2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSJQoFc3RhdGUYBCABKA4yFi5jb25jZXJ0LnYxLlF1ZXVlU3RhdGUSEAoIcG9zaXRpb24YBSABKAMSEwoLdXNlcnNfYWhlYWQYBiABKAMSFQoNdG90YWxfd2FpdGluZxgHIAEoAxI8Chhlc3RpbWF0ZWRfYWRtaXNzaW9uX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDmVzdGltYXRlZF93YWl0GAkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjYKEmFjdGl2ZV9leHBpcmVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPYWRtaXNzaW9uX3N0YXRlGAsgASgOMhouY29uY2VydC52MS5BZG1pc3Npb25TdGF0ZRIeChZhZG1pc3Npb25fc3RhdGVfcmVhc29uGAwgASgJEhcKD3dhaXRfdGltZV9rbm93bhgNIAEoCCI3ChBKb2luUXVldWVSZXF1ZXN0EhIKCmNvbmNlcnRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSJLChFKb2luUXVldWVSZXNwb25zZRINCgV0b2tlbhgBIAEoCRInCgZzdGF0dXMYAiABKAsyFy5jb25jZXJ0LnYxLlF1ZXVlU3RhdHVzIiYKFUdldFF1ZXVlU3RhdHVzUmVxdWVzdBINCgV0b2tlbhgBIAEoCSJBChZHZXRRdWV1ZVN0YXR1c1Jlc3BvbnNlEicKBnN0YXR1cxgBIAEoCzIXLmNvbmNlcnQudjEuUXVldWVTdGF0dXMiIgoRV2F0Y2hRdWV1ZVJlcXVlc3QSDQoFdG9rZW4YASABKAkiUAoSV2F0Y2hRdWV1ZVJlc3BvbnNlEicKBnN0YXR1cxgBIAEoCzIXLmNvbmNlcnQudjEuUXVldWVTdGF0dXMSEQoJaGVhcnRiZWF0GAIgASgIIiIKEUxlYXZlUXVldWVSZXF1ZXN0Eg0KBXRva2VuGAEgASgJIj0KEkxlYXZlUXVldWVSZXNwb25zZRInCgZzdGF0dXMYASABKAsyFy5jb25jZXJ0LnYxLlF1ZXVlU3RhdHVzKnMKClF1ZXVlU3RhdGUSGwoXUVVFVUVfU1RBVEVfVU5TUEVDSUZJRUQQABIXChNRVUVVRV9TVEFURV9XQUlUSU5HEAESFgoSUVVFVUVfU1RBVEVfQUNUSVZFEAISFwoTUVVFVUVfU1RBVEVfRVhQSVJFRBADKoMBCg5BZG1pc3Npb25TdGF0ZRIfChtBRE1JU1NJT05fU1RBVEVfVU5TUEVDSUZJRUQQABIYChRBRE1JU1NJT05fU1RBVEVfT1BFThABEhoKFkFETUlTU0lPTl9TVEFURV9QQVVTRUQQAhIaChZBRE1JU1NJT05fU1RBVEVfQ0xPU0VEEAMyzQIKDFF1ZXVlU2VydmljZRJICglKb2luUXVldWUSHC5jb25jZXJ0LnYxLkpvaW5RdWV1ZVJlcXVlc3QaHS5jb25jZXJ0LnYxLkpvaW5RdWV1ZVJlc3BvbnNlElcKDkdldFF1ZXVlU3RhdHVzEiEuY29uY2VydC52MS5HZXRRdWV1ZVN0YXR1c1JlcXVlc3QaIi5jb25jZXJ0LnYxLkdldFF1ZXVlU3RhdHVzUmVzcG9uc2USTQoKV2F0Y2hRdWV1ZRIdLmNvbmNlcnQudjEuV2F0Y2hRdWV1ZVJlcXVlc3QaHi5jb25jZXJ0LnYxLldhdGNoUXVldWVSZXNwb25zZTABEksKCkxlYXZlUXVldWUSHS5jb25jZXJ0LnYxLkxlYXZlUXVldWVSZXF1ZXN0Gh4uY29uY2VydC52MS5MZWF2ZVF1ZXVlUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChZjb25jZXJ0L3YxL3F1ZXVlLnByb3RvEgpjb25jZXJ0LnYxIvEDCgtRdWV1ZVN0YXR1cxINCgV0b2tlbhgBIAEoCRISCgpjb25jZXJ0X2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSJQoFc3RhdGUYBCABKA4yFi5jb25jZXJ0LnYxLlF1ZXVlU3RhdGUSEAoIcG9zaXRpb24YBSABKAMSEwoLdXNlcnNfYWhlYWQYBiABKAMSFQoNdG90YWxfd2FpdGluZxgHIAEoAxI8Chhlc3RpbWF0ZWRfYWRtaXNzaW9uX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDmVzdGltYXRlZF93YWl0GAkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjYKEmFjdGl2ZV9leHBpcmVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPYWRtaXNzaW9uX3N0YXRlGAsgASgOMhouY29uY2VydC52MS5BZG1pc3Npb25TdGF0ZRIeChZhZG1pc3Npb25fc3RhdGVfcmVhc29uGAwgASgJEhcKD3dhaXRfdGltZV9rbm93bhgNIAEoCBIyCg5zYWxlX29wZW5fdGltZRgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiNwoQSm9pblF1ZXVlUmVxdWVzdBISCgpjb25jZXJ0X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkiSwoRSm9pblF1ZXVlUmVzcG9uc2USDQoFdG9rZW4YASABKAkSJwoGc3RhdHVzGAIgASgLMhcuY29uY2VydC52MS5RdWV1ZVN0YXR1cyImChVHZXRRdWV1ZVN0YXR1c1JlcXVlc3QSDQoFdG9rZW4YASABKAkiQQoWR2V0UXVldWVTdGF0dXNSZXNwb25zZRInCgZzdGF0dXMYASABKAsyFy5jb25jZXJ0LnYxLlF1ZXVlU3RhdHVzIiIKEVdhdGNoUXVldWVSZXF1ZXN0Eg0KBXRva2VuGAEgASgJIlAKEldhdGNoUXVldWVSZXNwb25zZRInCgZzdGF0dXMYASABKAsyFy5jb25jZXJ0LnYxLlF1ZXVlU3RhdHVzEhEKCWhlYXJ0YmVhdBgCIAEoCCIiChFMZWF2ZVF1ZXVlUmVxdWVzdBINCgV0b2tlbhgBIAEoCSI9ChJMZWF2ZVF1ZXVlUmVzcG9uc2USJwoGc3RhdHVzGAEgASgLMhcuY29uY2VydC52MS5RdWV1ZVN0YXR1cyqNAQoKUXVldWVTdGF0ZRIbChdRVUVVRV9TVEFURV9VTlNQRUNJRklFRBAAEhcKE1FVRVVFX1NUQVRFX1dBSVRJTkcQARIWChJRVUVVRV9TVEFURV9BQ1RJVkUQAhIXChNRVUVVRV9TVEFURV9FWFBJUkVEEAMSGAoUUVVFVUVfU1RBVEVfUFJFUVVFVUUQBCqDAQoOQWRtaXNzaW9uU3RhdGUSHwobQURNSVNTSU9OX1NUQVRFX1VOU1BFQ0lGSUVEEAASGAoUQURNSVNTSU9OX1NUQVRFX09QRU4QARIaChZBRE1JU1NJT05fU1RBVEVfUEFVU0VEEAISGgoWQURNSVNTSU9OX1NUQVRFX0NMT1NFRBADMs0CCgxRdWV1ZVNlcnZpY2USSAoJSm9pblF1ZXVlEhwuY29uY2VydC52MS5Kb2luUXVldWVSZXF1ZXN0Gh0uY29uY2VydC52MS5Kb2luUXVldWVSZXNwb25zZRJXCg5HZXRRdWV1ZVN0YXR1cxIhLmNvbmNlcnQudjEuR2V0UXVldWVTdGF0dXNSZXF1ZXN0GiIuY29uY2VydC52MS5HZXRRdWV1ZVN0YXR1c1Jlc3BvbnNlEk0KCldhdGNoUXVldWUSHS5jb25jZXJ0LnYxLldhdGNoUXVldWVSZXF1ZXN0Gh4uY29uY2VydC52MS5XYXRjaFF1ZXVlUmVzcG9uc2UwARJLCgpMZWF2ZVF1ZXVlEh0uY29uY2VydC52MS5MZWF2ZVF1ZXVlUmVxdWVzdBoeLmNvbmNlcnQudjEuTGVhdmVRdWV1ZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Where a token stands.
@@ -41,7 +41,7 @@ export type QueueStatus = Message<"concert.v1.QueueStatus"> & {
   state: QueueState;
 
   /**
-   * 1-based place in the waiting room; 0 unless WAITING.
+   * 1-based place in the waiting room; 0 unless WAITING (so 0 in the PREQUEUE).
    *
    * @generated from field: int64 position = 5;
    */
@@ -55,7 +55,7 @@ export type QueueStatus = Message<"concert.v1.QueueStatus"> & {
   usersAhead: bigint;
 
   /**
-   * Users waiting in this concert's queue right now.
+   * Users waiting in this concert's queue right now (in the prequeue, while PREQUEUE).
    *
    * @generated from field: int64 total_waiting = 7;
    */
@@ -111,6 +111,13 @@ export type QueueStatus = Message<"concert.v1.QueueStatus"> & {
    * @generated from field: bool wait_time_known = 13;
    */
   waitTimeKnown: boolean;
+
+  /**
+   * When the sale opens and the prequeue is placed in the line; set only while PREQUEUE.
+   *
+   * @generated from field: google.protobuf.Timestamp sale_open_time = 14;
+   */
+  saleOpenTime?: Timestamp | undefined;
 };
 
 /**
@@ -306,6 +313,18 @@ export enum QueueState {
    * @generated from enum value: QUEUE_STATE_EXPIRED = 3;
    */
   EXPIRED = 3,
+
+  /**
+   * Joined before the sale opens (sale_open_time): in the prequeue, with no position yet. At the
+   * opening the prequeue is placed in the line in a random order drawn from a seed committed
+   * beforehand (AdminService.GetQueueSettings publishes its SHA-256 before the opening and the
+   * seed after it), ahead of everyone who joins later; joining earlier gains nothing. The status
+   * then turns WAITING with a position. As in the line, a user must keep polling or watching to
+   * keep the place (WAITING_TOKEN_TTL).
+   *
+   * @generated from enum value: QUEUE_STATE_PREQUEUE = 4;
+   */
+  PREQUEUE = 4,
 }
 
 /**
@@ -385,7 +404,8 @@ export const QueueService: GenService<{
   /**
    * Streams the status of a token: a message whenever the position changes, a heartbeat
    * at least every 5 seconds, and the stream ends right after an ACTIVE or EXPIRED
-   * message. Reconnecting with the same token resumes.
+   * message (a PREQUEUE token's stream goes on, to WAITING at the opening). Reconnecting with
+   * the same token resumes.
    *
    * @generated from rpc concert.v1.QueueService.WatchQueue
    */
