@@ -49,7 +49,7 @@ test.after.always(async () => {
   if (toolDir) rmSync(toolDir, { recursive: true, force: true });
 });
 
-test("README's operator section runs with grpcurl: catalog, live settings, stats, removal, cancel, audit log", async (t) => {
+test("README's operator section runs with grpcurl: catalog, prequeue, live settings, stats, removal, cancel, audit log", async (t) => {
   t.timeout(300_000);
   const blocks = readShBlocks();
   t.is(blocks.length, 1);
@@ -66,6 +66,7 @@ test("README's operator section runs with grpcurl: catalog, live settings, stats
           PATH: `${toolDir}${delimiter}${process.env.PATH ?? ""}`,
           GRPC_ADDR: app.grpcAddress,
           ADMIN_SECRET: OPS_SECRET,
+          DATABASE_URL: app.config.databaseUrl,
         },
       },
       (error, stdout, stderr) =>
@@ -86,6 +87,16 @@ test("README's operator section runs with grpcurl: catalog, live settings, stats
   t.regex(result.stdout, /"maxActiveUsers": 5000/);
   t.regex(result.stdout, /"settings": \{[^}]*"saleOpensAt": "\d{4}-/, "the queue settings tell when the sale opens");
   t.regex(result.stdout, /"state": "QUEUE_STATE_EXPIRED"/, "the removed token is EXPIRED");
+  const prequeued = result.stdout.match(
+    /^\{"userId":"fan-\d-\d+","state":"QUEUE_STATE_PREQUEUE","saleOpenTime":"\d{4}-/gm,
+  );
+  t.is(prequeued?.length, 5, "five users join the prequeue");
+  t.regex(result.stdout, /^\{"prequeue":"5","waiting":"0"\}$/m, "the stats count them");
+  t.regex(result.stdout, /^seed sha256 [0-9a-f]{64}$/m);
+  t.regex(result.stdout, /^the seed matches its SHA-256$/m);
+  t.regex(result.stdout, /^OK: every place is the one the seed gives/m, "verify-shuffle agrees");
+  const places = result.stdout.match(/^\s+\d+ {2}fan-\d-\d+/gm);
+  t.is(places?.length, 5, "verify-shuffle lists the five places");
   t.true((result.stdout.match(/"observeTime"/g) ?? []).length >= 2, "GetQueueStats and at least one watched message");
   const [settings] = await db.execute<{ admission_state: string; state_reason: string; max_active_users: number }[]>(
     `select admission_state, state_reason, max_active_users from queue_settings`,
