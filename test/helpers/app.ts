@@ -30,7 +30,7 @@ export async function startTestApp(
   overrides: Partial<Config> = {},
   options: AppOptions = {},
 ): Promise<TestApp> {
-  const database = await createTestDatabase(label);
+  const database = await createTestDatabase(label, { migrated: true });
   const config: Config = {
     ...loadConfig({}),
     databaseUrl: database.url,

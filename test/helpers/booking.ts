@@ -33,7 +33,7 @@ export interface BookingDb {
 
 /** A private database, migrated, with one concert of two schedules of `seats` seats. */
 export async function openBookingDb(label: string, seats = 50, poolMax = 16): Promise<BookingDb> {
-  const database = await createTestDatabase(label);
+  const database = await createTestDatabase(label, { migrated: true });
   const { orm } = await initORM({ databaseUrl: database.url, entities: ENTITIES, poolMax });
   try {
     await migrateUp(orm);
