@@ -137,11 +137,13 @@ export async function createWaitingRoom(deps: {
     registers: [registry],
   });
   let gaugedConcerts = new Set<string>();
-  new Gauge({
+  // Per concert: AdminService may give a concert a cap other than MAX_ACTIVE_USERS.
+  const activeCap = new Gauge({
     name: "queue_active_cap",
-    help: "MAX_ACTIVE_USERS: the most users active at once per concert",
+    help: "The most users active at once per concert (its queue settings, else MAX_ACTIVE_USERS)",
+    labelNames: ["concert_id"] as const,
     registers: [registry],
-  }).set(config.maxActiveUsers);
+  });
   let statementCount = 0;
   const db = await createQueueDb(deps.orm, () => {
     statementCount++;
@@ -217,6 +219,7 @@ export async function createWaitingRoom(deps: {
       endedTotal.inc({ reason: "abandoned" }, tick.abandoned);
       waitingUsers.set({ concert_id: tick.concertId }, tick.waiting);
       activeUsers.set({ concert_id: tick.concertId }, tick.active);
+      activeCap.set({ concert_id: tick.concertId }, settings.of(tick.concertId).rule.cap);
       gaugedConcerts.add(tick.concertId);
     },
     onStepDone(concertIds) {
@@ -225,6 +228,7 @@ export async function createWaitingRoom(deps: {
         if (concertIds.has(concertId)) continue;
         waitingUsers.remove({ concert_id: concertId });
         activeUsers.remove({ concert_id: concertId });
+        activeCap.remove({ concert_id: concertId });
       }
       gaugedConcerts = new Set(concertIds);
     },

@@ -57,6 +57,9 @@ test.serial("cap, pause, close and removal apply on every process at its next ad
   t.is(count(await states(tokens), QueueState.ACTIVE), 2, "B applied the cap set through A at its next step");
   await step(a.app);
   t.is(count(await states(tokens), QueueState.ACTIVE), 2);
+  // The cap gauge shows the concert's own cap, not MAX_ACTIVE_USERS.
+  const metrics = await (await fetch(`${a.connectUrl}/metrics`)).text();
+  t.true(metrics.includes(`queue_active_cap{concert_id="${concertId}"} 2`), metrics);
 
   const raised = (await update({ maxActiveUsers: 4 }, ["max_active_users"])).settings!;
   t.is(raised.maxActiveUsers, 4);

@@ -91,7 +91,7 @@ test("the waiting room per concert: waiting and active against the cap, expiries
       },
       { timeoutMs: 30_000, message: () => describe(samples) },
     );
-    t.is(samples.get("queue_active_cap"), 1);
+    t.is(samples.get(`queue_active_cap${label}`), 1);
 
     await waitFor(
       async () => {
@@ -115,7 +115,9 @@ test("the waiting room per concert: waiting and active against the cap, expiries
     timeoutMs: 30_000,
     message: () => "the empty concert's gauges removed",
   });
-  t.false((await scrape(queueApp)).has(`queue_active_users${label}`));
+  const after = await scrape(queueApp);
+  t.false(after.has(`queue_active_users${label}`));
+  t.false(after.has(`queue_active_cap${label}`));
 });
 
 test("the same gauges while Redis is down (PostgreSQL fallback): counted, abandonment told from expiry, gone once the line is empty", async (t) => {
