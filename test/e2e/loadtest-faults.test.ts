@@ -129,25 +129,19 @@ test("redis-outage: Redis killed while users queue and book, restarted from its 
   t.true(run.report.faults![0]!.usersUnfinishedAtRecovery! > 0, JSON.stringify(run.report.faults));
 });
 
-test(
-  "worker-kill: one of two workers SIGKILLed mid-run; users resume their streams and retry on the other",
-  async (t) => {
-    const run = await runCli("worker-kill", ["--workers", "2", "--fault", `worker-kill@${FAULT_AT}`]);
-    assertClean(t, run);
-    // Waiting users watching through the dead worker lost their stream and resumed it.
-    t.true(run.report.outcome.streamResumes > 0);
-  },
-);
+test("worker-kill: one of two workers SIGKILLed mid-run; users resume their streams and retry on the other", async (t) => {
+  const run = await runCli("worker-kill", ["--workers", "2", "--fault", `worker-kill@${FAULT_AT}`]);
+  assertClean(t, run);
+  // Waiting users watching through the dead worker lost their stream and resumed it.
+  t.true(run.report.outcome.streamResumes > 0);
+});
 
-test(
-  "postgres-outage: every PostgreSQL connection dropped and refused for 2 s; calls fail UNAVAILABLE and are retried",
-  async (t) => {
-    const run = await runCli("postgres-outage", ["--fault", `postgres-outage@${FAULT_AT}:2s`]);
-    assertClean(t, run);
-    t.true(run.report.outcome.retries > 0);
-    t.true(
-      Object.keys(run.report.errors).some((key) => key.endsWith("UNAVAILABLE UNAVAILABLE")),
-      JSON.stringify(run.report.errors),
-    );
-  },
-);
+test("postgres-outage: every PostgreSQL connection dropped and refused for 2 s; calls fail UNAVAILABLE and are retried", async (t) => {
+  const run = await runCli("postgres-outage", ["--fault", `postgres-outage@${FAULT_AT}:2s`]);
+  assertClean(t, run);
+  t.true(run.report.outcome.retries > 0);
+  t.true(
+    Object.keys(run.report.errors).some((key) => key.endsWith("UNAVAILABLE UNAVAILABLE")),
+    JSON.stringify(run.report.errors),
+  );
+});
