@@ -97,6 +97,9 @@ function saleWindow(checker: RequestCheck, opens: Timestamp | undefined, closes:
 }
 
 export function createCatalogHandlers({ orm, refund, queue }: CatalogDeps): PartialServiceImpl<typeof AdminService> {
+  // The change is made: a failure here only delays the seed to the next read of the prequeue
+  // (a join, GetQueueSettings), which commits it as well.
+  const commitPrequeue = (concertId: string) => queue?.prequeue.describe(concertId).catch(() => undefined);
   return {
     async createConcert(request) {
       const checker = check().key("request_id", request.requestId);
@@ -135,7 +138,7 @@ export function createCatalogHandlers({ orm, refund, queue }: CatalogDeps): Part
         draft: request.draft,
         requestId: request.requestId,
       });
-      await queue?.prequeue.describe(request.concertId);
+      await commitPrequeue(request.concertId);
       return { schedule: scheduleToProto(created) };
     },
 
@@ -153,7 +156,7 @@ export function createCatalogHandlers({ orm, refund, queue }: CatalogDeps): Part
       }
       checker.throwIfInvalid();
       const updated = await updateSchedule(orm, request.scheduleId, changes, refund);
-      await queue?.prequeue.describe(updated.schedule.concertId);
+      await commitPrequeue(updated.schedule.concertId);
       return { schedule: scheduleToProto(updated), refundedSeats: BigInt(updated.refundedSeats) };
     },
 

@@ -103,18 +103,30 @@ export function createPrequeue(deps: { query: Query; redis: RedisClient; keys: Q
   const clock = deps.clock ?? systemClock;
   const now = () => clock().getTime();
   const cache = new Map<string, { loadedAtMs: number; phase: Promise<PrequeuePhase | undefined> }>();
+  /** The last phase read of each concert: while PostgreSQL cannot answer, statuses and admission go on with it. */
+  const lastRead = new Map<string, PrequeuePhase | undefined>();
   /** Concerts whose line this process has marked opened in Redis. */
   const marked = new Set<string>();
 
+  /** Rejects only when PostgreSQL fails a concert this process has never read; the failure is kept as long as a read. */
   function load(concertId: string): Promise<PrequeuePhase | undefined> {
     const cached = cache.get(concertId);
     if (cached && Date.now() - cached.loadedAtMs < PHASE_CACHE_MS) return cached.phase;
-    if (cache.size >= CACHED_CONCERTS) cache.clear();
-    const phase = syncPrequeue(query, concertId, now());
-    const entry = { loadedAtMs: Date.now(), phase };
-    cache.set(concertId, entry);
-    // A failed read is not kept: the next call asks again.
-    phase.catch(() => cache.get(concertId) === entry && cache.delete(concertId));
+    if (cache.size >= CACHED_CONCERTS) {
+      cache.clear();
+      lastRead.clear();
+    }
+    const phase = syncPrequeue(query, concertId, now()).then(
+      (read) => {
+        lastRead.set(concertId, read);
+        return read;
+      },
+      (error: unknown) => {
+        if (lastRead.has(concertId)) return lastRead.get(concertId);
+        throw error;
+      },
+    );
+    cache.set(concertId, { loadedAtMs: Date.now(), phase });
     return phase;
   }
 
@@ -127,7 +139,8 @@ export function createPrequeue(deps: { query: Query; redis: RedisClient; keys: Q
     },
 
     async viewOf(concertId) {
-      const phase = await load(concertId);
+      // Unknown (never read, PostgreSQL down): the store's status as it is, rather than none.
+      const phase = await load(concertId).catch(() => undefined);
       if (!phase || !forming(phase)) return (status) => status;
       return (status) =>
         status.state === "WAITING"
@@ -140,7 +153,13 @@ export function createPrequeue(deps: { query: Query; redis: RedisClient; keys: Q
         refresh: () => settings.refresh(),
         of: (concertId) => settings.of(concertId),
         async mayAdmit(concertId) {
-          const phase = await load(concertId);
+          let phase: PrequeuePhase | undefined;
+          try {
+            phase = await load(concertId);
+          } catch {
+            // Whether a prequeue is forming is unknown: admit nobody into this concert yet.
+            return false;
+          }
           if (forming(phase)) return false;
           if (phase && !marked.has(concertId)) {
             // A Redis that cannot take the mark cannot admit either (the tick fails or runs on

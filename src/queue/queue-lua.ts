@@ -104,9 +104,9 @@ return status_of(ARGV[1], now)
 // ARGV: waiting TTL ms, most tokens ended per step. The first half of an admission step: ends
 // ACTIVE tokens past their expiry and WAITING tokens not seen for the waiting TTL, and counts the
 // slots left taken. Returns {now, waiting, active, {expired}, {abandoned}}.
-// Only registered concerts are swept, and registering follows the first INCR (JOIN, MERGE): a
-// missing counter means the concert's keys were lost, e.g. its cluster node restarted empty
-// while the node of the registry kept its data. The error makes queue-mode.ts rebuild.
+// Only registered concerts are swept, and registering follows the counter's creation (JOIN,
+// MERGE): a missing counter means the concert's keys were lost, e.g. its cluster node restarted
+// empty while the node of the registry kept its data. The error makes queue-mode.ts rebuild.
 export const SWEEP = `${PRELUDE}
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('${QUEUE_STATE_LOST} concert keys missing') end
 local now = now_ms()
@@ -170,10 +170,13 @@ return out
 
 // ARGV: lowest next seq, then (token, user, seq, state, active expiry ms) per PostgreSQL row.
 // Merges PostgreSQL's view after an outage. States only move forward (WAITING < ACTIVE <
-// EXPIRED), so the merge keeps the further state of the two and can run twice safely.
+// EXPIRED), so the merge keeps the further state of the two and can run twice safely. The
+// counter is created even when every row is a prequeue place (negative, prequeue.ts): SWEEP and
+// JOIN take a missing counter for lost keys.
 export const MERGE = `${PRELUDE}
 local now = now_ms()
-if tonumber(ARGV[1]) > tonumber(redis.call('GET', KEYS[1]) or '0') then redis.call('SET', KEYS[1], ARGV[1]) end
+redis.call('SETNX', KEYS[1], 0)
+if tonumber(ARGV[1]) > tonumber(redis.call('GET', KEYS[1])) then redis.call('SET', KEYS[1], ARGV[1]) end
 for i = 2, #ARGV, 5 do
   local token, user, seq, state, expire = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   if state == 'EXPIRED' then

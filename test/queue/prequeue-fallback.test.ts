@@ -5,9 +5,12 @@
 
 import test from "ava";
 import { QueueService, QueueState } from "../../gen/concert/v1/queue_pb.js";
+import { seedCatalog } from "../../src/platform/db/seed.js";
 import { prequeueSeq } from "../../src/queue/prequeue-order.js";
+import { createQueueKeys } from "../../src/queue/queue-keys.js";
 import { startTestAppOnPrivateRedis, type TestApp } from "../helpers/app.js";
 import { steppedClock } from "../helpers/clock.js";
+import { waitFor } from "../helpers/wait.js";
 
 const CAP = 2;
 const clock = steppedClock();
@@ -28,7 +31,7 @@ test.after.always(async () => {
   await stack?.stop();
 });
 
-test("joins taken by the fallback before the opening keep the seed's order", async (t) => {
+test.serial("joins taken by the fallback before the opening keep the seed's order", async (t) => {
   const queue = app.grpc(QueueService);
   const db = app.app.orm.em.fork().getConnection();
   const [{ concert_id: concertId }] = await db.execute<[{ concert_id: string }]>(
@@ -78,4 +81,51 @@ test("joins taken by the fallback before the opening keep the seed's order", asy
     admitted.push(...active);
   }
   t.deepEqual(admitted, line);
+});
+
+test.serial("a prequeue taken by the fallback is rebuilt into Redis as a prequeue, in the seed's order", async (t) => {
+  const queue = app.grpc(QueueService);
+  const db = app.app.orm.em.fork().getConnection();
+  await seedCatalog(app.app.orm.em.fork(), { concerts: 2, schedules: 2, seats: 4 });
+  const [{ concert_id: concertId }] = await db.execute<[{ concert_id: string }]>(
+    "select concert_id from schedule where sale_opens_at is null limit 1",
+  );
+  const opensAtMs = clock().getTime() + 3_600_000;
+  await db.execute("update schedule set sale_opens_at = ? where concert_id = ?", [new Date(opensAtMs), concertId]);
+  const step = () => app.app.waitingRoom.admission.admitWaitingUsers();
+  const tokens = new Map<string, string>();
+  const join = async (userId: string) => {
+    const { token, status } = await queue.joinQueue({ concertId, userId });
+    t.is(status!.state, QueueState.PREQUEUE, userId);
+    tokens.set(userId, token);
+  };
+
+  t.is(app.app.waitingRoom.mode.current, "fallback", "Redis is still down from the test before");
+  for (const userId of ["pg-a", "pg-b", "pg-c"]) await join(userId);
+  await stack!.redis.start();
+  await waitFor(() => app.app.waitingRoom.mode.current === "redis", { message: () => "back on Redis" });
+  // The admission step sweeps the rebuilt line (held: the prequeue forms); its keys are all there.
+  await step();
+  t.is(app.app.waitingRoom.mode.current, "redis");
+  await join("redis-d");
+
+  const [{ seed }] = await db.execute<[{ seed: string }]>("select seed from prequeue_seed where concert_id = ?", [
+    concertId,
+  ]);
+  const seedOrder = ["pg-a", "pg-b", "pg-c", "redis-d"].sort((x, y) =>
+    prequeueSeq(seed, x) < prequeueSeq(seed, y) ? -1 : 1,
+  );
+  const keys = createQueueKeys(app.config.redisKeyPrefix).concert(concertId);
+  t.deepEqual(
+    await app.app.redis.zrange(keys.waiting, "0", "-1"),
+    seedOrder.map((userId) => tokens.get(userId)),
+    "the line in Redis is the seed's order",
+  );
+
+  clock.advance(opensAtMs - clock().getTime() + 1);
+  await step();
+  for (const [i, userId] of seedOrder.entries()) {
+    const { status } = await queue.getQueueStatus({ token: tokens.get(userId)! });
+    t.is(status!.state, i < CAP ? QueueState.ACTIVE : QueueState.WAITING, userId);
+  }
 });
