@@ -44,16 +44,25 @@ export interface ScheduleSale {
 /** A locked seat and its schedule's sale as they stand under the sale lock. */
 export type SeatOnSale = LockedSeat & { sale: ScheduleSale };
 
-const asDate = (value: Date | string | null): Date | null =>
+export const asDate = (value: Date | string | null): Date | null =>
   value === null ? null : value instanceof Date ? value : new Date(value);
+
+/** A row of seatOnSaleQuery, as the driver returns it. */
+export type SeatOnSaleRow = Omit<LockedSeat, "priceMinor"> & {
+  priceMinor: string;
+  scheduleState: ScheduleState;
+  saleOpensAt: Date | string | null;
+  saleClosesAt: Date | string | null;
+};
 
 /**
  * SELECT … FOR UPDATE OF the seat row only, with its schedule's state and window read in the
- * same statement: no extra round trip, and the schedule row stays unlocked. Needs a transaction
- * that already holds the schedule's shared sale lock. Null when the seat does not exist.
+ * same statement: no extra round trip, and the schedule row stays unlocked. A caller may join and
+ * select more (nothing else is locked). Needs a transaction that already holds the schedule's
+ * shared sale lock.
  */
-export async function lockSeatOnSale(em: EntityManager, seatId: string): Promise<SeatOnSale | null> {
-  const row = await em
+export function seatOnSaleQuery(em: EntityManager, seatId: string) {
+  return em
     .createQueryBuilder(Seat, "s")
     .select([
       "scheduleId",
@@ -66,23 +75,24 @@ export async function lockSeatOnSale(em: EntityManager, seatId: string): Promise
     ])
     .innerJoin(sql.ref("schedule"), "sc", { "sc.id": sql.ref("s.schedule_id") })
     .where({ id: seatId })
-    .setLockMode(LockMode.PESSIMISTIC_WRITE, ["s"])
-    .execute<
-      | (Omit<LockedSeat, "priceMinor"> & {
-          priceMinor: string;
-          scheduleState: ScheduleState;
-          saleOpensAt: Date | string | null;
-          saleClosesAt: Date | string | null;
-        })
-      | undefined
-    >("get");
-  if (!row) return null;
-  const { scheduleState, saleOpensAt, saleClosesAt, priceMinor, ...seat } = row;
+    .setLockMode(LockMode.PESSIMISTIC_WRITE, ["s"]);
+}
+
+export function toSeatOnSale(row: SeatOnSaleRow): SeatOnSale {
+  const { scheduleId, status, heldUntil, priceMinor, scheduleState, saleOpensAt, saleClosesAt } = row;
   return {
-    ...seat,
+    scheduleId,
+    status,
+    heldUntil,
     priceMinor: BigInt(priceMinor),
     sale: { state: scheduleState, saleOpensAt: asDate(saleOpensAt), saleClosesAt: asDate(saleClosesAt) },
   };
+}
+
+/** Locks the seat (seatOnSaleQuery); null when it does not exist. */
+export async function lockSeatOnSale(em: EntityManager, seatId: string): Promise<SeatOnSale | null> {
+  const row = await seatOnSaleQuery(em, seatId).execute<SeatOnSaleRow | undefined>("get");
+  return row ? toSeatOnSale(row) : null;
 }
 
 /**

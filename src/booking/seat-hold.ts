@@ -116,16 +116,17 @@ export async function reserveSeat(
     return await inCallTransaction(
       orm,
       async (em) => {
-        // Serializes one user's holds in one schedule, so two concurrent holds cannot both pass the
-        // limit check below. Then the schedule's shared sale lock (sale-gate.ts), which a change of
-        // its state or window waits for. Both taken before the seat lock, and never while holding one.
-        await em.execute(`select pg_advisory_xact_lock(?, hashtext(?)), ${SHARED_SALE_LOCK_SQL}`, [
-          SEAT_LIMIT_LOCK_CLASS,
-          `${userId} ${scheduleId}`,
-          scheduleId,
-        ]);
-        // One query answers both "did this request run before?" and "how many seats does the user have here?".
-        const mine = await userReservations.all<ReservationRow>(em, { userId, requestId, scheduleId });
+        // The user's lock in this schedule serializes their holds here, so two concurrent holds
+        // cannot both pass the limit check below; then the schedule's shared sale lock
+        // (sale-gate.ts), which a change of its state or window waits for. Both taken before the
+        // seat lock, and never while holding one. In the same round trip (with BEGIN), a statement
+        // of its own that sees what was committed before the locks were granted answers both
+        // "did this request run before?" and "how many seats does the user have here?".
+        const locks = {
+          sql: `select pg_advisory_xact_lock(?, hashtext(?)), ${SHARED_SALE_LOCK_SQL}`,
+          params: [SEAT_LIMIT_LOCK_CLASS, `${userId} ${scheduleId}`, scheduleId],
+        };
+        const mine = await userReservations.allAfter<ReservationRow>(em, locks, { userId, requestId, scheduleId });
         const earlier = mine.find((r) => r.requestId === requestId);
         if (earlier) return replayHold(toReservationView(earlier), input);
         if (mine.filter((r) => isLive(r, now)).length >= policy.maxSeatsPerUser) {

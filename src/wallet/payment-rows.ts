@@ -5,13 +5,15 @@
 import { sql } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { ReservationView } from "../booking/reservation-rows.js";
+import { asDate, seatOnSaleQuery, toSeatOnSale, type SeatOnSale, type SeatOnSaleRow } from "../booking/sale-gate.js";
 import { Reservation } from "../booking/reservation.entity.js";
 import { Seat } from "../booking/seat.entity.js";
 import { compileQuery, dataModifying, insertBuilder } from "../platform/db/compiled-query.js";
 import { outboxInsert } from "../platform/db/outbox.js";
 import { CURRENCY } from "../platform/money.js";
 import { Payment } from "./payment.entity.js";
-import { ledgerEntryInsert } from "./wallet-ledger.js";
+import type { Wallet } from "./wallet.entity.js";
+import { ledgerEntryInsert, mergeWallet, type WalletRow } from "./wallet-ledger.js";
 
 export const PAYMENT_COMPLETED = "payment.completed";
 
@@ -150,6 +152,48 @@ export const recordPaymentRows = compileQuery<PaymentRows>(
       .where({ id: p.reservationId })
       .andWhere("exists (select 1 from confirmed)"),
 );
+
+/** The wallet's columns of lockSeatReadingWallet's row; all null when the payer has no wallet. */
+type WalletColumns = { [K in keyof WalletRow as `wallet${Capitalize<K>}`]: WalletRow[K] | string | null };
+
+/**
+ * The payment's seat lock (sale-gate.ts: the seat row alone, with its schedule's sale), reading
+ * the payer's wallet in the same statement, unlocked: one round trip for both. The wallet is as
+ * the statement's snapshot saw it, which is older than the lock when the statement waited for it;
+ * its versioned UPDATE then finds another version and the payment reruns, as for any writer that
+ * got there first.
+ */
+export async function lockSeatReadingWallet(
+  em: EntityManager,
+  seatId: string,
+  userId: string,
+): Promise<{ seat: SeatOnSale | null; wallet: Wallet | null }> {
+  const row = await seatOnSaleQuery(em, seatId)
+    .leftJoin(sql.ref("wallet"), "w", { "w.user_id": userId })
+    .addSelect([
+      sql.ref("w.user_id").as("walletUserId"),
+      sql.ref("w.balance_minor").as("walletBalanceMinor"),
+      sql.ref("w.currency_code").as("walletCurrencyCode"),
+      sql.ref("w.version").as("walletVersion"),
+      sql.ref("w.created_at").as("walletCreatedAt"),
+      sql.ref("w.updated_at").as("walletUpdatedAt"),
+    ])
+    .execute<(SeatOnSaleRow & WalletColumns) | undefined>("get");
+  if (!row) return { seat: null, wallet: null };
+  const { walletUserId, walletBalanceMinor, walletCurrencyCode, walletVersion, walletCreatedAt, walletUpdatedAt } = row;
+  const wallet =
+    walletUserId === null
+      ? null
+      : mergeWallet(em, {
+          userId: walletUserId,
+          balanceMinor: String(walletBalanceMinor),
+          currencyCode: String(walletCurrencyCode),
+          version: Number(walletVersion),
+          createdAt: asDate(walletCreatedAt)!,
+          updatedAt: asDate(walletUpdatedAt ?? null) ?? undefined,
+        });
+  return { seat: toSeatOnSale(row), wallet };
+}
 
 /** A plain row (see reservation-rows.ts): the amount arrives as a string. */
 export async function findPayment(

@@ -1,15 +1,15 @@
 // Paying a held seat from the wallet, and refunding a paid one. One transaction per payment:
-// read the reservation (taking its schedule's shared sale lock), lock the seat row (reading
-// whether the schedule is still on sale), read the wallet entity and check the balance; then one
-// statement confirms the reservation, marks the seat sold and inserts the payment, its PAYMENT
-// ledger entry and the payment.completed outbox event (recordPaymentRows); finally the flush of
-// the wallet entity, whose version property makes the UPDATE optimistic (… WHERE version = ?).
-// Seven round trips with BEGIN and COMMIT, where one statement per row took eleven. That order
-// follows the lock order of reservation-rows.ts (seat, reservation, wallet) and keeps the
-// contended wallet row locked only from its UPDATE to COMMIT. A version conflict reruns the
-// whole transaction (withOptimisticRetry).
+// BEGIN with the read of the reservation (which takes its schedule's shared sale lock); the seat
+// row lock, reading whether the schedule is still on sale and the wallet (unlocked) in the same
+// statement, then the balance check; one statement that confirms the reservation, marks the seat
+// sold and inserts the payment, its PAYMENT ledger entry and the payment.completed outbox event
+// (recordPaymentRows); finally the flush of the wallet entity, whose version property makes the
+// UPDATE optimistic (… WHERE version = ?), and COMMIT. Five round trips, where one statement per
+// row took eleven. That order follows the lock order of reservation-rows.ts (seat, reservation,
+// wallet) and keeps the contended wallet row locked only from its UPDATE to COMMIT. A version
+// conflict reruns the whole transaction (withOptimisticRetry).
 
-import { UniqueConstraintViolationException } from "@mikro-orm/core";
+import { OptimisticLockError, UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { randomUUID } from "node:crypto";
 import {
@@ -23,7 +23,7 @@ import {
   type AuthorizeReservation,
   type ReservationView,
 } from "../booking/reservation-rows.js";
-import { findReservationUnderSaleLock, lockSeatOnSale, paymentRefusal } from "../booking/sale-gate.js";
+import { findReservationUnderSaleLock, paymentRefusal } from "../booking/sale-gate.js";
 import { systemClock, type Clock } from "../platform/clock.js";
 import { throwIfCallOver, type CallBound } from "../platform/db/call-bound.js";
 import { inCallTransaction, withOptimisticRetry } from "../platform/db/optimistic-retry.js";
@@ -31,12 +31,19 @@ import type { ORM } from "../platform/db/orm.js";
 import { recordEvent } from "../platform/db/outbox.js";
 import { DomainError } from "../platform/domain-error.js";
 import { CURRENCY } from "../platform/money.js";
-import { findPayment, paymentPayload, recordPaymentRows, type PaymentView } from "./payment-rows.js";
+import {
+  findPayment,
+  lockSeatReadingWallet,
+  paymentPayload,
+  recordPaymentRows,
+  type PaymentView,
+} from "./payment-rows.js";
 import {
   fingerprint,
   getWallet,
   insertLedgerEntry,
   loadWallet,
+  readWallet,
   walletAfterEntry,
   walletView,
   type WalletView,
@@ -199,13 +206,17 @@ async function payInTransaction(
   if (refusal && reservation.status === "HELD") throw new HoldRanOut(reservation, now);
   if (refusal) throw refusal;
 
-  const seat = await lockSeatOnSale(em, reservation.seatId);
+  const { seat, wallet } = await lockSeatReadingWallet(em, reservation.seatId, userId);
   // Never charged for a cancelled schedule, even before the cancel's sweep reached this hold.
   const saleRefusal = seat && paymentRefusal(reservation.scheduleId, seat.sale);
   if (saleRefusal) throw saleRefusal;
-  const wallet = await loadWallet(em, userId);
   const price = reservation.priceMinor;
   if (!wallet || wallet.balanceMinor < price) {
+    // The wallet was read with the seat lock, as it was before any wait for it: a top-up that
+    // committed meanwhile reruns the payment rather than refusing it.
+    const fresh = await readWallet(em, userId);
+    if (fresh && fresh.balanceMinor >= price && fresh.version !== wallet?.version)
+      throw OptimisticLockError.lockFailed(`Wallet ${userId}`);
     // Under the seat lock a fresh read of the reservation is authoritative: a hold that another
     // call paid (or that ran out) while this one waited says so rather than "insufficient balance".
     const current = await findReservation(em, reservationId);
@@ -215,7 +226,7 @@ async function payInTransaction(
     const previous = await findPayment(em, userId, idempotencyKey);
     if (previous) return replayPayment(em, previous, input);
     // Throwing rolls the transaction back: nothing is charged, the hold stays as it was.
-    const balance = wallet?.balanceMinor ?? 0n;
+    const balance = fresh?.balanceMinor ?? 0n;
     throw new DomainError(
       "INSUFFICIENT_BALANCE",
       `the balance ${balance} ${CURRENCY} is lower than the price ${price} ${CURRENCY}`,

@@ -44,7 +44,12 @@ export function fingerprint(...parts: (string | bigint)[]): string {
   return createHash("sha256").update(parts.join("\u0000")).digest("base64url");
 }
 
-type WalletRow = Omit<WalletView, "balanceMinor"> & { balanceMinor: string; currencyCode: string; createdAt: Date };
+/** A wallet row as the driver returns it (property names, the bigint as a string). */
+export type WalletRow = Omit<WalletView, "balanceMinor"> & {
+  balanceMinor: string;
+  currencyCode: string;
+  createdAt: Date;
+};
 
 const walletById = compileQuery<{ userId: string }>(["userId"], (em, p) =>
   em.createQueryBuilder(Wallet).select("*").where({ userId: p.userId }),
@@ -68,8 +73,13 @@ export async function readWallet(em: EntityManager, userId: string): Promise<Wal
  */
 export async function loadWallet(em: EntityManager, userId: string): Promise<Wallet | null> {
   const row = await walletById.get<WalletRow>(em, { userId });
+  return row ? mergeWallet(em, row) : null;
+}
+
+/** A wallet row read by any statement, as an entity managed by `em` whose flush is the versioned UPDATE. */
+export function mergeWallet(em: EntityManager, row: WalletRow): Wallet {
   // convertCustomTypes turns the raw column values (the bigint's string) into property values.
-  return row ? em.merge(Wallet, row as unknown as EntityData<Wallet>, { convertCustomTypes: true }) : null;
+  return em.merge(Wallet, row as unknown as EntityData<Wallet>, { convertCustomTypes: true });
 }
 
 export async function getWallet(em: EntityManager, userId: string): Promise<WalletView> {

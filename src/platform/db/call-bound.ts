@@ -1,12 +1,11 @@
 // A call's bound (its abort signal and deadline) as the database work done for it sees it. Work
 // that runs inside `withinCall` stops when the call does: a transaction begun there waits for a
-// row lock at most until the call's deadline (SET LOCAL lock_timeout, sent with its BEGIN in the
-// same round trip), and the transaction helpers check the signal before each attempt and before
+// row lock at most until the call's deadline (SET LOCAL lock_timeout, sent with its BEGIN and
+// first statement in one round trip), and the transaction helpers check the signal before each attempt and before
 // COMMIT, so a call answered DEADLINE_EXCEEDED or CANCELLED does not go on to commit.
 
 import { AsyncLocalStorage } from "node:async_hooks";
 import { once } from "node:events";
-import type pg from "pg";
 
 export interface CallBound {
   /** Aborted when the call's deadline passes or the client cancels it; its reason is the call's answer. */
@@ -28,37 +27,19 @@ export function withinCall<T>(bound: CallBound | undefined, work: () => Promise<
  */
 const LOCK_TIMEOUT_SLACK_MS = 100;
 
-const BEGIN = /^\s*(begin|start transaction)\b/i;
-
 /** PostgreSQL's lock_not_available, raised when lock_timeout ends a wait. */
 export const isLockTimeout = (error: unknown): boolean => (error as { code?: unknown } | null)?.code === "55P03";
 
 /**
- * Pass to the pool (MikroORM's `driverOptions.onPoolCreated`): a BEGIN sent inside `withinCall`
- * for a call with a deadline becomes `begin; set local lock_timeout = …` (one simple query, so no
- * extra round trip); everything else is untouched.
+ * The text a BEGIN goes out as (statement-folding.ts asks when a transaction begins): inside
+ * `withinCall` for a call with a deadline, `begin; set local lock_timeout = …`, which costs no
+ * round trip of its own; else the BEGIN as it is.
  */
-export function boundLockWaitsToCalls(pool: pg.Pool): void {
-  pool.on("connect", (client) => {
-    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
-    (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
-      const [text, ...rest] = args;
-      const deadlineAt = current.getStore()?.deadlineAt;
-      if (
-        deadlineAt === undefined ||
-        typeof text !== "string" ||
-        !BEGIN.test(text) ||
-        typeof args.at(-1) === "function"
-      )
-        return query(...args);
-      const timeoutMs = Math.max(Math.ceil(deadlineAt - Date.now()), 1) + LOCK_TIMEOUT_SLACK_MS;
-      const bounded = `${text}; set local lock_timeout = ${timeoutMs}`;
-      // Two statements answer with two results; the caller asked for one, the BEGIN's.
-      return (query(bounded, ...rest) as Promise<pg.QueryResult | pg.QueryResult[]>).then((result) =>
-        Array.isArray(result) ? result[0] : result,
-      );
-    };
-  });
+export function boundBegin(text: string): string {
+  const deadlineAt = current.getStore()?.deadlineAt;
+  if (deadlineAt === undefined) return text;
+  const timeoutMs = Math.max(Math.ceil(deadlineAt - Date.now()), 1) + LOCK_TIMEOUT_SLACK_MS;
+  return `${text}; set local lock_timeout = ${timeoutMs}`;
 }
 
 /** Throws the call's answer (its signal's reason) if it has been given, i.e. the call is over. */

@@ -38,9 +38,21 @@ interface Compiled {
 const MARK = "\u0001compiled-query:";
 const marker = (name: string) => `${MARK}${name}\u0001`;
 
+/** SQL with `?` placeholders and its values. */
+export interface LeadStatement {
+  sql: string;
+  params: readonly unknown[];
+}
+
 export interface CompiledQuery<P extends Params<P>> {
   /** Every row, with property names. */
   all<R>(em: EntityManager, params: P): Promise<R[]>;
+  /**
+   * Every row, with `lead` sent ahead in the same round trip (statement-folding.ts): statements
+   * that must run first, e.g. taking a lock. Each statement has a snapshot of its own, so this one
+   * sees what was committed before `lead`'s locks were granted.
+   */
+  allAfter<R>(em: EntityManager, lead: LeadStatement, params: P): Promise<R[]>;
   /** The first row, or undefined. */
   get<R>(em: EntityManager, params: P): Promise<R | undefined>;
   /** Rows changed (INSERT/UPDATE/DELETE). */
@@ -107,6 +119,15 @@ export function compileQuery<P extends Params<P>>(
     async all<R>(em: EntityManager, params: P): Promise<R[]> {
       const entry = compiled(em);
       const rows = (await em.execute(entry.sql, values(entry, params), "all")) as Record<string, unknown>[];
+      return rows.map((row) => mapRow(em, entry, row) as R);
+    },
+    async allAfter<R>(em: EntityManager, lead: LeadStatement, params: P): Promise<R[]> {
+      const entry = compiled(em);
+      const sql = `${lead.sql};\n${entry.sql}`;
+      const rows = (await em.execute(sql, [...lead.params, ...values(entry, params)], "all")) as Record<
+        string,
+        unknown
+      >[];
       return rows.map((row) => mapRow(em, entry, row) as R);
     },
     async get<R>(em: EntityManager, params: P): Promise<R | undefined> {

@@ -10,7 +10,9 @@
 
 import type pg from "pg";
 
-const BEGIN_OR_ROLLBACK = /^\s*(begin|start transaction|rollback)\b/i;
+// The whole text: a BEGIN folded with the transaction's first statement (statement-folding.ts)
+// must fail with that statement, not be answered as a bare BEGIN.
+const BEGIN_OR_ROLLBACK = /^\s*(begin|start transaction|rollback)\b[^;]*;?\s*$/i;
 
 /** pg-pool's own test for a client it must not reuse (pg has no public one). */
 function isDead(client: pg.PoolClient): boolean {

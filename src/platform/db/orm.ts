@@ -2,8 +2,9 @@ import { join } from "node:path";
 import pg from "pg";
 import { MikroORM, type EntityManager, type Options } from "@mikro-orm/postgresql";
 import { Migrator } from "@mikro-orm/migrations";
-import { boundLockWaitsToCalls } from "./call-bound.js";
+import { boundBegin } from "./call-bound.js";
 import { releaseDeadTransactionConnections } from "./dead-connection-release.js";
+import { foldStatements } from "./statement-folding.js";
 
 export type ORM = MikroORM;
 
@@ -28,7 +29,7 @@ export async function initORM(options: OrmOptions): Promise<{ orm: MikroORM; em:
     driverOptions: {
       onPoolCreated: (pool: pg.Pool) => {
         releaseDeadTransactionConnections(pool);
-        boundLockWaitsToCalls(pool);
+        foldStatements(pool, { begin: boundBegin });
       },
     },
     debug: options.debug ?? false,
