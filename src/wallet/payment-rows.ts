@@ -12,8 +12,8 @@ import { compileQuery, dataModifying, insertBuilder } from "../platform/db/compi
 import { outboxInsert } from "../platform/db/outbox.js";
 import { CURRENCY } from "../platform/money.js";
 import { Payment } from "./payment.entity.js";
-import type { Wallet } from "./wallet.entity.js";
-import { ledgerEntryInsert, mergeWallet, type WalletRow } from "./wallet-ledger.js";
+import { ledgerEntryInsert, type WalletRow, type WalletView } from "./wallet-ledger.js";
+import { walletVersionedUpdate } from "./wallet-writes.js";
 
 export const PAYMENT_COMPLETED = "payment.completed";
 
@@ -57,6 +57,9 @@ interface PaymentRows {
   requestFingerprint: string;
   eventId: string;
   payload: Record<string, unknown>;
+  /** The wallet's version as read, and the one its debit writes. */
+  walletVersion: number;
+  nextWalletVersion: number;
 }
 
 /**
@@ -81,6 +84,8 @@ export const recordPaymentRows = compileQuery<PaymentRows>(
     "requestFingerprint",
     "eventId",
     "payload",
+    "walletVersion",
+    "nextWalletVersion",
   ],
   (em, p) =>
     em
@@ -142,7 +147,21 @@ export const recordPaymentRows = compileQuery<PaymentRows>(
           }),
         ),
       )
+      // Last, so the contended wallet row is locked for the shortest time.
+      .with(
+        "debited",
+        dataModifying(
+          walletVersionedUpdate(em, {
+            userId: p.userId,
+            version: p.walletVersion,
+            nextVersion: p.nextWalletVersion,
+            balanceMinor: p.balanceAfterMinor,
+            updatedAt: p.now,
+          }),
+        ),
+      )
       .select([
+        sql`exists (select 1 from debited)`.as("walletDebited"),
         // The WITH queries' changes are invisible to the rest of the statement: this reservation
         // still reads HELD here. (A raw fragment's values are inlined, not bound: it takes none.)
         sql`(select coalesce(json_agg(distinct h.schedule_id), '[]') from reservation h, confirmed c where h.user_id = r.user_id and h.status = 'HELD' and h.expire_time > c.confirmed_at and h.id <> r.id)`.as(
@@ -154,44 +173,42 @@ export const recordPaymentRows = compileQuery<PaymentRows>(
 );
 
 /** The wallet's columns of lockSeatReadingWallet's row; all null when the payer has no wallet. */
-type WalletColumns = { [K in keyof WalletRow as `wallet${Capitalize<K>}`]: WalletRow[K] | string | null };
+type WalletColumns = {
+  [K in "userId" | "balanceMinor" | "version" | "updatedAt" as `wallet${Capitalize<K>}`]: WalletRow[K] | string | null;
+};
 
 /**
  * The payment's seat lock (sale-gate.ts: the seat row alone, with its schedule's sale), reading
  * the payer's wallet in the same statement, unlocked: one round trip for both. The wallet is as
  * the statement's snapshot saw it, which is older than the lock when the statement waited for it;
- * its versioned UPDATE then finds another version and the payment reruns, as for any writer that
+ * the versioned debit then finds another version and the payment reruns, as for any writer that
  * got there first.
  */
 export async function lockSeatReadingWallet(
   em: EntityManager,
   seatId: string,
   userId: string,
-): Promise<{ seat: SeatOnSale | null; wallet: Wallet | null }> {
+): Promise<{ seat: SeatOnSale | null; wallet: WalletView | null }> {
   const row = await seatOnSaleQuery(em, seatId)
     .leftJoin(sql.ref("wallet"), "w", { "w.user_id": userId })
     .addSelect([
       sql.ref("w.user_id").as("walletUserId"),
       sql.ref("w.balance_minor").as("walletBalanceMinor"),
-      sql.ref("w.currency_code").as("walletCurrencyCode"),
       sql.ref("w.version").as("walletVersion"),
-      sql.ref("w.created_at").as("walletCreatedAt"),
       sql.ref("w.updated_at").as("walletUpdatedAt"),
     ])
     .execute<(SeatOnSaleRow & WalletColumns) | undefined>("get");
   if (!row) return { seat: null, wallet: null };
-  const { walletUserId, walletBalanceMinor, walletCurrencyCode, walletVersion, walletCreatedAt, walletUpdatedAt } = row;
+  const { walletUserId, walletBalanceMinor, walletVersion, walletUpdatedAt } = row;
   const wallet =
     walletUserId === null
       ? null
-      : mergeWallet(em, {
+      : {
           userId: walletUserId,
-          balanceMinor: String(walletBalanceMinor),
-          currencyCode: String(walletCurrencyCode),
+          balanceMinor: BigInt(walletBalanceMinor!),
           version: Number(walletVersion),
-          createdAt: asDate(walletCreatedAt)!,
           updatedAt: asDate(walletUpdatedAt ?? null) ?? undefined,
-        });
+        };
   return { seat: toSeatOnSale(row), wallet };
 }
 

@@ -2,10 +2,9 @@
 // BEGIN with the read of the reservation (which takes its schedule's shared sale lock); the seat
 // row lock, reading whether the schedule is still on sale and the wallet (unlocked) in the same
 // statement, then the balance check; one statement that confirms the reservation, marks the seat
-// sold and inserts the payment, its PAYMENT ledger entry and the payment.completed outbox event
-// (recordPaymentRows); finally the flush of the wallet entity, whose version property makes the
-// UPDATE optimistic (… WHERE version = ?), and COMMIT. Five round trips, where one statement per
-// row took eleven. That order follows the lock order of reservation-rows.ts (seat, reservation,
+// sold, inserts the payment, its PAYMENT ledger entry and the payment.completed outbox event, and
+// debits the wallet with its versioned UPDATE (… WHERE version = ?, wallet-writes.ts)
+// (recordPaymentRows); COMMIT. Four round trips, where one statement per row took eleven. That order follows the lock order of reservation-rows.ts (seat, reservation,
 // wallet) and keeps the contended wallet row locked only from its UPDATE to COMMIT. A version
 // conflict reruns the whole transaction (withOptimisticRetry).
 
@@ -45,7 +44,6 @@ import {
   loadWallet,
   readWallet,
   walletAfterEntry,
-  walletView,
   type WalletView,
 } from "./wallet-ledger.js";
 
@@ -237,10 +235,14 @@ async function payInTransaction(
       },
     );
   }
-  wallet.balanceMinor -= price;
-  wallet.updatedAt = now;
+  const debited: WalletView = {
+    userId,
+    balanceMinor: wallet.balanceMinor - price,
+    version: wallet.version + 1,
+    updatedAt: now,
+  };
   const payment: PaymentView = { id: randomUUID(), reservationId, userId, amountMinor: price, createdAt: now };
-  let recorded: { heldScheduleIds: string[] } | undefined;
+  let recorded: { heldScheduleIds: string[]; walletDebited: boolean } | undefined;
   try {
     recorded = await recordPaymentRows.get(em, {
       reservationId,
@@ -250,11 +252,13 @@ async function payInTransaction(
       paymentId: payment.id,
       amountMinor: price,
       debitMinor: -price,
-      balanceAfterMinor: wallet.balanceMinor,
+      balanceAfterMinor: debited.balanceMinor,
       idempotencyKey,
       requestFingerprint: fingerprint("PAYMENT", userId, reservationId),
       eventId: randomUUID(),
       payload: paymentPayload(payment, reservation),
+      walletVersion: wallet.version,
+      nextWalletVersion: debited.version,
     });
   } catch (error) {
     const constraint =
@@ -267,12 +271,12 @@ async function payInTransaction(
   }
   // Not confirmed: the seat lock showed the hold changed since the unlocked read above.
   if (!recorded) throw new HoldNotConfirmed(`reservation ${reservationId}`);
-  // Last statement: the versioned UPDATE of the wallet, whose row stays locked only until COMMIT.
-  await em.flush();
+  // The versioned debit changed no row: another writer changed the wallet since it was read.
+  if (!recorded.walletDebited) throw OptimisticLockError.lockFailed(`Wallet ${userId}`);
   return {
     payment,
     reservation: { ...reservation, status: "CONFIRMED", confirmedAt: now },
-    wallet: walletView(wallet),
+    wallet: debited,
     replayed: false,
     heldScheduleIds: recorded.heldScheduleIds,
   };

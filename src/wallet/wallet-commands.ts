@@ -14,7 +14,8 @@ import type { Logger } from "../platform/logger.js";
 import type { Page } from "../platform/pagination.js";
 import type { ExpiredToken } from "../queue/admission-context.js";
 import { findPaymentReplay, payReservation, type PayInput, type PayResult } from "./reservation-payment.js";
-import { getWallet, listTransactions, topUp } from "./wallet-ledger.js";
+import { getWallet, listTransactions } from "./wallet-ledger.js";
+import { topUp } from "./wallet-writes.js";
 
 export interface WalletCommandDeps {
   orm: ORM;

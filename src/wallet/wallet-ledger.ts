@@ -1,18 +1,15 @@
-// Wallet balances under optimistic concurrency. Every change (top-up, payment, refund) loads the
-// wallet entity, changes it in memory and flushes an UPDATE guarded by MikroORM's version
-// property; a concurrent writer makes that flush fail and the whole transaction is rerun
-// (withOptimisticRetry).
+// Wallet balances under optimistic concurrency. Every change is an UPDATE guarded by the wallet
+// entity's version property: a refund loads the entity, changes it and flushes it; a top-up and a
+// payment read the row and write it with the same versioned UPDATE from MikroORM's query builder,
+// inside the statement that writes their other rows (wallet-writes.ts). A concurrent writer makes
+// that UPDATE fail (OptimisticLockError) and the whole transaction is rerun (withOptimisticRetry).
 // Every change writes a ledger entry in the same transaction, so balance = Σ ledger exactly.
 
 import type { EntityData } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { createHash } from "node:crypto";
-import type { CallBound } from "../platform/db/call-bound.js";
 import { compileQuery, insertBuilder } from "../platform/db/compiled-query.js";
-import { withOptimisticRetry } from "../platform/db/optimistic-retry.js";
-import type { ORM } from "../platform/db/orm.js";
 import { DomainError } from "../platform/domain-error.js";
-import { CURRENCY } from "../platform/money.js";
 import type { Page } from "../platform/pagination.js";
 import { LedgerEntry, type LedgerKind } from "./ledger-entry.entity.js";
 import { Wallet } from "./wallet.entity.js";
@@ -103,7 +100,7 @@ export interface LedgerEntryView extends LedgerEntryInput {
   id: string;
 }
 
-const LEDGER_FIELDS = [
+export const LEDGER_FIELDS = [
   "userId",
   "kind",
   "amountMinor",
@@ -126,11 +123,6 @@ export async function insertLedgerEntry(em: EntityManager, entry: LedgerEntryInp
   return { ...entry, id: String(returned.id) };
 }
 
-export interface TopUpResult {
-  wallet: WalletView;
-  entry: LedgerEntryView;
-}
-
 type LedgerRow = Omit<LedgerEntryView, "amountMinor" | "balanceAfterMinor"> & {
   amountMinor: string;
   balanceAfterMinor: string;
@@ -146,7 +138,7 @@ const entryByKey = compileQuery<{ userId: string; kind: LedgerKind; idempotencyK
       .limit(1),
 );
 
-async function findEntry(
+export async function findEntry(
   em: EntityManager,
   userId: string,
   kind: LedgerKind,
@@ -210,69 +202,6 @@ export function replay(entry: LedgerEntryView, requestFingerprint: string): Ledg
     );
   }
   return entry;
-}
-
-/**
- * Adds `amountMinor` to the user's wallet (creating it on first use) and records a TOP_UP ledger
- * entry. A replay of the same key returns the first result: its entry and the wallet as that
- * entry left it. Retries stop with the call `bound`: an answered call does not commit later.
- */
-export async function topUp(
-  orm: ORM,
-  userId: string,
-  amountMinor: bigint,
-  idempotencyKey: string,
-  bound?: CallBound,
-): Promise<TopUpResult> {
-  const requestFingerprint = fingerprint("TOP_UP", userId, amountMinor);
-  let attempts = 0;
-  return withOptimisticRetry(
-    orm,
-    async (em) => {
-      // The first attempt does not look the key up: a key used before makes the ledger INSERT
-      // below fail on ledger_entry_idempotency_uq, and the retry (any retry) looks it up. The usual
-      // top-up, with a fresh key, saves a statement.
-      if (attempts++ > 0) {
-        const previous = await findEntry(em, userId, "TOP_UP", idempotencyKey);
-        if (previous) {
-          replay(previous, requestFingerprint);
-          // The first result, not the wallet as it is now: later changes are GetBalance's to tell.
-          return { wallet: await walletAfter(em, previous), entry: previous };
-        }
-      }
-      const now = new Date();
-      let wallet = await loadWallet(em, userId);
-      if (wallet) {
-        wallet.balanceMinor += amountMinor;
-        wallet.updatedAt = now;
-      } else {
-        // A racing first top-up of the same user makes this insert fail; the retry then finds it.
-        wallet = em.create(Wallet, {
-          userId,
-          balanceMinor: amountMinor,
-          currencyCode: CURRENCY,
-          createdAt: now,
-          updatedAt: now,
-        });
-      }
-      const entry = await insertLedgerEntry(em, {
-        userId,
-        kind: "TOP_UP",
-        amountMinor,
-        balanceAfterMinor: wallet.balanceMinor,
-        idempotencyKey,
-        requestFingerprint,
-        reservationId: null,
-        createdAt: now,
-      });
-      // Then the wallet: UPDATE … WHERE version = ? (or the first INSERT), which throws
-      // OptimisticLockError when another writer got there first. The row lock is held only
-      // from that statement to COMMIT.
-      await em.flush();
-      return { wallet: walletView(wallet), entry };
-    },
-    bound,
-  );
 }
 
 export async function listTransactions(

@@ -11,7 +11,7 @@ import { closeORM, initORM, migrateUp, type ORM } from "../../src/platform/db/or
 import { Outbox } from "../../src/platform/db/outbox.entity.js";
 import { seedCatalog } from "../../src/platform/db/seed.js";
 import { DomainError } from "../../src/platform/domain-error.js";
-import { topUp } from "../../src/wallet/wallet-ledger.js";
+import { topUp } from "../../src/wallet/wallet-writes.js";
 import { Wallet } from "../../src/wallet/wallet.entity.js";
 import type { TestApp } from "./app.js";
 import { createTestDatabase } from "./database.js";
