@@ -63,7 +63,8 @@ faults (with --start-server; repeatable; AT counts from the users' start; docs/l
   --fault redis-outage[@AT[:FOR]]     the server uses a private redis-server (append-only file,
                                       like production), killed at AT (5s) and restarted FOR (10s) later
   --fault postgres-outage[@AT[:FOR]]  the server reaches PostgreSQL through a proxy that drops every
-                                      connection at AT (5s) and refuses new ones for FOR (2s)
+                                      connection at AT (5s; later if no user is booking then) and
+                                      refuses new ones for FOR (2s)
   --fault worker-kill[@AT]            SIGKILL one worker process at AT (5s); needs --workers 2 or more
 
 audit and output

@@ -82,6 +82,12 @@ export interface FaultSchedule {
   finish(): Promise<FaultRecord[]>;
 }
 
+/** Resolves true once `condition` holds (checked every 20 ms); rejects when `signal` aborts. */
+async function waitUntil(condition: () => boolean, signal: AbortSignal): Promise<boolean> {
+  while (!condition()) await delay(20, undefined, { signal });
+  return true;
+}
+
 export function scheduleFaults(
   faults: readonly Fault[],
   counts: Readonly<StageCounts>,
@@ -100,8 +106,18 @@ export function scheduleFaults(
     const due = await delay(Math.max(0, fault.spec.atMs - (performance.now() - startedAt)), true, {
       signal: usersDone.signal,
     }).catch(() => false);
-    if (!due) {
-      record.notes.push(`not injected: the users finished before ${fault.spec.atMs / 1000} s`);
+    // A PostgreSQL outage disturbs only users who are booking (waiting is Redis, and admission
+    // pauses with PostgreSQL): on a machine that stalls the admission loop, wait for one.
+    const ready =
+      due &&
+      (fault.spec.kind !== "postgres-outage" ||
+        (await waitUntil(() => counts.active > 0, usersDone.signal).catch(() => false)));
+    if (!ready) {
+      record.notes.push(
+        due
+          ? "not injected: the users finished before one was booking"
+          : `not injected: the users finished before ${fault.spec.atMs / 1000} s`,
+      );
       return record;
     }
     try {
