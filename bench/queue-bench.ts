@@ -163,6 +163,8 @@ export async function runJoinPathBench(options: SuiteOptions): Promise<BenchTabl
     await migrateUp(orm);
     let statements = 0;
     const db = await createQueueDb(orm, () => statements++);
+    // The fallback's joins run only while the store row says PostgreSQL serves.
+    await db.query("update queue_store set store = 'postgres' where id = 1");
     const pg = createPgQueue(db, { waitingTtlSeconds: 3600 });
     const window = { maxItems: 1000, maxDelayMs: 20 };
     const committer = createJoinCommitter({ db, maxRows: window.maxItems, maxDelayMs: window.maxDelayMs });

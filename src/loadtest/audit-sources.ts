@@ -47,7 +47,7 @@ export async function readPaymentEvents(
 
 /**
  * Most intervals open at one instant. An interval ending exactly when another starts does not
- * overlap it: the queue mirror stamps a whole admission batch, and the releases before it, with
+ * overlap it: an admission step may stamp a release and the admission that takes its slot with
  * one clock reading.
  */
 export function maxOverlap(intervals: readonly { from_ms: number; to_ms: number }[]): number {

@@ -12,7 +12,6 @@ import {
   type RedisClient,
   type RedisNode,
 } from "../platform/redis/client.js";
-import { createQueueKeys } from "../queue/queue-keys.js";
 import * as sql from "./audit-queries.js";
 import { maxOverlap, readPaymentEvents } from "./audit-sources.js";
 
@@ -97,9 +96,9 @@ export async function auditRun(input: AuditInput): Promise<AuditResult> {
     const seconds = (from: number) => `${((performance.now() - from) / 1000).toFixed(1)} s`;
     const events = await waitForPublishedEvents(client, redis, redisError, input);
     input.log?.(`audit: outbox relay and event stream read in ${seconds(started)}`);
-    const mirrorStarted = performance.now();
-    await waitForQueueMirror(client, redis, input);
-    input.log?.(`audit: queue mirror settled in ${seconds(mirrorStarted)}`);
+    const rowsStarted = performance.now();
+    await waitForQueueRows(client, input);
+    input.log?.(`audit: queue rows settled in ${seconds(rowsStarted)}`);
     const queriesStarted = performance.now();
 
     await client.query("begin transaction isolation level repeatable read read only");
@@ -233,23 +232,17 @@ async function waitForPublishedEvents(
 }
 
 /**
- * The queue copies admissions and expiries to PostgreSQL asynchronously (a journal drained every
- * admission tick): waits until the concert's journal in Redis is empty, every admitted user's row
- * has its admission time and the ended rows stop changing, or the wait runs out (the cap check
- * then says what is missing). The journal matters after a process died holding a claim on it:
- * the claimed entries are copied only once the claim's lease runs out.
+ * Waits until every admitted user's row has its admission time and the ended rows stop changing
+ * (an admission tick or a leave of the run's last moments may still be committing), or the wait
+ * runs out (the cap check then says what is missing).
  */
-async function waitForQueueMirror(client: pg.Client, redis: RedisClient | undefined, input: AuditInput): Promise<void> {
+async function waitForQueueRows(client: pg.Client, input: AuditInput): Promise<void> {
   const deadline = Date.now() + input.publishWaitMs;
-  const keys = createQueueKeys(input.redisKeyPrefix).concert(input.concertId);
-  const inJournal = async () =>
-    redis ? (await redis.llen(keys.journal)) + (await redis.llen(keys.journalClaimed)) : 0;
   let previous = "";
   for (;;) {
     const row = (await client.query<Row>(sql.RUN_ADMISSION_ROWS, [input.userPrefix])).rows[0] ?? {};
-    const pending = await inJournal().catch(() => 0);
     const current = `${row.with_admission}/${row.ended}`;
-    const settled = Number(row.with_admission ?? 0) >= input.activatedUsers && current === previous && pending === 0;
+    const settled = Number(row.with_admission ?? 0) >= input.activatedUsers && current === previous;
     if (settled || Date.now() > deadline) return;
     previous = current;
     await new Promise((resolve) => setTimeout(resolve, 500));
@@ -275,9 +268,9 @@ function eventCheck(events: EventEvidence, payments: number): AuditCheck {
 }
 
 /**
- * Replays admissions from queue_entry: the queue copies each admission and release with the
- * Redis time it happened, so the sweep is exact. Were the copy's timestamps ever to lag the Redis
- * change (taken when the copy is written), a replacement admitted right after a release could
+ * Replays admissions from queue_entry: PostgreSQL records each admission (and each release before
+ * it) as it decides it, so the sweep is exact. Were a release's timestamp ever to lag the moment
+ * the slot was freed, a replacement admitted right after it could
  * appear to overlap it; a sweep above the cap is therefore a proven violation only when the
  * client-observed spans (sub-intervals of the true ones) exceed it too, and "not verifiable"
  * otherwise.

@@ -1,10 +1,10 @@
-// Admits users every ADMISSION_INTERVAL_MS. Every process runs this loop: one atomic script per
-// concert does the whole step (expire, drop the abandoned, admit up to the cap), so any number
-// of loops can tick at once without double admissions or exceeding the cap.
+// Admits users every ADMISSION_INTERVAL_MS. Every process runs this loop. PostgreSQL, the record,
+// decides every admission, under a lock per concert, so any number of loops can tick at once
+// without double admissions or exceeding the cap; while Redis serves, its sweep says first who
+// left the line, and it then moves the admitted out of its line.
 
 import type { Logger } from "../platform/logger.js";
 import type { PgQueue } from "./pg-queue.js";
-import type { QueueMirror } from "./queue-mirror.js";
 import type { QueueMode } from "./queue-mode.js";
 import type { AdmissionRule } from "./admission-rule.js";
 import { fixedAdmissionSettings, tickRule, type AdmissionSettings } from "./admission-settings.js";
@@ -40,7 +40,6 @@ export function createAdmissionLoop(deps: {
   mode: QueueMode;
   redisQueue: RedisQueue;
   pg: PgQueue;
-  mirror: QueueMirror;
   rule: AdmissionRule;
   /** Per-concert settings (AdminService); without them every concert runs on `rule`. */
   settings?: AdmissionSettings;
@@ -48,7 +47,7 @@ export function createAdmissionLoop(deps: {
   onTick?: (tick: AdmissionTick) => void;
   onStepDone?: (concertIds: ReadonlySet<string>) => void;
 }): AdmissionLoop {
-  const { mode, redisQueue, pg, mirror, rule, logger } = deps;
+  const { mode, redisQueue, pg, rule, logger } = deps;
   const settings = deps.settings ?? fixedAdmissionSettings(rule);
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
@@ -70,9 +69,6 @@ export function createAdmissionLoop(deps: {
 
   async function admitWaitingUsers(): Promise<void> {
     await mode.checkRedisState();
-    // Back on Redis before another process: it still admits from PostgreSQL (and may have taken
-    // leaves Redis has not seen) until it switches back too, within a probe interval.
-    if (mode.othersStillInFallback) return;
     await settings.refresh();
     // Each concert's tick is reported as it happens (what was admitted or ended stays counted
     // even if a later concert fails); the set of concerts only once the whole step succeeded: a
@@ -88,31 +84,37 @@ export function createAdmissionLoop(deps: {
         await Promise.all(
           concerts.map(async (concertId) => {
             const concertRule = tickRule(settings.of(concertId), await settings.mayAdmit(concertId));
-            const reply = await redisQueue.admit(concertId, concertRule);
-            const { waiting, active, admitted, expired, abandoned } = reply;
+            const step = await pg.admit(concertId, concertRule, {
+              redis: {
+                sweep: () => redisQueue.sweep(concertId, concertRule),
+                head: (n) => redisQueue.head(concertId, n),
+              },
+            });
+            const reply = await redisQueue.apply(concertId, step.active);
             report({
               concertId,
-              waiting,
-              active,
+              waiting: reply.waiting,
+              active: reply.active,
               atMs: reply.nowMs,
               released: { total: reply.releasedTotal, unusedMs: reply.unusedMsTotal },
-              admitted: admitted.length,
-              expired: expired.length,
-              abandoned: abandoned.length,
+              admitted: step.admitted.length,
+              expired: step.expired.length,
+              abandoned: step.abandoned.length,
             });
-            await mirror.drain(concertId);
             await redisQueue.forgetIfEmpty(concertId, reply);
           }),
         );
       },
-      async (touch) => {
+      async () => {
         // One concert's failure (a deadlock victim, a statement timeout) does not cost the
         // others their tick; the step still fails afterwards, as the Redis branch does.
         let failure: unknown;
         for (const concertId of await pg.concerts()) {
           try {
             const concertRule = tickRule(settings.of(concertId), await settings.mayAdmit(concertId));
-            const { admitted, expired, abandoned } = await pg.admit(concertId, concertRule, mode.fallbackSinceMs);
+            const { admitted, expired, abandoned } = await pg.admit(concertId, concertRule, {
+              fallbackSinceMs: mode.fallbackSinceMs,
+            });
             const { waiting, active } = await lineCounts(concertId);
             report({
               concertId,
@@ -124,9 +126,6 @@ export function createAdmissionLoop(deps: {
               expired: expired.length,
               abandoned: abandoned.length,
             });
-            touch(admitted);
-            touch(expired);
-            touch(abandoned);
           } catch (error) {
             failure ??= error;
           }

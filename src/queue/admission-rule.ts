@@ -1,8 +1,9 @@
-// The waiting room's admission rule, in one place. Each tick, per concert, a store first ends
+// The waiting room's admission rule, in one place. Each tick, per concert, the step first ends
 // what is over (ACTIVE past its expiry, WAITING not seen for the waiting TTL), then admits the
-// head of the line: as many as `admissionsThisTick` says, fewer if fewer wait. Redis
-// (redis-queue.ts) and PostgreSQL (pg-queue.ts) only apply that number atomically; the wait
-// estimate (wait-estimate.ts) counts the free slots and per-tick limits of the same rule.
+// head of the line: as many as `admissionsThisTick` says, fewer if fewer wait. PostgreSQL's
+// admission step (pg-admission.ts), whichever store serves, applies that number under a lock of
+// the concert; the wait estimate (wait-estimate.ts) counts the free slots and per-tick limits of
+// the same rule.
 
 export interface AdmissionRule {
   /** MAX_ACTIVE_USERS: users holding a slot at once, per concert. */

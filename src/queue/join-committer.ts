@@ -31,7 +31,7 @@ export interface JoinCommitter {
 // of each waiting for the other's uncommitted row.
 //
 // A join superseding a live row of the same user (the old place expired or was left in Redis
-// and the mirror has not caught up) must not be skipped by the partial unique index.
+// and the admission step has not recorded that yet) must not be skipped by the partial unique index.
 const EXPIRE_SUPERSEDED = `
 update queue_entry q set state = 'EXPIRED', ended_at = now()
 from unnest($1::text[], $2::uuid[], $3::text[]) as i(token, concert_id, user_id)

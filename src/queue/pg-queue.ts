@@ -1,15 +1,17 @@
-// The waiting room on PostgreSQL alone, for while Redis is unreachable, plus the writes that
-// mirror Redis's admissions and expiries into queue_entry. Fallback joins and fallback
-// admission of one concert serialise on an advisory lock, which keeps FIFO and the cap with any
-// number of processes; they are slower than Redis but bounded, and only last for the outage.
+// The waiting room's record in PostgreSQL: every admission step (whichever store serves), and
+// the whole waiting room while Redis is unreachable. Joins and admission of one concert on
+// PostgreSQL serialise on an advisory lock, which keeps FIFO and the cap with any number of
+// processes; fallback writes also hold the store row (queue-store.ts), so none lands after the
+// way back to Redis read the record.
 
-import type { MergeRow } from "./queue-scripts.js";
 import { CONCERT_LOCK_SQL, type Query, type QueueDb } from "./queue-db.js";
 import type { QueueState } from "./queue-entry.entity.js";
 import type { QueueStatus } from "./queue-status.js";
 import type { Validation } from "./redis-queue.js";
 import { UnavailableError } from "../platform/domain-error.js";
-import { admissionsThisTick, type AdmissionRule } from "./admission-rule.js";
+import type { AdmissionRule } from "./admission-rule.js";
+import { admit, type AdmitFrom } from "./pg-admission.js";
+import { requirePostgres } from "./queue-store.js";
 
 /**
  * Gap between fallback sequence numbers. Joins taken by Redis just before it failed may still be
@@ -25,16 +27,6 @@ const FALLBACK_SEQ_STEP = 10_000;
 export const touchEveryMs = (waitingTtlSeconds: number) => Math.min(5000, (waitingTtlSeconds * 1000) / 3);
 
 const LIVE = "state in ('WAITING', 'ACTIVE')";
-
-interface MergeRowSql {
-  token: string;
-  concert_id: string;
-  user_id: string;
-  seq: string;
-  state: QueueState;
-  expire_ms: number | null;
-  max_seq: string;
-}
 
 interface StatusRow {
   token: string;
@@ -82,14 +74,6 @@ function toStatus(row: StatusRow): QueueStatus {
   };
 }
 
-export interface FallbackAdmission {
-  admitted: string[];
-  /** ACTIVE tokens past their expiry. */
-  expired: string[];
-  /** WAITING tokens not seen for the waiting TTL. */
-  abandoned: string[];
-}
-
 export type PgQueue = ReturnType<typeof createPgQueue>;
 
 export function createPgQueue(db: QueueDb, options: { waitingTtlSeconds: number }) {
@@ -109,51 +93,6 @@ export function createPgQueue(db: QueueDb, options: { waitingTtlSeconds: number 
       );
     }
     return (await query<StatusRow>(STATUS_SELECT, [tokens])).map(toStatus);
-  }
-
-  /**
-   * Runs a mirroring UPDATE over `input` (a select of token, expire, at) and returns the tokens
-   * that have no row yet. One statement, one snapshot: a row committed between the update and a
-   * separate existence check would otherwise count as written without being updated.
-   */
-  async function mirror(update: string, params: unknown[]): Promise<string[]> {
-    const rows = await db.query<{ token: string }>(
-      `with input as (select * from unnest($1::text[], $2::float8[], $3::float8[]) as i(token, expire, at)),
-         updated as (${update} returning q.token)
-       select token from input where token not in (select token from updated)
-         and token not in (select q.token from queue_entry q join input using (token))`,
-      params,
-    );
-    return rows.map((r) => r.token);
-  }
-
-  async function mergeRows(
-    where: string,
-    params: unknown[],
-  ): Promise<Map<string, { nextSeqFloor: string; rows: MergeRow[] }>> {
-    const rows = await db.query<MergeRowSql>(
-      `with picked as (
-         select token, concert_id, user_id, seq, state, floor(extract(epoch from active_expire_at) * 1000)::float8 as expire_ms
-         from queue_entry where ${where}),
-       maxes as (select concert_id, max(seq)::text as max_seq from queue_entry
-         where concert_id in (select concert_id from picked) group by concert_id)
-       select p.token, p.concert_id, p.user_id, p.seq::text as seq, p.state, p.expire_ms, m.max_seq
-       from picked p join maxes m using (concert_id) order by p.seq, p.token`,
-      params,
-    );
-    const byConcert = new Map<string, { nextSeqFloor: string; rows: MergeRow[] }>();
-    for (const r of rows) {
-      let group = byConcert.get(r.concert_id);
-      if (!group) byConcert.set(r.concert_id, (group = { nextSeqFloor: r.max_seq, rows: [] }));
-      group.rows.push({
-        token: r.token,
-        userId: r.user_id,
-        seq: r.seq,
-        state: r.state,
-        activeExpireMs: r.expire_ms ?? 0,
-      });
-    }
-    return byConcert;
   }
 
   return {
@@ -176,6 +115,7 @@ export function createPgQueue(db: QueueDb, options: { waitingTtlSeconds: number 
       }
       const users = [...freshTokens.keys()];
       return db.transaction(async (query) => {
+        await requirePostgres(query);
         await query(CONCERT_LOCK_SQL, [concertId]);
         await query(
           `update queue_entry set state = 'EXPIRED', ended_at = now()
@@ -230,12 +170,14 @@ export function createPgQueue(db: QueueDb, options: { waitingTtlSeconds: number 
     /** Statuses of many tokens of one concert: the fallback read of a WatchQueue tick. */
     statuses,
 
-    async leave(token: string): Promise<QueueStatus | undefined> {
-      await db.query(
-        `update queue_entry set state = 'EXPIRED', ended_at = now() where token = $1 and state <> 'EXPIRED'`,
-        [token],
-      );
-      return (await statuses([token], false))[0];
+    /** Ends the token's place or slot in the record; `fallback` when PostgreSQL serves. */
+    async end(token: string, fallback: boolean): Promise<void> {
+      const end = "update queue_entry set state = 'EXPIRED', ended_at = now() where token = $1 and state <> 'EXPIRED'";
+      if (!fallback) return void (await db.query(end, [token]));
+      await db.transaction(async (query) => {
+        await requirePostgres(query);
+        await query(end, [token]);
+      });
     },
 
     async validate(token: string): Promise<Validation> {
@@ -266,45 +208,8 @@ export function createPgQueue(db: QueueDb, options: { waitingTtlSeconds: number 
       return rows.map((r) => r.concert_id);
     },
 
-    /**
-     * One admission step of a concert on PostgreSQL (admission-rule.ts), under the concert lock
-     * that fallback joins take too. Last-seen times written while Redis was healthy are stale,
-     * so nobody counts as abandoned for a full TTL after `fallbackSinceMs`.
-     */
-    async admit(concertId: string, rule: AdmissionRule, fallbackSinceMs: number): Promise<FallbackAdmission> {
-      return db.transaction(async (query) => {
-        await query(CONCERT_LOCK_SQL, [concertId]);
-        // RETURNING sees the new state; an admission time tells an ACTIVE token from a WAITING one.
-        const ended = await query<{ token: string; was_active: boolean }>(
-          `update queue_entry set state = 'EXPIRED', ended_at = now()
-           where concert_id = $1 and ((state = 'ACTIVE' and active_expire_at <= now())
-             or (state = 'WAITING' and greatest(last_seen_at, to_timestamp($2 / 1000.0)) < now() - make_interval(secs => $3)))
-           returning token, admitted_at is not null as was_active`,
-          [concertId, fallbackSinceMs, rule.waitingTtlMs / 1000],
-        );
-        const [line] = await query<{ active: number }>(
-          "select count(*)::int as active from queue_entry where concert_id = $1 and state = 'ACTIVE'",
-          [concertId],
-        );
-        // clock_timestamp(), not now(): now() is when the transaction began, before the lock wait
-        // and before the releases this statement counts, so admitted_at would precede them.
-        // The outer `state = 'WAITING'` is not redundant: LeaveQueue does not take the concert
-        // lock, and when a leave commits while this UPDATE waits for the row, READ COMMITTED
-        // rechecks only the outer conditions against the new row (the subquery keeps its
-        // snapshot). Without it the user who left would be made ACTIVE, taking a slot.
-        const admitted = await query<{ token: string }>(
-          `update queue_entry set state = 'ACTIVE', admitted_at = clock_timestamp(), active_expire_at = clock_timestamp() + make_interval(secs => $2)
-           where state = 'WAITING' and token in (select token from queue_entry where concert_id = $1 and state = 'WAITING' order by seq, token limit $3)
-           returning token`,
-          [concertId, rule.activeTtlMs / 1000, admissionsThisTick({ active: line?.active ?? 0 }, rule)],
-        );
-        return {
-          admitted: admitted.map((r) => r.token),
-          expired: ended.filter((r) => r.was_active).map((r) => r.token),
-          abandoned: ended.filter((r) => !r.was_active).map((r) => r.token),
-        };
-      });
-    },
+    /** One admission step of a concert (pg-admission.ts). */
+    admit: (concertId: string, rule: AdmissionRule, from: AdmitFrom) => admit(db, concertId, rule, from),
 
     /** Users waiting and active in a concert's line (a count over its entries: not for every call). */
     async lineCounts(concertId: string): Promise<{ waiting: number; active: number }> {
@@ -314,79 +219,6 @@ export function createPgQueue(db: QueueDb, options: { waitingTtlSeconds: number 
         [concertId],
       );
       return { waiting: Number(line?.waiting ?? 0), active: Number(line?.active ?? 0) };
-    },
-
-    /**
-     * Mirrors admissions; returns the tokens whose row is not there yet. An expiry mirrored
-     * first (entries of different ticks may be claimed out of order) keeps its EXPIRED state but
-     * still gets its admission time.
-     */
-    markActive(admitted: readonly { token: string; activeExpireMs: number; atMs: number }[]): Promise<string[]> {
-      return mirror(
-        `update queue_entry q set state = case when q.state = 'WAITING' then 'ACTIVE' else q.state end,
-           admitted_at = to_timestamp(i.at / 1000.0), active_expire_at = to_timestamp(i.expire / 1000.0)
-         from input i where q.token = i.token and q.admitted_at is null`,
-        [admitted.map((a) => a.token), admitted.map((a) => a.activeExpireMs), admitted.map((a) => a.atMs)],
-      );
-    },
-
-    /**
-     * Mirrors expiries, leaves and releases at the time Redis made them; returns the tokens whose
-     * row is not there yet. The earliest time wins, whatever the order of arrival: a repeated
-     * LeaveQueue (the first answer lost with its process) reports the later time of the repeat,
-     * while the journal still holds the time the slot was really freed.
-     */
-    markExpired(ended: readonly { token: string; atMs: number }[]): Promise<string[]> {
-      return mirror(
-        `update queue_entry q set state = 'EXPIRED', ended_at = least(q.ended_at, to_timestamp(i.at / 1000.0))
-         from input i where q.token = i.token
-           and (q.state <> 'EXPIRED' or q.ended_at is null or q.ended_at > to_timestamp(i.at / 1000.0))`,
-        [ended.map((e) => e.token), ended.map(() => 0), ended.map((e) => e.atMs)],
-      );
-    },
-
-    /**
-     * Rows a rebuild merges into Redis, by concert in FIFO order, with the sequence number new
-     * joins must exceed: every live row plus rows ended within `recentSeconds` (their token
-     * records may still say ACTIVE).
-     */
-    rowsToMerge(recentSeconds: number) {
-      return mergeRows(`${LIVE} or ended_at > now() - make_interval(secs => $1)`, [recentSeconds]);
-    },
-
-    /**
-     * Records (or refreshes) that `processId` serves from PostgreSQL: because Redis failed it, or
-     * (`following`) only because another process's mark sent it there.
-     */
-    async markFallback(processId: string, sinceMs: number, following: boolean): Promise<void> {
-      await db.query(
-        `insert into queue_fallback (process_id, since, seen_at, following) values ($1, to_timestamp($2 / 1000.0), now(), $3)
-         on conflict (process_id) do update set seen_at = now(), following = excluded.following`,
-        [processId, sinceMs, following],
-      );
-    },
-
-    async clearFallback(processId: string): Promise<void> {
-      await db.query("delete from queue_fallback where process_id = $1", [processId]);
-    },
-
-    /**
-     * Other processes' marks fresher than `freshSeconds`: whether one of them was failed by Redis
-     * (`cutOff`: everyone goes to PostgreSQL), and whether any is still on PostgreSQL at all
-     * (`any`: a process back on Redis holds admission until the last one is back too).
-     */
-    async otherFallbackMarks(processId: string, freshSeconds: number): Promise<{ cutOff: boolean; any: boolean }> {
-      const [row] = await db.query<{ cut_off: boolean; any: boolean }>(
-        `select coalesce(bool_or(not following), false) as cut_off, count(*) > 0 as any
-         from queue_fallback where process_id <> $1 and seen_at > now() - make_interval(secs => $2)`,
-        [processId, freshSeconds],
-      );
-      return { cutOff: row?.cut_off === true, any: row?.any === true };
-    },
-
-    /** The rows of `tokens`, grouped as rowsToMerge does. */
-    rowsOfTokens(tokens: readonly string[]) {
-      return mergeRows("token = any($1::text[])", [tokens]);
     },
   };
 }

@@ -17,19 +17,30 @@ export interface QueueDb {
   transaction<T>(fn: (query: Query) => Promise<T>): Promise<T>;
 }
 
+/**
+ * Errors that came from PostgreSQL. A step run while Redis serves also writes PostgreSQL, and a
+ * lost PostgreSQL connection must not be taken for a Redis outage (queue-mode.ts).
+ */
+const postgresErrors = new WeakSet<object>();
+export const isPostgresError = (error: unknown) => error instanceof Object && postgresErrors.has(error);
+const fromPostgres = (error: unknown) => {
+  if (error instanceof Object) postgresErrors.add(error);
+  throw error;
+};
+
 export async function createQueueDb(orm: ORM, onStatement: () => void): Promise<QueueDb> {
   const pool: Pool = await (orm.em.getConnection() as unknown as PostgreSqlConnection).getNativeClient();
   const on =
     (client: Pool | PoolClient): Query =>
     async (text, params = []) => {
       onStatement();
-      const result = await client.query(text, params as unknown[]);
+      const result = await client.query(text, params as unknown[]).catch(fromPostgres);
       return result.rows;
     };
   return {
     query: on(pool),
     async transaction(fn) {
-      const client = await pool.connect();
+      const client = await pool.connect().catch(fromPostgres);
       const query = on(client);
       let broken: Error | undefined;
       try {

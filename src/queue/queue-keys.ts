@@ -5,7 +5,7 @@
 // empty then loses both or neither, and queue-mode.ts notices a lost marker (the ADMIT script a
 // lost concert). No script or pipeline combines keys of two tags, and nothing scans the keyspace.
 
-/** The eight keys every concert script receives, in this order (KEYS[1..8] in Lua). */
+/** The seven keys every concert script receives, in this order (KEYS[1..7] in Lua). */
 export interface ConcertKeys {
   /** INCR counter handing out FIFO sequence numbers. */
   seq: string;
@@ -21,15 +21,9 @@ export interface ConcertKeys {
   owners: string;
   /** HASH f (slots given back so far: leaves, expiries) and u (active ms they left unused), for the wait estimate. */
   rate: string;
-  /** LIST of admissions and expiries not yet copied to PostgreSQL (queue-mirror.ts). */
-  journal: string;
-  /** LIST of journal entries a mirror has claimed and not yet acknowledged. */
-  journalClaimed: string;
-  /** STRING owner of the claim, with a lease (PX) after which the entries are claimed again. */
-  journalLease: string;
   /**
    * STRING set before the first admission after a sale-start prequeue's opening (prequeue.ts):
-   * from then on JOIN takes no prequeue place. Only JOIN reads it, as its KEYS[9].
+   * from then on JOIN takes no prequeue place. Only JOIN reads it, as its KEYS[8].
    */
   prequeueOpened: string;
 }
@@ -40,9 +34,7 @@ export interface QueueKeys {
   token(token: string): string;
   /** ZSET concertId → time of the last join (epoch ms): concerts the admission loop ticks. */
   concerts: string;
-  /** Held (SET NX PX) by the process rebuilding Redis from PostgreSQL after an outage. */
-  rebuildLock: string;
-  /** Epoch ms at which the last rebuild finished. */
+  /** Epoch ms at which Redis was last filled from PostgreSQL; gone means Redis lost its data. */
   rebuiltAt: string;
 }
 
@@ -58,19 +50,15 @@ export function createQueueKeys(prefix: string): QueueKeys {
         users: `${base}users`,
         owners: `${base}owners`,
         rate: `${base}rate`,
-        journal: `${base}journal`,
-        journalClaimed: `${base}journal-claimed`,
-        journalLease: `${base}journal-lease`,
         prequeueOpened: `${base}prequeue-opened`,
       };
     },
     token: (token) => `${prefix}qt:{${token}}`,
     concerts: `${prefix}q:{registry}:concerts`,
-    rebuildLock: `${prefix}q:{registry}:rebuild-lock`,
     rebuiltAt: `${prefix}q:{registry}:rebuilt-at`,
   };
 }
 
 export function concertKeyList(keys: ConcertKeys): string[] {
-  return [keys.seq, keys.waiting, keys.active, keys.seen, keys.users, keys.owners, keys.rate, keys.journal];
+  return [keys.seq, keys.waiting, keys.active, keys.seen, keys.users, keys.owners, keys.rate];
 }

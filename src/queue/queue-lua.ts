@@ -1,5 +1,5 @@
 // Lua sources of the waiting room's scripts; queue-scripts.ts defines and calls them. Concert
-// scripts get the eight keys of one concert (queue-keys.ts) as KEYS[1..8] (JOIN a ninth of the
+// scripts get the seven keys of one concert (queue-keys.ts) as KEYS[1..7] (JOIN an eighth of the
 // same concert), so each touches one cluster slot and runs atomically. They read the clock with
 // TIME so every process agrees on "now" and on expiries.
 
@@ -17,11 +17,6 @@ local function forget(token)
     redis.call('HDEL', KEYS[6], token)
     if redis.call('HGET', KEYS[5], user) == token then redis.call('HDEL', KEYS[5], user) end
   end
-end
--- Journal entries for PostgreSQL: "A|token|active expiry|time" or "E|token|0|time". Capped so an
--- unreachable PostgreSQL cannot grow it without bound.
-local function journal(kind, token, expire, now)
-  redis.call('RPUSH', KEYS[8], kind .. '|' .. token .. '|' .. expire .. '|' .. now)
 end
 local function drop(token)
   redis.call('ZREM', KEYS[2], token)
@@ -49,7 +44,7 @@ local function status_of(token, now)
 end
 `;
 
-// KEYS[9]: the concert's prequeue-opened mark. ARGV: userId, fresh token, "1" when the caller
+// KEYS[8]: the concert's prequeue-opened mark. ARGV: userId, fresh token, "1" when the caller
 // has seen this concert's keys before, the user's prequeue place ("" if none). Returns
 // {token, seq, status}: the user's live token if any, else a new place: the prequeue place while
 // the line is not marked opened (the counter is then only created, so the keys count as
@@ -71,7 +66,7 @@ if token then
 end
 token = ARGV[2]
 local seq
-if ARGV[4] ~= '' and redis.call('EXISTS', KEYS[9]) == 0 then
+if ARGV[4] ~= '' and redis.call('EXISTS', KEYS[8]) == 0 then
   redis.call('SETNX', KEYS[1], 0)
   seq = ARGV[4]
 else
@@ -94,57 +89,49 @@ return status_of(ARGV[1], now)
 // ARGV: token. Gives up the place or the slot; returns the status after it (EXPIRED).
 export const LEAVE = `${PRELUDE}
 local now = now_ms()
-if status_of(ARGV[1], now)[1] ~= 'EXPIRED' then journal('E', ARGV[1], 0, now) end
 local expire = redis.call('ZSCORE', KEYS[3], ARGV[1])
 if expire then released(1, math.max(0, tonumber(expire) - now)) end
 drop(ARGV[1])
 return status_of(ARGV[1], now)
 `;
 
-// ARGV: waiting TTL ms, most tokens ended per step. The first half of an admission step: ends
-// ACTIVE tokens past their expiry and WAITING tokens not seen for the waiting TTL, and counts the
-// slots left taken. Returns {now, waiting, active, {expired}, {abandoned}}.
+// ARGV: waiting TTL ms, most tokens ended per step. Redis's part of an admission step, run under
+// PostgreSQL's concert lock: ends ACTIVE tokens past their expiry and WAITING tokens not seen for
+// the waiting TTL (PostgreSQL records them before it admits). Returns {now, waiting, active,
+// {expired}, {abandoned}}.
 // Only registered concerts are swept, and registering follows the counter's creation (JOIN,
 // MERGE): a missing counter means the concert's keys were lost, e.g. its cluster node restarted
-// empty while the node of the registry kept its data. The error makes queue-mode.ts rebuild.
+// empty while the node of the registry kept its data. The error makes queue-mode.ts restore it.
 export const SWEEP = `${PRELUDE}
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('${QUEUE_STATE_LOST} concert keys missing') end
 local now = now_ms()
 local waitingTtl, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 local expired = redis.call('ZRANGE', KEYS[3], '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
-for _, token in ipairs(expired) do drop(token); journal('E', token, 0, now) end
+for _, token in ipairs(expired) do drop(token) end
 released(#expired, 0)
 local abandoned = redis.call('ZRANGE', KEYS[4], '-inf', now - waitingTtl, 'BYSCORE', 'LIMIT', 0, limit)
-for _, token in ipairs(abandoned) do drop(token); journal('E', token, 0, now) end
-redis.call('LTRIM', KEYS[8], -1000000, -1)
+for _, token in ipairs(abandoned) do drop(token) end
 return {now, redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]), expired, abandoned}
 `;
 
-// ARGV: slots to fill (admission-rule.ts decided them), slots taken when SWEEP counted them,
-// active TTL ms. The second half: admits the head of the line, unless
-// slots were taken since the count (another process admitted in between), in which case it
-// returns 0 and the caller sweeps and counts again. Fewer taken (a leave) only leaves room.
-// Returns {now, active expiry, waiting, active, {admitted token, user, ...}, slots given back so
-// far, active ms they left unused}.
-export const ADMIT = `${PRELUDE}
-local slots, activeTtl = tonumber(ARGV[1]), tonumber(ARGV[3])
-if slots > 0 and redis.call('ZCARD', KEYS[3]) > tonumber(ARGV[2]) then return 0 end
+// ARGV: (token, active expiry ms) for every token PostgreSQL, the record, holds ACTIVE (the
+// admission step decided them there). Moves those still waiting here to the active set; a token
+// that ended here stays ended, and one already active keeps its slot. Returns {now, waiting,
+// active, {moved token, user, ...}, slots given back so far, active ms they left unused}.
+export const APPLY = `${PRELUDE}
 local now = now_ms()
-local waiting = redis.call('ZCARD', KEYS[2])
-local expireAt = now + activeTtl
-local admitted = {}
-if slots > 0 and waiting > 0 then
-  local popped = redis.call('ZPOPMIN', KEYS[2], slots)
-  for i = 1, #popped, 2 do
-    local token = popped[i]
-    redis.call('ZADD', KEYS[3], expireAt, token)
+local moved = {}
+for i = 1, #ARGV, 2 do
+  local token = ARGV[i]
+  if redis.call('ZSCORE', KEYS[2], token) then
+    redis.call('ZREM', KEYS[2], token)
     redis.call('ZREM', KEYS[4], token)
-    admitted[#admitted + 1] = token
-    admitted[#admitted + 1] = redis.call('HGET', KEYS[6], token) or ''
-    journal('A', token, expireAt, now)
+    redis.call('ZADD', KEYS[3], ARGV[i + 1], token)
+    moved[#moved + 1] = token
+    moved[#moved + 1] = redis.call('HGET', KEYS[6], token) or ''
   end
 end
-return {now, expireAt, redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]), admitted,
+return {now, redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]), moved,
   redis.call('HGET', KEYS[7], 'f') or '0', redis.call('HGET', KEYS[7], 'u') or '0'}
 `;
 
@@ -232,37 +219,5 @@ return 1
 export const FORGET_CONCERT = `
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if score and tonumber(score) < tonumber(ARGV[2]) then return redis.call('ZREM', KEYS[1], ARGV[1]) end
-return 0
-`;
-
-// KEYS: journal, claimed, lease. ARGV: most entries, lease ms, owner. Moves entries to `claimed`
-// under a lease; entries whose claimer never acknowledged are handed out again after the lease,
-// so a lost reply or a crashed process delays mirroring instead of losing it. The lease holder
-// itself gets its claim again at once (its previous drain failed: PostgreSQL or Redis was away).
-export const CLAIM_JOURNAL = `
-local holder = redis.call('GET', KEYS[3])
-if holder and holder ~= ARGV[3] then return {} end
-if redis.call('LLEN', KEYS[2]) == 0 then
-  for _ = 1, tonumber(ARGV[1]) do
-    if not redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT') then break end
-  end
-end
-local claimed = redis.call('LRANGE', KEYS[2], 0, -1)
-if #claimed > 0 then redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[2]) end
-return claimed
-`;
-
-// KEYS: journal, claimed, lease. ARGV: owner, entries to retry... Ends a claim and queues the
-// entries that must be tried again, in one step.
-export const ACK_JOURNAL = `
-if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[2], KEYS[3])
-for i = 2, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
-return 1
-`;
-
-// KEYS: a lock. ARGV: the owner's value.
-export const RELEASE_LOCK = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 `;

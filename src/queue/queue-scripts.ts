@@ -4,20 +4,7 @@
 
 import type { RedisClient } from "../platform/redis/client.js";
 import { concertKeyList, type ConcertKeys } from "./queue-keys.js";
-import {
-  ACK_JOURNAL,
-  ADMIT,
-  CLAIM_JOURNAL,
-  FORGET_CONCERT,
-  JOIN,
-  LEAVE,
-  MERGE,
-  RELEASE_LOCK,
-  SET_TOKEN,
-  STATUS,
-  SWEEP,
-  WATCH,
-} from "./queue-lua.js";
+import { APPLY, FORGET_CONCERT, JOIN, LEAVE, MERGE, SET_TOKEN, STATUS, SWEEP, WATCH } from "./queue-lua.js";
 import type { QueueState } from "./queue-entry.entity.js";
 
 export interface ScriptStatus {
@@ -47,18 +34,16 @@ export interface SweepReply {
   abandoned: string[];
 }
 
-export interface AdmitReply {
+export interface ApplyReply {
   nowMs: number;
-  activeExpireMs: number;
   waiting: number;
   active: number;
-  admitted: { token: string; userId: string }[];
+  /** Tokens this call moved from the line to the active set. */
+  moved: { token: string; userId: string }[];
   /** Slots of the concert given back so far (leaves and expiries, every process), for the wait estimate. */
   releasedTotal: number;
   /** Active time those slots left unused (ms before their expiry), summed. */
   unusedMsTotal: number;
-  expired: string[];
-  abandoned: string[];
 }
 
 export interface WatchReply {
@@ -67,15 +52,6 @@ export interface WatchReply {
   activeUsers: number;
   /** Per requested token, in order. */
   tokens: { position: number; activeExpireMs: number }[];
-}
-
-export interface JournalEntry {
-  kind: "ACTIVE" | "EXPIRED";
-  token: string;
-  /** 0 for EXPIRED. */
-  activeExpireMs: number;
-  /** When Redis made the change (epoch ms). */
-  atMs: number;
 }
 
 export interface MergeRow {
@@ -109,19 +85,15 @@ export type QueueScripts = ReturnType<typeof createQueueScripts>;
 
 /** Typed calls of the scripts on one connection. */
 export function createQueueScripts(redis: RedisClient) {
-  const join = command(redis, "cbQueueJoin", 9, JOIN);
-  const status = command(redis, "cbQueueStatus", 8, STATUS);
-  const leave = command(redis, "cbQueueLeave", 8, LEAVE);
-  const sweep = command(redis, "cbQueueSweep", 8, SWEEP);
-  const admit = command(redis, "cbQueueAdmit", 8, ADMIT);
-  const watch = command(redis, "cbQueueWatch", 8, WATCH);
-  const merge = command(redis, "cbQueueMerge", 8, MERGE);
+  const join = command(redis, "cbQueueJoin", 8, JOIN);
+  const status = command(redis, "cbQueueStatus", 7, STATUS);
+  const leave = command(redis, "cbQueueLeave", 7, LEAVE);
+  const sweep = command(redis, "cbQueueSweep", 7, SWEEP);
+  const apply = command(redis, "cbQueueApply", 7, APPLY);
+  const watch = command(redis, "cbQueueWatch", 7, WATCH);
+  const merge = command(redis, "cbQueueMerge", 7, MERGE);
   const setToken = command(redis, "cbQueueSetToken", 1, SET_TOKEN);
   const forgetConcert = command(redis, "cbQueueForgetConcert", 1, FORGET_CONCERT);
-  const releaseLock = command(redis, "cbQueueReleaseLock", 1, RELEASE_LOCK);
-  const claimJournal = command(redis, "cbQueueClaimJournal", 3, CLAIM_JOURNAL);
-  const ackJournal = command(redis, "cbQueueAckJournal", 3, ACK_JOURNAL);
-  const journalKeys = (keys: ConcertKeys) => [keys.journal, keys.journalClaimed, keys.journalLease];
   return {
     /** `prequeueSeq`: the user's place while the concert's prequeue forms (prequeue.ts). */
     async join(
@@ -151,25 +123,26 @@ export function createQueueScripts(redis: RedisClient) {
       ];
       return { nowMs: reply[0], waiting: reply[1], active: reply[2], expired: reply[3], abandoned: reply[4] };
     },
-    /** Admits up to `slots`; undefined when slots were taken since SWEEP counted `counted`. */
-    async admit(
-      keys: ConcertKeys,
-      options: { slots: number; counted: number; activeTtlMs: number },
-    ): Promise<Omit<AdmitReply, "expired" | "abandoned"> | undefined> {
-      const { slots, counted, activeTtlMs } = options;
-      const reply = (await admit(...concertKeyList(keys), slots, counted, activeTtlMs)) as
-        0 | [number, number, number, number, string[], string, string];
-      if (reply === 0) return undefined;
-      const admitted: AdmitReply["admitted"] = [];
-      for (let i = 0; i < reply[4].length; i += 2) admitted.push({ token: reply[4][i]!, userId: reply[4][i + 1]! });
+    /** Moves every token PostgreSQL holds ACTIVE out of the line, at the expiry PostgreSQL gave it. */
+    async apply(keys: ConcertKeys, active: readonly { token: string; activeExpireMs: number }[]): Promise<ApplyReply> {
+      const args = active.flatMap((a) => [a.token, a.activeExpireMs]);
+      const reply = (await apply(...concertKeyList(keys), ...args)) as [
+        number,
+        number,
+        number,
+        string[],
+        string,
+        string,
+      ];
+      const moved: ApplyReply["moved"] = [];
+      for (let i = 0; i < reply[3].length; i += 2) moved.push({ token: reply[3][i]!, userId: reply[3][i + 1]! });
       return {
         nowMs: reply[0],
-        activeExpireMs: reply[1],
-        waiting: reply[2],
-        active: reply[3],
-        admitted,
-        releasedTotal: Number(reply[5]),
-        unusedMsTotal: Number(reply[6]),
+        waiting: reply[1],
+        active: reply[2],
+        moved,
+        releasedTotal: Number(reply[4]),
+        unusedMsTotal: Number(reply[5]),
       };
     },
     async watch(keys: ConcertKeys, tokens: readonly string[], touch: boolean): Promise<WatchReply> {
@@ -193,27 +166,6 @@ export function createQueueScripts(redis: RedisClient) {
     },
     async forgetConcert(concertsKey: string, concertId: string, thresholdMs: number): Promise<void> {
       await forgetConcert(concertsKey, concertId, thresholdMs);
-    },
-    async releaseLock(key: string, owner: string): Promise<void> {
-      await releaseLock(key, owner);
-    },
-    /** Claims up to `count` journal entries for `leaseMs` (none while another claim is live). */
-    async claimJournal(keys: ConcertKeys, count: number, leaseMs: number, owner: string): Promise<JournalEntry[]> {
-      const raw = (await claimJournal(...journalKeys(keys), count, leaseMs, owner)) as string[];
-      return raw.map((line) => {
-        const [kind, token, expire, at] = line.split("|");
-        return {
-          kind: kind === "A" ? "ACTIVE" : "EXPIRED",
-          token: token!,
-          activeExpireMs: Number(expire),
-          atMs: Number(at),
-        };
-      });
-    },
-    /** Ends a claim; `retry` goes back to the journal. */
-    async ackJournal(keys: ConcertKeys, owner: string, retry: readonly JournalEntry[]): Promise<void> {
-      const lines = retry.map((e) => `${e.kind === "ACTIVE" ? "A" : "E"}|${e.token}|${e.activeExpireMs}|${e.atMs}`);
-      await ackJournal(...journalKeys(keys), owner, ...lines);
     },
   };
 }

@@ -8,7 +8,7 @@ import type { RedisClient } from "../platform/redis/client.js";
 import { createQueueKeys, type QueueKeys } from "./queue-keys.js";
 import {
   createQueueScripts,
-  type AdmitReply,
+  type ApplyReply,
   type JoinReply,
   type MergeRow,
   type QueueScripts,
@@ -16,7 +16,7 @@ import {
 } from "./queue-scripts.js";
 import type { QueueState } from "./queue-entry.entity.js";
 import type { QueueStatus } from "./queue-status.js";
-import { admissionsThisTick, type AdmissionRule } from "./admission-rule.js";
+import type { AdmissionRule } from "./admission-rule.js";
 
 export interface TokenRecord {
   state: QueueState;
@@ -58,9 +58,6 @@ function recordTtlMs(record: TokenRecord, nowMs: number): number {
   if (record.state === "ACTIVE") return Math.max(record.activeExpireMs - nowMs, 0) + ENDED_RECORD_TTL_MS;
   return ENDED_RECORD_TTL_MS;
 }
-
-/** Sweep-and-count rounds one tick tries when other processes keep admitting in between. */
-const ADMIT_ATTEMPTS = 3;
 
 export type RedisQueue = ReturnType<typeof createRedisQueue>;
 
@@ -146,48 +143,42 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
     },
 
     /**
-     * One admission step of a concert (admission-rule.ts): sweep and count, admit what the rule
-     * says, then the token records of everyone it moved.
+     * Redis's part of an admission step, run before PostgreSQL's (pg-queue.ts admit): ends the
+     * expired and the abandoned here, who only Redis knows while it serves.
      */
-    async admit(concertId: string, rule: AdmissionRule): Promise<AdmitReply> {
-      const concert = keys.concert(concertId);
-      const expired: string[] = [];
-      const abandoned: string[] = [];
-      let step: Omit<AdmitReply, "expired" | "abandoned"> | undefined;
-      for (let attempt = 1; !step; attempt++) {
-        const swept = await scripts.sweep(concert, rule.waitingTtlMs, rule.stepLimit);
-        expired.push(...swept.expired);
-        abandoned.push(...swept.abandoned);
-        const slots = attempt > ADMIT_ATTEMPTS ? 0 : admissionsThisTick(swept, rule);
-        step = await scripts.admit(concert, {
-          slots,
-          counted: swept.active,
-          activeTtlMs: rule.activeTtlMs,
-        });
-      }
-      const reply: AdmitReply = { ...step, expired, abandoned };
+    async sweep(
+      concertId: string,
+      rule: AdmissionRule,
+    ): Promise<{ expired: string[]; abandoned: string[]; atMs: number }> {
+      const swept = await scripts.sweep(keys.concert(concertId), rule.waitingTtlMs, rule.stepLimit);
       seen.add(concertId);
-      const writes: Promise<void>[] = [];
-      for (const { token, userId } of reply.admitted) {
-        writes.push(
-          writeRecord(token, { state: "ACTIVE", concertId, userId, activeExpireMs: reply.activeExpireMs }, reply.nowMs),
-        );
-      }
-      for (const token of [...reply.expired, ...reply.abandoned]) {
-        // The user is unknown here; the record keeps the one written at join ("-" if none).
-        writes.push(writeRecord(token, { state: "EXPIRED", concertId, userId: "-", activeExpireMs: 0 }, reply.nowMs));
-      }
-      await Promise.all(writes);
+      // The user is unknown here; the record keeps the one written at join ("-" if none).
+      const ended = { state: "EXPIRED" as const, concertId, userId: "-", activeExpireMs: 0 };
+      await Promise.all([...swept.expired, ...swept.abandoned].map((token) => writeRecord(token, ended, swept.nowMs)));
+      return { expired: swept.expired, abandoned: swept.abandoned, atMs: swept.nowMs };
+    },
+
+    /** The first `n` tokens of a concert's line, in order. */
+    head(concertId: string, n: number): Promise<string[]> {
+      return redis.zrange(keys.concert(concertId).waiting, "0", String(n - 1));
+    },
+
+    /** After PostgreSQL's step: every token it holds ACTIVE leaves the line here, with the records of those that moved. */
+    async apply(concertId: string, active: readonly { token: string; activeExpireMs: number }[]): Promise<ApplyReply> {
+      const reply = await scripts.apply(keys.concert(concertId), active);
+      const expireOf = new Map(active.map((a) => [a.token, a.activeExpireMs]));
+      await Promise.all(
+        reply.moved.map(({ token, userId }) =>
+          writeRecord(token, { state: "ACTIVE", concertId, userId, activeExpireMs: expireOf.get(token)! }, reply.nowMs),
+        ),
+      );
       return reply;
     },
 
     /** Stops ticking a concert found empty, unless a join registered it again since. */
-    async forgetIfEmpty(concertId: string, reply: AdmitReply): Promise<void> {
-      if (reply.waiting > 0 || reply.active > 0) return;
-      // Its journal must be copied first: only ticks of registered concerts drain it.
-      const concert = keys.concert(concertId);
-      const [journal, claimed] = await Promise.all([redis.llen(concert.journal), redis.llen(concert.journalClaimed)]);
-      if (journal + claimed === 0) await scripts.forgetConcert(keys.concerts, concertId, reply.nowMs - 1000);
+    async forgetIfEmpty(concertId: string, reply: ApplyReply): Promise<void> {
+      if (reply.waiting === 0 && reply.active === 0)
+        await scripts.forgetConcert(keys.concerts, concertId, reply.nowMs - 1000);
     },
 
     watch(concertId: string, tokens: readonly string[], touch: boolean): Promise<WatchReply> {
@@ -210,9 +201,9 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
     /**
      * Merges PostgreSQL rows of one concert (see the MERGE script) and their token records. A
      * token whose record here already says EXPIRED is merged as EXPIRED whatever its row says:
-     * when Redis kept its data through the outage, a leave or an abandonment it made shortly
-     * before may not have reached PostgreSQL (its journal is drained at admission ticks), and
-     * records never move backwards, so the record is the later truth. One GET per row.
+     * when Redis kept its data through the outage, an abandonment it swept may have failed to
+     * reach PostgreSQL, and records never move backwards, so the record is the later truth. One
+     * GET per row.
      */
     async merge(concertId: string, nextSeqFloor: string, pgRows: readonly MergeRow[]): Promise<void> {
       const records = await Promise.all(pgRows.map((row) => (row.state === "EXPIRED" ? undefined : lookup(row.token))));

@@ -17,12 +17,11 @@ import { createJoinCommitter } from "./join-committer.js";
 import { createPgQueue, touchEveryMs } from "./pg-queue.js";
 import { createPrequeue, type Prequeue } from "./prequeue.js";
 import { createQueueDb } from "./queue-db.js";
-import { createQueueMirror } from "./queue-mirror.js";
 import { createQueueMode, type QueueMode } from "./queue-mode.js";
 import type { QueueStatus } from "./queue-status.js";
 import { admissionRule, type AdmissionRule } from "./admission-rule.js";
 import { fixedAdmissionSettings, type AdmissionSettings, type ConcertAdmission } from "./admission-settings.js";
-import type { JoinReply, MergeRow } from "./queue-scripts.js";
+import type { JoinReply } from "./queue-scripts.js";
 import { createRedisQueue, type Validation } from "./redis-queue.js";
 import { createWatchHub, type WatchUpdate } from "./watch-hub.js";
 import { createLineMeter, type LineMeasures } from "./wait-estimate.js";
@@ -73,13 +72,11 @@ export type WaitingRoomConfig = Pick<
 /** Group commit window of JoinQueue. */
 const JOIN_BATCH = { maxRows: 1000, maxDelayMs: 20 };
 /**
- * A join whose PostgreSQL write took longer than this checks that no rebuild of Redis (which
- * reads PostgreSQL) ran in between without its row; a rebuild needs at least a probe interval
- * after the loss of Redis's data, so quicker joins cannot have missed one.
+ * A join whose PostgreSQL write took longer than this is merged into Redis once more: a restore
+ * of Redis (which reads PostgreSQL) may have run without its row, and a restore needs at least a
+ * probe interval after Redis failed, so quicker joins cannot have missed one.
  */
 const SLOW_JOIN_COMMIT_MS = 200;
-/** Clock difference between processes tolerated when comparing a rebuild's start with a join. */
-const REBUILD_CLOCK_SLACK_MS = 5000;
 const PROBE_INTERVAL_MS = 500;
 /**
  * Silence after which a watcher gets a heartbeat at the next watch tick (at most a second later),
@@ -187,19 +184,18 @@ export async function createWaitingRoom(deps: {
       return outcomes;
     },
   });
-  const mirror = createQueueMirror(pg, redisQueue, logger);
   let modeCheck: PeriodicTask | undefined;
   const mode = createQueueMode({
     redis,
     redisQueue,
-    pg,
+    db,
     logger,
     registry,
     probeIntervalMs: PROBE_INTERVAL_MS,
     recentlyEndedSeconds: config.activeTokenTtlSeconds + 60,
-    // A mark not refreshed for five admission ticks, and at least 5 s, belongs to a process that is
-    // gone; its own timer refreshes it three times within that.
-    fallbackMarkFreshMs: Math.max(5000, 5 * config.admissionIntervalMs),
+    // A cut-off not refreshed for five admission ticks, and at least 5 s, belongs to a process
+    // that is gone; its own timer refreshes it three times within that.
+    cutOffFreshMs: Math.max(5000, 5 * config.admissionIntervalMs),
   });
   await mode.init();
   const meter = createLineMeter();
@@ -207,7 +203,6 @@ export async function createWaitingRoom(deps: {
     mode,
     redisQueue,
     pg,
-    mirror,
     logger,
     rule,
     settings,
@@ -283,40 +278,18 @@ export async function createWaitingRoom(deps: {
     return (await prequeue.viewOf(found.concertId))(found);
   }
 
-  async function leave(token: string): Promise<QueueStatus | undefined> {
-    const result = await mode.run(
-      async () => ({ fromRedis: true, status: await redisQueue.leave(token) }),
-      async (touch) => {
-        touch([token]);
-        return { fromRedis: false, status: await pg.leave(token) };
+  /** PostgreSQL, the record, first: a slot it counts as taken is never given to two users. */
+  function leave(token: string): Promise<QueueStatus | undefined> {
+    return mode.run(
+      async () => {
+        await pg.end(token, false);
+        return redisQueue.leave(token);
+      },
+      async () => {
+        await pg.end(token, true);
+        return pg.status(token, false);
       },
     );
-    // At once for a consistent PostgreSQL copy; the journal retries it if this fails.
-    if (result.fromRedis && result.status)
-      await pg.markExpired([{ token, atMs: result.status.nowMs }]).catch(() => undefined);
-    return result.status;
-  }
-
-  /**
-   * A join that Redis took and that reached PostgreSQL only after Redis lost its data and was
-   * rebuilt from PostgreSQL would be acknowledged yet missing from Redis: merge it in (a no-op
-   * where it is there already). Left to the next rebuild when this process is not on Redis.
-   */
-  async function keepAfterRebuild(sinceMs: number, concertId: string, row: MergeRow): Promise<void> {
-    if (mode.current !== "redis") return mode.remember([row.token]);
-    try {
-      // A rebuild finished since the write began, or one under way (it may have read PostgreSQL
-      // before the write landed and sets rebuilt-at only once it has merged everything).
-      const [rebuiltAt, rebuilding] = await Promise.all([
-        redis.get(redisQueue.keys.rebuiltAt),
-        redis.exists(redisQueue.keys.rebuildLock),
-      ]);
-      if (rebuilding > 0 || Number(rebuiltAt ?? 0) >= sinceMs - REBUILD_CLOCK_SLACK_MS)
-        await redisQueue.merge(concertId, row.seq, [row]);
-    } catch (error) {
-      // Redis failed meanwhile: the row is in PostgreSQL, which the way back merges from.
-      logger.warn({ err: (error as Error).message, token: row.token }, "could not check a slow join against a rebuild");
-    }
   }
 
   return {
@@ -337,11 +310,9 @@ export async function createWaitingRoom(deps: {
       const view = await prequeue.viewOf(concertId);
       const result = await mode.run<{ reply?: JoinReply; status?: QueueStatus }>(
         async () => ({ reply: await redisQueue.join(concertId, userId, newToken(), prequeueSeq) }),
-        async (touch) => {
-          const joined = await fallbackJoins.submit({ concertId, userId, freshToken: newToken(), prequeueSeq });
-          touch([joined.token]);
-          return { status: joined };
-        },
+        async () => ({
+          status: await fallbackJoins.submit({ concertId, userId, freshToken: newToken(), prequeueSeq }),
+        }),
       );
       if (!result.reply) return view(result.status!);
       const { token, seq, status: joined } = result.reply;
@@ -358,13 +329,12 @@ export async function createWaitingRoom(deps: {
         activeExpireMs: joined.activeExpireMs,
       });
       if (Date.now() - committing > SLOW_JOIN_COMMIT_MS)
-        await keepAfterRebuild(committing, concertId, {
-          token,
-          userId,
-          seq,
-          state,
-          activeExpireMs: joined.activeExpireMs,
-        });
+        await redisQueue
+          .merge(concertId, seq, [{ token, userId, seq, state, activeExpireMs: joined.activeExpireMs }])
+          .catch((error: unknown) =>
+            // Redis failed meanwhile: the row is in PostgreSQL, which the way back restores from.
+            logger.warn({ err: (error as Error).message, token }, "could not merge a slow join into Redis"),
+          );
       return view({ token, concertId, userId, ...joined });
     },
 

@@ -1,7 +1,8 @@
-// One table of admission scenarios, run against both stores of the waiting room (Redis, and the
+// One table of admission scenarios, run with each store serving the waiting room (Redis, and the
 // PostgreSQL fallback) and against the wait estimate: the cap, free slots, expiries, order and
-// idempotency come out the same everywhere because all three apply admission-rule.ts. Time is
-// stepped per token (an expiry or a last-seen moved into the past), never waited for.
+// idempotency come out the same everywhere because PostgreSQL's admission step and the estimate
+// apply admission-rule.ts. Time is stepped per token (an expiry or a last-seen moved into the
+// past), never waited for.
 
 import { randomUUID } from "node:crypto";
 import test from "ava";
@@ -10,6 +11,7 @@ import { closeORM, initORM, migrateUp } from "../../src/platform/db/orm.js";
 import { createRedis } from "../../src/platform/redis/client.js";
 import type { AdmissionRule } from "../../src/queue/admission-rule.js";
 import { QueueEntry } from "../../src/queue/queue-entry.entity.js";
+import { createJoinCommitter } from "../../src/queue/join-committer.js";
 import { createPgQueue } from "../../src/queue/pg-queue.js";
 import { createQueueDb, type QueueDb } from "../../src/queue/queue-db.js";
 import type { QueueStatus } from "../../src/queue/queue-status.js";
@@ -102,20 +104,43 @@ let orm: MikroORM;
 let db: QueueDb;
 
 const stores: Record<"redis" | "postgres", () => Store> = {
-  redis: () => ({
-    join: async (concertId, userId) => (await redisQueue.join(concertId, userId, randomUUID())).token,
-    tick: async (concertId, rule) => (await redisQueue.admit(concertId, rule)).admitted.map((a) => a.token),
-    statuses: (_concertId, tokens) =>
-      Promise.all(tokens.map(async (token) => (await redisQueue.status(token, false))!)),
-    ageActive: async (concertId, token) => void (await redis.zadd(redisQueue.keys.concert(concertId).active, 1, token)),
-    ageSeen: async (concertId, token) => void (await redis.zadd(redisQueue.keys.concert(concertId).seen, 1, token)),
-  }),
+  redis: () => {
+    const pg = createPgQueue(db, { waitingTtlSeconds: 600 });
+    const committer = createJoinCommitter({ db, maxRows: 1, maxDelayMs: 0 });
+    return {
+      join: async (concertId, userId) => {
+        const { token, seq, status } = await redisQueue.join(concertId, userId, randomUUID());
+        await committer.commit({
+          token,
+          concertId,
+          userId,
+          seq,
+          state: "WAITING",
+          joinedAtMs: status.nowMs,
+          activeExpireMs: 0,
+        });
+        return token;
+      },
+      tick: async (concertId, rule) => {
+        const step = await pg.admit(concertId, rule, {
+          redis: { sweep: () => redisQueue.sweep(concertId, rule), head: (n) => redisQueue.head(concertId, n) },
+        });
+        await redisQueue.apply(concertId, step.active);
+        return step.admitted;
+      },
+      statuses: (_concertId, tokens) =>
+        Promise.all(tokens.map(async (token) => (await redisQueue.status(token, false))!)),
+      ageActive: async (concertId, token) =>
+        void (await redis.zadd(redisQueue.keys.concert(concertId).active, 1, token)),
+      ageSeen: async (concertId, token) => void (await redis.zadd(redisQueue.keys.concert(concertId).seen, 1, token)),
+    };
+  },
   postgres: () => {
     const pg = createPgQueue(db, { waitingTtlSeconds: 600 });
     return {
       join: async (concertId, userId) =>
         (await pg.joinMany(concertId, [{ userId, freshToken: randomUUID() }]))[0]!.token,
-      tick: async (concertId, rule) => (await pg.admit(concertId, rule, 0)).admitted,
+      tick: async (concertId, rule) => (await pg.admit(concertId, rule, { fallbackSinceMs: 0 })).admitted,
       statuses: (_concertId, tokens) => pg.statuses(tokens, false),
       ageActive: async (_concertId, token) =>
         void (await db.query("update queue_entry set active_expire_at = now() - interval '1 second' where token = $1", [
@@ -135,6 +160,8 @@ test.before(async () => {
   ({ orm } = await initORM({ databaseUrl: database.url, entities: [QueueEntry], poolMax: 8 }));
   await migrateUp(orm);
   db = await createQueueDb(orm, () => {});
+  // The fallback's writes need the store row to say PostgreSQL serves; the Redis store's do not.
+  await db.query("update queue_store set store = 'postgres' where id = 1");
 });
 
 test.after.always(async () => {

@@ -91,7 +91,7 @@ test("2,000 concurrent joins are admitted in FIFO batches, never above the cap",
     async () => (await clients[0]!.getQueueStatus({ token: last.token })).status!.state === QueueState.EXPIRED,
     { timeoutMs: 10_000 },
   );
-  let mirrored = 0;
+  let recorded = 0;
   await waitFor(
     async () => {
       const [row] = await app.app.orm.em
@@ -100,9 +100,9 @@ test("2,000 concurrent joins are admitted in FIFO batches, never above the cap",
           "select count(*) as n from queue_entry where concert_id = ? and admitted_at is not null",
           [concertId],
         );
-      mirrored = Number(row!.n);
-      return mirrored === USERS;
+      recorded = Number(row!.n);
+      return recorded === USERS;
     },
-    { timeoutMs: 20_000, message: () => `admissions mirrored to PostgreSQL: ${mirrored} of ${USERS}` },
+    { timeoutMs: 20_000, message: () => `admissions recorded in PostgreSQL: ${recorded} of ${USERS}` },
   );
 });

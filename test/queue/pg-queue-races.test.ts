@@ -25,7 +25,10 @@ test.before(async () => {
   database = await createTestDatabase("pgqueueraces");
   ({ orm } = await initORM({ databaseUrl: database.url, entities: [QueueEntry], poolMax: 4 }));
   await migrateUp(orm);
-  queue = createPgQueue(await createQueueDb(orm, () => {}), { waitingTtlSeconds: 600 });
+  const db = await createQueueDb(orm, () => {});
+  // PostgreSQL serves (Redis is down): the store row says so, as a cut-off process sets it.
+  await db.query("update queue_store set store = 'postgres' where id = 1");
+  queue = createPgQueue(db, { waitingTtlSeconds: 600 });
   blocker = new pg.Client({ connectionString: database.url });
   await blocker.connect();
 });
@@ -67,7 +70,7 @@ async function whileLocked<T>(change: string, params: unknown[], op: () => Promi
 
 /** One fallback admission step (cap 1) while `token`'s row is changed by `change`, committed once admission waits for it. */
 const admitDuring = (concertId: string, token: string, change: string) =>
-  whileLocked(change, [token], () => queue.admit(concertId, CAP_ONE, 0));
+  whileLocked(change, [token], () => queue.admit(concertId, CAP_ONE, { fallbackSinceMs: 0 }));
 
 test.serial(
   "a user who leaves while admission waits for their row stays gone: the next in line is admitted instead",
@@ -87,7 +90,7 @@ test.serial(
     t.is(await stateOf(first!.token), "EXPIRED");
     t.is(await stateOf(second!.token), "WAITING");
     // The freed slot goes to the next in line on the following step.
-    t.deepEqual((await queue.admit(concertId, CAP_ONE, 0)).admitted, [second!.token]);
+    t.deepEqual((await queue.admit(concertId, CAP_ONE, { fallbackSinceMs: 0 })).admitted, [second!.token]);
     t.is((await queue.status(first!.token, false))!.state, "EXPIRED");
   },
 );

@@ -37,7 +37,9 @@ test("prequeue places stand ahead of FIFO places until the line is marked opened
   const rule = {
     ...admissionRule({ maxActiveUsers: 0, activeTtlSeconds: 60, waitingTtlSeconds: 60, intervalMs: 1000 }),
   };
-  t.is((await queue.admit(concertId, rule)).waiting, 2, "the admission step sweeps a prequeue-only line");
+  // Redis's half of an admission step: the sweep, then moving who PostgreSQL admitted (nobody, at cap 0).
+  await queue.sweep(concertId, rule);
+  t.is((await queue.apply(concertId, [])).waiting, 2, "the admission step sweeps a prequeue-only line");
 
   const fifo = await queue.join(concertId, "after-opening", "c".repeat(32));
   t.is(fifo.seq, "1", "the FIFO counter starts behind the prequeue");

@@ -40,11 +40,6 @@ test("in each state an event has at most one unguarded transition, and guards de
   );
   t.is(nextState("redis", "redisTimedOut", () => true)?.to, "cut-off");
   t.is(
-    nextState("redis", "othersOnPostgres", () => false),
-    undefined,
-    "a spent hold is not taken again",
-  );
-  t.is(
     nextState("cut-off", "redisFailed", () => true),
     undefined,
     "a second failure changes nothing",

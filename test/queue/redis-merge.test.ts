@@ -12,7 +12,6 @@ import { removeTestKeys, testKeyPrefix } from "../helpers/redis-server.js";
 const prefix = testKeyPrefix("redis-merge");
 const redis = createRedis({ url: loadConfig({}).redisUrl, name: "redis-merge-test" });
 const queue = createRedisQueue(redis, prefix);
-const ADMIT = { cap: 10, activeTtlMs: 300, waitingTtlMs: 600_000, intervalMs: 1000, stepLimit: 100 };
 
 test.before(async () => {
   await redis.connect();
@@ -26,8 +25,9 @@ test.after.always(async () => {
 /** A user admitted in Redis (ACTIVE for 300 ms), and the place PostgreSQL gave them later. */
 async function admittedThenRejoined(concertId: string) {
   const before = (await queue.join(concertId, "user", `before-${randomUUID()}`)).token;
-  const admitted = await queue.admit(concertId, ADMIT);
-  if (admitted.admitted.length !== 1) throw new Error("expected one admission");
+  // As PostgreSQL's admission step hands it over: ACTIVE for 300 ms.
+  const admitted = await queue.apply(concertId, [{ token: before, activeExpireMs: Date.now() + 300 }]);
+  if (admitted.moved.length !== 1) throw new Error("expected one admission");
   const later = {
     token: `later-${randomUUID()}`,
     userId: "user",
@@ -61,7 +61,7 @@ test("a place that Redis saw end (a leave not yet mirrored to PostgreSQL) is not
   const concertId = randomUUID();
   const { token, seq } = await queue.join(concertId, "leaver", `leaver-${randomUUID()}`);
   await queue.leave(token);
-  // PostgreSQL still has the row as WAITING: the leave's journal entry was not drained.
+  // PostgreSQL still has the row as WAITING: its record of the leave failed.
   await queue.merge(concertId, "2000", [
     { token, userId: "leaver", seq: String(seq), state: "WAITING", activeExpireMs: 0 },
   ]);

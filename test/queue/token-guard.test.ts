@@ -150,7 +150,7 @@ test.serial(
       "QUEUE_TOKEN_EXPIRED",
     );
     await waitFor(async () => (await rowState(idle.token, full)) === "EXPIRED", {
-      message: () => "abandonment mirrored",
+      message: () => "abandonment recorded",
     });
     t.is(
       (await queue.getQueueStatus({ token: watched.token })).status!.state,
@@ -181,7 +181,7 @@ test.serial("an ACTIVE token expires after ACTIVE_TOKEN_TTL: QUEUE_TOKEN_EXPIRED
     Code.PermissionDenied,
     "QUEUE_TOKEN_EXPIRED",
   );
-  await waitFor(async () => (await rowState(blocker)) === "EXPIRED", { message: () => "expiry mirrored" });
+  await waitFor(async () => (await rowState(blocker)) === "EXPIRED", { message: () => "expiry recorded" });
 });
 
 test.serial("a left token is QUEUE_TOKEN_EXPIRED at once", async (t) => {

@@ -1,0 +1,116 @@
+// Which store serves the waiting room, for every process: one row in PostgreSQL (queue_store).
+// PostgreSQL is the record (every place in line, admission and end); Redis is an index of it that
+// serves while it is healthy. A process that Redis fails sets the row to PostgreSQL and keeps it
+// fresh; every process follows the row. Writes made on PostgreSQL hold the row FOR SHARE and are
+// refused once it says Redis, and the way back reads every live row into Redis and flips the row
+// in one transaction that holds it FOR UPDATE: no write made on PostgreSQL can miss the Redis
+// that serves after it.
+
+import { UnavailableError } from "../platform/domain-error.js";
+import type { Query, QueueDb } from "./queue-db.js";
+import type { QueueState } from "./queue-entry.entity.js";
+import type { MergeRow } from "./queue-scripts.js";
+
+/** A write meant for the PostgreSQL fallback found that Redis serves again; the caller retries there. */
+export class StoreMovedError extends UnavailableError {
+  override name = "StoreMovedError";
+  constructor() {
+    super("the waiting room moved back to Redis; retry");
+  }
+}
+
+/** Takes the row FOR SHARE for a PostgreSQL fallback write; throws StoreMovedError once Redis serves. */
+export async function requirePostgres(query: Query): Promise<void> {
+  const [row] = await query<{ store: string }>("select store from queue_store where id = 1 for share");
+  if (row?.store !== "postgres") throw new StoreMovedError();
+}
+
+export interface StoreRow {
+  store: "redis" | "postgres";
+  /** Another process refreshed its cut-off within the freshness window. */
+  othersCutOff: boolean;
+}
+
+/** Live rows and rows ended within `recentSeconds` (their token records may still say ACTIVE), per concert in line order. */
+export type RestoreRows = Map<string, { nextSeqFloor: string; rows: MergeRow[] }>;
+
+const ROW = `select store, coalesce(cut_off_at > now() - make_interval(secs => $2) and cut_off_by <> $1, false) as others_cut_off
+  from queue_store where id = 1`;
+
+const RESTORE_ROWS = `
+with picked as (
+  select token, concert_id, user_id, seq, state, floor(extract(epoch from active_expire_at) * 1000)::float8 as expire_ms
+  from queue_entry where state in ('WAITING', 'ACTIVE') or ended_at > now() - make_interval(secs => $1)),
+maxes as (select concert_id, max(seq)::text as max_seq from queue_entry
+  where concert_id in (select concert_id from picked) group by concert_id)
+select p.token, p.concert_id, p.user_id, p.seq::text as seq, p.state, p.expire_ms, m.max_seq
+from picked p join maxes m using (concert_id) order by p.seq, p.token`;
+
+export type QueueStore = ReturnType<typeof createQueueStore>;
+
+export function createQueueStore(db: QueueDb, options: { processId: string; freshSeconds: number }) {
+  const { processId, freshSeconds } = options;
+  const toRow = (row: { store: string; others_cut_off: boolean } | undefined): StoreRow => ({
+    store: row?.store === "postgres" ? "postgres" : "redis",
+    othersCutOff: row?.others_cut_off === true,
+  });
+  return {
+    async read(): Promise<StoreRow> {
+      return toRow((await db.query<{ store: string; others_cut_off: boolean }>(ROW, [processId, freshSeconds]))[0]);
+    },
+
+    /** This process is cut off from Redis: PostgreSQL serves everyone (written again to stay fresh). */
+    async cutOff(): Promise<void> {
+      await db.query("update queue_store set store = 'postgres', cut_off_at = now(), cut_off_by = $1 where id = 1", [
+        processId,
+      ]);
+    },
+
+    /**
+     * The way back, under the row's lock: unless another process is still cut off, hands every
+     * row to `fill` (which puts them in Redis) and flips the row to Redis; a row that says Redis
+     * already needs nothing (the process that flipped it filled Redis) unless `refill`, as when
+     * Redis lost its data. Returns whether Redis serves now.
+     */
+    async restore(recentSeconds: number, fill: (rows: RestoreRows) => Promise<void>, refill = false): Promise<boolean> {
+      return db.transaction(async (query) => {
+        const [raw] = await query<{ store: string; others_cut_off: boolean }>(`${ROW} for update`, [
+          processId,
+          freshSeconds,
+        ]);
+        const row = toRow(raw);
+        if (row.othersCutOff) return false;
+        if (row.store === "redis" && !refill) return true;
+        await fill(groupByConcert(await query(RESTORE_ROWS, [recentSeconds])));
+        await query("update queue_store set store = 'redis', cut_off_at = null, cut_off_by = null where id = 1");
+        return true;
+      });
+    },
+  };
+}
+
+interface RestoreRowSql {
+  token: string;
+  concert_id: string;
+  user_id: string;
+  seq: string;
+  state: QueueState;
+  expire_ms: number | null;
+  max_seq: string;
+}
+
+function groupByConcert(rows: RestoreRowSql[]): RestoreRows {
+  const byConcert: RestoreRows = new Map();
+  for (const r of rows) {
+    const group = byConcert.get(r.concert_id) ?? { nextSeqFloor: r.max_seq, rows: [] };
+    byConcert.set(r.concert_id, group);
+    group.rows.push({
+      token: r.token,
+      userId: r.user_id,
+      seq: r.seq,
+      state: r.state,
+      activeExpireMs: r.expire_ms ?? 0,
+    });
+  }
+  return byConcert;
+}
