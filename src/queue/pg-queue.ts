@@ -76,6 +76,13 @@ function toStatus(row: StatusRow): QueueStatus {
 
 export type PgQueue = ReturnType<typeof createPgQueue>;
 
+export interface JoinRequest {
+  userId: string;
+  freshToken: string;
+  /** The user's place in a sale-start prequeue (prequeue.ts), if they join while it forms. */
+  prequeueSeq?: string | undefined;
+}
+
 export function createPgQueue(db: QueueDb, options: { waitingTtlSeconds: number }) {
   const touchEverySeconds = touchEveryMs(options.waitingTtlSeconds) / 1000;
   async function statuses(tokens: readonly string[], touch: boolean, query: Query = db.query): Promise<QueueStatus[]> {
@@ -95,17 +102,14 @@ export function createPgQueue(db: QueueDb, options: { waitingTtlSeconds: number 
     return (await query<StatusRow>(STATUS_SELECT, [tokens])).map(toStatus);
   }
 
-  return {
+  const queue = {
     /**
      * Fallback joins of one concert in one transaction (the group commit of the PostgreSQL-only
      * waiting room): one lock, one INSERT for every newcomer, one status read. `requests` are in
      * arrival order, which becomes the order in line; a user asking twice gets one place, and a
      * user already in line keeps theirs. Statuses come back in the order of `requests`.
      */
-    async joinMany(
-      concertId: string,
-      requests: readonly { userId: string; freshToken: string; prequeueSeq?: string | undefined }[],
-    ): Promise<QueueStatus[]> {
+    async joinMany(concertId: string, requests: readonly JoinRequest[]): Promise<QueueStatus[]> {
       const freshTokens = new Map<string, string>();
       const prequeueSeqs = new Map<string, string | undefined>();
       for (const { userId, freshToken, prequeueSeq } of requests) {
@@ -161,6 +165,24 @@ export function createPgQueue(db: QueueDb, options: { waitingTtlSeconds: number 
         );
         return requests.map(({ userId }) => byToken.get(tokenOf.get(userId)!)!);
       });
+    },
+
+    /** Fallback joins of any concerts, in arrival order: joinMany per concert, one outcome per request. */
+    async joinBatch(requests: readonly (JoinRequest & { concertId: string })[]): Promise<(QueueStatus | Error)[]> {
+      const outcomes: (QueueStatus | Error)[] = [];
+      const byConcert = Map.groupBy(
+        requests.map((request, index) => ({ ...request, index })),
+        (request) => request.concertId,
+      );
+      await Promise.all(
+        [...byConcert].map(([concertId, group]) =>
+          queue.joinMany(concertId, group).then(
+            (joined) => group.forEach((request, i) => (outcomes[request.index] = joined[i]!)),
+            (error: unknown) => group.forEach((request) => (outcomes[request.index] = error as Error)),
+          ),
+        ),
+      );
+      return outcomes;
     },
 
     async status(token: string, touch: boolean): Promise<QueueStatus | undefined> {
@@ -221,4 +243,5 @@ export function createPgQueue(db: QueueDb, options: { waitingTtlSeconds: number 
       return { waiting: Number(line?.waiting ?? 0), active: Number(line?.active ?? 0) };
     },
   };
+  return queue;
 }

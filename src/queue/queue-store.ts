@@ -1,7 +1,7 @@
 // Which store serves the waiting room, for every process: one row in PostgreSQL (queue_store).
 // PostgreSQL is the record (every place in line, admission and end); Redis is an index of it that
 // serves while it is healthy. A process that Redis fails sets the row to PostgreSQL and keeps it
-// fresh; every process follows the row. Writes made on PostgreSQL hold the row FOR SHARE and are
+// fresh; every process follows the row. Writes made on PostgreSQL hold the row (FOR KEY SHARE) and are
 // refused once it says Redis, and the way back reads every live row into Redis and flips the row
 // in one transaction that holds it FOR UPDATE: no write made on PostgreSQL can miss the Redis
 // that serves after it.
@@ -19,9 +19,12 @@ export class StoreMovedError extends UnavailableError {
   }
 }
 
-/** Takes the row FOR SHARE for a PostgreSQL fallback write; throws StoreMovedError once Redis serves. */
+/**
+ * Holds the row for a PostgreSQL fallback write; throws StoreMovedError once Redis serves. KEY
+ * SHARE: a cut-off's refresh of the row does not wait for the writes, the way back's FOR UPDATE does.
+ */
 export async function requirePostgres(query: Query): Promise<void> {
-  const [row] = await query<{ store: string }>("select store from queue_store where id = 1 for share");
+  const [row] = await query<{ store: string }>("select store from queue_store where id = 1 for key share");
   if (row?.store !== "postgres") throw new StoreMovedError();
 }
 

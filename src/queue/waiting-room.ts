@@ -158,31 +158,10 @@ export async function createWaitingRoom(deps: {
   const settings = prequeue.gate(deps.admissionSettings?.(rule) ?? fixedAdmissionSettings(rule));
   const committer = createJoinCommitter({ db, ...JOIN_BATCH, onBatch: () => batches.inc() });
   // While Redis is down, joins are group-committed too: one transaction per concert per window.
-  const fallbackJoins = createBatcher<
-    { concertId: string; userId: string; freshToken: string; prequeueSeq: string | undefined },
-    QueueStatus
-  >({
+  const fallbackJoins = createBatcher({
     maxItems: JOIN_BATCH.maxRows,
     maxDelayMs: JOIN_BATCH.maxDelayMs,
-    async run(requests) {
-      const byConcert = Map.groupBy(
-        requests.map((request, index) => ({ ...request, index })),
-        (request) => request.concertId,
-      );
-      const outcomes: (QueueStatus | Error)[] = [];
-      await Promise.all(
-        [...byConcert].map(async ([concertId, group]) => {
-          try {
-            const joined = await pg.joinMany(concertId, group);
-            group.forEach((request, i) => (outcomes[request.index] = joined[i]!));
-          } catch (error) {
-            for (const request of group)
-              outcomes[request.index] = error instanceof Error ? error : new Error(String(error));
-          }
-        }),
-      );
-      return outcomes;
-    },
+    run: pg.joinBatch,
   });
   let modeCheck: PeriodicTask | undefined;
   const mode = createQueueMode({
