@@ -8,7 +8,6 @@
 
 import { UnavailableError } from "../platform/domain-error.js";
 import type { Query, QueueDb } from "./queue-db.js";
-import type { QueueState } from "./queue-entry.entity.js";
 import type { MergeRow } from "./queue-scripts.js";
 
 /** A write meant for the PostgreSQL fallback found that Redis serves again; the caller retries there. */
@@ -40,14 +39,13 @@ export type RestoreRows = Map<string, { nextSeqFloor: string; rows: MergeRow[] }
 const ROW = `select store, coalesce(cut_off_at > now() - make_interval(secs => $2) and cut_off_by <> $1, false) as others_cut_off
   from queue_store where id = 1`;
 
+// Per concert: the rows in line order, as MERGE takes them, and the sequence number new joins must exceed.
 const RESTORE_ROWS = `
-with picked as (
-  select token, concert_id, user_id, seq, state, floor(extract(epoch from active_expire_at) * 1000)::float8 as expire_ms
-  from queue_entry where state in ('WAITING', 'ACTIVE') or ended_at > now() - make_interval(secs => $1)),
-maxes as (select concert_id, max(seq)::text as max_seq from queue_entry
-  where concert_id in (select concert_id from picked) group by concert_id)
-select p.token, p.concert_id, p.user_id, p.seq::text as seq, p.state, p.expire_ms, m.max_seq
-from picked p join maxes m using (concert_id) order by p.seq, p.token`;
+select concert_id, (select max(seq) from queue_entry q where q.concert_id = p.concert_id)::text as next_seq_floor,
+  json_agg(json_build_object('token', token, 'userId', user_id, 'seq', seq::text, 'state', state,
+    'activeExpireMs', coalesce(floor(extract(epoch from active_expire_at) * 1000), 0)) order by seq, token) as rows
+from queue_entry p where state in ('WAITING', 'ACTIVE') or ended_at > now() - make_interval(secs => $1)
+group by concert_id`;
 
 export type QueueStore = ReturnType<typeof createQueueStore>;
 
@@ -84,36 +82,13 @@ export function createQueueStore(db: QueueDb, options: { processId: string; fres
         const row = toRow(raw);
         if (row.othersCutOff) return false;
         if (row.store === "redis" && !refill) return true;
-        await fill(groupByConcert(await query(RESTORE_ROWS, [recentSeconds])));
+        const rows = await query<{ concert_id: string; next_seq_floor: string; rows: MergeRow[] }>(RESTORE_ROWS, [
+          recentSeconds,
+        ]);
+        await fill(new Map(rows.map((r) => [r.concert_id, { nextSeqFloor: r.next_seq_floor, rows: r.rows }])));
         await query("update queue_store set store = 'redis', cut_off_at = null, cut_off_by = null where id = 1");
         return true;
       });
     },
   };
-}
-
-interface RestoreRowSql {
-  token: string;
-  concert_id: string;
-  user_id: string;
-  seq: string;
-  state: QueueState;
-  expire_ms: number | null;
-  max_seq: string;
-}
-
-function groupByConcert(rows: RestoreRowSql[]): RestoreRows {
-  const byConcert: RestoreRows = new Map();
-  for (const r of rows) {
-    const group = byConcert.get(r.concert_id) ?? { nextSeqFloor: r.max_seq, rows: [] };
-    byConcert.set(r.concert_id, group);
-    group.rows.push({
-      token: r.token,
-      userId: r.user_id,
-      seq: r.seq,
-      state: r.state,
-      activeExpireMs: r.expire_ms ?? 0,
-    });
-  }
-  return byConcert;
 }
