@@ -9,7 +9,7 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import { randomUUID } from "node:crypto";
 import { systemClock, type Clock } from "../platform/clock.js";
 import { compileQuery, dataModifying, insertBuilder } from "../platform/db/compiled-query.js";
-import { throwIfCallOver, type CallBound } from "../platform/db/call-bound.js";
+import type { CallBound } from "../platform/db/call-bound.js";
 import { inCallTransaction, withOptimisticRetry } from "../platform/db/optimistic-retry.js";
 import type { ORM } from "../platform/db/orm.js";
 import { DomainError } from "../platform/domain-error.js";
@@ -26,8 +26,7 @@ import {
   type ReservationView,
 } from "./reservation-rows.js";
 import { Reservation } from "./reservation.entity.js";
-import { lockForHold } from "./hold-locks.js";
-import { holdRefusal } from "./sale-gate.js";
+import { holdRefusal, lockSeatOnSale, SHARED_SALE_LOCK_SQL } from "./sale-gate.js";
 import { Seat } from "./seat.entity.js";
 
 export interface HoldPolicy {
@@ -43,6 +42,22 @@ export interface ReserveSeatInput {
   /** Client-chosen; a retry with the same id returns the first reservation. */
   requestId: string;
 }
+
+/** Namespace of the (user, schedule) advisory locks; the two-int4 form keeps them apart from any bigint-keyed lock. */
+const SEAT_LIMIT_LOCK_CLASS = 0x5ea7;
+
+/** The user's reservation made with this request id, and their live ones in the schedule. */
+const userReservations = compileQuery<{ userId: string; requestId: string; scheduleId: string }>(
+  ["userId", "requestId", "scheduleId"],
+  (em, p) =>
+    em
+      .createQueryBuilder(Reservation)
+      .select("*")
+      .where({
+        userId: p.userId,
+        $or: [{ requestId: p.requestId }, { scheduleId: p.scheduleId, status: { $in: ["HELD", "CONFIRMED"] } }],
+      }),
+);
 
 type HoldRow = Omit<ReservationView, "status" | "confirmedAt"> & { requestId: string };
 
@@ -102,10 +117,16 @@ export async function reserveSeat(
       orm,
       async (em) => {
         // The user's lock in this schedule serializes their holds here, so two concurrent holds
-        // cannot both pass the limit check below; the schedule's shared sale lock makes a change of
-        // its state or window wait for this hold, or this hold see it (sale-gate.ts). Then, in the
-        // same round trip, the seat lock with the user's reservations (hold-locks.ts).
-        const { seat, mine } = await lockForHold(em, seatId, { userId, requestId, scheduleId });
+        // cannot both pass the limit check below; then the schedule's shared sale lock
+        // (sale-gate.ts), which a change of its state or window waits for. Both taken before the
+        // seat lock, and never while holding one. In the same round trip (with BEGIN), a statement
+        // of its own that sees what was committed before the locks were granted answers both
+        // "did this request run before?" and "how many seats does the user have here?".
+        const locks = {
+          sql: `select pg_advisory_xact_lock(?, hashtext(?)), ${SHARED_SALE_LOCK_SQL}`,
+          params: [SEAT_LIMIT_LOCK_CLASS, `${userId} ${scheduleId}`, scheduleId],
+        };
+        const mine = await userReservations.allAfter<ReservationRow>(em, locks, { userId, requestId, scheduleId });
         const earlier = mine.find((r) => r.requestId === requestId);
         if (earlier) return replayHold(toReservationView(earlier), input);
         if (mine.filter((r) => isLive(r, now)).length >= policy.maxSeatsPerUser) {
@@ -119,6 +140,8 @@ export async function reserveSeat(
           );
         }
 
+        // A later statement than the sale lock's: it sees any change of the sale committed before that lock was granted.
+        const seat = await lockSeatOnSale(em, seatId);
         if (!seat || seat.scheduleId !== scheduleId) {
           throw new DomainError("SEAT_NOT_FOUND", `seat ${seatId} does not exist in schedule ${scheduleId}`, [], {
             seat_id: seatId,
@@ -144,10 +167,7 @@ export async function reserveSeat(
           expireTime: new Date(now.getTime() + policy.holdSeconds * 1000),
           confirmedAt: null,
         };
-        // The last statement, with its COMMIT: a conflict fails it (and skips the COMMIT), and
-        // nothing after it can roll it back.
-        throwIfCallOver(bound);
-        await insertHold.run(em, { ...reservation, requestId }, { commit: true });
+        await insertHold.run(em, { ...reservation, requestId });
         return reservation;
       },
       bound,

@@ -15,7 +15,6 @@
 
 import type { EntityMetadata, EntityName } from "@mikro-orm/core";
 import type { EntityManager, QueryBuilder } from "@mikro-orm/postgresql";
-import { COMMIT_AFTER } from "./statement-folding.js";
 
 type Value = string | number | bigint | boolean | Date | null | Record<string, unknown>;
 /** Named parameter values; interfaces qualify too (no index signature needed). */
@@ -56,11 +55,8 @@ export interface CompiledQuery<P extends Params<P>> {
   allAfter<R>(em: EntityManager, lead: LeadStatement, params: P): Promise<R[]>;
   /** The first row, or undefined. */
   get<R>(em: EntityManager, params: P): Promise<R | undefined>;
-  /**
-   * Rows changed (INSERT/UPDATE/DELETE). With `commit`, the transaction's last statement: its
-   * COMMIT goes in the same round trip (statement-folding.ts), so nothing after it may roll back.
-   */
-  run(em: EntityManager, params: P, options?: { commit?: boolean }): Promise<number>;
+  /** Rows changed (INSERT/UPDATE/DELETE). */
+  run(em: EntityManager, params: P): Promise<number>;
   /** The SQL with the values filled in, as the query builder would format it (tests compare the two). */
   format(em: EntityManager, params: P): string;
 }
@@ -139,10 +135,9 @@ export function compileQuery<P extends Params<P>>(
       const row = (await em.execute(entry.sql, values(entry, params), "get")) as Record<string, unknown> | undefined;
       return row ? (mapRow(em, entry, row) as R) : undefined;
     },
-    async run(em: EntityManager, params: P, options: { commit?: boolean } = {}): Promise<number> {
+    async run(em: EntityManager, params: P): Promise<number> {
       const entry = compiled(em);
-      const sql = options.commit ? entry.sql + COMMIT_AFTER : entry.sql;
-      const result = (await em.execute(sql, values(entry, params), "run")) as { affectedRows: number };
+      const result = (await em.execute(entry.sql, values(entry, params), "run")) as { affectedRows: number };
       return result.affectedRows;
     },
     format(em: EntityManager, params: P): string {
@@ -176,16 +171,3 @@ export function insertBuilder<P extends Params<P>>(
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- with() is typed to take a QueryBuilder<any>
 export const dataModifying = (qb: object) => qb as QueryBuilder<any>;
-
-/**
- * A query builder's statement run once as built (its shape may vary with the values), after
- * `lead` in the same round trip (see CompiledQuery.allAfter); its first row, mapped as the query
- * builder's own execute("get") maps it.
- */
-export async function getAfter<R>(em: EntityManager, lead: LeadStatement, qb: Compilable): Promise<R | undefined> {
-  const { sql, params } = qb.toQuery();
-  const meta = (qb as unknown as { mainAlias: { meta: EntityMetadata } }).mainAlias.meta;
-  const row = (await em.execute(`${lead.sql};\n${sql}`, [...lead.params, ...params], "get")) as
-    Record<string, unknown> | undefined;
-  return row ? (em.getDriver().mapResult(row, meta) as R) : undefined;
-}
