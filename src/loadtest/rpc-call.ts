@@ -5,6 +5,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import type { GrpcCallOptions } from "../platform/rpc/grpc-client.js";
+import { onAbort } from "../platform/abort-listeners.js";
 import { increment, type RunStats } from "./run-stats.js";
 
 export interface CallContext {
@@ -53,35 +54,6 @@ export function recordError(stats: RunStats, rpc: string, error: ConnectError): 
 /** Exponential backoff with jitter: ~50 ms, 100 ms, 200 ms, … capped at 2 s. */
 export function backoffMs(attempt: number): number {
   return Math.min(2000, 50 * 2 ** attempt) * (0.5 + Math.random() / 2);
-}
-
-/** Listeners of each long-lived signal, kept apart from the signal's own list (see onAbort). */
-const abortListeners = new WeakMap<AbortSignal, Set<() => void>>();
-
-/**
- * Calls `listener` once when `signal` aborts; returns a function that forgets it. Adding and
- * removing cost O(1) however many are registered: EventTarget.addEventListener walks every
- * listener already on the signal to reject duplicates, and with thousands of virtual users each
- * adding one per call to the run-wide signal that walk grows with the crowd.
- */
-export function onAbort(signal: AbortSignal, listener: () => void): () => void {
-  let listeners = abortListeners.get(signal);
-  if (!listeners) {
-    const created = new Set<() => void>();
-    signal.addEventListener(
-      "abort",
-      () => {
-        for (const notify of created) notify();
-        created.clear();
-      },
-      { once: true },
-    );
-    abortListeners.set(signal, created);
-    listeners = created;
-  }
-  const registered = listeners;
-  registered.add(listener);
-  return () => registered.delete(listener);
 }
 
 /** Resolves after ms, or at once when the signal aborts. */

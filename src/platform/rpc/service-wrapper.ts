@@ -5,6 +5,7 @@
 
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { onAbort } from "../abort-listeners.js";
 import { DomainError, OverloadedError } from "../domain-error.js";
 import { toConnectError } from "./error-mapping.js";
 import { IN_FLIGHT_RETRY_MS, type InFlightLimit } from "./in-flight-limit.js";
@@ -66,8 +67,8 @@ async function* untilStopped<T>(
   // One fresh promise per next(): Promise.race against one long-lived stop promise would add
   // a reaction to it per message that is never released, so the heap would grow per message.
   let wake: ((value: typeof STOPPED) => void) | undefined;
-  const onStop = () => wake?.(STOPPED);
-  stop.addEventListener("abort", onStop, { once: true });
+  // The shutdown signal is shared by every open stream: a plain listener per stream costs O(streams).
+  const forget = onAbort(stop, () => wake?.(STOPPED));
   try {
     for (;;) {
       const next = stop.aborted
@@ -82,7 +83,7 @@ async function* untilStopped<T>(
       yield next.value;
     }
   } finally {
-    stop.removeEventListener("abort", onStop);
+    forget();
     void iterator.return?.();
   }
 }

@@ -1,0 +1,93 @@
+// The front door alone: N users join at once against src/main.ts in a process of its own, each
+// opens WatchQueue right after its JoinQueue answer and leaves as soon as it is ACTIVE (no
+// booking), so the figures are the waiting room's: JoinQueue latency, WatchQueue first-message
+// delay, and the time from the first join to the last acknowledgement. With --cpu-prof-dir the
+// server writes a V8 CPU profile there when it stops (node --cpu-prof through NODE_OPTIONS).
+//
+//   node --import tsx bench/join-burst.ts [--users 10000] [--connections 32] [--max-active 2000]
+//     [--admission-interval-ms 100] [--cpu-prof-dir DIR]
+
+import { randomBytes } from "node:crypto";
+import { parseArgs } from "node:util";
+import { QueueState } from "../gen/concert/v1/queue_pb.js";
+import { loadConfig } from "../src/config.js";
+import { createFreshDatabase, seedTarget, startLocalServer } from "../src/loadtest/local-server.js";
+import { removeRedisKeys } from "../src/loadtest/redis-cleanup.js";
+import { createClients } from "../src/loadtest/run-load-test.js";
+import { percentile } from "../src/loadtest/latency-stats.js";
+
+const { values } = parseArgs({
+  options: {
+    users: { type: "string", default: "10000" },
+    connections: { type: "string", default: "32" },
+    "max-active": { type: "string", default: "2000" },
+    "admission-interval-ms": { type: "string", default: "100" },
+    "cpu-prof-dir": { type: "string" },
+  },
+});
+const users = Number(values.users);
+const config = loadConfig(process.env);
+const runId = randomBytes(3).toString("hex");
+const prefix = `jb:${runId}:`;
+const database = await createFreshDatabase(config.databaseUrl, runId);
+const summary = (label: string, samples: number[]) => {
+  const sorted = Float64Array.from(samples).sort();
+  const at = (p: number) => Math.round(percentile(sorted, p));
+  return `${label.padEnd(26)} n=${samples.length} p50 ${at(50)} p99 ${at(99)} max ${Math.round(sorted.at(-1) ?? 0)} ms`;
+};
+try {
+  const { concertId } = await seedTarget(database.url, 100);
+  const server = await startLocalServer({
+    databaseUrl: database.url,
+    redisUrl: config.redisUrl,
+    redisKeyPrefix: prefix,
+    maxActiveUsers: Number(values["max-active"]),
+    admissionIntervalMs: Number(values["admission-interval-ms"]),
+    workers: 1,
+    logLevel: (process.env.SERVER_LOG_LEVEL ?? "warn") as "warn",
+    childProcess: true,
+    env: values["cpu-prof-dir"]
+      ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${values["cpu-prof-dir"]} --cpu-prof-interval=500` }
+      : {},
+  });
+  const clients = createClients(server.target, Number(values.connections));
+  const joins: number[] = [];
+  const firstMessages: number[] = [];
+  const failures = new Map<string, number>();
+  const started = performance.now();
+  let lastAck = 0;
+  await Promise.all(
+    Array.from({ length: users }, async (_, i) => {
+      const { queue } = clients.pool[i % clients.pool.length]!;
+      try {
+        const sent = performance.now();
+        const { token } = await queue.joinQueue({ concertId, userId: `jb-${runId}-${i}` }, { deadlineMs: 60_000 });
+        const acked = performance.now();
+        joins.push(acked - sent);
+        lastAck = Math.max(lastAck, acked);
+        const opened = performance.now();
+        let first = true;
+        for await (const message of queue.watchQueue({ token }, { deadlineMs: 120_000 })) {
+          if (first) firstMessages.push(performance.now() - opened);
+          first = false;
+          if (message.status?.state === QueueState.ACTIVE) break;
+        }
+        await queue.leaveQueue({ token }, { deadlineMs: 60_000 });
+      } catch (error) {
+        const key = (error as Error).message.slice(0, 80);
+        failures.set(key, (failures.get(key) ?? 0) + 1);
+      }
+    }),
+  );
+  console.log(`join-burst ${users} users, ${values.connections} connections, cap ${values["max-active"]}`);
+  console.log(summary("JoinQueue", joins));
+  console.log(summary("WatchQueue first message", firstMessages));
+  console.log(`last join acknowledged ${Math.round(lastAck - started)} ms after the first was sent`);
+  console.log(`everyone admitted and gone after ${Math.round(performance.now() - started)} ms`);
+  for (const [message, count] of failures) console.log(`failed ${count}: ${message}`);
+  clients.close();
+  await server.stop();
+} finally {
+  await database.drop();
+  await removeRedisKeys(config.redisUrl, prefix, config.redisClusterNodes);
+}
