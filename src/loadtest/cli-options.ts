@@ -4,6 +4,7 @@
 
 import { parseArgs } from "node:util";
 import { loadConfig, type Config } from "../config.js";
+import { parseArrival } from "./arrival.js";
 import { parseFaultSpec, type FaultSpec } from "./faults.js";
 import type { LoadTestOptions } from "./run-load-test.js";
 import type { SeatPick } from "./virtual-user.js";
@@ -33,6 +34,8 @@ ReserveSeat on a random seat → PayReservation, then audits PostgreSQL and the 
 load
   --users N                 virtual users (10000)
   --concurrency N           users in flight at once; the rest wait to start (2000)
+  --arrival A               closed: --concurrency users in flight; burst: all users start at
+                            once; ramp:<seconds>: users start evenly over that time (closed)
   --seat-pick MODE          random-once: one random seat, SEAT_UNAVAILABLE = lost to collision;
                             retry-another-seat: up to --seat-retries more seats (random-once)
   --seat-retries N          extra seats tried with retry-another-seat (3)
@@ -107,6 +110,7 @@ export function parseCli(
       options: {
         users: { type: "string", default: "10000" },
         concurrency: { type: "string", default: "2000" },
+        arrival: { type: "string", default: "closed" },
         "seat-pick": { type: "string", default: "random-once" },
         "seat-retries": { type: "string", default: "3" },
         "rpc-timeout-ms": { type: "string", default: "15000" },
@@ -141,6 +145,8 @@ export function parseCli(
   if (values.help) return undefined;
 
   const server = loadConfig(env);
+  const arrival = parseArrival(values.arrival);
+  if (!arrival) throw new UsageError(`--arrival must be closed, burst or ramp:<seconds>, got "${values.arrival}"`);
   const seatPick = values["seat-pick"];
   if (seatPick !== "random-once" && seatPick !== "retry-another-seat")
     throw new UsageError(`--seat-pick must be random-once or retry-another-seat, got "${seatPick}"`);
@@ -191,6 +197,7 @@ export function parseCli(
       target: values.target,
       users: positiveInteger("users", values.users),
       concurrency: positiveInteger("concurrency", values.concurrency),
+      arrival,
       concertId: values.concert,
       scheduleId: values.schedule,
       seatPick: seatPick as SeatPick,

@@ -1,6 +1,7 @@
 // The load-test report: one plain JSON-safe object (money as decimal strings) that the text
 // table, --json and --html are all rendered from.
 
+import { formatArrival, type Arrival } from "./arrival.js";
 import type { AuditResult } from "./audit.js";
 import type { Target } from "./catalog-discovery.js";
 import type { FaultRecord } from "./faults.js";
@@ -25,6 +26,8 @@ export interface LoadTestReport {
   settings: {
     users: number;
     concurrency: number;
+    /** closed, burst or ramp:<seconds>. */
+    arrival: string;
     connections: number;
     seatPick: string;
     seatRetries: number;
@@ -84,6 +87,7 @@ export interface ReportedOptions {
   target: string;
   users: number;
   concurrency: number;
+  arrival?: Arrival;
   connections: number;
   seatPick: SeatPick;
   seatRetries: number;
@@ -127,6 +131,7 @@ export function buildReport(input: ReportInput): LoadTestReport {
     settings: {
       users: options.users,
       concurrency: options.concurrency,
+      arrival: formatArrival(options.arrival),
       connections: options.connections,
       seatPick: options.seatPick,
       seatRetries: options.seatPick === "random-once" ? 0 : options.seatRetries,

@@ -9,20 +9,24 @@ import { QueueService } from "../../gen/concert/v1/queue_pb.js";
 import { WalletService } from "../../gen/concert/v1/wallet_pb.js";
 import { connectRedis, createRedisClient, describeRedis, type RedisNode } from "../platform/redis/client.js";
 import { createGrpcClient } from "../platform/rpc/grpc-client.js";
+import type { Arrival } from "./arrival.js";
 import { auditRun } from "./audit.js";
 import { discoverTarget } from "./catalog-discovery.js";
 import { scheduleFaults, type Fault, type FaultRecord } from "./faults.js";
 import { buildReport, type LoadTestReport } from "./report.js";
 import { createRunStats, startTimelineSampler, type RunStats, type StageCounts, type TimePoint } from "./run-stats.js";
 import { startServerGauge, type ServerGauge } from "./server-gauge.js";
+import { sleep } from "./rpc-call.js";
 import { runVirtualUser, type Clients, type SeatPick, type UserPlan } from "./virtual-user.js";
 
 export interface LoadTestOptions {
   /** gRPC address, host:port. */
   target: string;
   users: number;
-  /** Users in flight at once; the rest wait to start. */
+  /** Users in flight at once; the rest wait to start (closed arrival only). */
   concurrency: number;
+  /** How users arrive (arrival.ts); closed by default. */
+  arrival?: Arrival;
   /** Default: the first concert ListConcerts returns. */
   concertId?: string;
   /** Default: the concert's first schedule. */
@@ -115,6 +119,20 @@ async function runUsers(
   userPrefix: string,
 ): Promise<void> {
   const context = { stats, rpcTimeoutMs: options.rpcTimeoutMs, signal };
+  const arrival = options.arrival ?? { kind: "closed" };
+  if (arrival.kind !== "closed") {
+    const started = performance.now();
+    const spacingMs = arrival.kind === "ramp" ? arrival.rampMs / options.users : 0;
+    const users: Promise<unknown>[] = [];
+    for (let index = 0; index < options.users && !signal.aborted; index++) {
+      const dueMs = started + index * spacingMs;
+      // Timers fire at most every millisecond or so: start everyone already due in one go.
+      if (dueMs > performance.now()) await sleep(dueMs - performance.now(), signal);
+      users.push(runVirtualUser(context, pool[index % pool.length]!, plan, `${userPrefix}${index}`));
+    }
+    await Promise.all(users);
+    return;
+  }
   let next = 0;
   const lane = async () => {
     while (next < options.users && !signal.aborted) {

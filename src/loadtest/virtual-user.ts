@@ -195,6 +195,8 @@ export async function runVirtualUser(
     await joinAndWaitActive(context, clients.queue, plan.concertId, userId, (issued, first) => {
       user.token = issued;
       if (!first) return;
+      // From the user's arrival, retries included: what a crowd's member waits for an answer.
+      context.stats.latency.record("join answered (from arrival)", performance.now() - userStarted);
       counts.joined++;
       counts.waiting++;
       user.place = "waiting";

@@ -1,0 +1,13 @@
+import test from "ava";
+import { formatArrival, parseArrival } from "../../src/loadtest/arrival.js";
+import { parseCli, UsageError } from "../../src/loadtest/cli-options.js";
+
+test("--arrival takes closed, burst and ramp:<seconds>, and says so for anything else", (t) => {
+  const parse = (...args: string[]) => parseCli(args, {}, "abc123")!.run.arrival;
+  t.deepEqual(parse(), { kind: "closed" });
+  t.deepEqual(parse("--arrival", "burst"), { kind: "burst" });
+  t.deepEqual(parse("--arrival", "ramp:2.5"), { kind: "ramp", rampMs: 2500 });
+  for (const bad of ["ramp", "ramp:0", "ramp:-1", "ramp:1s", "bursty"])
+    t.throws(() => parse("--arrival", bad), { instanceOf: UsageError, message: /--arrival/ }, bad);
+  for (const text of ["closed", "burst", "ramp:10", "ramp:0.5"]) t.is(formatArrival(parseArrival(text)), text);
+});
