@@ -119,7 +119,7 @@ export function formatReport(report: LoadTestReport): string {
         [
           "stream resumes",
           int(o.streamResumes),
-          `rejoins ${int(o.rejoins)}, retried calls ${int(o.retries)}, unknown outcomes ${int(o.ambiguousMutations)}`,
+          `rejoins ${int(o.rejoins)}, retried calls ${int(o.retries)} (${int(o.retriesHeldByBudget)} held by the retry budget), unknown outcomes ${int(o.ambiguousMutations)}`,
           "",
         ],
         [

@@ -58,6 +58,7 @@ export interface LoadTestReport {
     streamResumes: number;
     rejoins: number;
     retries: number;
+    retriesHeldByBudget: number;
     ambiguousMutations: number;
     toppedUpMinor: string;
     paidMinor: string;
@@ -160,6 +161,7 @@ export function buildReport(input: ReportInput): LoadTestReport {
       streamResumes: counts.reconnects,
       rejoins: counts.rejoins,
       retries: counts.retries,
+      retriesHeldByBudget: counts.retriesHeldByBudget,
       ambiguousMutations: stats.ambiguousMutations,
       toppedUpMinor: stats.toppedUpMinor.toString(),
       paidMinor: stats.paidMinor.toString(),

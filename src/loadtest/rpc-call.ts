@@ -3,9 +3,10 @@
 // mutation carries an idempotency key or request id, so a retry after an unknown outcome is safe.
 
 import { Code, ConnectError } from "@connectrpc/connect";
-import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import type { GrpcCallOptions } from "../platform/rpc/grpc-client.js";
 import { onAbort } from "../platform/abort-listeners.js";
+import type { RetryBudget } from "./retry-budget.js";
 import { increment, type RunStats } from "./run-stats.js";
 
 export interface CallContext {
@@ -13,6 +14,8 @@ export interface CallContext {
   rpcTimeoutMs: number;
   /** Aborted when the overall --timeout is reached. */
   signal: AbortSignal;
+  /** Shared by the run's users; without one, retries are limited per call only. */
+  retryBudget?: RetryBudget;
 }
 
 /**
@@ -56,6 +59,17 @@ export function backoffMs(attempt: number): number {
   return Math.min(2000, 50 * 2 ** attempt) * (0.5 + Math.random() / 2);
 }
 
+/**
+ * The delay the server asked for (google.rpc.RetryInfo, sent with RESOURCE_EXHAUSTED OVERLOADED),
+ * plus up to a quarter of it so a refused crowd does not come back all at once; undefined without one.
+ */
+export function serverRetryDelayMs(error: ConnectError): number | undefined {
+  const delay = error.findDetails(RetryInfoSchema)[0]?.retryDelay;
+  if (!delay) return undefined;
+  const ms = Number(delay.seconds) * 1000 + delay.nanos / 1e6;
+  return ms * (1 + Math.random() / 4);
+}
+
 /** Resolves after ms, or at once when the signal aborts. */
 export function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -80,7 +94,7 @@ export async function callWithRetry<T>(
   invoke: (options: GrpcCallOptions) => Promise<T>,
   options: { metadata?: Record<string, string>; mutation?: boolean } = {},
 ): Promise<T> {
-  const { stats, rpcTimeoutMs, signal } = context;
+  const { stats, rpcTimeoutMs, signal, retryBudget } = context;
   const firstAttempt = performance.now();
   for (let attempt = 1; ; attempt++) {
     const started = performance.now();
@@ -89,6 +103,7 @@ export async function callWithRetry<T>(
     const call = new AbortController();
     const forget = onAbort(signal, () => call.abort());
     try {
+      if (attempt === 1) retryBudget?.deposit();
       const result = await invoke({ deadlineMs: rpcTimeoutMs, signal: call.signal, metadata: options.metadata });
       stats.latency.record(rpc, performance.now() - started);
       return result;
@@ -103,7 +118,9 @@ export async function callWithRetry<T>(
         throw error;
       }
       stats.counts.retries++;
-      await sleep(backoffMs(attempt), signal);
+      // Never sooner than the server asked; our own backoff when it did not say.
+      await sleep(Math.max(backoffMs(attempt), serverRetryDelayMs(error) ?? 0), signal);
+      await retryBudget?.withdraw(signal);
     } finally {
       forget();
     }

@@ -16,6 +16,7 @@ import { scheduleFaults, type Fault, type FaultRecord } from "./faults.js";
 import { buildReport, type LoadTestReport } from "./report.js";
 import { createRunStats, startTimelineSampler, type RunStats, type StageCounts, type TimePoint } from "./run-stats.js";
 import { startServerGauge, type ServerGauge } from "./server-gauge.js";
+import { createRetryBudget } from "./retry-budget.js";
 import { sleep } from "./rpc-call.js";
 import { runVirtualUser, type Clients, type SeatPick, type UserPlan } from "./virtual-user.js";
 
@@ -59,6 +60,12 @@ export interface LoadTestOptions {
 }
 
 export type { LoadTestReport };
+
+/**
+ * Retries the users may add: a fifth of the calls, plus a hundred a second (an outage still gets
+ * retried, at that pace), with two hundred saved up for a burst.
+ */
+const RETRY_BUDGET = { ratio: 0.2, floorPerSecond: 100, max: 200 };
 
 /** `connections` groups of the three service clients, each group on its own HTTP/2 connection. */
 export function createClients(target: string, connections: number): { pool: Clients[]; close(): void } {
@@ -118,7 +125,8 @@ async function runUsers(
   plan: UserPlan,
   userPrefix: string,
 ): Promise<void> {
-  const context = { stats, rpcTimeoutMs: options.rpcTimeoutMs, signal };
+  const retryBudget = createRetryBudget({ ...RETRY_BUDGET, sleep });
+  const context = { stats, rpcTimeoutMs: options.rpcTimeoutMs, signal, retryBudget };
   const arrival = options.arrival ?? { kind: "closed" };
   if (arrival.kind !== "closed") {
     const started = performance.now();
@@ -131,6 +139,7 @@ async function runUsers(
       users.push(runVirtualUser(context, pool[index % pool.length]!, plan, `${userPrefix}${index}`));
     }
     await Promise.all(users);
+    stats.counts.retriesHeldByBudget = retryBudget.delayed;
     return;
   }
   let next = 0;
@@ -141,6 +150,7 @@ async function runUsers(
     }
   };
   await Promise.all(Array.from({ length: Math.min(options.concurrency, options.users) }, lane));
+  stats.counts.retriesHeldByBudget = retryBudget.delayed;
 }
 
 export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestReport> {

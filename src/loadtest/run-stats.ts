@@ -35,6 +35,8 @@ export interface StageCounts {
   rejoins: number;
   /** Unary calls repeated after a transient error (same idempotency key). */
   retries: number;
+  /** Of those, the ones that waited for the run's retry budget (retry-budget.ts). */
+  retriesHeldByBudget: number;
 }
 
 export interface TimePoint {
@@ -97,6 +99,7 @@ export function createRunStats(): RunStats {
       reconnects: 0,
       rejoins: 0,
       retries: 0,
+      retriesHeldByBudget: 0,
     },
     latency: createLatencyBook(),
     errors: new Map(),
