@@ -61,11 +61,8 @@ export interface LoadTestOptions {
 
 export type { LoadTestReport };
 
-/**
- * Retries the users may add: a fifth of the calls, plus a hundred a second (an outage still gets
- * retried, at that pace), with two hundred saved up for a burst.
- */
-const RETRY_BUDGET = { ratio: 0.2, floorPerSecond: 100, max: 200 };
+/** Retries the users may add: a fifth of the calls of the last 10 s, plus ten a second (an outage still gets retried). */
+const RETRY_BUDGET = { ratio: 0.2, floorPerSecond: 10, windowMs: 10_000 };
 
 /** `connections` groups of the three service clients, each group on its own HTTP/2 connection. */
 export function createClients(target: string, connections: number): { pool: Clients[]; close(): void } {

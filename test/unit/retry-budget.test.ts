@@ -4,43 +4,50 @@ import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { createRetryBudget } from "../../src/loadtest/retry-budget.js";
 import { serverRetryDelayMs } from "../../src/loadtest/rpc-call.js";
 
-test("the retry budget lets retries through while it lasts, then paces them by its floor and the calls made", async (t) => {
-  let nowMs = 0;
-  const slept: number[] = [];
+/** A budget on a stepped clock: sleeping moves it. */
+function steppedBudget() {
+  const clock = { nowMs: 0, slept: 0 };
   const budget = createRetryBudget({
-    ratio: 0.5,
-    floorPerSecond: 10,
-    max: 2,
-    now: () => nowMs,
-    // A stepped clock: sleeping moves it.
+    ratio: 0.2,
+    floorPerSecond: 1,
+    windowMs: 10_000,
+    now: () => clock.nowMs,
     sleep: async (ms) => {
-      slept.push(ms);
-      nowMs += ms;
+      clock.slept += ms;
+      clock.nowMs += ms;
     },
   });
+  return { clock, budget };
+}
+
+test("retries may be a fifth of the calls of the window plus the floor; beyond, they wait", async (t) => {
+  const { clock, budget } = steppedBudget();
   const signal = new AbortController().signal;
-  await budget.withdraw(signal);
-  await budget.withdraw(signal);
-  t.deepEqual(slept, [], "the saved-up retries go at once");
+  // 100 calls and the floor (1 a second over 10 s) pay for 30 retries at once.
+  for (let i = 0; i < 100; i++) budget.deposit();
+  for (let i = 0; i < 30; i++) await budget.withdraw(signal);
+  t.is(clock.slept, 0);
   t.is(budget.delayed, 0);
-  // Empty: the next retry waits until the floor has refilled one (0.1 s at 10 a second, jittered).
+  // The 31st waits until the window has moved past the calls' slice and the retries' own.
   await budget.withdraw(signal);
   t.is(budget.delayed, 1);
-  t.true(slept.length > 0 && nowMs >= 100 && nowMs <= 200, `waited ${nowMs} ms`);
-  // Calls made refill it too: two first attempts at half a retry each pay for one.
-  const before = slept.length;
-  budget.deposit();
-  budget.deposit();
-  await budget.withdraw(signal);
-  t.is(slept.length, before);
+  t.true(clock.nowMs >= 10_000, `waited only ${clock.nowMs} ms`);
+});
+
+test("the budget follows the crowd: more calls, more retries at once", async (t) => {
+  const { clock, budget } = steppedBudget();
+  const signal = new AbortController().signal;
+  for (let i = 0; i < 10_000; i++) budget.deposit();
+  for (let i = 0; i < 2000; i++) await budget.withdraw(signal);
+  t.is(clock.slept, 0);
 });
 
 test("a retry waiting for the budget gives up waiting when the run ends", async (t) => {
   const controller = new AbortController();
   const budget = createRetryBudget({
     ratio: 0,
-    floorPerSecond: 0.001,
-    max: 0,
+    floorPerSecond: 0,
+    windowMs: 10_000,
     sleep: (ms, signal) =>
       new Promise((resolve) => {
         const timer = setTimeout(resolve, ms);
