@@ -27,6 +27,8 @@ export interface QueueControl {
   /** The environment's rule: the defaults of concerts without stored settings. */
   readonly rule: AdmissionRule;
   admissionOf(concertId: string): ConcertAdmission;
+  /** Makes every process apply stored settings at its next admission tick. */
+  announceSettingsChange(): Promise<void>;
   /** Ends a token at once, as LeaveQueue does; QUEUE_TOKEN_INVALID for an unknown one. */
   leave(token: string): Promise<QueueStatus>;
   /** The sale-start prequeue, whose seed's hash (and, after the opening, seed) the settings publish. */
@@ -138,6 +140,7 @@ export function createQueueAdminHandlers({ orm, queue }: QueueAdminDeps): Partia
       }
       checker.throwIfInvalid();
       const settings = await updateQueueSettings(orm, queue.rule, concertId, changes);
+      await queue.announceSettingsChange();
       return { settings: settingsToProto(settings, await queue.prequeue.describe(concertId)) };
     },
 

@@ -1,6 +1,9 @@
 // Per-concert waiting-room settings in PostgreSQL: read and changed by AdminService, and served to
-// the admission loop of every process as the queue's AdmissionSettings, reloaded each tick (one
-// small query per process per tick), so a change applies everywhere within one admission tick.
+// the admission loop of every process as the queue's AdmissionSettings. A tick does not read
+// PostgreSQL: a change made through AdminService bumps a counter in Redis, and the next tick of
+// every process that sees it moved reloads first, so the change applies everywhere within one
+// admission tick; besides, each process reloads in the background every few seconds, which also
+// picks up rows changed behind AdminService's back.
 
 import type { ORM } from "../platform/db/orm.js";
 import type { Logger } from "../platform/logger.js";
@@ -101,6 +104,9 @@ export async function updateQueueSettings(
   return getQueueSettings(orm, defaults, concertId);
 }
 
+/** How often each process reloads the settings in the background, announced or not. */
+const RELOAD_EVERY_MS = 5000;
+
 /** A concert with its own pace: admitted at one process per interval (a Redis lease), so many processes do not multiply it. */
 interface Paced extends ConcertAdmission {
   paceMs?: number;
@@ -113,19 +119,63 @@ interface Paced extends ConcertAdmission {
  * others only sweep. If Redis cannot be asked (the waiting room is then on PostgreSQL), each
  * process admits at its own pace.
  */
-export function createStoredAdmissionSettings(orm: ORM, logger: Logger, redis: RedisClient, keyPrefix: string) {
+export function createStoredAdmissionSettings(
+  orm: ORM,
+  logger: Logger,
+  redis: RedisClient,
+  keyPrefix: string,
+  options: { reloadEveryMs?: number } = {},
+) {
+  const reloadEveryMs = options.reloadEveryMs ?? RELOAD_EVERY_MS;
+  const versionKey = `${keyPrefix}admin:queue-settings-version`;
   return (defaults: AdmissionRule): AdmissionSettings => {
     const open: Paced = { rule: defaults, state: "OPEN", reason: "" };
     let byConcert = new Map<string, Paced>();
-    return {
-      async refresh() {
+    let loadedAtMs = -Infinity;
+    /** The announced version the settings in use were read after. */
+    let appliedVersion: string | null | undefined;
+    let reloading: Promise<void> | undefined;
+
+    /** One reload at a time; a failed one keeps the previous settings. */
+    const reload = (version: string | null | undefined): Promise<void> =>
+      (reloading ??= (async () => {
         try {
           const rows = await orm.em.fork().find(QueueSettingsRow, {}, { disableIdentityMap: true });
           byConcert = new Map(
             rows.map((row) => [row.concertId, toAdmission(effective(row.concertId, defaults, row), row)]),
           );
+          loadedAtMs = Date.now();
+          if (version !== undefined) appliedVersion = version;
         } catch (error) {
           logger.warn({ err: (error as Error).message }, "could not reload queue settings; keeping the previous ones");
+        } finally {
+          reloading = undefined;
+        }
+      })());
+
+    return {
+      async refresh(boundMs) {
+        let version: string | null | undefined;
+        try {
+          version = await redis.get(versionKey);
+        } catch {
+          // Redis cannot say: the background reload below still catches up.
+        }
+        if (version !== undefined && version !== appliedVersion) {
+          // A change was announced: worth waiting for, within the bound; else the reload goes on
+          // in the background and the tick runs on the settings it has.
+          let timer: NodeJS.Timeout | undefined;
+          const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, boundMs)));
+          await Promise.race([reloading ? reloading.then(() => reload(version)) : reload(version), bound]);
+          clearTimeout(timer);
+        } else if (Date.now() - loadedAtMs >= reloadEveryMs) void reload(version);
+      },
+      async announceChange() {
+        try {
+          await redis.incr(versionKey);
+        } catch (error) {
+          // Stored all the same: every process picks it up with its next background reload.
+          logger.warn({ err: (error as Error).message }, "could not announce a queue settings change");
         }
       },
       of: (concertId) => byConcert.get(concertId) ?? open,

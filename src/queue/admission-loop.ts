@@ -69,7 +69,8 @@ export function createAdmissionLoop(deps: {
 
   async function admitWaitingUsers(): Promise<void> {
     await mode.checkRedisState();
-    await settings.refresh();
+    // A tick waits for announced settings changes at most one interval (admission-settings.ts).
+    await settings.refresh(rule.intervalMs);
     // Each concert's tick is reported as it happens (what was admitted or ended stays counted
     // even if a later concert fails); the set of concerts only once the whole step succeeded: a
     // concert missing from it has nobody left in line.

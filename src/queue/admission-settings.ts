@@ -1,6 +1,9 @@
 // Per-concert admission settings, asked by the admission loop per concert per tick. AdminService
 // stores them; app.ts wires its source in. Without a source every concert runs on the rule the
-// environment gives (MAX_ACTIVE_USERS, ACTIVE_TOKEN_TTL, ...).
+// environment gives (MAX_ACTIVE_USERS, ACTIVE_TOKEN_TTL, ...). A tick must not stall on the
+// settings' store (PostgreSQL under load): it runs on the last known ones, and a change made
+// through AdminService is announced (a counter in Redis), which makes the next tick of every
+// process reload before it admits.
 
 import type { AdmissionRule } from "./admission-rule.js";
 
@@ -15,8 +18,14 @@ export interface ConcertAdmission {
 }
 
 export interface AdmissionSettings {
-  /** Reloads the stored settings; the loop calls it at the start of every tick, so a change applies at the next. */
-  refresh(): Promise<void>;
+  /**
+   * Called at the start of every tick: brings the settings up to date without making the tick
+   * wait on their store, except after a change was announced, which the tick waits for (at most
+   * `boundMs`) so that it applies at every process's next tick.
+   */
+  refresh(boundMs: number): Promise<void>;
+  /** Tells every process that stored settings changed: each applies them at its next tick. */
+  announceChange(): Promise<void>;
   /** One concert's settings as of the last refresh. */
   of(concertId: string): ConcertAdmission;
   /**
@@ -29,7 +38,12 @@ export interface AdmissionSettings {
 
 export function fixedAdmissionSettings(rule: AdmissionRule): AdmissionSettings {
   const open: ConcertAdmission = { rule, state: "OPEN", reason: "" };
-  return { refresh: async () => undefined, of: () => open, mayAdmit: async () => true };
+  return {
+    refresh: async () => undefined,
+    announceChange: async () => undefined,
+    of: () => open,
+    mayAdmit: async () => true,
+  };
 }
 
 /**

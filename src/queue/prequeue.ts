@@ -150,7 +150,8 @@ export function createPrequeue(deps: { query: Query; redis: RedisClient; keys: Q
 
     gate(settings) {
       return {
-        refresh: () => settings.refresh(),
+        refresh: (boundMs) => settings.refresh(boundMs),
+        announceChange: () => settings.announceChange(),
         of: (concertId) => settings.of(concertId),
         async mayAdmit(concertId) {
           let phase: PrequeuePhase | undefined;

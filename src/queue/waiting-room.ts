@@ -46,6 +46,8 @@ export interface WaitingRoom extends QueueTokens, QueueTokenValidator {
   readonly rule: AdmissionRule;
   /** A concert's admission settings as of this process's last admission tick; wait estimates derive from them. */
   admissionOf(concertId: string): ConcertAdmission;
+  /** Makes every process apply stored admission settings at its next tick (admission-settings.ts). */
+  announceSettingsChange(): Promise<void>;
   /** What this process's admission ticks measured of a concert's line lately, for wait estimates. */
   lineMeasures(concertId: string): LineMeasures;
   /** SQL statements sent so far (queue_pg_statements_total); the benchmark reads it. */
@@ -274,6 +276,7 @@ export async function createWaitingRoom(deps: {
   return {
     rule,
     admissionOf: (concertId) => settings.of(concertId),
+    announceSettingsChange: () => settings.announceChange(),
     lineMeasures: (concertId) => meter.measures(concertId),
     get pgStatements() {
       return statementCount;
