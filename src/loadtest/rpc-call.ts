@@ -98,13 +98,10 @@ export async function callWithRetry<T>(
   const firstAttempt = performance.now();
   for (let attempt = 1; ; attempt++) {
     const started = performance.now();
-    // A per-call signal: the client never removes its listener, which on the run-wide signal
-    // would pile up one per call.
-    const call = new AbortController();
-    const forget = onAbort(signal, () => call.abort());
     try {
       if (attempt === 1) retryBudget?.deposit();
-      const result = await invoke({ deadlineMs: rpcTimeoutMs, signal: call.signal, metadata: options.metadata });
+      // The run-wide signal itself: the client unhooks it when the call ends.
+      const result = await invoke({ deadlineMs: rpcTimeoutMs, signal, metadata: options.metadata });
       stats.latency.record(rpc, performance.now() - started);
       return result;
     } catch (thrown) {
@@ -121,8 +118,6 @@ export async function callWithRetry<T>(
       // Never sooner than the server asked; our own backoff when it did not say.
       await sleep(Math.max(backoffMs(attempt), serverRetryDelayMs(error) ?? 0), signal);
       await retryBudget?.withdraw(signal);
-    } finally {
-      forget();
     }
   }
 }

@@ -8,6 +8,7 @@ import type { BookingService } from "../../gen/concert/v1/booking_pb.js";
 import { QueueState, type QueueService, type QueueStatus } from "../../gen/concert/v1/queue_pb.js";
 import { LedgerEntryKind, type WalletService } from "../../gen/concert/v1/wallet_pb.js";
 import { QUEUE_TOKEN_HEADER } from "../queue/admission-context.js";
+import { onAbort } from "../platform/abort-listeners.js";
 import type { GrpcClient } from "../platform/rpc/grpc-client.js";
 import {
   backoffMs,
@@ -108,13 +109,15 @@ async function watchUntilActive(
   for (let resume = 0; ; resume++) {
     const stall = new AbortController();
     const timer = setTimeout(() => stall.abort(), STREAM_STALL_MS);
+    // Rather than AbortSignal.any, which links every stream's signal into the run-wide one.
+    const forget = onAbort(signal, () => stall.abort());
     const opened = performance.now();
     let first = true;
     try {
       // Read to the end: the server ends the stream right after ACTIVE or EXPIRED. Leaving the
       // loop at ACTIVE instead would cancel the call, and a cancelled grpc-js call builds an error
       // with a source-mapped stack trace, which shows in the generator's CPU profile.
-      for await (const message of queue.watchQueue({ token }, { signal: AbortSignal.any([signal, stall.signal]) })) {
+      for await (const message of queue.watchQueue({ token }, { signal: stall.signal })) {
         timer.refresh();
         if (first) stats.latency.record("WatchQueue first message", performance.now() - opened);
         first = false;
@@ -133,6 +136,7 @@ async function watchUntilActive(
       if (!stall.signal.aborted && !isTransient(error)) throw error;
     } finally {
       clearTimeout(timer);
+      forget();
     }
     // The stream ended or broke before a terminal message: resume with the same token.
     if (resume >= MAX_STREAM_RESUMES) throw new ConnectError(`WatchQueue gave up after ${resume} resumes`);

@@ -6,9 +6,9 @@ import { ConfigError } from "../config.js";
 import { redactUrl } from "../platform/redis/client.js";
 import { parseCli, USAGE, UsageError, type CliOptions } from "../loadtest/cli-options.js";
 import { usageError } from "./command-line.js";
-import { prepareFaultEnvironment, type FaultEnvironment } from "../loadtest/fault-environment.js";
+import type { FaultEnvironment } from "../loadtest/fault-environment.js";
 import { formatFaultSpec } from "../loadtest/faults.js";
-import { createFreshDatabase, seedTarget, startLocalServer, type LocalServer } from "../loadtest/local-server.js";
+import type { LocalServer } from "../loadtest/local-server.js";
 import { createProgressLine } from "../loadtest/progress-line.js";
 import { removeRedisKeys } from "../loadtest/redis-cleanup.js";
 import { writeReportFiles } from "../loadtest/report-files.js";
@@ -44,26 +44,31 @@ async function run(cli: CliOptions): Promise<number> {
   };
   process.once("SIGINT", onSignal).once("SIGTERM", onSignal);
   try {
+    // Imported only when asked for: they load the server's ORM, entities and migrations, whose
+    // compilation would be charged to the generator of every run against an outside server.
+    const local = () => import("../loadtest/local-server.js");
     if (cli.freshDatabase) {
-      database = await createFreshDatabase(options.databaseUrl, options.runId!);
+      database = await (await local()).createFreshDatabase(options.databaseUrl, options.runId!);
       options.databaseUrl = database.url;
       log(`fresh database ${new URL(database.url).pathname.slice(1)}`);
     }
     if (cli.seed) {
-      const ids = await seedTarget(options.databaseUrl, cli.seats);
+      const ids = await (await local()).seedTarget(options.databaseUrl, cli.seats);
       if (!options.concertId)
         Object.assign(options, { concertId: ids.concertId, scheduleId: options.scheduleId ?? ids.scheduleId });
       log(`seeded concert ${ids.concertId}, schedule ${ids.scheduleId} with ${cli.seats} seats`);
     }
     if (cli.faults.length > 0) {
-      faults = await prepareFaultEnvironment(cli.faults, options);
+      faults = await (await import("../loadtest/fault-environment.js")).prepareFaultEnvironment(cli.faults, options);
       options.redisUrl = faults.redisUrl;
       log(
         `faults ${cli.faults.map(formatFaultSpec).join(", ")}: server on ${redactUrl(faults.serverDatabaseUrl)} and ${faults.redisUrl}`,
       );
     }
     if (cli.startServer) {
-      server = await startLocalServer({
+      server = await (
+        await local()
+      ).startLocalServer({
         databaseUrl: faults?.serverDatabaseUrl ?? options.databaseUrl,
         redisUrl: options.redisUrl,
         redisKeyPrefix: options.redisKeyPrefix,

@@ -16,6 +16,7 @@ import {
 import { type Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { StatusSchema } from "../../../gen/google/rpc/status_pb.js";
+import { onAbort } from "../abort-listeners.js";
 
 export interface GrpcCallOptions {
   metadata?: Record<string, string>;
@@ -85,6 +86,8 @@ export function createGrpcClient<S extends DescService>(
     if (method.methodKind === "unary") {
       fns[method.localName] = (request: MessageInitShape<DescMessage>, options?: GrpcCallOptions) =>
         new Promise((resolve, reject) => {
+          let settled = false;
+          let forget: (() => void) | undefined;
           const call = client.makeUnaryRequest(
             path,
             serialize,
@@ -92,9 +95,15 @@ export function createGrpcClient<S extends DescService>(
             request,
             toMetadata(options),
             callOptions(options),
-            (error, value) => (error ? reject(grpcErrorToConnect(error)) : resolve(value)),
+            (error, value) => {
+              settled = true;
+              forget?.();
+              if (error) reject(grpcErrorToConnect(error));
+              else resolve(value);
+            },
           );
-          options?.signal?.addEventListener("abort", () => call.cancel(), { once: true });
+          // Unhooked when the call ends, so a caller may pass one long-lived signal to every call.
+          if (options?.signal && !settled) forget = onAbort(options.signal, () => call.cancel());
         });
     } else if (method.methodKind === "server_streaming") {
       fns[method.localName] = async function* (request: MessageInitShape<DescMessage>, options?: GrpcCallOptions) {
@@ -106,14 +115,13 @@ export function createGrpcClient<S extends DescService>(
           toMetadata(options),
           callOptions(options),
         );
-        const onAbort = () => call.cancel();
-        options?.signal?.addEventListener("abort", onAbort, { once: true });
+        const forget = options?.signal ? onAbort(options.signal, () => call.cancel()) : undefined;
         try {
           for await (const message of call) yield message;
         } catch (error) {
           throw "code" in (error as object) ? grpcErrorToConnect(error as grpc.ServiceError) : error;
         } finally {
-          options?.signal?.removeEventListener("abort", onAbort);
+          forget?.();
           call.cancel();
         }
       };
