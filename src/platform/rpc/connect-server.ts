@@ -22,6 +22,7 @@ import cors from "cors";
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
+import { deferUntilNotReset, guardRapidReset, withRequestDeadline } from "./connect-guards.js";
 import { checkedBody, rejectMalformedRequests, requestCheckKey } from "./request-validation.js";
 
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0");
@@ -159,61 +160,6 @@ function createRpcHandler(options: ConnectServerOptions): (req: NodeRequest, res
         // eslint-disable-next-line no-console -- the default of a server built without a logger (app.ts passes one)
         else console.error(`handler for rpc ${rpc} failed`, reason);
       });
-  };
-}
-
-/**
- * Ends an HTTP/2 session whose peer resets streams it opened before they were answered faster
- * than a token bucket allows (the Rapid Reset attack: each opened stream costs the server work,
- * its reset costs the peer nothing). Cancelling a stream that was already answering (a WatchQueue
- * a client leaves) is ordinary and not counted.
- */
-function guardRapidReset(
-  session: http2.ServerHttp2Session,
-  burst: number,
-  ratePerSecond: number,
-  onExceeded: () => void,
-): void {
-  let tokens = burst;
-  let refilledAt = performance.now();
-  session.on("stream", (stream) => {
-    stream.once("close", () => {
-      if (stream.rstCode === http2.constants.NGHTTP2_NO_ERROR || stream.headersSent) return;
-      const now = performance.now();
-      tokens = Math.min(burst, tokens + ((now - refilledAt) / 1000) * ratePerSecond);
-      refilledAt = now;
-      tokens -= 1;
-      if (tokens >= 0 || session.destroyed) return;
-      onExceeded();
-      // GOAWAY with the reason first: destroy() alone would tell the peer NO_ERROR.
-      session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
-      session.destroy();
-    });
-  });
-}
-
-type Http2Handler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
-
-/**
- * Starts a stream's handler once the frames that arrived with its headers are processed: a
- * stream reset in the same batch (a Rapid Reset burst) is then already closed and costs nothing
- * more than its objects, instead of a whole call set up and torn down.
- */
-function deferUntilNotReset(handler: Http2Handler): Http2Handler {
-  return (req, res) =>
-    setImmediate(() => {
-      if (!req.stream.destroyed) handler(req, res);
-    });
-}
-
-/** Closes an HTTP/2 stream whose request (headers and body) has not arrived in full within `timeoutMs`. */
-function withRequestDeadline(handler: Http2Handler, timeoutMs: number): Http2Handler {
-  return (req, res) => {
-    const timer = setTimeout(() => req.stream.close(http2.constants.NGHTTP2_CANCEL), timeoutMs);
-    const done = () => clearTimeout(timer);
-    req.once("end", done);
-    req.stream.once("close", done);
-    handler(req, res);
   };
 }
 
