@@ -14,18 +14,12 @@ import {
   type DescService,
 } from "@bufbuild/protobuf";
 import { anyPack } from "@bufbuild/protobuf/wkt";
-import {
-  Code,
-  ConnectError,
-  createContextValues,
-  type ContextValues,
-  type HandlerContext,
-  type ServiceImpl,
-} from "@connectrpc/connect";
-import * as grpc from "@grpc/grpc-js";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type * as grpc from "@grpc/grpc-js";
 import { StatusSchema } from "../../../gen/google/rpc/status_pb.js";
 import { invalidField } from "../domain-error.js";
 import { domainErrorToConnect } from "./error-mapping.js";
+import { GrpcHandlerContext, headersToMetadata } from "./grpc-handler-context.js";
 
 export interface GrpcAdapterOptions {
   /** Deadline applied when the client sets none. */
@@ -34,7 +28,6 @@ export interface GrpcAdapterOptions {
 
 type AnyUnary = (request: unknown, context: HandlerContext) => Promise<unknown>;
 type AnyStreaming = (request: unknown, context: HandlerContext) => AsyncIterable<unknown>;
-type ServerCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>;
 
 function serializer(schema: DescMessage) {
   // Handlers may return init objects; only full messages can be encoded.
@@ -71,127 +64,6 @@ function requestDeserializer(schema: DescMessage) {
   };
 }
 
-/**
- * HandlerContext for one grpc-js call. Headers, trailers, context values, the abort signal and
- * the client-cancel listener are created on first use: most unary handlers touch none of them,
- * and allocating them per call was a measurable part of the adapter's overhead (a cancelled
- * unary call needs no answer, so only a handler that holds the signal can see the cancel).
- */
-class GrpcHandlerContext implements HandlerContext {
-  readonly protocolName = "grpc";
-  readonly requestMethod = "POST";
-  private abortController: AbortController | undefined;
-  private abortReason: unknown;
-  private aborted = false;
-  private finished = false;
-  private deadlineTimer: NodeJS.Timeout | undefined;
-  private cancelListener: (() => void) | undefined;
-  private headers: Headers | undefined;
-  private responseHeaders: Headers | undefined;
-  private trailers: Headers | undefined;
-  private contextValues: ContextValues | undefined;
-  private readonly deadline: number;
-
-  constructor(
-    readonly service: DescService,
-    readonly method: DescMethod,
-    private readonly call: ServerCall,
-    defaultDeadlineMs: number,
-  ) {
-    const deadline = call.getDeadline();
-    const ms = deadline instanceof Date ? deadline.getTime() : deadline;
-    this.deadline = Number.isFinite(ms) ? ms : Date.now() + defaultDeadlineMs;
-  }
-
-  get url(): string {
-    return `/${this.service.typeName}/${this.method.name}`;
-  }
-
-  get signal(): AbortSignal {
-    if (!this.abortController) {
-      this.abortController = new AbortController();
-      if (this.aborted) this.abortController.abort(this.abortReason);
-      else this.watchClientCancel();
-    }
-    return this.abortController.signal;
-  }
-
-  private watchClientCancel(): void {
-    if (this.finished) return;
-    if (this.call.cancelled) return this.abort(cancelledByClient());
-    this.cancelListener = () => this.abort(cancelledByClient());
-    (this.call as grpc.ServerUnaryCall<unknown, unknown>).once("cancelled", this.cancelListener);
-  }
-
-  get requestHeader(): Headers {
-    if (!this.headers) {
-      this.headers = new Headers();
-      for (const [key, values] of Object.entries(this.call.metadata.getMap())) {
-        this.headers.append(key, typeof values === "string" ? values : Buffer.from(values).toString("base64"));
-      }
-    }
-    return this.headers;
-  }
-
-  get responseHeader(): Headers {
-    return (this.responseHeaders ??= new Headers());
-  }
-
-  get responseTrailer(): Headers {
-    return (this.trailers ??= new Headers());
-  }
-
-  get values(): ContextValues {
-    return (this.contextValues ??= createContextValues());
-  }
-
-  timeoutMs(): number | undefined {
-    return Number.isFinite(this.deadline) ? this.deadline - Date.now() : undefined;
-  }
-
-  abort(reason: unknown): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    this.abortReason = reason;
-    this.abortController?.abort(reason);
-  }
-
-  /**
-   * Runs `expire(target)` when the deadline passes. A timer argument instead of a closure: this
-   * runs for every call.
-   */
-  armDeadline<T>(expire: (target: T) => void, target: T): void {
-    this.deadlineTimer = setTimeout(expire, Math.max(this.deadline - Date.now(), 0), target);
-  }
-
-  /** The call has been answered: stop the deadline timer and the cancel listener. */
-  finish(): void {
-    this.finished = true;
-    clearTimeout(this.deadlineTimer);
-    if (this.cancelListener)
-      (this.call as grpc.ServerUnaryCall<unknown, unknown>).removeListener("cancelled", this.cancelListener);
-  }
-
-  /** Sends response headers set by the handler, if any. */
-  flushHeaders(): void {
-    if (this.responseHeaders && [...this.responseHeaders.keys()].length > 0) {
-      this.call.sendMetadata(headersToMetadata(this.responseHeaders));
-    }
-  }
-
-  trailerMetadata(): grpc.Metadata | undefined {
-    return this.trailers ? headersToMetadata(this.trailers) : undefined;
-  }
-}
-
-function headersToMetadata(headers: Headers, into = new grpc.Metadata()): grpc.Metadata {
-  headers.forEach((value, key) => {
-    if (key.endsWith("-bin")) into.add(key, Buffer.from(value, "base64"));
-    else into.add(key, value);
-  });
-  return into;
-}
-
 /** A ConnectError as a grpc-js status with grpc-status-details-bin (google.rpc.Status). */
 export function connectErrorToGrpc(error: ConnectError): grpc.StatusObject {
   const metadata = headersToMetadata(error.metadata);
@@ -221,10 +93,6 @@ function asConnectError(error: unknown): ConnectError {
 
 function deadlineExceeded(): ConnectError {
   return new ConnectError("deadline exceeded", Code.DeadlineExceeded);
-}
-
-function cancelledByClient(): ConnectError {
-  return new ConnectError("cancelled by the client", Code.Canceled);
 }
 
 /**
