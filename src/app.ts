@@ -1,18 +1,12 @@
-// The single place where things are wired together: stores, domain services, both transports,
-// health, metrics and the shutdown order.
+// The single place where things are wired together: stores, domain services (app-services.ts),
+// both transports (app-transports.ts), health, metrics, background work and the shutdown order.
 
 import type { DescService } from "@bufbuild/protobuf";
-import type { ServiceImpl } from "@connectrpc/connect";
-import { HealthImplementation } from "grpc-health-check";
-import { AdminService } from "../gen/concert/v1/admin_pb.js";
-import { BookingService } from "../gen/concert/v1/booking_pb.js";
-import { QueueService } from "../gen/concert/v1/queue_pb.js";
-import { WalletService } from "../gen/concert/v1/wallet_pb.js";
-import { createAdminHandlers } from "./admin/admin-handlers.js";
 import { createStoredAdmissionSettings } from "./admin/queue-settings-store.js";
-import { createBookingHandlers } from "./booking/booking-handlers.js";
+import { servedServices } from "./app-services.js";
+import { createTransports } from "./app-transports.js";
 import { startHoldSweeper } from "./booking/hold-sweeper.js";
-import type { Config, ServiceName } from "./config.js";
+import type { Config } from "./config.js";
 import { ENTITIES } from "./entities.js";
 import { createSideConnection } from "./platform/db/side-connection.js";
 import type { Clock } from "./platform/clock.js";
@@ -24,27 +18,11 @@ import type { Logger } from "./platform/logger.js";
 import type { PeriodicTask } from "./platform/periodic-task.js";
 import { connectRedis, createRedisClient, describeRedis, type RedisClient } from "./platform/redis/client.js";
 import { eventStreamKey } from "./platform/redis/event-stream.js";
-import { createConnectServer } from "./platform/rpc/connect-server.js";
-import { createGrpcServer } from "./platform/rpc/grpc-server.js";
 import { explainListenFailure } from "./platform/rpc/listen-failure.js";
 import { startHealthMonitor } from "./platform/rpc/health-monitor.js";
-import {
-  bindMethodTable,
-  sameForEveryMethod,
-  type BoundService,
-  type TokenRequirement,
-} from "./platform/rpc/method-table.js";
-import { createInFlightLimit } from "./platform/rpc/in-flight-limit.js";
+import type { BoundService } from "./platform/rpc/method-table.js";
 import { createMetrics } from "./platform/rpc/metrics.js";
-import { QUEUE_TOKEN_HEADER } from "./queue/admission-context.js";
-import { createQueueHandlers } from "./queue/queue-handlers.js";
-import { createQueueKeys } from "./queue/queue-keys.js";
-import { createQueueTokenGuard } from "./queue/queue-token-guard.js";
-import { createWaitingLineGuard } from "./queue/waiting-line-limit.js";
 import { createWaitingRoom, type WaitingRoom } from "./queue/waiting-room.js";
-import { wrapService, type CallGuard } from "./platform/rpc/service-wrapper.js";
-import { refundPayment } from "./wallet/reservation-payment.js";
-import { createWalletHandlers } from "./wallet/wallet-handlers.js";
 
 export interface App {
   grpcPort: number;
@@ -81,60 +59,6 @@ const OUTBOX_BATCH = 500;
  */
 const OUTBOX_NUDGE_DELAY_MS = 20;
 const HOLD_SWEEP_BATCH = 500;
-
-interface ServiceDeps {
-  orm: ORM;
-  logger: Logger;
-  waitingRoom: WaitingRoom;
-  holdPolicy: { holdSeconds: number; maxSeatsPerUser: number };
-  onPaymentCommitted: () => void;
-  clock?: Clock;
-}
-
-/**
- * The services this process serves (SERVICES), each with its handler table bound. Every table is
- * bound, served or not: a method that declares no queue-token requirement stops any start-up.
- */
-function servedServices(config: Config, deps: ServiceDeps): BoundService<DescService>[] {
-  const { orm, logger, waitingRoom } = deps;
-  const services: [ServiceName, BoundService<DescService>][] = [
-    // Queue methods are how a caller gets a token: none can ask for one.
-    ["queue", bindMethodTable(QueueService, sameForEveryMethod(createQueueHandlers(waitingRoom), "none"))],
-    [
-      "booking",
-      bindMethodTable(
-        BookingService,
-        createBookingHandlers({ orm, holdPolicy: deps.holdPolicy, refund: refundPayment, clock: deps.clock }),
-      ),
-    ],
-    [
-      "wallet",
-      bindMethodTable(
-        WalletService,
-        createWalletHandlers({
-          orm,
-          logger,
-          onPaymentCommitted: deps.onPaymentCommitted,
-          releaseQueueToken: (token: string) => waitingRoom.release(token),
-          activeTokenTtlSeconds: config.activeTokenTtlSeconds,
-          clock: deps.clock,
-        }),
-      ),
-    ],
-    // Admin methods need an admin token, which the handlers check themselves, not a queue token.
-    [
-      "admin",
-      bindMethodTable(
-        AdminService,
-        sameForEveryMethod(
-          createAdminHandlers({ adminTokens: config.adminTokens, orm, refund: refundPayment, queue: waitingRoom }),
-          "none",
-        ),
-      ),
-    ],
-  ];
-  return services.filter(([name]) => config.services.includes(name)).map(([, service]) => service);
-}
 
 async function openDatabase(config: Config, logger: Logger): Promise<ORM> {
   let orm: ORM | undefined;
@@ -210,12 +134,6 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
     redis.disconnect();
     throw error;
   }
-  // The guards a method runs, by the queue-token requirement its handler table declares.
-  const tokenGuards: Record<TokenRequirement, readonly CallGuard[]> = {
-    none: [],
-    active: [createQueueTokenGuard(waitingRoom)],
-    "active-or-used": [createQueueTokenGuard(waitingRoom, { replayable: true })],
-  };
   let services: BoundService<DescService>[];
   try {
     services = servedServices(config, {
@@ -233,79 +151,15 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
     throw error;
   }
 
-  // MAX_WAITING_USERS, checked in front of JoinQueue before the join itself.
-  const joinGuards: readonly CallGuard[] = [
-    createWaitingLineGuard({
-      redis,
-      keys: createQueueKeys(config.redisKeyPrefix),
-      maxWaitingUsers: config.maxWaitingUsers,
-    }),
-  ];
-  // One in-flight bound per service, shared by both ports.
-  const inFlight = new Map(
-    services.map(({ service }) => [service.typeName, createInFlightLimit(service.name, config.maxInFlightCalls)]),
-  );
-
   const shutdown = new AbortController();
-  const onBug = (error: unknown, method: { name: string }) =>
-    logger.error({ err: error, method: method.name }, "internal error");
-  const served = (transport: "grpc" | "connect") => {
-    const streams = { open: 0 };
-    return services.map(({ service, impl, tokenOf }) => ({
-      service,
-      impl: wrapService(
-        service,
-        impl,
-        {
-          transport,
-          guardsOf: (method) =>
-            method === QueueService.method.joinQueue
-              ? [...tokenGuards[tokenOf(method)], ...joinGuards]
-              : tokenGuards[tokenOf(method)],
-          maxOpenStreams: config.maxOpenStreams,
-          inFlight: inFlight.get(service.typeName),
-          metrics,
-          shutdownSignal: shutdown.signal,
-          defaultDeadlineMs: config.defaultDeadlineMs,
-          onBug,
-        },
-        streams,
-      ) as ServiceImpl<DescService>,
-    }));
-  };
-
-  const health = new HealthImplementation({ "": "NOT_SERVING" });
-  const grpcServer = createGrpcServer({
-    services: served("grpc"),
-    health,
-    maxRequestBytes: config.maxRequestBytes,
-    defaultDeadlineMs: config.defaultDeadlineMs,
-  });
-  const connectServer = createConnectServer({
-    services: served("connect"),
-    readMaxBytes: config.maxRequestBytes,
-    corsOrigins: config.corsOrigins,
-    corsHeaders: [QUEUE_TOKEN_HEADER],
-    onCallFailure: (error, rpc) => logger.warn({ err: error, rpc }, "could not answer a call on the Connect port"),
-    requestTimeoutMs: config.connectRequestTimeoutMs,
-    resetBurst: config.connectResetBurst,
-    resetRatePerSecond: config.connectResetRate,
-    onConnectionClosed: (reason) => logger.warn({ reason }, "closed a Connect-port connection"),
-    extraRoutes(req, res) {
-      if (req.method !== "GET" || req.url !== "/metrics") return false;
-      metrics.registry.metrics().then(
-        (text) => {
-          res.writeHead(200, { "content-type": metrics.registry.contentType });
-          res.end(text);
-        },
-        (error: unknown) => {
-          logger.warn({ err: error }, "metrics collection failed");
-          res.writeHead(500, { "content-type": "text/plain" });
-          res.end("metrics collection failed\n");
-        },
-      );
-      return true;
-    },
+  const { health, grpcServer, connectServer } = createTransports({
+    config,
+    logger,
+    services,
+    waitingRoom,
+    redis,
+    metrics,
+    shutdownSignal: shutdown.signal,
   });
   let grpcPort: number;
   let connectPort: number;
