@@ -38,6 +38,7 @@ export interface Transports {
   connectServer: ConnectServer;
 }
 
+/** Both servers, not yet listening: app.ts listens on them and owns their shutdown. */
 export function createTransports(deps: TransportDeps): Transports {
   const { config, logger, services, waitingRoom, redis, metrics, shutdownSignal } = deps;
   // The guards a method runs, by the queue-token requirement its handler table declares.
