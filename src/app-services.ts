@@ -15,7 +15,7 @@ import type { Logger } from "./platform/logger.js";
 import { bindMethodTable, sameForEveryMethod, type BoundService } from "./platform/rpc/method-table.js";
 import { createQueueHandlers } from "./queue/queue-handlers.js";
 import type { WaitingRoom } from "./queue/waiting-room.js";
-import { refundPayment } from "./wallet/reservation-payment.js";
+import { refundPayment } from "./wallet/payment-refund.js";
 import { createWalletHandlers } from "./wallet/wallet-handlers.js";
 
 export interface ServiceDeps {

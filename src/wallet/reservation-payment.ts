@@ -1,4 +1,4 @@
-// Paying a held seat from the wallet, and refunding a paid one. One transaction per payment:
+// Paying a held seat from the wallet (refunding a paid one is payment-refund.ts). One transaction per payment:
 // BEGIN with the read of the reservation (which takes its schedule's shared sale lock); the seat
 // row lock, reading whether the schedule is still on sale and the wallet (unlocked) in the same
 // statement, then the balance check; one statement that confirms the reservation, marks the seat
@@ -27,7 +27,6 @@ import { systemClock, type Clock } from "../platform/clock.js";
 import { throwIfCallOver, type CallBound } from "../platform/db/call-bound.js";
 import { inCallTransaction, withOptimisticRetry } from "../platform/db/optimistic-retry.js";
 import type { ORM } from "../platform/db/orm.js";
-import { recordEvent } from "../platform/db/outbox.js";
 import { DomainError } from "../platform/domain-error.js";
 import { CURRENCY } from "../platform/money.js";
 import {
@@ -37,17 +36,7 @@ import {
   recordPaymentRows,
   type PaymentView,
 } from "./payment-rows.js";
-import {
-  fingerprint,
-  getWallet,
-  insertLedgerEntry,
-  loadWallet,
-  readWallet,
-  walletAfterEntry,
-  type WalletView,
-} from "./wallet-ledger.js";
-
-export const PAYMENT_REFUNDED = "payment.refunded";
+import { fingerprint, getWallet, readWallet, walletAfterEntry, type WalletView } from "./wallet-ledger.js";
 
 export interface PayInput {
   reservationId: string;
@@ -293,46 +282,4 @@ async function expireRanOutHold(orm: ORM, reservation: ReservationView, now: Dat
     },
     bound,
   );
-}
-
-/**
- * Credits the price of a CONFIRMED reservation back to its owner's wallet with a REFUND ledger
- * entry and a payment.refunded event: booking's RefundPaidReservation port, wired in app.ts.
- * Runs inside the caller's transaction, after the caller locked the seat and cancelled the
- * reservation; the caller retries on a version conflict (the flush of the wallet entity throws
- * OptimisticLockError).
- */
-export async function refundPayment(em: EntityManager, reservation: ReservationView, now: Date): Promise<void> {
-  const { id: reservationId, userId, priceMinor } = reservation;
-  const wallet = await loadWallet(em, userId);
-  // A paid reservation implies a wallet; a missing one would mean the payment never happened.
-  if (!wallet) throw new Error(`reservation ${reservationId} is CONFIRMED but ${userId} has no wallet`);
-  wallet.balanceMinor += priceMinor;
-  wallet.updatedAt = now;
-  const balanceAfter = wallet.balanceMinor;
-  await insertLedgerEntry(em, {
-    userId,
-    kind: "REFUND",
-    amountMinor: priceMinor,
-    balanceAfterMinor: balanceAfter,
-    // One refund per reservation, whatever retries happen.
-    idempotencyKey: `refund:${reservationId}`,
-    requestFingerprint: fingerprint("REFUND", userId, reservationId),
-    reservationId,
-    createdAt: now,
-  });
-  await recordEvent(em, {
-    eventType: PAYMENT_REFUNDED,
-    aggregateType: "reservation",
-    aggregateId: reservationId,
-    occurredAt: now,
-    payload: {
-      reservation_id: reservationId,
-      user_id: userId,
-      amount_minor: priceMinor.toString(),
-      currency_code: CURRENCY,
-      refunded_at: now.toISOString(),
-    },
-  });
-  await em.flush();
 }

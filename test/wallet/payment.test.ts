@@ -8,7 +8,8 @@ import { lockSeat } from "../../src/booking/reservation-rows.js";
 import { cancelReservation, reserveSeat, type HoldPolicy } from "../../src/booking/seat-hold.js";
 import { Payment } from "../../src/wallet/payment.entity.js";
 import { PAYMENT_COMPLETED } from "../../src/wallet/payment-rows.js";
-import { payReservation, PAYMENT_REFUNDED, refundPayment } from "../../src/wallet/reservation-payment.js";
+import { PAYMENT_REFUNDED, refundPayment } from "../../src/wallet/payment-refund.js";
+import { payReservation } from "../../src/wallet/reservation-payment.js";
 import {
   balanceOf,
   fund,
