@@ -6,19 +6,16 @@
 
 import { randomUUID } from "node:crypto";
 import test from "ava";
-import type { MikroORM } from "@mikro-orm/postgresql";
-import { closeORM, initORM, migrateUp } from "../../src/platform/db/orm.js";
 import { createRedis } from "../../src/platform/redis/client.js";
 import type { AdmissionRule } from "../../src/queue/admission-rule.js";
-import { QueueEntry } from "../../src/queue/queue-entry.entity.js";
 import { createJoinCommitter } from "../../src/queue/join-committer.js";
 import { createPgQueue } from "../../src/queue/pg-queue.js";
-import { createQueueDb, type QueueDb } from "../../src/queue/queue-db.js";
+import type { QueueDb } from "../../src/queue/queue-db.js";
 import type { QueueStatus } from "../../src/queue/queue-status.js";
 import { createRedisQueue } from "../../src/queue/redis-queue.js";
 import { loadConfig } from "../../src/config.js";
 import { estimateWait } from "../../src/queue/wait-estimate.js";
-import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
+import { openQueueDb, type QueueDbFixture } from "../helpers/queue-db.js";
 import { removeTestKeys, testKeyPrefix } from "../helpers/redis-server.js";
 
 interface Scenario {
@@ -99,8 +96,7 @@ interface Store {
 const prefix = testKeyPrefix("admission-rule");
 const redis = createRedis({ url: loadConfig({}).redisUrl, name: "admission-rule-test", commandTimeoutMs: 10_000 });
 const redisQueue = createRedisQueue(redis, prefix);
-let database: TestDatabase;
-let orm: MikroORM;
+let fixture: QueueDbFixture;
 let db: QueueDb;
 
 const stores: Record<"redis" | "postgres", () => Store> = {
@@ -156,19 +152,15 @@ const stores: Record<"redis" | "postgres", () => Store> = {
 
 test.before(async () => {
   await redis.connect();
-  database = await createTestDatabase("admission_rule");
-  ({ orm } = await initORM({ databaseUrl: database.url, entities: [QueueEntry], poolMax: 8 }));
-  await migrateUp(orm);
-  db = await createQueueDb(orm, () => {});
   // The fallback's writes need the store row to say PostgreSQL serves; the Redis store's do not.
-  await db.query("update queue_store set store = 'postgres' where id = 1");
+  fixture = await openQueueDb("admission_rule", { poolMax: 8, fallbackServes: true });
+  ({ db } = fixture);
 });
 
 test.after.always(async () => {
   redis.disconnect();
   await removeTestKeys(prefix);
-  if (orm) await closeORM(orm);
-  await database?.drop();
+  await fixture?.stop();
 });
 
 /** Builds the scenario's line in a fresh concert; returns the concert and each user's token. */

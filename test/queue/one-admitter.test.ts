@@ -6,17 +6,14 @@
 
 import { randomUUID } from "node:crypto";
 import test from "ava";
-import type { MikroORM } from "@mikro-orm/postgresql";
 import { loadConfig } from "../../src/config.js";
-import { closeORM, initORM, migrateUp } from "../../src/platform/db/orm.js";
 import { createRedis } from "../../src/platform/redis/client.js";
 import type { AdmissionRule } from "../../src/queue/admission-rule.js";
 import { createJoinCommitter } from "../../src/queue/join-committer.js";
 import { createPgQueue } from "../../src/queue/pg-queue.js";
-import { createQueueDb, type QueueDb } from "../../src/queue/queue-db.js";
-import { QueueEntry } from "../../src/queue/queue-entry.entity.js";
+import type { QueueDb } from "../../src/queue/queue-db.js";
 import { createRedisQueue } from "../../src/queue/redis-queue.js";
-import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
+import { openQueueDb, type QueueDbFixture } from "../helpers/queue-db.js";
 import { removeTestKeys, testKeyPrefix } from "../helpers/redis-server.js";
 
 const CAP = 3;
@@ -26,25 +23,20 @@ const RULE: AdmissionRule = { cap: CAP, activeTtlMs: 600_000, waitingTtlMs: 600_
 const prefix = testKeyPrefix("one-admitter");
 const redis = createRedis({ url: loadConfig({}).redisUrl, name: "one-admitter-test", commandTimeoutMs: 10_000 });
 const redisQueue = createRedisQueue(redis, prefix);
-let database: TestDatabase;
-let orm: MikroORM;
+let fixture: QueueDbFixture;
 let db: QueueDb;
 
 test.before(async () => {
   await redis.connect();
-  database = await createTestDatabase("one_admitter");
-  ({ orm } = await initORM({ databaseUrl: database.url, entities: [QueueEntry], poolMax: 8 }));
-  await migrateUp(orm);
-  db = await createQueueDb(orm, () => {});
   // A process is cut off from Redis: fallback steps may run.
-  await db.query("update queue_store set store = 'postgres' where id = 1");
+  fixture = await openQueueDb("one_admitter", { poolMax: 8, fallbackServes: true });
+  ({ db } = fixture);
 });
 
 test.after.always(async () => {
   redis.disconnect();
   await removeTestKeys(prefix);
-  if (orm) await closeORM(orm);
-  await database?.drop();
+  await fixture?.stop();
 });
 
 test("steps through Redis and on the PostgreSQL fallback at once admit from one record", async (t) => {

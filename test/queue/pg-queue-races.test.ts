@@ -6,37 +6,27 @@
 import { randomUUID } from "node:crypto";
 import test from "ava";
 import pg from "pg";
-import type { MikroORM } from "@mikro-orm/postgresql";
-import { closeORM, initORM, migrateUp } from "../../src/platform/db/orm.js";
 import { admissionRule } from "../../src/queue/admission-rule.js";
-import { QueueEntry } from "../../src/queue/queue-entry.entity.js";
 import { createPgQueue, type PgQueue } from "../../src/queue/pg-queue.js";
-import { createQueueDb } from "../../src/queue/queue-db.js";
-import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
+import { openQueueDb, type QueueDbFixture } from "../helpers/queue-db.js";
 import { waitFor } from "../helpers/wait.js";
 
-let database: TestDatabase;
-let orm: MikroORM;
+let fixture: QueueDbFixture;
 let queue: PgQueue;
 let blocker: pg.Client;
 const CAP_ONE = admissionRule({ maxActiveUsers: 1, activeTtlSeconds: 600, waitingTtlSeconds: 600, intervalMs: 1000 });
 
 test.before(async () => {
-  database = await createTestDatabase("pgqueueraces");
-  ({ orm } = await initORM({ databaseUrl: database.url, entities: [QueueEntry], poolMax: 4 }));
-  await migrateUp(orm);
-  const db = await createQueueDb(orm, () => {});
   // PostgreSQL serves (Redis is down): the store row says so, as a cut-off process sets it.
-  await db.query("update queue_store set store = 'postgres' where id = 1");
-  queue = createPgQueue(db, { waitingTtlSeconds: 600 });
-  blocker = new pg.Client({ connectionString: database.url });
+  fixture = await openQueueDb("pgqueueraces", { fallbackServes: true });
+  queue = createPgQueue(fixture.db, { waitingTtlSeconds: 600 });
+  blocker = new pg.Client({ connectionString: fixture.url });
   await blocker.connect();
 });
 
 test.after.always(async () => {
   await blocker?.end();
-  if (orm) await closeORM(orm);
-  if (database) await database.drop();
+  await fixture?.stop();
 });
 
 const stateOf = async (token: string) =>

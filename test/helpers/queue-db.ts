@@ -1,0 +1,43 @@
+// The waiting room's PostgreSQL side without a server, for tests of the queue stores: a private
+// migrated database, its ORM and the queue's statement runner, and a stop that removes them.
+
+import type { MikroORM } from "@mikro-orm/postgresql";
+import { closeORM, initORM } from "../../src/platform/db/orm.js";
+import { createQueueDb, type QueueDb } from "../../src/queue/queue-db.js";
+import { QueueEntry } from "../../src/queue/queue-entry.entity.js";
+import { createTestDatabase } from "./database.js";
+
+export interface QueueDbFixture {
+  orm: MikroORM;
+  db: QueueDb;
+  url: string;
+  stop(): Promise<void>;
+}
+
+export async function openQueueDb(
+  label: string,
+  options: { poolMax?: number; fallbackServes?: boolean } = {},
+): Promise<QueueDbFixture> {
+  const database = await createTestDatabase(label, { migrated: true });
+  let orm: MikroORM | undefined;
+  try {
+    ({ orm } = await initORM({ databaseUrl: database.url, entities: [QueueEntry], poolMax: options.poolMax ?? 4 }));
+    const db = await createQueueDb(orm, () => {});
+    // The fallback's writes need the store row to say PostgreSQL serves; the Redis store's do not.
+    if (options.fallbackServes) await db.query("update queue_store set store = 'postgres' where id = 1");
+    const opened = orm;
+    return {
+      orm: opened,
+      db,
+      url: database.url,
+      async stop() {
+        await closeORM(opened);
+        await database.drop();
+      },
+    };
+  } catch (error) {
+    if (orm) await closeORM(orm);
+    await database.drop();
+    throw error;
+  }
+}
