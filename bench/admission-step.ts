@@ -11,7 +11,7 @@ import { parseArgs } from "node:util";
 import { loadConfig } from "../src/config.js";
 import { closeORM, initORM, migrateUp } from "../src/platform/db/orm.js";
 import { createRedis } from "../src/platform/redis/client.js";
-import { createJoinCommitter } from "../src/queue/join-committer.js";
+import { createJoinCommitter, joinRowOf } from "../src/queue/join-committer.js";
 import { createPgQueue } from "../src/queue/pg-queue.js";
 import { createQueueDb } from "../src/queue/queue-db.js";
 import { QueueEntry } from "../src/queue/queue-entry.entity.js";
@@ -47,16 +47,7 @@ try {
     await Promise.all(
       Array.from({ length: Math.min(1000, lineLength - i) }, async (_, j) => {
         const userId = `u-${i + j}`;
-        const { token, seq, status } = await redisQueue.join(concertId, userId, randomUUID());
-        await committer.commit({
-          token,
-          concertId,
-          userId,
-          seq,
-          state: "WAITING",
-          joinedAtMs: status.nowMs,
-          activeExpireMs: 0,
-        });
+        await committer.commit(joinRowOf(concertId, userId, await redisQueue.join(concertId, userId, randomUUID())));
       }),
     );
   }

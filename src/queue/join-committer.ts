@@ -6,6 +6,7 @@
 import { createBatcher } from "../platform/batcher.js";
 import { UnavailableError } from "../platform/domain-error.js";
 import type { QueueDb } from "./queue-db.js";
+import type { JoinReply } from "./queue-scripts.js";
 
 export interface JoinRow {
   token: string;
@@ -17,6 +18,19 @@ export interface JoinRow {
   joinedAtMs: number;
   /** 0 unless ACTIVE. */
   activeExpireMs: number;
+}
+
+/** The PostgreSQL row of a join that Redis numbered (its reply), as recorded before the acknowledgement. */
+export function joinRowOf(concertId: string, userId: string, { token, seq, status }: JoinReply): JoinRow {
+  return {
+    token,
+    concertId,
+    userId,
+    seq,
+    state: status.state === "ACTIVE" ? "ACTIVE" : "WAITING",
+    joinedAtMs: status.nowMs,
+    activeExpireMs: status.activeExpireMs,
+  };
 }
 
 export interface JoinCommitter {

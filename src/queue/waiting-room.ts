@@ -13,7 +13,7 @@ import type { Clock } from "../platform/clock.js";
 import type { Logger } from "../platform/logger.js";
 import type { RedisClient } from "../platform/redis/client.js";
 import { createAdmissionLoop, type AdmissionLoop } from "./admission-loop.js";
-import { createJoinCommitter } from "./join-committer.js";
+import { createJoinCommitter, joinRowOf } from "./join-committer.js";
 import { createPgQueue, touchEveryMs } from "./pg-queue.js";
 import { createPrequeue, type Prequeue } from "./prequeue.js";
 import { createQueueDb } from "./queue-db.js";
@@ -297,19 +297,12 @@ export async function createWaitingRoom(deps: {
         }),
       );
       if (!result.reply) return view(result.status!);
+      const row = joinRowOf(concertId, userId, result.reply);
       const { token, seq, status: joined } = result.reply;
-      const state = joined.state === "ACTIVE" ? "ACTIVE" : "WAITING";
+      const { state } = row;
       // Acknowledged only once PostgreSQL has the row: it must survive losing Redis.
       const committing = Date.now();
-      await committer.commit({
-        token,
-        concertId,
-        userId,
-        seq,
-        state,
-        joinedAtMs: joined.nowMs,
-        activeExpireMs: joined.activeExpireMs,
-      });
+      await committer.commit(row);
       if (Date.now() - committing > SLOW_JOIN_COMMIT_MS)
         await redisQueue
           .merge(concertId, seq, [{ token, userId, seq, state, activeExpireMs: joined.activeExpireMs }])

@@ -8,7 +8,7 @@ import { randomUUID } from "node:crypto";
 import test from "ava";
 import { createRedis } from "../../src/platform/redis/client.js";
 import type { AdmissionRule } from "../../src/queue/admission-rule.js";
-import { createJoinCommitter } from "../../src/queue/join-committer.js";
+import { createJoinCommitter, joinRowOf } from "../../src/queue/join-committer.js";
 import { createPgQueue } from "../../src/queue/pg-queue.js";
 import type { QueueDb } from "../../src/queue/queue-db.js";
 import type { QueueStatus } from "../../src/queue/queue-status.js";
@@ -105,17 +105,9 @@ const stores: Record<"redis" | "postgres", () => Store> = {
     const committer = createJoinCommitter({ db, maxRows: 1, maxDelayMs: 0 });
     return {
       join: async (concertId, userId) => {
-        const { token, seq, status } = await redisQueue.join(concertId, userId, randomUUID());
-        await committer.commit({
-          token,
-          concertId,
-          userId,
-          seq,
-          state: "WAITING",
-          joinedAtMs: status.nowMs,
-          activeExpireMs: 0,
-        });
-        return token;
+        const reply = await redisQueue.join(concertId, userId, randomUUID());
+        await committer.commit(joinRowOf(concertId, userId, reply));
+        return reply.token;
       },
       tick: async (concertId, rule) => {
         const step = await pg.admit(concertId, rule, {
