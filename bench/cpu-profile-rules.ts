@@ -24,7 +24,8 @@ const RPC_BY_LOCAL_NAME = new Map(
 
 /** Functions that serve one RPC but are not named like it (the waiting room's verbs). */
 export const FUNCTION_OWNERS: readonly { file: string; names: readonly string[]; kind: string }[] = [
-  { file: "src/queue/waiting-room.ts", names: ["join", "requireConcert"], kind: "JoinQueue" },
+  { file: "src/queue/waiting-room.ts", names: ["join"], kind: "JoinQueue" },
+  { file: "src/queue/join-checks.ts", names: ["requireConcert"], kind: "JoinQueue" },
   { file: "src/queue/waiting-room.ts", names: ["watch"], kind: "WatchQueue" },
   { file: "src/queue/waiting-room.ts", names: ["status"], kind: "GetQueueStatus" },
   { file: "src/queue/waiting-room.ts", names: ["leave"], kind: "LeaveQueue" },

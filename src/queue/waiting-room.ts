@@ -3,7 +3,7 @@
 // is not (queue-mode.ts), plus the background admission loop.
 
 import { randomBytes } from "node:crypto";
-import { Counter, Gauge, type Registry } from "prom-client";
+import type { Registry } from "prom-client";
 import type { Config } from "../config.js";
 import { createBatcher } from "../platform/batcher.js";
 import { startPeriodicTask, type PeriodicTask } from "../platform/periodic-task.js";
@@ -13,10 +13,12 @@ import type { Clock } from "../platform/clock.js";
 import type { Logger } from "../platform/logger.js";
 import type { RedisClient } from "../platform/redis/client.js";
 import { createAdmissionLoop, type AdmissionLoop } from "./admission-loop.js";
+import { createJoinChecks } from "./join-checks.js";
 import { createJoinCommitter, joinRowOf } from "./join-committer.js";
 import { createPgQueue, touchEveryMs } from "./pg-queue.js";
 import { createPrequeue, type Prequeue } from "./prequeue.js";
 import { createQueueDb } from "./queue-db.js";
+import { createQueueMetrics } from "./queue-metrics.js";
 import { createQueueMode, type QueueMode } from "./queue-mode.js";
 import type { QueueStatus } from "./queue-status.js";
 import { admissionRule, type AdmissionRule } from "./admission-rule.js";
@@ -85,7 +87,6 @@ const PROBE_INTERVAL_MS = 500;
  * so the contract's "a heartbeat at least every 5 seconds" holds.
  */
 const HEARTBEAT_MS = 4000;
-const KNOWN_CONCERTS = 10_000;
 
 const invalidToken = () => new DomainError("QUEUE_TOKEN_INVALID", "unknown queue token; join the queue for a new one");
 const newToken = () => randomBytes(16).toString("hex");
@@ -102,52 +103,8 @@ export async function createWaitingRoom(deps: {
   clock?: Clock;
 }): Promise<WaitingRoom> {
   const { redis, config, logger, registry } = deps;
-  const statements = new Counter({
-    name: "queue_pg_statements_total",
-    help: "SQL statements the waiting room sent to PostgreSQL",
-    registers: [registry],
-  });
-  const batches = new Counter({
-    name: "queue_join_batches_total",
-    help: "Group-commit flushes of JoinQueue",
-    registers: [registry],
-  });
-  const admittedTotal = new Counter({
-    name: "queue_admitted_total",
-    help: "Users admitted by this process's admission loop",
-    registers: [registry],
-  });
-  const endedTotal = new Counter({
-    name: "queue_tokens_ended_total",
-    help: "Tokens this process's admission loop ended: expired (ACTIVE past ACTIVE_TOKEN_TTL) or abandoned (WAITING, not polled or watched for WAITING_TOKEN_TTL)",
-    labelNames: ["reason"] as const,
-    registers: [registry],
-  });
-  const waitingUsers = new Gauge({
-    name: "queue_waiting_users",
-    help: "Users waiting per concert, as of this process's last admission tick",
-    labelNames: ["concert_id"] as const,
-    registers: [registry],
-  });
-  const activeUsers = new Gauge({
-    name: "queue_active_users",
-    help: "Users admitted and not yet expired per concert, as of this process's last admission tick",
-    labelNames: ["concert_id"] as const,
-    registers: [registry],
-  });
-  let gaugedConcerts = new Set<string>();
-  // Per concert: AdminService may give a concert a cap other than MAX_ACTIVE_USERS.
-  const activeCap = new Gauge({
-    name: "queue_active_cap",
-    help: "The most users active at once per concert (its queue settings, else MAX_ACTIVE_USERS)",
-    labelNames: ["concert_id"] as const,
-    registers: [registry],
-  });
-  let statementCount = 0;
-  const db = await createQueueDb(deps.orm, () => {
-    statementCount++;
-    statements.inc();
-  });
+  const metrics = createQueueMetrics(registry);
+  const db = await createQueueDb(deps.orm, () => metrics.statementSent());
   const pg = createPgQueue(db, { waitingTtlSeconds: config.waitingTokenTtlSeconds });
   const rule = admissionRule({
     maxActiveUsers: config.maxActiveUsers,
@@ -158,7 +115,7 @@ export async function createWaitingRoom(deps: {
   const redisQueue = createRedisQueue(redis, config.redisKeyPrefix);
   const prequeue = createPrequeue({ query: db.query, redis, keys: redisQueue.keys, clock: deps.clock });
   const settings = prequeue.gate(deps.admissionSettings?.(rule) ?? fixedAdmissionSettings(rule));
-  const committer = createJoinCommitter({ db, ...JOIN_BATCH, onBatch: () => batches.inc() });
+  const committer = createJoinCommitter({ db, ...JOIN_BATCH, onBatch: () => metrics.joinBatchFlushed() });
   // While Redis is down, joins are group-committed too: one transaction per concert per window.
   const fallbackJoins = createBatcher({
     maxItems: JOIN_BATCH.maxRows,
@@ -188,26 +145,12 @@ export async function createWaitingRoom(deps: {
     rule,
     settings,
     onTick(tick) {
-      const { activeTtlMs } = settings.of(tick.concertId).rule;
+      const { activeTtlMs, cap } = settings.of(tick.concertId).rule;
       meter.observe(tick.concertId, { atMs: tick.atMs, released: tick.released, heldSlots: tick.active, activeTtlMs });
-      admittedTotal.inc(tick.admitted);
-      endedTotal.inc({ reason: "expired" }, tick.expired);
-      endedTotal.inc({ reason: "abandoned" }, tick.abandoned);
-      waitingUsers.set({ concert_id: tick.concertId }, tick.waiting);
-      activeUsers.set({ concert_id: tick.concertId }, tick.active);
-      activeCap.set({ concert_id: tick.concertId }, settings.of(tick.concertId).rule.cap);
-      gaugedConcerts.add(tick.concertId);
+      metrics.tick(tick, cap);
     },
-    onStepDone(concertIds) {
-      // A concert the step no longer went through has nobody left in line.
-      for (const concertId of gaugedConcerts) {
-        if (concertIds.has(concertId)) continue;
-        waitingUsers.remove({ concert_id: concertId });
-        activeUsers.remove({ concert_id: concertId });
-        activeCap.remove({ concert_id: concertId });
-      }
-      gaugedConcerts = new Set(concertIds);
-    },
+    // A concert the step no longer went through has nobody left in line.
+    onStepDone: (concertIds) => metrics.stepDone(concertIds),
   });
   const hub = createWatchHub({
     mode,
@@ -221,34 +164,8 @@ export async function createWaitingRoom(deps: {
       touchEveryMs: touchEveryMs(config.waitingTokenTtlSeconds),
     },
   });
-  new Gauge({
-    name: "queue_watch_streams",
-    help: "Open WatchQueue streams of this process",
-    registers: [registry],
-    collect() {
-      this.set(hub.watchers);
-    },
-  });
-
-  const knownConcerts = new Set<string>();
-  async function requireConcert(concertId: string): Promise<void> {
-    if (knownConcerts.has(concertId)) return;
-    const rows = await db.query("select 1 from concert where id = $1", [concertId]);
-    if (rows.length === 0)
-      throw new DomainError("CONCERT_NOT_FOUND", `concert ${concertId} does not exist`, [], { concert_id: concertId });
-    if (knownConcerts.size >= KNOWN_CONCERTS) knownConcerts.clear();
-    knownConcerts.add(concertId);
-  }
-
-  /** A CLOSED waiting room (AdminService) takes no new joins; those in line are still admitted. */
-  function refuseIfClosed(concertId: string): void {
-    const { state, reason } = settings.of(concertId);
-    if (state !== "CLOSED") return;
-    const why = reason ? `: ${reason}` : "";
-    throw new DomainError("QUEUE_CLOSED", `the waiting room of concert ${concertId} is closed${why}`, [], {
-      concert_id: concertId,
-    });
-  }
+  metrics.watchStreams(() => hub.watchers);
+  const joinChecks = createJoinChecks({ query: db.query, settings });
 
   async function status(token: string): Promise<QueueStatus> {
     const found = await mode.run(
@@ -279,15 +196,14 @@ export async function createWaitingRoom(deps: {
     announceSettingsChange: () => settings.announceChange(),
     lineMeasures: (concertId) => meter.measures(concertId),
     get pgStatements() {
-      return statementCount;
+      return metrics.statements;
     },
     mode,
     admission,
     prequeue,
 
     async join(concertId, userId) {
-      await requireConcert(concertId);
-      refuseIfClosed(concertId);
+      await joinChecks.check(concertId);
       const prequeueSeq = await prequeue.placeOf(concertId, userId);
       const view = await prequeue.viewOf(concertId);
       const result = await mode.run<{ reply?: JoinReply; status?: QueueStatus }>(
