@@ -1,11 +1,13 @@
 // The front door alone: N users join at once against src/main.ts in a process of its own, each
 // opens WatchQueue right after its JoinQueue answer and leaves as soon as it is ACTIVE (no
 // booking), so the figures are the waiting room's: JoinQueue latency, WatchQueue first-message
-// delay, and the time from the first join to the last acknowledgement. With --cpu-prof-dir the
-// server writes a V8 CPU profile there when it stops (node --cpu-prof through NODE_OPTIONS).
+// delay, and the time from the first join to the last acknowledgement, with the CPU seconds the
+// server, PostgreSQL, Redis and the generator spent until then (bench/process-cpu.ts). --no-watch
+// stops after the joins: the join path alone. With --cpu-prof-dir the server writes a V8 CPU
+// profile there when it stops (node --cpu-prof through NODE_OPTIONS).
 //
 //   node --import tsx bench/join-burst.ts [--users 10000] [--connections 32] [--max-active 2000]
-//     [--admission-interval-ms 100] [--cpu-prof-dir DIR]
+//     [--admission-interval-ms 100] [--no-watch] [--cpu-prof-dir DIR]
 
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
@@ -15,6 +17,7 @@ import { createFreshDatabase, seedTarget, startLocalServer } from "../src/loadte
 import { removeRedisKeys } from "../src/loadtest/redis-cleanup.js";
 import { createClients } from "../src/loadtest/run-load-test.js";
 import { percentile } from "../src/loadtest/latency-stats.js";
+import { createCpuMeter, formatCpu, type CpuSnapshot } from "./process-cpu.js";
 
 const { values } = parseArgs({
   options: {
@@ -23,7 +26,9 @@ const { values } = parseArgs({
     "max-active": { type: "string", default: "2000" },
     "admission-interval-ms": { type: "string", default: "100" },
     "cpu-prof-dir": { type: "string" },
+    watch: { type: "boolean", default: true },
   },
+  allowNegative: true,
 });
 const users = Number(values.users);
 const config = loadConfig(process.env);
@@ -54,6 +59,14 @@ try {
   const joins: number[] = [];
   const firstMessages: number[] = [];
   const failures = new Map<string, number>();
+  const meter = createCpuMeter({
+    serverPort: Number(server.target.split(":").at(-1)),
+    redisPort: Number(new URL(config.redisUrl).port || 6379),
+    database: new URL(database.url).pathname.slice(1),
+  });
+  const atStart = meter.snapshot();
+  let atLastAck: CpuSnapshot | undefined;
+  let atLastFirstMessage: CpuSnapshot | undefined;
   const started = performance.now();
   let lastAck = 0;
   await Promise.all(
@@ -65,10 +78,13 @@ try {
         const acked = performance.now();
         joins.push(acked - sent);
         lastAck = Math.max(lastAck, acked);
+        if (joins.length === users) atLastAck = meter.snapshot();
+        if (!values.watch) return;
         const opened = performance.now();
         let first = true;
         for await (const message of queue.watchQueue({ token }, { deadlineMs: 120_000 })) {
           if (first) firstMessages.push(performance.now() - opened);
+          if (first && firstMessages.length === users) atLastFirstMessage = meter.snapshot();
           first = false;
           if (message.status?.state === QueueState.ACTIVE) break;
         }
@@ -83,7 +99,10 @@ try {
   console.log(summary("JoinQueue", joins));
   console.log(summary("WatchQueue first message", firstMessages));
   console.log(`last join acknowledged ${Math.round(lastAck - started)} ms after the first was sent`);
-  console.log(`everyone admitted and gone after ${Math.round(performance.now() - started)} ms`);
+  if (atLastAck) console.log(formatCpu("until the last join's answer", atStart, atLastAck, users));
+  if (atLastAck && atLastFirstMessage)
+    console.log(formatCpu("then until the last first message", atLastAck, atLastFirstMessage, users));
+  if (values.watch) console.log(`everyone admitted and gone after ${Math.round(performance.now() - started)} ms`);
   for (const [message, count] of failures) console.log(`failed ${count}: ${message}`);
   clients.close();
   await server.stop();
