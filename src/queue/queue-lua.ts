@@ -155,6 +155,16 @@ end
 return out
 `;
 
+// ARGV: tokens. Returns those the concert does not hold live (ended, or lost with Redis's data):
+// a slow join's check that Redis still has it (join-recheck.ts), one call for a whole batch.
+export const MISSING = `
+local out = {}
+for i = 1, #ARGV do
+  if redis.call('HEXISTS', KEYS[6], ARGV[i]) == 0 then out[#out + 1] = ARGV[i] end
+end
+return out
+`;
+
 // ARGV: lowest next seq, then (token, user, seq, state, active expiry ms) per PostgreSQL row.
 // Merges PostgreSQL's view after an outage. States only move forward (WAITING < ACTIVE <
 // EXPIRED), so the merge keeps the further state of the two and can run twice safely. The

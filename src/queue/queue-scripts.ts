@@ -4,7 +4,7 @@
 
 import type { RedisClient } from "../platform/redis/client.js";
 import { concertKeyList, type ConcertKeys } from "./queue-keys.js";
-import { APPLY, FORGET_CONCERT, JOIN, LEAVE, MERGE, SET_TOKEN, STATUS, SWEEP, WATCH } from "./queue-lua.js";
+import { APPLY, FORGET_CONCERT, JOIN, LEAVE, MERGE, MISSING, SET_TOKEN, STATUS, SWEEP, WATCH } from "./queue-lua.js";
 import type { QueueState } from "./queue-entry.entity.js";
 
 export interface ScriptStatus {
@@ -92,6 +92,7 @@ export function createQueueScripts(redis: RedisClient) {
   const apply = command(redis, "cbQueueApply", 7, APPLY);
   const watch = command(redis, "cbQueueWatch", 7, WATCH);
   const merge = command(redis, "cbQueueMerge", 7, MERGE);
+  const missing = command(redis, "cbQueueMissing", 7, MISSING);
   const setToken = command(redis, "cbQueueSetToken", 1, SET_TOKEN);
   const forgetConcert = command(redis, "cbQueueForgetConcert", 1, FORGET_CONCERT);
   return {
@@ -160,6 +161,10 @@ export function createQueueScripts(redis: RedisClient) {
     async merge(keys: ConcertKeys, nextSeqFloor: string, rows: readonly MergeRow[]): Promise<void> {
       const args = rows.flatMap((r) => [r.token, r.userId, r.seq, r.state, r.activeExpireMs]);
       await merge(...concertKeyList(keys), nextSeqFloor, ...args);
+    },
+    /** The tokens of `tokens` that the concert does not hold live. */
+    async missing(keys: ConcertKeys, tokens: readonly string[]): Promise<string[]> {
+      return (await missing(...concertKeyList(keys), ...tokens)) as string[];
     },
     async setToken(key: string, record: string, ttlMs: number): Promise<void> {
       await setToken(key, record, Math.max(1, Math.ceil(ttlMs)));

@@ -40,6 +40,12 @@ const WAITING_RECORD_TTL_MS = 7 * 24 * 3600_000;
 const ENDED_RECORD_TTL_MS = 3600_000;
 /** Token → (concert, user) never changes, so each process keeps the most recent ones. */
 const DIRECTORY_SIZE = 100_000;
+/**
+ * A join relies on a registration of its concert at most this old (Redis time) instead of
+ * sending its own: an admission step forgets a concert it found empty only if its last
+ * registration is a second older than the step, which then came after any such join.
+ */
+const REGISTRATION_REUSE_MS = 500;
 
 function encodeRecord(record: TokenRecord): string {
   return `${STATE_DIGIT[record.state]}|${record.concertId}|${record.userId}|${record.activeExpireMs}`;
@@ -71,6 +77,23 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
    */
   const seen = new Set<string>();
 
+  /** Per concert: this process's latest registration (its Redis time) and its outcome. */
+  const registrations = new Map<string, { atMs: number; done: Promise<unknown> }>();
+
+  /** Keeps the admission loop ticking the concert; concurrent joins share one ZADD. */
+  function register(concertId: string, nowMs: number): Promise<unknown> {
+    const last = registrations.get(concertId);
+    if (last && nowMs >= last.atMs && nowMs - last.atMs < REGISTRATION_REUSE_MS) return last.done;
+    const done = redis.zadd(keys.concerts, String(nowMs), concertId);
+    const registration = { atMs: nowMs, done };
+    if (registrations.size >= DIRECTORY_SIZE) registrations.clear();
+    registrations.set(concertId, registration);
+    done.catch(() => {
+      if (registrations.get(concertId) === registration) registrations.delete(concertId);
+    });
+    return done;
+  }
+
   const remember = (token: string, owner: { concertId: string; userId: string }) => {
     if (directory.size >= DIRECTORY_SIZE) directory.delete(directory.keys().next().value!);
     directory.set(token, { concertId: owner.concertId, userId: owner.userId });
@@ -101,10 +124,7 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
       seen.add(concertId);
       const { status } = reply;
       const record: TokenRecord = { state: status.state, concertId, userId, activeExpireMs: status.activeExpireMs };
-      await Promise.all([
-        writeRecord(reply.token, record, status.nowMs),
-        redis.zadd(keys.concerts, String(status.nowMs), concertId),
-      ]);
+      await Promise.all([writeRecord(reply.token, record, status.nowMs), register(concertId, status.nowMs)]);
       remember(reply.token, record);
       return reply;
     },
@@ -175,6 +195,11 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
       return reply;
     },
 
+    /** The tokens of `tokens` this concert does not hold live (ended, or lost with Redis's data). */
+    missing(concertId: string, tokens: readonly string[]): Promise<string[]> {
+      return scripts.missing(keys.concert(concertId), tokens);
+    },
+
     /** Stops ticking a concert found empty, unless a join registered it again since. */
     async forgetIfEmpty(concertId: string, reply: ApplyReply): Promise<void> {
       if (reply.waiting === 0 && reply.active === 0)
@@ -196,6 +221,7 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
      */
     forgetSeenConcerts(): void {
       seen.clear();
+      registrations.clear();
     },
 
     /**

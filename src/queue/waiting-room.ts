@@ -15,6 +15,7 @@ import type { RedisClient } from "../platform/redis/client.js";
 import { createAdmissionLoop, type AdmissionLoop } from "./admission-loop.js";
 import { createJoinChecks } from "./join-checks.js";
 import { createJoinCommitter, joinRowOf } from "./join-committer.js";
+import { createJoinRecheck } from "./join-recheck.js";
 import { createPgQueue, touchEveryMs } from "./pg-queue.js";
 import { createPrequeue, type Prequeue } from "./prequeue.js";
 import { createQueueDb } from "./queue-db.js";
@@ -76,9 +77,11 @@ export type WaitingRoomConfig = Pick<
 /** Group commit window of JoinQueue. */
 const JOIN_BATCH = { maxRows: 1000, maxDelayMs: 20 };
 /**
- * A join whose PostgreSQL write took longer than this is merged into Redis once more: a restore
- * of Redis (which reads PostgreSQL) may have run without its row, and a restore needs at least a
- * probe interval after Redis failed, so quicker joins cannot have missed one.
+ * A join whose PostgreSQL write ended longer than this after it was sent to Redis is checked in
+ * Redis once more (join-recheck.ts): a restore of Redis (which reads PostgreSQL) may have run
+ * without its row, and a restore needs at least a probe interval after Redis failed, so quicker
+ * joins cannot have missed one. Counted from before the Redis call, so a busy event loop between
+ * the two writes cannot hide a slow one.
  */
 const SLOW_JOIN_COMMIT_MS = 200;
 const PROBE_INTERVAL_MS = 500;
@@ -116,6 +119,7 @@ export async function createWaitingRoom(deps: {
   const prequeue = createPrequeue({ query: db.query, redis, keys: redisQueue.keys, clock: deps.clock });
   const settings = prequeue.gate(deps.admissionSettings?.(rule) ?? fixedAdmissionSettings(rule));
   const committer = createJoinCommitter({ db, ...JOIN_BATCH, onBatch: () => metrics.joinBatchFlushed() });
+  const recheck = createJoinRecheck({ redisQueue, logger });
   // While Redis is down, joins are group-committed too: one transaction per concert per window.
   const fallbackJoins = createBatcher({
     maxItems: JOIN_BATCH.maxRows,
@@ -206,6 +210,7 @@ export async function createWaitingRoom(deps: {
       await joinChecks.check(concertId);
       const prequeueSeq = await prequeue.placeOf(concertId, userId);
       const view = await prequeue.viewOf(concertId);
+      const sentMs = Date.now();
       const result = await mode.run<{ reply?: JoinReply; status?: QueueStatus }>(
         async () => ({ reply: await redisQueue.join(concertId, userId, newToken(), prequeueSeq) }),
         async () => ({
@@ -217,15 +222,9 @@ export async function createWaitingRoom(deps: {
       const { token, seq, status: joined } = result.reply;
       const { state } = row;
       // Acknowledged only once PostgreSQL has the row: it must survive losing Redis.
-      const committing = Date.now();
       await committer.commit(row);
-      if (Date.now() - committing > SLOW_JOIN_COMMIT_MS)
-        await redisQueue
-          .merge(concertId, seq, [{ token, userId, seq, state, activeExpireMs: joined.activeExpireMs }])
-          .catch((error: unknown) =>
-            // Redis failed meanwhile: the row is in PostgreSQL, which the way back restores from.
-            logger.warn({ err: (error as Error).message, token }, "could not merge a slow join into Redis"),
-          );
+      if (Date.now() - sentMs > SLOW_JOIN_COMMIT_MS)
+        await recheck.recheck(concertId, { token, userId, seq, state, activeExpireMs: joined.activeExpireMs });
       return view({ token, concertId, userId, ...joined });
     },
 
@@ -270,6 +269,7 @@ export async function createWaitingRoom(deps: {
       mode.stop();
       await Promise.all([admission.stop(), modeCheck?.stop()]);
       await Promise.all([committer.drain(), fallbackJoins.drain(), mode.release()]);
+      await recheck.drain();
     },
   };
 }
