@@ -46,6 +46,12 @@ const DIRECTORY_SIZE = 100_000;
  * registration is a second older than the step, which then came after any such join.
  */
 const REGISTRATION_REUSE_MS = 500;
+/**
+ * How long a join's answer may stand in for a status read: a WatchQueue opened right after its
+ * join starts from it instead of a Redis read queued behind the crowd's joins (the stream's
+ * next tick brings any change since).
+ */
+const RECENT_JOIN_MS = 1000;
 
 function encodeRecord(record: TokenRecord): string {
   return `${STATE_DIGIT[record.state]}|${record.concertId}|${record.userId}|${record.activeExpireMs}`;
@@ -94,6 +100,18 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
     return done;
   }
 
+  /** Statuses this process answered joins with lately, oldest first; admission and leaves drop theirs. */
+  const recentJoins = new Map<string, { status: QueueStatus; atMs: number }>();
+  function rememberJoin(status: QueueStatus): void {
+    const now = Date.now();
+    for (const [token, recent] of recentJoins) {
+      if (now - recent.atMs < RECENT_JOIN_MS && recentJoins.size < DIRECTORY_SIZE) break;
+      recentJoins.delete(token);
+    }
+    recentJoins.delete(status.token);
+    recentJoins.set(status.token, { status, atMs: now });
+  }
+
   const remember = (token: string, owner: { concertId: string; userId: string }) => {
     if (directory.size >= DIRECTORY_SIZE) directory.delete(directory.keys().next().value!);
     directory.set(token, { concertId: owner.concertId, userId: owner.userId });
@@ -126,7 +144,15 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
       const record: TokenRecord = { state: status.state, concertId, userId, activeExpireMs: status.activeExpireMs };
       await Promise.all([writeRecord(reply.token, record, status.nowMs), register(concertId, status.nowMs)]);
       remember(reply.token, record);
+      rememberJoin({ token: reply.token, concertId, userId, ...status });
       return reply;
+    },
+
+    /** The status a join of this process was answered with, if under RECENT_JOIN_MS ago; once per join. */
+    recentJoinStatus(token: string): QueueStatus | undefined {
+      const recent = recentJoins.get(token);
+      recentJoins.delete(token);
+      return recent && Date.now() - recent.atMs < RECENT_JOIN_MS ? recent.status : undefined;
     },
 
     /** undefined when the token is unknown. `touch` counts as a sign of life of a waiting user. */
@@ -140,6 +166,7 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
     /** Gives up the place or the slot. The record goes first: if the script then fails, the
      *  token is unusable at worst while its slot lingers until expiry, never the reverse. */
     async leave(token: string): Promise<QueueStatus | undefined> {
+      recentJoins.delete(token);
       const found = await owner(token);
       if (!found) return undefined;
       await writeRecord(token, { state: "EXPIRED", ...found, activeExpireMs: 0 }, Date.now());
@@ -172,6 +199,7 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
     ): Promise<{ expired: string[]; abandoned: string[]; atMs: number }> {
       const swept = await scripts.sweep(keys.concert(concertId), rule.waitingTtlMs, rule.stepLimit);
       seen.add(concertId);
+      for (const token of [...swept.expired, ...swept.abandoned]) recentJoins.delete(token);
       // The user is unknown here; the record keeps the one written at join ("-" if none).
       const ended = { state: "EXPIRED" as const, concertId, userId: "-", activeExpireMs: 0 };
       await Promise.all([...swept.expired, ...swept.abandoned].map((token) => writeRecord(token, ended, swept.nowMs)));
@@ -186,6 +214,7 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
     /** After PostgreSQL's step: every token it holds ACTIVE leaves the line here, with the records of those that moved. */
     async apply(concertId: string, active: readonly { token: string; activeExpireMs: number }[]): Promise<ApplyReply> {
       const reply = await scripts.apply(keys.concert(concertId), active);
+      for (const { token } of reply.moved) recentJoins.delete(token);
       const expireOf = new Map(active.map((a) => [a.token, a.activeExpireMs]));
       await Promise.all(
         reply.moved.map(({ token, userId }) =>

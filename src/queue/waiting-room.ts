@@ -231,7 +231,9 @@ export async function createWaitingRoom(deps: {
     status,
 
     async *watch(token, signal) {
-      yield* hub.watch(await status(token), signal);
+      const recent = redisQueue.recentJoinStatus(token);
+      const first = recent ? (await prequeue.viewOf(recent.concertId))(recent) : await status(token);
+      yield* hub.watch(first, signal);
     },
 
     async leave(token) {

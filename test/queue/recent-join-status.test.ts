@@ -1,0 +1,44 @@
+// A WatchQueue opened right after its join starts from the join's answer (redis-queue.ts
+// recentJoinStatus), on the shared Redis under this file's own key prefix: once per join, and
+// never for a token this process has since seen admitted or leave.
+
+import test from "ava";
+import { randomUUID } from "node:crypto";
+import { loadConfig } from "../../src/config.js";
+import { createRedis } from "../../src/platform/redis/client.js";
+import { createRedisQueue } from "../../src/queue/redis-queue.js";
+import { removeTestKeys, testKeyPrefix } from "../helpers/redis-server.js";
+
+const prefix = testKeyPrefix("recent-join-status");
+const redis = createRedis({ url: loadConfig({}).redisUrl, name: "recent-join-status-test" });
+const queue = createRedisQueue(redis, prefix);
+
+test.before(async () => {
+  await redis.connect();
+});
+
+test.after.always(async () => {
+  redis.disconnect();
+  await removeTestKeys(prefix);
+});
+
+const freshToken = () => randomUUID().replaceAll("-", "");
+
+test("a join's answer stands in for the next status read once", async (t) => {
+  const concertId = randomUUID();
+  await queue.join(concertId, "u1", freshToken());
+  const { token } = await queue.join(concertId, "u2", freshToken());
+  const recent = queue.recentJoinStatus(token);
+  t.like(recent, { token, concertId, userId: "u2", state: "WAITING", position: 2, totalWaiting: 2 });
+  t.is(queue.recentJoinStatus(token), undefined);
+});
+
+test("a token admitted or left since its join is read from Redis", async (t) => {
+  const concertId = randomUUID();
+  const admitted = (await queue.join(concertId, "u1", freshToken())).token;
+  const left = (await queue.join(concertId, "u2", freshToken())).token;
+  await queue.apply(concertId, [{ token: admitted, activeExpireMs: Date.now() + 60_000 }]);
+  await queue.leave(left);
+  t.is(queue.recentJoinStatus(admitted), undefined);
+  t.is(queue.recentJoinStatus(left), undefined);
+});
