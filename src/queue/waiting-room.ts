@@ -2,7 +2,6 @@
 // validation and release, each served by Redis while it is healthy and by PostgreSQL while it
 // is not (queue-mode.ts), plus the background admission loop.
 
-import { randomBytes } from "node:crypto";
 import type { Registry } from "prom-client";
 import type { Config } from "../config.js";
 import { createBatcher } from "../platform/batcher.js";
@@ -21,6 +20,7 @@ import { createPrequeue, type Prequeue } from "./prequeue.js";
 import { createQueueDb } from "./queue-db.js";
 import { createQueueMetrics } from "./queue-metrics.js";
 import { createQueueMode, type QueueMode } from "./queue-mode.js";
+import { newQueueToken } from "./queue-token.js";
 import type { QueueStatus } from "./queue-status.js";
 import { admissionRule, type AdmissionRule } from "./admission-rule.js";
 import { fixedAdmissionSettings, type AdmissionSettings, type ConcertAdmission } from "./admission-settings.js";
@@ -92,7 +92,6 @@ const PROBE_INTERVAL_MS = 500;
 const HEARTBEAT_MS = 4000;
 
 const invalidToken = () => new DomainError("QUEUE_TOKEN_INVALID", "unknown queue token; join the queue for a new one");
-const newToken = () => randomBytes(16).toString("hex");
 
 export async function createWaitingRoom(deps: {
   orm: ORM;
@@ -212,9 +211,9 @@ export async function createWaitingRoom(deps: {
       const view = await prequeue.viewOf(concertId);
       const sentMs = Date.now();
       const result = await mode.run<{ reply?: JoinReply; status?: QueueStatus }>(
-        async () => ({ reply: await redisQueue.join(concertId, userId, newToken(), prequeueSeq) }),
+        async () => ({ reply: await redisQueue.join(concertId, userId, newQueueToken(), prequeueSeq) }),
         async () => ({
-          status: await fallbackJoins.submit({ concertId, userId, freshToken: newToken(), prequeueSeq }),
+          status: await fallbackJoins.submit({ concertId, userId, freshToken: newQueueToken(), prequeueSeq }),
         }),
       );
       if (!result.reply) return view(result.status!);
