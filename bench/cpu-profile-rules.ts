@@ -40,6 +40,8 @@ export const FUNCTION_OWNERS: readonly { file: string; names: readonly string[];
 /** Files whose code serves one RPC or one background task only: they claim continuations after an await. */
 const FILE_OWNERS: readonly { file: string; kind: string }[] = [
   { file: "src/queue/join-committer.ts", kind: "JoinQueue" },
+  { file: "src/queue/join-recheck.ts", kind: "JoinQueue" },
+  { file: "src/queue/queue-token.ts", kind: "JoinQueue" },
   { file: "src/queue/watch-hub.ts", kind: "WatchQueue" },
   { file: "src/booking/seat-hold.ts", kind: "ReserveSeat" },
   { file: "src/wallet/reservation-payment.ts", kind: "PayReservation" },
