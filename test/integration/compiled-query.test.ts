@@ -4,6 +4,7 @@
 
 import { randomUUID } from "node:crypto";
 import test from "ava";
+import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { EntityManager, MikroORM } from "@mikro-orm/postgresql";
 import { Reservation } from "../../src/booking/reservation.entity.js";
 import { Seat, type SeatStatus } from "../../src/booking/seat.entity.js";
@@ -172,4 +173,47 @@ test("compiled statements run inside the caller transaction and map columns to p
     .execute<{ status: string }[]>("select status from seat where id = ?", [seatId]);
   t.is(row?.status, "AVAILABLE");
   t.is(await byId.get(orm.em.fork(), { id: randomUUID() }), undefined);
+});
+
+test("a compiled statement runs as a named prepared statement with bound values, and fails as MikroORM reports failures", async (t) => {
+  const id = randomUUID();
+  const insert = compileQuery<{ id: string; scheduleId: string; seatNo: number; priceMinor: bigint }>(
+    ["id", "scheduleId", "seatNo", "priceMinor"],
+    insertBuilder(Seat, ["id", "scheduleId", "seatNo", "priceMinor"], { label: "B-1", grade: "S" }),
+  );
+  const values = { id, scheduleId: randomUUID(), seatNo: 2, priceMinor: 9_000_000_000n };
+  await orm.em.fork().transactional(async (em) => {
+    t.is(await insert.run(em, values), 1);
+    // Prepared on this transaction's connection, under its name, with placeholders for the values.
+    const prepared = await em.execute<{ name: string; statement: string }[]>(
+      "select name, statement from pg_prepared_statements where name like 'compiled\\_%'",
+    );
+    t.true(
+      prepared.some((p) => p.statement.startsWith('insert into "seat"') && /\(\$1, \$2, \$3, \$4, /.test(p.statement)),
+      JSON.stringify(prepared),
+    );
+  });
+  // The bigint went in exactly; a second insert of the same id is MikroORM's unique violation.
+  const [row] = await orm.em
+    .fork()
+    .execute<{ price_minor: string }[]>("select price_minor from seat where id = ?", [id]);
+  t.is(row?.price_minor, "9000000000");
+  await t.throwsAsync(insert.run(orm.em.fork(), values), { instanceOf: UniqueConstraintViolationException });
+});
+
+test("a lead statement goes out with the compiled one; its failure is the one reported", async (t) => {
+  const byId = compileQuery<{ id: string }>(["id"], (em, p) =>
+    em.createQueryBuilder(Seat).select(["id"]).where({ id: p.id }),
+  );
+  const em = orm.em.fork();
+  const rows = await em.transactional((tx) =>
+    byId.allAfter(tx, { sql: "select pg_advisory_xact_lock(?, ?)", params: [7, 7] }, { id: randomUUID() }),
+  );
+  t.deepEqual(rows, []);
+  await t.throwsAsync(
+    orm.em
+      .fork()
+      .transactional((tx) => byId.allAfter(tx, { sql: "select 1 / (? - 1)", params: [1] }, { id: randomUUID() })),
+    { message: /division by zero/ },
+  );
 });

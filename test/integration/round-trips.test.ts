@@ -1,7 +1,8 @@
-// The statements each booking transaction sends to PostgreSQL, counted through MikroORM's
-// onQuery hook (every statement but BEGIN and COMMIT, which Kysely sends itself), and the round
-// trips, counted in the pg driver (where a BEGIN goes out with the first statement and a lock
-// with the read that must follow it: statement-folding.ts). Round trips are most of what a
+// The statements each booking transaction sends to PostgreSQL and the round trips, both counted
+// in the pg driver: a statement is every text the driver is given (a compiled one goes out as a
+// prepared statement, compiled-query.ts), minus BEGIN and COMMIT; a round trip is a query given
+// while the connection has none in flight, and the queries given before its answer go out with
+// it (the clients pipeline; a BEGIN goes out with the first statement: statement-folding.ts). Round trips are most of what a
 // transaction costs on both sides of the connection (docs/benchmarks.md), so a change that adds
 // one should fail here, not go unnoticed. The two mechanisms the design asks for are pinned too:
 // the seat lock is a SELECT … FOR UPDATE, the wallet write is versioned.
@@ -18,19 +19,26 @@ const policy: HoldPolicy = { holdSeconds: 300, maxSeatsPerUser: 4 };
 let statements: string[] | undefined;
 let roundTrips: string[] | undefined;
 
+const inFlight = new WeakMap<pg.Client, number>();
+
 // Before any connection exists: the pool's clients bind this method when they connect.
 const driverQuery = pg.Client.prototype.query as (...args: unknown[]) => unknown;
 (pg.Client.prototype as unknown as { query: typeof driverQuery }).query = function (this: pg.Client, ...args) {
-  if (typeof args[0] === "string") roundTrips?.push(args[0]);
-  return driverQuery.apply(this, args);
+  const text = typeof args[0] === "string" ? args[0] : (args[0] as { text?: string } | null)?.text;
+  const result = driverQuery.apply(this, args);
+  if (text === undefined || !roundTrips || !statements) return result;
+  const pending = inFlight.get(this) ?? 0;
+  if (pending === 0) roundTrips.push(text);
+  else roundTrips[roundTrips.length - 1] += `;\n${text}`;
+  statements.push(...text.split(/;\s*/).filter((s) => s.trim() !== "" && !/^(begin|commit|set local)\b/.test(s)));
+  inFlight.set(this, pending + 1);
+  const settled = () => inFlight.set(this, (inFlight.get(this) ?? 1) - 1);
+  (result as Promise<unknown>).then(settled, settled);
+  return result;
 };
 
 test.before(async () => {
   db = await openBookingDb("round_trips", 20);
-  db.orm.config.set("onQuery", (sql: string) => {
-    statements?.push(sql);
-    return sql;
-  });
 });
 
 test.after.always(async () => {
@@ -76,7 +84,8 @@ test.serial("a hold is 4 round trips, one of them the seat's SELECT … FOR UPDA
   t.is(sent.length, 4, sent.join("\n"));
   // BEGIN, the user's and the schedule's advisory locks, then the read that must follow them.
   t.regex(sent[0]!, /^begin;\s*select pg_advisory_xact_lock\(.*;\s*select .* from "reservation" /s);
-  t.is(sql.length, 3, sql.join("\n"));
+  // The locks, the read, the seat lock, and the insert of the hold with its seat's update.
+  t.is(sql.length, 4, sql.join("\n"));
   // The seat row alone: the schedule's sale, read in the same statement, is not locked (sale-gate.ts).
   t.is(sql.filter((s) => /^select .* from "seat" .* for update of "s"$/.test(s)).length, 1, sql.join("\n"));
 });

@@ -4,8 +4,9 @@
 // transaction. A compiled query builds its statement once,
 // with marker values in place of the parameters, keeps the SQL MikroORM generated (table and
 // column names from the entity metadata, quoting, operators) and the positions of the markers,
-// and from then on runs that SQL with the new values through `em.execute`, inside the caller's
-// transaction. Rows come back as the query builder's plain rows do, through the same result
+// and from then on runs that SQL with the new values bound, inside the caller's transaction, as
+// a named prepared statement (prepared-statements.ts): PostgreSQL need not parse and plan it
+// again. Rows come back as the query builder's plain rows do, through the same result
 // mapper: property names, dates as Date, bigint columns as strings.
 //
 // Only for statements whose shape does not depend on the values (no optional criteria, no
@@ -15,6 +16,7 @@
 
 import type { EntityMetadata, EntityName } from "@mikro-orm/core";
 import type { EntityManager, QueryBuilder } from "@mikro-orm/postgresql";
+import { prepareStatements } from "./prepared-statements.js";
 
 type Value = string | number | bigint | boolean | Date | null | Record<string, unknown>;
 /** Named parameter values; interfaces qualify too (no index signature needed). */
@@ -29,6 +31,8 @@ type Slot = { name: string; json?: boolean } | { value: unknown };
 
 interface Compiled {
   sql: string;
+  /** The SQL with `$n` placeholders, as it is prepared (prepared-statements.ts). */
+  text: string;
   /** Per placeholder: the parameter name, or a constant the builder put there. */
   slots: Slot[];
   /** The statement's entity: its result mapper turns rows into the query builder's plain rows. */
@@ -96,7 +100,7 @@ export function compileQuery<P extends Params<P>>(
       );
     }
     const meta = (qb as unknown as { mainAlias: { meta: EntityMetadata } }).mainAlias.meta;
-    entry = { sql, slots, meta };
+    entry = { sql, text: prepareStatements(sql), slots, meta };
     cache.set(metadata, entry);
     return entry;
   };
@@ -118,33 +122,68 @@ export function compileQuery<P extends Params<P>>(
   return {
     async all<R>(em: EntityManager, params: P): Promise<R[]> {
       const entry = compiled(em);
-      const rows = (await em.execute(entry.sql, values(entry, params), "all")) as Record<string, unknown>[];
+      const { rows } = await executePrepared(em, entry.text, values(entry, params));
       return rows.map((row) => mapRow(em, entry, row) as R);
     },
     async allAfter<R>(em: EntityManager, lead: LeadStatement, params: P): Promise<R[]> {
       const entry = compiled(em);
-      const sql = `${lead.sql};\n${entry.sql}`;
-      const rows = (await em.execute(sql, [...lead.params, ...values(entry, params)], "all")) as Record<
-        string,
-        unknown
-      >[];
+      const { rows } = await executePrepared(em, leadText(lead.sql, entry), [...lead.params, ...values(entry, params)]);
       return rows.map((row) => mapRow(em, entry, row) as R);
     },
     async get<R>(em: EntityManager, params: P): Promise<R | undefined> {
       const entry = compiled(em);
-      const row = (await em.execute(entry.sql, values(entry, params), "get")) as Record<string, unknown> | undefined;
-      return row ? (mapRow(em, entry, row) as R) : undefined;
+      const { rows } = await executePrepared(em, entry.text, values(entry, params));
+      return rows[0] ? (mapRow(em, entry, rows[0]) as R) : undefined;
     },
     async run(em: EntityManager, params: P): Promise<number> {
       const entry = compiled(em);
-      const result = (await em.execute(entry.sql, values(entry, params), "run")) as { affectedRows: number };
-      return result.affectedRows;
+      const { numAffectedRows } = await executePrepared(em, entry.text, values(entry, params));
+      return Number(numAffectedRows ?? 0);
     },
     format(em: EntityManager, params: P): string {
       const entry = compiled(em);
       return em.getPlatform().formatQuery(entry.sql, values(entry, params));
     },
   };
+}
+
+/** What Kysely's transaction (or database) object offers to run a statement with bound values. */
+interface KyselyExecutor {
+  executeQuery(query: {
+    sql: string;
+    parameters: readonly unknown[];
+    query: { kind: string };
+    queryId: object;
+  }): Promise<{ rows: Record<string, unknown>[]; numAffectedRows?: bigint }>;
+}
+
+/**
+ * Runs a prepared statement's text with bound values on the entity manager's transaction (or
+ * the pool, outside one), through the Kysely object MikroORM itself runs statements on; the
+ * driver sends it under its name (statement-folding.ts). MikroORM's own execute would inline
+ * the values into the text.
+ */
+function executePrepared(em: EntityManager, text: string, parameters: readonly unknown[]) {
+  const executor = (em.getTransactionContext() ?? em.getConnection().getClient()) as unknown as KyselyExecutor;
+  // MikroORM's exceptions, as its own execute throws them (UniqueConstraintViolationException, …).
+  return executor
+    .executeQuery({ sql: text, parameters, query: { kind: "RawNode" }, queryId: {} })
+    .catch((error: unknown) => {
+      throw em.getDriver().convertException(error as Error);
+    });
+}
+
+const leadTexts = new Map<string, string>();
+
+/** The text that runs `lead` and then the compiled statement, each prepared (its SQL is a constant of its caller). */
+function leadText(lead: string, entry: Compiled): string {
+  const key = `${lead}\u0000${entry.sql}`;
+  let text = leadTexts.get(key);
+  if (text === undefined) {
+    text = prepareStatements(lead, entry.sql);
+    leadTexts.set(key, text);
+  }
+  return text;
 }
 
 /**

@@ -27,6 +27,9 @@ export async function initORM(options: OrmOptions): Promise<{ orm: MikroORM; em:
     // MikroORM's default pool max is 10, too few for the booking hot path.
     pool: { max: options.poolMax },
     driverOptions: {
+      // A client sends a query without waiting for the answer to the one before: statements sent
+      // together (a BEGIN, a lock, the read after it) cost one round trip (compiled-query.ts).
+      pipeline: true,
       onPoolCreated: (pool: pg.Pool) => {
         releaseDeadTransactionConnections(pool);
         foldStatements(pool, { begin: boundBegin });

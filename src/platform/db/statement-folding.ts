@@ -6,10 +6,12 @@
 // - A text of several statements answers with its last statement's result, as Kysely and
 //   MikroORM expect of one statement; so code may send a statement that must run first (taking
 //   a lock, say) together with the one whose rows it wants.
-// A query with bound values (not MikroORM's, e.g. a tool's own pg call) gets the deferred BEGIN
-// sent ahead of it, unchanged.
+// A query with bound values (a compiled statement, or a tool's own pg call) gets the deferred BEGIN
+// sent ahead of it; the clients pipeline, so both go in one round trip. A compiled statement's
+// text goes out as its prepared statements (prepared-statements.ts).
 
 import type pg from "pg";
+import { preparedParts, type PreparedPart } from "./prepared-statements.js";
 
 const BEGIN_ONLY = /^\s*(begin|start transaction)\b[^;]*;?\s*$/i;
 const END_ONLY = /^\s*(commit|rollback)\s*;?\s*$/i;
@@ -27,6 +29,21 @@ const answered = (command: string) =>
 /** The last statement's result of a text of several statements (pg answers those with an array). */
 const lastResult = (result: pg.QueryResult | pg.QueryResult[]) => (Array.isArray(result) ? result.at(-1)! : result);
 
+/**
+ * A compiled text's statements, each under its prepared name with its share of the values, all
+ * given to the client before any answer: one round trip (the clients pipeline). The answer is the
+ * last statement's; a failure is the first statement's that failed (those after it then fail too,
+ * in its transaction).
+ */
+function sendPrepared(send: Query, parts: PreparedPart[], values: unknown[]): Promise<pg.QueryResult> {
+  let at = 0;
+  const results = parts.map(({ name, text, params }) => {
+    const own = values.slice(at, (at += params));
+    return send({ name, text, values: own }) as Promise<pg.QueryResult>;
+  });
+  return Promise.all(results).then((all) => all.at(-1)!);
+}
+
 /** Pass to the pool (MikroORM's `driverOptions.onPoolCreated`). */
 export function foldStatements(pool: pg.Pool, options: FoldingOptions = {}): void {
   const pending = new WeakMap<pg.PoolClient, string>();
@@ -34,10 +51,12 @@ export function foldStatements(pool: pg.Pool, options: FoldingOptions = {}): voi
   pool.on("release", (_error: unknown, client: pg.PoolClient) => pending.delete(client));
   pool.on("connect", (client) => {
     const send = client.query.bind(client) as Query;
-    (client as unknown as { query: Query }).query = (...args: unknown[]) => {
-      const [text, values] = args;
-      const plain = typeof text === "string" && args.length <= 2 && (values === undefined || Array.isArray(values));
+    (client as unknown as { query: Query }).query = (...params: unknown[]) => {
+      const [text, values] = params;
+      const plain = typeof text === "string" && params.length <= 2 && (values === undefined || Array.isArray(values));
       const bound = plain && Array.isArray(values) && values.length > 0;
+      const parts = bound ? preparedParts(text) : undefined;
+      const sendAll = () => (parts ? sendPrepared(send, parts, values as unknown[]) : send(...params));
       const begin = pending.get(client as pg.PoolClient);
       if (plain && !bound && BEGIN_ONLY.test(text)) {
         pending.set(client as pg.PoolClient, options.begin ? options.begin(text) : text);
@@ -49,11 +68,11 @@ export function foldStatements(pool: pg.Pool, options: FoldingOptions = {}): voi
         if (!plain || bound) {
           // Queued by the client ahead of this query, on the same connection; a failure shows in the query's own.
           (send(begin) as Promise<unknown>).catch(() => undefined);
-          return send(...args);
+          return sendAll();
         }
         return (send(`${begin};\n${text}`) as Promise<pg.QueryResult | pg.QueryResult[]>).then(lastResult);
       }
-      if (!plain || bound || !text.includes(";")) return send(...args);
+      if (!plain || bound || !text.includes(";")) return sendAll();
       return (send(text) as Promise<pg.QueryResult | pg.QueryResult[]>).then(lastResult);
     };
   });
