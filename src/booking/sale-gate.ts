@@ -89,9 +89,11 @@ export function toSeatOnSale(row: SeatOnSaleRow): SeatOnSale {
   };
 }
 
-/** Locks the seat (seatOnSaleQuery); null when it does not exist. */
+const seatOnSale = compileQuery<{ seatId: string }>(["seatId"], (em, p) => seatOnSaleQuery(em, p.seatId).limit(1));
+
+/** Locks the seat (seatOnSaleQuery, compiled once); null when it does not exist. */
 export async function lockSeatOnSale(em: EntityManager, seatId: string): Promise<SeatOnSale | null> {
-  const row = await seatOnSaleQuery(em, seatId).execute<SeatOnSaleRow | undefined>("get");
+  const row = await seatOnSale.get<SeatOnSaleRow>(em, { seatId });
   return row ? toSeatOnSale(row) : null;
 }
 

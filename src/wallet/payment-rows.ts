@@ -184,20 +184,24 @@ type WalletColumns = {
  * the versioned debit then finds another version and the payment reruns, as for any writer that
  * got there first.
  */
-export async function lockSeatReadingWallet(
-  em: EntityManager,
-  seatId: string,
-  userId: string,
-): Promise<{ seat: SeatOnSale | null; wallet: WalletView | null }> {
-  const row = await seatOnSaleQuery(em, seatId)
-    .leftJoin(sql.ref("wallet"), "w", { "w.user_id": userId })
+const seatOnSaleWithWallet = compileQuery<{ seatId: string; userId: string }>(["seatId", "userId"], (em, p) =>
+  seatOnSaleQuery(em, p.seatId)
+    .leftJoin(sql.ref("wallet"), "w", { "w.user_id": p.userId })
     .addSelect([
       sql.ref("w.user_id").as("walletUserId"),
       sql.ref("w.balance_minor").as("walletBalanceMinor"),
       sql.ref("w.version").as("walletVersion"),
       sql.ref("w.updated_at").as("walletUpdatedAt"),
     ])
-    .execute<(SeatOnSaleRow & WalletColumns) | undefined>("get");
+    .limit(1),
+);
+
+export async function lockSeatReadingWallet(
+  em: EntityManager,
+  seatId: string,
+  userId: string,
+): Promise<{ seat: SeatOnSale | null; wallet: WalletView | null }> {
+  const row = await seatOnSaleWithWallet.get<SeatOnSaleRow & WalletColumns>(em, { seatId, userId });
   if (!row) return { seat: null, wallet: null };
   const { walletUserId, walletBalanceMinor, walletVersion, walletUpdatedAt } = row;
   const wallet =

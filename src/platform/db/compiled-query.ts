@@ -10,11 +10,12 @@
 // mapper: property names, dates as Date, bigint columns as strings.
 //
 // Only for statements whose shape does not depend on the values (no optional criteria, no
-// arrays whose length varies). The seat lock and the wallet's versioned update stay on
-// MikroORM's own mechanisms (LockMode.PESSIMISTIC_WRITE per call, the version property on flush)
-// and are never compiled here.
+// arrays whose length varies). Compiling keeps MikroORM's own SQL for the two mechanisms the
+// design names: a seat lock is the query builder's LockMode.PESSIMISTIC_WRITE (FOR UPDATE, which
+// needs the builder to run inside a transaction, so it compiles at its first use in one), and the
+// wallet's write its versioned UPDATE … WHERE version = ? (wallet-writes.ts).
 
-import type { EntityMetadata, EntityName } from "@mikro-orm/core";
+import { isRaw, type EntityMetadata, type EntityName } from "@mikro-orm/core";
 import type { EntityManager, QueryBuilder } from "@mikro-orm/postgresql";
 import { prepareStatements } from "./prepared-statements.js";
 
@@ -83,7 +84,7 @@ export function compileQuery<P extends Params<P>>(
     if (entry) return entry;
     const markers = Object.fromEntries(names.map((name) => [name, marker(name)])) as unknown as P;
     const qb = build(em, markers);
-    const { sql, params } = qb.toQuery();
+    const { sql, params } = inlineRawParams(em, qb.toQuery());
     const slots = params.map((value): Slot => {
       if (typeof value !== "string") return { value };
       if (value.startsWith(MARK)) return { name: value.slice(MARK.length, -1) };
@@ -171,6 +172,28 @@ function executePrepared(em: EntityManager, text: string, parameters: readonly u
     .catch((error: unknown) => {
       throw em.getDriver().convertException(error as Error);
     });
+}
+
+/**
+ * The query builder passes a raw fragment among the values (a join on another column, say), which
+ * its formatter writes into the text; here it goes into the statement's text once, as the
+ * formatter writes it, since a bound value cannot stand for SQL.
+ */
+function inlineRawParams(em: EntityManager, query: { sql: string; params: readonly unknown[] }) {
+  if (!query.params.some((value) => isRaw(value))) return query;
+  const pieces = query.sql.split("?");
+  if (pieces.length !== query.params.length + 1) return query; // the count check after this reports it
+  const params: unknown[] = [];
+  let sql = pieces[0]!;
+  query.params.forEach((value, i) => {
+    if (isRaw(value)) sql += em.getPlatform().formatQuery(value.sql, value.params);
+    else {
+      sql += "?";
+      params.push(value);
+    }
+    sql += pieces[i + 1]!;
+  });
+  return { sql, params };
 }
 
 const leadTexts = new Map<string, string>();

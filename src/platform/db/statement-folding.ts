@@ -44,6 +44,21 @@ function sendPrepared(send: Query, parts: PreparedPart[], values: unknown[]): Pr
   return Promise.all(results).then((all) => all.at(-1)!);
 }
 
+/**
+ * Runs `send`, which gives the client several queries at once, with the socket corked: the client
+ * writes each query as it gets it (pipelined), and one write then carries them all.
+ */
+function corked<T>(client: pg.PoolClient, send: () => T): T {
+  const stream = (client as unknown as { connection?: { stream?: { cork?(): void; uncork?(): void } } }).connection
+    ?.stream;
+  stream?.cork?.();
+  try {
+    return send();
+  } finally {
+    stream?.uncork?.();
+  }
+}
+
 /** Pass to the pool (MikroORM's `driverOptions.onPoolCreated`). */
 export function foldStatements(pool: pg.Pool, options: FoldingOptions = {}): void {
   const pending = new WeakMap<pg.PoolClient, string>();
@@ -66,12 +81,15 @@ export function foldStatements(pool: pg.Pool, options: FoldingOptions = {}): voi
         pending.delete(client as pg.PoolClient);
         if (plain && !bound && END_ONLY.test(text)) return answered(text.trim().split(/\s|;/)[0]!.toUpperCase());
         if (!plain || bound) {
-          // Queued by the client ahead of this query, on the same connection; a failure shows in the query's own.
-          (send(begin) as Promise<unknown>).catch(() => undefined);
-          return sendAll();
+          // Given to the client ahead of this query, on the same connection; a failure shows in the query's own.
+          return corked(client, () => {
+            (send(begin) as Promise<unknown>).catch(() => undefined);
+            return sendAll();
+          });
         }
         return (send(`${begin};\n${text}`) as Promise<pg.QueryResult | pg.QueryResult[]>).then(lastResult);
       }
+      if (parts && parts.length > 1) return corked(client, sendAll);
       if (!plain || bound || !text.includes(";")) return sendAll();
       return (send(text) as Promise<pg.QueryResult | pg.QueryResult[]>).then(lastResult);
     };
