@@ -29,30 +29,31 @@ export function frameMessage(body: Uint8Array): Buffer {
 }
 
 /** Splits the response body into messages, however the data chunks cut it. */
-export function createFrameDecoder(maxMessageBytes: number) {
-  let pending: Buffer | undefined;
-  return {
-    /** Hands each whole message to onMessage; returns the status to fail the call with, if any. */
-    push(chunk: Buffer, onMessage: (message: Uint8Array) => void): CallStatus | undefined {
-      const buffer = pending ? Buffer.concat([pending, chunk]) : chunk;
-      let offset = 0;
-      while (buffer.length - offset >= PREFIX_BYTES) {
-        // The client sends no grpc-accept-encoding, so a compressed message breaks the protocol.
-        if (buffer[offset] !== 0) return { code: Code.Internal, message: "Received a compressed message" };
-        const length = buffer.readUInt32BE(offset + 1);
-        if (length > maxMessageBytes)
-          return {
-            code: Code.ResourceExhausted,
-            message: `Received message larger than max (${length} vs. ${maxMessageBytes})`,
-          };
-        if (buffer.length - offset - PREFIX_BYTES < length) break;
-        onMessage(buffer.subarray(offset + PREFIX_BYTES, offset + PREFIX_BYTES + length));
-        offset += PREFIX_BYTES + length;
-      }
-      pending = offset === buffer.length ? undefined : buffer.subarray(offset);
-      return undefined;
-    },
-  };
+export class FrameDecoder {
+  private pending: Buffer | undefined;
+
+  constructor(private readonly maxMessageBytes: number) {}
+
+  /** Hands each whole message to `to.receive`; returns the status to fail the call with, if any. */
+  push(chunk: Buffer, to: { receive(message: Uint8Array): void }): CallStatus | undefined {
+    const buffer = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
+    let offset = 0;
+    while (buffer.length - offset >= PREFIX_BYTES) {
+      // The client sends no grpc-accept-encoding, so a compressed message breaks the protocol.
+      if (buffer[offset] !== 0) return { code: Code.Internal, message: "Received a compressed message" };
+      const length = buffer.readUInt32BE(offset + 1);
+      if (length > this.maxMessageBytes)
+        return {
+          code: Code.ResourceExhausted,
+          message: `Received message larger than max (${length} vs. ${this.maxMessageBytes})`,
+        };
+      if (buffer.length - offset - PREFIX_BYTES < length) break;
+      to.receive(buffer.subarray(offset + PREFIX_BYTES, offset + PREFIX_BYTES + length));
+      offset += PREFIX_BYTES + length;
+    }
+    this.pending = offset === buffer.length ? undefined : buffer.subarray(offset);
+    return undefined;
+  }
 }
 
 /** grpc-js's mapping of an HTTP status that came without a gRPC status. */

@@ -17,9 +17,9 @@ import {
 import { Code, ConnectError } from "@connectrpc/connect";
 import http2 from "node:http2";
 import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
-import { onAbort } from "../platform/abort-listeners.js";
 import type { GrpcCallOptions, GrpcClient } from "../platform/rpc/grpc-client.js";
-import { createFrameDecoder, endStatus, frameMessage, OK, statusOfHttp, type CallStatus } from "./grpc-wire.js";
+import { Http2Call } from "./http2-call.js";
+import { OK, type CallStatus } from "./grpc-wire.js";
 
 export interface Http2Channel {
   client<S extends DescService>(service: S): GrpcClient<S>;
@@ -47,158 +47,79 @@ export function createHttp2Channel(address: string, options: { maxReceiveBytes?:
     current = opened;
     return opened;
   };
-  const headerTemplates = new Map<string, http2.OutgoingHttpHeaders>();
-  const headersFor = (path: string, callOptions: GrpcCallOptions | undefined) => {
-    const key = `${path} ${callOptions?.deadlineMs ?? 0}`;
-    let template = headerTemplates.get(key);
-    if (!template) {
-      template = {
-        ":method": "POST",
-        ":path": path,
-        "content-type": "application/grpc",
-        te: "trailers",
-        "user-agent": USER_AGENT,
-        // Relative, so the same for every call of a path: the template is built once.
-        ...(callOptions?.deadlineMs && { "grpc-timeout": `${callOptions.deadlineMs}m` }),
-      };
-      headerTemplates.set(key, template);
-    }
-    return callOptions?.metadata ? { ...template, ...callOptions.metadata } : template;
+  /** The request headers of one method, by deadline: relative, so the same for each call. */
+  const headersOf = (path: string) => {
+    const templates = new Map<number, http2.OutgoingHttpHeaders>();
+    return (options: GrpcCallOptions | undefined): http2.OutgoingHttpHeaders => {
+      const deadlineMs = options?.deadlineMs ?? 0;
+      let template = templates.get(deadlineMs);
+      if (!template) {
+        template = {
+          ":method": "POST",
+          ":path": path,
+          "content-type": "application/grpc",
+          te: "trailers",
+          "user-agent": USER_AGENT,
+          ...(deadlineMs > 0 && { "grpc-timeout": `${deadlineMs}m` }),
+        };
+        templates.set(deadlineMs, template);
+      }
+      return options?.metadata ? { ...template, ...options.metadata } : template;
+    };
   };
 
-  /**
-   * Starts a call and reports its messages and its end. Returns the function that cancels it.
-   * `onEnd` runs once, with the final status; a local deadline ends it as DEADLINE_EXCEEDED.
-   */
-  const startCall = (
-    path: string,
-    body: Uint8Array,
-    callOptions: GrpcCallOptions | undefined,
-    onMessage: (bytes: Uint8Array) => void,
-    onEnd: (status: CallStatus) => void,
-  ): (() => void) => {
-    let ended = false;
-    let timer: NodeJS.Timeout | undefined;
-    let forgetAbort: (() => void) | undefined;
-    let stream: http2.ClientHttp2Stream;
-    const finish = (status: CallStatus) => {
-      if (ended) return;
-      ended = true;
-      if (timer) clearTimeout(timer);
-      forgetAbort?.();
-      onEnd(status);
-    };
-    const cancel = (status: CallStatus) => {
-      if (ended) return;
-      finish(status);
-      if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
-    };
-    if (closed) {
-      onEnd({ code: Code.Unavailable, message: "Channel has been shut down" });
-      return () => {};
-    }
-    const on = session();
-    try {
-      stream = on.request(headersFor(path, callOptions));
-    } catch (error) {
-      // A session that can take no more streams (closing after a GOAWAY): the next call opens another.
-      if (current === on) current = undefined;
-      onEnd({ code: Code.Unavailable, message: (error as Error).message });
-      return () => {};
-    }
-    const decoder = createFrameDecoder(maxReceiveBytes);
-    let httpStatus: number | undefined;
-    let trailers: http2.IncomingHttpHeaders | undefined;
-    let streamError: (Error & { code?: string }) | undefined;
-    stream.on("response", (headers, flags) => {
-      httpStatus = headers[":status"];
-      if (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) trailers = headers;
+  const start = (
+    call: Http2Call,
+    headers: http2.OutgoingHttpHeaders,
+    method: DescMethod,
+    request: unknown,
+    options?: GrpcCallOptions,
+  ) => {
+    if (closed) return call.cancel({ code: Code.Unavailable, message: "Channel has been shut down" });
+    call.start({
+      session: session(),
+      headers,
+      body: encode(method, request),
+      deadlineMs: options?.deadlineMs,
+      signal: options?.signal,
+      maxReceiveBytes,
     });
-    stream.on("trailers", (headers) => (trailers = headers));
-    stream.on("data", (chunk: Buffer) => {
-      if (ended) return;
-      const failure = decoder.push(chunk, onMessage);
-      if (failure) cancel(httpStatus !== undefined && httpStatus !== 200 ? statusOfHttp(httpStatus) : failure);
-    });
-    stream.on("error", (error: Error) => (streamError = error));
-    stream.on("close", () =>
-      finish(endStatus({ trailers, httpStatus, rstCode: stream.rstCode, streamError, connectionLost: on.destroyed })),
-    );
-    if (callOptions?.deadlineMs)
-      timer = setTimeout(
-        () => cancel({ code: Code.DeadlineExceeded, message: "Deadline exceeded" }),
-        callOptions.deadlineMs,
-      );
-    const cancelled = () => cancel({ code: Code.Canceled, message: "Cancelled on client" });
-    if (callOptions?.signal) {
-      if (callOptions.signal.aborted) cancelled();
-      else forgetAbort = onAbort(callOptions.signal, cancelled);
-    }
-    stream.end(frameMessage(body));
-    return cancelled;
   };
 
-  const unary = (method: DescMethod, path: string) => (request: unknown, callOptions?: GrpcCallOptions) =>
-    new Promise((resolve, reject) => {
-      let response: Uint8Array | undefined;
-      startCall(
-        path,
-        encode(method, request),
-        callOptions,
-        (bytes) => (response ??= bytes),
-        (status) => {
-          if (status.code !== OK) return reject(toConnectError(status));
-          if (!response)
-            return reject(new ConnectError("Unary call ended without a response message", Code.Unimplemented));
-          try {
-            resolve(fromBinary(method.output, response));
-          } catch (error) {
-            reject(
-              new ConnectError(`Response message could not be parsed: ${(error as Error).message}`, Code.Internal),
-            );
-          }
-        },
+  const unary = (method: DescMethod, path: string) => {
+    const headers = headersOf(path);
+    return (request: unknown, options?: GrpcCallOptions) =>
+      new Promise((resolve, reject) =>
+        start(new UnaryCall(method, resolve, reject), headers(options), method, request, options),
       );
-    });
+  };
 
-  const serverStream = (method: DescMethod, path: string) =>
-    async function* (request: unknown, callOptions?: GrpcCallOptions) {
-      const received: Uint8Array[] = [];
-      let end: CallStatus | undefined;
-      let wake: (() => void) | undefined;
-      const cancel = startCall(
-        path,
-        encode(method, request),
-        callOptions,
-        (bytes) => {
-          received.push(bytes);
-          wake?.();
-        },
-        (status) => {
-          end = status;
-          wake?.();
-        },
-      );
+  const serverStream = (method: DescMethod, path: string) => {
+    const headers = headersOf(path);
+    return async function* (request: unknown, options?: GrpcCallOptions) {
+      const call = new StreamCall();
+      start(call, headers(options), method, request, options);
       try {
         for (let next = 0; ;) {
-          if (next < received.length) {
-            const bytes = received[next]!;
+          if (next < call.received.length) {
+            const bytes = call.received[next]!;
             // Messages come a few per stream: drop the delivered ones only when the queue empties.
-            if (++next === received.length) received.length = next = 0;
+            if (++next === call.received.length) call.received.length = next = 0;
             yield fromBinary(method.output, bytes);
-          } else if (end) {
-            if (end.code !== OK) throw toConnectError(end);
+          } else if (call.end) {
+            if (call.end.code !== OK) throw toConnectError(call.end);
             return;
           } else {
-            await new Promise<void>((resolve) => (wake = resolve));
-            wake = undefined;
+            await new Promise<void>((resolve) => (call.wake = resolve));
+            call.wake = undefined;
           }
         }
       } finally {
         // The caller left before the end: the server learns of it by the stream's reset.
-        if (!end) cancel();
+        call.cancel();
       }
     };
+  };
 
   return {
     client<S extends DescService>(service: S): GrpcClient<S> {
@@ -217,6 +138,49 @@ export function createHttp2Channel(address: string, options: { maxReceiveBytes?:
       current = undefined;
     },
   };
+}
+
+class UnaryCall extends Http2Call {
+  private response: Uint8Array | undefined;
+
+  constructor(
+    private readonly method: DescMethod,
+    private readonly resolve: (value: unknown) => void,
+    private readonly reject: (error: ConnectError) => void,
+  ) {
+    super();
+  }
+
+  receive(message: Uint8Array): void {
+    this.response ??= message;
+  }
+
+  protected onEnd(status: CallStatus): void {
+    if (status.code !== OK) return this.reject(toConnectError(status));
+    if (!this.response)
+      return this.reject(new ConnectError("Unary call ended without a response message", Code.Unimplemented));
+    try {
+      this.resolve(fromBinary(this.method.output, this.response));
+    } catch (error) {
+      this.reject(new ConnectError(`Response message could not be parsed: ${(error as Error).message}`, Code.Internal));
+    }
+  }
+}
+
+class StreamCall extends Http2Call {
+  readonly received: Uint8Array[] = [];
+  end: CallStatus | undefined;
+  wake: (() => void) | undefined;
+
+  receive(message: Uint8Array): void {
+    this.received.push(message);
+    this.wake?.();
+  }
+
+  protected onEnd(status: CallStatus): void {
+    this.end = status;
+    this.wake?.();
+  }
 }
 
 function encode(method: DescMethod, request: unknown): Uint8Array {

@@ -1,17 +1,17 @@
 import { Code } from "@connectrpc/connect";
 import test from "ava";
 import http2 from "node:http2";
-import { createFrameDecoder, endStatus, frameMessage, OK } from "../../src/loadtest/grpc-wire.js";
+import { FrameDecoder, endStatus, frameMessage, OK } from "../../src/loadtest/grpc-wire.js";
 
 test("the frame decoder finds every message however the chunks cut the body", (t) => {
   const messages = [Buffer.from("first"), Buffer.alloc(0), Buffer.from("x".repeat(300))];
   const body = Buffer.concat(messages.map((m) => frameMessage(m)));
   for (const size of [1, 3, 5, 7, body.length]) {
-    const decoder = createFrameDecoder(1000);
+    const decoder = new FrameDecoder(1000);
     const seen: string[] = [];
     for (let at = 0; at < body.length; at += size)
       t.is(
-        decoder.push(body.subarray(at, at + size), (m) => seen.push(Buffer.from(m).toString())),
+        decoder.push(body.subarray(at, at + size), { receive: (m) => seen.push(Buffer.from(m).toString()) }),
         undefined,
       );
     t.deepEqual(
@@ -20,7 +20,7 @@ test("the frame decoder finds every message however the chunks cut the body", (t
       `chunks of ${size}`,
     );
   }
-  t.is(createFrameDecoder(10).push(frameMessage(Buffer.alloc(11)), () => {})?.code, Code.ResourceExhausted);
+  t.is(new FrameDecoder(10).push(frameMessage(Buffer.alloc(11)), { receive() {} })?.code, Code.ResourceExhausted);
 });
 
 test("the final status: trailers first, then the HTTP status, the lost connection, the reset code", (t) => {
