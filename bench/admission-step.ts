@@ -27,7 +27,14 @@ const { values } = parseArgs({
   },
 });
 const [steps, cap, lineLength] = [Number(values.steps), Number(values.cap), Number(values.line)];
-const rule = { cap, activeTtlMs: 1, waitingTtlMs: 3_600_000, intervalMs: 1000, stepLimit: 10_000 };
+const rule = {
+  cap,
+  activeTtlMs: 1,
+  waitingTtlMs: 3_600_000,
+  intervalMs: 1000,
+  stepLimit: 10_000,
+  expectedSessionMs: 0,
+};
 
 const database = await createTestDatabase("admission_step");
 const { orm } = await initORM({ databaseUrl: database.url, entities: [QueueEntry], poolMax: 16 });

@@ -55,6 +55,12 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { name: "ADMISSION_INTERVAL_MS", defaultValue: "1000", description: "admission tick" },
   { name: "ACTIVE_TOKEN_TTL", defaultValue: "600", description: "seconds an admitted user may book and pay" },
   {
+    name: "EXPECTED_SESSION_SECONDS",
+    defaultValue: "120",
+    description:
+      "how long an admitted user is expected to keep a slot (book and pay, or leave): the wait estimate's prior until the line has been seen to move; `0` = none, and a place beyond the free slots is unknown until then",
+  },
+  {
     name: "WAITING_TOKEN_TTL",
     defaultValue: "60",
     description: "seconds a waiting user keeps their place without polling or watching",

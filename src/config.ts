@@ -29,6 +29,8 @@ export interface Config {
   admissionIntervalMs: number;
   activeTokenTtlSeconds: number;
   waitingTokenTtlSeconds: number;
+  /** How long an admitted user is expected to keep a slot: the wait estimate's prior (0 = none). */
+  expectedSessionSeconds: number;
   seatHoldSeconds: number;
   maxSeatsPerUser: number;
   /** How often the sweeper frees seats of expired holds. */
@@ -87,6 +89,7 @@ export function loadConfig(env: Env = process.env): Config {
     admissionIntervalMs: r.integer("ADMISSION_INTERVAL_MS", 10, 3_600_000),
     activeTokenTtlSeconds: r.integer("ACTIVE_TOKEN_TTL", 1, 86_400),
     waitingTokenTtlSeconds: r.integer("WAITING_TOKEN_TTL", 1, 86_400),
+    expectedSessionSeconds: r.integer("EXPECTED_SESSION_SECONDS", 0, 86_400),
     seatHoldSeconds: r.integer("SEAT_HOLD_SECONDS", 1, 86_400),
     maxSeatsPerUser: r.integer("MAX_SEATS_PER_USER", 1, 100),
     holdSweepIntervalMs: r.integer("HOLD_SWEEP_INTERVAL_MS", 10, 3_600_000),

@@ -142,7 +142,10 @@ export function createStoredAdmissionSettings(
         try {
           const rows = await orm.em.fork().find(QueueSettingsRow, {}, { disableIdentityMap: true });
           byConcert = new Map(
-            rows.map((row) => [row.concertId, toAdmission(effective(row.concertId, defaults, row), row)]),
+            rows.map((row) => [
+              row.concertId,
+              toAdmission(effective(row.concertId, defaults, row), row, defaults.expectedSessionMs / 1000),
+            ]),
           );
           loadedAtMs = Date.now();
           if (version !== undefined) appliedVersion = version;
@@ -197,12 +200,13 @@ export function createStoredAdmissionSettings(
   };
 }
 
-function toAdmission(s: EffectiveQueueSettings, row: QueueSettingsRow): Paced {
+function toAdmission(s: EffectiveQueueSettings, row: QueueSettingsRow, expectedSessionSeconds: number): Paced {
   const rule = admissionRule({
     maxActiveUsers: s.maxActiveUsers,
     activeTtlSeconds: s.activeTtlSeconds,
     waitingTtlSeconds: s.waitingTtlSeconds,
     intervalMs: s.admissionIntervalMs,
+    expectedSessionSeconds,
   });
   if (s.usersPerTick > 0) rule.admitLimit = s.usersPerTick;
   const paced = row.admissionIntervalMs !== null || row.usersPerTick !== null;

@@ -25,8 +25,8 @@ export interface AdmissionTick {
   active: number;
   /** When the tick ran (epoch ms, the store's clock). */
   atMs: number;
-  /** The concert's running counts of slots given back and the active ms they left unused (every process); undefined on the PostgreSQL fallback. */
-  released: { total: number; unusedMs: number } | undefined;
+  /** The concert's running count of slots given back (every process); undefined on the PostgreSQL fallback. */
+  releasedTotal: number | undefined;
 }
 
 export interface AdmissionLoop {
@@ -97,7 +97,7 @@ export function createAdmissionLoop(deps: {
               waiting: reply.waiting,
               active: reply.active,
               atMs: reply.nowMs,
-              released: { total: reply.releasedTotal, unusedMs: reply.unusedMsTotal },
+              releasedTotal: reply.releasedTotal,
               admitted: step.admitted.length,
               expired: step.expired.length,
               abandoned: step.abandoned.length,
@@ -122,7 +122,7 @@ export function createAdmissionLoop(deps: {
               waiting,
               active,
               atMs: Date.now(),
-              released: undefined,
+              releasedTotal: undefined,
               admitted: admitted.length,
               expired: expired.length,
               abandoned: abandoned.length,

@@ -18,6 +18,11 @@ export interface AdmissionRule {
   stepLimit: number;
   /** Most users one tick admits per concert, when an operator set one (users_per_tick). */
   admitLimit?: number;
+  /**
+   * EXPECTED_SESSION_SECONDS: how long an admitted user is expected to keep a slot. Admission
+   * ignores it; it is the wait estimate's prior until the line has been seen to move (0: none).
+   */
+  expectedSessionMs: number;
 }
 
 /** A concert's line as a tick sees it, after ending what is over. */
@@ -28,12 +33,15 @@ export interface LineState {
 
 /** Most tokens one tick admits or ends per concert. */
 export const STEP_LIMIT = 10_000;
+/** EXPECTED_SESSION_SECONDS's default: a person picking a seat and paying. */
+export const DEFAULT_EXPECTED_SESSION_SECONDS = 120;
 
 export function admissionRule(settings: {
   maxActiveUsers: number;
   activeTtlSeconds: number;
   waitingTtlSeconds: number;
   intervalMs: number;
+  expectedSessionSeconds?: number;
 }): AdmissionRule {
   return {
     cap: settings.maxActiveUsers,
@@ -41,6 +49,7 @@ export function admissionRule(settings: {
     waitingTtlMs: settings.waitingTtlSeconds * 1000,
     intervalMs: settings.intervalMs,
     stepLimit: STEP_LIMIT,
+    expectedSessionMs: (settings.expectedSessionSeconds ?? DEFAULT_EXPECTED_SESSION_SECONDS) * 1000,
   };
 }
 

@@ -19,7 +19,7 @@ export interface ConcertKeys {
   users: string;
   /** HASH live token → userId: lets expiry clear `users`. */
   owners: string;
-  /** HASH f (slots given back so far: leaves, expiries) and u (active ms they left unused), for the wait estimate. */
+  /** HASH f (slots given back so far: leaves, expiries), for the wait estimate. */
   rate: string;
   /**
    * STRING set before the first admission after a sale-start prequeue's opening (prequeue.ts):

@@ -24,11 +24,10 @@ local function drop(token)
   redis.call('ZREM', KEYS[4], token)
   forget(token)
 end
--- Counts slots given back (a leave, an expiry) and the active time they left unused, for the
--- wait estimate: with the active TTL that gives how long admitted users kept their slots.
-local function released(n, unusedMs)
+-- Counts slots given back (a leave, an expiry), for the wait estimate: with the slots held at
+-- two steps it gives how many every process admitted in between.
+local function released(n)
   if n > 0 then redis.call('HINCRBY', KEYS[7], 'f', n) end
-  if unusedMs > 0 then redis.call('HINCRBY', KEYS[7], 'u', unusedMs) end
 end
 -- Users holding a slot at \`now\` (the active set may still hold expired ones until the next step).
 local function active_count(now)
@@ -90,7 +89,7 @@ return status_of(ARGV[1], now)
 export const LEAVE = `${PRELUDE}
 local now = now_ms()
 local expire = redis.call('ZSCORE', KEYS[3], ARGV[1])
-if expire then released(1, math.max(0, tonumber(expire) - now)) end
+if expire then released(1) end
 drop(ARGV[1])
 return status_of(ARGV[1], now)
 `;
@@ -108,7 +107,7 @@ local now = now_ms()
 local waitingTtl, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 local expired = redis.call('ZRANGE', KEYS[3], '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
 for _, token in ipairs(expired) do drop(token) end
-released(#expired, 0)
+released(#expired)
 local abandoned = redis.call('ZRANGE', KEYS[4], '-inf', now - waitingTtl, 'BYSCORE', 'LIMIT', 0, limit)
 for _, token in ipairs(abandoned) do drop(token) end
 return {now, redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]), expired, abandoned}
@@ -117,7 +116,7 @@ return {now, redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]), expired
 // ARGV: (token, active expiry ms) for every token PostgreSQL, the record, holds ACTIVE (the
 // admission step decided them there). Moves those still waiting here to the active set; a token
 // that ended here stays ended, and one already active keeps its slot. Returns {now, waiting,
-// active, {moved token, user, ...}, slots given back so far, active ms they left unused}.
+// active, {moved token, user, ...}, slots given back so far}.
 export const APPLY = `${PRELUDE}
 local now = now_ms()
 local moved = {}
@@ -132,7 +131,7 @@ for i = 1, #ARGV, 2 do
   end
 end
 return {now, redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]), moved,
-  redis.call('HGET', KEYS[7], 'f') or '0', redis.call('HGET', KEYS[7], 'u') or '0'}
+  redis.call('HGET', KEYS[7], 'f') or '0'}
 `;
 
 // ARGV: touch, tokens... Returns {now, waiting, active, then per token: position (0 unless

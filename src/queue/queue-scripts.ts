@@ -42,8 +42,6 @@ export interface ApplyReply {
   moved: { token: string; userId: string }[];
   /** Slots of the concert given back so far (leaves and expiries, every process), for the wait estimate. */
   releasedTotal: number;
-  /** Active time those slots left unused (ms before their expiry), summed. */
-  unusedMsTotal: number;
 }
 
 export interface WatchReply {
@@ -127,14 +125,7 @@ export function createQueueScripts(redis: RedisClient) {
     /** Moves every token PostgreSQL holds ACTIVE out of the line, at the expiry PostgreSQL gave it. */
     async apply(keys: ConcertKeys, active: readonly { token: string; activeExpireMs: number }[]): Promise<ApplyReply> {
       const args = active.flatMap((a) => [a.token, a.activeExpireMs]);
-      const reply = (await apply(...concertKeyList(keys), ...args)) as [
-        number,
-        number,
-        number,
-        string[],
-        string,
-        string,
-      ];
+      const reply = (await apply(...concertKeyList(keys), ...args)) as [number, number, number, string[], string];
       const moved: ApplyReply["moved"] = [];
       for (let i = 0; i < reply[3].length; i += 2) moved.push({ token: reply[3][i]!, userId: reply[3][i + 1]! });
       return {
@@ -143,7 +134,6 @@ export function createQueueScripts(redis: RedisClient) {
         active: reply[2],
         moved,
         releasedTotal: Number(reply[4]),
-        unusedMsTotal: Number(reply[5]),
       };
     },
     async watch(keys: ConcertKeys, tokens: readonly string[], touch: boolean): Promise<WatchReply> {

@@ -24,7 +24,7 @@ export interface QueueStatus extends Omit<ScriptStatus, "state"> {
   saleOpensMs?: number;
 }
 
-const NOTHING_MEASURED: LineMeasures = { sessionMs: undefined, stepMs: undefined, releases: 0 };
+const NOTHING_MEASURED: LineMeasures = { filled: 0, waitedMs: 0, stepMs: undefined };
 
 /**
  * The wire form under the concert's admission settings, with the wait estimate (wait-estimate.ts)

@@ -1,8 +1,9 @@
 // The wait a waiting user is told, from what the waiting room knows and what it has measured.
-// Known: the admission schedule (cap, tick, per-tick limits) and the slots free now, so the
-// places those slots cover go in at the next steps. Measured: how long admitted users keep their
-// slots (until payment, leaving or expiry) and how long a step takes, as the admission ticks see
-// them. A place beyond the free slots has no honest estimate until a slot was given back: unknown.
+// Known: the admission schedule (cap, tick, per-tick limits), the slots free now, and the
+// concert's expected session (how long an admitted user keeps a slot: an operator's prior).
+// Measured: how fast the line has moved lately (slots given back and filled again while users
+// waited) and how long a step takes, as the admission ticks see them. The measurement replaces
+// the prior as evidence accumulates.
 
 import { admissionsThisTick, type AdmissionRule } from "./admission-rule.js";
 
@@ -17,19 +18,20 @@ export interface PlaceInLine {
 export type WaitEstimate = { known: true; waitMs: number; admissionMs: number } | { known: false };
 
 /**
- * Slots that must have come back before their mean time held says anything: the first ones are
- * the quickest users (or one who left at once), and would promise everybody else far too short a wait.
+ * How much the prior weighs, in ms of a waiting line it stands for: half an expected session.
+ * The first slots given back are the quickest users (or one who left at once); measured over
+ * less than that, they would promise everybody else far too short a wait.
  */
-export function releasesToKnow(cap: number): number {
-  return Math.max(1, Math.ceil(cap * 0.05));
-}
+const PRIOR_WEIGHT = 0.5;
 
 /**
  * Expected wait of the user at `place`: until the next admission step, plus the steps the
  * per-tick limits need for the places ahead, or, for a place beyond the free slots, the time the
- * slots still needed take to come back, whichever is longer. With every slot held (a line is
- * waiting), slots come back at cap per mean time held plus the half step until they are filled
- * again (Little's law). Unknown beyond the free slots until releasesToKnow(cap) slots came back.
+ * slots still needed take to be given back and filled, whichever is longer. Slots are filled at
+ * the rate measured lately while users waited, blended with the prior of cap slots per expected
+ * session (as if PRIOR_WEIGHT of a session had been seen at that rate), and never slower than the
+ * active TTL allows. Without a prior (expected session 0) a place beyond the free slots is unknown
+ * until the line has been seen to move.
  */
 export function estimateWait(place: PlaceInLine, rule: AdmissionRule, measured: LineMeasures): WaitEstimate {
   // Steps take as long as measured, at least ADMISSION_INTERVAL_MS. A status is read at any point
@@ -47,31 +49,42 @@ export function estimateWait(place: PlaceInLine, rule: AdmissionRule, measured: 
   const pacedMs = (Math.ceil(place.position / perTick) - 1) * stepMs;
   const slotsNeeded = place.position - Math.max(0, rule.cap - place.activeUsers);
   if (slotsNeeded <= 0) return known(nextStepMs + pacedMs);
-  if (rule.cap <= 0 || measured.sessionMs === undefined || measured.releases < releasesToKnow(rule.cap))
-    return { known: false };
-  // A slot given back stays free until the next step fills it: half a step on average.
-  const cycleMs = Math.min(measured.sessionMs, rule.activeTtlMs) + stepMs / 2;
-  return known(nextStepMs + Math.max(pacedMs, (slotsNeeded / rule.cap) * cycleMs));
+  const perMs = fillRate(rule, measured);
+  if (perMs === undefined) return { known: false };
+  return known(nextStepMs + Math.max(pacedMs, slotsNeeded / perMs));
+}
+
+/** Slots filled per ms while a line waits: measured, blended with the prior; undefined when neither says anything. */
+export function fillRate(rule: AdmissionRule, measured: LineMeasures): number | undefined {
+  if (rule.cap <= 0) return undefined;
+  const priorWeightMs = PRIOR_WEIGHT * rule.expectedSessionMs;
+  const priorPerMs = rule.expectedSessionMs > 0 ? rule.cap / rule.expectedSessionMs : 0;
+  if (priorWeightMs <= 0 && measured.filled < Math.max(1, Math.ceil(rule.cap * 0.05))) return undefined;
+  const perMs = (measured.filled + priorPerMs * priorWeightMs) / (measured.waitedMs + priorWeightMs);
+  // Every slot comes back by ACTIVE_TOKEN_TTL at the latest.
+  return Math.max(perMs, rule.cap / rule.activeTtlMs);
 }
 
 /** One admission tick of a concert, as the measurement needs it. */
 export interface TickSample {
   /** Epoch ms of the tick (the store's clock). */
   atMs: number;
-  /** The concert's running counts (every process): slots given back, and the active ms they left unused. Undefined where the store keeps none. */
-  released: { total: number; unusedMs: number } | undefined;
+  /** The concert's running count of slots given back (every process); undefined where the store keeps none. */
+  releasedTotal: number | undefined;
   /** Slots held after the tick. */
   heldSlots: number;
-  /** ACTIVE_TOKEN_TTL of the concert: a slot given back with `u` ms unused was held TTL − u. */
-  activeTtlMs: number;
+  /** Users waiting after the tick. */
+  waiting: number;
+  /** The concert's cap (MAX_ACTIVE_USERS or its own setting). */
+  cap: number;
 }
 
-/** What a concert's recent ticks measured. */
+/** What a concert's recent ticks measured, exponentially weighted towards recent ticks. */
 export interface LineMeasures {
-  /** How long admitted users keep their slots, on average, as measured lately; undefined before one was given back. */
-  sessionMs: number | undefined;
-  /** Slots given back since this process started measuring the concert. */
-  releases: number;
+  /** Slots given back and filled again, by any process, between ticks after which users waited. */
+  filled: number;
+  /** The time those ticks spanned (ms). */
+  waitedMs: number;
   /** Time between this process's admission steps lately; undefined before two. */
   stepMs: number | undefined;
 }
@@ -82,42 +95,35 @@ export interface LineMeter {
   measures(concertId: string): LineMeasures;
 }
 
-/** Time constant of the measurements: recent ticks weigh most, older ones fade. */
-export const MEASURE_TAU_MS = 5000;
+/**
+ * Time constant of the measurements: long enough to span a few turns of the whole cap when
+ * sessions end in waves (a crowd admitted at once pays at about the same time).
+ */
+export const MEASURE_TAU_MS = 30_000;
 const CONCERTS_TRACKED = 10_000;
 
-interface ConcertState {
+interface ConcertState extends LineMeasures {
   last: TickSample | undefined;
-  /** Exponentially weighted sums over ticks (see createLineMeter). */
-  released: number;
-  heldByReleasedMs: number;
-  heldByAllMs: number;
   steps: number;
   stepsMs: number;
-  /** Not weighted: every slot given back since the first tick seen. */
-  releases: number;
 }
 
 /**
- * Per process, per concert, from the running counts each admission tick reads, weighted towards
- * recent ticks: the mean time between steps, and two measures of the mean time a slot is kept,
- * each wrong in its own direction, of which the shorter is used. (a) The time the slots given
- * back were held: it lags, as it describes users admitted a session ago, and at first only the
- * quickest have come back. (b) The slot time held by everyone per slot given back: current, but
- * right after a sale opens every slot is young and none comes back for a while, which it reads
- * as "almost never". Under a load that eases (a crowd's joins are over), (a) runs long; at the
- * start (b) does.
+ * Per process, per concert, from the counts each admission tick reads. Every slot given back
+ * lowers the held count and every admission raises it, so the admissions of every process
+ * between two ticks are the change in slots held plus the slots given back. Of those, the ones
+ * beyond the slots that were free already measure how fast the line moves once the cap is
+ * reached: counted only while users waited (an empty line measures demand, not the rate).
  */
 export function createLineMeter(tauMs: number = MEASURE_TAU_MS): LineMeter {
   const concerts = new Map<string, ConcertState>();
   const fresh = (): ConcertState => ({
     last: undefined,
-    released: 0,
-    heldByReleasedMs: 0,
-    heldByAllMs: 0,
+    filled: 0,
+    waitedMs: 0,
+    stepMs: undefined,
     steps: 0,
     stepsMs: 0,
-    releases: 0,
   });
   return {
     observe(concertId, sample) {
@@ -127,31 +133,30 @@ export function createLineMeter(tauMs: number = MEASURE_TAU_MS): LineMeter {
         concerts.set(concertId, (state = fresh()));
       }
       const { last } = state;
-      state.last = sample.released === undefined ? undefined : sample;
-      if (last?.released === undefined || sample.released === undefined) return;
-      const released = sample.released.total - last.released.total;
-      const unusedMs = sample.released.unusedMs - last.released.unusedMs;
+      state.last = sample.releasedTotal === undefined ? undefined : sample;
+      if (last?.releasedTotal === undefined || sample.releasedTotal === undefined) return;
+      const released = sample.releasedTotal - last.releasedTotal;
       const dtMs = sample.atMs - last.atMs;
       // Counts that went back belong to a store rebuilt from scratch: a new baseline.
-      if (released < 0 || unusedMs < 0 || dtMs <= 0) return;
+      if (released < 0 || dtMs <= 0) return;
       const keep = Math.exp(-dtMs / tauMs);
       state.steps = state.steps * keep + 1;
       state.stepsMs = state.stepsMs * keep + dtMs;
-      state.releases += released;
-      state.released = state.released * keep + released;
-      state.heldByReleasedMs = state.heldByReleasedMs * keep + Math.max(0, released * sample.activeTtlMs - unusedMs);
-      state.heldByAllMs = state.heldByAllMs * keep + last.heldSlots * dtMs;
+      state.stepMs = state.stepsMs / state.steps;
+      state.filled *= keep;
+      state.waitedMs *= keep;
+      // Users joined in between are waiting too when the tick leaves some in line.
+      if (last.waiting > 0 || sample.waiting > 0) {
+        const admitted = sample.heldSlots - last.heldSlots + released;
+        state.filled += Math.max(0, admitted - Math.max(0, sample.cap - last.heldSlots));
+        state.waitedMs += dtMs;
+      }
     },
     measures(concertId) {
       const state = concerts.get(concertId);
-      const perRelease = (ms: number) => (state && state.released > 0 ? ms / state.released : undefined);
-      const byReleased = perRelease(state?.heldByReleasedMs ?? 0);
-      const byAll = perRelease(state?.heldByAllMs ?? 0);
-      return {
-        sessionMs: byReleased === undefined || byAll === undefined ? undefined : Math.min(byReleased, byAll),
-        releases: state?.releases ?? 0,
-        stepMs: state && state.steps > 0 ? state.stepsMs / state.steps : undefined,
-      };
+      return state
+        ? { filled: state.filled, waitedMs: state.waitedMs, stepMs: state.stepMs }
+        : { filled: 0, waitedMs: 0, stepMs: undefined };
     },
   };
 }

@@ -71,7 +71,12 @@ export interface WaitingRoom extends QueueTokens, QueueTokenValidator {
 
 export type WaitingRoomConfig = Pick<
   Config,
-  "redisKeyPrefix" | "maxActiveUsers" | "admissionIntervalMs" | "activeTokenTtlSeconds" | "waitingTokenTtlSeconds"
+  | "redisKeyPrefix"
+  | "maxActiveUsers"
+  | "admissionIntervalMs"
+  | "activeTokenTtlSeconds"
+  | "waitingTokenTtlSeconds"
+  | "expectedSessionSeconds"
 >;
 
 /** Group commit window of JoinQueue. */
@@ -113,6 +118,7 @@ export async function createWaitingRoom(deps: {
     activeTtlSeconds: config.activeTokenTtlSeconds,
     waitingTtlSeconds: config.waitingTokenTtlSeconds,
     intervalMs: config.admissionIntervalMs,
+    expectedSessionSeconds: config.expectedSessionSeconds,
   });
   const redisQueue = createRedisQueue(redis, config.redisKeyPrefix);
   const prequeue = createPrequeue({ query: db.query, redis, keys: redisQueue.keys, clock: deps.clock });
@@ -148,8 +154,9 @@ export async function createWaitingRoom(deps: {
     rule,
     settings,
     onTick(tick) {
-      const { activeTtlMs, cap } = settings.of(tick.concertId).rule;
-      meter.observe(tick.concertId, { atMs: tick.atMs, released: tick.released, heldSlots: tick.active, activeTtlMs });
+      const { cap } = settings.of(tick.concertId).rule;
+      const { atMs, releasedTotal, active: heldSlots, waiting } = tick;
+      meter.observe(tick.concertId, { atMs, releasedTotal, heldSlots, waiting, cap });
       metrics.tick(tick, cap);
     },
     // A concert the step no longer went through has nobody left in line.

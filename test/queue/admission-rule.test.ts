@@ -81,6 +81,7 @@ const ruleOf = (scenario: Scenario): AdmissionRule => ({
   waitingTtlMs: 600_000,
   intervalMs: 1000,
   stepLimit: scenario.stepLimit ?? 10_000,
+  expectedSessionMs: 0,
 });
 
 /** What the scenarios need of a store; `age*` step one token's clock past its TTL. */
@@ -193,7 +194,7 @@ for (const scenario of SCENARIOS) {
         const before = (await store.statuses(concertId, waiting)).filter((s) => s.state === "WAITING");
         const nextTick = before
           .filter((s) => {
-            const wait = estimateWait(s, rule, { sessionMs: undefined, stepMs: undefined, releases: 0 });
+            const wait = estimateWait(s, rule, { filled: 0, waitedMs: 0, stepMs: undefined });
             return wait.known && wait.waitMs === rule.intervalMs;
           })
           .map((s) => nameOf.get(s.token)!)

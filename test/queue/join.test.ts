@@ -40,9 +40,11 @@ test.serial("joins are FIFO, idempotent per user and concert, and in PostgreSQL 
   for (let i = 1; i < positions.length; i++) t.is(positions[i], positions[i - 1]! + 1n);
   t.is(others[0]!.status!.usersAhead, others[0]!.status!.position - 1n);
   t.is(others[0]!.status!.state, QueueState.WAITING);
-  // The only slot is held and none was given back yet: no honest estimate (test/queue/wait-estimate.test.ts).
-  t.false(others[0]!.status!.waitTimeKnown);
-  t.is(others[0]!.status!.estimatedWait, undefined);
+  // The only slot is held and none was given back yet: the prior, one EXPECTED_SESSION_SECONDS
+  // (120 by default) per slot needed, after the next step (test/queue/wait-estimate.test.ts).
+  t.true(others[0]!.status!.waitTimeKnown);
+  const firstWait = Number(others[0]!.status!.estimatedWait?.seconds);
+  t.true(firstWait >= 120 && firstWait < 130, `${firstWait} s`);
 
   const again = await app.connect(QueueService).joinQueue({ concertId, userId: "fifo-3" });
   t.is(again.token, others[2]!.token);
@@ -104,12 +106,13 @@ test("a concert id in uppercase is INVALID_FIELD, not a second line for the same
   t.deepEqual(fieldViolations(error), ["concert_id"]);
 });
 
-test("the wait estimate: places the free slots take go in at the next admission step; further back it is unknown until a slot is given back", async (t) => {
+test("the wait estimate: places the free slots take go in at the next admission step; further back the expected session per slot needed", async (t) => {
   // Three free slots and an admission step every 5 s (none has run yet when the users join).
   const quiet = await startTestApp("queue_join_estimate", {
     maxActiveUsers: 3,
     admissionIntervalMs: 5000,
     activeTokenTtlSeconds: 600,
+    expectedSessionSeconds: 30,
   });
   try {
     await seedSmallCatalog(quiet, 4);
@@ -127,10 +130,11 @@ test("the wait estimate: places the free slots take go in at the next admission 
       t.is(status.estimatedWait?.seconds, 5n, `position ${status.position}`);
       t.true(status.waitTimeKnown);
     }
-    // Position 4 waits for a slot to free, and no slot was given back yet: unknown, not invented.
-    t.false(joined[3]!.waitTimeKnown);
-    t.is(joined[3]!.estimatedWait, undefined);
-    t.is(joined[3]!.estimatedAdmissionTime, undefined);
+    // Position 4 waits for a slot to free, and none was given back yet: three slots per expected
+    // 30 s session, so one slot in 10 s, after the next step.
+    t.true(joined[3]!.waitTimeKnown);
+    t.is(joined[3]!.estimatedWait?.seconds, 15n);
+    t.truthy(joined[3]!.estimatedAdmissionTime);
   } finally {
     await quiet.stop();
   }

@@ -18,7 +18,14 @@ import { removeTestKeys, testKeyPrefix } from "../helpers/redis-server.js";
 
 const CAP = 3;
 const USERS = 24;
-const RULE: AdmissionRule = { cap: CAP, activeTtlMs: 600_000, waitingTtlMs: 600_000, intervalMs: 1000, stepLimit: 100 };
+const RULE: AdmissionRule = {
+  cap: CAP,
+  activeTtlMs: 600_000,
+  waitingTtlMs: 600_000,
+  intervalMs: 1000,
+  stepLimit: 100,
+  expectedSessionMs: 0,
+};
 
 const prefix = testKeyPrefix("one-admitter");
 const redis = createRedis({ url: loadConfig({}).redisUrl, name: "one-admitter-test", commandTimeoutMs: 10_000 });
