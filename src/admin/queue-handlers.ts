@@ -53,6 +53,7 @@ function settingsToProto(
     usersPerTick: s.usersPerTick,
     activeTtl: durationOfMs(s.activeTtlSeconds * 1000),
     waitingTtl: durationOfMs(s.waitingTtlSeconds * 1000),
+    expectedSession: durationOfMs(s.expectedSessionSeconds * 1000),
     admissionState: AdmissionStatePb[s.admissionState],
     stateReason: s.stateReason,
     stored: s.stored,
@@ -69,6 +70,7 @@ const PATHS = [
   "users_per_tick",
   "active_ttl",
   "waiting_ttl",
+  "expected_session",
   "admission_state",
   "state_reason",
 ] as const;
@@ -124,6 +126,15 @@ export function createQueueAdminHandlers({ orm, queue }: QueueAdminDeps): Partia
           "settings.waiting_ttl",
           seconds(given?.waitingTtl),
           1,
+          86_400,
+          " s",
+        );
+      if (paths.has("expected_session"))
+        changes.expectedSessionSeconds = inRange(
+          checker,
+          "settings.expected_session",
+          seconds(given?.expectedSession),
+          0,
           86_400,
           " s",
         );

@@ -21,6 +21,8 @@ export interface EffectiveQueueSettings {
   usersPerTick: number;
   activeTtlSeconds: number;
   waitingTtlSeconds: number;
+  /** The wait estimate's prior (EXPECTED_SESSION_SECONDS unless set). */
+  expectedSessionSeconds: number;
   admissionState: AdmissionState;
   stateReason: string;
   stored: boolean;
@@ -37,6 +39,7 @@ export type QueueSettingsChanges = Partial<
     | "usersPerTick"
     | "activeTtlSeconds"
     | "waitingTtlSeconds"
+    | "expectedSessionSeconds"
     | "admissionState"
     | "stateReason"
   >
@@ -48,6 +51,7 @@ const COLUMNS: Record<keyof QueueSettingsChanges, string> = {
   usersPerTick: "users_per_tick",
   activeTtlSeconds: "active_ttl_seconds",
   waitingTtlSeconds: "waiting_ttl_seconds",
+  expectedSessionSeconds: "expected_session_seconds",
   admissionState: "admission_state",
   stateReason: "state_reason",
 };
@@ -64,6 +68,7 @@ function effective(
     usersPerTick: row?.usersPerTick ?? 0,
     activeTtlSeconds: row?.activeTtlSeconds ?? defaults.activeTtlMs / 1000,
     waitingTtlSeconds: row?.waitingTtlSeconds ?? defaults.waitingTtlMs / 1000,
+    expectedSessionSeconds: row?.expectedSessionSeconds ?? defaults.expectedSessionMs / 1000,
     admissionState: row?.admissionState ?? "OPEN",
     stateReason: row?.stateReason ?? "",
     stored: row !== undefined,
@@ -142,10 +147,7 @@ export function createStoredAdmissionSettings(
         try {
           const rows = await orm.em.fork().find(QueueSettingsRow, {}, { disableIdentityMap: true });
           byConcert = new Map(
-            rows.map((row) => [
-              row.concertId,
-              toAdmission(effective(row.concertId, defaults, row), row, defaults.expectedSessionMs / 1000),
-            ]),
+            rows.map((row) => [row.concertId, toAdmission(effective(row.concertId, defaults, row), row)]),
           );
           loadedAtMs = Date.now();
           if (version !== undefined) appliedVersion = version;
@@ -200,13 +202,13 @@ export function createStoredAdmissionSettings(
   };
 }
 
-function toAdmission(s: EffectiveQueueSettings, row: QueueSettingsRow, expectedSessionSeconds: number): Paced {
+function toAdmission(s: EffectiveQueueSettings, row: QueueSettingsRow): Paced {
   const rule = admissionRule({
     maxActiveUsers: s.maxActiveUsers,
     activeTtlSeconds: s.activeTtlSeconds,
     waitingTtlSeconds: s.waitingTtlSeconds,
     intervalMs: s.admissionIntervalMs,
-    expectedSessionSeconds,
+    expectedSessionSeconds: s.expectedSessionSeconds,
   });
   if (s.usersPerTick > 0) rule.admitLimit = s.usersPerTick;
   const paced = row.admissionIntervalMs !== null || row.usersPerTick !== null;

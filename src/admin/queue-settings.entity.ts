@@ -18,6 +18,7 @@ export const QueueSettingsRow = defineEntity({
     usersPerTick: p.integer().nullable(),
     activeTtlSeconds: p.integer().nullable(),
     waitingTtlSeconds: p.integer().nullable(),
+    expectedSessionSeconds: p.integer().nullable(),
     admissionState: p.enum(ADMISSION_STATES).default("OPEN"),
     stateReason: p.text().default(""),
     updatedAt: p.datetime().defaultRaw("now()"),

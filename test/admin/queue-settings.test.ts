@@ -186,3 +186,39 @@ test.serial("users per tick and a concert's own interval pace admission across p
   await step(b);
   t.is(count(await states(tokens), QueueState.ACTIVE), 2, "a new interval applies at the next step");
 });
+
+test.serial("a concert's expected session is the wait estimate's prior on every process", async (t) => {
+  const admin = adminClient(a);
+  const { concert } = await admin.createConcert({ title: "Prior", artist: "A", venue: "V", requestId: "prior" }, ops);
+  const concertId = concert!.id;
+  const update = (settings: object, paths: string[]) =>
+    admin.updateQueueSettings({ settings: { concertId, ...settings }, updateMask: { paths } }, ops);
+  t.is((await admin.getQueueSettings({ concertId }, ops)).settings!.expectedSession?.seconds, 120n, "the default");
+
+  await update({ maxActiveUsers: 2, expectedSession: { seconds: 60n } }, ["max_active_users", "expected_session"]);
+  t.is((await admin.getQueueSettings({ concertId }, ops)).settings!.expectedSession?.seconds, 60n);
+  const tokens: string[] = [];
+  for (let i = 0; i < 3; i++) tokens.push((await queueB.joinQueue({ concertId, userId: `prior-${i}` })).token);
+  await step(b);
+  // Both slots held, none given back yet: the third waits for one slot, 60 s / 2 slots, after
+  // the next step (an hour away in this test).
+  const third = (await queueB.getQueueStatus({ token: tokens[2]! })).status!;
+  t.is(third.position, 1n);
+  t.true(third.waitTimeKnown);
+  t.is(third.estimatedWait?.seconds, 3600n + 30n);
+
+  // No prior: nothing honest to say until the line has moved.
+  await update({ expectedSession: {} }, ["expected_session"]);
+  await step(b);
+  const unknown = (await queueB.getQueueStatus({ token: tokens[2]! })).status!;
+  t.false(unknown.waitTimeKnown);
+  t.is(unknown.estimatedWait, undefined);
+
+  const error = await expectError(
+    t,
+    update({ expectedSession: { seconds: 86_401n } }, ["expected_session"]),
+    Code.InvalidArgument,
+    "INVALID_FIELD",
+  );
+  t.deepEqual(fieldViolations(error), ["settings.expected_session"]);
+});
