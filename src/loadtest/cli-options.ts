@@ -19,6 +19,8 @@ export interface CliOptions {
   /** The key prefix was chosen for this run (not given), so its keys may be removed afterwards. */
   ownRedisPrefix: boolean;
   admissionIntervalMs: number;
+  /** EXPECTED_SESSION_SECONDS of the started server: the wait estimate's prior. */
+  expectedSessionSeconds: number;
   workers: number;
   serverLogLevel: Config["logLevel"];
   faults: FaultSpec[];
@@ -59,6 +61,10 @@ local server
   --max-active N            the server's MAX_ACTIVE_USERS: what --start-server sets and what the
                             audit checks against ($MAX_ACTIVE_USERS or 1000)
   --admission-interval-ms N ADMISSION_INTERVAL_MS of the started server ($ADMISSION_INTERVAL_MS or 1000)
+  --expected-session-seconds N
+                            EXPECTED_SESSION_SECONDS of the started server, the wait estimate's
+                            prior ($EXPECTED_SESSION_SECONDS or 10: these users are scripts, whose
+                            session takes seconds)
   --workers N               server processes (node:cluster; > 1 runs src/main.ts as a child) (1)
   --server-log-level L      log level of the started server, to stderr (warn)
 
@@ -91,6 +97,9 @@ function positiveInteger(name: string, text: string, min = 1, max = Number.MAX_S
     throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${text}"`);
   return Number(text);
 }
+
+/** The started server's expected session unless told: a virtual user books and pays in seconds. */
+const SCRIPTED_SESSION_SECONDS = 10;
 
 /** Node timers take at most 2^31 − 1 ms; a longer --timeout would fire at once. */
 const MAX_TIMEOUT_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
@@ -127,6 +136,7 @@ export function parseCli(
         "keep-database": { type: "boolean", default: false },
         "max-active": { type: "string" },
         "admission-interval-ms": { type: "string" },
+        "expected-session-seconds": { type: "string" },
         workers: { type: "string", default: "1" },
         "server-log-level": { type: "string", default: "warn" },
         fault: { type: "string", multiple: true, default: [] },
@@ -224,6 +234,11 @@ export function parseCli(
     admissionIntervalMs: values["admission-interval-ms"]
       ? positiveInteger("admission-interval-ms", values["admission-interval-ms"], 10)
       : server.admissionIntervalMs,
+    expectedSessionSeconds: values["expected-session-seconds"]
+      ? positiveInteger("expected-session-seconds", values["expected-session-seconds"], 0, 86_400)
+      : env.EXPECTED_SESSION_SECONDS
+        ? server.expectedSessionSeconds
+        : SCRIPTED_SESSION_SECONDS,
     workers,
     serverLogLevel,
     faults,

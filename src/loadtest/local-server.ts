@@ -25,6 +25,8 @@ export interface LocalServerOptions {
   redisKeyPrefix: string;
   maxActiveUsers: number;
   admissionIntervalMs: number;
+  /** EXPECTED_SESSION_SECONDS; the environment's when not given. */
+  expectedSessionSeconds?: number;
   workers: number;
   logLevel: Config["logLevel"];
   /** Run src/main.ts as a child process even for one worker (benchmarks: server and load generator apart). */
@@ -105,6 +107,7 @@ function serverConfig(options: LocalServerOptions): Config {
     connectPort: 0,
     maxActiveUsers: options.maxActiveUsers,
     admissionIntervalMs: options.admissionIntervalMs,
+    ...(options.expectedSessionSeconds === undefined ? {} : { expectedSessionSeconds: options.expectedSessionSeconds }),
     workers: 1,
     seedDemoData: false,
     logLevel: options.logLevel,
@@ -206,6 +209,7 @@ async function startCluster(options: LocalServerOptions): Promise<LocalServer> {
     CONNECT_PORT: String(connectPort),
     MAX_ACTIVE_USERS: String(config.maxActiveUsers),
     ADMISSION_INTERVAL_MS: String(config.admissionIntervalMs),
+    EXPECTED_SESSION_SECONDS: String(config.expectedSessionSeconds),
     WORKERS: String(options.workers),
     SEED_DEMO_DATA: "false",
     // At least info, for the primary's "worker ready" lines; forwardLogs drops what the user did not ask for.

@@ -74,12 +74,13 @@ async function run(cli: CliOptions): Promise<number> {
         redisKeyPrefix: options.redisKeyPrefix,
         maxActiveUsers: options.maxActiveUsers,
         admissionIntervalMs: cli.admissionIntervalMs,
+        expectedSessionSeconds: cli.expectedSessionSeconds,
         workers: cli.workers,
         logLevel: cli.serverLogLevel,
       });
       options.target = server.target;
       log(
-        `server on ${server.target} (MAX_ACTIVE_USERS=${options.maxActiveUsers}, ADMISSION_INTERVAL_MS=${cli.admissionIntervalMs}, workers ${cli.workers})`,
+        `server on ${server.target} (MAX_ACTIVE_USERS=${options.maxActiveUsers}, ADMISSION_INTERVAL_MS=${cli.admissionIntervalMs}, EXPECTED_SESSION_SECONDS=${cli.expectedSessionSeconds}, workers ${cli.workers})`,
       );
     }
     const progress = createProgressLine(process.stderr);
