@@ -2,11 +2,11 @@
 // file only observes (call failures, the admission tick's checks, a probe while on PostgreSQL),
 // fires the table's events and carries out what entering a state means.
 //
-// One store for everyone, said by the store row (queue-store.ts): a process that Redis fails sets
-// it to PostgreSQL and every other process follows at its next tick, so the line keeps one order
-// and every process knows every token. PostgreSQL admits whichever store serves, so the two can
-// never admit past the cap between them. The way back fills Redis from PostgreSQL and flips the
-// row in one transaction.
+// One store for everyone, said by the store row (queue-store.ts): a process that leaves Redis
+// sets it to PostgreSQL and every other process follows at its next tick, so the line keeps one
+// order and every process knows every token. PostgreSQL admits whichever store serves, so the
+// two can never admit past the cap between them. The way back fills Redis from PostgreSQL and
+// flips the row in one transaction.
 
 import { randomBytes } from "node:crypto";
 import { Gauge, type Registry } from "prom-client";
@@ -21,14 +21,6 @@ import { isPostgresError, type QueueDb } from "./queue-db.js";
 import type { RedisQueue } from "./redis-queue.js";
 
 export type StoreMode = "redis" | "fallback" | "rebuilding";
-/** What `queue_store_mode` shows for each state. */
-const MODE_OF: Record<StoreState, StoreMode> = {
-  starting: "rebuilding",
-  redis: "redis",
-  "cut-off": "fallback",
-  following: "fallback",
-  restoring: "rebuilding",
-};
 
 /**
  * Command timeouts are evidence of a hung Redis only when they keep coming for this long, at
@@ -44,7 +36,7 @@ const NOT_SERVING = new RegExp(`^(LOADING|CLUSTERDOWN|MASTERDOWN|TRYAGAIN|${QUEU
 
 /**
  * Redis failures that mean "unreachable, not serving or lost its data", as opposed to a bug in a
- * command. A lost concert (a cluster node restarted empty) is handled like an outage: the way
+ * command. A lost concert (a cluster node restarted empty) is handled like a lost Redis: the way
  * back fills it again.
  */
 export function isRedisUnavailable(error: unknown): boolean {
@@ -55,6 +47,8 @@ export function isRedisUnavailable(error: unknown): boolean {
 }
 
 const isCommandTimeout = (error: unknown) => error instanceof Error && error.message === "Command timed out";
+const failureEvent = (error: unknown): StoreEvent =>
+  error instanceof Error && error.message.startsWith(QUEUE_STATE_LOST) ? "redisLost" : "redisFailed";
 
 export interface QueueMode {
   /** The store serving, as the metric shows it. */
@@ -82,7 +76,7 @@ export interface QueueModeOptions {
   probeIntervalMs: number;
   /** Ended rows younger than this are restored too: their token records may still say ACTIVE. */
   recentlyEndedSeconds: number;
-  /** A cut-off not refreshed for this long belongs to a process that is gone. */
+  /** A cut-off not refreshed for this long belongs to a process that is gone or reaches Redis again. */
   cutOffFreshMs: number;
 }
 
@@ -108,17 +102,20 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
   let livenessPing: Promise<void> | undefined;
   /** The restored-at marker as last read: a new value means some process filled Redis again. */
   let lastRestoredAt: string | undefined;
-  /** The store row's write to PostgreSQL on being cut off: fallback calls wait for it. */
-  let cuttingOff: Promise<void> = Promise.resolve();
-  const timers: { probe?: NodeJS.Timeout; cutOff?: NodeJS.Timeout } = {};
-  /** The probe running now, which release() waits for. */
+  /** The store row's write on leaving Redis: fallback calls wait for it. */
+  let leaving: Promise<void> = Promise.resolve();
+  let probeTimer: NodeJS.Timeout | undefined;
+  /** The probe running now, which release() waits for; a restore under way shows as rebuilding. */
   let probing: Promise<void> | undefined;
+  let restoring = false;
 
-  const silentTooLong = () => timeouts >= MIN_TIMEOUTS && Date.now() - since.timingOut >= SILENT_TOO_LONG_MS;
+  const current = (): StoreMode =>
+    state === "redis" ? "redis" : state === "postgres" && !restoring ? "fallback" : "rebuilding";
   const showMode = () => {
-    for (const mode of new Set(Object.values(MODE_OF))) gauge.set({ mode }, mode === MODE_OF[state] ? 1 : 0);
+    for (const mode of ["redis", "fallback", "rebuilding"] as const) gauge.set({ mode }, mode === current() ? 1 : 0);
   };
   showMode();
+  const silentTooLong = () => timeouts >= MIN_TIMEOUTS && Date.now() - since.timingOut >= SILENT_TOO_LONG_MS;
 
   /** Fires `event`; false when the table has no transition for it in the current state. */
   function fire(event: StoreEvent, error?: unknown, evidence?: Record<string, number>): boolean {
@@ -127,37 +124,28 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
     const from = state;
     state = transition.to;
     showMode();
-    const log = state === "cut-off" ? logger.warn : logger.info;
+    const log = state === "postgres" && from === "redis" ? logger.warn : logger.info;
     log.call(
       logger,
       { event, from, state, err: (error as Error | undefined)?.message, ...evidence },
       `waiting room store: ${transition.cause}`,
     );
-    if (from === "redis" || from === "starting") {
-      if (state !== "redis") leftRedis();
-    } else if (state === "redis") redisQueue.forgetSeenConcerts();
-    clearInterval(timers.cutOff);
-    if (state === "cut-off") {
-      cuttingOff = cutOff();
-      timers.cutOff = setInterval(() => void cutOff(), Math.max(100, options.cutOffFreshMs / 3));
-      timers.cutOff.unref();
+    if (state === "redis") {
+      if (from === "postgres") redisQueue.forgetSeenConcerts();
+      return true;
     }
+    since.fallback = Date.now();
+    redisAnswered();
+    if (event !== "postgresServes") leaving = toPostgres(event === "redisFailed" || event === "redisTimedOut");
+    // A probe under way schedules the next one itself.
+    if (!probing) scheduleProbe();
     return true;
   }
 
-  function leftRedis(): void {
-    since.fallback = Date.now();
-    redisAnswered();
-    // A probe under way schedules the next one itself.
-    if (!probing) scheduleProbe();
-  }
-
-  const cutOff = () =>
+  const toPostgres = (cutOff: boolean) =>
     store
-      .cutOff()
-      .catch((error: unknown) =>
-        logger.warn({ err: (error as Error).message }, "could not mark the store row cut off"),
-      );
+      .toPostgres(cutOff)
+      .catch((error: unknown) => logger.warn({ err: (error as Error).message }, "could not write the store row"));
 
   /** Redis answered: whatever timed out before was slowness, not an outage. */
   function redisAnswered(): void {
@@ -180,47 +168,45 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
   }
 
   function scheduleProbe(): void {
-    clearTimeout(timers.probe);
+    clearTimeout(probeTimer);
     if (!stopped)
-      timers.probe = setTimeout(
-        () => (probing = probe().finally(() => (probing = undefined))),
-        options.probeIntervalMs,
-      );
+      probeTimer = setTimeout(() => (probing = probe().finally(() => (probing = undefined))), options.probeIntervalMs);
   }
 
-  /** Fills Redis with PostgreSQL's record and flips the store row, unless another process is cut off. */
-  async function restore(refill: boolean): Promise<boolean> {
+  /** Makes Redis hold PostgreSQL's record (store.restore); false while a cut-off is fresh. */
+  async function restore(): Promise<boolean> {
     const startedMs = Date.now();
-    return store.restore(
-      options.recentlyEndedSeconds,
-      async (groups) => {
-        for (const [concertId, { nextSeqFloor, rows }] of groups) {
-          for (let i = 0; i < rows.length; i += MERGE_CHUNK)
-            await redisQueue.merge(concertId, nextSeqFloor, rows.slice(i, i + MERGE_CHUNK));
-        }
-        await redis.set(redisQueue.keys.rebuiltAt, String(startedMs));
-        logger.info({ concerts: groups.size, ms: Date.now() - startedMs }, "waiting room restored in Redis");
-      },
-      refill,
-    );
+    try {
+      return await store.restore(
+        options.recentlyEndedSeconds,
+        async () => (await redis.get(redisQueue.keys.rebuiltAt)) !== null,
+        async (groups) => {
+          restoring = true;
+          showMode();
+          for (const [concertId, { nextSeqFloor, rows }] of groups) {
+            for (let i = 0; i < rows.length; i += MERGE_CHUNK)
+              await redisQueue.merge(concertId, nextSeqFloor, rows.slice(i, i + MERGE_CHUNK));
+          }
+          await redis.set(redisQueue.keys.rebuiltAt, String(startedMs));
+          logger.info({ concerts: groups.size, ms: Date.now() - startedMs }, "waiting room restored in Redis");
+        },
+      );
+    } finally {
+      restoring = false;
+      showMode();
+    }
   }
 
+  /** On PostgreSQL: back to Redis once it answers and holds the record; while it fails us, a fresh cut-off. */
   async function probe(): Promise<void> {
     try {
       await redis.ping();
-      fire("reachable");
-      if (state === "following") {
-        const row = await store.read();
-        if (row.store === "redis") fire("redisServes");
-        else if (!row.othersCutOff && fire("restoreStarted")) fire((await restore(false)) ? "restored" : "failed");
-      }
-    } catch (error) {
-      if (isRedisUnavailable(error)) fire("redisFailed", error);
-      else {
-        logger.error({ err: error }, "going back to Redis failed");
-        fire("failed", error);
-      }
+    } catch {
+      await toPostgres(true);
+      return scheduleProbe();
     }
+    if (await restore().catch((error: unknown) => void logger.error({ err: error }, "going back to Redis failed")))
+      fire("redisServes");
     if (state !== "redis") scheduleProbe();
   }
 
@@ -234,12 +220,12 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
         if (!isRedisUnavailable(error)) throw error;
         // A late reply may come from our own busy event loop rather than from Redis, and the
         // command may have run: fail this call (retryable) unless Redis stays silent.
-        if (!isCommandTimeout(error)) fire("redisFailed", error);
+        if (!isCommandTimeout(error)) fire(failureEvent(error), error);
         else if (!commandTimedOut(error) && state === "redis")
           throw new UnavailableError("Redis is slow to answer; retry", { cause: error });
       }
     }
-    await cuttingOff;
+    await leaving;
     try {
       return await onPostgres();
     } catch (error) {
@@ -252,7 +238,7 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
 
   return {
     get current() {
-      return MODE_OF[state];
+      return current();
     },
     get state() {
       return state;
@@ -262,10 +248,9 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
     },
     async init() {
       // PostgreSQL unreachable at start: nothing says it serves.
-      const row = await store.read().catch(() => undefined);
-      const ready =
-        row?.store !== "postgres" && ((await redis.get(redisQueue.keys.rebuiltAt)) !== null || (await restore(true)));
-      fire(ready ? "restored" : "postgresServes");
+      const onPostgres = await store.postgresServes().catch(() => false);
+      const ready = !onPostgres && ((await redis.get(redisQueue.keys.rebuiltAt)) !== null || (await restore()));
+      fire(ready ? "redisServes" : "postgresServes");
     },
     async checkRedisState() {
       if (state !== "redis") return;
@@ -280,15 +265,14 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
       } catch (error) {
         if (!isRedisUnavailable(error)) throw error;
         // Slow, maybe not down: the next tick looks again.
-        return void (isCommandTimeout(error) ? commandTimedOut(error) : fire("redisFailed", error));
+        return void (isCommandTimeout(error) ? commandTimedOut(error) : fire(failureEvent(error), error));
       }
-      if ((await store.read().catch(() => undefined))?.store === "postgres") fire("postgresServes");
+      if (await store.postgresServes().catch(() => false)) fire("postgresServes");
     },
     run,
     stop() {
       stopped = true;
-      clearTimeout(timers.probe);
-      clearInterval(timers.cutOff);
+      clearTimeout(probeTimer);
     },
     async release() {
       await probing;

@@ -1,7 +1,7 @@
 // Which store serves the waiting room in this process, as one table: every state, every event,
 // and for each transition its cause. queue-mode.ts fires the events and runs the effects of
 // entering a state; docs/architecture.md ("Waiting room states") draws this table. An event with
-// no row for the current state changes nothing (a second failure while already cut off, say), and
+// no row for the current state changes nothing (a second failure while on PostgreSQL, say), and
 // after shutdown no event changes anything.
 
 export type StoreState =
@@ -9,23 +9,10 @@ export type StoreState =
   | "starting"
   /** Redis serves; PostgreSQL admits and records. */
   | "redis"
-  /** PostgreSQL serves because Redis failed this process; it keeps the store row on PostgreSQL. */
-  | "cut-off"
-  /** PostgreSQL serves because the store row says so; Redis answers this process. */
-  | "following"
-  /** PostgreSQL serves while this process fills Redis from it under the store row's lock. */
-  | "restoring";
+  /** PostgreSQL serves everyone, as the store row says; Redis is filled from it on the way back. */
+  | "postgres";
 
-export type StoreEvent =
-  | "redisFailed"
-  | "redisTimedOut"
-  | "redisLost"
-  | "postgresServes"
-  | "reachable"
-  | "restoreStarted"
-  | "restored"
-  | "redisServes"
-  | "failed";
+export type StoreEvent = "redisFailed" | "redisTimedOut" | "redisLost" | "postgresServes" | "redisServes";
 
 /**
  * The one guard, evaluated by queue-mode.ts when the event fires: commands have kept timing out
@@ -36,14 +23,14 @@ export type StoreEvent =
 export type StoreGuard = "silentTooLong";
 
 export interface Transition {
-  from: readonly StoreState[];
+  from: StoreState;
   on: StoreEvent;
   guard?: StoreGuard;
   to: StoreState;
   cause: string;
 }
 
-const row = (from: StoreState[], on: StoreEvent, to: StoreState, cause: string, guard?: StoreGuard): Transition => ({
+const row = (from: StoreState, on: StoreEvent, to: StoreState, cause: string, guard?: StoreGuard): Transition => ({
   from,
   on,
   to,
@@ -52,23 +39,19 @@ const row = (from: StoreState[], on: StoreEvent, to: StoreState, cause: string, 
 });
 
 export const TRANSITIONS: readonly Transition[] = [
-  row(["starting"], "postgresServes", "following", "the store row says PostgreSQL: a process is cut off from Redis"),
-  row(["starting", "restoring"], "restored", "redis", "Redis holds the record (filled from it if its marker was gone)"),
-  row(["redis"], "redisFailed", "cut-off", "a Redis call failed: connection refused or lost, or Redis not serving"),
+  row("starting", "postgresServes", "postgres", "the store row says PostgreSQL"),
+  row("starting", "redisServes", "redis", "Redis holds the record (filled from PostgreSQL if its marker was gone)"),
+  row("redis", "redisFailed", "postgres", "a Redis call failed (refused, lost, not serving): cut off"),
   row(
-    ["redis"],
+    "redis",
     "redisTimedOut",
-    "cut-off",
-    "Redis silent for 5 s: calls and PINGs timed out, none answered",
+    "postgres",
+    "Redis silent for 5 s: calls and PINGs timed out: cut off",
     "silentTooLong",
   ),
-  row(["redis"], "redisLost", "cut-off", "the restored-at marker is gone: Redis restarted empty"),
-  row(["redis"], "postgresServes", "following", "the store row says PostgreSQL: another process is cut off"),
-  row(["cut-off"], "reachable", "following", "Redis answers PING again"),
-  row(["following", "restoring"], "redisFailed", "cut-off", "PING or the restore failed on Redis"),
-  row(["following"], "restoreStarted", "restoring", "Redis answers and no other process is cut off"),
-  row(["following"], "redisServes", "redis", "the store row says Redis: another process restored it"),
-  row(["restoring"], "failed", "following", "another process is cut off, or an error: the next probe retries"),
+  row("redis", "redisLost", "postgres", "Redis lost its data (marker or a concert's keys gone)"),
+  row("redis", "postgresServes", "postgres", "the store row says PostgreSQL: another process left Redis"),
+  row("postgres", "redisServes", "redis", "the store row says Redis again: a probe restored it here or elsewhere"),
 ];
 
 /** The transition `event` takes in `state`, or undefined when the table has none (or its guard fails). */
@@ -77,14 +60,12 @@ export function nextState(
   event: StoreEvent,
   guard: (name: StoreGuard) => boolean,
 ): Transition | undefined {
-  return TRANSITIONS.find((t) => t.on === event && t.from.includes(state) && (!t.guard || guard(t.guard)));
+  return TRANSITIONS.find((t) => t.on === event && t.from === state && (!t.guard || guard(t.guard)));
 }
 
 /** The table as a mermaid state diagram, for docs/architecture.md. */
 export function mermaidDiagram(): string {
   const lines = ["stateDiagram-v2", "  [*] --> starting"];
-  for (const t of TRANSITIONS) {
-    for (const from of t.from) lines.push(`  ${from} --> ${t.to}: ${t.on}${t.guard ? ` [${t.guard}]` : ""}`);
-  }
-  return lines.join("\n").replaceAll("cut-off", "cut_off");
+  for (const t of TRANSITIONS) lines.push(`  ${t.from} --> ${t.to}: ${t.on}${t.guard ? ` [${t.guard}]` : ""}`);
+  return lines.join("\n");
 }

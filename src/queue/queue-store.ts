@@ -1,10 +1,10 @@
 // Which store serves the waiting room, for every process: one row in PostgreSQL (queue_store).
 // PostgreSQL is the record (every place in line, admission and end); Redis is an index of it that
-// serves while it is healthy. A process that Redis fails sets the row to PostgreSQL and keeps it
-// fresh; every process follows the row. Writes made on PostgreSQL hold the row (FOR KEY SHARE) and are
-// refused once it says Redis, and the way back reads every live row into Redis and flips the row
-// in one transaction that holds it FOR UPDATE: no write made on PostgreSQL can miss the Redis
-// that serves after it.
+// serves while it is healthy. A process that leaves Redis sets the row to PostgreSQL, and one that
+// Redis fails keeps `cut_off_at` fresh while that lasts; every process follows the row. Writes
+// made on PostgreSQL hold the row (FOR KEY SHARE) and are refused once it says Redis, and the way
+// back reads every live row into Redis and flips the row in one transaction that holds it FOR
+// UPDATE: no write made on PostgreSQL can miss the Redis that serves after it.
 
 import { UnavailableError } from "../platform/domain-error.js";
 import type { Query, QueueDb } from "./queue-db.js";
@@ -27,17 +27,8 @@ export async function requirePostgres(query: Query): Promise<void> {
   if (row?.store !== "postgres") throw new StoreMovedError();
 }
 
-export interface StoreRow {
-  store: "redis" | "postgres";
-  /** Another process refreshed its cut-off within the freshness window. */
-  othersCutOff: boolean;
-}
-
 /** Live rows and rows ended within `recentSeconds` (their token records may still say ACTIVE), per concert in line order. */
 export type RestoreRows = Map<string, { nextSeqFloor: string; rows: MergeRow[] }>;
-
-const ROW = `select store, coalesce(cut_off_at > now() - make_interval(secs => $2) and cut_off_by <> $1, false) as others_cut_off
-  from queue_store where id = 1`;
 
 // Per concert: the rows in line order, as MERGE takes them, and the sequence number new joins must exceed.
 const RESTORE_ROWS = `
@@ -51,37 +42,40 @@ export type QueueStore = ReturnType<typeof createQueueStore>;
 
 export function createQueueStore(db: QueueDb, options: { processId: string; freshSeconds: number }) {
   const { processId, freshSeconds } = options;
-  const toRow = (row: { store: string; others_cut_off: boolean } | undefined): StoreRow => ({
-    store: row?.store === "postgres" ? "postgres" : "redis",
-    othersCutOff: row?.others_cut_off === true,
-  });
   return {
-    async read(): Promise<StoreRow> {
-      return toRow((await db.query<{ store: string; others_cut_off: boolean }>(ROW, [processId, freshSeconds]))[0]);
+    /** Whether the row says PostgreSQL serves. */
+    async postgresServes(): Promise<boolean> {
+      const [row] = await db.query<{ store: string }>("select store from queue_store where id = 1");
+      return row?.store === "postgres";
     },
 
-    /** This process is cut off from Redis: PostgreSQL serves everyone (written again to stay fresh). */
-    async cutOff(): Promise<void> {
+    /** PostgreSQL serves everyone; `cutOff`: because Redis failed this process (rewritten while that lasts). */
+    async toPostgres(cutOff: boolean): Promise<void> {
+      if (!cutOff) return void (await db.query("update queue_store set store = 'postgres' where id = 1"));
       await db.query("update queue_store set store = 'postgres', cut_off_at = now(), cut_off_by = $1 where id = 1", [
         processId,
       ]);
     },
 
     /**
-     * The way back, under the row's lock: unless another process is still cut off, hands every
-     * row to `fill` (which puts them in Redis) and flips the row to Redis; a row that says Redis
-     * already needs nothing (the process that flipped it filled Redis) unless `refill`, as when
-     * Redis lost its data. Returns whether Redis serves now.
+     * The way back, under the row's lock: while any cut-off is fresh (this process's own too, so
+     * two cut-off processes cannot hand the row back and forth) nothing; else, if the row says
+     * PostgreSQL or Redis lost the record (`redisHolds` false), hands every row to `fill` and
+     * flips the row to Redis. Returns whether Redis serves now.
      */
-    async restore(recentSeconds: number, fill: (rows: RestoreRows) => Promise<void>, refill = false): Promise<boolean> {
+    async restore(
+      recentSeconds: number,
+      redisHolds: () => Promise<boolean>,
+      fill: (rows: RestoreRows) => Promise<void>,
+    ): Promise<boolean> {
       return db.transaction(async (query) => {
-        const [raw] = await query<{ store: string; others_cut_off: boolean }>(`${ROW} for update`, [
-          processId,
-          freshSeconds,
-        ]);
-        const row = toRow(raw);
-        if (row.othersCutOff) return false;
-        if (row.store === "redis" && !refill) return true;
+        const [row] = await query<{ store: string; fresh: boolean }>(
+          `select store, coalesce(cut_off_at > now() - make_interval(secs => $1), false) as fresh
+           from queue_store where id = 1 for update`,
+          [freshSeconds],
+        );
+        if (row?.fresh) return false;
+        if (row?.store !== "postgres" && (await redisHolds())) return true;
         const rows = await query<{ concert_id: string; next_seq_floor: string; rows: MergeRow[] }>(RESTORE_ROWS, [
           recentSeconds,
         ]);

@@ -140,9 +140,9 @@ export async function createWaitingRoom(deps: {
     registry,
     probeIntervalMs: PROBE_INTERVAL_MS,
     recentlyEndedSeconds: config.activeTokenTtlSeconds + 60,
-    // A cut-off not refreshed for five admission ticks, and at least 5 s, belongs to a process
-    // that is gone; its own timer refreshes it three times within that.
-    cutOffFreshMs: Math.max(5000, 5 * config.admissionIntervalMs),
+    // A cut-off process rewrites its cut-off at every probe whose PING fails (a PING fails
+    // within its 2 s timeout): one not rewritten for ten probe intervals is gone or reaches Redis.
+    cutOffFreshMs: 10 * PROBE_INTERVAL_MS,
   });
   await mode.init();
   const meter = createLineMeter();

@@ -10,7 +10,9 @@ import { QueueService, QueueState } from "../../gen/concert/v1/queue_pb.js";
 import { startApp, type App } from "../../src/app.js";
 import { createLogger } from "../../src/platform/logger.js";
 import { createGrpcClient } from "../../src/platform/rpc/grpc-client.js";
+import { createQueueStore } from "../../src/queue/queue-store.js";
 import { startTestApp, seedSmallCatalog, type TestApp } from "../helpers/app.js";
+import { openQueueDb } from "../helpers/queue-db.js";
 import { waitFor } from "../helpers/wait.js";
 
 let app: TestApp;
@@ -76,5 +78,30 @@ test("a fresh cut-off keeps every process on PostgreSQL, a stale one lets them r
       t.is((await queue.getQueueStatus({ token })).status!.position, BigInt(i + 1), "the line as it was, on Redis");
   } finally {
     await late?.stop();
+  }
+});
+
+test("two cut-off processes cannot hand the row back and forth: a fresh cut-off holds the way back, its own too", async (t) => {
+  const fixture = await openQueueDb("queue_store_restore");
+  try {
+    const a = createQueueStore(fixture.db, { processId: "a", freshSeconds: 5 });
+    const b = createQueueStore(fixture.db, { processId: "b", freshSeconds: 5 });
+    const storeNow = async () => (await fixture.db.query<{ store: string }>("select store from queue_store"))[0]!.store;
+    const fills: number[] = [];
+    const fill = async (rows: Map<string, unknown>) => void fills.push(rows.size);
+    // Both cut off; `a` wrote last, then reaches Redis again while `b` is still cut off.
+    await b.toPostgres(true);
+    await a.toPostgres(true);
+    t.false(await a.restore(60, async () => true, fill), "b may still be cut off: nobody restores");
+    t.deepEqual([fills, await storeNow()], [[], "postgres"]);
+    // Neither refreshed within the window: Redis is filled and serves again.
+    await fixture.db.query("update queue_store set cut_off_at = now() - interval '1 minute'");
+    t.true(await a.restore(60, async () => true, fill));
+    t.deepEqual([fills, await storeNow()], [[0], "redis"]);
+    // Redis lost its data while it served: filled again without any cut-off.
+    t.true(await b.restore(60, async () => false, fill));
+    t.deepEqual(fills, [0, 0]);
+  } finally {
+    await fixture.stop();
   }
 });
