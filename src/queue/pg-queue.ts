@@ -110,14 +110,10 @@ export function createPgQueue(db: QueueDb, options: { waitingTtlSeconds: number 
      * user already in line keeps theirs. Statuses come back in the order of `requests`.
      */
     async joinMany(concertId: string, requests: readonly JoinRequest[]): Promise<QueueStatus[]> {
-      const freshTokens = new Map<string, string>();
-      const prequeueSeqs = new Map<string, string | undefined>();
-      for (const { userId, freshToken, prequeueSeq } of requests) {
-        if (freshTokens.has(userId)) continue;
-        freshTokens.set(userId, freshToken);
-        prequeueSeqs.set(userId, prequeueSeq);
-      }
-      const users = [...freshTokens.keys()];
+      const byUser = new Map<string, JoinRequest>();
+      for (const request of requests) if (!byUser.has(request.userId)) byUser.set(request.userId, request);
+      const users = [...byUser.keys()];
+      const first = users.map((userId) => byUser.get(userId)!);
       return db.transaction(async (query) => {
         await requirePostgres(query);
         await query(CONCERT_LOCK_SQL, [concertId]);
@@ -126,43 +122,26 @@ export function createPgQueue(db: QueueDb, options: { waitingTtlSeconds: number 
            where concert_id = $1 and user_id = any($2::text[]) and state = 'ACTIVE' and active_expire_at <= now()`,
           [concertId, users],
         );
+        // The live-user index keeps a user's place: one already in line, or one whose live row the
+        // group commit of a process still on Redis (it switches at its next tick, and takes no
+        // concert lock) wrote meanwhile. A prequeue place (prequeue.ts, negative) is taken as it
+        // is; the tail is counted from the FIFO places alone.
+        await query(
+          `insert into queue_entry (token, concert_id, user_id, seq, state, last_seen_at)
+           select i.token, $1, i.user_id, coalesce(i.prequeue_seq, top.seq + ${FALLBACK_SEQ_STEP} * i.ord), 'WAITING', now()
+           from unnest($2::text[], $3::text[], $4::bigint[]) with ordinality as i(token, user_id, prequeue_seq, ord),
+                (select greatest(coalesce(max(seq), 0), 0) as seq from queue_entry where concert_id = $1) top
+           on conflict do nothing`,
+          [concertId, first.map((r) => r.freshToken), users, first.map((r) => r.prequeueSeq ?? null)],
+        );
         const live = await query<{ user_id: string; token: string }>(
           `select user_id, token from queue_entry where concert_id = $1 and user_id = any($2::text[]) and ${LIVE}`,
           [concertId, users],
         );
+        // A live row that ended again before this read (a leave in between): rare; the caller retries.
+        if (live.length < users.length) throw new UnavailableError("the join could not be recorded; retry");
         const tokenOf = new Map(live.map((row) => [row.user_id, row.token]));
-        const newcomers = users.filter((userId) => !tokenOf.has(userId));
-        if (newcomers.length > 0) {
-          const tokens = newcomers.map((userId) => freshTokens.get(userId)!);
-          // The concert lock keeps out other fallback joins but not the group commit of a process
-          // still on Redis (it switches at its next tick): a live row of one of these users that
-          // it commits meanwhile wins, and that user gets its token. A prequeue place (prequeue.ts,
-          // negative) is taken as it is; the tail is counted from the FIFO places alone.
-          const inserted = await query<{ user_id: string; token: string }>(
-            `insert into queue_entry (token, concert_id, user_id, seq, state, last_seen_at)
-             select i.token, $1, i.user_id, coalesce(i.prequeue_seq, top.seq + ${FALLBACK_SEQ_STEP} * i.ord), 'WAITING', now()
-             from unnest($2::text[], $3::text[], $4::bigint[]) with ordinality as i(token, user_id, prequeue_seq, ord),
-                  (select greatest(coalesce(max(seq), 0), 0) as seq from queue_entry where concert_id = $1) top
-             on conflict do nothing
-             returning user_id, token`,
-            [concertId, tokens, newcomers, newcomers.map((userId) => prequeueSeqs.get(userId) ?? null)],
-          );
-          for (const row of inserted) tokenOf.set(row.user_id, row.token);
-          const raced = newcomers.filter((userId) => !tokenOf.has(userId));
-          if (raced.length > 0) {
-            const winners = await query<{ user_id: string; token: string }>(
-              `select user_id, token from queue_entry where concert_id = $1 and user_id = any($2::text[]) and ${LIVE}`,
-              [concertId, raced],
-            );
-            for (const row of winners) tokenOf.set(row.user_id, row.token);
-            const lost = raced.filter((userId) => !tokenOf.has(userId));
-            // The winning row ended again before this read (a leave in between): rare; the caller retries.
-            if (lost.length > 0) throw new UnavailableError("the join could not be recorded; retry");
-          }
-        }
-        const byToken = new Map(
-          (await statuses([...tokenOf.values()], false, query)).map((status) => [status.token, status]),
-        );
+        const byToken = new Map((await statuses([...tokenOf.values()], false, query)).map((s) => [s.token, s]));
         return requests.map(({ userId }) => byToken.get(tokenOf.get(userId)!)!);
       });
     },
