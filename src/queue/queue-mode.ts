@@ -205,6 +205,9 @@ export function createQueueMode(options: QueueModeOptions): QueueMode {
       await toPostgres(true);
       return scheduleProbe();
     }
+    // The row's write on leaving Redis first: a concert lost on a cluster master leaves the marker
+    // in place, and only the row then says Redis must be filled.
+    await leaving;
     if (await restore().catch((error: unknown) => void logger.error({ err: error }, "going back to Redis failed")))
       fire("redisServes");
     if (state !== "redis") scheduleProbe();
