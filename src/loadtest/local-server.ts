@@ -46,6 +46,11 @@ export interface LocalServer {
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 /** Longer than the server's own shutdown grace (SHUTDOWN_GRACE_MS, 10 s by default). */
 const STOP_WAIT_MS = 20_000;
+/**
+ * How long a started server (every cluster worker) may take to serve. Each process compiles the
+ * tree through tsx first, which took over 60 s for a two-worker cluster at load 14 on 2 cores.
+ */
+const START_WAIT_MS = 120_000;
 
 async function withClient<T>(databaseUrl: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: databaseUrl });
@@ -223,10 +228,10 @@ async function startCluster(options: LocalServerOptions): Promise<LocalServer> {
   const logs = forwardLogs([child.stdout, child.stderr], LEVELS[config.logLevel]);
   const target = `127.0.0.1:${port}`;
   try {
-    await waitUntilServing(target, 60_000, () => done);
+    await waitUntilServing(target, START_WAIT_MS, () => done);
     // Until every worker listens, the primary hands all connections to the ready ones, and the
     // load test's long-lived connections would stay there.
-    const deadline = Date.now() + 60_000;
+    const deadline = Date.now() + START_WAIT_MS;
     // One worker is no cluster: main.ts serves in the process itself and logs no "worker ready".
     while (options.workers > 1 && logs.workersReady() < options.workers) {
       if (done || Date.now() > deadline)
