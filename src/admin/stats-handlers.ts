@@ -47,6 +47,7 @@ async function readStats(
       freeSlots: BigInt(Math.max(0, settings.maxActiveUsers - counts.active)),
       admissionInterval: durationOfMs(settings.admissionIntervalMs),
       activeTtl: durationOfMs(settings.activeTtlSeconds * 1000),
+      expectedSession: durationOfMs(settings.expectedSessionSeconds * 1000),
     },
   };
 }

@@ -66,7 +66,10 @@ test("the stats match Redis and PostgreSQL after a scripted run", async (t) => {
 
   // The next two admitted get one second each, and run out.
   await admin.updateQueueSettings(
-    { settings: { concertId, activeTtl: { seconds: 1n } }, updateMask: { paths: ["active_ttl"] } },
+    {
+      settings: { concertId, activeTtl: { seconds: 1n }, expectedSession: { seconds: 45n } },
+      updateMask: { paths: ["active_ttl", "expected_session"] },
+    },
     ops,
   );
   await step(); // stats-3, -4 admitted for a second
@@ -120,6 +123,7 @@ test("the stats match Redis and PostgreSQL after a scripted run", async (t) => {
   );
   t.deepEqual([truth!.waiting, truth!.active], ["0", "1"]);
   t.is(stats!.estimateInputs!.activeTtl!.seconds, 1n);
+  t.is(stats!.estimateInputs!.expectedSession?.seconds, 45n, "the concert's own prior, not the default");
 
   // Watching: a message a second, until the caller stops.
   const watched: bigint[] = [];
