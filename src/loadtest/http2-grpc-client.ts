@@ -16,8 +16,7 @@ import {
 } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import http2 from "node:http2";
-import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
-import type { GrpcCallOptions, GrpcClient } from "../platform/rpc/grpc-client.js";
+import { statusDetails, type GrpcCallOptions, type GrpcClient } from "../platform/rpc/grpc-client.js";
 import { Http2Call } from "./http2-call.js";
 import { OK, type CallStatus } from "./grpc-wire.js";
 
@@ -191,11 +190,6 @@ function encode(method: DescMethod, request: unknown): Uint8Array {
 /** A failed call as a ConnectError with the google.rpc.Status details decoded, as grpc-client.ts gives it. */
 function toConnectError(status: CallStatus): ConnectError {
   const error = new ConnectError(status.message, status.code as Code);
-  if (status.detailsBin) {
-    error.details = fromBinary(StatusSchema, status.detailsBin).details.map((any) => ({
-      type: any.typeUrl.slice(any.typeUrl.lastIndexOf("/") + 1),
-      value: any.value,
-    }));
-  }
+  if (status.detailsBin) error.details = statusDetails(status.detailsBin);
   return error;
 }

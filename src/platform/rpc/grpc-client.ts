@@ -52,18 +52,19 @@ function callOptions(options: GrpcCallOptions | undefined): grpc.CallOptions {
   return options?.deadlineMs ? { deadline: Date.now() + options.deadlineMs } : {};
 }
 
+/** The details of a serialized google.rpc.Status (grpc-status-details-bin), as ConnectError carries them. */
+export function statusDetails(raw: Uint8Array): ConnectError["details"] {
+  return fromBinary(StatusSchema, raw).details.map((any) => ({
+    type: any.typeUrl.slice(any.typeUrl.lastIndexOf("/") + 1),
+    value: any.value,
+  }));
+}
+
 /** Turns a grpc-js ServiceError into a ConnectError with decoded google.rpc.Status details. */
 export function grpcErrorToConnect(error: grpc.ServiceError): ConnectError {
   const raw = error.metadata?.get("grpc-status-details-bin")[0];
-  const details =
-    raw instanceof Buffer
-      ? fromBinary(StatusSchema, raw).details.map((any) => ({
-          type: any.typeUrl.slice(any.typeUrl.lastIndexOf("/") + 1),
-          value: any.value,
-        }))
-      : [];
   const connectError = new ConnectError(error.details, error.code as number as Code, undefined, undefined, error);
-  connectError.details = details;
+  connectError.details = raw instanceof Buffer ? statusDetails(raw) : [];
   return connectError;
 }
 
