@@ -4,6 +4,7 @@
 
 export interface BatcherOptions<I, O> {
   maxItems: number;
+  /** 0: the batch goes out once the event loop has handled the I/O at hand (setImmediate). */
   maxDelayMs: number;
   /**
    * Handles one batch; resolves to one outcome per item, in order: a value, or an Error for
@@ -26,7 +27,7 @@ interface Waiting<I, O> {
 
 export function createBatcher<I, O>(options: BatcherOptions<I, O>): Batcher<I, O> {
   let waiting: Waiting<I, O>[] = [];
-  let timer: NodeJS.Timeout | undefined;
+  let timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   const inFlight = new Set<Promise<void>>();
 
   async function run(batch: Waiting<I, O>[]): Promise<void> {
@@ -44,7 +45,8 @@ export function createBatcher<I, O>(options: BatcherOptions<I, O>): Batcher<I, O
   }
 
   function flush(): void {
-    clearTimeout(timer);
+    if (options.maxDelayMs === 0) clearImmediate(timer as NodeJS.Immediate | undefined);
+    else clearTimeout(timer as NodeJS.Timeout | undefined);
     timer = undefined;
     if (waiting.length === 0) return;
     const batch = waiting;
@@ -58,7 +60,7 @@ export function createBatcher<I, O>(options: BatcherOptions<I, O>): Batcher<I, O
       return new Promise<O>((resolve, reject) => {
         waiting.push({ item, resolve, reject });
         if (waiting.length >= options.maxItems) flush();
-        else timer ??= setTimeout(flush, options.maxDelayMs);
+        else timer ??= options.maxDelayMs === 0 ? setImmediate(flush) : setTimeout(flush, options.maxDelayMs);
       });
     },
     async drain() {

@@ -43,39 +43,62 @@ local function status_of(token, now)
 end
 `;
 
-// KEYS[8]: the concert's prequeue-opened mark. ARGV: userId, fresh token, "1" when the caller
-// has seen this concert's keys before, the user's prequeue place ("" if none). Returns
-// {token, seq, status}: the user's live token if any, else a new place: the prequeue place while
-// the line is not marked opened (the counter is then only created, so the keys count as
-// present), else at the tail. A counter
-// missing where the caller saw one means the keys were lost (a flush, a restart that kept no
-// data, a cluster node that came back empty): the INCR below would start the line again at 1,
-// ahead of everyone PostgreSQL still has waiting, so the script refuses and queue-mode.ts rebuilds.
+// KEYS[8]: the concert's prequeue-opened mark. ARGV: "1" when the caller has seen this
+// concert's keys before, then per join: userId, fresh token, the user's prequeue place ("" if
+// none). The joins of a batch run in order, each as if alone: a user's live token if any, else a
+// new place: the prequeue place while the line is not marked opened (the counter is then only
+// created, so the keys count as present), else at the tail. Returns {now, waiting, active, then
+// per join: token, seq, state, position, active expiry}, every status read after the whole batch
+// (one instant). A counter missing where the caller saw one means the keys were lost (a flush, a
+// restart that kept no data, a cluster node that came back empty): the INCR below would start the
+// line again at 1, ahead of everyone PostgreSQL still has waiting, so the script refuses and
+// queue-mode.ts rebuilds.
 export const JOIN = `${PRELUDE}
-if ARGV[3] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('${QUEUE_STATE_LOST} concert keys missing') end
+if ARGV[1] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('${QUEUE_STATE_LOST} concert keys missing') end
 local now = now_ms()
-local token = redis.call('HGET', KEYS[5], ARGV[1])
-if token then
-  local status = status_of(token, now)
-  if status[1] ~= 'EXPIRED' then
-    if status[1] == 'WAITING' then redis.call('ZADD', KEYS[4], now, token) end
-    return {token, redis.call('ZSCORE', KEYS[2], token) or '0', status}
+local opened = nil
+local joined = {}
+for i = 2, #ARGV, 3 do
+  local user, place = ARGV[i], ARGV[i + 2]
+  local token = redis.call('HGET', KEYS[5], user)
+  local seq
+  if token then
+    local status = status_of(token, now)
+    if status[1] == 'EXPIRED' then
+      forget(token)
+      token = nil
+    else
+      if status[1] == 'WAITING' then redis.call('ZADD', KEYS[4], now, token) end
+      seq = redis.call('ZSCORE', KEYS[2], token) or '0'
+    end
   end
-  forget(token)
+  if not token then
+    token = ARGV[i + 1]
+    if opened == nil then opened = redis.call('EXISTS', KEYS[8]) == 1 end
+    if place ~= '' and not opened then
+      redis.call('SETNX', KEYS[1], 0)
+      seq = place
+    else
+      seq = redis.call('INCR', KEYS[1])
+    end
+    redis.call('ZADD', KEYS[2], seq, token)
+    redis.call('ZADD', KEYS[4], now, token)
+    redis.call('HSET', KEYS[5], user, token)
+    redis.call('HSET', KEYS[6], token, user)
+  end
+  joined[#joined + 1] = token
+  joined[#joined + 1] = tostring(seq)
 end
-token = ARGV[2]
-local seq
-if ARGV[4] ~= '' and redis.call('EXISTS', KEYS[8]) == 0 then
-  redis.call('SETNX', KEYS[1], 0)
-  seq = ARGV[4]
-else
-  seq = redis.call('INCR', KEYS[1])
+local out = {now, redis.call('ZCARD', KEYS[2]), active_count(now)}
+for i = 1, #joined, 2 do
+  local status = status_of(joined[i], now)
+  out[#out + 1] = joined[i]
+  out[#out + 1] = joined[i + 1]
+  out[#out + 1] = status[1]
+  out[#out + 1] = status[2]
+  out[#out + 1] = status[4]
 end
-redis.call('ZADD', KEYS[2], seq, token)
-redis.call('ZADD', KEYS[4], now, token)
-redis.call('HSET', KEYS[5], ARGV[1], token)
-redis.call('HSET', KEYS[6], token, ARGV[1])
-return {token, tostring(seq), status_of(token, now)}
+return out
 `;
 
 // ARGV: token, touch ("1" refreshes last-seen of a waiting token).
@@ -207,19 +230,26 @@ end
 return now
 `;
 
-// KEYS: a token key. ARGV: record, TTL ms. Never moves a token's state backwards, so a late
-// writer (a slow join, a repeated rebuild) cannot revive a token that left or expired.
+// KEYS: token keys. ARGV: per key, record and TTL ms. Never moves a token's state backwards, so a
+// late writer (a slow join, a repeated rebuild) cannot revive a token that left or expired. Each
+// key is its own slot: a Redis Cluster gets one key per call.
 export const SET_TOKEN = `
-local current = redis.call('GET', KEYS[1])
-local value = ARGV[1]
-if current then
-  if string.byte(current, 1) >= string.byte(value, 1) then return 0 end
-  -- A token's concert and user never change: keep them, so a writer that does not know the
-  -- user (an expiry) loses nothing.
-  local owner = string.match(current, '^%d|([^|]*|[^|]*)|')
-  if owner then value = string.sub(value, 1, 1) .. '|' .. owner .. '|' .. string.match(value, '|([^|]*)$') end
+for i = 1, #KEYS do
+  local current = redis.call('GET', KEYS[i])
+  local value = ARGV[2 * i - 1]
+  local write = true
+  if current then
+    if string.byte(current, 1) >= string.byte(value, 1) then
+      write = false
+    else
+      -- A token's concert and user never change: keep them, so a writer that does not know the
+      -- user (an expiry) loses nothing.
+      local owner = string.match(current, '^%d|([^|]*|[^|]*)|')
+      if owner then value = string.sub(value, 1, 1) .. '|' .. owner .. '|' .. string.match(value, '|([^|]*)$') end
+    end
+  end
+  if write then redis.call('SET', KEYS[i], value, 'PX', ARGV[2 * i]) end
 end
-redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
 return 1
 `;
 

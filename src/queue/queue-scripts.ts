@@ -19,6 +19,12 @@ export interface ScriptStatus {
   activeUsers: number;
 }
 
+export interface JoinRequest {
+  userId: string;
+  freshToken: string;
+  prequeueSeq?: string;
+}
+
 export interface JoinReply {
   token: string;
   seq: string;
@@ -62,7 +68,8 @@ export interface MergeRow {
 
 type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
 
-function command(redis: RedisClient, name: string, numberOfKeys: number, lua: string): ScriptFn {
+/** `numberOfKeys` undefined: the call's first argument says how many keys follow. */
+function command(redis: RedisClient, name: string, numberOfKeys: number | undefined, lua: string): ScriptFn {
   const target = redis as unknown as Record<string, ScriptFn | undefined>;
   if (typeof target[name] !== "function") redis.defineCommand(name, { numberOfKeys, lua });
   return (...args) => target[name]!.apply(redis, args);
@@ -79,6 +86,9 @@ function parseStatus(reply: unknown[]): ScriptStatus {
   };
 }
 
+/** Token records written by one script call: a merge of a long line is split, so Redis is not held long. */
+const SET_TOKEN_CALL = 1000;
+
 export type QueueScripts = ReturnType<typeof createQueueScripts>;
 
 /** Typed calls of the scripts on one connection. */
@@ -91,20 +101,34 @@ export function createQueueScripts(redis: RedisClient) {
   const watch = command(redis, "cbQueueWatch", 7, WATCH);
   const merge = command(redis, "cbQueueMerge", 7, MERGE);
   const missing = command(redis, "cbQueueMissing", 7, MISSING);
+  // A cluster client's auto-pipelining takes the first argument for the key, so there a record
+  // goes alone under a fixed key count.
   const setToken = command(redis, "cbQueueSetToken", 1, SET_TOKEN);
+  const setTokens = command(redis, "cbQueueSetTokens", undefined, SET_TOKEN);
   const forgetConcert = command(redis, "cbQueueForgetConcert", 1, FORGET_CONCERT);
   return {
-    /** `prequeueSeq`: the user's place while the concert's prequeue forms (prequeue.ts). */
-    async join(
-      keys: ConcertKeys,
-      userId: string,
-      freshToken: string,
-      seenBefore: boolean,
-      prequeueSeq = "",
-    ): Promise<JoinReply> {
-      const args = [userId, freshToken, seenBefore ? "1" : "0", prequeueSeq];
-      const reply = (await join(...concertKeyList(keys), keys.prequeueOpened, ...args)) as [string, string, unknown[]];
-      return { token: reply[0], seq: reply[1], status: parseStatus(reply[2]) };
+    /**
+     * Joins of one concert in one call, answered in order (the JOIN script); `prequeueSeq`: the
+     * user's place while the concert's prequeue forms (prequeue.ts).
+     */
+    async join(keys: ConcertKeys, seenBefore: boolean, joins: readonly JoinRequest[]): Promise<JoinReply[]> {
+      const args: string[] = [seenBefore ? "1" : "0"];
+      for (const j of joins) args.push(j.userId, j.freshToken, j.prequeueSeq ?? "");
+      const reply = (await join(...concertKeyList(keys), keys.prequeueOpened, ...args)) as (string | number)[];
+      const [nowMs, totalWaiting, activeUsers] = [Number(reply[0]), Number(reply[1]), Number(reply[2])];
+      const replies: JoinReply[] = [];
+      for (let i = 3; i < reply.length; i += 5) {
+        const status: ScriptStatus = {
+          state: reply[i + 2] as QueueState,
+          position: Number(reply[i + 3]),
+          totalWaiting,
+          activeExpireMs: Number(reply[i + 4]),
+          nowMs,
+          activeUsers,
+        };
+        replies.push({ token: String(reply[i]), seq: String(reply[i + 1]), status });
+      }
+      return replies;
     },
     async status(keys: ConcertKeys, token: string, touch: boolean): Promise<ScriptStatus> {
       return parseStatus((await status(...concertKeyList(keys), token, touch ? "1" : "0")) as unknown[]);
@@ -156,8 +180,21 @@ export function createQueueScripts(redis: RedisClient) {
     async missing(keys: ConcertKeys, tokens: readonly string[]): Promise<string[]> {
       return (await missing(...concertKeyList(keys), ...tokens)) as string[];
     },
-    async setToken(key: string, record: string, ttlMs: number): Promise<void> {
-      await setToken(key, record, Math.max(1, Math.ceil(ttlMs)));
+    /** Token records, a call per SET_TOKEN_CALL on a single node, a call each on a cluster (a slot each). */
+    async setTokens(records: readonly { key: string; record: string; ttlMs: number }[]): Promise<void> {
+      const ttl = (ms: number) => Math.max(1, Math.ceil(ms));
+      if (redis.isCluster) {
+        await Promise.all(records.map((r) => setToken(r.key, r.record, ttl(r.ttlMs))));
+        return;
+      }
+      const calls: Promise<unknown>[] = [];
+      for (let at = 0; at < records.length; at += SET_TOKEN_CALL) {
+        const some = records.slice(at, at + SET_TOKEN_CALL);
+        const args: (string | number)[] = [some.length, ...some.map((r) => r.key)];
+        for (const r of some) args.push(r.record, ttl(r.ttlMs));
+        calls.push(setTokens(...args));
+      }
+      await Promise.all(calls);
     },
     async forgetConcert(concertsKey: string, concertId: string, thresholdMs: number): Promise<void> {
       await forgetConcert(concertsKey, concertId, thresholdMs);

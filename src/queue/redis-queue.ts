@@ -4,27 +4,23 @@
 // slot), so it may lag: the guard trusts it only for ACTIVE-and-unexpired and EXPIRED, and asks
 // the concert (repairing the record) when it still says WAITING.
 
+import { createBatcher } from "../platform/batcher.js";
 import type { RedisClient } from "../platform/redis/client.js";
 import { createQueueKeys, type QueueKeys } from "./queue-keys.js";
 import {
   createQueueScripts,
   type ApplyReply,
   type JoinReply,
+  type JoinRequest,
   type MergeRow,
   type QueueScripts,
   type WatchReply,
 } from "./queue-scripts.js";
-import type { QueueState } from "./queue-entry.entity.js";
+import { decodeRecord, encodeRecord, recordTtlMs, type TokenRecord } from "./token-record.js";
 import type { QueueStatus } from "./queue-status.js";
 import type { AdmissionRule } from "./admission-rule.js";
 
-export interface TokenRecord {
-  state: QueueState;
-  concertId: string;
-  userId: string;
-  /** Epoch ms; 0 unless ACTIVE. */
-  activeExpireMs: number;
-}
+export type { TokenRecord };
 
 export type Validation =
   | { kind: "active"; record: TokenRecord }
@@ -32,12 +28,6 @@ export type Validation =
   | { kind: "expired"; owner?: Pick<TokenRecord, "concertId" | "userId"> }
   | { kind: "waiting" | "unknown" };
 
-const STATE_DIGIT: Record<QueueState, string> = { WAITING: "1", ACTIVE: "2", EXPIRED: "3" };
-const DIGIT_STATE: Record<string, QueueState> = { 1: "WAITING", 2: "ACTIVE", 3: "EXPIRED" };
-/** Long enough for any wait; admission and expiry shorten it. */
-const WAITING_RECORD_TTL_MS = 7 * 24 * 3600_000;
-/** How long a finished token still answers EXPIRED rather than unknown. */
-const ENDED_RECORD_TTL_MS = 3600_000;
 /** Token → (concert, user) never changes, so each process keeps the most recent ones. */
 const DIRECTORY_SIZE = 100_000;
 /**
@@ -52,24 +42,11 @@ const REGISTRATION_REUSE_MS = 500;
  * next tick brings any change since).
  */
 const RECENT_JOIN_MS = 1000;
-
-function encodeRecord(record: TokenRecord): string {
-  return `${STATE_DIGIT[record.state]}|${record.concertId}|${record.userId}|${record.activeExpireMs}`;
-}
-
-function decodeRecord(value: string | null): TokenRecord | undefined {
-  if (!value) return undefined;
-  const [digit, concertId, userId, expire] = value.split("|");
-  const state = DIGIT_STATE[digit ?? ""];
-  if (!state || !concertId || !userId) return undefined;
-  return { state, concertId, userId, activeExpireMs: Number(expire) };
-}
-
-function recordTtlMs(record: TokenRecord, nowMs: number): number {
-  if (record.state === "WAITING") return WAITING_RECORD_TTL_MS;
-  if (record.state === "ACTIVE") return Math.max(record.activeExpireMs - nowMs, 0) + ENDED_RECORD_TTL_MS;
-  return ENDED_RECORD_TTL_MS;
-}
+/**
+ * Joins that arrive together go to Redis together: one JOIN call per concert and one call for
+ * their token records, sent once the event loop has handled the I/O at hand.
+ */
+const JOIN_BATCH = { maxItems: 500, maxDelayMs: 0 };
 
 export type RedisQueue = ReturnType<typeof createRedisQueue>;
 
@@ -117,8 +94,59 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
     directory.set(token, { concertId: owner.concertId, userId: owner.userId });
   };
 
+  const recordEntry = (token: string, record: TokenRecord, nowMs: number) => ({
+    key: keys.token(token),
+    record: encodeRecord(record),
+    ttlMs: recordTtlMs(record, nowMs),
+  });
   const writeRecord = (token: string, record: TokenRecord, nowMs: number) =>
-    scripts.setToken(keys.token(token), encodeRecord(record), recordTtlMs(record, nowMs));
+    scripts.setTokens([recordEntry(token, record, nowMs)]);
+  const writeRecords = (records: readonly { token: string; record: TokenRecord }[], nowMs: number) =>
+    scripts.setTokens(records.map(({ token, record }) => recordEntry(token, record, nowMs)));
+
+  /** One concert's joins: the JOIN script, then their records and the concert's registration. */
+  async function joinConcert(concertId: string, joins: readonly JoinRequest[]): Promise<JoinReply[]> {
+    const replies = await scripts.join(keys.concert(concertId), seen.has(concertId), joins);
+    seen.add(concertId);
+    const records = replies.map(({ token, status }, i) => ({
+      token,
+      record: { state: status.state, concertId, userId: joins[i]!.userId, activeExpireMs: status.activeExpireMs },
+    }));
+    const nowMs = replies[0]!.status.nowMs;
+    await Promise.all([writeRecords(records, nowMs), register(concertId, nowMs)]);
+    records.forEach(({ token, record }, i) => {
+      remember(token, record);
+      rememberJoin({ token, concertId, userId: record.userId, ...replies[i]!.status });
+    });
+    return replies;
+  }
+
+  const joins = createBatcher<JoinRequest & { concertId: string }, JoinReply>({
+    ...JOIN_BATCH,
+    async run(items) {
+      const byConcert = new Map<string, number[]>();
+      items.forEach((item, i) => {
+        const at = byConcert.get(item.concertId);
+        if (at) at.push(i);
+        else byConcert.set(item.concertId, [i]);
+      });
+      const outcomes: (JoinReply | Error)[] = new Array(items.length);
+      await Promise.all(
+        [...byConcert].map(async ([concertId, at]) => {
+          try {
+            const replies = await joinConcert(
+              concertId,
+              at.map((i) => items[i]!),
+            );
+            at.forEach((i, k) => (outcomes[i] = replies[k]!));
+          } catch (error) {
+            for (const i of at) outcomes[i] = error as Error;
+          }
+        }),
+      );
+      return outcomes;
+    },
+  });
 
   async function lookup(token: string): Promise<TokenRecord | undefined> {
     return decodeRecord(await redis.get(keys.token(token)));
@@ -136,16 +164,12 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
     keys,
     scripts,
 
-    /** Places the user at the tail (or at `prequeueSeq`, see prequeue.ts), or returns their live place. */
-    async join(concertId: string, userId: string, freshToken: string, prequeueSeq?: string): Promise<JoinReply> {
-      const reply = await scripts.join(keys.concert(concertId), userId, freshToken, seen.has(concertId), prequeueSeq);
-      seen.add(concertId);
-      const { status } = reply;
-      const record: TokenRecord = { state: status.state, concertId, userId, activeExpireMs: status.activeExpireMs };
-      await Promise.all([writeRecord(reply.token, record, status.nowMs), register(concertId, status.nowMs)]);
-      remember(reply.token, record);
-      rememberJoin({ token: reply.token, concertId, userId, ...status });
-      return reply;
+    /**
+     * Places the user at the tail (or at `prequeueSeq`, see prequeue.ts), or returns their live
+     * place. Concurrent joins share the Redis calls (JOIN_BATCH).
+     */
+    join(concertId: string, userId: string, freshToken: string, prequeueSeq?: string): Promise<JoinReply> {
+      return joins.submit({ concertId, userId, freshToken, prequeueSeq });
     },
 
     /** The status a join of this process was answered with, if under RECENT_JOIN_MS ago; once per join. */
@@ -202,7 +226,10 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
       for (const token of [...swept.expired, ...swept.abandoned]) recentJoins.delete(token);
       // The user is unknown here; the record keeps the one written at join ("-" if none).
       const ended = { state: "EXPIRED" as const, concertId, userId: "-", activeExpireMs: 0 };
-      await Promise.all([...swept.expired, ...swept.abandoned].map((token) => writeRecord(token, ended, swept.nowMs)));
+      await writeRecords(
+        [...swept.expired, ...swept.abandoned].map((token) => ({ token, record: ended })),
+        swept.nowMs,
+      );
       return { expired: swept.expired, abandoned: swept.abandoned, atMs: swept.nowMs };
     },
 
@@ -216,10 +243,12 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
       const reply = await scripts.apply(keys.concert(concertId), active);
       for (const { token } of reply.moved) recentJoins.delete(token);
       const expireOf = new Map(active.map((a) => [a.token, a.activeExpireMs]));
-      await Promise.all(
-        reply.moved.map(({ token, userId }) =>
-          writeRecord(token, { state: "ACTIVE", concertId, userId, activeExpireMs: expireOf.get(token)! }, reply.nowMs),
-        ),
+      await writeRecords(
+        reply.moved.map(({ token, userId }) => ({
+          token,
+          record: { state: "ACTIVE" as const, concertId, userId, activeExpireMs: expireOf.get(token)! },
+        })),
+        reply.nowMs,
       );
       return reply;
     },
@@ -267,14 +296,12 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
       );
       await scripts.merge(keys.concert(concertId), nextSeqFloor, rows);
       const nowMs = Date.now();
-      await Promise.all(
-        rows.map((row) =>
-          writeRecord(
-            row.token,
-            { state: row.state, concertId, userId: row.userId, activeExpireMs: row.activeExpireMs },
-            nowMs,
-          ),
-        ),
+      await writeRecords(
+        rows.map((row) => ({
+          token: row.token,
+          record: { state: row.state, concertId, userId: row.userId, activeExpireMs: row.activeExpireMs },
+        })),
+        nowMs,
       );
       await redis.zadd(keys.concerts, String(nowMs), concertId);
     },
