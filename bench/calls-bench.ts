@@ -16,7 +16,7 @@ import { removeRedisKeys } from "../src/loadtest/redis-cleanup.js";
 import { BookingService } from "../gen/concert/v1/booking_pb.js";
 import { QueueState } from "../gen/concert/v1/queue_pb.js";
 import { startLocalServer, seedTarget, type LocalServer } from "../src/loadtest/local-server.js";
-import { createClients } from "../src/loadtest/run-load-test.js";
+import { createClients } from "../src/loadtest/grpc-js-clients.js";
 import type { Clients } from "../src/loadtest/virtual-user.js";
 import { QUEUE_TOKEN_HEADER } from "../src/queue/admission-context.js";
 import { createGrpcClient } from "../src/platform/rpc/grpc-client.js";

@@ -15,7 +15,7 @@ import { QueueState } from "../gen/concert/v1/queue_pb.js";
 import { loadConfig } from "../src/config.js";
 import { createFreshDatabase, seedTarget, startLocalServer } from "../src/loadtest/local-server.js";
 import { removeRedisKeys } from "../src/loadtest/redis-cleanup.js";
-import { createClients } from "../src/loadtest/run-load-test.js";
+import { createClients } from "../src/loadtest/grpc-js-clients.js";
 import { percentile } from "../src/loadtest/latency-stats.js";
 import { createCpuMeter, formatCpu, type CpuSnapshot } from "./process-cpu.js";
 

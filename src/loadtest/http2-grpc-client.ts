@@ -16,7 +16,8 @@ import {
 } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import http2 from "node:http2";
-import { statusDetails, type GrpcCallOptions, type GrpcClient } from "../platform/rpc/grpc-client.js";
+import type { GrpcCallOptions, GrpcClient } from "../platform/rpc/grpc-client.js";
+import { statusDetails } from "../platform/rpc/status-details.js";
 import { Http2Call } from "./http2-call.js";
 import { OK, type CallStatus } from "./grpc-wire.js";
 

@@ -4,12 +4,8 @@
 
 import { randomBytes } from "node:crypto";
 import { setMaxListeners } from "node:events";
-import { BookingService } from "../../gen/concert/v1/booking_pb.js";
-import { QueueService } from "../../gen/concert/v1/queue_pb.js";
-import { WalletService } from "../../gen/concert/v1/wallet_pb.js";
 import { connectRedis, createRedisClient, describeRedis, type RedisNode } from "../platform/redis/client.js";
-import { createGrpcClient } from "../platform/rpc/grpc-client.js";
-import { createHttp2Channel } from "./http2-grpc-client.js";
+import { createHttp2Clients } from "./clients.js";
 import type { Arrival } from "./arrival.js";
 import { auditRun } from "./audit.js";
 import { discoverTarget } from "./catalog-discovery.js";
@@ -64,50 +60,6 @@ export type { LoadTestReport };
 
 /** Retries the users may add: a fifth of the calls of the last 10 s, plus ten a second (an outage still gets retried). */
 const RETRY_BUDGET = { ratio: 0.2, floorPerSecond: 10, windowMs: 10_000 };
-
-/** A ListSeats page of a large hall. */
-const MAX_RECEIVE_BYTES = 16 * 1024 * 1024;
-
-/**
- * `connections` groups of the three service clients, each group on its own HTTP/2 connection.
- * The users go through http2-grpc-client.ts, the lighter client; the benchmarks that compare
- * servers keep grpc-js, so their figures stay comparable with earlier runs.
- */
-export function createClients(
-  target: string,
-  connections: number,
-  transport: "grpc-js" | "http2" = "grpc-js",
-): { pool: Clients[]; close(): void } {
-  const pool: Clients[] = [];
-  const closers: (() => void)[] = [];
-  for (let i = 0; i < connections; i++) {
-    if (transport === "http2") {
-      const channel = createHttp2Channel(target, { maxReceiveBytes: MAX_RECEIVE_BYTES });
-      pool.push({
-        queue: channel.client(QueueService),
-        booking: channel.client(BookingService),
-        wallet: channel.client(WalletService),
-      });
-      closers.push(() => channel.close());
-      continue;
-    }
-    // A distinct channel option gives each group its own HTTP/2 connection (grpc-js shares a
-    // connection between clients with identical options); the three clients of a group share one.
-    const options = {
-      "loadtest.connection": i,
-      "grpc.keepalive_time_ms": 30_000,
-      "grpc.max_receive_message_length": MAX_RECEIVE_BYTES,
-    };
-    const clients = {
-      queue: createGrpcClient(QueueService, target, options),
-      booking: createGrpcClient(BookingService, target, options),
-      wallet: createGrpcClient(WalletService, target, options),
-    };
-    pool.push(clients);
-    closers.push(() => [clients.queue, clients.booking, clients.wallet].forEach((client) => client.close()));
-  }
-  return { pool, close: () => closers.forEach((close) => close()) };
-}
 
 async function connectGauge(
   options: LoadTestOptions,
@@ -180,7 +132,7 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRep
   const overall = AbortSignal.timeout(options.timeoutMs);
   // Every user in flight listens to it (calls, backoff sleeps, streams).
   setMaxListeners(0, overall);
-  const clients = createClients(options.target, options.connections, "http2");
+  const clients = createHttp2Clients(options.target, options.connections);
   try {
     const scoutStats = createRunStats();
     const target = await discoverTarget(

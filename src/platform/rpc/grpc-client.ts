@@ -15,8 +15,8 @@ import {
 } from "@bufbuild/protobuf";
 import { type Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
-import { StatusSchema } from "../../../gen/google/rpc/status_pb.js";
 import { onAbort } from "../abort-listeners.js";
+import { statusDetails } from "./status-details.js";
 
 export interface GrpcCallOptions {
   metadata?: Record<string, string>;
@@ -50,14 +50,6 @@ function toMetadata(options: GrpcCallOptions | undefined): grpc.Metadata {
 
 function callOptions(options: GrpcCallOptions | undefined): grpc.CallOptions {
   return options?.deadlineMs ? { deadline: Date.now() + options.deadlineMs } : {};
-}
-
-/** The details of a serialized google.rpc.Status (grpc-status-details-bin), as ConnectError carries them. */
-export function statusDetails(raw: Uint8Array): ConnectError["details"] {
-  return fromBinary(StatusSchema, raw).details.map((any) => ({
-    type: any.typeUrl.slice(any.typeUrl.lastIndexOf("/") + 1),
-    value: any.value,
-  }));
 }
 
 /** Turns a grpc-js ServiceError into a ConnectError with decoded google.rpc.Status details. */
