@@ -12,6 +12,7 @@ import { UnavailableError } from "../platform/domain-error.js";
 import type { AdmissionRule } from "./admission-rule.js";
 import { admit, type AdmitFrom } from "./pg-admission.js";
 import { requirePostgres } from "./queue-store.js";
+import { createBatcher } from "../platform/batcher.js";
 
 /**
  * Gap between fallback sequence numbers. Joins taken by Redis just before it failed may still be
@@ -76,6 +77,18 @@ function toStatus(row: StatusRow): QueueStatus {
 
 export type PgQueue = ReturnType<typeof createPgQueue>;
 
+const END_ONE = "update queue_entry set state = 'EXPIRED', ended_at = now() where token = $1 and state <> 'EXPIRED'";
+// Rows in token order, as concurrent batches then lock them in one order.
+const END_MANY = `update queue_entry set state = 'EXPIRED', ended_at = now()
+  where token = any($1::text[]) and state <> 'EXPIRED'`;
+
+/**
+ * Group commit of the ends that go to PostgreSQL while Redis serves (a slot given back after a
+ * payment, LeaveQueue): a commit and a round trip per window instead of one per end. Still
+ * written before Redis hears of the end, as one at a time.
+ */
+const END_BATCH = { maxItems: 500, maxDelayMs: 20 };
+
 export interface JoinRequest {
   userId: string;
   freshToken: string;
@@ -85,6 +98,26 @@ export interface JoinRequest {
 
 export function createPgQueue(db: QueueDb, options: { waitingTtlSeconds: number }) {
   const touchEverySeconds = touchEveryMs(options.waitingTtlSeconds) / 1000;
+  const ends = createBatcher<string, void>({
+    ...END_BATCH,
+    async run(tokens) {
+      try {
+        await db.query(END_MANY, [[...new Set(tokens)].sort()]);
+        return tokens.map(() => undefined);
+      } catch {
+        // A batch that failed (a deadlock with an admission step expiring the same rows, say)
+        // is retried one end at a time, so each gets its own outcome.
+        return Promise.all(
+          tokens.map((token) =>
+            db.query(END_ONE, [token]).then(
+              () => undefined,
+              (e: Error) => e,
+            ),
+          ),
+        );
+      }
+    },
+  });
   async function statuses(tokens: readonly string[], touch: boolean, query: Query = db.query): Promise<QueueStatus[]> {
     if (touch) {
       // Best effort, and never waiting: a row that fallback admission (or another touch) has
@@ -173,13 +206,15 @@ export function createPgQueue(db: QueueDb, options: { waitingTtlSeconds: number 
 
     /** Ends the token's place or slot in the record; `fallback` when PostgreSQL serves. */
     async end(token: string, fallback: boolean): Promise<void> {
-      const end = "update queue_entry set state = 'EXPIRED', ended_at = now() where token = $1 and state <> 'EXPIRED'";
-      if (!fallback) return void (await db.query(end, [token]));
+      if (!fallback) return ends.submit(token);
       await db.transaction(async (query) => {
         await requirePostgres(query);
-        await query(end, [token]);
+        await query(END_ONE, [token]);
       });
     },
+
+    /** Writes the ends waiting for their batch. */
+    drain: () => ends.drain(),
 
     async validate(token: string): Promise<Validation> {
       const [row] = await db.query<{

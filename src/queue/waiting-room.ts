@@ -276,7 +276,7 @@ export async function createWaitingRoom(deps: {
     async stop() {
       mode.stop();
       await Promise.all([admission.stop(), modeCheck?.stop()]);
-      await Promise.all([committer.drain(), fallbackJoins.drain(), mode.release()]);
+      await Promise.all([committer.drain(), fallbackJoins.drain(), pg.drain(), mode.release()]);
       await recheck.drain();
     },
   };
