@@ -10,6 +10,7 @@ import { createAdminHandlers } from "./admin/admin-handlers.js";
 import { createBookingHandlers } from "./booking/booking-handlers.js";
 import type { Config, ServiceName } from "./config.js";
 import type { Clock } from "./platform/clock.js";
+import { createGroupCommit } from "./platform/db/group-commit.js";
 import type { ORM } from "./platform/db/orm.js";
 import type { Logger } from "./platform/logger.js";
 import { bindMethodTable, sameForEveryMethod, type BoundService } from "./platform/rpc/method-table.js";
@@ -17,6 +18,9 @@ import { createQueueHandlers } from "./queue/queue-handlers.js";
 import type { WaitingRoom } from "./queue/waiting-room.js";
 import { refundPayment } from "./wallet/payment-refund.js";
 import { createWalletHandlers } from "./wallet/wallet-handlers.js";
+
+/** Group commit window of booking writes: holds, top-ups and payments arriving within it share a transaction. */
+const GROUP_COMMIT = { maxItems: 64, maxDelayMs: 10 };
 
 export interface ServiceDeps {
   orm: ORM;
@@ -33,6 +37,8 @@ export interface ServiceDeps {
  */
 export function servedServices(config: Config, deps: ServiceDeps): BoundService<DescService>[] {
   const { orm, logger, waitingRoom } = deps;
+  // One group for holds, top-ups and payments: a window of all three shares a transaction.
+  const group = createGroupCommit(orm, GROUP_COMMIT);
   const services: [ServiceName, BoundService<DescService>][] = [
     // Queue methods are how a caller gets a token: none can ask for one.
     ["queue", bindMethodTable(QueueService, sameForEveryMethod(createQueueHandlers(waitingRoom), "none"))],
@@ -40,7 +46,7 @@ export function servedServices(config: Config, deps: ServiceDeps): BoundService<
       "booking",
       bindMethodTable(
         BookingService,
-        createBookingHandlers({ orm, holdPolicy: deps.holdPolicy, refund: refundPayment, clock: deps.clock }),
+        createBookingHandlers({ orm, holdPolicy: deps.holdPolicy, refund: refundPayment, clock: deps.clock, group }),
       ),
     ],
     [
@@ -54,6 +60,7 @@ export function servedServices(config: Config, deps: ServiceDeps): BoundService<
           releaseQueueToken: (token: string) => waitingRoom.release(token),
           activeTokenTtlSeconds: config.activeTokenTtlSeconds,
           clock: deps.clock,
+          group,
         }),
       ),
     ],

@@ -4,6 +4,7 @@
 
 import type { Clock } from "../platform/clock.js";
 import type { CallBound } from "../platform/db/call-bound.js";
+import type { GroupCommit } from "../platform/db/group-commit.js";
 import type { ORM } from "../platform/db/orm.js";
 import type { Page } from "../platform/pagination.js";
 import type { Admission } from "./admission.js";
@@ -25,9 +26,11 @@ export interface BookingCommandDeps {
   refund: RefundPaidReservation;
   /** The time holds are taken at (their end, the sale window); tests step it. */
   clock?: Clock;
+  /** Group commit of holds with other booking writes (group-commit.ts); without it each hold commits alone. */
+  group?: GroupCommit;
 }
 
-export function createBookingCommands({ orm, holdPolicy, refund, clock }: BookingCommandDeps) {
+export function createBookingCommands({ orm, holdPolicy, refund, clock, group }: BookingCommandDeps) {
   return {
     /** Open to anyone: the front page of a flash crowd, before anyone queues. */
     listConcerts: (page: Page<string>) => listConcerts(orm.em.fork(), page),
@@ -45,7 +48,7 @@ export function createBookingCommands({ orm, holdPolicy, refund, clock }: Bookin
     async reserveSeat(cmd: ReserveSeatInput, admission: Admission, bound?: CallBound) {
       admission.requireUser(cmd.userId);
       await admission.requireSchedule(cmd.scheduleId);
-      return reserveSeat(orm, cmd, holdPolicy, clock, bound);
+      return reserveSeat(orm, cmd, holdPolicy, clock, bound, group);
     },
 
     /** The token's user's own reservation, in the token's concert. */

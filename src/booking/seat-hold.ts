@@ -10,6 +10,7 @@ import { randomUUID } from "node:crypto";
 import { systemClock, type Clock } from "../platform/clock.js";
 import { compileQuery, dataModifying, insertBuilder } from "../platform/db/compiled-query.js";
 import type { CallBound } from "../platform/db/call-bound.js";
+import type { GroupCommit } from "../platform/db/group-commit.js";
 import { inCallTransaction, withOptimisticRetry } from "../platform/db/optimistic-retry.js";
 import type { ORM } from "../platform/db/orm.js";
 import { DomainError } from "../platform/domain-error.js";
@@ -103,75 +104,93 @@ function replayHold(earlier: ReservationView, input: ReserveSeatInput): Reservat
 const isLive = (r: Pick<ReservationView, "status" | "expireTime">, now: Date) =>
   r.status === "CONFIRMED" || (r.status === "HELD" && r.expireTime > now);
 
+/** One attempt of a hold inside `em`'s transaction; refuses (DomainError) only before its first write. */
+async function holdInTransaction(
+  em: EntityManager,
+  input: ReserveSeatInput,
+  policy: HoldPolicy,
+  now: Date,
+): Promise<ReservationView> {
+  const { scheduleId, seatId, userId, requestId } = input;
+  // The user's lock in this schedule serializes their holds here, so two concurrent holds
+  // cannot both pass the limit check below; then the schedule's shared sale lock
+  // (sale-gate.ts), which a change of its state or window waits for. Both taken before the
+  // seat lock, and never while holding one. In the same round trip (with BEGIN), a statement
+  // of its own that sees what was committed before the locks were granted answers both
+  // "did this request run before?" and "how many seats does the user have here?".
+  const locks = {
+    sql: `select pg_advisory_xact_lock(?, hashtext(?)), ${SHARED_SALE_LOCK_SQL}`,
+    params: [SEAT_LIMIT_LOCK_CLASS, `${userId} ${scheduleId}`, scheduleId],
+  };
+  const mine = await userReservations.allAfter<ReservationRow>(em, locks, { userId, requestId, scheduleId });
+  const earlier = mine.find((r) => r.requestId === requestId);
+  if (earlier) return replayHold(toReservationView(earlier), input);
+  if (mine.filter((r) => isLive(r, now)).length >= policy.maxSeatsPerUser) {
+    throw new DomainError(
+      "SEAT_LIMIT_REACHED",
+      `a user may hold or buy at most ${policy.maxSeatsPerUser} seats per schedule`,
+      [],
+      {
+        max_seats_per_user: String(policy.maxSeatsPerUser),
+      },
+    );
+  }
+
+  // A later statement than the sale lock's: it sees any change of the sale committed before that lock was granted.
+  const seat = await lockSeatOnSale(em, seatId);
+  if (!seat || seat.scheduleId !== scheduleId) {
+    throw new DomainError("SEAT_NOT_FOUND", `seat ${seatId} does not exist in schedule ${scheduleId}`, [], {
+      seat_id: seatId,
+      schedule_id: scheduleId,
+    });
+  }
+  const refusal = holdRefusal(scheduleId, seat.sale, now);
+  if (refusal) throw refusal;
+  if (seat.status === "RESERVED" || (seat.status === "HELD" && seat.heldUntil && seat.heldUntil > now))
+    throw seatUnavailable(seatId);
+  if (seat.status === "HELD") {
+    // Lazy expiry: the sweeper has not reached this hold yet.
+    await updateReservations(em, { seatId, status: "HELD" }, { status: "EXPIRED" });
+  }
+  const reservation: ReservationView = {
+    id: randomUUID(),
+    scheduleId,
+    seatId,
+    userId,
+    status: "HELD",
+    priceMinor: seat.priceMinor,
+    createdAt: now,
+    expireTime: new Date(now.getTime() + policy.holdSeconds * 1000),
+    confirmedAt: null,
+  };
+  await insertHold.run(em, { ...reservation, requestId });
+  return reservation;
+}
+
+/**
+ * Holds the seat. With `group`, the hold shares a transaction with concurrent holds, top-ups and
+ * payments (group-commit.ts); never with another call of the same user or for the same seat.
+ */
 export async function reserveSeat(
   orm: ORM,
   input: ReserveSeatInput,
   policy: HoldPolicy,
   clock: Clock = systemClock,
   bound?: CallBound,
+  group?: GroupCommit,
 ): Promise<ReservationView> {
-  const { scheduleId, seatId, userId, requestId } = input;
+  const { seatId, userId, requestId } = input;
   const now = clock();
+  const alone = () => inCallTransaction(orm, (em) => holdInTransaction(em, input, policy, now), bound);
   try {
-    return await inCallTransaction(
-      orm,
-      async (em) => {
-        // The user's lock in this schedule serializes their holds here, so two concurrent holds
-        // cannot both pass the limit check below; then the schedule's shared sale lock
-        // (sale-gate.ts), which a change of its state or window waits for. Both taken before the
-        // seat lock, and never while holding one. In the same round trip (with BEGIN), a statement
-        // of its own that sees what was committed before the locks were granted answers both
-        // "did this request run before?" and "how many seats does the user have here?".
-        const locks = {
-          sql: `select pg_advisory_xact_lock(?, hashtext(?)), ${SHARED_SALE_LOCK_SQL}`,
-          params: [SEAT_LIMIT_LOCK_CLASS, `${userId} ${scheduleId}`, scheduleId],
-        };
-        const mine = await userReservations.allAfter<ReservationRow>(em, locks, { userId, requestId, scheduleId });
-        const earlier = mine.find((r) => r.requestId === requestId);
-        if (earlier) return replayHold(toReservationView(earlier), input);
-        if (mine.filter((r) => isLive(r, now)).length >= policy.maxSeatsPerUser) {
-          throw new DomainError(
-            "SEAT_LIMIT_REACHED",
-            `a user may hold or buy at most ${policy.maxSeatsPerUser} seats per schedule`,
-            [],
-            {
-              max_seats_per_user: String(policy.maxSeatsPerUser),
-            },
-          );
-        }
-
-        // A later statement than the sale lock's: it sees any change of the sale committed before that lock was granted.
-        const seat = await lockSeatOnSale(em, seatId);
-        if (!seat || seat.scheduleId !== scheduleId) {
-          throw new DomainError("SEAT_NOT_FOUND", `seat ${seatId} does not exist in schedule ${scheduleId}`, [], {
-            seat_id: seatId,
-            schedule_id: scheduleId,
-          });
-        }
-        const refusal = holdRefusal(scheduleId, seat.sale, now);
-        if (refusal) throw refusal;
-        if (seat.status === "RESERVED" || (seat.status === "HELD" && seat.heldUntil && seat.heldUntil > now))
-          throw seatUnavailable(seatId);
-        if (seat.status === "HELD") {
-          // Lazy expiry: the sweeper has not reached this hold yet.
-          await updateReservations(em, { seatId, status: "HELD" }, { status: "EXPIRED" });
-        }
-        const reservation: ReservationView = {
-          id: randomUUID(),
-          scheduleId,
-          seatId,
-          userId,
-          status: "HELD",
-          priceMinor: seat.priceMinor,
-          createdAt: now,
-          expireTime: new Date(now.getTime() + policy.holdSeconds * 1000),
-          confirmedAt: null,
-        };
-        await insertHold.run(em, { ...reservation, requestId });
-        return reservation;
-      },
-      bound,
-    );
+    return await (group
+      ? group.run({
+          keys: [`user:${userId}`, `seat:${seatId}`],
+          work: (em) => holdInTransaction(em, input, policy, now),
+          alone,
+          bound,
+        })
+      : alone());
   } catch (error) {
     if (!(error instanceof UniqueConstraintViolationException)) throw error;
     const constraint = (error as { constraint?: string }).constraint;

@@ -25,6 +25,7 @@ import {
 import { findReservationUnderSaleLock, paymentRefusal } from "../booking/sale-gate.js";
 import { systemClock, type Clock } from "../platform/clock.js";
 import { throwIfCallOver, type CallBound } from "../platform/db/call-bound.js";
+import type { GroupCommit } from "../platform/db/group-commit.js";
 import { inCallTransaction, withOptimisticRetry } from "../platform/db/optimistic-retry.js";
 import type { ORM } from "../platform/db/orm.js";
 import { DomainError } from "../platform/domain-error.js";
@@ -135,9 +136,20 @@ export async function payReservation(
   authorize?: AuthorizeReservation,
   clock: Clock = systemClock,
   bound?: CallBound,
+  group?: GroupCommit,
 ): Promise<PayResult> {
+  const alone = () => withOptimisticRetry(orm, (em) => payInTransaction(em, input, authorize, clock), bound);
   try {
-    return await withOptimisticRetry(orm, (em) => payInTransaction(em, input, authorize, clock), bound);
+    // With `group`, the first attempt shares a transaction with concurrent holds, top-ups and
+    // payments (group-commit.ts), never with another call of the same user or for the same reservation.
+    return await (group
+      ? group.run({
+          keys: [`user:${input.userId}`, `reservation:${input.reservationId}`],
+          work: (em) => payInTransaction(em, input, authorize, clock),
+          alone,
+          bound,
+        })
+      : alone());
   } catch (error) {
     if (!(error instanceof KeyAlreadyUsed || error instanceof HoldNotConfirmed || error instanceof HoldRanOut))
       throw error;

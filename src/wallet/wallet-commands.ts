@@ -8,6 +8,7 @@ import { createConcertOfSchedule } from "../booking/catalog.js";
 import { liveHoldScheduleIds } from "../booking/seat-hold.js";
 import type { Clock } from "../platform/clock.js";
 import type { CallBound } from "../platform/db/call-bound.js";
+import type { GroupCommit } from "../platform/db/group-commit.js";
 import type { ORM } from "../platform/db/orm.js";
 import { DomainError } from "../platform/domain-error.js";
 import type { Logger } from "../platform/logger.js";
@@ -26,6 +27,8 @@ export interface WalletCommandDeps {
   activeTokenTtlSeconds: number;
   /** The time payments are checked against (a hold's end); tests step it. */
   clock?: Clock;
+  /** Group commit of top-ups and payments with other booking writes (group-commit.ts); without it each commits alone. */
+  group?: GroupCommit;
 }
 
 export interface PayOutcome {
@@ -65,7 +68,7 @@ export function createWalletCommands(deps: WalletCommandDeps) {
     getBalance: (userId: string) => getWallet(orm.em.fork(), userId),
 
     topUp: (userId: string, amountMinor: bigint, idempotencyKey: string, bound?: CallBound) =>
-      topUp(orm, userId, amountMinor, idempotencyKey, bound),
+      topUp(orm, userId, amountMinor, idempotencyKey, bound, deps.group),
 
     listTransactions: (userId: string, page: Page<string>) => listTransactions(orm.em.fork(), userId, page),
 
@@ -73,7 +76,7 @@ export function createWalletCommands(deps: WalletCommandDeps) {
       admission.requireUser(cmd.userId);
       const authorize = ({ scheduleId }: { scheduleId: string }, em: EntityManager) =>
         admission.requireSchedule(scheduleId, em);
-      const result = await payReservation(orm, cmd, authorize, deps.clock, bound);
+      const result = await payReservation(orm, cmd, authorize, deps.clock, bound, deps.group);
       if (!result.replayed) onPaymentCommitted?.();
       // Also on a replay: the first attempt may have committed and died before it released the
       // slot, which would otherwise stay taken until ACTIVE_TOKEN_TTL. Releasing twice is harmless.

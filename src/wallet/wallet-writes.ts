@@ -7,6 +7,7 @@
 import { OptimisticLockError, sql } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { CallBound } from "../platform/db/call-bound.js";
+import type { GroupCommit } from "../platform/db/group-commit.js";
 import { compileQuery, dataModifying, insertBuilder } from "../platform/db/compiled-query.js";
 import { withOptimisticRetry } from "../platform/db/optimistic-retry.js";
 import type { ORM } from "../platform/db/orm.js";
@@ -122,11 +123,52 @@ export interface TopUpResult {
   entry: LedgerEntryView;
 }
 
+/** One attempt of a top-up inside `em`'s transaction; `lookUp`: first look for an earlier call with the key. */
+async function topUpInTransaction(
+  em: EntityManager,
+  userId: string,
+  amountMinor: bigint,
+  idempotencyKey: string,
+  lookUp: boolean,
+): Promise<TopUpResult> {
+  const requestFingerprint = fingerprint("TOP_UP", userId, amountMinor);
+  if (lookUp) {
+    const previous = await findEntry(em, userId, "TOP_UP", idempotencyKey);
+    if (previous) {
+      replay(previous, requestFingerprint);
+      // The first result, not the wallet as it is now: later changes are GetBalance's to tell.
+      return { wallet: await walletAfter(em, previous), entry: previous };
+    }
+  }
+  const now = new Date();
+  const before = await readWallet(em, userId);
+  const entry: LedgerEntryInput = {
+    userId,
+    kind: "TOP_UP",
+    amountMinor,
+    balanceAfterMinor: (before?.balanceMinor ?? 0n) + amountMinor,
+    idempotencyKey,
+    requestFingerprint,
+    reservationId: null,
+    createdAt: now,
+  };
+  // The wallet row is locked only from this statement to COMMIT.
+  const entryId = await creditWithEntry(em, entry, before?.version ?? null);
+  if (entryId === undefined) throw OptimisticLockError.lockFailed(`Wallet ${userId}`);
+  const version = before ? before.version + 1 : 1;
+  return {
+    wallet: { userId, balanceMinor: entry.balanceAfterMinor, version, updatedAt: now },
+    entry: { ...entry, id: entryId },
+  };
+}
+
 /**
  * Adds `amountMinor` to the user's wallet (creating it on first use) and records a TOP_UP ledger
  * entry. A replay of the same key returns the first result: its entry and the wallet as that
  * entry left it. Retries stop with the call `bound`: an answered call does not commit later.
  * Three round trips: BEGIN with the wallet's read, the entry with the versioned write, COMMIT.
+ * With `group`, its first attempt shares a transaction with concurrent holds, top-ups and
+ * payments (group-commit.ts), never with another call of the same user.
  */
 export async function topUp(
   orm: ORM,
@@ -134,44 +176,27 @@ export async function topUp(
   amountMinor: bigint,
   idempotencyKey: string,
   bound?: CallBound,
+  group?: GroupCommit,
 ): Promise<TopUpResult> {
-  const requestFingerprint = fingerprint("TOP_UP", userId, amountMinor);
+  // The first attempt does not look the key up: a key used before makes the ledger INSERT fail
+  // on ledger_entry_idempotency_uq, and the retry (any retry) looks it up. The usual top-up, with
+  // a fresh key, saves a statement.
   let attempts = 0;
-  return withOptimisticRetry(
-    orm,
-    async (em) => {
-      // The first attempt does not look the key up: a key used before makes the ledger INSERT
-      // below fail on ledger_entry_idempotency_uq, and the retry (any retry) looks it up. The usual
-      // top-up, with a fresh key, saves a statement.
-      if (attempts++ > 0) {
-        const previous = await findEntry(em, userId, "TOP_UP", idempotencyKey);
-        if (previous) {
-          replay(previous, requestFingerprint);
-          // The first result, not the wallet as it is now: later changes are GetBalance's to tell.
-          return { wallet: await walletAfter(em, previous), entry: previous };
-        }
-      }
-      const now = new Date();
-      const before = await readWallet(em, userId);
-      const entry: LedgerEntryInput = {
-        userId,
-        kind: "TOP_UP",
-        amountMinor,
-        balanceAfterMinor: (before?.balanceMinor ?? 0n) + amountMinor,
-        idempotencyKey,
-        requestFingerprint,
-        reservationId: null,
-        createdAt: now,
-      };
-      // The wallet row is locked only from this statement to COMMIT.
-      const entryId = await creditWithEntry(em, entry, before?.version ?? null);
-      if (entryId === undefined) throw OptimisticLockError.lockFailed(`Wallet ${userId}`);
-      const version = before ? before.version + 1 : 1;
-      return {
-        wallet: { userId, balanceMinor: entry.balanceAfterMinor, version, updatedAt: now },
-        entry: { ...entry, id: entryId },
-      };
+  const alone = () =>
+    withOptimisticRetry(
+      orm,
+      (em) => topUpInTransaction(em, userId, amountMinor, idempotencyKey, attempts++ > 0),
+      bound,
+    );
+  if (!group) return alone();
+  return group.run({
+    keys: [`user:${userId}`],
+    work: (em) => topUpInTransaction(em, userId, amountMinor, idempotencyKey, false),
+    // After a batch that rolled back, the key may have been the reason: look it up.
+    alone: () => {
+      attempts = 1;
+      return alone();
     },
     bound,
-  );
+  });
 }

@@ -21,6 +21,16 @@ export function withinCall<T>(bound: CallBound | undefined, work: () => Promise<
   return bound ? current.run(bound, work) : work();
 }
 
+const NEVER = new AbortController().signal;
+
+/**
+ * Runs `work` for no call (`deadlineAt` undefined) or for one that ends at `deadlineAt`: a
+ * transaction shared by several calls (group-commit.ts) waits for row locks until the last of them.
+ */
+export function withinDeadline<T>(deadlineAt: number | undefined, work: () => T): T {
+  return deadlineAt === undefined ? current.exit(work) : current.run({ signal: NEVER, deadlineAt }, work);
+}
+
 /**
  * Slack over the remaining time: the transport's own deadline timer should fire first, so the
  * caller sees the call's DEADLINE_EXCEEDED rather than PostgreSQL's lock timeout.
