@@ -1,8 +1,8 @@
 // What one admission step costs now that PostgreSQL, the record, decides every admission: one
 // concert, a line of `--line` users, a cap of `--cap`, and an active TTL of 1 ms, so that every
 // step ends the previous step's admissions and admits a full cap again (the busiest step there
-// is). Mean ms and PostgreSQL statements per step, with Redis serving (sweep and head in Redis,
-// the decision in PostgreSQL, then Redis moves the admitted) and on the PostgreSQL fallback.
+// is). Mean ms and PostgreSQL statements per step (sweep and head in Redis, the decision in
+// PostgreSQL, then Redis moves the admitted).
 //
 //   node --import tsx bench/admission-step.ts [--steps N] [--cap N] [--line N]
 
@@ -12,7 +12,7 @@ import { loadConfig } from "../src/config.js";
 import { closeORM, initORM, migrateUp } from "../src/platform/db/orm.js";
 import { createRedis } from "../src/platform/redis/client.js";
 import { createJoinCommitter, joinRowOf } from "../src/queue/join-committer.js";
-import { createPgQueue } from "../src/queue/pg-queue.js";
+import { admit } from "../src/queue/pg-admission.js";
 import { createQueueDb } from "../src/queue/queue-db.js";
 import { QueueEntry } from "../src/queue/queue-entry.entity.js";
 import { createRedisQueue } from "../src/queue/redis-queue.js";
@@ -45,8 +45,6 @@ try {
   await migrateUp(orm);
   let statements = 0;
   const db = await createQueueDb(orm, () => statements++);
-  await db.query("update queue_store set store = 'postgres' where id = 1");
-  const pg = createPgQueue(db, { waitingTtlSeconds: 3600 });
   const redisQueue = createRedisQueue(redis, prefix);
   const committer = createJoinCommitter({ db, maxRows: 1000, maxDelayMs: 20 });
   const concertId = randomUUID();
@@ -58,18 +56,12 @@ try {
       }),
     );
   }
-  const throughRedis = async () => {
-    const step = await pg.admit(concertId, rule, {
-      redis: { sweep: () => redisQueue.sweep(concertId, rule), head: (n) => redisQueue.head(concertId, n) },
-    });
-    await redisQueue.apply(concertId, step.active);
-    return step.admitted.length;
+  const step = async () => {
+    const done = await admit(db, concertId, rule, redisQueue);
+    await redisQueue.apply(concertId, done.active);
+    return done.admitted.length;
   };
-  const onPostgres = async () => (await pg.admit(concertId, rule, { fallbackSinceMs: 0 })).admitted.length;
-  for (const [name, step] of [
-    ["Redis serving", throughRedis],
-    ["PostgreSQL fallback", onPostgres],
-  ] as const) {
+  for (const name of ["admission step"]) {
     await step(); // warm-up, and the first step's admissions for the next to end
     const before = statements;
     const started = performance.now();

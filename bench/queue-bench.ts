@@ -29,7 +29,7 @@ import { benchConfig } from "./bench-config.js";
 import { createBatcher } from "../src/platform/batcher.js";
 import { closeORM, initORM, migrateUp } from "../src/platform/db/orm.js";
 import { createJoinCommitter } from "../src/queue/join-committer.js";
-import { createPgQueue } from "../src/queue/pg-queue.js";
+import { createPgQueue, type JoinRequest } from "../src/queue/pg-queue.js";
 import { createQueueDb } from "../src/queue/queue-db.js";
 import { QueueEntry } from "../src/queue/queue-entry.entity.js";
 import type { QueueStatus } from "../src/queue/queue-status.js";
@@ -163,9 +163,7 @@ export async function runJoinPathBench(options: SuiteOptions): Promise<BenchTabl
     await migrateUp(orm);
     let statements = 0;
     const db = await createQueueDb(orm, () => statements++);
-    // The fallback's joins run only while the store row says PostgreSQL serves.
-    await db.query("update queue_store set store = 'postgres' where id = 1");
-    const pg = createPgQueue(db, { waitingTtlSeconds: 3600 });
+    const pg = createPgQueue(db);
     const window = { maxItems: 1000, maxDelayMs: 20 };
     const committer = createJoinCommitter({ db, maxRows: window.maxItems, maxDelayMs: window.maxDelayMs });
     const concertId = crypto.randomUUID();
@@ -181,11 +179,9 @@ export async function runJoinPathBench(options: SuiteOptions): Promise<BenchTabl
         activeExpireMs: 0,
       });
     const pgConcert = crypto.randomUUID();
-    const pgJoins = createBatcher<{ userId: string; freshToken: string }, QueueStatus>({
-      ...window,
-      run: (requests) => pg.joinMany(pgConcert, requests),
-    });
-    const pgNumbered = (i: number) => pgJoins.submit({ userId: `p-${i}`, freshToken: crypto.randomUUID() });
+    const pgJoins = createBatcher<JoinRequest, QueueStatus>({ ...window, run: pg.joinMany });
+    const pgNumbered = (i: number) =>
+      pgJoins.submit({ concertId: pgConcert, userId: `p-${i}`, freshToken: crypto.randomUUID() });
     const rows: (string | number)[][] = [];
     for (const [name, op] of [
       ["Redis-numbered, group commit (today)", redisNumbered],

@@ -10,7 +10,7 @@ import { Seat } from "./booking/seat.entity.js";
 import { Outbox } from "./platform/db/outbox.entity.js";
 import { QueueEntry } from "./queue/queue-entry.entity.js";
 import { PrequeueSeed } from "./queue/prequeue-seed.entity.js";
-import { QueueStoreRow } from "./queue/queue-store.entity.js";
+import { QueueMissedRow } from "./queue/queue-store.entity.js";
 import { LedgerEntry } from "./wallet/ledger-entry.entity.js";
 import { Payment } from "./wallet/payment.entity.js";
 import { Wallet } from "./wallet/wallet.entity.js";
@@ -24,7 +24,7 @@ export const ENTITIES = [
   LedgerEntry,
   Payment,
   QueueEntry,
-  QueueStoreRow,
+  QueueMissedRow,
   Outbox,
   AdminAction,
   QueueSettingsRow,

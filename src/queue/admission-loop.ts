@@ -1,17 +1,16 @@
 // Admits users every ADMISSION_INTERVAL_MS. Every process runs this loop. PostgreSQL, the record,
 // decides every admission, under a lock per concert, so any number of loops can tick at once
-// without double admissions or exceeding the cap; while Redis serves, its sweep says first who
-// left the line, and it then moves the admitted out of its line.
+// without double admissions or exceeding the cap; Redis's sweep says first who left the line, and
+// it then moves the admitted out of its line. While Redis is down or missing writes, admission
+// pauses (queue-mode.ts).
 
 import type { Logger } from "../platform/logger.js";
-import type { PgQueue } from "./pg-queue.js";
+import { admit } from "./pg-admission.js";
+import type { QueueDb } from "./queue-db.js";
 import type { QueueMode } from "./queue-mode.js";
 import type { AdmissionRule } from "./admission-rule.js";
 import { fixedAdmissionSettings, tickRule, type AdmissionSettings } from "./admission-settings.js";
 import type { RedisQueue } from "./redis-queue.js";
-
-/** How often the PostgreSQL fallback counts a concert's line for the metrics. */
-const LINE_COUNT_EVERY_MS = 5000;
 
 /** What one admission step did for one concert, and the line as the step left it. */
 export interface AdmissionTick {
@@ -25,7 +24,7 @@ export interface AdmissionTick {
   active: number;
   /** When the tick ran (epoch ms, the store's clock). */
   atMs: number;
-  /** The concert's running count of slots given back (every process); undefined on the PostgreSQL fallback. */
+  /** The concert's running count of slots given back (every process). */
   releasedTotal: number | undefined;
 }
 
@@ -39,7 +38,7 @@ export interface AdmissionLoop {
 export function createAdmissionLoop(deps: {
   mode: QueueMode;
   redisQueue: RedisQueue;
-  pg: PgQueue;
+  db: QueueDb;
   rule: AdmissionRule;
   /** Per-concert settings (AdminService); without them every concert runs on `rule`. */
   settings?: AdmissionSettings;
@@ -47,28 +46,15 @@ export function createAdmissionLoop(deps: {
   onTick?: (tick: AdmissionTick) => void;
   onStepDone?: (concertIds: ReadonlySet<string>) => void;
 }): AdmissionLoop {
-  const { mode, redisQueue, pg, rule, logger } = deps;
+  const { mode, redisQueue, db, rule, logger } = deps;
   const settings = deps.settings ?? fixedAdmissionSettings(rule);
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
-  /**
-   * In fallback the line's size costs a count over the concert's queue entries (a big line: a
-   * tenth of a second or more), so it is read after the admission's transaction, outside the
-   * concert lock that joins need, and at most every LINE_COUNT_EVERY_MS per concert.
-   */
-  const counted = new Map<string, { atMs: number; waiting: number; active: number }>();
-  async function lineCounts(concertId: string): Promise<{ waiting: number; active: number }> {
-    const last = counted.get(concertId);
-    if (last && Date.now() - last.atMs < LINE_COUNT_EVERY_MS) return last;
-    const fresh = { atMs: Date.now(), ...(await pg.lineCounts(concertId)) };
-    if (counted.size >= 10_000) counted.clear();
-    counted.set(concertId, fresh);
-    return fresh;
-  }
   let stopped = true;
 
   async function admitWaitingUsers(): Promise<void> {
-    await mode.checkRedisState();
+    await mode.check();
+    if (mode.state !== "redis") return;
     // A tick waits for announced settings changes at most one interval (admission-settings.ts).
     await settings.refresh(rule.intervalMs);
     // Each concert's tick is reported as it happens (what was admitted or ended stays counted
@@ -79,18 +65,13 @@ export function createAdmissionLoop(deps: {
       concertIds.add(tick.concertId);
       deps.onTick?.(tick);
     };
-    await mode.run(
+    const done = await mode.run(
       async () => {
         const concerts = await redisQueue.concerts();
         await Promise.all(
           concerts.map(async (concertId) => {
             const concertRule = tickRule(settings.of(concertId), await settings.mayAdmit(concertId));
-            const step = await pg.admit(concertId, concertRule, {
-              redis: {
-                sweep: () => redisQueue.sweep(concertId, concertRule),
-                head: (n) => redisQueue.head(concertId, n),
-              },
-            });
+            const step = await admit(db, concertId, concertRule, redisQueue);
             const reply = await redisQueue.apply(concertId, step.active);
             report({
               concertId,
@@ -105,36 +86,11 @@ export function createAdmissionLoop(deps: {
             await redisQueue.forgetIfEmpty(concertId, reply);
           }),
         );
+        return true;
       },
-      async () => {
-        // One concert's failure (a deadlock victim, a statement timeout) does not cost the
-        // others their tick; the step still fails afterwards, as the Redis branch does.
-        let failure: unknown;
-        for (const concertId of await pg.concerts()) {
-          try {
-            const concertRule = tickRule(settings.of(concertId), await settings.mayAdmit(concertId));
-            const { admitted, expired, abandoned } = await pg.admit(concertId, concertRule, {
-              fallbackSinceMs: mode.fallbackSinceMs,
-            });
-            const { waiting, active } = await lineCounts(concertId);
-            report({
-              concertId,
-              waiting,
-              active,
-              atMs: Date.now(),
-              releasedTotal: undefined,
-              admitted: admitted.length,
-              expired: expired.length,
-              abandoned: abandoned.length,
-            });
-          } catch (error) {
-            failure ??= error;
-          }
-        }
-        if (failure !== undefined) throw failure;
-      },
+      async () => false,
     );
-    deps.onStepDone?.(concertIds);
+    if (done) deps.onStepDone?.(concertIds);
   }
 
   function schedule(delayMs: number): void {

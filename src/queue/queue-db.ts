@@ -17,10 +17,7 @@ export interface QueueDb {
   transaction<T>(fn: (query: Query) => Promise<T>): Promise<T>;
 }
 
-/**
- * Errors that came from PostgreSQL. A step run while Redis serves also writes PostgreSQL, and a
- * lost PostgreSQL connection must not be taken for a Redis outage (queue-mode.ts).
- */
+/** Errors from PostgreSQL: a lost PostgreSQL connection inside a Redis call is no Redis outage (queue-mode.ts). */
 const postgresErrors = new WeakSet<object>();
 export const isPostgresError = (error: unknown) => error instanceof Object && postgresErrors.has(error);
 const fromPostgres = (error: unknown) => {
@@ -59,5 +56,5 @@ export async function createQueueDb(orm: ORM, onStatement: () => void): Promise<
   };
 }
 
-/** Lock key of one concert's queue, shared by fallback joins and fallback admission. */
+/** Lock of one concert's queue, taken by admission and by joins on PostgreSQL. */
 export const CONCERT_LOCK_SQL = "select pg_advisory_xact_lock(hashtext('queue:' || $1::text))";

@@ -187,11 +187,10 @@ end
 return out
 `;
 
-// ARGV: lowest next seq, then (token, user, seq, state, active expiry ms) per PostgreSQL row.
-// Merges PostgreSQL's view after an outage. States only move forward (WAITING < ACTIVE <
-// EXPIRED), so the merge keeps the further state of the two and can run twice safely. The
-// counter is created even when every row is a prequeue place (negative, prequeue.ts): SWEEP and
-// JOIN take a missing counter for lost keys.
+// ARGV: lowest next seq, then (token, user, seq, state, active expiry ms) per PostgreSQL row: fills
+// Redis from the record. States only move forward, so the further of the two is kept and the merge
+// can run twice. The counter is made even for prequeue places alone: JOIN and SWEEP take a missing
+// one for lost keys.
 export const MERGE = `${PRELUDE}
 local now = now_ms()
 redis.call('SETNX', KEYS[1], 0)
@@ -204,9 +203,8 @@ for i = 2, #ARGV, 5 do
     local keep = true
     local other = redis.call('HGET', KEYS[5], user)
     if other and other ~= token then
-      -- One live place per user: an admitted place still in its time, or a later place, already
-      -- in Redis wins. An admission that ran out (no admission step has removed it yet, e.g.
-      -- Redis kept its data through a long outage) is no place: the row from PostgreSQL wins.
+      -- One live place per user: an admission still in its time, or a later place, already here
+      -- wins; an admission that ran out (not swept yet) is no place.
       local otherSeq = redis.call('ZSCORE', KEYS[2], other)
       local otherExpire = redis.call('ZSCORE', KEYS[3], other)
       if (otherExpire and tonumber(otherExpire) > now) or (otherSeq and tonumber(otherSeq) > tonumber(seq)) then keep = false else drop(other) end

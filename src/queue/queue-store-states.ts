@@ -1,71 +1,34 @@
-// Which store serves the waiting room in this process, as one table: every state, every event,
-// and for each transition its cause. queue-mode.ts fires the events and runs the effects of
-// entering a state; docs/architecture.md ("Waiting room states") draws this table. An event with
-// no row for the current state changes nothing (a second failure while on PostgreSQL, say), and
-// after shutdown no event changes anything.
+// How this process uses Redis, the index of PostgreSQL, as one table: states, events and each
+// transition's cause; queue-mode.ts fires the events, docs/architecture.md draws the table. An event
+// with no row changes nothing. `redis`: Redis misses nothing; it serves and admission runs.
+// `rebuilding`: Redis answers but misses writes or lost its data; calls wait while it is filled.
+// `postgres`: Redis fails this process (or is not checked yet); PostgreSQL serves, nobody is
+// admitted here. Guard silentTooLong: checks timed out for 5 s in a row (at least 3 of them).
 
-export type StoreState =
-  /** At start, until Redis is known to hold the record (or the store row says PostgreSQL serves). */
-  | "starting"
-  /** Redis serves; PostgreSQL admits and records. */
-  | "redis"
-  /** PostgreSQL serves everyone, as the store row says; Redis is filled from it on the way back. */
-  | "postgres";
+export type StoreState = "redis" | "rebuilding" | "postgres";
+export type StoreEvent = "indexCurrent" | "indexBehind" | "rebuilt" | "redisFailed" | "redisTimedOut";
 
-export type StoreEvent = "redisFailed" | "redisTimedOut" | "redisLost" | "postgresServes" | "redisServes";
-
-/**
- * The one guard, evaluated by queue-mode.ts when the event fires: commands have kept timing out
- * for 5 s (at least 3 of them) with not a single answer from Redis meanwhile, not even to the PING
- * each timeout sends. A slow command, or a starved event loop that fires timers before it reads
- * the replies waiting, is not an outage.
- */
-export type StoreGuard = "silentTooLong";
-
-export interface Transition {
-  from: StoreState;
-  on: StoreEvent;
-  guard?: StoreGuard;
-  to: StoreState;
-  cause: string;
-}
-
-const row = (from: StoreState, on: StoreEvent, to: StoreState, cause: string, guard?: StoreGuard): Transition => ({
-  from,
-  on,
-  to,
-  cause,
-  ...(guard && { guard }),
-});
-
+const FAILED = "a Redis call or check failed (refused, lost, not serving)";
+const BEHIND = "Redis misses writes (noted in queue_missed) or lost its data (marker or a concert's keys gone)";
+const CURRENT = "a check found Redis answering and missing nothing";
+type Transition = { from: StoreState; on: StoreEvent; guard?: "silentTooLong"; to: StoreState; cause: string };
 export const TRANSITIONS: readonly Transition[] = [
-  row("starting", "postgresServes", "postgres", "the store row says PostgreSQL"),
-  row("starting", "redisServes", "redis", "Redis holds the record (filled from PostgreSQL if its marker was gone)"),
-  row("redis", "redisFailed", "postgres", "a Redis call failed (refused, lost, not serving): cut off"),
-  row(
-    "redis",
-    "redisTimedOut",
-    "postgres",
-    "Redis silent for 5 s: calls and PINGs timed out: cut off",
-    "silentTooLong",
-  ),
-  row("redis", "redisLost", "postgres", "Redis lost its data (marker or a concert's keys gone)"),
-  row("redis", "postgresServes", "postgres", "the store row says PostgreSQL: another process left Redis"),
-  row("postgres", "redisServes", "redis", "the store row says Redis again: a probe restored it here or elsewhere"),
+  { from: "postgres", on: "indexCurrent", to: "redis", cause: CURRENT },
+  { from: "postgres", on: "indexBehind", to: "rebuilding", cause: BEHIND },
+  { from: "redis", on: "indexBehind", to: "rebuilding", cause: BEHIND },
+  { from: "redis", on: "redisFailed", to: "postgres", cause: FAILED },
+  { from: "redis", on: "redisTimedOut", guard: "silentTooLong", to: "postgres", cause: "Redis silent for 5 s" },
+  { from: "rebuilding", on: "rebuilt", to: "redis", cause: "the missed rows were merged into Redis" },
+  { from: "rebuilding", on: "indexCurrent", to: "redis", cause: CURRENT },
+  { from: "rebuilding", on: "redisFailed", to: "postgres", cause: FAILED },
 ];
 
 /** The transition `event` takes in `state`, or undefined when the table has none (or its guard fails). */
-export function nextState(
-  state: StoreState,
-  event: StoreEvent,
-  guard: (name: StoreGuard) => boolean,
-): Transition | undefined {
-  return TRANSITIONS.find((t) => t.on === event && t.from === state && (!t.guard || guard(t.guard)));
-}
+export const nextState = (state: StoreState, event: StoreEvent, silentTooLong: () => boolean) =>
+  TRANSITIONS.find((t) => t.on === event && t.from === state && (!t.guard || silentTooLong()));
 
 /** The table as a mermaid state diagram, for docs/architecture.md. */
-export function mermaidDiagram(): string {
-  const lines = ["stateDiagram-v2", "  [*] --> starting"];
-  for (const t of TRANSITIONS) lines.push(`  ${t.from} --> ${t.to}: ${t.on}${t.guard ? ` [${t.guard}]` : ""}`);
-  return lines.join("\n");
-}
+export const mermaidDiagram = () =>
+  ["stateDiagram-v2", "  [*] --> postgres"]
+    .concat(TRANSITIONS.map((t) => `  ${t.from} --> ${t.to}: ${t.on}${t.guard ? ` [${t.guard}]` : ""}`))
+    .join("\n");

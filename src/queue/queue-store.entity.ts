@@ -1,18 +1,10 @@
 import { defineEntity, p, type InferEntity } from "@mikro-orm/core";
 
-/**
- * Which store serves the waiting room, for every process: one row (queue-store.ts). `cutOffAt`
- * is refreshed by each process that Redis fails, for as long as that lasts.
- */
-export const QueueStoreRow = defineEntity({
-  name: "QueueStoreRow",
-  tableName: "queue_store",
-  properties: {
-    id: p.integer().primary().autoincrement(false),
-    store: p.text().default("redis"),
-    cutOffAt: p.datetime().nullable(),
-    cutOffBy: p.text().nullable(),
-  },
+/** A token whose row changed on PostgreSQL alone while Redis failed: Redis misses it until filled again (queue-store.ts). */
+export const QueueMissedRow = defineEntity({
+  name: "QueueMissedRow",
+  tableName: "queue_missed",
+  properties: { token: p.text().primary() },
 });
 
-export type QueueStoreRow = InferEntity<typeof QueueStoreRow>;
+export type QueueMissedRow = InferEntity<typeof QueueMissedRow>;

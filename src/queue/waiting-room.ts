@@ -1,6 +1,6 @@
 // The waiting room as the rest of the application sees it: join, status, watch, leave, token
-// validation and release, each served by Redis while it is healthy and by PostgreSQL while it
-// is not (queue-mode.ts), plus the background admission loop.
+// validation and release, each served by Redis while it is healthy and by PostgreSQL, the record,
+// while it is not (queue-mode.ts), plus the background admission loop.
 
 import type { Registry } from "prom-client";
 import type { Config } from "../config.js";
@@ -13,9 +13,10 @@ import type { Logger } from "../platform/logger.js";
 import type { RedisClient } from "../platform/redis/client.js";
 import { createAdmissionLoop, type AdmissionLoop } from "./admission-loop.js";
 import { createJoinChecks } from "./join-checks.js";
+import { createEndCommitter } from "./end-committer.js";
 import { createJoinCommitter, joinRowOf } from "./join-committer.js";
 import { createJoinRecheck } from "./join-recheck.js";
-import { createPgQueue, touchEveryMs } from "./pg-queue.js";
+import { createPgQueue } from "./pg-queue.js";
 import { createPrequeue, type Prequeue } from "./prequeue.js";
 import { createQueueDb } from "./queue-db.js";
 import { createQueueMetrics } from "./queue-metrics.js";
@@ -62,7 +63,7 @@ export interface WaitingRoom extends QueueTokens, QueueTokenValidator {
   /**
    * Starts the admission loop (`admit`: processes serving QueueService run it), or else only its
    * store check, which a process that validates tokens for booking and payment needs as much:
-   * it follows the others into the PostgreSQL fallback and tells them when Redis fails it.
+   * it notices Redis back and fills it with what it missed.
    */
   start(options: { admit: boolean }): void;
   /** Stops the loops and writes pending joins; call after the servers stopped taking calls. */
@@ -83,13 +84,12 @@ export type WaitingRoomConfig = Pick<
 const JOIN_BATCH = { maxRows: 1000, maxDelayMs: 20 };
 /**
  * A join whose PostgreSQL write ended longer than this after it was sent to Redis is checked in
- * Redis once more (join-recheck.ts): a restore of Redis (which reads PostgreSQL) may have run
- * without its row, and a restore needs at least a probe interval after Redis failed, so quicker
- * joins cannot have missed one. Counted from before the Redis call, so a busy event loop between
- * the two writes cannot hide a slow one.
+ * Redis once more (join-recheck.ts): a rebuild of Redis (which reads PostgreSQL) may have run
+ * without its row, and a rebuild reads PostgreSQL only this long after Redis was found behind, so
+ * quicker joins cannot have missed one. Counted from before the Redis call, so a busy event loop
+ * between the two writes cannot hide a slow one.
  */
 const SLOW_JOIN_COMMIT_MS = 200;
-const PROBE_INTERVAL_MS = 500;
 /**
  * Silence after which a watcher gets a heartbeat at the next watch tick (at most a second later),
  * so the contract's "a heartbeat at least every 5 seconds" holds.
@@ -112,7 +112,7 @@ export async function createWaitingRoom(deps: {
   const { redis, config, logger, registry } = deps;
   const metrics = createQueueMetrics(registry);
   const db = await createQueueDb(deps.orm, () => metrics.statementSent());
-  const pg = createPgQueue(db, { waitingTtlSeconds: config.waitingTokenTtlSeconds });
+  const pg = createPgQueue(db);
   const rule = admissionRule({
     maxActiveUsers: config.maxActiveUsers,
     activeTtlSeconds: config.activeTokenTtlSeconds,
@@ -123,13 +123,14 @@ export async function createWaitingRoom(deps: {
   const redisQueue = createRedisQueue(redis, config.redisKeyPrefix);
   const prequeue = createPrequeue({ query: db.query, redis, keys: redisQueue.keys, clock: deps.clock });
   const settings = prequeue.gate(deps.admissionSettings?.(rule) ?? fixedAdmissionSettings(rule));
+  const ends = createEndCommitter(db);
   const committer = createJoinCommitter({ db, ...JOIN_BATCH, onBatch: () => metrics.joinBatchFlushed() });
   const recheck = createJoinRecheck({ redisQueue, logger });
   // While Redis is down, joins are group-committed too: one transaction per concert per window.
   const fallbackJoins = createBatcher({
     maxItems: JOIN_BATCH.maxRows,
     maxDelayMs: JOIN_BATCH.maxDelayMs,
-    run: pg.joinBatch,
+    run: pg.joinMany,
   });
   let modeCheck: PeriodicTask | undefined;
   const mode = createQueueMode({
@@ -138,18 +139,14 @@ export async function createWaitingRoom(deps: {
     db,
     logger,
     registry,
-    probeIntervalMs: PROBE_INTERVAL_MS,
-    recentlyEndedSeconds: config.activeTokenTtlSeconds + 60,
-    // A cut-off process rewrites its cut-off at every probe whose PING fails (a PING fails
-    // within its 2 s timeout): one not rewritten for ten probe intervals is gone or reaches Redis.
-    cutOffFreshMs: 10 * PROBE_INTERVAL_MS,
+    rebuildDelayMs: SLOW_JOIN_COMMIT_MS,
   });
-  await mode.init();
+  await mode.check().catch((error: unknown) => logger.warn({ err: error }, "waiting room store check failed"));
   const meter = createLineMeter();
   const admission = createAdmissionLoop({
     mode,
     redisQueue,
-    pg,
+    db,
     logger,
     rule,
     settings,
@@ -171,16 +168,18 @@ export async function createWaitingRoom(deps: {
     settings: {
       tickMs: Math.min(Math.max(config.admissionIntervalMs, 50), 1000),
       heartbeatMs: HEARTBEAT_MS,
-      touchEveryMs: touchEveryMs(config.waitingTokenTtlSeconds),
+      // At least three times per WAITING_TOKEN_TTL, so a user who keeps watching is never taken for gone.
+      touchEveryMs: Math.min(5000, (config.waitingTokenTtlSeconds * 1000) / 3),
     },
   });
   metrics.watchStreams(() => hub.watchers);
   const joinChecks = createJoinChecks({ query: db.query, settings });
 
   async function status(token: string): Promise<QueueStatus> {
+    // A token Redis does not know may be one it misses: the record says.
     const found = await mode.run(
-      () => redisQueue.status(token, true),
-      () => pg.status(token, true),
+      async () => (await redisQueue.status(token, true)) ?? pg.status(token),
+      () => pg.status(token),
     );
     if (!found) throw invalidToken();
     return (await prequeue.viewOf(found.concertId))(found);
@@ -190,19 +189,24 @@ export async function createWaitingRoom(deps: {
   function leave(token: string): Promise<QueueStatus | undefined> {
     return mode.run(
       async () => {
-        await pg.end(token, false);
-        return redisQueue.leave(token);
+        await ends.commit(token);
+        return (await redisQueue.leave(token)) ?? pg.status(token);
       },
       async () => {
-        await pg.end(token, true);
-        return pg.status(token, false);
+        await pg.end(token);
+        return pg.status(token);
       },
     );
   }
 
   return {
     rule,
-    admissionOf: (concertId) => settings.of(concertId),
+    // Nobody is admitted while Redis is down or being filled: the estimate says unknown meanwhile.
+    admissionOf(concertId) {
+      const admission = settings.of(concertId);
+      if (mode.state === "redis" || admission.state !== "OPEN") return admission;
+      return { ...admission, state: "PAUSED", reason: "the waiting room's store is recovering; every place is kept" };
+    },
     announceSettingsChange: () => settings.announceChange(),
     lineMeasures: (concertId) => meter.measures(concertId),
     get pgStatements() {
@@ -254,7 +258,10 @@ export async function createWaitingRoom(deps: {
 
     validate(token) {
       return mode.run(
-        () => redisQueue.validate(token),
+        async () => {
+          const found = await redisQueue.validate(token);
+          return found.kind === "unknown" ? pg.validate(token) : found;
+        },
         () => pg.validate(token),
       );
     },
@@ -266,7 +273,7 @@ export async function createWaitingRoom(deps: {
           name: "queue store check",
           intervalMs: config.admissionIntervalMs,
           run: async () => {
-            await mode.checkRedisState();
+            await mode.check();
             return false;
           },
           logger,
@@ -274,9 +281,8 @@ export async function createWaitingRoom(deps: {
     },
 
     async stop() {
-      mode.stop();
       await Promise.all([admission.stop(), modeCheck?.stop()]);
-      await Promise.all([committer.drain(), fallbackJoins.drain(), pg.drain(), mode.release()]);
+      await Promise.all([committer.drain(), fallbackJoins.drain(), ends.drain(), mode.release()]);
       await recheck.drain();
     },
   };

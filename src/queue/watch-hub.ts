@@ -91,7 +91,7 @@ export function createWatchHub(deps: {
         return out;
       },
       async () => {
-        for (const status of await pg.statuses(tokens, touch)) out.set(status.token, status);
+        for (const status of await pg.statuses(tokens)) out.set(status.token, status);
         return out;
       },
     );

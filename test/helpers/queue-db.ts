@@ -14,17 +14,12 @@ export interface QueueDbFixture {
   stop(): Promise<void>;
 }
 
-export async function openQueueDb(
-  label: string,
-  options: { poolMax?: number; fallbackServes?: boolean } = {},
-): Promise<QueueDbFixture> {
+export async function openQueueDb(label: string, options: { poolMax?: number } = {}): Promise<QueueDbFixture> {
   const database = await createTestDatabase(label, { migrated: true });
   let orm: MikroORM | undefined;
   try {
     ({ orm } = await initORM({ databaseUrl: database.url, entities: [QueueEntry], poolMax: options.poolMax ?? 4 }));
     const db = await createQueueDb(orm, () => {});
-    // The fallback's writes need the store row to say PostgreSQL serves; the Redis store's do not.
-    if (options.fallbackServes) await db.query("update queue_store set store = 'postgres' where id = 1");
     const opened = orm;
     return {
       orm: opened,

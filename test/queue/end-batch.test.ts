@@ -5,7 +5,7 @@
 import { randomUUID } from "node:crypto";
 import test from "ava";
 import { createJoinCommitter } from "../../src/queue/join-committer.js";
-import { createPgQueue } from "../../src/queue/pg-queue.js";
+import { createEndCommitter } from "../../src/queue/end-committer.js";
 import type { QueueDb } from "../../src/queue/queue-db.js";
 import { openQueueDb, type QueueDbFixture } from "../helpers/queue-db.js";
 
@@ -28,7 +28,7 @@ test("concurrent ends are one UPDATE, and each returns after its row is ended", 
     },
     transaction: (fn) => fixture.db.transaction(fn),
   };
-  const pg = createPgQueue(counting, { waitingTtlSeconds: 600 });
+  const ends = createEndCommitter(counting);
   const committer = createJoinCommitter({ db: fixture.db, maxRows: 100, maxDelayMs: 5 });
   const concertId = randomUUID();
   const tokens = Array.from({ length: 30 }, () => randomUUID().replaceAll("-", ""));
@@ -47,7 +47,7 @@ test("concurrent ends are one UPDATE, and each returns after its row is ended", 
   );
   sent.length = 0;
   // A token ended twice and one nobody holds are answered like the others.
-  await Promise.all([...tokens, tokens[0]!, "no-such-token"].map((token) => pg.end(token, false)));
+  await Promise.all([...tokens, tokens[0]!, "no-such-token"].map((token) => ends.commit(token)));
   t.is(sent.length, 1, sent.join("\n"));
   const rows = await fixture.db.query<{ state: string }>(
     "select state from queue_entry where concert_id = $1 and ended_at is not null",
@@ -55,5 +55,5 @@ test("concurrent ends are one UPDATE, and each returns after its row is ended", 
   );
   t.is(rows.length, tokens.length);
   t.true(rows.every((row) => row.state === "EXPIRED"));
-  await pg.drain();
+  await ends.drain();
 });

@@ -8,6 +8,7 @@ import pg from "pg";
 import { Redis } from "ioredis";
 import { BookingService } from "../../gen/concert/v1/booking_pb.js";
 import { QueueService, QueueState } from "../../gen/concert/v1/queue_pb.js";
+import { createQueueKeys } from "../../src/queue/queue-keys.js";
 import { startTestAppOnPrivateRedis } from "../helpers/app.js";
 import { waitFor } from "../helpers/wait.js";
 
@@ -46,13 +47,13 @@ test("a join acknowledged after a rebuild that missed its row is in Redis's line
       { message: () => "the join's write never waited" },
     );
 
-    // Redis loses everything; the app notices, serves from PostgreSQL and rebuilds Redis from
-    // it (without the join, whose row is not committed yet), then switches back.
+    // Redis loses everything; the app notices and fills Redis from PostgreSQL (without the join,
+    // whose row is not committed yet): the marker is back.
     await admin.flushall();
-    await waitFor(() => app.app.waitingRoom.mode.current !== "redis", { message: () => "the loss noticed" });
-    await waitFor(() => app.app.waitingRoom.mode.current === "redis", {
+    const marker = createQueueKeys(app.config.redisKeyPrefix).rebuiltAt;
+    await waitFor(async () => (await admin.get(marker)) !== null && app.app.waitingRoom.mode.state === "redis", {
       timeoutMs: 20_000,
-      message: () => `mode ${app.app.waitingRoom.mode.current}`,
+      message: () => `mode ${app.app.waitingRoom.mode.state}`,
     });
     await blocker.query("rollback");
 

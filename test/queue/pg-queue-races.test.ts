@@ -1,13 +1,19 @@
-// The PostgreSQL waiting room (Redis down) under READ COMMITTED races: a write that commits while
-// a fallback admission waits for the row must be respected, never overwritten. Each race is made
-// deterministic with a second connection that holds the row lock until admission is seen waiting
-// (one such connection, so the tests run one after the other).
+// The waiting room's record under READ COMMITTED races: a write that commits while an admission
+// step (or a join made on PostgreSQL while Redis failed) waits for the row must be respected, never
+// overwritten. Each race is made deterministic with a second connection that holds the row lock
+// until the operation is seen waiting (one such connection, so the tests run one after the other).
 
 import { randomUUID } from "node:crypto";
 import test from "ava";
 import pg from "pg";
+import { loadConfig } from "../../src/config.js";
+import { createRedis } from "../../src/platform/redis/client.js";
 import { admissionRule } from "../../src/queue/admission-rule.js";
+import { createJoinCommitter, joinRowOf } from "../../src/queue/join-committer.js";
+import { admit } from "../../src/queue/pg-admission.js";
 import { createPgQueue, type PgQueue } from "../../src/queue/pg-queue.js";
+import { createRedisQueue } from "../../src/queue/redis-queue.js";
+import { removeTestKeys, testKeyPrefix } from "../helpers/redis-server.js";
 import { openQueueDb, type QueueDbFixture } from "../helpers/queue-db.js";
 import { waitFor } from "../helpers/wait.js";
 
@@ -16,15 +22,21 @@ let queue: PgQueue;
 let blocker: pg.Client;
 const CAP_ONE = admissionRule({ maxActiveUsers: 1, activeTtlSeconds: 600, waitingTtlSeconds: 600, intervalMs: 1000 });
 
+const prefix = testKeyPrefix("pg-queue-races");
+const redis = createRedis({ url: loadConfig({}).redisUrl, name: "pg-queue-races-test", commandTimeoutMs: 10_000 });
+const redisQueue = createRedisQueue(redis, prefix);
+
 test.before(async () => {
-  // PostgreSQL serves (Redis is down): the store row says so, as a cut-off process sets it.
-  fixture = await openQueueDb("pgqueueraces", { fallbackServes: true });
-  queue = createPgQueue(fixture.db, { waitingTtlSeconds: 600 });
+  await redis.connect();
+  fixture = await openQueueDb("pgqueueraces");
+  queue = createPgQueue(fixture.db);
   blocker = new pg.Client({ connectionString: fixture.url });
   await blocker.connect();
 });
 
 test.after.always(async () => {
+  redis.disconnect();
+  await removeTestKeys(prefix);
   await blocker?.end();
   await fixture?.stop();
 });
@@ -58,18 +70,27 @@ async function whileLocked<T>(change: string, params: unknown[], op: () => Promi
   }
 }
 
-/** One fallback admission step (cap 1) while `token`'s row is changed by `change`, committed once admission waits for it. */
+/** One admission step (cap 1) while `token`'s row is changed by `change`, committed once admission waits for it. */
 const admitDuring = (concertId: string, token: string, change: string) =>
-  whileLocked(change, [token], () => queue.admit(concertId, CAP_ONE, { fallbackSinceMs: 0 }));
+  whileLocked(change, [token], () => admit(fixture.db, concertId, CAP_ONE, redisQueue));
+
+/** Users joined through Redis, their rows written as JoinQueue writes them; their statuses. */
+async function joinThroughRedis(concertId: string, users: string[]) {
+  const committer = createJoinCommitter({ db: fixture.db, maxRows: 1, maxDelayMs: 0 });
+  const joined = [];
+  for (const userId of users) {
+    const reply = await redisQueue.join(concertId, userId, randomUUID());
+    await committer.commit(joinRowOf(concertId, userId, reply));
+    joined.push(reply);
+  }
+  return joined;
+}
 
 test.serial(
   "a user who leaves while admission waits for their row stays gone: the next in line is admitted instead",
   async (t) => {
     const concertId = randomUUID();
-    const [first, second] = await queue.joinMany(concertId, [
-      { userId: "leaver", freshToken: `leaver-${randomUUID()}` },
-      { userId: "next", freshToken: `next-${randomUUID()}` },
-    ]);
+    const [first, second] = await joinThroughRedis(concertId, ["leaver", "next"]);
     // LeaveQueue's statement, committed while the admission step that picked "leaver" waits.
     const step = await admitDuring(
       concertId,
@@ -80,14 +101,15 @@ test.serial(
     t.is(await stateOf(first!.token), "EXPIRED");
     t.is(await stateOf(second!.token), "WAITING");
     // The freed slot goes to the next in line on the following step.
-    t.deepEqual((await queue.admit(concertId, CAP_ONE, { fallbackSinceMs: 0 })).admitted, [second!.token]);
-    t.is((await queue.status(first!.token, false))!.state, "EXPIRED");
+    await redisQueue.leave(first!.token);
+    t.deepEqual((await admit(fixture.db, concertId, CAP_ONE, redisQueue)).admitted, [second!.token]);
+    t.is((await queue.status(first!.token))!.state, "EXPIRED");
   },
 );
 
 test.serial("a waiting user who polls while admission waits for their row is admitted all the same", async (t) => {
   const concertId = randomUUID();
-  const [polling] = await queue.joinMany(concertId, [{ userId: "poller", freshToken: `poller-${randomUUID()}` }]);
+  const [polling] = await joinThroughRedis(concertId, ["poller"]);
   const step = await admitDuring(
     concertId,
     polling!.token,
@@ -97,35 +119,8 @@ test.serial("a waiting user who polls while admission waits for their row is adm
   t.is(await stateOf(polling!.token), "ACTIVE");
 });
 
-test.serial("a poll's last-seen write skips a row that admission holds instead of waiting for it", async (t) => {
-  const concertId = randomUUID();
-  const [waiting] = await queue.joinMany(concertId, [{ userId: "watcher", freshToken: `watcher-${randomUUID()}` }]);
-  const lastSeen = async () =>
-    (await blocker.query<{ at: Date }>("select last_seen_at as at from queue_entry where token = $1", [waiting!.token]))
-      .rows[0]!.at;
-  await blocker.query("update queue_entry set last_seen_at = now() - interval '1 hour' where token = $1", [
-    waiting!.token,
-  ]);
-  const stale = await lastSeen();
-  await blocker.query("begin");
-  try {
-    // As fallback admission holds the head of the line while it admits.
-    await blocker.query("select 1 from queue_entry where token = $1 for no key update", [waiting!.token]);
-    const polled = await Promise.race([
-      queue.statuses([waiting!.token], true),
-      new Promise<"waited">((resolve) => setTimeout(() => resolve("waited"), 3000)),
-    ]);
-    t.not(polled, "waited", "the touch waited for the locked row");
-  } finally {
-    await blocker.query("commit");
-  }
-  t.deepEqual(await lastSeen(), stale, "skipped while locked");
-  await queue.statuses([waiting!.token], true);
-  t.true((await lastSeen()).getTime() > stale.getTime() + 30 * 60_000, "written once the row is free");
-});
-
 test.serial(
-  "a fallback join that meets the live row another process's group commit just wrote answers with that row's token",
+  "a join on PostgreSQL that meets the live row another process's group commit just wrote answers with that row's token",
   async (t) => {
     const concertId = randomUUID();
     const theirs = `redis-${randomUUID()}`;
@@ -134,9 +129,9 @@ test.serial(
       "insert into queue_entry (token, concert_id, user_id, seq, state, last_seen_at) values ($1, $2, 'twice', 1, 'WAITING', now())",
       [theirs, concertId],
       () =>
-        queue.joinMany(concertId, [
-          { userId: "twice", freshToken: `mine-${randomUUID()}` },
-          { userId: "other", freshToken: `other-${randomUUID()}` },
+        queue.joinMany([
+          { concertId, userId: "twice", freshToken: `mine-${randomUUID()}` },
+          { concertId, userId: "other", freshToken: `other-${randomUUID()}` },
         ]),
     );
     t.is(joined[0]!.token, theirs);

@@ -1,7 +1,7 @@
-// The prequeue while Redis is down: joins the PostgreSQL fallback takes before the opening get
-// their seed's place too, nobody is admitted before the opening, and after it the fallback admits
-// the prequeue in the seed's order (members who joined through Redis before it failed included),
-// then later joiners in FIFO order. The admission timer is an hour: the test runs each step.
+// The prequeue while Redis is down: joins PostgreSQL takes before the opening get their seed's
+// place too, nobody is admitted while Redis is down, and once it is back the prequeue is admitted
+// in the seed's order (members who joined through Redis before it failed included), then later
+// joiners in FIFO order. The admission timer is an hour: the test runs each step.
 
 import test from "ava";
 import { QueueService, QueueState } from "../../gen/concert/v1/queue_pb.js";
@@ -50,7 +50,7 @@ test.serial("joins taken by the fallback before the opening keep the seed's orde
   for (const userId of ["redis-0", "redis-1"]) await join(userId, QueueState.PREQUEUE);
   await stack!.redis.kill();
   for (const userId of ["pg-0", "pg-1", "pg-2", "pg-3"]) await join(userId, QueueState.PREQUEUE);
-  t.is(app.app.waitingRoom.mode.current, "fallback");
+  t.is(app.app.waitingRoom.mode.state, "postgres");
   await step();
   t.is((await queue.getQueueStatus({ token: tokens.get("pg-0")! })).status!.state, QueueState.PREQUEUE);
 
@@ -67,6 +67,11 @@ test.serial("joins taken by the fallback before the opening keep the seed's orde
 
   clock.advance(3_600_001);
   for (const userId of ["late-0", "late-1"]) await join(userId, QueueState.WAITING);
+  await step();
+  t.is((await queue.getQueueStatus({ token: tokens.get(seedOrder[0]!)! })).status!.state, QueueState.WAITING);
+  await stack!.redis.start();
+  const backOnRedis = async () => (await step(), app.app.waitingRoom.mode.state === "redis");
+  await waitFor(backOnRedis, { message: () => "back on Redis" });
   const line = [...seedOrder, "late-0", "late-1"];
   const admitted: string[] = [];
   for (let round = 0; admitted.length < line.length && round < 10; round++) {
@@ -100,13 +105,14 @@ test.serial("a prequeue taken by the fallback is rebuilt into Redis as a prequeu
     tokens.set(userId, token);
   };
 
-  t.is(app.app.waitingRoom.mode.current, "fallback", "Redis is still down from the test before");
+  await stack!.redis.kill();
   for (const userId of ["pg-a", "pg-b", "pg-c"]) await join(userId);
+  t.is(app.app.waitingRoom.mode.state, "postgres");
   await stack!.redis.start();
-  await waitFor(() => app.app.waitingRoom.mode.current === "redis", { message: () => "back on Redis" });
-  // The admission step sweeps the rebuilt line (held: the prequeue forms); its keys are all there.
-  await step();
-  t.is(app.app.waitingRoom.mode.current, "redis");
+  // A step fills Redis and sweeps the rebuilt line (held: the prequeue forms); its keys are all there.
+  await waitFor(async () => (await step(), app.app.waitingRoom.mode.state === "redis"), {
+    message: () => "back on Redis",
+  });
   await join("redis-d");
 
   const [{ seed }] = await db.execute<[{ seed: string }]>("select seed from prequeue_seed where concert_id = ?", [

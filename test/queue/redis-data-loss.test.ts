@@ -1,7 +1,7 @@
 // Redis loses its data without a single call failing (FLUSHALL here; a fast restart or a cluster
 // node that comes back empty look the same), and a JoinQueue arrives before the admission loop
 // notices. The join must not start the line again at 1 ahead of everyone PostgreSQL has waiting:
-// it switches the waiting room to PostgreSQL, which rebuilds Redis in order.
+// it is taken on PostgreSQL, the record, and Redis is filled from there in order.
 
 import test from "ava";
 import { Redis } from "ioredis";
@@ -47,11 +47,11 @@ test("a join right after Redis lost its data queues behind everyone already wait
     const keys = createQueueKeys(app.config.redisKeyPrefix);
     await waitFor(
       async () =>
-        app.app.waitingRoom.mode.current === "redis" &&
+        app.app.waitingRoom.mode.state === "redis" &&
         (await admin.zcard(keys.concert(concertId).waiting)) === line.length,
       {
         timeoutMs: 20_000,
-        message: () => `mode ${app.app.waitingRoom.mode.current}`,
+        message: () => `mode ${app.app.waitingRoom.mode.state}`,
       },
     );
     t.deepEqual(await admin.zrange(keys.concert(concertId).waiting, "0", "-1"), line, "same people, same order");

@@ -1,7 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import test from "ava";
 import { BookingService } from "../../gen/concert/v1/booking_pb.js";
-import { QueueService, QueueState } from "../../gen/concert/v1/queue_pb.js";
+import { AdmissionState, QueueService, QueueState } from "../../gen/concert/v1/queue_pb.js";
 import { createQueueKeys } from "../../src/queue/queue-keys.js";
 import { startTestAppOnPrivateRedis, type TestApp } from "../helpers/app.js";
 import { expectError } from "../helpers/errors.js";
@@ -36,7 +36,7 @@ async function mode(): Promise<string | undefined> {
 
 const BURST = 100;
 
-test("Redis killed mid-run: joins and token checks go on via PostgreSQL; after a restart nothing acknowledged is lost or reordered", async (t) => {
+test("Redis killed mid-run: joins and token checks go on via PostgreSQL, admission pauses; after a restart nothing acknowledged is lost or reordered", async (t) => {
   t.timeout(90_000);
   const queue = app.grpc(QueueService);
   const booking = app.grpc(BookingService);
@@ -63,7 +63,7 @@ test("Redis killed mid-run: joins and token checks go on via PostgreSQL; after a
     t.is(joined.status!.position, BigInt(waitingBefore.length + i + 1));
     during.push(joined.token);
   }
-  t.is(await mode(), "fallback");
+  t.is(await mode(), "postgres");
 
   // A burst while Redis is down is group-committed: a few transactions, not one per join; every
   // joiner gets its own place right behind the line (no ties), and a user asking twice gets one.
@@ -104,14 +104,14 @@ test("Redis killed mid-run: joins and token checks go on via PostgreSQL; after a
   );
   t.is((await status(waitingBefore[2]!)).position, 3n);
 
-  // Fallback admission: two leave, the next two in line get their slots.
+  // Admission pauses while Redis is down: two leave, nobody takes their slots yet, every place is
+  // kept and the wait is unknown.
   await queue.leaveQueue({ token: active[0]! });
   await queue.leaveQueue({ token: active[1]! });
-  await waitFor(async () => (await status(waitingBefore[1]!)).state === QueueState.ACTIVE, {
-    message: () => "fallback admission",
-  });
-  t.is((await status(waitingBefore[0]!)).state, QueueState.ACTIVE);
-  t.is((await status(waitingBefore[2]!)).position, 1n);
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const head = await status(waitingBefore[0]!);
+  t.like(head, { state: QueueState.WAITING, position: 1n, waitTimeKnown: false });
+  t.is(head.admissionState, AdmissionState.PAUSED);
   await expectError(
     t,
     booking.listSchedules({ concertId }, withToken(active[0]!)),
@@ -119,9 +119,14 @@ test("Redis killed mid-run: joins and token checks go on via PostgreSQL; after a
     "QUEUE_TOKEN_EXPIRED",
   );
 
-  // Redis comes back empty: the waiting room is rebuilt from PostgreSQL before it serves again.
+  // Redis comes back empty: it is filled from PostgreSQL before it serves again, and the next two
+  // in line get the slots.
   await redis.start();
   await waitFor(async () => (await mode()) === "redis", { timeoutMs: 20_000, message: () => "back on Redis" });
+  await waitFor(async () => (await status(waitingBefore[1]!)).state === QueueState.ACTIVE, {
+    message: () => "admission resumed",
+  });
+  t.is((await status(waitingBefore[0]!)).state, QueueState.ACTIVE);
   const keys = createQueueKeys(app.config.redisKeyPrefix).concert(concertId);
   const expectedLine = [...waitingBefore.slice(2), ...during];
   t.deepEqual(await app.app.redis.zrange(keys.waiting, "0", "-1"), expectedLine, "same people, same order");

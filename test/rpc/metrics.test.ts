@@ -120,10 +120,8 @@ test("the waiting room per concert: waiting and active against the cap, expiries
   t.false(after.has(`queue_active_cap${label}`));
 });
 
-test("the same gauges while Redis is down (PostgreSQL fallback): counted, abandonment told from expiry, gone once the line is empty", async (t) => {
+test("while Redis is down: the store gauge says postgres, nobody is admitted or dropped; back on Redis the gauges count again", async (t) => {
   t.timeout(120_000);
-  // A waiting user who stops polling leaves after 10 s: wide enough that a poll every 300 ms
-  // keeps the others in line on a busy machine.
   const { app, redis, stop } = await startTestAppOnPrivateRedis("metrics_fallback", {
     maxActiveUsers: 1,
     admissionIntervalMs: 50,
@@ -135,44 +133,24 @@ test("the same gauges while Redis is down (PostgreSQL fallback): counted, abando
     const queue = app.grpc(QueueService);
     await redis.kill();
     const joined = new Map<string, string>();
-    const pollers: { stop(): Promise<void> }[] = [];
-    // Each stays in line by polling from the moment it joined; the quitter never polls.
-    for (const userId of ["first", "quitter", "second"]) {
-      joined.set(userId, (await queue.joinQueue({ concertId, userId })).token);
-      if (userId !== "quitter") pollers.push(keepPolling(queue, joined.get(userId)!));
-    }
-    t.is((await scrape(app)).get('queue_store_mode{mode="fallback"}'), 1);
-    let samples!: Map<string, number>;
-    // On failure, the line as PostgreSQL has it.
-    const rows = async () =>
-      JSON.stringify(
-        await app.app.orm.em
-          .fork()
-          .getConnection()
-          .execute("select user_id, state, seq, last_seen_at, admitted_at, ended_at from queue_entry order by seq"),
-      );
-    try {
-      // The quitter is dropped after 10 s, as abandoned (it never was active) …
-      await waitFor(
-        async () => ((samples = await scrape(app)).get('queue_tokens_ended_total{reason="abandoned"}') ?? 0) >= 1,
-        { timeoutMs: 40_000, message: () => describe(samples) },
-      );
-      t.is(samples.get('queue_tokens_ended_total{reason="abandoned"}'), 1, describe(samples));
-      t.is(samples.get('queue_tokens_ended_total{reason="expired"}') ?? 0, 0, describe(samples));
-      // … and the line is counted again within 5 s: the gauges are there, never above the cap.
-      const counted = Date.now();
-      await waitFor(
-        async () => (samples = await scrape(app)).has(`queue_active_users${label}`) && Date.now() - counted > 5500,
-        { timeoutMs: 30_000, message: () => describe(samples) },
-      );
-      t.true(samples.get(`queue_active_users${label}`)! <= 1, describe(samples));
-      // Expected: "first" active, "second" waiting. One loaded run saw "second" admitted instead
-      // (admitted 2, waiting 0) without an expiry; not explained yet, so logged, not asserted.
-      const live = samples.get(`queue_active_users${label}`)! + samples.get(`queue_waiting_users${label}`)!;
-      if (live !== 2) t.log(`unexpected line: ${describe(samples)}; queue_entry: ${await rows()}`);
-    } finally {
-      await Promise.all(pollers.map((p) => p.stop()));
-    }
+    for (const userId of ["first", "second"]) joined.set(userId, (await queue.joinQueue({ concertId, userId })).token);
+    let samples = await scrape(app);
+    t.is(samples.get('queue_store_mode{mode="postgres"}'), 1);
+    t.is(samples.get('queue_store_mode{mode="redis"}'), 0);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    samples = await scrape(app);
+    t.is(samples.get("queue_admitted_total") ?? 0, 0, describe(samples));
+    t.is(samples.get('queue_tokens_ended_total{reason="abandoned"}') ?? 0, 0, describe(samples));
+
+    await redis.start();
+    await waitFor(
+      async () =>
+        (samples = await scrape(app)).get('queue_store_mode{mode="redis"}') === 1 &&
+        samples.get(`queue_active_users${label}`) === 1 &&
+        samples.get(`queue_waiting_users${label}`) === 1,
+      { timeoutMs: 30_000, message: () => describe(samples) },
+    );
+    t.is(samples.get("queue_admitted_total"), 1, describe(samples));
     for (const userId of ["first", "second"]) await queue.leaveQueue({ token: joined.get(userId)! });
     await waitFor(async () => !(samples = await scrape(app)).has(`queue_active_users${label}`), {
       timeoutMs: 30_000,
