@@ -58,7 +58,7 @@ try {
   }
   const step = async () => {
     const done = await admit(db, concertId, rule, redisQueue);
-    await redisQueue.apply(concertId, done.active);
+    await redisQueue.apply(concertId, done.active, [...done.expired, ...done.abandoned]);
     return done.admitted.length;
   };
   for (const name of ["admission step"]) {

@@ -72,7 +72,7 @@ export function createAdmissionLoop(deps: {
           concerts.map(async (concertId) => {
             const concertRule = tickRule(settings.of(concertId), await settings.mayAdmit(concertId));
             const step = await admit(db, concertId, concertRule, redisQueue);
-            const reply = await redisQueue.apply(concertId, step.active);
+            const reply = await redisQueue.apply(concertId, step.active, [...step.expired, ...step.abandoned]);
             report({
               concertId,
               waiting: reply.waiting,

@@ -26,7 +26,7 @@ returning token`;
 export function admit(db: QueueDb, concertId: string, rule: AdmissionRule, redis: Pick<RedisQueue, "sweep" | "head">) {
   return db.transaction(async (query) => {
     await query(CONCERT_LOCK_SQL, [concertId]);
-    // Redis ends the expired and the abandoned (only it sees the polls), at its clock; the record follows.
+    // Redis names the expired and the abandoned (only it sees the polls); dropped there after the commit.
     const { expired, abandoned, atMs } = await redis.sweep(concertId, rule);
     await query(
       `update queue_entry set state = 'EXPIRED', ended_at = case when token = any($2::text[]) then to_timestamp($3 / 1000.0) else now() end
@@ -36,10 +36,8 @@ export function admit(db: QueueDb, concertId: string, rule: AdmissionRule, redis
     const active = `select token, floor(extract(epoch from active_expire_at) * 1000)::float8 as "activeExpireMs"
       from queue_entry where concert_id = $1 and state = 'ACTIVE'`;
     const slots = admissionsThisTick({ active: (await query(active, [concertId])).length }, rule);
-    const admitted =
-      slots === 0
-        ? []
-        : await query(ADMIT, [concertId, rule.activeTtlMs / 1000, slots, await redis.head(concertId, slots)]);
+    const head = slots === 0 ? [] : await redis.head(concertId, slots + abandoned.length);
+    const admitted = slots === 0 ? [] : await query(ADMIT, [concertId, rule.activeTtlMs / 1000, slots, head]);
     return {
       admitted: admitted.map((r) => r.token as string),
       expired,

@@ -118,9 +118,10 @@ return status_of(ARGV[1], now)
 `;
 
 // ARGV: waiting TTL ms, most tokens ended per step. Redis's part of an admission step, run under
-// PostgreSQL's concert lock: ends ACTIVE tokens past their expiry and WAITING tokens not seen for
-// the waiting TTL (PostgreSQL records them before it admits). Returns {now, waiting, active,
-// {expired}, {abandoned}}.
+// PostgreSQL's concert lock: names ACTIVE tokens past their expiry and WAITING tokens not seen for
+// the waiting TTL. It drops nothing: PostgreSQL records their end, and APPLY drops them after the
+// commit, so a step whose transaction fails leaves them to the next. Returns {now, waiting,
+// active, {expired}, {abandoned}}.
 // Only registered concerts are swept, and registering follows the counter's creation (JOIN,
 // MERGE): a missing counter means the concert's keys were lost, e.g. its cluster node restarted
 // empty while the node of the registry kept its data. The error makes queue-mode.ts restore it.
@@ -129,21 +130,25 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('${QUEUE_STA
 local now = now_ms()
 local waitingTtl, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 local expired = redis.call('ZRANGE', KEYS[3], '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
-for _, token in ipairs(expired) do drop(token) end
-released(#expired)
 local abandoned = redis.call('ZRANGE', KEYS[4], '-inf', now - waitingTtl, 'BYSCORE', 'LIMIT', 0, limit)
-for _, token in ipairs(abandoned) do drop(token) end
 return {now, redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]), expired, abandoned}
 `;
 
-// ARGV: (token, active expiry ms) for every token PostgreSQL, the record, holds ACTIVE (the
-// admission step decided them there). Moves those still waiting here to the active set; a token
-// that ended here stays ended, and one already active keeps its slot. Returns {now, waiting,
-// active, {moved token, user, ...}, slots given back so far}.
+// ARGV: n, the n tokens the step's sweep ended (PostgreSQL has recorded it: dropped here now), then
+// (token, active expiry ms) for every token PostgreSQL, the record, holds ACTIVE (the admission
+// step decided them there). Moves those still waiting here to the active set; a token that ended
+// here stays ended, and one already active keeps its slot. Returns {now, waiting, active, {moved
+// token, user, ...}, slots given back so far}.
 export const APPLY = `${PRELUDE}
 local now = now_ms()
+local ended, freed = tonumber(ARGV[1]), 0
+for i = 2, ended + 1 do
+  if redis.call('ZSCORE', KEYS[3], ARGV[i]) then freed = freed + 1 end
+  drop(ARGV[i])
+end
+released(freed)
 local moved = {}
-for i = 1, #ARGV, 2 do
+for i = ended + 2, #ARGV, 2 do
   local token = ARGV[i]
   if redis.call('ZSCORE', KEYS[2], token) then
     redis.call('ZREM', KEYS[2], token)

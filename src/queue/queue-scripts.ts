@@ -146,9 +146,13 @@ export function createQueueScripts(redis: RedisClient) {
       ];
       return { nowMs: reply[0], waiting: reply[1], active: reply[2], expired: reply[3], abandoned: reply[4] };
     },
-    /** Moves every token PostgreSQL holds ACTIVE out of the line, at the expiry PostgreSQL gave it. */
-    async apply(keys: ConcertKeys, active: readonly { token: string; activeExpireMs: number }[]): Promise<ApplyReply> {
-      const args = active.flatMap((a) => [a.token, a.activeExpireMs]);
+    /** Drops the tokens the step ended; moves every token PostgreSQL holds ACTIVE out of the line, at its expiry. */
+    async apply(
+      keys: ConcertKeys,
+      active: readonly { token: string; activeExpireMs: number }[],
+      ended: readonly string[],
+    ): Promise<ApplyReply> {
+      const args = [ended.length, ...ended, ...active.flatMap((a) => [a.token, a.activeExpireMs])];
       const reply = (await apply(...concertKeyList(keys), ...args)) as [number, number, number, string[], string];
       const moved: ApplyReply["moved"] = [];
       for (let i = 0; i < reply[3].length; i += 2) moved.push({ token: reply[3][i]!, userId: reply[3][i + 1]! });

@@ -223,13 +223,6 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
     ): Promise<{ expired: string[]; abandoned: string[]; atMs: number }> {
       const swept = await scripts.sweep(keys.concert(concertId), rule.waitingTtlMs, rule.stepLimit);
       seen.add(concertId);
-      for (const token of [...swept.expired, ...swept.abandoned]) recentJoins.delete(token);
-      // The user is unknown here; the record keeps the one written at join ("-" if none).
-      const ended = { state: "EXPIRED" as const, concertId, userId: "-", activeExpireMs: 0 };
-      await writeRecords(
-        [...swept.expired, ...swept.abandoned].map((token) => ({ token, record: ended })),
-        swept.nowMs,
-      );
       return { expired: swept.expired, abandoned: swept.abandoned, atMs: swept.nowMs };
     },
 
@@ -238,16 +231,30 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
       return redis.zrange(keys.concert(concertId).waiting, "0", String(n - 1));
     },
 
-    /** After PostgreSQL's step: every token it holds ACTIVE leaves the line here, with the records of those that moved. */
-    async apply(concertId: string, active: readonly { token: string; activeExpireMs: number }[]): Promise<ApplyReply> {
-      const reply = await scripts.apply(keys.concert(concertId), active);
-      for (const { token } of reply.moved) recentJoins.delete(token);
+    /**
+     * After PostgreSQL's step committed: the tokens its sweep ended leave Redis, and every token it
+     * holds ACTIVE leaves the line here, with the records of those that ended or moved.
+     */
+    async apply(
+      concertId: string,
+      active: readonly { token: string; activeExpireMs: number }[],
+      ended: readonly string[] = [],
+    ): Promise<ApplyReply> {
+      const reply = await scripts.apply(keys.concert(concertId), active, ended);
+      for (const token of [...ended, ...reply.moved.map((m) => m.token)]) recentJoins.delete(token);
       const expireOf = new Map(active.map((a) => [a.token, a.activeExpireMs]));
       await writeRecords(
-        reply.moved.map(({ token, userId }) => ({
-          token,
-          record: { state: "ACTIVE" as const, concertId, userId, activeExpireMs: expireOf.get(token)! },
-        })),
+        [
+          // The user is unknown here; the record keeps the one written at join ("-" if none).
+          ...ended.map((token) => ({
+            token,
+            record: { state: "EXPIRED" as const, concertId, userId: "-", activeExpireMs: 0 },
+          })),
+          ...reply.moved.map(({ token, userId }) => ({
+            token,
+            record: { state: "ACTIVE" as const, concertId, userId, activeExpireMs: expireOf.get(token)! },
+          })),
+        ],
         reply.nowMs,
       );
       return reply;

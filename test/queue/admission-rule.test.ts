@@ -117,7 +117,7 @@ const throughRedis = (): Store => {
     },
     tick: async (concertId, rule) => {
       const step = await admit(db, concertId, rule, redisQueue);
-      await redisQueue.apply(concertId, step.active);
+      await redisQueue.apply(concertId, step.active, [...step.expired, ...step.abandoned]);
       return step.admitted;
     },
     statuses: (_concertId, tokens) =>

@@ -81,7 +81,7 @@ test("steps of two processes at once, with joins made through Redis and on Postg
     const steps = await Promise.all(
       [...processes, ...processes].map(async (redisQueue) => {
         const step = await admit(db, concertId, RULE, redisQueue);
-        await redisQueue.apply(concertId, step.active);
+        await redisQueue.apply(concertId, step.active, [...step.expired, ...step.abandoned]);
         return step.admitted;
       }),
     );

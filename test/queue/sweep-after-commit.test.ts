@@ -1,0 +1,77 @@
+// The admission step's sweep drops nothing in Redis before PostgreSQL has recorded the ends: a
+// step whose transaction fails after the sweep (here: the sweep alone, nothing recorded) leaves
+// the swept users in Redis, and the next step records their ends, drops them after its commit
+// and counts the slot given back. On the shared Redis under this file's own key prefix.
+
+import { randomUUID } from "node:crypto";
+import test from "ava";
+import { loadConfig } from "../../src/config.js";
+import { createRedis } from "../../src/platform/redis/client.js";
+import type { AdmissionRule } from "../../src/queue/admission-rule.js";
+import { createJoinCommitter, joinRowOf } from "../../src/queue/join-committer.js";
+import { admit } from "../../src/queue/pg-admission.js";
+import { createRedisQueue } from "../../src/queue/redis-queue.js";
+import { openQueueDb, type QueueDbFixture } from "../helpers/queue-db.js";
+import { removeTestKeys, testKeyPrefix } from "../helpers/redis-server.js";
+
+const RULE: AdmissionRule = {
+  cap: 1,
+  activeTtlMs: 600_000,
+  waitingTtlMs: 600_000,
+  intervalMs: 1000,
+  stepLimit: 100,
+  expectedSessionMs: 0,
+};
+const prefix = testKeyPrefix("sweep-after-commit");
+const redis = createRedis({ url: loadConfig({}).redisUrl, name: "sweep-after-commit-test", commandTimeoutMs: 10_000 });
+const queue = createRedisQueue(redis, prefix);
+let fixture: QueueDbFixture;
+
+test.before(async () => {
+  await redis.connect();
+  fixture = await openQueueDb("sweep_after_commit");
+});
+
+test.after.always(async () => {
+  redis.disconnect();
+  await removeTestKeys(prefix);
+  await fixture?.stop();
+});
+
+test("a swept user stays in Redis until the step that records the end has committed", async (t) => {
+  const { db } = fixture;
+  const concertId = randomUUID();
+  const committer = createJoinCommitter({ db, maxRows: 1, maxDelayMs: 0 });
+  const joined: string[] = [];
+  for (const userId of ["holder", "gone", "next"]) {
+    const reply = await queue.join(concertId, userId, randomUUID().replaceAll("-", ""));
+    await committer.commit(joinRowOf(concertId, userId, reply));
+    joined.push(reply.token);
+  }
+  const [holder, gone, next] = joined;
+  const step = async () => {
+    const done = await admit(db, concertId, RULE, queue);
+    await queue.apply(concertId, done.active, [...done.expired, ...done.abandoned]);
+    return done;
+  };
+  t.deepEqual((await step()).admitted, [holder]);
+  const keys = queue.keys.concert(concertId);
+  // The holder's slot runs out and "gone" stops polling.
+  await redis.zadd(keys.active, 1, holder!);
+  await redis.zadd(keys.seen, 1, gone!);
+  const stateOf = async (token: string) =>
+    (await db.query<{ state: string }>("select state from queue_entry where token = $1", [token]))[0]!.state;
+
+  const swept = await queue.sweep(concertId, RULE); // and the step's transaction fails
+  t.deepEqual([swept.expired, swept.abandoned], [[holder], [gone]]);
+  t.is(await redis.zscore(keys.waiting, gone!), "2", "still in Redis's line");
+  t.deepEqual([await stateOf(holder!), await stateOf(gone!)], ["ACTIVE", "WAITING"]);
+
+  const released = Number((await redis.hget(keys.rate, "f")) ?? 0);
+  const done = await step();
+  t.deepEqual([done.expired, done.abandoned, done.admitted], [[holder], [gone], [next]]);
+  t.deepEqual([await stateOf(holder!), await stateOf(gone!)], ["EXPIRED", "EXPIRED"]);
+  t.is(await redis.zscore(keys.waiting, gone!), null, "dropped after the commit");
+  t.is((await queue.status(gone!, false))?.state, "EXPIRED");
+  t.is(Number(await redis.hget(keys.rate, "f")) - released, 1, "the holder's slot counted as given back");
+});
