@@ -7,7 +7,6 @@
 import { randomUUID } from "node:crypto";
 import test from "ava";
 import { Registry } from "prom-client";
-import { createRedis } from "../../src/platform/redis/client.js";
 import type { AdmissionRule } from "../../src/queue/admission-rule.js";
 import { createJoinCommitter, joinRowOf } from "../../src/queue/join-committer.js";
 import { createLogger } from "../../src/platform/logger.js";
@@ -16,11 +15,11 @@ import { createPgQueue } from "../../src/queue/pg-queue.js";
 import { createQueueMode, type QueueMode } from "../../src/queue/queue-mode.js";
 import type { QueueDb } from "../../src/queue/queue-db.js";
 import type { QueueStatus } from "../../src/queue/queue-status.js";
-import { createRedisQueue } from "../../src/queue/redis-queue.js";
-import { loadConfig } from "../../src/config.js";
 import { estimateWait } from "../../src/queue/wait-estimate.js";
 import { openQueueDb, type QueueDbFixture } from "../helpers/queue-db.js";
-import { removeTestKeys, testKeyPrefix } from "../helpers/redis-server.js";
+import { redisQueueFixture } from "../helpers/redis-queue.js";
+
+const { redis, queue: redisQueue } = redisQueueFixture("admission-rule");
 
 interface Scenario {
   title: string;
@@ -98,9 +97,6 @@ interface Store {
   ageSeen(concertId: string, token: string): Promise<void>;
 }
 
-const prefix = testKeyPrefix("admission-rule");
-const redis = createRedis({ url: loadConfig({}).redisUrl, name: "admission-rule-test", commandTimeoutMs: 10_000 });
-const redisQueue = createRedisQueue(redis, prefix);
 let fixture: QueueDbFixture;
 let db: QueueDb;
 
@@ -156,7 +152,6 @@ const stores: Record<"redis" | "postgres", () => Store> = {
 };
 
 test.before(async () => {
-  await redis.connect();
   fixture = await openQueueDb("admission_rule", { poolMax: 8 });
   ({ db } = fixture);
   // Redis holds the record: a check merges only what PostgreSQL took alone.
@@ -166,8 +161,6 @@ test.before(async () => {
 });
 
 test.after.always(async () => {
-  redis.disconnect();
-  await removeTestKeys(prefix);
   await fixture?.stop();
 });
 

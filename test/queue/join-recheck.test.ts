@@ -4,27 +4,14 @@
 
 import test from "ava";
 import { randomUUID } from "node:crypto";
-import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/platform/logger.js";
-import { createRedis } from "../../src/platform/redis/client.js";
 import { createJoinRecheck } from "../../src/queue/join-recheck.js";
 import type { MergeRow } from "../../src/queue/queue-scripts.js";
-import { createRedisQueue } from "../../src/queue/redis-queue.js";
-import { removeTestKeys, testKeyPrefix } from "../helpers/redis-server.js";
+import { redisQueueFixture } from "../helpers/redis-queue.js";
 
-const prefix = testKeyPrefix("join-recheck");
-const redis = createRedis({ url: loadConfig({}).redisUrl, name: "join-recheck-test" });
-const queue = createRedisQueue(redis, prefix);
+const { redis, queue } = redisQueueFixture("join-recheck");
+
 const logger = createLogger("silent");
-
-test.before(async () => {
-  await redis.connect();
-});
-
-test.after.always(async () => {
-  redis.disconnect();
-  await removeTestKeys(prefix);
-});
 
 async function joined(concertId: string, userId: string): Promise<MergeRow> {
   const reply = await queue.join(concertId, userId, randomUUID().replaceAll("-", ""));

@@ -8,9 +8,7 @@
 import { randomUUID } from "node:crypto";
 import test from "ava";
 import { Registry } from "prom-client";
-import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/platform/logger.js";
-import { createRedis } from "../../src/platform/redis/client.js";
 import type { AdmissionRule } from "../../src/queue/admission-rule.js";
 import { createEndCommitter } from "../../src/queue/end-committer.js";
 import { createJoinCommitter, joinRowOf } from "../../src/queue/join-committer.js";
@@ -20,7 +18,7 @@ import type { QueueDb } from "../../src/queue/queue-db.js";
 import { createQueueMode } from "../../src/queue/queue-mode.js";
 import { createRedisQueue } from "../../src/queue/redis-queue.js";
 import { openQueueDb, type QueueDbFixture } from "../helpers/queue-db.js";
-import { removeTestKeys, testKeyPrefix } from "../helpers/redis-server.js";
+import { redisQueueFixture } from "../helpers/redis-queue.js";
 
 const CAP = 3;
 const ROUNDS = 8;
@@ -33,22 +31,18 @@ const RULE: AdmissionRule = {
   expectedSessionMs: 0,
 };
 
-const prefix = testKeyPrefix("one-admitter");
-const redis = createRedis({ url: loadConfig({}).redisUrl, name: "one-admitter-test", commandTimeoutMs: 10_000 });
+const { redis, queue, prefix } = redisQueueFixture("one-admitter");
 /** Two processes' views of the one Redis. */
-const processes = [createRedisQueue(redis, prefix), createRedisQueue(redis, prefix)];
+const processes = [queue, createRedisQueue(redis, prefix)];
 let fixture: QueueDbFixture;
 let db: QueueDb;
 
 test.before(async () => {
-  await redis.connect();
   fixture = await openQueueDb("one_admitter", { poolMax: 8 });
   ({ db } = fixture);
 });
 
 test.after.always(async () => {
-  redis.disconnect();
-  await removeTestKeys(prefix);
   await fixture?.stop();
 });
 

@@ -6,28 +6,22 @@
 import { randomUUID } from "node:crypto";
 import test from "ava";
 import pg from "pg";
-import { loadConfig } from "../../src/config.js";
-import { createRedis } from "../../src/platform/redis/client.js";
 import { admissionRule } from "../../src/queue/admission-rule.js";
 import { createJoinCommitter, joinRowOf } from "../../src/queue/join-committer.js";
 import { admit } from "../../src/queue/pg-admission.js";
 import { createPgQueue, type PgQueue } from "../../src/queue/pg-queue.js";
-import { createRedisQueue } from "../../src/queue/redis-queue.js";
-import { removeTestKeys, testKeyPrefix } from "../helpers/redis-server.js";
+import { redisQueueFixture } from "../helpers/redis-queue.js";
 import { openQueueDb, type QueueDbFixture } from "../helpers/queue-db.js";
 import { waitFor } from "../helpers/wait.js";
+
+const { queue: redisQueue } = redisQueueFixture("pg-queue-races");
 
 let fixture: QueueDbFixture;
 let queue: PgQueue;
 let blocker: pg.Client;
 const CAP_ONE = admissionRule({ maxActiveUsers: 1, activeTtlSeconds: 600, waitingTtlSeconds: 600, intervalMs: 1000 });
 
-const prefix = testKeyPrefix("pg-queue-races");
-const redis = createRedis({ url: loadConfig({}).redisUrl, name: "pg-queue-races-test", commandTimeoutMs: 10_000 });
-const redisQueue = createRedisQueue(redis, prefix);
-
 test.before(async () => {
-  await redis.connect();
   fixture = await openQueueDb("pgqueueraces");
   queue = createPgQueue(fixture.db);
   blocker = new pg.Client({ connectionString: fixture.url });
@@ -35,8 +29,6 @@ test.before(async () => {
 });
 
 test.after.always(async () => {
-  redis.disconnect();
-  await removeTestKeys(prefix);
   await blocker?.end();
   await fixture?.stop();
 });

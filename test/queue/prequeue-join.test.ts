@@ -4,28 +4,12 @@
 // reaches Redis after that mark lines up FIFO instead of landing ahead of an admission made.
 
 import test from "ava";
-import { loadConfig } from "../../src/config.js";
-import { connectRedis, createRedisClient, type RedisClient } from "../../src/platform/redis/client.js";
 import { admissionRule } from "../../src/queue/admission-rule.js";
-import { createRedisQueue } from "../../src/queue/redis-queue.js";
-import { removeTestKeys, testKeyPrefix } from "../helpers/redis-server.js";
+import { redisQueueFixture } from "../helpers/redis-queue.js";
 
-const prefix = testKeyPrefix("prequeue_join");
-let redis: RedisClient;
-
-test.before(async () => {
-  const { redisUrl } = loadConfig({});
-  redis = createRedisClient({ url: redisUrl, name: "prequeue-join-test" });
-  await connectRedis(redis, redisUrl);
-});
-
-test.after.always(async () => {
-  redis?.disconnect();
-  await removeTestKeys(prefix);
-});
+const { redis, queue } = redisQueueFixture("prequeue_join");
 
 test("prequeue places stand ahead of FIFO places until the line is marked opened", async (t) => {
-  const queue = createRedisQueue(redis, prefix);
   const concertId = "00000000-0000-4000-8000-000000000001";
   const first = await queue.join(concertId, "late-riser", "a".repeat(32), "-100");
   t.is(first.seq, "-100");

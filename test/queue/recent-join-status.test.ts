@@ -4,23 +4,9 @@
 
 import test from "ava";
 import { randomUUID } from "node:crypto";
-import { loadConfig } from "../../src/config.js";
-import { createRedis } from "../../src/platform/redis/client.js";
-import { createRedisQueue } from "../../src/queue/redis-queue.js";
-import { removeTestKeys, testKeyPrefix } from "../helpers/redis-server.js";
+import { redisQueueFixture } from "../helpers/redis-queue.js";
 
-const prefix = testKeyPrefix("recent-join-status");
-const redis = createRedis({ url: loadConfig({}).redisUrl, name: "recent-join-status-test" });
-const queue = createRedisQueue(redis, prefix);
-
-test.before(async () => {
-  await redis.connect();
-});
-
-test.after.always(async () => {
-  redis.disconnect();
-  await removeTestKeys(prefix);
-});
+const { queue } = redisQueueFixture("recent-join-status");
 
 const freshToken = () => randomUUID().replaceAll("-", "");
 

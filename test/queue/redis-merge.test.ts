@@ -4,23 +4,9 @@
 
 import test from "ava";
 import { randomUUID } from "node:crypto";
-import { loadConfig } from "../../src/config.js";
-import { createRedis } from "../../src/platform/redis/client.js";
-import { createRedisQueue } from "../../src/queue/redis-queue.js";
-import { removeTestKeys, testKeyPrefix } from "../helpers/redis-server.js";
+import { redisQueueFixture } from "../helpers/redis-queue.js";
 
-const prefix = testKeyPrefix("redis-merge");
-const redis = createRedis({ url: loadConfig({}).redisUrl, name: "redis-merge-test" });
-const queue = createRedisQueue(redis, prefix);
-
-test.before(async () => {
-  await redis.connect();
-});
-
-test.after.always(async () => {
-  redis.disconnect();
-  await removeTestKeys(prefix);
-});
+const { redis, queue } = redisQueueFixture("redis-merge");
 
 /** A user admitted in Redis (ACTIVE for 300 ms), and the place PostgreSQL gave them later. */
 async function admittedThenRejoined(concertId: string) {

@@ -5,14 +5,13 @@
 
 import { randomUUID } from "node:crypto";
 import test from "ava";
-import { loadConfig } from "../../src/config.js";
-import { createRedis } from "../../src/platform/redis/client.js";
 import type { AdmissionRule } from "../../src/queue/admission-rule.js";
 import { createJoinCommitter, joinRowOf } from "../../src/queue/join-committer.js";
 import { admit } from "../../src/queue/pg-admission.js";
-import { createRedisQueue } from "../../src/queue/redis-queue.js";
 import { openQueueDb, type QueueDbFixture } from "../helpers/queue-db.js";
-import { removeTestKeys, testKeyPrefix } from "../helpers/redis-server.js";
+import { redisQueueFixture } from "../helpers/redis-queue.js";
+
+const { redis, queue } = redisQueueFixture("sweep-after-commit");
 
 const RULE: AdmissionRule = {
   cap: 1,
@@ -22,19 +21,13 @@ const RULE: AdmissionRule = {
   stepLimit: 100,
   expectedSessionMs: 0,
 };
-const prefix = testKeyPrefix("sweep-after-commit");
-const redis = createRedis({ url: loadConfig({}).redisUrl, name: "sweep-after-commit-test", commandTimeoutMs: 10_000 });
-const queue = createRedisQueue(redis, prefix);
 let fixture: QueueDbFixture;
 
 test.before(async () => {
-  await redis.connect();
   fixture = await openQueueDb("sweep_after_commit");
 });
 
 test.after.always(async () => {
-  redis.disconnect();
-  await removeTestKeys(prefix);
   await fixture?.stop();
 });
 
