@@ -1,7 +1,7 @@
-// A join whose PostgreSQL write ended long after Redis numbered it may have missed a restore of
+// A join whose PostgreSQL write ended long after Redis numbered it may have missed a rebuild of
 // Redis: Redis may have lost its data meanwhile and been filled again from PostgreSQL before the
-// row landed. A restore needs at least a probe interval after Redis failed, so only slow joins
-// are checked: those whose writes ended together are asked about in one script call per concert,
+// row landed. A rebuild reads PostgreSQL only 200 ms after Redis was found behind (queue-mode.ts),
+// so only slow joins are checked: those whose writes ended together are asked about in one script call per concert,
 // and only the tokens Redis no longer holds are merged back (the merge reads each one's record,
 // so a token that left meanwhile stays gone). A flash crowd's joins are all slow, and a merge per
 // join cost more Redis calls than the join itself.
