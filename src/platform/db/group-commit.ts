@@ -114,11 +114,14 @@ function pipelinedContext(client: PoolClient) {
 /** Every member's outcome once the batch committed; undefined when it rolled back. */
 async function runTogether(orm: ORM, members: Member[]): Promise<unknown[] | undefined> {
   const connection = orm.em.getConnection() as unknown as PostgreSqlConnection;
-  const pool = (await connection.getNativeClient()) as unknown as Pool;
+  const pool = (await connection.getNativeClient().catch(() => undefined)) as unknown as Pool | undefined;
+  if (!pool) return undefined;
   // The batch waits for a row lock until the last of its calls' deadlines, none if one has none.
   const deadlines = members.map((member) => member.bound?.deadlineAt);
   const deadlineAt = deadlines.includes(undefined) ? undefined : Math.max(...(deadlines as number[]));
-  const client = await pool.connect();
+  // No connection to be had: each member asks for one on its own, with its call's error handling.
+  const client = await pool.connect().catch(() => undefined);
+  if (!client) return undefined;
   let broken: Error | undefined;
   try {
     // statement-folding.ts sends the BEGIN (with its lock timeout) ahead of the first statement.
