@@ -5,7 +5,7 @@
 // pauses (queue-mode.ts).
 
 import type { Logger } from "../platform/logger.js";
-import { admit } from "./pg-admission.js";
+import { admit, RECENT_ADMISSIONS_S } from "./pg-admission.js";
 import type { QueueDb } from "./queue-db.js";
 import type { QueueMode } from "./queue-mode.js";
 import type { AdmissionRule } from "./admission-rule.js";
@@ -51,6 +51,13 @@ export function createAdmissionLoop(deps: {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let stopped = true;
+  /** Per concert, when this process last handed Redis every ACTIVE token (pg-admission.ts repairAll). */
+  const repairedAll = new Map<string, number>();
+  const repairDue = (concertId: string) => Date.now() - (repairedAll.get(concertId) ?? 0) >= RECENT_ADMISSIONS_S * 1000;
+  const repaired = (concertId: string, atMs: number) => {
+    if (repairedAll.size >= 10_000) repairedAll.clear();
+    repairedAll.set(concertId, atMs);
+  };
 
   async function admitWaitingUsers(): Promise<void> {
     await mode.check();
@@ -71,8 +78,10 @@ export function createAdmissionLoop(deps: {
         await Promise.all(
           concerts.map(async (concertId) => {
             const concertRule = tickRule(settings.of(concertId), await settings.mayAdmit(concertId));
-            const step = await admit(db, concertId, concertRule, redisQueue);
+            const [repairAll, startedMs] = [repairDue(concertId), Date.now()];
+            const step = await admit(db, concertId, concertRule, redisQueue, repairAll);
             const reply = await redisQueue.apply(concertId, step.active, [...step.expired, ...step.abandoned]);
+            if (repairAll) repaired(concertId, startedMs);
             report({
               concertId,
               waiting: reply.waiting,

@@ -22,8 +22,26 @@ from t where state = 'WAITING' and token in (
   order by h.ord limit $3)
 returning token`;
 
-/** Returns who was admitted and ended, and every ACTIVE token with its expiry for Redis to hold (repairing a lost Redis half). */
-export function admit(db: QueueDb, concertId: string, rule: AdmissionRule, redis: Pick<RedisQueue, "sweep" | "head">) {
+/**
+ * A step hands Redis back the ACTIVE tokens admitted this long ago or less: a step of any process
+ * whose Redis half was lost (a crash between the commit and Redis) is repaired by the next step,
+ * and older losses by the next step with `repairAll`, which the admission loop asks for every
+ * RECENT_ADMISSIONS_S. Every ACTIVE token at every tick was a few thousand rows read and sent
+ * through Redis ten times a second while the line was full.
+ */
+export const RECENT_ADMISSIONS_S = 5;
+
+/**
+ * Returns who was admitted and ended, and the ACTIVE tokens with their expiry for Redis to hold
+ * (repairing a lost Redis half): those admitted in the last RECENT_ADMISSIONS_S, or all with `repairAll`.
+ */
+export function admit(
+  db: QueueDb,
+  concertId: string,
+  rule: AdmissionRule,
+  redis: Pick<RedisQueue, "sweep" | "head">,
+  repairAll = true,
+) {
   return db.transaction(async (query) => {
     await query(CONCERT_LOCK_SQL, [concertId]);
     // Redis names the expired and the abandoned (only it sees the polls); dropped there after the commit.
@@ -33,16 +51,22 @@ export function admit(db: QueueDb, concertId: string, rule: AdmissionRule, redis
        where (token = any($2::text[]) and state <> 'EXPIRED') or (concert_id = $1 and state = 'ACTIVE' and active_expire_at <= now())`,
       [concertId, [...expired, ...abandoned], atMs],
     );
-    const active = `select token, floor(extract(epoch from active_expire_at) * 1000)::float8 as "activeExpireMs"
-      from queue_entry where concert_id = $1 and state = 'ACTIVE'`;
-    const slots = admissionsThisTick({ active: (await query(active, [concertId])).length }, rule);
+    const [line] = await query<{ active: number }>(
+      "select count(*)::int as active from queue_entry where concert_id = $1 and state = 'ACTIVE'",
+      [concertId],
+    );
+    const slots = admissionsThisTick({ active: line?.active ?? 0 }, rule);
     const head = slots === 0 ? [] : await redis.head(concertId, slots + abandoned.length);
     const admitted = slots === 0 ? [] : await query(ADMIT, [concertId, rule.activeTtlMs / 1000, slots, head]);
     return {
       admitted: admitted.map((r) => r.token as string),
       expired,
       abandoned,
-      active: await query<{ token: string; activeExpireMs: number }>(active, [concertId]),
+      active: await query<{ token: string; activeExpireMs: number }>(
+        `select token, floor(extract(epoch from active_expire_at) * 1000)::float8 as "activeExpireMs" from queue_entry
+         where concert_id = $1 and state = 'ACTIVE' and ($2 or admitted_at >= now() - make_interval(secs => $3))`,
+        [concertId, repairAll, RECENT_ADMISSIONS_S],
+      ),
     };
   });
 }
