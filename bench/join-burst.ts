@@ -7,7 +7,7 @@
 // profile there when it stops (node --cpu-prof through NODE_OPTIONS).
 //
 //   node --import tsx bench/join-burst.ts [--users 10000] [--connections 32] [--max-active 2000]
-//     [--admission-interval-ms 100] [--no-watch] [--cpu-prof-dir DIR]
+//     [--admission-interval-ms 100] [--no-watch] [--cpu-prof-dir DIR] [--workers N]
 
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
@@ -26,6 +26,7 @@ const { values } = parseArgs({
     "max-active": { type: "string", default: "2000" },
     "admission-interval-ms": { type: "string", default: "100" },
     "cpu-prof-dir": { type: "string" },
+    workers: { type: "string", default: "1" },
     watch: { type: "boolean", default: true },
   },
   allowNegative: true,
@@ -48,7 +49,7 @@ try {
     redisKeyPrefix: prefix,
     maxActiveUsers: Number(values["max-active"]),
     admissionIntervalMs: Number(values["admission-interval-ms"]),
-    workers: 1,
+    workers: Number(values.workers),
     logLevel: (process.env.SERVER_LOG_LEVEL ?? "warn") as "warn",
     childProcess: true,
     env: values["cpu-prof-dir"]

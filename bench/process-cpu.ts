@@ -1,5 +1,5 @@
 // CPU seconds (user + system, from /proc/<pid>/stat) of the processes a front-door benchmark
-// shares the cores with: the server (found by its listening port), the PostgreSQL backends of one
+// shares the cores with: the server (found by its listening port, with the workers it forked), the PostgreSQL backends of one
 // database (their process title names it), Redis (by its port) and this process. On a machine
 // shared with other work, these are the figures to compare between two versions of the code;
 // latency there mostly measures the neighbours. Linux only.
@@ -22,6 +22,22 @@ function cpuOf(pid: number): number {
 function listenerPids(port: number): number[] {
   const out = execFileSync("ss", ["-ltnpH", `sport = :${port}`], { encoding: "utf8" });
   return [...new Set([...out.matchAll(/pid=(\d+)/g)].map((m) => Number(m[1])))];
+}
+
+/** The processes `pids` forked (a cluster primary's workers, which share its listening socket). */
+function childPids(pids: readonly number[]): number[] {
+  const parents = new Set(pids);
+  return readdirSync("/proc")
+    .filter((name) => /^\d+$/.test(name))
+    .map(Number)
+    .filter((pid) => {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+        return parents.has(Number(stat.slice(stat.lastIndexOf(") ") + 2).split(" ")[1]));
+      } catch {
+        return false;
+      }
+    });
 }
 
 function backendPids(database: string): number[] {
@@ -47,7 +63,8 @@ export interface CpuSnapshot {
 
 /** Snapshots of the same processes; backends are looked up again each time (the pool grows). */
 export function createCpuMeter(options: { serverPort: number; redisPort: number; database: string }) {
-  const servers = listenerPids(options.serverPort);
+  const listeners = listenerPids(options.serverPort);
+  const servers = [...listeners, ...childPids(listeners)];
   const redis = listenerPids(options.redisPort);
   return {
     snapshot(): CpuSnapshot {
