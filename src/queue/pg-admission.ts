@@ -1,16 +1,14 @@
-// One admission step of a concert, decided in PostgreSQL, the record, in the order of Redis's line:
-// under the concert lock, Redis's sweep says who left, the record ends them and the expired, counts
-// the slots taken and admits the head of the line as admission-rule.ts says. Steps run only while
-// Redis misses nothing (queue-mode.ts): while it is down admission pauses, so no user is admitted
-// by two stores, and the cap holds everywhere.
+// One admission step of a concert, decided in PostgreSQL in Redis's order, under the concert lock:
+// Redis's sweep says who left, the record ends them and the expired, counts the slots taken and
+// admits the head of the line (admission-rule.ts). Steps run only while Redis misses nothing
+// (queue-mode.ts): admission pauses while it is down, so no user is admitted by two stores.
 import { admissionsThisTick, type AdmissionRule } from "./admission-rule.js";
 import { CONCERT_LOCK_SQL, type QueueDb } from "./queue-db.js";
 import type { RedisQueue } from "./redis-queue.js";
 
-// The head of Redis's line up to the first token PostgreSQL has no row for yet (a join whose group
-// commit has not landed keeps its place until it does). clock_timestamp(): now() is before the lock
-// wait. The outer `state = 'WAITING'` is not redundant: LeaveQueue takes no concert lock, and when a
-// leave commits while this UPDATE waits for the row, READ COMMITTED rechecks only outer conditions.
+// Redis's head up to the first token with no row yet (a join not yet committed keeps its place).
+// clock_timestamp(): now() is before the lock wait. The outer `state = 'WAITING'`: a leave (no
+// concert lock) committed while this waits for the row is rechecked only in outer conditions.
 const ADMIT = `
 with t as (select clock_timestamp() as at),
 head as (select token, ord from unnest($4::text[]) with ordinality as h(token, ord)),
@@ -22,26 +20,14 @@ from t where state = 'WAITING' and token in (
   order by h.ord limit $3)
 returning token`;
 
-/**
- * A step hands Redis back the ACTIVE tokens admitted this long ago or less: a step of any process
- * whose Redis half was lost (a crash between the commit and Redis) is repaired by the next step,
- * and older losses by the next step with `repairAll`, which the admission loop asks for every
- * RECENT_ADMISSIONS_S. Every ACTIVE token at every tick was a few thousand rows read and sent
- * through Redis ten times a second while the line was full.
- */
+/** Redis gets back the ACTIVE tokens admitted this recently (a step whose Redis half was lost is
+ * repaired by the next), all of them with `repairAll` (the loop asks every RECENT_ADMISSIONS_S). */
 export const RECENT_ADMISSIONS_S = 5;
 
-/**
- * Returns who was admitted and ended, and the ACTIVE tokens with their expiry for Redis to hold
- * (repairing a lost Redis half): those admitted in the last RECENT_ADMISSIONS_S, or all with `repairAll`.
- */
-export function admit(
-  db: QueueDb,
-  concertId: string,
-  rule: AdmissionRule,
-  redis: Pick<RedisQueue, "sweep" | "head">,
-  repairAll = true,
-) {
+type RedisLine = Pick<RedisQueue, "sweep" | "head">;
+
+/** Returns who was admitted and ended, and the ACTIVE tokens with their expiry for Redis to hold. */
+export function admit(db: QueueDb, concertId: string, rule: AdmissionRule, redis: RedisLine, repairAll = true) {
   return db.transaction(async (query) => {
     await query(CONCERT_LOCK_SQL, [concertId]);
     // Redis names the expired and the abandoned (only it sees the polls); dropped there after the commit.

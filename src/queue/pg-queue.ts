@@ -1,6 +1,5 @@
-// The waiting room served from PostgreSQL for calls Redis cannot serve (queue-mode.ts): joins,
-// statuses, leaves and token checks, not admission. Every write notes its tokens in queue_missed in
-// its transaction, for the rebuild of Redis; joins serialise on the concert lock, which keeps FIFO.
+// Calls Redis cannot serve, served from PostgreSQL (queue-mode.ts): joins, statuses, leaves, token
+// checks, not admission. Writes note their tokens for Redis; joins serialise on the concert lock.
 
 import { CONCERT_LOCK_SQL, type Query, type QueueDb } from "./queue-db.js";
 import type { QueueStatus } from "./queue-status.js";
@@ -13,8 +12,7 @@ const FALLBACK_SEQ_STEP = 10_000;
 const noteMissed = (query: Query, tokens: readonly string[]) =>
   query("insert into queue_missed (token) select unnest($1::text[]) on conflict do nothing", [tokens]);
 
-// Rows in QueueStatus's shape. Positions come from one pass over each concert's waiting rows
-// (row_number), so a WatchQueue tick's read of many statuses stays linear in the line's length.
+// Rows in QueueStatus's shape; positions in one pass per concert (row_number), linear in the line.
 const STATUS_SELECT = `
 with wanted as (select * from queue_entry where token = any($1::text[])),
 line as (

@@ -1,8 +1,7 @@
-// Whether this process's waiting-room calls go to Redis, the index, or to PostgreSQL, the record, as
-// the table of queue-store-states.ts says: this file observes (failed Redis calls, the check at every
-// admission tick), fires the table's events and fills Redis again. A write Redis cannot take is made
-// on PostgreSQL, which notes its token (pg-queue.ts); the next check in any process that reaches
-// Redis merges the noted rows into it (all, if Redis lost its data) before that process admits.
+// Whether this process's calls go to Redis, the index, or PostgreSQL, the record, as the table of
+// queue-store-states.ts says: this file observes (failed calls, the check every admission tick),
+// fires its events and fills Redis. A write Redis cannot take is made on PostgreSQL and noted
+// (pg-queue.ts); the next check of any process reaching Redis merges the noted rows before it admits.
 
 import { Gauge, type Registry } from "prom-client";
 import { UnavailableError } from "../platform/domain-error.js";
@@ -24,8 +23,7 @@ export function isRedisUnavailable(error: unknown): boolean {
   return (error as Error)?.name === "MaxRetriesPerRequestError" || NOT_SERVING.test((error as Error)?.message);
 }
 
-// Per concert, in line order, with the sequence number new joins must exceed: the noted rows, and
-// after a loss ($2) every live row.
+// Per concert in line order, with the place new joins must pass: the noted rows (after a loss, $2, all live ones).
 const ROWS = `
 select concert_id, (select max(seq) from queue_entry q where q.concert_id = p.concert_id)::text as floor,
   json_agg(json_build_object('token', token, 'userId', user_id, 'seq', seq::text, 'state', state,
@@ -51,8 +49,7 @@ export function createQueueMode(options: {
     registers: [options.registry],
   });
   let state: StoreState = "postgres";
-  /** A script found a concert's keys gone: the rebuild merges every row. */
-  let lost = false;
+  let lost = false; // a script found a concert's keys gone: the rebuild merges every row
   /** When Redis was found behind, and the rebuild under way. */
   let behindSinceMs = 0;
   let pending: Promise<void> | undefined;

@@ -1,9 +1,8 @@
-// How this process uses Redis, the index of PostgreSQL, as one table: states, events and each
-// transition's cause; queue-mode.ts fires the events, docs/architecture.md draws the table. An event
-// with no row changes nothing. `redis`: Redis misses nothing; it serves and admission runs.
-// `rebuilding`: Redis answers but misses writes or lost its data; calls wait while it is filled.
-// `postgres`: Redis fails this process (or is not checked yet); PostgreSQL serves, nobody is
-// admitted here. Guard silentTooLong: checks timed out for 5 s in a row (at least 3 of them).
+// How this process uses Redis, PostgreSQL's index, as one table (queue-mode.ts fires the events,
+// docs/architecture.md draws it; an event with no row changes nothing). `redis`: serves, admits.
+// `rebuilding`: Redis misses writes or lost its data; calls wait while it is filled. `postgres`:
+// Redis fails this process (or is unchecked); PostgreSQL serves, nobody is admitted here.
+// Guard silentTooLong: checks timed out for 5 s in a row (at least 3 of them).
 
 export type StoreState = "redis" | "rebuilding" | "postgres";
 export type StoreEvent = "indexCurrent" | "indexBehind" | "rebuilt" | "redisFailed" | "redisTimedOut";
