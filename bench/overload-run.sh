@@ -52,7 +52,8 @@ if [ ! -s "$out/report.json" ]; then
   exit 1
 fi
 
-switches=$(grep 'waiting room store' "$out/stderr.log" | grep -vc '"state":"redis"' || true)
+# A switch is a move into the postgres state; the start-up fill (postgres → rebuilding → redis) is none.
+switches=$(grep 'waiting room store' "$out/stderr.log" | grep -c '"state":"postgres"' || true)
 jq -r --argjson switches "$switches" --arg loops "$LOOPS" --arg secs "$LOOP_SECONDS" '
   def calls: [.latency | to_entries[] | select(.key | test("^[A-Z][A-Za-z]+$")) | .value.count] | add;
   def deadline: [.errors | to_entries[] | select(.key | test("DEADLINE_EXCEEDED")) | .value] | add // 0;
