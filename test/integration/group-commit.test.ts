@@ -1,17 +1,20 @@
 // Group commit of holds, top-ups and payments (group-commit.ts) against real PostgreSQL: requests
 // of a window share one transaction and each keeps its own outcome. One that is refused leaves
 // the others committed; one that fails in PostgreSQL (the batch then rolls back) still lets every
-// other commit, on its own; a call over before its batch starts leaves it; two requests of one
-// wallet never share a transaction.
+// other commit, on its own; a call over before its batch starts leaves it, one that ends while its
+// batch runs commits nothing while the others do; two requests of one wallet never share a
+// transaction.
 
 import test from "ava";
+import pg from "pg";
 import { reserveSeat, type HoldPolicy } from "../../src/booking/seat-hold.js";
 import { createGroupCommit, type GroupCommit } from "../../src/platform/db/group-commit.js";
 import { DomainError } from "../../src/platform/domain-error.js";
 import { payReservation } from "../../src/wallet/reservation-payment.js";
 import { getWallet } from "../../src/wallet/wallet-ledger.js";
 import { topUp } from "../../src/wallet/wallet-writes.js";
-import { openBookingDb, reservationRow, seatRow, type BookingDb } from "../helpers/booking.js";
+import { ledgerOf, openBookingDb, reservationRow, seatRow, type BookingDb } from "../helpers/booking.js";
+import { waitForLockWaiters } from "../helpers/database.js";
 
 let db: BookingDb;
 const policy: HoldPolicy = { holdSeconds: 300, maxSeatsPerUser: 4 };
@@ -153,3 +156,51 @@ test.serial("a call that is over before its batch starts leaves it and writes no
   t.deepEqual(batches, [{ members: 2, committed: true }]);
   t.is((await getWallet(db.orm.em.fork(), "gc-k")).version, 0);
 });
+
+test.serial(
+  "a call that ends while its batch runs commits nothing, the others commit, and its replay tells the truth",
+  async (t) => {
+    await topUp(db.orm, "gc-n", 100n, "gc-n-0");
+    const { group: g, batches } = group();
+    const cancelled = new AbortController();
+    const over = new Error("the call was cancelled");
+    // The test holds gc-n's wallet row, so the batch waits on it with every member's work under way.
+    const blocker = new pg.Client({ connectionString: db.url });
+    await blocker.connect();
+    try {
+      await blocker.query("begin");
+      await blocker.query("select 1 from wallet where user_id = 'gc-n' for update");
+      const pending = Promise.allSettled([
+        topUp(db.orm, "gc-n", 500n, "gc-n-1", { signal: cancelled.signal }, g),
+        topUp(db.orm, "gc-o", 100n, "gc-o-1", undefined, g),
+        topUp(db.orm, "gc-p", 100n, "gc-p-1", undefined, g),
+      ]);
+      const pid = (await blocker.query<{ pid: number }>("select pg_backend_pid() as pid")).rows[0]!.pid;
+      await waitForLockWaiters(db.url, pid, 1);
+      cancelled.abort(over);
+      await blocker.query("commit");
+      const [first, second, third] = await pending;
+      t.is((first as PromiseRejectedResult).reason, over);
+      t.is(second!.status, "fulfilled");
+      t.is(third!.status, "fulfilled");
+      // The first batch rolled back at its COMMIT; the other two ran again together.
+      t.deepEqual(batches, [
+        { members: 3, committed: false },
+        { members: 2, committed: true },
+      ]);
+    } finally {
+      await blocker.query("rollback").catch(() => undefined);
+      await blocker.end();
+    }
+    t.deepEqual(await ledgerOf(db.orm, "gc-n"), { sum: 100n, rows: 1 });
+    t.is((await getWallet(db.orm.em.fork(), "gc-n")).version, 1);
+    t.deepEqual(await ledgerOf(db.orm, "gc-o"), { sum: 100n, rows: 1 });
+    t.deepEqual(await ledgerOf(db.orm, "gc-p"), { sum: 100n, rows: 1 });
+
+    // The replay with its key finds no top-up done, so it does it, once; a second replay returns that.
+    const replay = await topUp(db.orm, "gc-n", 500n, "gc-n-1", undefined, g);
+    t.is(replay.wallet.balanceMinor, 600n);
+    t.deepEqual(await topUp(db.orm, "gc-n", 500n, "gc-n-1", undefined, g), replay);
+    t.deepEqual(await ledgerOf(db.orm, "gc-n"), { sum: 600n, rows: 2 });
+  },
+);

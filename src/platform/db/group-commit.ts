@@ -11,8 +11,12 @@
 // with its own transaction and retries, as it would have without the batch. Members that would
 // meet on a row in one transaction (same user, same seat) are never in one batch together.
 //
-// Nothing is acknowledged before its commit. A call that is over before its batch starts leaves
-// it; one that ends while its batch runs still commits, and a retry with its key replays that.
+// Nothing is acknowledged before its commit, and nothing commits for a call that is over. A call
+// over before its batch starts leaves it. Members share one transaction, so one whose call ended
+// while the batch ran cannot be rolled back alone: the batch rolls back and the others run again
+// together without it (rare, and cheaper than a savepoint per member, which pipelined statements
+// from several members could not use anyway). A call that ends after the COMMIT went out may
+// still have committed; a retry with its key replays that.
 
 import type { EntityManager, PostgreSqlConnection } from "@mikro-orm/postgresql";
 import type { Pool, PoolClient } from "pg";
@@ -64,20 +68,29 @@ export function createGroupCommit(orm: ORM, options: GroupCommitOptions): GroupC
           together.push(i);
         }
       });
-      if (together.length === 1) alone.unshift(together.pop()!);
       // Members send their statements in this order, step by step: two batches that want the
       // same two seats then lock them in one order instead of deadlocking.
       const lockOrder = (i: number) => members[i]!.keys.at(-1) ?? "";
       together.sort((a, b) => (lockOrder(a) < lockOrder(b) ? -1 : lockOrder(a) > lockOrder(b) ? 1 : 0));
-      if (together.length > 0) {
-        const results = await runTogether(
+      // A batch rolled back for members whose calls ended runs again without them; one rolled back
+      // for any other reason leaves each member to run on its own.
+      let batch = together;
+      while (batch.length > 1) {
+        const ran = await runTogether(
           orm,
-          together.map((i) => members[i]!),
+          batch.map((i) => members[i]!),
         );
-        options.onBatch?.(together.length, results !== undefined);
-        if (results) results.forEach((result, j) => (outcomes[together[j]!] = result));
-        else alone.push(...together);
+        options.onBatch?.(batch.length, "outcomes" in ran);
+        if ("outcomes" in ran) {
+          ran.outcomes.forEach((outcome, j) => (outcomes[batch[j]!] = outcome));
+          batch = [];
+        } else if (ran.ended.length === 0) break;
+        else {
+          for (const j of ran.ended) outcomes[batch[j]!] = asError(members[batch[j]!]!.bound!.signal.reason);
+          batch = batch.filter((_, j) => !ran.ended.includes(j));
+        }
       }
+      alone.push(...batch);
       await Promise.all(
         alone.map(async (i) => {
           outcomes[i] = await members[i]!.alone().catch(asError);
@@ -111,17 +124,25 @@ function pipelinedContext(client: PoolClient) {
   };
 }
 
-/** Every member's outcome once the batch committed; undefined when it rolled back. */
-async function runTogether(orm: ORM, members: Member[]): Promise<unknown[] | undefined> {
+/**
+ * Every member's outcome once the batch committed; else it rolled back, and `ended` lists the
+ * members whose calls ended while it ran (the others may run together again), or is empty when
+ * each member must run on its own.
+ */
+type Together = { outcomes: unknown[] } | { ended: number[] };
+
+const ALONE: Together = { ended: [] };
+
+async function runTogether(orm: ORM, members: Member[]): Promise<Together> {
   const connection = orm.em.getConnection() as unknown as PostgreSqlConnection;
   const pool = (await connection.getNativeClient().catch(() => undefined)) as unknown as Pool | undefined;
-  if (!pool) return undefined;
+  if (!pool) return ALONE;
   // The batch waits for a row lock until the last of its calls' deadlines, none if one has none.
   const deadlines = members.map((member) => member.bound?.deadlineAt);
   const deadlineAt = deadlines.includes(undefined) ? undefined : Math.max(...(deadlines as number[]));
   // No connection to be had: each member asks for one on its own, with its call's error handling.
   const client = await pool.connect().catch(() => undefined);
-  if (!client) return undefined;
+  if (!client) return ALONE;
   let broken: Error | undefined;
   try {
     // statement-folding.ts sends the BEGIN (with its lock timeout) ahead of the first statement.
@@ -136,17 +157,25 @@ async function runTogether(orm: ORM, members: Member[]): Promise<unknown[] | und
     );
     if (settled.some((s) => s.status === "rejected" && !(s.reason instanceof DomainError))) {
       await client.query("rollback");
-      return undefined;
+      return ALONE;
+    }
+    // A refused member wrote nothing: only one that wrote and whose call ended must not commit.
+    const ended = members.flatMap((member, j) =>
+      member.bound?.signal.aborted && settled[j]!.status === "fulfilled" ? [j] : [],
+    );
+    if (ended.length > 0) {
+      await client.query("rollback");
+      return { ended };
     }
     // A statement error that a member caught still aborted the transaction: its COMMIT rolls back.
     const { command } = await client.query("commit");
-    if (command !== "COMMIT") return undefined;
-    return settled.map((s) => (s.status === "fulfilled" ? s.value : asError(s.reason)));
+    if (command !== "COMMIT") return ALONE;
+    return { outcomes: settled.map((s) => (s.status === "fulfilled" ? s.value : asError(s.reason))) };
   } catch (error) {
     // The COMMIT's fate is unknown, or the connection failed: each member runs again on its own,
     // where a committed one finds its own result by its key.
     await client.query("rollback").catch((rollbackError: Error) => (broken = rollbackError ?? asError(error)));
-    return undefined;
+    return ALONE;
   } finally {
     client.release(broken);
   }
