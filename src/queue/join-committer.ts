@@ -52,8 +52,8 @@ from unnest($1::text[], $2::uuid[], $3::text[]) as i(token, concert_id, user_id)
 where q.concert_id = i.concert_id and q.user_id = i.user_id and q.state in ('WAITING', 'ACTIVE') and q.token <> i.token`;
 
 const INSERT = `
-insert into queue_entry (token, concert_id, user_id, seq, state, joined_at, last_seen_at, admitted_at, active_expire_at)
-select i.token, i.concert_id, i.user_id, i.seq, i.state, to_timestamp(i.joined / 1000.0), to_timestamp(i.joined / 1000.0),
+insert into queue_entry (token, concert_id, user_id, seq, state, joined_at, admitted_at, active_expire_at)
+select i.token, i.concert_id, i.user_id, i.seq, i.state, to_timestamp(i.joined / 1000.0),
   case when i.state = 'ACTIVE' then to_timestamp(i.joined / 1000.0) end,
   case when i.expire > 0 then to_timestamp(i.expire / 1000.0) end
 from unnest($1::text[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::float8[], $7::float8[])

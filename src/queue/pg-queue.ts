@@ -70,9 +70,9 @@ export function createPgQueue(db: QueueDb) {
         // group commit of a process on Redis (it takes no concert lock) wrote meanwhile. A prequeue
         // place (prequeue.ts, negative) is taken as it is; the tail counts the FIFO places alone.
         await query(
-          `insert into queue_entry (token, concert_id, user_id, seq, state, last_seen_at)
+          `insert into queue_entry (token, concert_id, user_id, seq, state)
            select i.token, i.concert_id, i.user_id, coalesce(i.prequeue_seq, top.seq + ${FALLBACK_SEQ_STEP}
-             * row_number() over (partition by i.concert_id order by i.ord)), 'WAITING', now()
+             * row_number() over (partition by i.concert_id order by i.ord)), 'WAITING'
            from unnest($1::text[], $2::uuid[], $3::text[], $4::bigint[]) with ordinality as i(token, concert_id, user_id, prequeue_seq, ord),
              lateral (select greatest(coalesce(max(seq), 0), 0) as seq from queue_entry where concert_id = i.concert_id) top
            on conflict do nothing`,

@@ -16,7 +16,6 @@ export const QueueEntry = defineEntity({
     joinedAt: p.datetime().defaultRaw("now()"),
     admittedAt: p.datetime().nullable(),
     activeExpireAt: p.datetime().nullable(),
-    lastSeenAt: p.datetime(),
     endedAt: p.datetime().nullable(),
   },
   uniques: [

@@ -33,7 +33,7 @@ test("a join acknowledged after a rebuild that missed its row is in Redis's line
 
     await blocker.query("begin");
     await blocker.query(
-      "insert into queue_entry (token, concert_id, user_id, seq, state, last_seen_at) values ('held-back', $1, 'late', 1, 'WAITING', now())",
+      "insert into queue_entry (token, concert_id, user_id, seq, state) values ('held-back', $1, 'late', 1, 'WAITING')",
       [concertId],
     );
     const joining = queue.joinQueue({ concertId, userId: "late" });
