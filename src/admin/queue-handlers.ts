@@ -2,11 +2,11 @@
 
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate, type Duration } from "@bufbuild/protobuf/wkt";
-import type { AdminService, QueueSettingsSchema } from "../../gen/concert/v1/admin_pb.js";
+import type { AdminService, QueueSettings, QueueSettingsSchema } from "../../gen/concert/v1/admin_pb.js";
 import { AdmissionState as AdmissionStatePb } from "../../gen/concert/v1/queue_pb.js";
 import { DomainError } from "../platform/domain-error.js";
 import type { PartialServiceImpl } from "../platform/rpc/service-wrapper.js";
-import { check, type RequestCheck } from "../platform/validation.js";
+import { check } from "../platform/validation.js";
 import type { ORM } from "../platform/db/orm.js";
 import { durationOfMs } from "./admin-proto.js";
 import type { AdmissionRule } from "../queue/admission-rule.js";
@@ -64,22 +64,28 @@ function settingsToProto(
   };
 }
 
-const PATHS = [
-  "max_active_users",
-  "admission_interval",
-  "users_per_tick",
-  "active_ttl",
-  "waiting_ttl",
-  "expected_session",
-  "admission_state",
-  "state_reason",
-] as const;
+const secondsOf = (d: Duration | undefined) => msOf(d) / 1000;
 
-function inRange(checker: RequestCheck, field: string, value: number, min: number, max: number, unit = ""): number {
-  if (!Number.isInteger(value) || value < min || value > max)
-    checker.fail(field, `must be from ${min}${unit} to ${max}${unit}`);
-  return value;
-}
+/** A setting that is a whole number in a range: its mask path, the change it makes, its value in the request. */
+type NumberSetting = readonly [
+  path: string,
+  to: Exclude<keyof QueueSettingsChanges, "admissionState" | "stateReason">,
+  read: (given: QueueSettings | undefined) => number,
+  min: number,
+  max: number,
+  unit: "" | " ms" | " s",
+];
+
+const NUMBERS: readonly NumberSetting[] = [
+  ["max_active_users", "maxActiveUsers", (g) => g?.maxActiveUsers ?? 0, 1, 10_000_000, ""],
+  ["admission_interval", "admissionIntervalMs", (g) => msOf(g?.admissionInterval), 10, 3_600_000, " ms"],
+  ["users_per_tick", "usersPerTick", (g) => g?.usersPerTick ?? 0, 0, STEP_LIMIT, ""],
+  ["active_ttl", "activeTtlSeconds", (g) => secondsOf(g?.activeTtl), 1, 86_400, " s"],
+  ["waiting_ttl", "waitingTtlSeconds", (g) => secondsOf(g?.waitingTtl), 1, 86_400, " s"],
+  ["expected_session", "expectedSessionSeconds", (g) => secondsOf(g?.expectedSession), 0, 86_400, " s"],
+];
+
+const PATHS = [...NUMBERS.map(([path]) => path), "admission_state", "state_reason"];
 
 export function createQueueAdminHandlers({ orm, queue }: QueueAdminDeps): PartialServiceImpl<typeof AdminService> {
   return {
@@ -95,49 +101,15 @@ export function createQueueAdminHandlers({ orm, queue }: QueueAdminDeps): Partia
       const checker = check().uuid("settings.concert_id", concertId);
       const paths = new Set(request.updateMask?.paths ?? []);
       if (paths.size === 0) checker.fail("update_mask", `must name at least one of ${PATHS.join(", ")}`);
-      for (const path of paths)
-        if (!(PATHS as readonly string[]).includes(path)) checker.fail("update_mask", `cannot name ${path}`);
+      for (const path of paths) if (!PATHS.includes(path)) checker.fail("update_mask", `cannot name ${path}`);
       const changes: QueueSettingsChanges = {};
-      const seconds = (d: Duration | undefined) => msOf(d) / 1000;
-      if (paths.has("max_active_users"))
-        changes.maxActiveUsers = inRange(
-          checker,
-          "settings.max_active_users",
-          given?.maxActiveUsers ?? 0,
-          1,
-          10_000_000,
-        );
-      if (paths.has("admission_interval"))
-        changes.admissionIntervalMs = inRange(
-          checker,
-          "settings.admission_interval",
-          msOf(given?.admissionInterval),
-          10,
-          3_600_000,
-          " ms",
-        );
-      if (paths.has("users_per_tick"))
-        changes.usersPerTick = inRange(checker, "settings.users_per_tick", given?.usersPerTick ?? 0, 0, STEP_LIMIT);
-      if (paths.has("active_ttl"))
-        changes.activeTtlSeconds = inRange(checker, "settings.active_ttl", seconds(given?.activeTtl), 1, 86_400, " s");
-      if (paths.has("waiting_ttl"))
-        changes.waitingTtlSeconds = inRange(
-          checker,
-          "settings.waiting_ttl",
-          seconds(given?.waitingTtl),
-          1,
-          86_400,
-          " s",
-        );
-      if (paths.has("expected_session"))
-        changes.expectedSessionSeconds = inRange(
-          checker,
-          "settings.expected_session",
-          seconds(given?.expectedSession),
-          0,
-          86_400,
-          " s",
-        );
+      for (const [path, to, read, min, max, unit] of NUMBERS) {
+        if (!paths.has(path)) continue;
+        const value = read(given);
+        if (!Number.isInteger(value) || value < min || value > max)
+          checker.fail(`settings.${path}`, `must be from ${min}${unit} to ${max}${unit}`);
+        changes[to] = value;
+      }
       if (paths.has("admission_state")) {
         const state = AdmissionStatePb[given?.admissionState ?? 0] as AdmissionState | undefined;
         if (!state || !ADMISSION_STATES.includes(state))
