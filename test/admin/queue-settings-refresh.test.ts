@@ -4,27 +4,16 @@
 // apart; the test calls the settings' refresh as a tick does.
 
 import test from "ava";
-import { BookingService } from "../../gen/concert/v1/booking_pb.js";
 import { createStoredAdmissionSettings } from "../../src/admin/queue-settings-store.js";
 import { admissionRule } from "../../src/queue/admission-rule.js";
 import { createLogger } from "../../src/platform/logger.js";
-import { seedSmallCatalog, startTestApp, type TestApp } from "../helpers/app.js";
+import { testAppFixture } from "../helpers/app.js";
 import { waitFor } from "../helpers/wait.js";
 
-let app: TestApp;
-let concertId: string;
-
-test.before(async () => {
-  app = await startTestApp("admission_bg", { maxActiveUsers: 100, admissionIntervalMs: 3_600_000 });
-  await seedSmallCatalog(app, 4);
-  concertId = (await app.grpc(BookingService).listConcerts({})).concerts[0]!.id;
-});
-
-test.after.always(async () => {
-  await app?.stop();
-});
+const fixture = testAppFixture("admission_bg", { maxActiveUsers: 100, admissionIntervalMs: 3_600_000 }, 4);
 
 test.serial("settings: a tick reloads after an announced change, and otherwise only in the background", async (t) => {
+  const { app, concertId } = fixture;
   const logger = createLogger("silent");
   const defaults = admissionRule({
     maxActiveUsers: 100,

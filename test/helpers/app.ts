@@ -4,6 +4,8 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import test from "ava";
+import { BookingService } from "../../gen/concert/v1/booking_pb.js";
 import { startApp, type App, type AppOptions } from "../../src/app.js";
 import { loadConfig, type Config } from "../../src/config.js";
 import { seedCatalog } from "../../src/platform/db/seed.js";
@@ -84,6 +86,36 @@ export async function startTestApp(
 /** Seeds a small catalog into the app's database and returns nothing; ids are deterministic. */
 export async function seedSmallCatalog(testApp: TestApp, seats = 20): Promise<void> {
   await seedCatalog(testApp.app.orm.em.fork(), { concerts: 1, schedules: 2, seats });
+}
+
+/**
+ * One test app for a test file's tests, with a small catalog of `seats` seats per schedule:
+ * started before them, stopped after them. Call it at the top of a test file; `app` and
+ * `concertId` (the catalog's concert) are there once the tests run.
+ */
+export function testAppFixture(label: string, overrides: Partial<Config> = {}, seats = 20) {
+  let app: TestApp | undefined;
+  let concertId: string | undefined;
+  test.before(async () => {
+    app = await startTestApp(label, overrides);
+    await seedSmallCatalog(app, seats);
+    concertId = (await app.grpc(BookingService).listConcerts({})).concerts[0]!.id;
+  });
+  test.after.always(async () => {
+    await app?.stop();
+  });
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error(`the ${label} test app has not started`);
+    return value;
+  };
+  return {
+    get app() {
+      return started(app);
+    },
+    get concertId() {
+      return started(concertId);
+    },
+  };
 }
 
 /**

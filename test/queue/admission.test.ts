@@ -1,34 +1,23 @@
 import test from "ava";
-import { BookingService } from "../../gen/concert/v1/booking_pb.js";
 import { QueueService, QueueState } from "../../gen/concert/v1/queue_pb.js";
 import { createRedis } from "../../src/platform/redis/client.js";
 import { createQueueKeys } from "../../src/queue/queue-keys.js";
-import { startTestApp, seedSmallCatalog, type TestApp } from "../helpers/app.js";
+import { testAppFixture } from "../helpers/app.js";
 import { waitFor } from "../helpers/wait.js";
 
 const CAP = 150;
 const USERS = 2000;
 
-let app: TestApp;
-
-test.before(async () => {
-  // Slots free after 1 s, so 2,000 users pass in about 14 waves of at most 150.
-  app = await startTestApp("queue_admission", {
-    maxActiveUsers: CAP,
-    admissionIntervalMs: 100,
-    activeTokenTtlSeconds: 1,
-    waitingTokenTtlSeconds: 600,
-  });
-  await seedSmallCatalog(app, 4);
-});
-
-test.after.always(async () => {
-  await app?.stop();
-});
+// Slots free after 1 s, so 2,000 users pass in about 14 waves of at most 150.
+const fixture = testAppFixture(
+  "queue_admission",
+  { maxActiveUsers: CAP, admissionIntervalMs: 100, activeTokenTtlSeconds: 1, waitingTokenTtlSeconds: 600 },
+  4,
+);
 
 test("2,000 concurrent joins are admitted in FIFO batches, never above the cap", async (t) => {
   t.timeout(90_000);
-  const concertId = (await app.grpc(BookingService).listConcerts({})).concerts[0]!.id;
+  const { app, concertId } = fixture;
   const keys = createQueueKeys(app.config.redisKeyPrefix).concert(concertId);
   // A patient connection: the machine may be busy, and a missed observation is only a retry.
   const observer = createRedis({ url: app.config.redisUrl, name: "admission-observer", commandTimeoutMs: 10_000 });

@@ -4,37 +4,24 @@
 // then admits in join order, and a leave made on PostgreSQL alone is no longer in Redis's line.
 
 import test from "ava";
-import { BookingService } from "../../gen/concert/v1/booking_pb.js";
 import { QueueService, QueueState } from "../../gen/concert/v1/queue_pb.js";
 import { createPgQueue } from "../../src/queue/pg-queue.js";
 import { createQueueDb } from "../../src/queue/queue-db.js";
 import { createQueueKeys } from "../../src/queue/queue-keys.js";
-import { startTestApp, seedSmallCatalog, type TestApp } from "../helpers/app.js";
+import { testAppFixture } from "../helpers/app.js";
+import { admitUser } from "../helpers/queue.js";
 import { waitFor } from "../helpers/wait.js";
 
-let app: TestApp;
-
-test.before(async () => {
-  app = await startTestApp("queue_missed_writes", {
-    maxActiveUsers: 1,
-    admissionIntervalMs: 50,
-    activeTokenTtlSeconds: 600,
-    waitingTokenTtlSeconds: 600,
-  });
-  await seedSmallCatalog(app, 4);
-});
-
-test.after.always(async () => {
-  await app?.stop();
-});
+const fixture = testAppFixture(
+  "queue_missed_writes",
+  { maxActiveUsers: 1, admissionIntervalMs: 50, activeTokenTtlSeconds: 600, waitingTokenTtlSeconds: 600 },
+  4,
+);
 
 test("joins and leaves made on PostgreSQL alone reach Redis's line at the next check, in order", async (t) => {
+  const { app, concertId } = fixture;
   const queue = app.grpc(QueueService);
-  const concertId = (await app.grpc(BookingService).listConcerts({})).concerts[0]!.id;
-  const holder = (await queue.joinQueue({ concertId, userId: "holder" })).token;
-  await waitFor(async () => (await queue.getQueueStatus({ token: holder })).status!.state === QueueState.ACTIVE, {
-    message: () => "holder admitted",
-  });
+  const holder = await admitUser(app, concertId, "holder");
   const before = (await queue.joinQueue({ concertId, userId: "before" })).token;
 
   // The process cut off from Redis: its joins and leaves, each noted for Redis.

@@ -10,19 +10,10 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
-import { startTestApp, seedSmallCatalog, type TestApp } from "../helpers/app.js";
+import { testAppFixture } from "../helpers/app.js";
 
 const run = promisify(execFile);
-let app: TestApp;
-
-test.before(async () => {
-  app = await startTestApp("reflection");
-  await seedSmallCatalog(app, 10);
-});
-
-test.after.always(async () => {
-  await app?.stop();
-});
+const fixture = testAppFixture("reflection", {}, 10);
 
 async function bufCurl(...args: string[]): Promise<string> {
   const { stdout } = await run("buf", ["curl", "--protocol", "grpc", "--http2-prior-knowledge", ...args], {
@@ -31,7 +22,7 @@ async function bufCurl(...args: string[]): Promise<string> {
   return stdout;
 }
 
-const url = (path: string) => `http://${app.grpcAddress}/${path}`;
+const url = (path: string) => `http://${fixture.app.grpcAddress}/${path}`;
 
 for (const reflectProtocol of ["grpc-v1", "grpc-v1alpha"]) {
   test(`reflection ${reflectProtocol} lists every service`, async (t) => {
@@ -105,7 +96,7 @@ async function reflect(version: "v1" | "v1alpha", request: object): Promise<Refl
   });
   const service = definition[`grpc.reflection.${version}.ServerReflection`] as protoLoader.ServiceDefinition;
   const method = service.ServerReflectionInfo!;
-  const client = new grpc.Client(app.grpcAddress, grpc.credentials.createInsecure());
+  const client = new grpc.Client(fixture.app.grpcAddress, grpc.credentials.createInsecure());
   try {
     const stream = client.makeBidiStreamRequest<object, ReflectionAnswer>(
       method.path,
