@@ -1,10 +1,14 @@
-// Money in Connect JSON: a 64-bit integer is a decimal string or a JSON number, as the protobuf
-// JSON mapping says. Anything else BigInt() would read ("0x10", " 100", "+100") is INVALID_FIELD
-// on the amount's own field, and nothing is credited.
+// Money in Connect JSON: a 64-bit integer is a decimal string or an integral JSON number, as the
+// protobuf JSON mapping says. Anything else, what BigInt() would read ("0x10", " 100", "+100") and
+// what protobuf-es refuses (100.5, out of range), is INVALID_FIELD on the amount's own field, in
+// the Connect protocol's JSON and in gRPC-Web's enveloped JSON alike, and nothing is credited.
+// (The gRPC port carries binary messages only, where an amount is an int64: top-up.test.ts.)
 
 import type { JsonValue } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { errorFromJson } from "@connectrpc/connect/protocol-connect";
+import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
+import { trailerFlag, trailerParse } from "@connectrpc/connect/protocol-grpc-web";
 import test from "ava";
 import { WalletService } from "../../gen/concert/v1/wallet_pb.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
@@ -32,25 +36,65 @@ async function topUpJson(body: string) {
 
 test("amounts that are not decimal strings are INVALID_FIELD on amount.amount_minor and credit nothing", async (t) => {
   const user = "json-int64-bad";
-  for (const amount of ["0x10", "0b11", "0o17", "+100", " 100", "100 ", "1_000"]) {
+  const bad = ["0x10", "0b11", "0o17", "+100", " 100", "100 ", "1_000", "1e2", "100.0", 100.5, 1e30, true];
+  for (const amount of [...bad, "9223372036854775808", "-9223372036854775809"]) {
     const { status, json } = await topUpJson(
       JSON.stringify({ userId: user, amount: { amountMinor: amount }, idempotencyKey: `bad-${amount}` }),
     );
-    t.is(status, 400, amount);
+    t.is(status, 400, String(amount));
     const error = errorFromJson(json, undefined, new ConnectError(JSON.stringify(json), Code.Unknown));
     t.is(Code[error.code], Code[Code.InvalidArgument], `${amount}: ${error.message}`);
     t.is(errorReason(error), "INVALID_FIELD");
-    t.deepEqual(fieldViolations(error), ["amount.amount_minor"], amount);
+    t.deepEqual(fieldViolations(error), ["amount.amount_minor"], String(amount));
   }
   const balance = await app.connect(WalletService).getBalance({ userId: user });
   t.is(balance.wallet?.balance?.amountMinor ?? 0n, 0n);
 });
 
-test("decimal strings and JSON numbers are credited as written", async (t) => {
+/** A gRPC-Web call with a JSON message, as sent by hand; its error from the trailers (or trailers-only headers). */
+async function topUpGrpcWebJson(request: unknown) {
+  const json = new TextEncoder().encode(JSON.stringify(request));
+  const body = new Uint8Array(5 + json.length);
+  new DataView(body.buffer).setUint32(1, json.length);
+  body.set(json, 5);
+  const response = await fetch(`${app.connectUrl}/concert.v1.WalletService/TopUp`, {
+    method: "POST",
+    headers: { "content-type": "application/grpc-web+json", "x-grpc-web": "1" },
+    body,
+  });
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  let trailer = response.headers;
+  for (let at = 0; at + 5 <= bytes.length;) {
+    const length = new DataView(bytes.buffer, bytes.byteOffset + at + 1, 4).getUint32(0);
+    if ((bytes[at]! & trailerFlag) === trailerFlag) trailer = trailerParse(bytes.subarray(at + 5, at + 5 + length));
+    at += 5 + length;
+  }
+  return findTrailerError(trailer);
+}
+
+test("gRPC-Web's enveloped JSON is checked the same way", async (t) => {
+  const user = "json-int64-web";
+  for (const amount of ["0x10", 100.5]) {
+    const error = await topUpGrpcWebJson({
+      userId: user,
+      amount: { amountMinor: amount },
+      idempotencyKey: `web-${amount}`,
+    });
+    t.is(error && Code[error.code], Code[Code.InvalidArgument], String(error));
+    t.is(errorReason(error), "INVALID_FIELD");
+    t.deepEqual(fieldViolations(error), ["amount.amount_minor"], String(amount));
+  }
+  t.is(await topUpGrpcWebJson({ userId: user, amount: { amountMinor: "100" }, idempotencyKey: "web-ok" }), undefined);
+  const balance = await app.connect(WalletService).getBalance({ userId: user });
+  t.is(balance.wallet?.balance?.amountMinor, 100n);
+});
+
+test("decimal strings and integral JSON numbers (exponent notation too) are credited as written", async (t) => {
   const user = "json-int64-good";
   for (const [key, amount] of [
     ["s", '"100"'],
     ["n", "250"],
+    ["e", "1e2"],
   ] as const) {
     const { status } = await topUpJson(
       `{"userId":"${user}","amount":{"amountMinor":${amount}},"idempotencyKey":"good-${key}"}`,
@@ -58,5 +102,5 @@ test("decimal strings and JSON numbers are credited as written", async (t) => {
     t.is(status, 200, amount);
   }
   const balance = await app.connect(WalletService).getBalance({ userId: user });
-  t.is(balance.wallet?.balance?.amountMinor, 350n);
+  t.is(balance.wallet?.balance?.amountMinor, 450n);
 });
