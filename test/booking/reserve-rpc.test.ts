@@ -127,7 +127,7 @@ test("queue-token errors: missing, another user's, another concert's", async (t)
   );
 });
 
-test("replays are bound to the token: the same user's token for another concert gets nothing back", async (t) => {
+test("replays are bound to the token: another user's token, or the same user's for another concert, gets nothing back", async (t) => {
   const client = app.grpc(BookingService);
   const request = { scheduleId: concert.schedules[1]!.id, seatId: concert.schedules[1]!.seatIds[59]!, userId: "alice" };
   const held = { ...request, requestId: "bound-hold" };
@@ -137,13 +137,17 @@ test("replays are bound to the token: the same user's token for another concert 
     const error = await expectError(t, call, Code.PermissionDenied, "QUEUE_TOKEN_MISMATCH");
     t.false(error.message.includes(reservation!.id));
   };
-  await mismatch(client.reserveSeat(held, elsewhere));
+  for (const other of [elsewhere, token("bob")]) {
+    await mismatch(client.reserveSeat(held, other));
+    await mismatch(client.cancelReservation({ reservationId: reservation!.id, userId: "alice" }, other));
+  }
   await mismatch(client.getReservation({ reservationId: reservation!.id }, elsewhere));
-  await mismatch(client.cancelReservation({ reservationId: reservation!.id, userId: "alice" }, elsewhere));
   // Cancelled, a repeated cancel is a replay that changes nothing; still not for the other token.
   await client.cancelReservation({ reservationId: reservation!.id, userId: "alice" }, token("alice"));
-  await mismatch(client.cancelReservation({ reservationId: reservation!.id, userId: "alice" }, elsewhere));
-  await mismatch(client.reserveSeat(held, elsewhere));
+  for (const other of [elsewhere, token("bob")]) {
+    await mismatch(client.cancelReservation({ reservationId: reservation!.id, userId: "alice" }, other));
+    await mismatch(client.reserveSeat(held, other));
+  }
 });
 
 test("request errors: invalid fields, unknown ids, seat limit, reused request id", async (t) => {

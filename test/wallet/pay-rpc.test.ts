@@ -308,6 +308,23 @@ test("a payment retried with a later token for the same concert replays it and l
   t.is((await app.grpc(QueueService).getQueueStatus({ token: later })).status?.state, QueueState.ACTIVE);
 });
 
+test("a payment replay with another user's token is QUEUE_TOKEN_MISMATCH, ACTIVE or used up", async (t) => {
+  const { request } = await paidWithUsedUpToken("owner", "pay-owner");
+  const stranger = await admit("stranger");
+  const refused = async (state: string) => {
+    const error = await expectError(
+      t,
+      wallet().payReservation(request, withToken(stranger)),
+      Code.PermissionDenied,
+      "QUEUE_TOKEN_MISMATCH",
+    );
+    t.false(error.message.includes(request.reservationId), state);
+  };
+  await refused("ACTIVE");
+  await app.grpc(QueueService).leaveQueue({ token: stranger });
+  await refused("used up");
+});
+
 test("a payment replay with a token for another concert is QUEUE_TOKEN_MISMATCH, whether ACTIVE or used up", async (t) => {
   const { request } = await paidWithUsedUpToken("wanderer", "pay-wanderer");
   const elsewhere = await admit("wanderer", otherConcertId);
