@@ -26,6 +26,8 @@ export interface AdmissionTick {
   atMs: number;
   /** The concert's running count of slots given back (every process). */
   releasedTotal: number | undefined;
+  /** The time those slots had left until their expiry, in sum (ms). */
+  releasedRemainingMs: number | undefined;
 }
 
 export interface AdmissionLoop {
@@ -88,6 +90,7 @@ export function createAdmissionLoop(deps: {
               active: reply.active,
               atMs: reply.nowMs,
               releasedTotal: reply.releasedTotal,
+              releasedRemainingMs: reply.releasedRemainingMs,
               admitted: step.admitted.length,
               expired: step.expired.length,
               abandoned: step.abandoned.length,

@@ -25,9 +25,13 @@ local function drop(token)
   forget(token)
 end
 -- Counts slots given back (a leave, an expiry), for the wait estimate: with the slots held at
--- two steps it gives how many every process admitted in between.
-local function released(n)
-  if n > 0 then redis.call('HINCRBY', KEYS[7], 'f', n) end
+-- two steps it gives how many every process admitted in between. 'r' sums the time each had
+-- left until its expiry, so the sessions' length is ACTIVE_TOKEN_TTL minus the mean of it.
+local function released(n, remainingMs)
+  if n > 0 then
+    redis.call('HINCRBY', KEYS[7], 'f', n)
+    redis.call('HINCRBY', KEYS[7], 'r', remainingMs)
+  end
 end
 -- Users holding a slot at \`now\` (the active set may still hold expired ones until the next step).
 local function active_count(now)
@@ -112,7 +116,7 @@ return status_of(ARGV[1], now)
 export const LEAVE = `${PRELUDE}
 local now = now_ms()
 local expire = redis.call('ZSCORE', KEYS[3], ARGV[1])
-if expire then released(1) end
+if expire then released(1, tonumber(expire) - now) end
 drop(ARGV[1])
 return status_of(ARGV[1], now)
 `;
@@ -138,15 +142,16 @@ return {now, redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]), expired
 // (token, active expiry ms) for every token PostgreSQL, the record, holds ACTIVE (the admission
 // step decided them there). Moves those still waiting here to the active set; a token that ended
 // here stays ended, and one already active keeps its slot. Returns {now, waiting, active, {moved
-// token, user, ...}, slots given back so far}.
+// token, user, ...}, slots given back so far, the time they had left in sum}.
 export const APPLY = `${PRELUDE}
 local now = now_ms()
-local ended, freed = tonumber(ARGV[1]), 0
+local ended, freed, remaining = tonumber(ARGV[1]), 0, 0
 for i = 2, ended + 1 do
-  if redis.call('ZSCORE', KEYS[3], ARGV[i]) then freed = freed + 1 end
+  local expire = redis.call('ZSCORE', KEYS[3], ARGV[i])
+  if expire then freed, remaining = freed + 1, remaining + tonumber(expire) - now end
   drop(ARGV[i])
 end
-released(freed)
+released(freed, remaining)
 local moved = {}
 for i = ended + 2, #ARGV, 2 do
   local token = ARGV[i]
@@ -159,7 +164,7 @@ for i = ended + 2, #ARGV, 2 do
   end
 end
 return {now, redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]), moved,
-  redis.call('HGET', KEYS[7], 'f') or '0'}
+  redis.call('HGET', KEYS[7], 'f') or '0', redis.call('HGET', KEYS[7], 'r') or '0'}
 `;
 
 // ARGV: touch, tokens... Returns {now, waiting, active, then per token: position (0 unless

@@ -48,6 +48,8 @@ export interface ApplyReply {
   moved: { token: string; userId: string }[];
   /** Slots of the concert given back so far (leaves and expiries, every process), for the wait estimate. */
   releasedTotal: number;
+  /** The time those slots had left until their expiry, in sum (ms). */
+  releasedRemainingMs: number;
 }
 
 export interface WatchReply {
@@ -153,7 +155,14 @@ export function createQueueScripts(redis: RedisClient) {
       ended: readonly string[],
     ): Promise<ApplyReply> {
       const args = [ended.length, ...ended, ...active.flatMap((a) => [a.token, a.activeExpireMs])];
-      const reply = (await apply(...concertKeyList(keys), ...args)) as [number, number, number, string[], string];
+      const reply = (await apply(...concertKeyList(keys), ...args)) as [
+        number,
+        number,
+        number,
+        string[],
+        string,
+        string,
+      ];
       const moved: ApplyReply["moved"] = [];
       for (let i = 0; i < reply[3].length; i += 2) moved.push({ token: reply[3][i]!, userId: reply[3][i + 1]! });
       return {
@@ -162,6 +171,7 @@ export function createQueueScripts(redis: RedisClient) {
         active: reply[2],
         moved,
         releasedTotal: Number(reply[4]),
+        releasedRemainingMs: Number(reply[5]),
       };
     },
     async watch(keys: ConcertKeys, tokens: readonly string[], touch: boolean): Promise<WatchReply> {

@@ -9,7 +9,7 @@ import {
 } from "../../gen/concert/v1/queue_pb.js";
 import type { ConcertAdmission } from "./admission-settings.js";
 import type { ScriptStatus } from "./queue-scripts.js";
-import { estimateWait, type LineMeasures } from "./wait-estimate.js";
+import { estimateWait, NOTHING_MEASURED, type LineMeasures } from "./wait-estimate.js";
 
 /** A token's state as its user sees it: a store's, or PREQUEUE for a waiting token before the sale opens (prequeue.ts). */
 export type TokenState = ScriptStatus["state"] | "PREQUEUE";
@@ -23,8 +23,6 @@ export interface QueueStatus extends Omit<ScriptStatus, "state"> {
   /** When the sale opens (epoch ms); set only while PREQUEUE. */
   saleOpensMs?: number;
 }
-
-const NOTHING_MEASURED: LineMeasures = { filled: 0, waitedMs: 0, stepMs: undefined };
 
 /**
  * The wire form under the concert's admission settings, with the wait estimate (wait-estimate.ts)

@@ -1,9 +1,9 @@
 // The wait a waiting user is told, from what the waiting room knows and what it has measured.
-// Known: the admission schedule (cap, tick, per-tick limits), the slots free now, and the
-// concert's expected session (how long an admitted user keeps a slot: an operator's prior).
-// Measured: how fast the line has moved lately (slots given back and filled again while users
-// waited) and how long a step takes, as the admission ticks see them. The measurement replaces
-// the prior as evidence accumulates.
+// Known: the admission schedule (cap, tick, per-tick limits), the slots free now, when the slots
+// held now were taken, and the concert's expected session (how long an admitted user keeps a
+// slot: an operator's prior). Measured: how long the sessions of the slots given back lately
+// lasted, and how long a step takes, as the admission ticks see them. A slot comes back when its
+// holder's session ends, and the step after that admits the head of the line into it.
 
 import { admissionsThisTick, type AdmissionRule } from "./admission-rule.js";
 
@@ -18,27 +18,30 @@ export interface PlaceInLine {
 export type WaitEstimate = { known: true; waitMs: number; admissionMs: number } | { known: false };
 
 /**
- * How much the prior weighs, in ms of a waiting line it stands for: half an expected session.
- * The first slots given back are the quickest users (or one who left at once); measured over
- * less than that, they would promise everybody else far too short a wait.
+ * How much the prior weighs, in sessions seen, as a share of the cap: a few quick first sessions
+ * do not overturn it, a turn of the cap does. The quickest users (or ones who left at once) give
+ * their slots back first; the slots still held keep them from standing for everybody (oldestHeldMs).
  */
-const PRIOR_WEIGHT = 0.5;
+const PRIOR_SHARE = 0.1;
+/** Without a prior, sessions seen (as a share of the cap) before a place beyond the free slots is known. */
+const NO_PRIOR_SHARE = 0.05;
 
 /**
- * Expected wait of the user at `place`: until the next admission step, plus the steps the
- * per-tick limits need for the places ahead, or, for a place beyond the free slots, the time the
- * slots still needed take to be given back and filled, whichever is longer. Slots are filled at
- * the rate measured lately while users waited, blended with the prior of cap slots per expected
- * session (as if PRIOR_WEIGHT of a session had been seen at that rate), and never slower than the
- * active TTL allows. Without a prior (expected session 0) a place beyond the free slots is unknown
- * until the line has been seen to move.
+ * Expected wait of the user at `place`. A place the free slots cover goes in at the next step
+ * (at the per-step limits' pace). The n-th place beyond them waits for the n-th slot to come
+ * back: the held slots come back oldest first, each a session after it was taken (never later
+ * than ACTIVE_TOKEN_TTL allows); a place more than the cap back waits, per turn of the cap, for
+ * the session of a user admitted after it joined. The session is the measured one, blended with
+ * the prior; without a prior (expected session 0) it is unknown until enough sessions were seen.
  */
 export function estimateWait(place: PlaceInLine, rule: AdmissionRule, measured: LineMeasures): WaitEstimate {
   // Steps take as long as measured, at least ADMISSION_INTERVAL_MS. A status is read at any point
   // of a step, so the next one is half a step away, and the user hears of it at the next watch
-  // tick, half an interval later: one interval when the steps keep to it.
+  // tick, half an interval later: one interval when the steps keep to it. A step overdue (one
+  // waiting for a busy database) is expected to take about as long again as it has so far.
   const stepMs = Math.max(rule.intervalMs, measured.stepMs ?? 0);
-  const nextStepMs = (stepMs + rule.intervalMs) / 2;
+  const sinceStepMs = measured.lastStepMs === undefined ? 0 : place.nowMs - measured.lastStepMs;
+  const nextStepMs = Math.max(stepMs / 2, sinceStepMs - stepMs / 2) + rule.intervalMs / 2;
   const known = (waitMs: number): WaitEstimate => ({
     known: true,
     waitMs: Math.round(waitMs),
@@ -47,22 +50,64 @@ export function estimateWait(place: PlaceInLine, rule: AdmissionRule, measured: 
   if (place.position <= admissionsThisTick({ active: place.activeUsers }, rule)) return known(nextStepMs);
   const perTick = Math.min(rule.stepLimit, rule.admitLimit ?? Infinity);
   const pacedMs = (Math.ceil(place.position / perTick) - 1) * stepMs;
-  const slotsNeeded = place.position - Math.max(0, rule.cap - place.activeUsers);
-  if (slotsNeeded <= 0) return known(nextStepMs + pacedMs);
-  const perMs = fillRate(rule, measured);
-  if (perMs === undefined) return { known: false };
-  return known(nextStepMs + Math.max(pacedMs, slotsNeeded / perMs));
+  const free = rule.cap - place.activeUsers;
+  if (place.position <= free) return known(nextStepMs + pacedMs);
+  const sessionMs = expectedSessionMs(rule, measured);
+  if (sessionMs === undefined) return { known: false };
+  // Each turn of the cap: a session, and half a step until the slot it gave back is filled.
+  const turns = Math.ceil(place.position / rule.cap) - 1;
+  const inTurn = place.position - turns * rule.cap;
+  const slotMs = inTurn <= free ? 0 : slotBackMs(inTurn - free, place, rule, measured, sessionMs);
+  return known(nextStepMs + Math.max(pacedMs, slotMs + turns * (sessionMs + stepMs / 2)));
 }
 
-/** Slots filled per ms while a line waits: measured, blended with the prior; undefined when neither says anything. */
-export function fillRate(rule: AdmissionRule, measured: LineMeasures): number | undefined {
+/** How long an admitted user keeps a slot: the sessions measured, blended with the prior; undefined when neither says enough. */
+export function expectedSessionMs(rule: AdmissionRule, measured: LineMeasures): number | undefined {
   if (rule.cap <= 0) return undefined;
-  const priorWeightMs = PRIOR_WEIGHT * rule.expectedSessionMs;
-  const priorPerMs = rule.expectedSessionMs > 0 ? rule.cap / rule.expectedSessionMs : 0;
-  if (priorWeightMs <= 0 && measured.filled < Math.max(1, Math.ceil(rule.cap * 0.05))) return undefined;
-  const perMs = (measured.filled + priorPerMs * priorWeightMs) / (measured.waitedMs + priorWeightMs);
-  // Every slot comes back by ACTIVE_TOKEN_TTL at the latest.
-  return Math.max(perMs, rule.cap / rule.activeTtlMs);
+  const priorWeight = rule.expectedSessionMs > 0 ? PRIOR_SHARE * rule.cap * measured.priorKept : 0;
+  if (priorWeight === 0 && measured.sessions < Math.max(1, NO_PRIOR_SHARE * rule.cap)) return undefined;
+  const sessionMs = (measured.sessionsMs + priorWeight * rule.expectedSessionMs) / (measured.sessions + priorWeight);
+  return Math.min(Math.max(sessionMs, oldestHeldMs(measured)), rule.activeTtlMs);
+}
+
+/**
+ * How long the oldest slot held has been, at the last step. The slots given back are counted
+ * against the oldest held, so while few come back the oldest held ages: it keeps the quick first
+ * sessions (users who left at once) from standing for all of them. With sessions ending as they
+ * are measured, it is about one session.
+ */
+function oldestHeldMs(measured: LineMeasures): number {
+  const { heldSince, unknownAges, lastStepMs } = measured;
+  if (heldSince.length === 0 || unknownAges > 0 || lastStepMs === undefined) return 0;
+  return lastStepMs - heldSince[0]!;
+}
+
+/** Ms from now until the n-th slot held now comes back (1-based, oldest first). */
+function slotBackMs(
+  n: number,
+  place: PlaceInLine,
+  rule: AdmissionRule,
+  measured: LineMeasures,
+  sessionMs: number,
+): number {
+  const { heldSince, heldUpTo, unknownAges } = measured;
+  const held = heldUpTo.at(-1) ?? 0;
+  // Slots held whose taking nobody saw are taken as if the line had moved steadily: one of them
+  // comes back every session / their number.
+  if (held === 0) return (sessionMs * n) / Math.max(1, place.activeUsers);
+  // Slots given back since the tick were the oldest; slots taken since, the newest.
+  const index = n + Math.max(0, held - place.activeUsers);
+  if (index > held) return sessionMs;
+  let [low, high] = [0, heldUpTo.length - 1];
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (heldUpTo[middle]! >= index) high = middle;
+    else low = middle + 1;
+  }
+  const takenMs = heldSince[low]!;
+  if (low === 0 && unknownAges > 0)
+    return Math.max(0, takenMs + (sessionMs * (unknownAges - heldUpTo[0]! + index)) / unknownAges - place.nowMs);
+  return Math.max(0, Math.min(takenMs + sessionMs, takenMs + rule.activeTtlMs) - place.nowMs);
 }
 
 /** One admission tick of a concert, as the measurement needs it. */
@@ -71,23 +116,48 @@ export interface TickSample {
   atMs: number;
   /** The concert's running count of slots given back (every process); undefined where the store keeps none. */
   releasedTotal: number | undefined;
+  /** The time those slots had left until their expiry, in sum (ms). */
+  releasedRemainingMs: number | undefined;
   /** Slots held after the tick. */
   heldSlots: number;
   /** Users waiting after the tick. */
   waiting: number;
   /** The concert's cap (MAX_ACTIVE_USERS or its own setting). */
   cap: number;
+  /** The concert's ACTIVE_TOKEN_TTL (ms). */
+  activeTtlMs: number;
 }
 
-/** What a concert's recent ticks measured, exponentially weighted towards recent ticks. */
+/** What a concert's ticks measured: recent sessions, and when the slots held now were taken. */
 export interface LineMeasures {
-  /** Slots given back and filled again, by any process, between ticks after which users waited. */
-  filled: number;
-  /** The time those ticks spanned (ms). */
-  waitedMs: number;
+  /** Sessions seen lately (slots given back), weighted towards the last ones. */
+  sessions: number;
+  /** Their total length (ms), weighted the same. */
+  sessionsMs: number;
+  /** The share of the prior's weight left: it wanes as sessions are seen, as they do. */
+  priorKept: number;
+  /** When the slots held at the last tick were taken, oldest first (epoch ms, in groups). */
+  heldSince: readonly number[];
+  /** Slots held up to and including each group of heldSince. */
+  heldUpTo: readonly number[];
+  /** When the first group is what the first tick found held (taken at unknown times): how many it held then; else 0. */
+  unknownAges: number;
   /** Time between this process's admission steps lately; undefined before two. */
   stepMs: number | undefined;
+  /** When this process's last step for the concert ended (epoch ms, the store's clock); undefined if it left the concert empty (no more steps until a join). */
+  lastStepMs: number | undefined;
 }
+
+export const NOTHING_MEASURED: LineMeasures = {
+  sessions: 0,
+  sessionsMs: 0,
+  priorKept: 1,
+  heldSince: [],
+  heldUpTo: [],
+  unknownAges: 0,
+  stepMs: undefined,
+  lastStepMs: undefined,
+};
 
 export interface LineMeter {
   /** Feeds one tick; the first of a concert (or after a gap in the counts) only sets the baseline. */
@@ -95,15 +165,25 @@ export interface LineMeter {
   measures(concertId: string): LineMeasures;
 }
 
-/**
- * Time constant of the measurements: long enough to span a few turns of the whole cap when
- * sessions end in waves (a crowd admitted at once pays at about the same time).
- */
-export const MEASURE_TAU_MS = 30_000;
+/** Time constant of the step time. */
+export const STEP_TAU_MS = 30_000;
+/** Sessions weigh less by e per this share of the cap given back since: about the last turn of the cap counts. */
+const SESSION_MEMORY_SHARE = 0.5;
+/** Groups of held slots kept per concert; beyond it the two closest in time are merged. */
+const HELD_GROUPS = 64;
 const CONCERTS_TRACKED = 10_000;
 
-interface ConcertState extends LineMeasures {
+interface Group {
+  atMs: number;
+  slots: number;
+  /** Set on the slots a baseline found held: how many there were. */
+  unknownAges?: number;
+}
+
+interface ConcertState {
   last: TickSample | undefined;
+  groups: Group[];
+  measures: LineMeasures;
   steps: number;
   stepsMs: number;
 }
@@ -111,20 +191,13 @@ interface ConcertState extends LineMeasures {
 /**
  * Per process, per concert, from the counts each admission tick reads. Every slot given back
  * lowers the held count and every admission raises it, so the admissions of every process
- * between two ticks are the change in slots held plus the slots given back. Of those, the ones
- * beyond the slots that were free already measure how fast the line moves once the cap is
- * reached: counted only while users waited (an empty line measures demand, not the rate).
+ * between two ticks are the change in slots held plus the slots given back; they are taken at
+ * the tick. Slots given back are taken from the oldest held first. Their sessions are
+ * ACTIVE_TOKEN_TTL less the time they had left, which the store sums.
  */
-export function createLineMeter(tauMs: number = MEASURE_TAU_MS): LineMeter {
+export function createLineMeter(stepTauMs: number = STEP_TAU_MS): LineMeter {
   const concerts = new Map<string, ConcertState>();
-  const fresh = (): ConcertState => ({
-    last: undefined,
-    filled: 0,
-    waitedMs: 0,
-    stepMs: undefined,
-    steps: 0,
-    stepsMs: 0,
-  });
+  const fresh = (): ConcertState => ({ last: undefined, groups: [], measures: NOTHING_MEASURED, steps: 0, stepsMs: 0 });
   return {
     observe(concertId, sample) {
       let state = concerts.get(concertId);
@@ -133,30 +206,85 @@ export function createLineMeter(tauMs: number = MEASURE_TAU_MS): LineMeter {
         concerts.set(concertId, (state = fresh()));
       }
       const { last } = state;
-      state.last = sample.releasedTotal === undefined ? undefined : sample;
-      if (last?.releasedTotal === undefined || sample.releasedTotal === undefined) return;
-      const released = sample.releasedTotal - last.releasedTotal;
-      const dtMs = sample.atMs - last.atMs;
-      // Counts that went back belong to a store rebuilt from scratch: a new baseline.
-      if (released < 0 || dtMs <= 0) return;
-      const keep = Math.exp(-dtMs / tauMs);
+      const counted = sample.releasedTotal !== undefined && sample.releasedRemainingMs !== undefined;
+      state.last = counted ? sample : undefined;
+      const released = counted && last ? sample.releasedTotal! - last.releasedTotal! : -1;
+      const dtMs = last ? sample.atMs - last.atMs : 0;
+      // No counts before, or counts that went back (a store rebuilt from scratch): a new baseline,
+      // whose held slots count as taken now.
+      if (released < 0 || dtMs <= 0) {
+        const slots = sample.heldSlots;
+        state.groups = slots > 0 ? [{ atMs: sample.atMs, slots, unknownAges: slots }] : [];
+        state.measures = { ...state.measures, ...heldOf(state.groups), lastStepMs: lastStepOf(sample) };
+        return;
+      }
+      const keep = Math.exp(-dtMs / stepTauMs);
       state.steps = state.steps * keep + 1;
       state.stepsMs = state.stepsMs * keep + dtMs;
-      state.stepMs = state.stepsMs / state.steps;
-      state.filled *= keep;
-      state.waitedMs *= keep;
-      // Users joined in between are waiting too when the tick leaves some in line.
-      if (last.waiting > 0 || sample.waiting > 0) {
-        const admitted = sample.heldSlots - last.heldSlots + released;
-        state.filled += Math.max(0, admitted - Math.max(0, sample.cap - last.heldSlots));
-        state.waitedMs += dtMs;
+      let { sessions, sessionsMs, priorKept } = state.measures;
+      if (released > 0) {
+        const remainingMs = sample.releasedRemainingMs! - last!.releasedRemainingMs!;
+        const meanMs = Math.min(Math.max(0, sample.activeTtlMs - remainingMs / released), sample.activeTtlMs);
+        const fade = Math.exp(-released / Math.max(1, SESSION_MEMORY_SHARE * sample.cap));
+        sessions = sessions * fade + released;
+        sessionsMs = sessionsMs * fade + released * meanMs;
+        priorKept *= fade;
       }
+      takeOldest(state.groups, released);
+      const admitted = sample.heldSlots - last!.heldSlots + released;
+      if (admitted > 0) state.groups.push({ atMs: sample.atMs, slots: admitted });
+      reconcile(state.groups, sample);
+      state.measures = {
+        sessions,
+        sessionsMs,
+        priorKept,
+        ...heldOf(state.groups),
+        stepMs: state.stepsMs / state.steps,
+        lastStepMs: lastStepOf(sample),
+      };
     },
     measures(concertId) {
-      const state = concerts.get(concertId);
-      return state
-        ? { filled: state.filled, waitedMs: state.waitedMs, stepMs: state.stepMs }
-        : { filled: 0, waitedMs: 0, stepMs: undefined };
+      return concerts.get(concertId)?.measures ?? NOTHING_MEASURED;
     },
+  };
+}
+
+const lastStepOf = (sample: TickSample) => (sample.heldSlots + sample.waiting > 0 ? sample.atMs : undefined);
+
+function takeOldest(groups: Group[], slots: number): void {
+  let left = slots;
+  let drop = 0;
+  while (left > 0 && drop < groups.length) {
+    const group = groups[drop]!;
+    const taken = Math.min(left, group.slots);
+    group.slots -= taken;
+    left -= taken;
+    if (group.slots === 0) drop++;
+  }
+  groups.splice(0, drop);
+}
+
+/** Keeps the groups' total at the slots held (a cap change, counts off by a lost step) and their number bounded. */
+function reconcile(groups: Group[], sample: TickSample): void {
+  const total = groups.reduce((sum, group) => sum + group.slots, 0);
+  if (total > sample.heldSlots) takeOldest(groups, total - sample.heldSlots);
+  else if (total < sample.heldSlots) groups.push({ atMs: sample.atMs, slots: sample.heldSlots - total });
+  while (groups.length > HELD_GROUPS) {
+    const first = groups[0]!.unknownAges ? 1 : 0;
+    let closest = first;
+    for (let i = first + 1; i < groups.length - 1; i++)
+      if (groups[i + 1]!.atMs - groups[i]!.atMs < groups[closest + 1]!.atMs - groups[closest]!.atMs) closest = i;
+    const [a, b] = [groups[closest]!, groups[closest + 1]!];
+    const slots = a.slots + b.slots;
+    groups.splice(closest, 2, { atMs: (a.atMs * a.slots + b.atMs * b.slots) / slots, slots });
+  }
+}
+
+function heldOf(groups: readonly Group[]): Pick<LineMeasures, "heldSince" | "heldUpTo" | "unknownAges"> {
+  let upTo = 0;
+  return {
+    heldSince: groups.map((group) => group.atMs),
+    heldUpTo: groups.map((group) => (upTo += group.slots)),
+    unknownAges: groups[0]?.unknownAges ?? 0,
   };
 }

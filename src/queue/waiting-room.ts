@@ -151,9 +151,9 @@ export async function createWaitingRoom(deps: {
     rule,
     settings,
     onTick(tick) {
-      const { cap } = settings.of(tick.concertId).rule;
-      const { atMs, releasedTotal, active: heldSlots, waiting } = tick;
-      meter.observe(tick.concertId, { atMs, releasedTotal, heldSlots, waiting, cap });
+      const { cap, activeTtlMs } = settings.of(tick.concertId).rule;
+      const { atMs, releasedTotal, releasedRemainingMs, active: heldSlots, waiting } = tick;
+      meter.observe(tick.concertId, { atMs, releasedTotal, releasedRemainingMs, heldSlots, waiting, cap, activeTtlMs });
       metrics.tick(tick, cap);
     },
     // A concert the step no longer went through has nobody left in line.

@@ -15,7 +15,7 @@ import { createPgQueue } from "../../src/queue/pg-queue.js";
 import { createQueueMode, type QueueMode } from "../../src/queue/queue-mode.js";
 import type { QueueDb } from "../../src/queue/queue-db.js";
 import type { QueueStatus } from "../../src/queue/queue-status.js";
-import { estimateWait } from "../../src/queue/wait-estimate.js";
+import { estimateWait, NOTHING_MEASURED } from "../../src/queue/wait-estimate.js";
 import { openQueueDb, type QueueDbFixture } from "../helpers/queue-db.js";
 import { redisQueueFixture } from "../helpers/redis-queue.js";
 
@@ -203,7 +203,7 @@ for (const scenario of SCENARIOS) {
         const before = (await store.statuses(concertId, waiting)).filter((s) => s.state === "WAITING");
         const nextTick = before
           .filter((s) => {
-            const wait = estimateWait(s, rule, { filled: 0, waitedMs: 0, stepMs: undefined });
+            const wait = estimateWait(s, rule, NOTHING_MEASURED);
             return wait.known && wait.waitMs === rule.intervalMs;
           })
           .map((s) => nameOf.get(s.token)!)

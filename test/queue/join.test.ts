@@ -106,7 +106,7 @@ test("a concert id in uppercase is INVALID_FIELD, not a second line for the same
   t.deepEqual(fieldViolations(error), ["concert_id"]);
 });
 
-test("the wait estimate: places the free slots take go in at the next admission step; further back the expected session per slot needed", async (t) => {
+test("the wait estimate: places the free slots take go in at the next admission step; further back a session after the slots were taken", async (t) => {
   // Three free slots and an admission step every 5 s (none has run yet when the users join).
   const quiet = await startTestApp("queue_join_estimate", {
     maxActiveUsers: 3,
@@ -130,10 +130,10 @@ test("the wait estimate: places the free slots take go in at the next admission 
       t.is(status.estimatedWait?.seconds, 5n, `position ${status.position}`);
       t.true(status.waitTimeKnown);
     }
-    // Position 4 waits for a slot to free, and none was given back yet: three slots per expected
-    // 30 s session, so one slot in 10 s, after the next step.
+    // Position 4 waits for a slot to come back: the three are taken together at the next step
+    // and each is expected back one 30 s session later, then half a step until a step fills it.
     t.true(joined[3]!.waitTimeKnown);
-    t.is(joined[3]!.estimatedWait?.seconds, 15n);
+    t.is(joined[3]!.estimatedWait?.seconds, 5n + 30n + 2n);
     t.truthy(joined[3]!.estimatedAdmissionTime);
   } finally {
     await quiet.stop();

@@ -1,8 +1,17 @@
-// The wait estimate and the measurements behind it, on stepped times: no clock, no store.
+// The wait estimate and the measurements behind it, on stepped times: no clock, no store. The
+// last tests run a simulated waiting room (seeded random sessions) and hold the estimates it gave
+// against the waits its users then had.
 
 import test from "ava";
 import type { AdmissionRule } from "../../src/queue/admission-rule.js";
-import { createLineMeter, estimateWait, fillRate, type LineMeasures } from "../../src/queue/wait-estimate.js";
+import {
+  createLineMeter,
+  estimateWait,
+  expectedSessionMs,
+  NOTHING_MEASURED,
+  type LineMeter,
+  type TickSample,
+} from "../../src/queue/wait-estimate.js";
 
 const TTL_MS = 600_000;
 const SESSION_MS = 20_000;
@@ -15,124 +24,261 @@ const rule: AdmissionRule = {
   expectedSessionMs: SESSION_MS,
 };
 const noPrior: AdmissionRule = { ...rule, expectedSessionMs: 0 };
-const nothing: LineMeasures = { filled: 0, waitedMs: 0, stepMs: undefined };
-const at = (position: number, activeUsers: number) => ({ position, activeUsers, nowMs: 1_000_000 });
+const NOW = 1_000_000;
+const at = (position: number, activeUsers: number, nowMs = NOW) => ({ position, activeUsers, nowMs });
+const waitOf = (estimate: ReturnType<typeof estimateWait>) => (estimate.known ? estimate.waitMs : NaN);
+
+/** A tick of concert "c" with cap 100; counts default to a line where nothing was given back. */
+function sample(fields: Partial<TickSample> & { atMs: number; heldSlots: number }): TickSample {
+  return { releasedTotal: 0, releasedRemainingMs: 0, waiting: 1000, cap: 100, activeTtlMs: TTL_MS, ...fields };
+}
 
 test("places the free slots cover go in at the next step", (t) => {
-  t.deepEqual(estimateWait(at(30, 70), rule, nothing), { known: true, waitMs: 100, admissionMs: 1_000_100 });
+  t.deepEqual(estimateWait(at(30, 70), rule, NOTHING_MEASURED), { known: true, waitMs: 100, admissionMs: NOW + 100 });
   // Steps measured slower than the interval: half a step to the next one, half an interval to hear of it.
-  t.like(estimateWait(at(30, 70), rule, { ...nothing, stepMs: 400 }), { known: true, waitMs: 250 });
+  t.like(estimateWait(at(30, 70), rule, { ...NOTHING_MEASURED, stepMs: 400 }), { known: true, waitMs: 250 });
+  // A step overdue is expected to take about as long again as it has so far.
+  const overdue = { ...NOTHING_MEASURED, stepMs: 100, lastStepMs: NOW - 3000 };
+  t.like(estimateWait(at(30, 70), rule, overdue), { known: true, waitMs: 3000 });
 });
 
-test("before the line has moved, the prior: cap slots per expected session", (t) => {
-  // 100 slots per 20 s: place 60 with 10 free needs 50 slots, 10 s, after the next step.
-  t.like(estimateWait(at(60, 90), rule, nothing), { known: true, waitMs: 10_100 });
-  // Place 260 needs 250 slots: two and a half sessions.
-  t.like(estimateWait(at(260, 90), rule, nothing), { known: true, waitMs: 50_100 });
-  // Without a prior there is nothing honest to say beyond the free slots.
-  t.deepEqual(estimateWait(at(31, 70), noPrior, nothing), { known: false });
-  t.like(estimateWait(at(30, 70), noPrior, nothing), { known: true, waitMs: 100 });
-});
-
-test("a per-step admit limit paces even the places the free slots cover, and bounds the rate", (t) => {
+test("a per-step admit limit paces even the places the free slots cover", (t) => {
   const paced = { ...rule, admitLimit: 10 };
-  t.like(estimateWait(at(10, 0), paced, nothing), { known: true, waitMs: 100 });
+  t.is(waitOf(estimateWait(at(10, 0), paced, NOTHING_MEASURED)), 100);
   // Place 25 needs three steps of ten: the next one and two more.
-  t.like(estimateWait(at(25, 0), paced, nothing), { known: true, waitMs: 300 });
-  // One a step is slower than 100 slots per 2 s coming back: the schedule sets the pace.
-  t.like(estimateWait(at(60, 90), { ...rule, admitLimit: 1, expectedSessionMs: 2000 }, nothing), {
-    known: true,
-    waitMs: 6000,
-  });
+  t.is(waitOf(estimateWait(at(25, 0), paced, NOTHING_MEASURED)), 300);
+  // One a step is slower than the slots coming back: the schedule sets the pace.
+  t.is(waitOf(estimateWait(at(60, 90), { ...paced, admitLimit: 1, expectedSessionMs: 2000 }, NOTHING_MEASURED)), 6000);
 });
 
-test("the measured rate replaces the prior as it accumulates", (t) => {
-  const priorPerMs = rule.cap / SESSION_MS;
-  t.is(fillRate(rule, nothing), priorPerMs);
-  // The line seen moving at 4x the prior's rate: over half a session it counts as much as the
-  // prior, over ten sessions it all but replaces it.
-  const fast = (waitedMs: number): LineMeasures => ({ filled: 4 * priorPerMs * waitedMs, waitedMs, stepMs: 100 });
-  t.is(fillRate(rule, fast(SESSION_MS / 2)), 2.5 * priorPerMs);
-  t.true(Math.abs(fillRate(rule, fast(10 * SESSION_MS))! / priorPerMs - 4) < 0.2);
-  // Without a prior: unknown until 5 % of the cap was filled again, then the measure alone.
-  t.is(fillRate(noPrior, { filled: 4, waitedMs: 1000, stepMs: 100 }), undefined);
-  t.is(fillRate(noPrior, { filled: 5, waitedMs: 1000, stepMs: 100 }), 5 / 1000);
-  // Never slower than every slot coming back by ACTIVE_TOKEN_TTL.
-  t.is(fillRate(noPrior, { filled: 5, waitedMs: 1e9, stepMs: 100 }), rule.cap / TTL_MS);
-  t.is(fillRate({ ...rule, cap: 0 }, nothing), undefined);
+test("held slots come back oldest first, a session after they were taken", (t) => {
+  const meter = createLineMeter();
+  meter.observe("c", sample({ atMs: 0, heldSlots: 0, waiting: 0 }));
+  // 60 taken at 1 s, 40 more at 5 s; nothing given back yet, so the prior (20 s) holds.
+  meter.observe("c", sample({ atMs: 1000, heldSlots: 60 }));
+  meter.observe("c", sample({ atMs: 5000, heldSlots: 100 }));
+  const measured = { ...meter.measures("c"), stepMs: 100 };
+  t.deepEqual(
+    [measured.heldSince, measured.heldUpTo],
+    [
+      [1000, 5000],
+      [60, 100],
+    ],
+  );
+  const wait = (position: number) => waitOf(estimateWait(at(position, 100, 5000), rule, measured));
+  // Place 1 to 60: at 21 s, when the first 60 come back; then the step after it (100 ms).
+  t.is(wait(1), 16_100);
+  t.is(wait(60), 16_100);
+  t.is(wait(61), 20_100);
+  // Place 160: the slot that place 60 takes at 21 s comes back a session (and half a step) later.
+  t.is(wait(160), 16_100 + 20_050);
+  // Two slots given back since the tick (the status sees 98 held) were the oldest: place 61,
+  // beyond those 2 free slots, waits for the 61st of the slots the tick saw held.
+  t.is(waitOf(estimateWait(at(61, 98, 5000), rule, measured)), 20_100);
+  // Never later than ACTIVE_TOKEN_TTL allows.
+  const longPrior = { ...rule, expectedSessionMs: 2 * TTL_MS };
+  t.is(waitOf(estimateWait(at(1, 100, 5000), longPrior, measured)), 1000 + TTL_MS - 5000 + 100);
 });
 
-/** Feeds ticks every 100 ms from `fromMs` to `toMs`, giving back `perTick` slots each and filling them again. */
-function feed(
-  meter: ReturnType<typeof createLineMeter>,
-  counts: { released: number },
-  range: { fromMs: number; toMs: number },
-  line: { held: number; waiting: number; perTick: number },
-) {
-  for (let ms = range.fromMs; ms <= range.toMs; ms += 100) {
-    counts.released += line.perTick;
-    meter.observe("c", {
-      atMs: ms,
-      releasedTotal: counts.released,
-      heldSlots: line.held,
-      waiting: line.waiting,
-      cap: 100,
-    });
-  }
-}
-const near = (value: number, expected: number, within: number) => Math.abs(value - expected) <= within;
-
-test("the meter counts slots filled again while users wait, by any process", (t) => {
-  const meter = createLineMeter(10_000);
-  const counts = { released: 0 };
-  meter.observe("c", { atMs: 0, releasedTotal: 0, heldSlots: 0, waiting: 0, cap: 100 });
-  t.deepEqual(meter.measures("c"), nothing, "a baseline only");
-  // A crowd takes every slot at once: those slots were free, which says nothing of the rate.
-  meter.observe("c", { atMs: 100, releasedTotal: 0, heldSlots: 100, waiting: 500, cap: 100 });
-  t.is(meter.measures("c").filled, 0);
-  // Then 2 slots a tick are given back and filled again (by this process or another: the held
-  // count stays while the released count grows): 20 a second.
-  feed(meter, counts, { fromMs: 200, toMs: 60_000 }, { held: 100, waiting: 400, perTick: 2 });
+test("slots a first tick found held were taken at unknown times: as if the line had moved steadily", (t) => {
+  const meter = createLineMeter();
+  meter.observe("c", sample({ atMs: 0, heldSlots: 100 }));
   const measured = meter.measures("c");
-  t.true(near(measured.filled / measured.waitedMs, 0.02, 1e-4), `${measured.filled / measured.waitedMs}`);
-  t.true(near(measured.stepMs!, 100, 1e-9));
-  t.deepEqual(meter.measures("other"), nothing, "another concert is measured apart");
+  t.is(measured.unknownAges, 100);
+  // One of the 100 comes back every 200 ms (a 20 s session).
+  t.is(waitOf(estimateWait(at(50, 100, 0), rule, measured)), 10_100);
+  t.is(waitOf(estimateWait(at(100, 100, 0), rule, measured)), 20_100);
+  // Nothing measured at all: the same, on the slots the status saw held.
+  t.is(waitOf(estimateWait(at(50, 100, 0), rule, NOTHING_MEASURED)), 10_100);
 });
 
-test("the meter leaves out a line that nobody waits in: slots given back then measure demand", (t) => {
-  const meter = createLineMeter(10_000);
-  const counts = { released: 0 };
-  meter.observe("c", { atMs: 0, releasedTotal: 0, heldSlots: 50, waiting: 0, cap: 100 });
-  feed(meter, counts, { fromMs: 100, toMs: 10_000 }, { held: 50, waiting: 0, perTick: 1 });
-  t.like(meter.measures("c"), { filled: 0, waitedMs: 0 });
-});
-
-test("sessions ending in waves: the rate over whole turns of the cap", (t) => {
-  // Every 10 s the whole cap pays at once and the next 100 are admitted in the same tick.
-  const meter = createLineMeter(30_000);
+test("the sessions measured replace the prior as they accumulate", (t) => {
+  t.is(expectedSessionMs(rule, NOTHING_MEASURED), SESSION_MS);
+  const meter = createLineMeter();
   let released = 0;
-  for (let ms = 0; ms <= 120_000; ms += 100) {
-    if (ms > 0 && ms % 10_000 === 0) released += 100;
-    meter.observe("c", { atMs: ms, releasedTotal: released, heldSlots: 100, waiting: 1000, cap: 100 });
+  let remainingMs = 0;
+  meter.observe("c", sample({ atMs: 0, heldSlots: 100 }));
+  // Every second 25 slots are given back after 4 s sessions (they had TTL − 4 s left) and taken again.
+  for (let s = 1; s <= 40; s++) {
+    released += 25;
+    remainingMs += 25 * (TTL_MS - 4000);
+    meter.observe(
+      "c",
+      sample({ atMs: s * 1000, heldSlots: 100, releasedTotal: released, releasedRemainingMs: remainingMs }),
+    );
+    if (s === 1) {
+      // 25 sessions seen against a prior worth 10, which waned as they were seen (by e^-0.5).
+      const prior = 10 * Math.exp(-0.5);
+      const expected = (25 * 4000 + prior * SESSION_MS) / (25 + prior);
+      t.true(Math.abs(expectedSessionMs(rule, meter.measures("c"))! - expected) < 1e-6);
+    }
   }
-  const { filled, waitedMs } = meter.measures("c");
-  // 100 slots per 10 s, give or take where the last wave falls in the weighting.
-  t.true(near(filled / waitedMs, 0.01, 0.003), `${filled / waitedMs}`);
+  t.true(Math.abs(expectedSessionMs(rule, meter.measures("c"))! - 4000) < 10);
+  // Without a prior: unknown until 5 % of the cap was seen, then the sessions alone.
+  const one = createLineMeter();
+  one.observe("c", sample({ atMs: 0, heldSlots: 100 }));
+  one.observe("c", sample({ atMs: 100, heldSlots: 100, releasedTotal: 4, releasedRemainingMs: 4 * (TTL_MS - 3000) }));
+  t.is(expectedSessionMs(noPrior, one.measures("c")), undefined);
+  t.false(estimateWait(at(1, 100), noPrior, one.measures("c")).known);
+  one.observe("c", sample({ atMs: 200, heldSlots: 100, releasedTotal: 10, releasedRemainingMs: 10 * (TTL_MS - 3000) }));
+  t.is(expectedSessionMs(noPrior, one.measures("c")), 3000);
+  t.is(expectedSessionMs({ ...rule, cap: 0 }, NOTHING_MEASURED), undefined);
 });
 
-test("a tick without counts (the PostgreSQL fallback) or counts that went back start a new baseline", (t) => {
-  const meter = createLineMeter(10_000);
-  const tick = (atMs: number, releasedTotal: number | undefined) =>
-    meter.observe("c", { atMs, releasedTotal, heldSlots: 5, waiting: 3, cap: 5 });
-  tick(0, 0);
-  tick(1000, 1);
+test("counts that went back or stopped (a rebuilt store, the PostgreSQL fallback) start a new baseline", (t) => {
+  const meter = createLineMeter();
+  meter.observe("c", sample({ atMs: 0, heldSlots: 10 }));
+  meter.observe(
+    "c",
+    sample({ atMs: 1000, heldSlots: 10, releasedTotal: 10, releasedRemainingMs: 10 * (TTL_MS - 5000) }),
+  );
   const once = meter.measures("c");
-  t.like(once, { filled: 1, waitedMs: 1000, stepMs: 1000 });
-  // Fallback: nothing is counted there, so nothing may be read across the gap.
-  tick(2000, undefined);
-  tick(30_000, 9);
-  t.deepEqual(meter.measures("c"), once);
-  // Redis lost its data: the counts restart; the drop is not a negative release.
-  tick(31_000, 0);
-  t.deepEqual(meter.measures("c"), once);
+  t.is(once.sessions, 10);
+  meter.observe("c", sample({ atMs: 2000, heldSlots: 10, releasedTotal: undefined, releasedRemainingMs: undefined }));
+  meter.observe("c", sample({ atMs: 30_000, heldSlots: 10, releasedTotal: 90, releasedRemainingMs: 0 }));
+  meter.observe("c", sample({ atMs: 31_000, heldSlots: 10, releasedTotal: 0, releasedRemainingMs: 0 }));
+  t.like(meter.measures("c"), { sessions: 10, sessionsMs: once.sessionsMs, unknownAges: 10 });
+  t.deepEqual(meter.measures("other"), NOTHING_MEASURED, "another concert is measured apart");
+});
+
+test("a concert left empty has no step overdue", (t) => {
+  const meter = createLineMeter();
+  meter.observe("c", sample({ atMs: 0, heldSlots: 0, waiting: 0 }));
+  t.is(meter.measures("c").lastStepMs, undefined);
+  meter.observe("c", sample({ atMs: 100, heldSlots: 1, waiting: 0 }));
+  t.is(meter.measures("c").lastStepMs, 100);
+});
+
+test("held slots are kept in a bounded number of groups, oldest first", (t) => {
+  const meter = createLineMeter();
+  meter.observe("c", sample({ atMs: 0, heldSlots: 0 }));
+  for (let i = 1; i <= 100; i++) meter.observe("c", sample({ atMs: i * 100, heldSlots: i }));
+  const { heldSince, heldUpTo } = meter.measures("c");
+  t.true(heldSince.length <= 64);
+  t.is(heldUpTo.at(-1), 100);
+  t.deepEqual(
+    [...heldSince].sort((a, b) => a - b),
+    heldSince,
+  );
+  t.true(heldSince[0]! < 200);
+});
+
+/** mulberry32: the simulations draw the same sessions every run. */
+function random(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (state + 0x6d2b79f5) | 0;
+    let x = Math.imul(state ^ (state >>> 15), 1 | state);
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Shape {
+  users: number;
+  cap: number;
+  expectedSessionMs: number;
+  /** When user i joins (ms). */
+  joinAtMs: (i: number) => number;
+  /** How long an admitted user keeps the slot, from a uniform draw. */
+  sessionMs: (draw: number) => number;
+}
+
+/**
+ * Runs a waiting room on a 100 ms tick: slots come back when sessions end, the head of the line
+ * takes them at the next tick. Each tick feeds the meter, then every tenth waiting user is told
+ * an estimate; once admitted, each estimate is held against the wait that user had. Returns the
+ * median and 90th percentile of |estimate − actual| / actual for waits of 2 s or more.
+ */
+function simulate(shape: Shape, seed = 1): { median: number; p90: number; answers: number } {
+  const draw = random(seed);
+  const stepRule: AdmissionRule = { ...rule, cap: shape.cap, expectedSessionMs: shape.expectedSessionMs };
+  const meter: LineMeter = createLineMeter();
+  const line: number[] = [];
+  const held: { endMs: number; admittedMs: number }[] = [];
+  const told: { user: number; atMs: number; waitMs: number }[] = [];
+  const admittedAt = new Map<number, number>();
+  let [joined, released, remainingMs] = [0, 0, 0];
+  for (let nowMs = 0; admittedAt.size < shape.users; nowMs += rule.intervalMs) {
+    while (joined < shape.users && shape.joinAtMs(joined) <= nowMs) line.push(joined++);
+    for (let i = held.length - 1; i >= 0; i--) {
+      if (held[i]!.endMs > nowMs) continue;
+      released++;
+      remainingMs += held[i]!.admittedMs + TTL_MS - held[i]!.endMs;
+      held.splice(i, 1);
+    }
+    for (const user of line.splice(0, Math.max(0, shape.cap - held.length))) {
+      admittedAt.set(user, nowMs);
+      held.push({ admittedMs: nowMs, endMs: nowMs + shape.sessionMs(draw()) });
+    }
+    const tick = { atMs: nowMs, releasedTotal: released, releasedRemainingMs: remainingMs, waiting: line.length };
+    meter.observe("c", { ...tick, heldSlots: held.length, cap: shape.cap, activeTtlMs: TTL_MS });
+    const measured = meter.measures("c");
+    for (let position = 1; position <= line.length; position += 10) {
+      const estimate = estimateWait({ position, activeUsers: held.length, nowMs }, stepRule, measured);
+      if (estimate.known) told.push({ user: line[position - 1]!, atMs: nowMs, waitMs: estimate.waitMs });
+    }
+  }
+  const errors = told
+    .map(({ user, atMs, waitMs }) => ({ actual: admittedAt.get(user)! - atMs + rule.intervalMs / 2, waitMs }))
+    .filter(({ actual }) => actual >= 2000)
+    .map(({ actual, waitMs }) => Math.abs(waitMs - actual) / actual)
+    .sort((a, b) => a - b);
+  const quantile = (q: number) => errors[Math.floor(q * (errors.length - 1))]!;
+  return { median: quantile(0.5), p90: quantile(0.9), answers: errors.length };
+}
+
+test("simulated: a burst on a cap that turns in waves of short sessions, the prior three times too long", (t) => {
+  const result = simulate({
+    users: 5000,
+    cap: 1000,
+    expectedSessionMs: 9000,
+    joinAtMs: (i) => (i * 1000) / 5000,
+    sessionMs: (u) => 2000 + 2000 * u,
+  });
+  t.true(result.median <= 0.25, JSON.stringify(result));
+});
+
+test("simulated: arrivals spread over a minute, sessions of any length up to four times the mean", (t) => {
+  const result = simulate({
+    users: 3000,
+    cap: 200,
+    expectedSessionMs: 5000,
+    joinAtMs: (i) => (i * 60_000) / 3000,
+    sessionMs: (u) => -5000 * Math.log(1 - u * 0.98),
+  });
+  t.true(result.median <= 0.25, JSON.stringify(result));
+});
+
+test("simulated: long sessions (a minute or two) with the default prior of two minutes", (t) => {
+  const result = simulate({
+    users: 2000,
+    cap: 200,
+    expectedSessionMs: 120_000,
+    joinAtMs: (i) => (i * 30_000) / 2000,
+    sessionMs: (u) => 60_000 + 60_000 * u,
+  });
+  t.true(result.median <= 0.25, JSON.stringify(result));
+});
+
+test("simulated: a sixth leave at once, the rest keep their slot a minute or so", (t) => {
+  const result = simulate({
+    users: 3000,
+    cap: 500,
+    expectedSessionMs: 60_000,
+    joinAtMs: (i) => (i * 5000) / 3000,
+    sessionMs: (u) => (u < 0.15 ? 500 + 5000 * u : 30_000 + 40_000 * u),
+  });
+  t.true(result.median <= 0.25, JSON.stringify(result));
+});
+
+test("simulated: without a prior, unknown until sessions were seen, then near the waits", (t) => {
+  const result = simulate({
+    users: 3000,
+    cap: 500,
+    expectedSessionMs: 0,
+    joinAtMs: (i) => (i * 2000) / 3000,
+    sessionMs: (u) => 3000 + 2000 * u,
+  });
+  t.true(result.median <= 0.25, JSON.stringify(result));
 });

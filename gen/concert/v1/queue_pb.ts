@@ -63,14 +63,17 @@ export type QueueStatus = Message<"concert.v1.QueueStatus"> & {
 
   /**
    * When this user is expected to be admitted, set only when wait_time_known. A place that the
-   * slots free right now cover is admitted at the next admission step (ADMISSION_INTERVAL_MS,
-   * at the per-step admission limit's pace); a place further back waits for as many admitted
-   * users to give their slots back (payment, leaving, ACTIVE_TOKEN_TTL running out) and for
-   * steps to fill them. Slots are expected back at the rate the waiting room has measured the
-   * line move lately, weighted towards the last half minute; before it has seen enough, at the
-   * concert's expected session (EXPECTED_SESSION_SECONDS: the whole cap once per session), which
-   * the measurement replaces as it accumulates. It is an expectation, not a promise: it moves
-   * with that rate and with users ahead leaving the line.
+   * slots free right now cover is admitted at the next admission step (ADMISSION_INTERVAL_MS, or
+   * as long as steps have taken lately; at the per-step admission limit's pace); a place further
+   * back waits for as many admitted users to give their slots back (payment, leaving,
+   * ACTIVE_TOKEN_TTL running out) and for the step after that. Each slot held is expected back
+   * one session after it was taken, the oldest first; a place more than the cap back also waits,
+   * per turn of the cap, for the session of a user admitted after it joined. The session is how
+   * long admitted users kept their slots lately, as the waiting room measured it (about the last
+   * turn of the cap); before it has seen enough, the concert's expected session
+   * (EXPECTED_SESSION_SECONDS) stands in, and the measurement replaces it as it accumulates. It
+   * is an expectation, not a promise: it moves as sessions get longer or shorter and as users
+   * ahead leave the line.
    *
    * @generated from field: google.protobuf.Timestamp estimated_admission_time = 8;
    */
@@ -108,9 +111,9 @@ export type QueueStatus = Message<"concert.v1.QueueStatus"> & {
   /**
    * Whether the two estimates above are set. False unless WAITING; false while PAUSED; and,
    * where the concert has no expected session (0), false for a place beyond the free slots until
-   * the waiting room has seen the line move (at the start of a sale nothing is known yet about
-   * how long admitted users keep their slots), so a client shows "unknown" rather than a made-up
-   * wait. Updates carry the estimate once known.
+   * the waiting room has seen admitted users give back their slots (a twentieth of the cap: at
+   * the start of a sale nothing is known yet about how long they keep them), so a client shows
+   * "unknown" rather than a made-up wait. Updates carry the estimate once known.
    *
    * @generated from field: bool wait_time_known = 13;
    */
