@@ -1,9 +1,12 @@
-// `node --import tsx bench/connect-hardening.ts [--resets N] [--trickles N] [--streams N]`
+// `node --import tsx bench/connect-hardening.ts [--resets N] [--trickles N] [--streams N]
+//   [--parts reset,trickle,streams]`
 // The Connect port against abusive peers, on loopback, with figures: a Rapid Reset burst on one
 // connection (streams sent before GOAWAY, time to GOAWAY, the slowest call another connection saw
 // meanwhile), requests trickled byte by byte (how long each held its socket), and a burst of
 // WatchQueue stream opens (health statuses and the slowest health check meanwhile). The server is
 // src/main.ts as a child process on a fresh database, so the peers do not share its event loop.
+// The other connection is already serving when the burst starts, and calls from a worker thread
+// (call-prober.ts): the attacker's own sending loop cannot delay its calls.
 
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
@@ -17,6 +20,7 @@ import { freePort } from "../src/loadtest/free-port.js";
 import { createFreshDatabase } from "../src/loadtest/local-server.js";
 import { removeRedisKeys } from "../src/loadtest/redis-cleanup.js";
 import { createGrpcClient } from "../src/platform/rpc/grpc-client.js";
+import { startCallProber } from "./call-prober.js";
 import { trickleHttp1, trickleHttp2Body } from "../test/helpers/slow-peers.js";
 import { loadConfig } from "../src/config.js";
 
@@ -25,8 +29,10 @@ const { values } = parseArgs({
     resets: { type: "string", default: "50000" },
     trickles: { type: "string", default: "100" },
     streams: { type: "string", default: "3000" },
+    parts: { type: "string", default: "reset,trickle,streams" },
   },
 });
+const PARTS = new Set(values.parts.split(","));
 const RESETS = Number(values.resets);
 const TRICKLES = Number(values.trickles);
 const STREAMS = Number(values.streams);
@@ -65,12 +71,18 @@ try {
     }
     await sleep(1000);
   }
-  process.stderr.write("server up; rapid reset…\n");
-  rows.push(...(await rapidReset()));
-  process.stderr.write("trickled requests…\n");
-  rows.push(...(await trickles()));
-  process.stderr.write(`${STREAMS} WatchQueue opens…\n`);
-  rows.push(...(await streamBurst()));
+  if (PARTS.has("reset")) {
+    process.stderr.write("server up; rapid reset…\n");
+    rows.push(...(await rapidReset()));
+  }
+  if (PARTS.has("trickle")) {
+    process.stderr.write("trickled requests…\n");
+    rows.push(...(await trickles()));
+  }
+  if (PARTS.has("streams")) {
+    process.stderr.write(`${STREAMS} WatchQueue opens…\n`);
+    rows.push(...(await streamBurst()));
+  }
   console.log("| measurement | figure |\n| --- | ---: |");
   for (const [name, figure] of rows) console.log(`| ${name} | ${figure} |`);
 } finally {
@@ -81,32 +93,13 @@ try {
   await removeRedisKeys(config.redisUrl, prefix);
 }
 
-function call(session: http2.ClientHttp2Session): Promise<void> {
-  return new Promise((resolve) => {
-    const stream = session.request({ ":method": "POST", ":path": LIST_CONCERTS, "content-type": "application/json" });
-    stream.on("data", () => {});
-    stream.on("close", () => resolve());
-    stream.on("error", () => {});
-    stream.end("{}");
-  });
-}
-
 async function rapidReset(): Promise<string[][]> {
-  const bystander = http2.connect(connectUrl);
-  bystander.on("error", () => {});
-  let stop = false;
-  let slowest = 0;
-  const probing = (async () => {
-    while (!stop) {
-      const startedAt = performance.now();
-      await call(bystander);
-      slowest = Math.max(slowest, performance.now() - startedAt);
-      await sleep(20);
-    }
-  })();
+  const bystander = startCallProber(connectUrl, LIST_CONCERTS);
+  await bystander.ready;
   const attacker = http2.connect(connectUrl);
   attacker.on("error", () => {});
   await new Promise((resolve) => attacker.once("connect", resolve));
+  bystander.measure();
   const startedAt = performance.now();
   let goaway: { code: number; ms: number } | undefined;
   attacker.once("goaway", (code: number) => (goaway = { code, ms: performance.now() - startedAt }));
@@ -118,9 +111,7 @@ async function rapidReset(): Promise<string[][]> {
     if (sent % 500 === 499) await new Promise((resolve) => setImmediate(resolve));
   }
   await sleep(2000);
-  stop = true;
-  await probing;
-  bystander.close();
+  const slowest = await bystander.stop();
   attacker.destroy();
   return [
     ["rapid reset: streams opened and reset before GOAWAY", String(sent)],

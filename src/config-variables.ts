@@ -105,7 +105,7 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     name: "CONNECT_RESET_BURST",
     defaultValue: "1000",
     description:
-      "HTTP/2 streams one Connect-port connection may reset before they were answered, in a burst; past it (and CONNECT_RESET_RATE) the connection gets GOAWAY ENHANCE_YOUR_CALM",
+      "HTTP/2 streams one Connect-port connection may reset before they were answered, in a burst (a stream reset before its call even started counts ten); past it (and CONNECT_RESET_RATE) the connection gets GOAWAY ENHANCE_YOUR_CALM",
   },
   {
     name: "CONNECT_RESET_RATE",

@@ -8,9 +8,11 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import test from "ava";
 import type { HealthImplementation } from "grpc-health-check";
 import http2 from "node:http2";
+import type { AddressInfo } from "node:net";
 import { BookingService } from "../../gen/concert/v1/booking_pb.js";
 import { createSideConnection } from "../../src/platform/db/side-connection.js";
 import { createLogger } from "../../src/platform/logger.js";
+import { deferUntilNotReset, guardRapidReset } from "../../src/platform/rpc/connect-guards.js";
 import { createConnectServer, type ConnectServer } from "../../src/platform/rpc/connect-server.js";
 import { startHealthMonitor } from "../../src/platform/rpc/health-monitor.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
@@ -25,9 +27,19 @@ const LIST_CONCERTS = "/concert.v1.BookingService/ListConcerts";
 let server: ConnectServer;
 let port: number;
 const closedByGuard: string[] = [];
+let startedSlowCalls = 0;
 
 test.before(async () => {
-  const impl = { listConcerts: () => ({ concerts: [] }) } as unknown as ServiceImpl<DescService>;
+  const impl = {
+    listConcerts: () => ({ concerts: [] }),
+    // A call that runs until its client gives up on it.
+    listSchedules: (_request: unknown, context: { signal: AbortSignal }) => {
+      startedSlowCalls++;
+      return new Promise((_resolve, reject) =>
+        context.signal.addEventListener("abort", () => reject(new Error("cancelled"))),
+      );
+    },
+  } as unknown as ServiceImpl<DescService>;
   server = createConnectServer({
     services: [{ service: BookingService, impl }],
     readMaxBytes: 65536,
@@ -99,6 +111,65 @@ test("a connection resetting streams faster than allowed gets GOAWAY ENHANCE_YOU
   t.is(await listConcertsOverHttp2(bystander), 200, "another connection is still served");
   bystander.close();
   attacker.destroy();
+});
+
+test("a Rapid Reset burst is stopped after a fraction of the burst, before the server starts its calls", async (t) => {
+  let streamsSeen = 0;
+  let streamsSeenAtGoaway: number | undefined;
+  const bare = http2.createServer(deferUntilNotReset((_request, response) => response.end()));
+  bare.on("session", (session) => {
+    session.on("stream", () => streamsSeen++);
+    guardRapidReset(session, RESET_BURST, 10, () => (streamsSeenAtGoaway = streamsSeen));
+  });
+  await new Promise<void>((resolve) => bare.listen(0, "127.0.0.1", resolve));
+  t.teardown(() => new Promise<void>((resolve) => bare.close(() => resolve())));
+  const attacker = http2.connect(`http://127.0.0.1:${(bare.address() as AddressInfo).port}`);
+  attacker.on("error", () => {});
+  const closed = new Promise((resolve) => attacker.once("close", resolve));
+  await new Promise((resolve) => attacker.once("connect", resolve));
+  // One burst, sent before the server reads any of it.
+  for (let i = 0; i < 2 * RESET_BURST && !attacker.destroyed; i++) {
+    const stream = attacker.request({ ":method": "POST", ":path": LIST_CONCERTS }, { endStream: false });
+    stream.on("error", () => {});
+    stream.close(http2.constants.NGHTTP2_CANCEL);
+  }
+  await closed;
+  t.not(streamsSeenAtGoaway, undefined, "no GOAWAY");
+  t.true(streamsSeenAtGoaway! < RESET_BURST / 2, `GOAWAY after ${streamsSeenAtGoaway} streams`);
+});
+
+test("a client cancelling calls the server has started is not taken for an attack", async (t) => {
+  const client = http2.connect(`http://127.0.0.1:${port}`);
+  client.on("error", () => {});
+  let goaway: number | undefined;
+  client.once("goaway", (code: number) => (goaway = code));
+  // Half the burst if each counts one, five times the burst if each counted as a Rapid Reset.
+  const calls = RESET_BURST / 2;
+  const startedBefore = startedSlowCalls;
+  const streams = Array.from({ length: calls }, () => {
+    const stream = client.request({
+      ":method": "POST",
+      ":path": "/concert.v1.BookingService/ListSchedules",
+      "content-type": "application/json",
+    });
+    stream.on("error", () => {});
+    stream.end("{}");
+    return stream;
+  });
+  const deadline = Date.now() + 30_000;
+  while (startedSlowCalls - startedBefore < calls && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  t.is(startedSlowCalls - startedBefore, calls, "the calls did not all start within 30 s");
+  await Promise.all(
+    streams.map((stream) => {
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+      return new Promise((resolve) => stream.once("close", resolve));
+    }),
+  );
+  t.is(await listConcertsOverHttp2(client), 200, "the connection still serves");
+  t.is(goaway, undefined);
+  client.close();
 });
 
 test("health stays SERVING when a ping times out only because the event loop was stalled", async (t) => {

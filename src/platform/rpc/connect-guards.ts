@@ -3,6 +3,16 @@
 
 import http2 from "node:http2";
 
+/** Streams whose call has started (deferUntilNotReset ran its handler). */
+const startedStreams = new WeakSet<http2.Http2Stream>();
+/**
+ * What a stream reset before its call even started costs in the bucket: a client cancelling a
+ * call it waited on (a deadline) cannot do so in the same batch of frames that opened it, a Rapid
+ * Reset burst does it for every stream, and the burst is all processed in one go before the next
+ * timer or call can run, so the guard must react after a fraction of the bucket.
+ */
+const UNSTARTED_RESET_COST = 10;
+
 /**
  * Ends an HTTP/2 session whose peer resets streams it opened before they were answered faster
  * than a token bucket allows (the Rapid Reset attack: each opened stream costs the server work,
@@ -23,7 +33,7 @@ export function guardRapidReset(
       const now = performance.now();
       tokens = Math.min(burst, tokens + ((now - refilledAt) / 1000) * ratePerSecond);
       refilledAt = now;
-      tokens -= 1;
+      tokens -= startedStreams.has(stream) ? 1 : UNSTARTED_RESET_COST;
       if (tokens >= 0 || session.destroyed) return;
       onExceeded();
       // GOAWAY with the reason first: destroy() alone would tell the peer NO_ERROR.
@@ -43,7 +53,9 @@ export type Http2Handler = (req: http2.Http2ServerRequest, res: http2.Http2Serve
 export function deferUntilNotReset(handler: Http2Handler): Http2Handler {
   return (req, res) =>
     setImmediate(() => {
-      if (!req.stream.destroyed) handler(req, res);
+      if (req.stream.destroyed) return;
+      startedStreams.add(req.stream);
+      handler(req, res);
     });
 }
 

@@ -56,7 +56,8 @@ export interface ConnectServerOptions {
   requestTimeoutMs?: number;
   /**
    * Streams an HTTP/2 peer may reset before they were answered: a burst, refilled at a rate per
-   * second (defaults 1,000 and 100/s). Past it the connection gets GOAWAY ENHANCE_YOUR_CALM.
+   * second (defaults 1,000 and 100/s); a stream reset before its call started counts ten. Past
+   * it the connection gets GOAWAY ENHANCE_YOUR_CALM.
    */
   resetBurst?: number;
   resetRatePerSecond?: number;
