@@ -10,14 +10,27 @@ export function createJoinChecks(deps: {
   query: (sql: string, params: unknown[]) => Promise<unknown[]>;
   settings: Pick<AdmissionSettings, "of">;
 }): { check(concertId: string): Promise<void> } {
-  const knownConcerts = new Set<string>();
-  async function requireConcert(concertId: string): Promise<void> {
-    if (knownConcerts.has(concertId)) return;
+  /**
+   * A concert's lookup, kept once it found the concert. Joins that arrive while it is under way
+   * share it: a sale's first crowd would otherwise send one query each, queued for the pool.
+   */
+  const lookups = new Map<string, Promise<void>>();
+  async function lookUp(concertId: string): Promise<void> {
     const rows = await deps.query("select 1 from concert where id = $1", [concertId]);
     if (rows.length === 0)
       throw new DomainError("CONCERT_NOT_FOUND", `concert ${concertId} does not exist`, [], { concert_id: concertId });
-    if (knownConcerts.size >= KNOWN_CONCERTS) knownConcerts.clear();
-    knownConcerts.add(concertId);
+  }
+  function requireConcert(concertId: string): Promise<void> {
+    let lookup = lookups.get(concertId);
+    if (lookup) return lookup;
+    if (lookups.size >= KNOWN_CONCERTS) lookups.clear();
+    lookup = lookUp(concertId);
+    lookups.set(concertId, lookup);
+    // Not found (yet) or not answered: the next join asks again.
+    lookup.catch(() => {
+      if (lookups.get(concertId) === lookup) lookups.delete(concertId);
+    });
+    return lookup;
   }
 
   /** A CLOSED waiting room (AdminService) takes no new joins; those in line are still admitted. */
