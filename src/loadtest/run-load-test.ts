@@ -97,10 +97,16 @@ async function runUsers(
   userPrefix: string,
 ): Promise<void> {
   const retryBudget = createRetryBudget({ ...RETRY_BUDGET, sleep });
-  const context = { stats, rpcTimeoutMs: options.rpcTimeoutMs, signal, retryBudget };
   const arrival = options.arrival ?? { kind: "closed" };
+  const started = performance.now();
+  const context = {
+    stats,
+    rpcTimeoutMs: options.rpcTimeoutMs,
+    signal,
+    retryBudget,
+    ...(arrival.kind === "burst" && { burstStartedAt: started }),
+  };
   if (arrival.kind !== "closed") {
-    const started = performance.now();
     const spacingMs = arrival.kind === "ramp" ? arrival.rampMs / options.users : 0;
     const users: Promise<unknown>[] = [];
     for (let index = 0; index < options.users && !signal.aborted; index++) {

@@ -195,12 +195,18 @@ export async function runVirtualUser(
   const userStarted = performance.now();
   counts.started++;
   context.stats.waitAccuracy.markStart(userStarted);
+  // When the generator got to this user: the burst's own spread, which "from burst" below includes.
+  if (context.burstStartedAt !== undefined)
+    context.stats.latency.record("user started (from burst)", userStarted - context.burstStartedAt);
   try {
     await joinAndWaitActive(context, clients.queue, plan.concertId, userId, (issued, first) => {
       user.token = issued;
       if (!first) return;
       // From the user's arrival, retries included: what a crowd's member waits for an answer.
       context.stats.latency.record("join answered (from arrival)", performance.now() - userStarted);
+      // Its max is how long the whole crowd waited for its last answer, the generator's sending included.
+      if (context.burstStartedAt !== undefined)
+        context.stats.latency.record("join answered (from burst)", performance.now() - context.burstStartedAt);
       counts.joined++;
       counts.waiting++;
       user.place = "waiting";
