@@ -220,9 +220,9 @@ export async function createWaitingRoom(deps: {
       await joinChecks.check(concertId);
       const prequeueSeq = await prequeue.placeOf(concertId, userId);
       const view = await prequeue.viewOf(concertId);
-      const sentMs = Date.now();
+      const [sentMs, freshToken] = [Date.now(), newQueueToken()];
       const result = await mode.run<{ reply?: JoinReply; status?: QueueStatus }>(
-        async () => ({ reply: await redisQueue.join(concertId, userId, newQueueToken(), prequeueSeq) }),
+        async () => ({ reply: await redisQueue.join(concertId, userId, freshToken, prequeueSeq) }),
         async () => ({
           status: await fallbackJoins.submit({ concertId, userId, freshToken: newQueueToken(), prequeueSeq }),
         }),
@@ -232,7 +232,12 @@ export async function createWaitingRoom(deps: {
       const { token, seq, status: joined } = result.reply;
       const { state } = row;
       // Acknowledged only once PostgreSQL has the row: it must survive losing Redis.
-      await committer.commit(row);
+      await committer.commit(row).catch(async (error: unknown) => {
+        // A place with no row would stop admission at it (pg-admission.ts) until abandoned: the
+        // place this join made is given back (an older place of the user was recorded before).
+        if (token === freshToken) await redisQueue.leave(token).catch(() => undefined);
+        throw error;
+      });
       if (Date.now() - sentMs > SLOW_JOIN_COMMIT_MS)
         await recheck.recheck(concertId, { token, userId, seq, state, activeExpireMs: joined.activeExpireMs });
       return view({ token, concertId, userId, ...joined });
