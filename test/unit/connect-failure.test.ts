@@ -1,4 +1,4 @@
-// The advice for each way a first PostgreSQL connection fails. test/e2e/startup-failures.test.ts
+// The advice for each way a first PostgreSQL connection fails. test/cli/startup-failures.test.ts
 // meets the ones the shared server can produce (closed port, missing role and database, unknown
 // host); the shared server trusts every login, so a wrong password, a pg_hba refusal and a server
 // still starting are checked here with the driver's error codes and words.
