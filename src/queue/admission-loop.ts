@@ -28,6 +28,8 @@ export interface AdmissionTick {
   releasedTotal: number | undefined;
   /** The time those slots had left until their expiry, in sum (ms). */
   releasedRemainingMs: number | undefined;
+  /** How long this concert's step took, from the admission decision to Redis applying it (ms). */
+  tookMs: number;
 }
 
 export interface AdmissionLoop {
@@ -91,6 +93,7 @@ export function createAdmissionLoop(deps: {
               atMs: reply.nowMs,
               releasedTotal: reply.releasedTotal,
               releasedRemainingMs: reply.releasedRemainingMs,
+              tookMs: Date.now() - startedMs,
               admitted: step.admitted.length,
               expired: step.expired.length,
               abandoned: step.abandoned.length,

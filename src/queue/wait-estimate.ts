@@ -35,13 +35,15 @@ const NO_PRIOR_SHARE = 0.05;
  * the prior; without a prior (expected session 0) it is unknown until enough sessions were seen.
  */
 export function estimateWait(place: PlaceInLine, rule: AdmissionRule, measured: LineMeasures): WaitEstimate {
-  // Steps take as long as measured, at least ADMISSION_INTERVAL_MS. A status is read at any point
-  // of a step, so the next one is half a step away, and the user hears of it at the next watch
-  // tick, half an interval later: one interval when the steps keep to it. A step overdue (one
-  // waiting for a busy database) is expected to take about as long again as it has so far.
+  // Steps end as often as measured, at least every ADMISSION_INTERVAL_MS. A status is read at any
+  // point between two, so the next ends half that away; it admits whom it found in line when it
+  // began, so a user who was not yet there waits for one more (on average a step's own duration
+  // more). The user hears of it at the next watch tick, half an interval later. A step overdue
+  // (one waiting for a busy database) is expected to take about as long again as it has so far.
   const stepMs = Math.max(rule.intervalMs, measured.stepMs ?? 0);
+  const tookMs = Math.min(measured.stepTookMs ?? 0, stepMs);
   const sinceStepMs = measured.lastStepMs === undefined ? 0 : place.nowMs - measured.lastStepMs;
-  const nextStepMs = Math.max(stepMs / 2, sinceStepMs - stepMs / 2) + rule.intervalMs / 2;
+  const nextStepMs = Math.max(stepMs / 2, sinceStepMs - stepMs / 2) + tookMs + rule.intervalMs / 2;
   const known = (waitMs: number): WaitEstimate => ({
     known: true,
     waitMs: Math.round(waitMs),
@@ -54,11 +56,11 @@ export function estimateWait(place: PlaceInLine, rule: AdmissionRule, measured: 
   if (place.position <= free) return known(nextStepMs + pacedMs);
   const sessionMs = expectedSessionMs(rule, measured);
   if (sessionMs === undefined) return { known: false };
-  // Each turn of the cap: a session, and half a step until the slot it gave back is filled.
+  // Each turn of the cap: a session, and until a step fills the slot it gave back.
   const turns = Math.ceil(place.position / rule.cap) - 1;
   const inTurn = place.position - turns * rule.cap;
   const slotMs = inTurn <= free ? 0 : slotBackMs(inTurn - free, place, rule, measured, sessionMs);
-  return known(nextStepMs + Math.max(pacedMs, slotMs + turns * (sessionMs + stepMs / 2)));
+  return known(nextStepMs + Math.max(pacedMs, slotMs + turns * (sessionMs + stepMs / 2 + tookMs)));
 }
 
 /** How long an admitted user keeps a slot: the sessions measured, blended with the prior; undefined when neither says enough. */
@@ -126,6 +128,8 @@ export interface TickSample {
   cap: number;
   /** The concert's ACTIVE_TOKEN_TTL (ms). */
   activeTtlMs: number;
+  /** How long the step took (ms). */
+  tookMs: number;
 }
 
 /** What a concert's ticks measured: recent sessions, and when the slots held now were taken. */
@@ -144,6 +148,8 @@ export interface LineMeasures {
   unknownAges: number;
   /** Time between this process's admission steps lately; undefined before two. */
   stepMs: number | undefined;
+  /** How long those steps took lately; undefined before two. */
+  stepTookMs: number | undefined;
   /** When this process's last step for the concert ended (epoch ms, the store's clock); undefined if it left the concert empty (no more steps until a join). */
   lastStepMs: number | undefined;
 }
@@ -156,6 +162,7 @@ export const NOTHING_MEASURED: LineMeasures = {
   heldUpTo: [],
   unknownAges: 0,
   stepMs: undefined,
+  stepTookMs: undefined,
   lastStepMs: undefined,
 };
 
@@ -186,6 +193,7 @@ interface ConcertState {
   measures: LineMeasures;
   steps: number;
   stepsMs: number;
+  tooksMs: number;
 }
 
 /**
@@ -197,7 +205,14 @@ interface ConcertState {
  */
 export function createLineMeter(stepTauMs: number = STEP_TAU_MS): LineMeter {
   const concerts = new Map<string, ConcertState>();
-  const fresh = (): ConcertState => ({ last: undefined, groups: [], measures: NOTHING_MEASURED, steps: 0, stepsMs: 0 });
+  const fresh = (): ConcertState => ({
+    last: undefined,
+    groups: [],
+    measures: NOTHING_MEASURED,
+    steps: 0,
+    stepsMs: 0,
+    tooksMs: 0,
+  });
   return {
     observe(concertId, sample) {
       let state = concerts.get(concertId);
@@ -221,6 +236,7 @@ export function createLineMeter(stepTauMs: number = STEP_TAU_MS): LineMeter {
       const keep = Math.exp(-dtMs / stepTauMs);
       state.steps = state.steps * keep + 1;
       state.stepsMs = state.stepsMs * keep + dtMs;
+      state.tooksMs = state.tooksMs * keep + sample.tookMs;
       let { sessions, sessionsMs, priorKept } = state.measures;
       if (released > 0) {
         const remainingMs = sample.releasedRemainingMs! - last!.releasedRemainingMs!;
@@ -240,6 +256,7 @@ export function createLineMeter(stepTauMs: number = STEP_TAU_MS): LineMeter {
         priorKept,
         ...heldOf(state.groups),
         stepMs: state.stepsMs / state.steps,
+        stepTookMs: state.tooksMs / state.steps,
         lastStepMs: lastStepOf(sample),
       };
     },

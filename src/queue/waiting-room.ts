@@ -152,8 +152,9 @@ export async function createWaitingRoom(deps: {
     settings,
     onTick(tick) {
       const { cap, activeTtlMs } = settings.of(tick.concertId).rule;
-      const { atMs, releasedTotal, releasedRemainingMs, active: heldSlots, waiting } = tick;
-      meter.observe(tick.concertId, { atMs, releasedTotal, releasedRemainingMs, heldSlots, waiting, cap, activeTtlMs });
+      const { atMs, releasedTotal, releasedRemainingMs, active: heldSlots, waiting, tookMs } = tick;
+      const sample = { atMs, releasedTotal, releasedRemainingMs, heldSlots, waiting, cap, activeTtlMs, tookMs };
+      meter.observe(tick.concertId, sample);
       metrics.tick(tick, cap);
     },
     // A concert the step no longer went through has nobody left in line.

@@ -30,13 +30,26 @@ const waitOf = (estimate: ReturnType<typeof estimateWait>) => (estimate.known ? 
 
 /** A tick of concert "c" with cap 100; counts default to a line where nothing was given back. */
 function sample(fields: Partial<TickSample> & { atMs: number; heldSlots: number }): TickSample {
-  return { releasedTotal: 0, releasedRemainingMs: 0, waiting: 1000, cap: 100, activeTtlMs: TTL_MS, ...fields };
+  return {
+    releasedTotal: 0,
+    releasedRemainingMs: 0,
+    waiting: 1000,
+    cap: 100,
+    activeTtlMs: TTL_MS,
+    tookMs: 0,
+    ...fields,
+  };
 }
 
 test("places the free slots cover go in at the next step", (t) => {
   t.deepEqual(estimateWait(at(30, 70), rule, NOTHING_MEASURED), { known: true, waitMs: 100, admissionMs: NOW + 100 });
   // Steps measured slower than the interval: half a step to the next one, half an interval to hear of it.
   t.like(estimateWait(at(30, 70), rule, { ...NOTHING_MEASURED, stepMs: 400 }), { known: true, waitMs: 250 });
+  // Steps that take long: a user not yet in line when one began waits for the next.
+  t.like(estimateWait(at(30, 70), rule, { ...NOTHING_MEASURED, stepMs: 1000, stepTookMs: 800 }), {
+    known: true,
+    waitMs: 500 + 800 + 50,
+  });
   // A step overdue is expected to take about as long again as it has so far.
   const overdue = { ...NOTHING_MEASURED, stepMs: 100, lastStepMs: NOW - 3000 };
   t.like(estimateWait(at(30, 70), rule, overdue), { known: true, waitMs: 3000 });
@@ -212,7 +225,7 @@ function simulate(shape: Shape, seed = 1): { median: number; p90: number; answer
       held.push({ admittedMs: nowMs, endMs: nowMs + shape.sessionMs(draw()) });
     }
     const tick = { atMs: nowMs, releasedTotal: released, releasedRemainingMs: remainingMs, waiting: line.length };
-    meter.observe("c", { ...tick, heldSlots: held.length, cap: shape.cap, activeTtlMs: TTL_MS });
+    meter.observe("c", { ...tick, heldSlots: held.length, cap: shape.cap, activeTtlMs: TTL_MS, tookMs: 0 });
     const measured = meter.measures("c");
     for (let position = 1; position <= line.length; position += 10) {
       const estimate = estimateWait({ position, activeUsers: held.length, nowMs }, stepRule, measured);
