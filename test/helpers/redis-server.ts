@@ -22,6 +22,9 @@ export interface PrivateRedis {
   kill(): Promise<void>;
   /** Starts a new, empty server on the same port. */
   start(): Promise<void>;
+  /** Stops the server process (SIGSTOP): connections stay open and nothing answers until `thaw`. */
+  freeze(): void;
+  thaw(): void;
 }
 
 function canListen(port: number): Promise<boolean> {
@@ -60,6 +63,8 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
     url: `redis://127.0.0.1:${port}`,
     kill: () => killServer(child!),
     start,
+    freeze: () => child!.kill("SIGSTOP"),
+    thaw: () => child!.kill("SIGCONT"),
   };
 }
 
