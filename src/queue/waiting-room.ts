@@ -32,7 +32,10 @@ import { createLineMeter, type LineMeasures } from "./wait-estimate.js";
 
 /** What payment needs of the waiting room: give the slot back right after a successful payment. */
 export interface QueueTokens {
-  /** Frees the token's active slot (or place) at once, like LeaveQueue; unknown tokens are ignored. */
+  /**
+   * Frees the token's active slot (or place) at once, like LeaveQueue; unknown tokens are ignored.
+   * When it fails, the waiting room also tries again in the background until the token's TTL.
+   */
   release(token: string): Promise<void>;
 }
 
@@ -95,6 +98,9 @@ const SLOW_JOIN_COMMIT_MS = 200;
  * so the contract's "a heartbeat at least every 5 seconds" holds.
  */
 const HEARTBEAT_MS = 4000;
+/** A release that failed is tried again after this, doubling up to the max, until the token's TTL. */
+const RELEASE_RETRY_FIRST_MS = 200;
+const RELEASE_RETRY_MAX_MS = 5000;
 
 const invalidToken = () => new DomainError("QUEUE_TOKEN_INVALID", "unknown queue token; join the queue for a new one");
 
@@ -200,6 +206,20 @@ export async function createWaitingRoom(deps: {
     );
   }
 
+  // A slot given back must reach the record, or admission counts it taken until the token's TTL:
+  // with a small cap, one PostgreSQL blip while users pay would stop the line for that long.
+  let stopped = false;
+  const retrying = new Set<string>();
+  function retryRelease(token: string, delayMs: number, untilMs: number): void {
+    if (stopped || retrying.has(token) || retrying.size >= 100_000 || Date.now() + delayMs > untilMs) return;
+    retrying.add(token);
+    setTimeout(() => {
+      retrying.delete(token);
+      if (stopped) return;
+      leave(token).catch(() => retryRelease(token, Math.min(delayMs * 2, RELEASE_RETRY_MAX_MS), untilMs));
+    }, delayMs).unref();
+  }
+
   return {
     rule,
     // Nobody is admitted while Redis is down or being filled: the estimate says unknown meanwhile.
@@ -259,7 +279,10 @@ export async function createWaitingRoom(deps: {
     },
 
     async release(token) {
-      await leave(token);
+      await leave(token).catch((error: unknown) => {
+        retryRelease(token, RELEASE_RETRY_FIRST_MS, Date.now() + config.activeTokenTtlSeconds * 1000);
+        throw error;
+      });
     },
 
     validate(token) {
@@ -287,6 +310,7 @@ export async function createWaitingRoom(deps: {
     },
 
     async stop() {
+      stopped = true;
       await Promise.all([admission.stop(), modeCheck?.stop()]);
       await Promise.all([committer.drain(), fallbackJoins.drain(), ends.drain(), mode.release()]);
       await recheck.drain();

@@ -76,7 +76,7 @@ export function createWalletHandlers(deps: WalletDeps): MethodTable<typeof Walle
   const wallet = createWalletCommands(deps);
   const admissionOf = createAdmissionReader(orm);
 
-  // A failed release only delays the next admission until the token's TTL.
+  // A failed release is retried by the waiting room in the background (waiting-room.ts).
   const releaseSlot = async (admitted: AdmittedToken) => {
     try {
       await releaseQueueToken?.(admitted.token);
