@@ -1,9 +1,6 @@
 // The documented environment: every variable the server reads, with its default and meaning, in
 // README order (config.ts parses them; test/unit/compose.test.ts checks docker-compose.yml against it).
 
-/** Time allowed after SHUTDOWN_GRACE_MS for the loops to stop and the stores to close; then the process exits 1. */
-export const SHUTDOWN_CLEANUP_MS = 15_000;
-
 export interface ConfigVariable {
   name: string;
   defaultValue: string;
@@ -115,7 +112,14 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   {
     name: "SHUTDOWN_GRACE_MS",
     defaultValue: "10000",
-    description: `time in-flight calls get to finish on SIGTERM; then they are cancelled, and a process that PostgreSQL or Redis still holds up exits 1 at most ${SHUTDOWN_CLEANUP_MS / 1000} s later`,
+    description:
+      "time in-flight calls get to finish on SIGTERM; then they are cancelled, and a process that PostgreSQL or Redis still holds up exits 1 at most SHUTDOWN_CLEANUP_MS later",
+  },
+  {
+    name: "SHUTDOWN_CLEANUP_MS",
+    defaultValue: "15000",
+    description:
+      "time allowed after SHUTDOWN_GRACE_MS for the loops to stop and the stores to close; past it the process exits 1",
   },
   {
     name: "EVENT_STREAM_MAX_LEN",

@@ -6,7 +6,7 @@ import { parseAdminTokens, type AdminToken } from "./admin/admin-tokens.js";
 import { createEnvReader, type Env } from "./config-reader.js";
 
 export { ConfigError } from "./config-reader.js";
-export { CONFIG_VARIABLES, SHUTDOWN_CLEANUP_MS, type ConfigVariable } from "./config-variables.js";
+export { CONFIG_VARIABLES, type ConfigVariable } from "./config-variables.js";
 
 export type ServiceName = "queue" | "booking" | "wallet" | "admin";
 export const ALL_SERVICES: readonly ServiceName[] = ["queue", "booking", "wallet", "admin"];
@@ -55,6 +55,8 @@ export interface Config {
   connectResetRate: number;
   /** How long graceful shutdown waits for in-flight calls before cancelling them. */
   shutdownGraceMs: number;
+  /** Then how long stopping the loops and closing the stores may take before the process exits 1. */
+  shutdownCleanupMs: number;
   /** Events the Redis event stream keeps (approximately; 0 = unbounded). */
   eventStreamMaxLen: number;
   /** Browser origins allowed to call the Connect port cross-origin; "*" is any; empty sends no CORS headers. */
@@ -106,6 +108,7 @@ export function loadConfig(env: Env = process.env): Config {
     connectResetBurst: r.integer("CONNECT_RESET_BURST", 1, 1_000_000),
     connectResetRate: r.integer("CONNECT_RESET_RATE", 1, 1_000_000),
     shutdownGraceMs: r.integer("SHUTDOWN_GRACE_MS", 0, 600_000),
+    shutdownCleanupMs: r.integer("SHUTDOWN_CLEANUP_MS", 100, 600_000),
     eventStreamMaxLen: r.integer("EVENT_STREAM_MAX_LEN", 0, 1_000_000_000),
     corsOrigins: r.origins("CORS_ORIGINS"),
     adminTokens: parseAdminTokens(r.raw("ADMIN_TOKENS"), r.raw("ADMIN_TOKENS_FILE"), r.problems),

@@ -5,7 +5,7 @@ import cluster from "node:cluster";
 import { format } from "node:util";
 import { startApp, StartupError } from "./app.js";
 import { runPrimary, WORKER_READY } from "./cluster.js";
-import { ConfigError, loadConfig, SHUTDOWN_CLEANUP_MS } from "./config.js";
+import { ConfigError, loadConfig } from "./config.js";
 import { createLogger } from "./platform/logger.js";
 import { checkPortsFree } from "./platform/rpc/listen-failure.js";
 
@@ -64,7 +64,7 @@ async function main(): Promise<void> {
     // The drain is bounded by SHUTDOWN_GRACE_MS; what follows (stopping the loops, closing the
     // stores) waits on PostgreSQL and Redis, which a partition or a lock holder can stall
     // forever: past this deadline the process exits anyway, non-zero.
-    const deadlineMs = config.shutdownGraceMs + SHUTDOWN_CLEANUP_MS;
+    const deadlineMs = config.shutdownGraceMs + config.shutdownCleanupMs;
     setTimeout(() => {
       logger.error({ deadlineMs }, "shutdown did not finish in time; exiting");
       process.exit(1);

@@ -6,7 +6,7 @@
 import test from "ava";
 import { existsSync, readFileSync } from "node:fs";
 import { parse } from "yaml";
-import { CONFIG_VARIABLES, loadConfig, SHUTDOWN_CLEANUP_MS } from "../../src/config.js";
+import { CONFIG_VARIABLES, loadConfig } from "../../src/config.js";
 
 interface ComposeService {
   image?: string;
@@ -93,7 +93,8 @@ test("the app's healthcheck asks gRPC health with the image's node and the scrip
 });
 
 test("stop_grace_period outlasts the app's worst case (SHUTDOWN_GRACE_MS + the clean-up limit)", (t) => {
-  const worstCaseMs = loadConfig(appEnv).shutdownGraceMs + SHUTDOWN_CLEANUP_MS;
+  const config = loadConfig(appEnv);
+  const worstCaseMs = config.shutdownGraceMs + config.shutdownCleanupMs;
   const graceMs = durationMs(app.stop_grace_period ?? "10s"); // Docker's default is 10 s
   t.true(graceMs > worstCaseMs, `stop_grace_period ${app.stop_grace_period} vs ${worstCaseMs} ms`);
 });
