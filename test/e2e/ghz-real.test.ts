@@ -1,4 +1,4 @@
-// Every ghz-bench config, run by the real ghz for a couple of seconds against a test server (own
+// Every ghz-bench config, run by the real ghz for a second or so against a test server (own
 // database, own Redis key prefix): no call fails, and each call did what its config's name says,
 // read back from PostgreSQL and Redis. ghz is $GHZ, else the one on PATH; .ci/run puts
 // ../shared/bin on PATH.
@@ -18,7 +18,7 @@ import { startTestApp, type TestApp } from "../helpers/app.js";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 /** Two turns of the configs' 64 users each; duration-based configs run this long. */
-const SIZE = { holds: 128, payments: 128, duration: "2s" };
+const SIZE = { holds: 128, payments: 128, duration: "1s" };
 const CALL_TIMEOUT = "60s";
 
 /** ghz's JSON report (--format json), the fields read here. */
