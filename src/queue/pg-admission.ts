@@ -6,13 +6,13 @@ import { admissionsThisTick, type AdmissionRule } from "./admission-rule.js";
 import { CONCERT_LOCK_SQL, type QueueDb } from "./queue-db.js";
 import type { RedisQueue } from "./redis-queue.js";
 
-// Redis's head up to the first token with no row yet (a join not yet committed keeps its place).
-// clock_timestamp(): now() is before the lock wait. The outer `state = 'WAITING'`: a leave (no
-// concert lock) committed while this waits for the row is rechecked only in outer conditions.
+// Redis's head up to the first token with no row yet that Redis holds (a join committing keeps its
+// place; one past UNCOMMITTED_JOIN_HOLD_MS is passed). clock_timestamp(): now() is before the lock
+// wait. The outer `state = 'WAITING'`: a leave committed while this waits is rechecked there.
 const ADMIT = `
 with t as (select clock_timestamp() as at),
-head as (select token, ord from unnest($4::text[]) with ordinality as h(token, ord)),
-gap as (select min(ord) as ord from head h where not exists (select 1 from queue_entry q where q.token = h.token))
+head as (select token, held, ord from unnest($4::text[], $5::bool[]) with ordinality as h(token, held, ord)),
+gap as (select min(ord) as ord from head h where held and not exists (select 1 from queue_entry q where q.token = h.token))
 update queue_entry set state = 'ACTIVE', admitted_at = t.at, active_expire_at = t.at + make_interval(secs => $2)
 from t where state = 'WAITING' and token in (
   select h.token from head h join queue_entry q using (token)
@@ -43,7 +43,7 @@ export function admit(db: QueueDb, concertId: string, rule: AdmissionRule, redis
     );
     const slots = admissionsThisTick({ active: line?.active ?? 0 }, rule);
     const head = slots === 0 ? [] : await redis.head(concertId, slots + abandoned.length);
-    const admitted = slots === 0 ? [] : await query(ADMIT, [concertId, rule.activeTtlMs / 1000, slots, head]);
+    const admitted = slots === 0 ? [] : await query(ADMIT, [concertId, rule.activeTtlMs / 1000, slots, ...head]);
     return {
       admitted: admitted.map((r) => r.token as string),
       expired,

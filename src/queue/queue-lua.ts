@@ -187,6 +187,30 @@ end
 return out
 `;
 
+// ARGV: n, hold ms, most tokens. The head of the line for an admission step: tokens in order until
+// n of them were last seen (joined, polled) within the hold, or `most` in all. Returns {tokens,
+// flags}: 1 for those seen within the hold. Only a token's JOIN marks one that has no row yet (its
+// user gets it with the reply), so an older one is a join whose process died before its commit:
+// admission passes it (pg-admission.ts). Past the hold, the others count only to `most`.
+export const HEAD = `
+local t = redis.call('TIME')
+local since = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[2])
+local n, most = tonumber(ARGV[1]), tonumber(ARGV[3])
+local tokens, recent, fresh = {}, {}, 0
+while fresh < n and #tokens < most do
+  local chunk = redis.call('ZRANGE', KEYS[2], #tokens, #tokens + math.min(n - fresh, most - #tokens, 1000) - 1)
+  if #chunk == 0 then break end
+  local seen = redis.call('ZMSCORE', KEYS[4], unpack(chunk))
+  for i = 1, #chunk do
+    local held = seen[i] and tonumber(seen[i]) >= since
+    tokens[#tokens + 1] = chunk[i]
+    recent[#recent + 1] = held and 1 or 0
+    if held then fresh = fresh + 1 end
+  end
+end
+return {tokens, recent}
+`;
+
 // ARGV: tokens. Returns those the concert does not hold live (ended, or lost with Redis's data):
 // a slow join's check that Redis still has it (join-recheck.ts), one call for a whole batch.
 export const MISSING = `

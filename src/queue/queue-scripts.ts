@@ -4,7 +4,19 @@
 
 import type { RedisClient } from "../platform/redis/client.js";
 import { concertKeyList, type ConcertKeys } from "./queue-keys.js";
-import { APPLY, FORGET_CONCERT, JOIN, LEAVE, MERGE, MISSING, SET_TOKEN, STATUS, SWEEP, WATCH } from "./queue-lua.js";
+import {
+  APPLY,
+  FORGET_CONCERT,
+  HEAD,
+  JOIN,
+  LEAVE,
+  MERGE,
+  MISSING,
+  SET_TOKEN,
+  STATUS,
+  SWEEP,
+  WATCH,
+} from "./queue-lua.js";
 import type { QueueState } from "./queue-entry.entity.js";
 
 export interface ScriptStatus {
@@ -51,6 +63,10 @@ export interface ApplyReply {
   /** The time those slots had left until their expiry, in sum (ms). */
   releasedRemainingMs: number;
 }
+
+/** The line's first tokens in order, and per token whether it was joined or seen lately (one without
+ * a row yet may then still be committing its join). */
+export type LineHead = [tokens: string[], held: boolean[]];
 
 export interface WatchReply {
   nowMs: number;
@@ -103,6 +119,7 @@ export function createQueueScripts(redis: RedisClient) {
   const watch = command(redis, "cbQueueWatch", 7, WATCH);
   const merge = command(redis, "cbQueueMerge", 7, MERGE);
   const missing = command(redis, "cbQueueMissing", 7, MISSING);
+  const head = command(redis, "cbQueueHead", 7, HEAD);
   // A cluster client's auto-pipelining takes the first argument for the key, so there a record
   // goes alone under a fixed key count.
   const setToken = command(redis, "cbQueueSetToken", 1, SET_TOKEN);
@@ -189,6 +206,11 @@ export function createQueueScripts(redis: RedisClient) {
     async merge(keys: ConcertKeys, nextSeqFloor: string, rows: readonly MergeRow[]): Promise<void> {
       const args = rows.flatMap((r) => [r.token, r.userId, r.seq, r.state, r.activeExpireMs]);
       await merge(...concertKeyList(keys), nextSeqFloor, ...args);
+    },
+    /** The line's head for an admission step (the HEAD script); `held`: seen within `holdMs`. */
+    async head(keys: ConcertKeys, n: number, holdMs: number, most: number): Promise<LineHead> {
+      const [tokens, held] = (await head(...concertKeyList(keys), n, holdMs, most)) as [string[], number[]];
+      return [tokens, held.map((flag) => flag === 1)];
     },
     /** The tokens of `tokens` that the concert does not hold live. */
     async missing(keys: ConcertKeys, tokens: readonly string[]): Promise<string[]> {

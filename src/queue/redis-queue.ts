@@ -12,6 +12,7 @@ import {
   type ApplyReply,
   type JoinReply,
   type JoinRequest,
+  type LineHead,
   type MergeRow,
   type QueueScripts,
   type WatchReply,
@@ -47,6 +48,16 @@ const RECENT_JOIN_MS = 1000;
  * their token records, sent once the event loop has handled the I/O at hand.
  */
 const JOIN_BATCH = { maxItems: 500, maxDelayMs: 0 };
+
+/**
+ * A place whose join has no PostgreSQL row yet holds the line (admission stops at it,
+ * pg-admission.ts) at most this long after its JOIN: a join still committing keeps its turn, and
+ * one whose process died before its commit stops the users behind it no longer. Its place stays:
+ * a row that lands later (or the user's retried join) is admitted first at the next step.
+ */
+export const UNCOMMITTED_JOIN_HOLD_MS = 10_000;
+/** Places past that hold (or quiet) a step's head may hold beyond the n it asks for. */
+const HEAD_MOST_PASSED = 10_000;
 
 export type RedisQueue = ReturnType<typeof createRedisQueue>;
 
@@ -226,9 +237,12 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
       return { expired: swept.expired, abandoned: swept.abandoned, atMs: swept.nowMs };
     },
 
-    /** The first `n` tokens of a concert's line, in order. */
-    head(concertId: string, n: number): Promise<string[]> {
-      return redis.zrange(keys.concert(concertId).waiting, "0", String(n - 1));
+    /**
+     * A concert's line from its first token until `n` tokens seen within UNCOMMITTED_JOIN_HOLD_MS,
+     * in order: the others (an uncommitted join past the hold among them) do not count.
+     */
+    head(concertId: string, n: number): Promise<LineHead> {
+      return scripts.head(keys.concert(concertId), n, UNCOMMITTED_JOIN_HOLD_MS, n + HEAD_MOST_PASSED);
     },
 
     /**

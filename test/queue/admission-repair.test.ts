@@ -82,5 +82,5 @@ test("a lost Redis half is repaired by the next step if recent, by the next full
   await redisQueue.apply(concertId, repair.active, []);
   t.is(await stateInRedis(old), "ACTIVE");
   t.is(await stateInRedis(waiting), "WAITING");
-  t.deepEqual(await redisQueue.head(concertId, 10), [waiting]);
+  t.deepEqual((await redisQueue.head(concertId, 10))[0], [waiting]);
 });
