@@ -16,7 +16,7 @@ export interface CallContext {
   signal: AbortSignal;
   /** Shared by the run's users; without one, retries are limited per call only. */
   retryBudget?: RetryBudget;
-  /** performance.now() when a burst's first user started: joins are also timed from it. */
+  /** performance.now() when a burst's or ramp's first user started: joins are also timed from it. */
   burstStartedAt?: number;
 }
 

@@ -104,7 +104,8 @@ async function runUsers(
     rpcTimeoutMs: options.rpcTimeoutMs,
     signal,
     retryBudget,
-    ...(arrival.kind === "burst" && { burstStartedAt: started }),
+    // A ramp is a crowd spread out: its joins are timed from its first arrival too.
+    ...(arrival.kind !== "closed" && { burstStartedAt: started }),
   };
   if (arrival.kind !== "closed") {
     const spacingMs = arrival.kind === "ramp" ? arrival.rampMs / options.users : 0;
