@@ -107,15 +107,19 @@ export function scheduleFaults(
       signal: usersDone.signal,
     }).catch(() => false);
     // A PostgreSQL outage disturbs only users who are booking (waiting is Redis, and admission
-    // pauses with PostgreSQL): on a machine that stalls the admission loop, wait for one.
+    // pauses with PostgreSQL). Wait for one admitted but not yet topped up: its seat and payment
+    // calls are still to be sent. Any active user would not do: one whose last answer sits unread
+    // in a lagging generator's socket makes no further call, and the outage then meets none.
     const ready =
       due &&
       (fault.spec.kind !== "postgres-outage" ||
-        (await waitUntil(() => counts.active > 0, usersDone.signal).catch(() => false)));
+        (await waitUntil(() => counts.activated > counts.toppedUp + counts.failed, usersDone.signal).catch(
+          () => false,
+        )));
     if (!ready) {
       record.notes.push(
         due
-          ? "not injected: the users finished before one was booking"
+          ? "not injected: the users finished before one was about to book"
           : `not injected: the users finished before ${fault.spec.atMs / 1000} s`,
       );
       return record;

@@ -1,8 +1,10 @@
 // `loadtest --fault`: the spec syntax, its defaults, and the combinations the CLI refuses.
 
 import test from "ava";
+import { setTimeout as delay } from "node:timers/promises";
 import { parseCli, UsageError } from "../../src/loadtest/cli-options.js";
-import { formatFaultSpec, parseFaultSpec } from "../../src/loadtest/faults.js";
+import { formatFaultSpec, parseFaultSpec, scheduleFaults, type Fault } from "../../src/loadtest/faults.js";
+import { createRunStats } from "../../src/loadtest/run-stats.js";
 
 test("KIND[@AT[:FOR]] with defaults; worker-kill takes no duration", (t) => {
   t.deepEqual(parseFaultSpec("redis-outage"), { kind: "redis-outage", atMs: 5000, durationMs: 10_000 });
@@ -49,4 +51,28 @@ test("two faults of one kind must not overlap; --timeout must fit a timer", (t) 
     message: /--timeout must be an integer from 1 to 2147483/,
   });
   t.is(parse("--timeout", "2147483")?.run.timeoutMs, 2_147_483_000);
+});
+
+test("postgres-outage waits for a user admitted and not yet topped up: one in its last call may make no further call", async (t) => {
+  const { counts } = createRunStats();
+  // One user active but past TopUp (its payment's answer may already be on its way back).
+  Object.assign(counts, { joined: 2, waiting: 1, active: 1, activated: 1, toppedUp: 1 });
+  let injectedWith: { activated: number; toppedUp: number } | undefined;
+  const fault: Fault = {
+    spec: parseFaultSpec("postgres-outage@0s:1ms"),
+    inject: async () => {
+      injectedWith = { activated: counts.activated, toppedUp: counts.toppedUp };
+      return "cut";
+    },
+    recover: async () => "restored",
+  };
+  const schedule = scheduleFaults([fault], counts, 2);
+  // Absence only: a busy machine can delay the injection, never bring it forward.
+  await delay(300);
+  t.is(injectedWith, undefined);
+  Object.assign(counts, { waiting: 0, active: 2, activated: 2 });
+  while (!injectedWith) await delay(20);
+  t.deepEqual(injectedWith, { activated: 2, toppedUp: 1 });
+  const [record] = await schedule.finish();
+  t.true(record!.complete);
 });
