@@ -41,6 +41,8 @@ export interface JoinReply {
   token: string;
   seq: string;
   status: ScriptStatus;
+  /** Date.now() when the script's answer arrived: the status is as of then. */
+  readAtMs: number;
 }
 
 export interface SweepReply {
@@ -135,6 +137,7 @@ export function createQueueScripts(redis: RedisClient) {
       for (const j of joins) args.push(j.userId, j.freshToken, j.prequeueSeq ?? "");
       const reply = (await join(...concertKeyList(keys), keys.prequeueOpened, ...args)) as (string | number)[];
       const [nowMs, totalWaiting, activeUsers] = [Number(reply[0]), Number(reply[1]), Number(reply[2])];
+      const readAtMs = Date.now();
       const replies: JoinReply[] = [];
       for (let i = 3; i < reply.length; i += 5) {
         const status: ScriptStatus = {
@@ -145,7 +148,7 @@ export function createQueueScripts(redis: RedisClient) {
           nowMs,
           activeUsers,
         };
-        replies.push({ token: String(reply[i]), seq: String(reply[i + 1]), status });
+        replies.push({ token: String(reply[i]), seq: String(reply[i + 1]), status, readAtMs });
       }
       return replies;
     },

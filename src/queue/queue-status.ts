@@ -25,6 +25,14 @@ export interface QueueStatus extends Omit<ScriptStatus, "state"> {
 }
 
 /**
+ * `status` as of now, read `localReadMs` (Date.now()) ago: the estimate counts from when the
+ * answer is sent (the proto's estimated_wait), not from a read that waited for a commit since.
+ */
+export function statusNow<T extends { nowMs: number }>(status: T, localReadMs: number): T {
+  return { ...status, nowMs: status.nowMs + Math.max(0, Date.now() - localReadMs) };
+}
+
+/**
  * The wire form under the concert's admission settings, with the wait estimate (wait-estimate.ts)
  * from what the admission ticks measured of the line. While PAUSED the estimate is unknown.
  */

@@ -18,7 +18,7 @@ import {
   type WatchReply,
 } from "./queue-scripts.js";
 import { decodeRecord, encodeRecord, recordTtlMs, type TokenRecord } from "./token-record.js";
-import type { QueueStatus } from "./queue-status.js";
+import { statusNow, type QueueStatus } from "./queue-status.js";
 import type { AdmissionRule } from "./admission-rule.js";
 
 export type { TokenRecord };
@@ -90,14 +90,14 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
 
   /** Statuses this process answered joins with lately, oldest first; admission and leaves drop theirs. */
   const recentJoins = new Map<string, { status: QueueStatus; atMs: number }>();
-  function rememberJoin(status: QueueStatus): void {
+  function rememberJoin(status: QueueStatus, readAtMs: number): void {
     const now = Date.now();
     for (const [token, recent] of recentJoins) {
       if (now - recent.atMs < RECENT_JOIN_MS && recentJoins.size < DIRECTORY_SIZE) break;
       recentJoins.delete(token);
     }
     recentJoins.delete(status.token);
-    recentJoins.set(status.token, { status, atMs: now });
+    recentJoins.set(status.token, { status, atMs: readAtMs });
   }
 
   const remember = (token: string, owner: { concertId: string; userId: string }) => {
@@ -127,7 +127,7 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
     await Promise.all([writeRecords(records, nowMs), register(concertId, nowMs)]);
     records.forEach(({ token, record }, i) => {
       remember(token, record);
-      rememberJoin({ token, concertId, userId: record.userId, ...replies[i]!.status });
+      rememberJoin({ token, concertId, userId: record.userId, ...replies[i]!.status }, replies[i]!.readAtMs);
     });
     return replies;
   }
@@ -187,7 +187,7 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
     recentJoinStatus(token: string): QueueStatus | undefined {
       const recent = recentJoins.get(token);
       recentJoins.delete(token);
-      return recent && Date.now() - recent.atMs < RECENT_JOIN_MS ? recent.status : undefined;
+      return recent && Date.now() - recent.atMs < RECENT_JOIN_MS ? statusNow(recent.status, recent.atMs) : undefined;
     },
 
     /** undefined when the token is unknown. `touch` counts as a sign of life of a waiting user. */

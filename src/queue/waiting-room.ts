@@ -22,7 +22,7 @@ import { createQueueDb } from "./queue-db.js";
 import { createQueueMetrics } from "./queue-metrics.js";
 import { createQueueMode, type QueueMode } from "./queue-mode.js";
 import { newQueueToken } from "./queue-token.js";
-import type { QueueStatus } from "./queue-status.js";
+import { statusNow, type QueueStatus } from "./queue-status.js";
 import { admissionRule, type AdmissionRule } from "./admission-rule.js";
 import { fixedAdmissionSettings, type AdmissionSettings, type ConcertAdmission } from "./admission-settings.js";
 import type { JoinReply } from "./queue-scripts.js";
@@ -250,7 +250,7 @@ export async function createWaitingRoom(deps: {
       );
       if (!result.reply) return view(result.status!);
       const row = joinRowOf(concertId, userId, result.reply);
-      const { token, seq, status: joined } = result.reply;
+      const { token, seq, status: joined, readAtMs } = result.reply;
       const { state } = row;
       // Acknowledged only once PostgreSQL has the row: it must survive losing Redis.
       await committer.commit(row).catch(async (error: unknown) => {
@@ -261,7 +261,7 @@ export async function createWaitingRoom(deps: {
       });
       if (Date.now() - sentMs > SLOW_JOIN_COMMIT_MS)
         await recheck.recheck(concertId, { token, userId, seq, state, activeExpireMs: joined.activeExpireMs });
-      return view({ token, concertId, userId, ...joined });
+      return view(statusNow({ token, concertId, userId, ...joined }, readAtMs));
     },
 
     status,

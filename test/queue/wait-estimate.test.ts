@@ -6,7 +6,9 @@
 import test from "ava";
 import { BookingService } from "../../gen/concert/v1/booking_pb.js";
 import { QueueService, QueueState } from "../../gen/concert/v1/queue_pb.js";
+import pg from "pg";
 import { startTestApp, seedSmallCatalog, type TestApp } from "../helpers/app.js";
+import { waitForLockWaiters } from "../helpers/database.js";
 
 const INTERVAL_MS = 3_600_000;
 const TTL_SECONDS = 600;
@@ -25,6 +27,40 @@ test.before(async () => {
 test.after.always(async () => {
   await app?.stop();
 });
+
+const ms = (time: { seconds: bigint; nanos: number }) => Number(time.seconds) * 1000 + time.nanos / 1e6;
+
+// Serial, so it runs before the test below and leaves the line as it found it.
+test.serial(
+  "a join's estimate counts from its answer, not from the read that then waited for the commit",
+  async (t) => {
+    const queue = app.grpc(QueueService);
+    const concertId = (await app.grpc(BookingService).listConcerts({})).concerts[0]!.id;
+    // Hold the join's commit behind a lock on the table until well after its Redis read.
+    const holder = new pg.Client({ connectionString: app.config.databaseUrl });
+    await holder.connect();
+    await holder.query("begin");
+    await holder.query("lock table queue_entry in share mode");
+    const pid = (await holder.query<{ pid: number }>("select pg_backend_pid() as pid")).rows[0]!.pid;
+    const answer = queue.joinQueue({ concertId, userId: "slow-commit" });
+    await waitForLockWaiters(app.config.databaseUrl, pid, 1);
+    const blockedMs = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await holder.query("commit");
+    await holder.end();
+    const { token, status } = await answer;
+    const answeredMs = Date.now();
+    t.teardown(() => queue.leaveQueue({ token }).then(() => undefined));
+    t.true(status!.waitTimeKnown, "the place is within the free slots");
+    // estimated_wait = estimated_admission_time - now (queue.proto), now being when the answer left.
+    const estimateNowMs = ms(status!.estimatedAdmissionTime!) - ms(status!.estimatedWait!);
+    t.true(
+      estimateNowMs >= blockedMs + 1500,
+      `estimate as of ${estimateNowMs - blockedMs} ms after the commit blocked`,
+    );
+    t.true(estimateNowMs <= answeredMs + 1000, `estimate as of ${estimateNowMs - answeredMs} ms after the answer`);
+  },
+);
 
 test("unknown until a slot is given back, then estimated from what was measured", async (t) => {
   const queue = app.grpc(QueueService);
@@ -54,7 +90,7 @@ test("unknown until a slot is given back, then estimated from what was measured"
   const afterRelease = await status(d);
   t.is(afterRelease.position, 1n);
   t.true(afterRelease.waitTimeKnown);
-  const waitMs = Number(afterRelease.estimatedWait!.seconds) * 1000 + afterRelease.estimatedWait!.nanos / 1e6;
+  const waitMs = ms(afterRelease.estimatedWait!);
   t.true(waitMs >= INTERVAL_MS, `${waitMs} ms`);
   // At most the next step plus a whole turn of a slot: none is held longer than ACTIVE_TOKEN_TTL.
   t.true(waitMs <= INTERVAL_MS + TTL_SECONDS * 1000, `${waitMs} ms`);
