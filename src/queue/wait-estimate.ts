@@ -17,11 +17,7 @@ export interface PlaceInLine {
 
 export type WaitEstimate = { known: true; waitMs: number; admissionMs: number } | { known: false };
 
-/**
- * How much the prior weighs, in sessions seen, as a share of the cap: a few quick first sessions
- * do not overturn it, a turn of the cap does. The quickest users (or ones who left at once) give
- * their slots back first; the slots still held keep them from standing for everybody (oldestHeldMs).
- */
+/** How much the prior weighs, in sessions seen, as a share of the cap: a few quick first sessions do not overturn it, a turn of the cap does. */
 const PRIOR_SHARE = 0.1;
 /** Without a prior, sessions seen (as a share of the cap) before a place beyond the free slots is known. */
 const NO_PRIOR_SHARE = 0.05;
@@ -69,19 +65,7 @@ export function expectedSessionMs(rule: AdmissionRule, measured: LineMeasures): 
   const priorWeight = rule.expectedSessionMs > 0 ? PRIOR_SHARE * rule.cap * measured.priorKept : 0;
   if (priorWeight === 0 && measured.sessions < Math.max(1, NO_PRIOR_SHARE * rule.cap)) return undefined;
   const sessionMs = (measured.sessionsMs + priorWeight * rule.expectedSessionMs) / (measured.sessions + priorWeight);
-  return Math.min(Math.max(sessionMs, oldestHeldMs(measured)), rule.activeTtlMs);
-}
-
-/**
- * How long the oldest slot held has been, at the last step. The slots given back are counted
- * against the oldest held, so while few come back the oldest held ages: it keeps the quick first
- * sessions (users who left at once) from standing for all of them. With sessions ending as they
- * are measured, it is about one session.
- */
-function oldestHeldMs(measured: LineMeasures): number {
-  const { heldSince, unknownAges, lastStepMs } = measured;
-  if (heldSince.length === 0 || unknownAges > 0 || lastStepMs === undefined) return 0;
-  return lastStepMs - heldSince[0]!;
+  return Math.min(sessionMs, rule.activeTtlMs);
 }
 
 /** Ms from now until the n-th slot held now comes back (1-based, oldest first). */
@@ -183,6 +167,8 @@ const CONCERTS_TRACKED = 10_000;
 interface Group {
   atMs: number;
   slots: number;
+  /** How long the step that took these slots ran before Redis applied it (ms). */
+  tookMs: number;
   /** Set on the slots a baseline found held: how many there were. */
   unknownAges?: number;
 }
@@ -201,7 +187,9 @@ interface ConcertState {
  * lowers the held count and every admission raises it, so the admissions of every process
  * between two ticks are the change in slots held plus the slots given back; they are taken at
  * the tick. Slots given back are taken from the oldest held first. Their sessions are
- * ACTIVE_TOKEN_TTL less the time they had left, which the store sums.
+ * ACTIVE_TOKEN_TTL less the time they had left, which the store sums, less the time their step
+ * ran before Redis applied it: like the held slots' times, a session counts from the tick, so a
+ * step slowed by a burst is not counted again in every later turn.
  */
 export function createLineMeter(stepTauMs: number = STEP_TAU_MS): LineMeter {
   const concerts = new Map<string, ConcertState>();
@@ -229,7 +217,7 @@ export function createLineMeter(stepTauMs: number = STEP_TAU_MS): LineMeter {
       // whose held slots count as taken now.
       if (released < 0 || dtMs <= 0) {
         const slots = sample.heldSlots;
-        state.groups = slots > 0 ? [{ atMs: sample.atMs, slots, unknownAges: slots }] : [];
+        state.groups = slots > 0 ? [{ atMs: sample.atMs, slots, tookMs: 0, unknownAges: slots }] : [];
         state.measures = { ...state.measures, ...heldOf(state.groups), lastStepMs: lastStepOf(sample) };
         return;
       }
@@ -240,7 +228,10 @@ export function createLineMeter(stepTauMs: number = STEP_TAU_MS): LineMeter {
       let { sessions, sessionsMs, priorKept } = state.measures;
       if (released > 0) {
         const remainingMs = sample.releasedRemainingMs! - last!.releasedRemainingMs!;
-        const meanMs = Math.min(Math.max(0, sample.activeTtlMs - remainingMs / released), sample.activeTtlMs);
+        const meanMs = Math.min(
+          Math.max(0, sample.activeTtlMs - remainingMs / released - tookOfOldest(state.groups, released) / released),
+          sample.activeTtlMs,
+        );
         const fade = Math.exp(-released / Math.max(1, SESSION_MEMORY_SHARE * sample.cap));
         sessions = sessions * fade + released;
         sessionsMs = sessionsMs * fade + released * meanMs;
@@ -248,7 +239,7 @@ export function createLineMeter(stepTauMs: number = STEP_TAU_MS): LineMeter {
       }
       takeOldest(state.groups, released);
       const admitted = sample.heldSlots - last!.heldSlots + released;
-      if (admitted > 0) state.groups.push({ atMs: sample.atMs, slots: admitted });
+      if (admitted > 0) state.groups.push({ atMs: sample.atMs, slots: admitted, tookMs: sample.tookMs });
       reconcile(state.groups, sample);
       state.measures = {
         sessions,
@@ -268,6 +259,18 @@ export function createLineMeter(stepTauMs: number = STEP_TAU_MS): LineMeter {
 
 const lastStepOf = (sample: TickSample) => (sample.heldSlots + sample.waiting > 0 ? sample.atMs : undefined);
 
+/** The step time, in sum, of the `slots` oldest held (those takeOldest would take). */
+function tookOfOldest(groups: readonly Group[], slots: number): number {
+  let [left, sum] = [slots, 0];
+  for (const group of groups) {
+    if (left <= 0) break;
+    const taken = Math.min(left, group.slots);
+    sum += taken * group.tookMs;
+    left -= taken;
+  }
+  return sum;
+}
+
 function takeOldest(groups: Group[], slots: number): void {
   let left = slots;
   let drop = 0;
@@ -285,7 +288,8 @@ function takeOldest(groups: Group[], slots: number): void {
 function reconcile(groups: Group[], sample: TickSample): void {
   const total = groups.reduce((sum, group) => sum + group.slots, 0);
   if (total > sample.heldSlots) takeOldest(groups, total - sample.heldSlots);
-  else if (total < sample.heldSlots) groups.push({ atMs: sample.atMs, slots: sample.heldSlots - total });
+  else if (total < sample.heldSlots)
+    groups.push({ atMs: sample.atMs, slots: sample.heldSlots - total, tookMs: sample.tookMs });
   while (groups.length > HELD_GROUPS) {
     const first = groups[0]!.unknownAges ? 1 : 0;
     let closest = first;
@@ -293,7 +297,11 @@ function reconcile(groups: Group[], sample: TickSample): void {
       if (groups[i + 1]!.atMs - groups[i]!.atMs < groups[closest + 1]!.atMs - groups[closest]!.atMs) closest = i;
     const [a, b] = [groups[closest]!, groups[closest + 1]!];
     const slots = a.slots + b.slots;
-    groups.splice(closest, 2, { atMs: (a.atMs * a.slots + b.atMs * b.slots) / slots, slots });
+    groups.splice(closest, 2, {
+      atMs: (a.atMs * a.slots + b.atMs * b.slots) / slots,
+      slots,
+      tookMs: (a.tookMs * a.slots + b.tookMs * b.slots) / slots,
+    });
   }
 }
 

@@ -138,6 +138,18 @@ test("the sessions measured replace the prior as they accumulate", (t) => {
   t.is(expectedSessionMs({ ...rule, cap: 0 }, NOTHING_MEASURED), undefined);
 });
 
+test("a session counts from the end of the step that admitted it: a slow step is not counted again per turn", (t) => {
+  const meter = createLineMeter();
+  meter.observe("c", sample({ atMs: 0, heldSlots: 0 }));
+  // A step decided at 8 s took 2 s to reach Redis: its 100 users could learn of it only at 10 s.
+  meter.observe("c", sample({ atMs: 10_000, heldSlots: 100, tookMs: 2000 }));
+  // They all give their slots back at 13 s: each had TTL less 5 s left (the record counts from the decision).
+  const remainingMs = 100 * (TTL_MS - 5000);
+  meter.observe("c", sample({ atMs: 13_000, heldSlots: 0, releasedTotal: 100, releasedRemainingMs: remainingMs }));
+  const measured = meter.measures("c");
+  t.true(Math.abs(measured.sessionsMs / measured.sessions - 3000) < 1e-6, `${measured.sessionsMs / measured.sessions}`);
+});
+
 test("counts that went back or stopped (a rebuilt store, the PostgreSQL fallback) start a new baseline", (t) => {
   const meter = createLineMeter();
   meter.observe("c", sample({ atMs: 0, heldSlots: 10 }));
