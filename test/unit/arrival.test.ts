@@ -12,10 +12,10 @@ test("--arrival takes closed, burst and ramp:<seconds>, and says so for anything
   for (const text of ["closed", "burst", "ramp:10", "ramp:0.5"]) t.is(formatArrival(parseArrival(text)), text);
 });
 
-test("--expected-session-seconds sets the started server's prior: given, else $EXPECTED_SESSION_SECONDS, else a script's 10 s", (t) => {
+test("--expected-session-seconds sets the started server's prior: given, else $EXPECTED_SESSION_SECONDS, else a script's 2 s", (t) => {
   const parse = (args: string[], env: Record<string, string> = {}) =>
     parseCli(args, env, "abc123")!.expectedSessionSeconds;
-  t.is(parse([]), 10);
+  t.is(parse([]), 2);
   t.is(parse([], { EXPECTED_SESSION_SECONDS: "45" }), 45);
   t.is(parse(["--expected-session-seconds", "0"], { EXPECTED_SESSION_SECONDS: "45" }), 0);
   t.throws(() => parse(["--expected-session-seconds", "-1"]), { instanceOf: UsageError });
