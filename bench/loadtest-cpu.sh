@@ -11,7 +11,8 @@
 #   USERS=1000 MAX_ACTIVE=200 bash bench/loadtest-cpu.sh
 #   PRIVATE_PG=1 PRIVATE_REDIS=1 bash bench/loadtest-cpu.sh   # own servers: statement stats, no neighbours
 #
-# Settings (environment): USERS (10000), MAX_ACTIVE (cap, 2000), ADMISSION_INTERVAL_MS (100),
+# Settings (environment): USERS (10000), ARRIVAL (closed; burst or ramp:<seconds>: the load test's
+# --arrival), MAX_ACTIVE (cap, 2000), ADMISSION_INTERVAL_MS (100),
 # POOL (DATABASE_POOL_MAX, 24), SEATS (50000), PORT and CONNECT_PORT (free ports below 32768),
 # DATABASE_URL (postgres://root@127.0.0.1:5432/postgres: a scratch database is created next to it
 # and dropped afterwards), REDIS_URL (redis://127.0.0.1:6379; keys under a run prefix, deleted
@@ -63,6 +64,7 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$PATH"
 
 USERS=${USERS:-10000}
+ARRIVAL=${ARRIVAL:-closed}
 MAX_ACTIVE=${MAX_ACTIVE:-2000}
 ADMISSION_INTERVAL_MS=${ADMISSION_INTERVAL_MS:-100}
 POOL=${POOL:-24}
@@ -223,7 +225,7 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 log "running $USERS users (cap $MAX_ACTIVE, admission every $ADMISSION_INTERVAL_MS ms)"
 TIMEFORMAT='%U %S'
 loadtest_status=0
-{ time node --import tsx src/tools/loadtest.ts "${common[@]}" --users "$USERS" --json "$WORK/report.json" \
+{ time node --import tsx src/tools/loadtest.ts "${common[@]}" --users "$USERS" --arrival "$ARRIVAL" --json "$WORK/report.json" \
   > "$WORK/report.txt" 2> >(tee "$WORK/progress.txt" >&3); } 2> "$WORK/loadgen-time" || loadtest_status=$?
 ((loadtest_status == 130 || loadtest_status == 143)) && fail "interrupted"
 snapshot > "$WORK/after"
