@@ -89,7 +89,7 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
   }
 
   /** Statuses this process answered joins with lately, oldest first; admission and leaves drop theirs. */
-  const recentJoins = new Map<string, { status: QueueStatus; atMs: number }>();
+  const recentJoins = new Map<string, { status: QueueStatus; atMs: number; readAtMs: number }>();
   function rememberJoin(status: QueueStatus, readAtMs: number): void {
     const now = Date.now();
     for (const [token, recent] of recentJoins) {
@@ -97,7 +97,7 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
       recentJoins.delete(token);
     }
     recentJoins.delete(status.token);
-    recentJoins.set(status.token, { status, atMs: readAtMs });
+    recentJoins.set(status.token, { status, atMs: now, readAtMs });
   }
 
   const remember = (token: string, owner: { concertId: string; userId: string }) => {
@@ -187,7 +187,9 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
     recentJoinStatus(token: string): QueueStatus | undefined {
       const recent = recentJoins.get(token);
       recentJoins.delete(token);
-      return recent && Date.now() - recent.atMs < RECENT_JOIN_MS ? statusNow(recent.status, recent.atMs) : undefined;
+      return recent && Date.now() - recent.atMs < RECENT_JOIN_MS
+        ? statusNow(recent.status, recent.readAtMs)
+        : undefined;
     },
 
     /** undefined when the token is unknown. `touch` counts as a sign of life of a waiting user. */
