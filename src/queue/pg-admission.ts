@@ -32,29 +32,27 @@ export function admit(db: QueueDb, concertId: string, rule: AdmissionRule, redis
     await query(CONCERT_LOCK_SQL, [concertId]);
     // Redis names the expired and the abandoned (only it sees the polls); dropped there after the commit.
     const { expired, abandoned, atMs } = await redis.sweep(concertId, rule);
-    // Statements that need nothing from the one before go out together: the connection runs them
-    // in order, and a step costs one wait for a busy event loop per round trip, not per statement.
-    const [, [line]] = await Promise.all([
-      query(
-        `update queue_entry set state = 'EXPIRED', ended_at = case when token = any($2::text[]) then to_timestamp($3 / 1000.0) else now() end
-         where (token = any($2::text[]) and state <> 'EXPIRED') or (concert_id = $1 and state = 'ACTIVE' and active_expire_at <= now())`,
-        [concertId, [...expired, ...abandoned], atMs],
-      ),
-      query<{ active: number }>(
-        "select count(*)::int as active from queue_entry where concert_id = $1 and state = 'ACTIVE'",
-        [concertId],
-      ),
-    ]);
+    await query(
+      `update queue_entry set state = 'EXPIRED', ended_at = case when token = any($2::text[]) then to_timestamp($3 / 1000.0) else now() end
+       where (token = any($2::text[]) and state <> 'EXPIRED') or (concert_id = $1 and state = 'ACTIVE' and active_expire_at <= now())`,
+      [concertId, [...expired, ...abandoned], atMs],
+    );
+    const [line] = await query<{ active: number }>(
+      "select count(*)::int as active from queue_entry where concert_id = $1 and state = 'ACTIVE'",
+      [concertId],
+    );
     const slots = admissionsThisTick({ active: line?.active ?? 0 }, rule);
     const head = slots === 0 ? [] : await redis.head(concertId, slots + abandoned.length);
-    const [admitted, active] = await Promise.all([
-      slots === 0 ? [] : query(ADMIT, [concertId, rule.activeTtlMs / 1000, slots, ...head]),
-      query<{ token: string; activeExpireMs: number }>(
+    const admitted = slots === 0 ? [] : await query(ADMIT, [concertId, rule.activeTtlMs / 1000, slots, ...head]);
+    return {
+      admitted: admitted.map((r) => r.token as string),
+      expired,
+      abandoned,
+      active: await query<{ token: string; activeExpireMs: number }>(
         `select token, floor(extract(epoch from active_expire_at) * 1000)::float8 as "activeExpireMs" from queue_entry
          where concert_id = $1 and state = 'ACTIVE' and ($2 or admitted_at >= now() - make_interval(secs => $3))`,
         [concertId, repairAll, RECENT_ADMISSIONS_S],
       ),
-    ]);
-    return { admitted: admitted.map((r) => r.token as string), expired, abandoned, active };
+    };
   });
 }
