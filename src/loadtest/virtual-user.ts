@@ -295,8 +295,9 @@ export async function runVirtualUser(
     counts.finished++;
     if (activatedAt > 0 && lastGuardedAt >= activatedAt)
       context.stats.activeSpans.push({ from_ms: activatedAt, to_ms: lastGuardedAt });
-    // What EXPECTED_SESSION_SECONDS, the wait estimate's prior, stands for.
-    if (activatedAt > 0) context.stats.latency.record("session (ACTIVE to done)", Date.now() - activatedAt);
+    // What EXPECTED_SESSION_SECONDS, the wait estimate's prior, stands for (less the time to hear of ACTIVE).
+    if (activatedAt > 0 && !context.signal.aborted)
+      context.stats.latency.record("session (ACTIVE to done)", Date.now() - activatedAt);
     context.stats.latency.record("user total", performance.now() - userStarted);
   }
 }

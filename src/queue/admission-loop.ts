@@ -28,8 +28,10 @@ export interface AdmissionTick {
   releasedTotal: number | undefined;
   /** The time those slots had left until their expiry, in sum (ms). */
   releasedRemainingMs: number | undefined;
-  /** How long this concert's step took, from the admission decision to Redis applying it (ms). */
+  /** How long this concert's step took in this process, from taking a connection to Redis applying it (ms). */
   tookMs: number;
+  /** How long after the admission decision (which starts the admitted users' expiry) Redis applied it, in the stores' clocks (ms); 0 when this step admitted nobody. */
+  appliedAfterMs: number;
 }
 
 export interface AdmissionLoop {
@@ -94,6 +96,7 @@ export function createAdmissionLoop(deps: {
               releasedTotal: reply.releasedTotal,
               releasedRemainingMs: reply.releasedRemainingMs,
               tookMs: Date.now() - startedMs,
+              appliedAfterMs: step.decidedMs === undefined ? 0 : Math.max(0, reply.nowMs - step.decidedMs),
               admitted: step.admitted.length,
               expired: step.expired.length,
               abandoned: step.abandoned.length,

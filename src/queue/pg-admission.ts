@@ -18,7 +18,7 @@ from t where state = 'WAITING' and token in (
   select h.token from head h join queue_entry q using (token)
   where q.state = 'WAITING' and q.concert_id = $1 and h.ord < coalesce((select ord from gap), 9223372036854775807)
   order by h.ord limit $3)
-returning token`;
+returning token, floor(extract(epoch from t.at) * 1000)::float8 as "decidedMs"`;
 
 /** Redis gets back the ACTIVE tokens admitted this recently (a step whose Redis half was lost is
  * repaired by the next), all of them with `repairAll` (the loop asks every RECENT_ADMISSIONS_S). */
@@ -26,7 +26,7 @@ export const RECENT_ADMISSIONS_S = 5;
 
 type RedisLine = Pick<RedisQueue, "sweep" | "head">;
 
-/** Returns who was admitted and ended, and the ACTIVE tokens with their expiry for Redis to hold. */
+/** Returns who was admitted (and when it was decided: their expiry counts from then) and ended, and the ACTIVE tokens with their expiry for Redis to hold. */
 export function admit(db: QueueDb, concertId: string, rule: AdmissionRule, redis: RedisLine, repairAll = true) {
   return db.transaction(async (query) => {
     await query(CONCERT_LOCK_SQL, [concertId]);
@@ -46,6 +46,7 @@ export function admit(db: QueueDb, concertId: string, rule: AdmissionRule, redis
     const admitted = slots === 0 ? [] : await query(ADMIT, [concertId, rule.activeTtlMs / 1000, slots, ...head]);
     return {
       admitted: admitted.map((r) => r.token as string),
+      decidedMs: admitted[0]?.decidedMs as number | undefined,
       expired,
       abandoned,
       active: await query<{ token: string; activeExpireMs: number }>(

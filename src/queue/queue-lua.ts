@@ -26,7 +26,8 @@ local function drop(token)
 end
 -- Counts slots given back (a leave, an expiry), for the wait estimate: with the slots held at
 -- two steps it gives how many every process admitted in between. 'r' sums the time each had
--- left until its expiry, so the sessions' length is ACTIVE_TOKEN_TTL minus the mean of it.
+-- left until its expiry, so the sessions' length is ACTIVE_TOKEN_TTL minus the mean of it (from the
+-- admission decision; wait-estimate.ts counts them from Redis applying it).
 local function released(n, remainingMs)
   if n > 0 then
     redis.call('HINCRBY', KEYS[7], 'f', n)

@@ -52,11 +52,21 @@ export function estimateWait(place: PlaceInLine, rule: AdmissionRule, measured: 
   if (place.position <= free) return known(nextStepMs + pacedMs);
   const sessionMs = expectedSessionMs(rule, measured);
   if (sessionMs === undefined) return { known: false };
-  // Each turn of the cap: a session, and until a step fills the slot it gave back.
+  // A slot given back is counted by the next step, on average half a step later, and taken again
+  // when Redis applies that step's admissions (the lag measured since the decision): each turn of
+  // the cap is a session, counted from that apply, and this refill. The n-th slot held comes back
+  // a session after its apply; the user hears of its admission at the next watch tick.
   const turns = Math.ceil(place.position / rule.cap) - 1;
   const inTurn = place.position - turns * rule.cap;
-  const slotMs = inTurn <= free ? 0 : slotBackMs(inTurn - free, place, rule, measured, sessionMs);
-  return known(nextStepMs + Math.max(pacedMs, slotMs + turns * (sessionMs + stepMs / 2 + tookMs)));
+  const refillMs = stepMs / 2 + Math.min(measured.admitLagMs ?? tookMs, tookMs);
+  const firstMs =
+    inTurn <= free
+      ? nextStepMs
+      : Math.max(
+          nextStepMs,
+          slotBackMs(inTurn - free, place, rule, measured, sessionMs) + refillMs + rule.intervalMs / 2,
+        );
+  return known(Math.max(nextStepMs + pacedMs, firstMs + turns * (sessionMs + refillMs)));
 }
 
 /** How long an admitted user keeps a slot: the sessions measured, blended with the prior; undefined when neither says enough. */
@@ -114,6 +124,11 @@ export interface TickSample {
   activeTtlMs: number;
   /** How long the step took (ms). */
   tookMs: number;
+  /**
+   * How long after their admission decision Redis applied the step's admissions (ms; 0 or unset
+   * when it admitted nobody); it stands for other processes' admissions between two ticks too.
+   */
+  appliedAfterMs?: number;
 }
 
 /** What a concert's ticks measured: recent sessions, and when the slots held now were taken. */
@@ -134,6 +149,8 @@ export interface LineMeasures {
   stepMs: number | undefined;
   /** How long those steps took lately; undefined before two. */
   stepTookMs: number | undefined;
+  /** How long after their decision Redis applied admissions lately (ticks that admitted); undefined before one. */
+  admitLagMs: number | undefined;
   /** When this process's last step for the concert ended (epoch ms, the store's clock); undefined if it left the concert empty (no more steps until a join). */
   lastStepMs: number | undefined;
 }
@@ -147,6 +164,7 @@ export const NOTHING_MEASURED: LineMeasures = {
   unknownAges: 0,
   stepMs: undefined,
   stepTookMs: undefined,
+  admitLagMs: undefined,
   lastStepMs: undefined,
 };
 
@@ -167,8 +185,8 @@ const CONCERTS_TRACKED = 10_000;
 interface Group {
   atMs: number;
   slots: number;
-  /** How long the step that took these slots ran before Redis applied it (ms). */
-  tookMs: number;
+  /** How long after the admission decision Redis applied it (ms): these users' expiry counts from the decision. */
+  lagMs: number;
   /** Set on the slots a baseline found held: how many there were. */
   unknownAges?: number;
 }
@@ -180,6 +198,8 @@ interface ConcertState {
   steps: number;
   stepsMs: number;
   tooksMs: number;
+  lags: number;
+  lagsMs: number;
 }
 
 /**
@@ -187,9 +207,10 @@ interface ConcertState {
  * lowers the held count and every admission raises it, so the admissions of every process
  * between two ticks are the change in slots held plus the slots given back; they are taken at
  * the tick. Slots given back are taken from the oldest held first. Their sessions are
- * ACTIVE_TOKEN_TTL less the time they had left, which the store sums, less the time their step
- * ran before Redis applied it: like the held slots' times, a session counts from the tick, so a
- * step slowed by a burst is not counted again in every later turn.
+ * ACTIVE_TOKEN_TTL less the time they had left, which the store sums, less how long after its
+ * decision Redis applied their admission: like the held slots' times, a session counts from the
+ * tick, so a step slowed by a burst is not counted again in every later turn. Slots a tick finds
+ * held beyond those counted (a cap change, a lost step) are taken as applied at their decision.
  */
 export function createLineMeter(stepTauMs: number = STEP_TAU_MS): LineMeter {
   const concerts = new Map<string, ConcertState>();
@@ -200,6 +221,8 @@ export function createLineMeter(stepTauMs: number = STEP_TAU_MS): LineMeter {
     steps: 0,
     stepsMs: 0,
     tooksMs: 0,
+    lags: 0,
+    lagsMs: 0,
   });
   return {
     observe(concertId, sample) {
@@ -217,7 +240,7 @@ export function createLineMeter(stepTauMs: number = STEP_TAU_MS): LineMeter {
       // whose held slots count as taken now.
       if (released < 0 || dtMs <= 0) {
         const slots = sample.heldSlots;
-        state.groups = slots > 0 ? [{ atMs: sample.atMs, slots, tookMs: 0, unknownAges: slots }] : [];
+        state.groups = slots > 0 ? [{ atMs: sample.atMs, slots, lagMs: 0, unknownAges: slots }] : [];
         state.measures = { ...state.measures, ...heldOf(state.groups), lastStepMs: lastStepOf(sample) };
         return;
       }
@@ -225,11 +248,13 @@ export function createLineMeter(stepTauMs: number = STEP_TAU_MS): LineMeter {
       state.steps = state.steps * keep + 1;
       state.stepsMs = state.stepsMs * keep + dtMs;
       state.tooksMs = state.tooksMs * keep + sample.tookMs;
+      if (sample.appliedAfterMs)
+        [state.lags, state.lagsMs] = [state.lags * keep + 1, state.lagsMs * keep + sample.appliedAfterMs];
       let { sessions, sessionsMs, priorKept } = state.measures;
       if (released > 0) {
         const remainingMs = sample.releasedRemainingMs! - last!.releasedRemainingMs!;
         const meanMs = Math.min(
-          Math.max(0, sample.activeTtlMs - remainingMs / released - tookOfOldest(state.groups, released) / released),
+          Math.max(0, sample.activeTtlMs - remainingMs / released - lagOfOldest(state.groups, released) / released),
           sample.activeTtlMs,
         );
         const fade = Math.exp(-released / Math.max(1, SESSION_MEMORY_SHARE * sample.cap));
@@ -239,7 +264,7 @@ export function createLineMeter(stepTauMs: number = STEP_TAU_MS): LineMeter {
       }
       takeOldest(state.groups, released);
       const admitted = sample.heldSlots - last!.heldSlots + released;
-      if (admitted > 0) state.groups.push({ atMs: sample.atMs, slots: admitted, tookMs: sample.tookMs });
+      if (admitted > 0) state.groups.push({ atMs: sample.atMs, slots: admitted, lagMs: sample.appliedAfterMs ?? 0 });
       reconcile(state.groups, sample);
       state.measures = {
         sessions,
@@ -248,6 +273,7 @@ export function createLineMeter(stepTauMs: number = STEP_TAU_MS): LineMeter {
         ...heldOf(state.groups),
         stepMs: state.stepsMs / state.steps,
         stepTookMs: state.tooksMs / state.steps,
+        admitLagMs: state.lags > 0 ? state.lagsMs / state.lags : undefined,
         lastStepMs: lastStepOf(sample),
       };
     },
@@ -259,13 +285,13 @@ export function createLineMeter(stepTauMs: number = STEP_TAU_MS): LineMeter {
 
 const lastStepOf = (sample: TickSample) => (sample.heldSlots + sample.waiting > 0 ? sample.atMs : undefined);
 
-/** The step time, in sum, of the `slots` oldest held (those takeOldest would take). */
-function tookOfOldest(groups: readonly Group[], slots: number): number {
+/** The lag from decision to Redis, in sum, of the `slots` oldest held (those takeOldest would take). */
+function lagOfOldest(groups: readonly Group[], slots: number): number {
   let [left, sum] = [slots, 0];
   for (const group of groups) {
     if (left <= 0) break;
     const taken = Math.min(left, group.slots);
-    sum += taken * group.tookMs;
+    sum += taken * group.lagMs;
     left -= taken;
   }
   return sum;
@@ -288,8 +314,7 @@ function takeOldest(groups: Group[], slots: number): void {
 function reconcile(groups: Group[], sample: TickSample): void {
   const total = groups.reduce((sum, group) => sum + group.slots, 0);
   if (total > sample.heldSlots) takeOldest(groups, total - sample.heldSlots);
-  else if (total < sample.heldSlots)
-    groups.push({ atMs: sample.atMs, slots: sample.heldSlots - total, tookMs: sample.tookMs });
+  else if (total < sample.heldSlots) groups.push({ atMs: sample.atMs, slots: sample.heldSlots - total, lagMs: 0 });
   while (groups.length > HELD_GROUPS) {
     const first = groups[0]!.unknownAges ? 1 : 0;
     let closest = first;
@@ -300,7 +325,7 @@ function reconcile(groups: Group[], sample: TickSample): void {
     groups.splice(closest, 2, {
       atMs: (a.atMs * a.slots + b.atMs * b.slots) / slots,
       slots,
-      tookMs: (a.tookMs * a.slots + b.tookMs * b.slots) / slots,
+      lagMs: (a.lagMs * a.slots + b.lagMs * b.slots) / slots,
     });
   }
 }

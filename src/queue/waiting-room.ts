@@ -158,8 +158,18 @@ export async function createWaitingRoom(deps: {
     settings,
     onTick(tick) {
       const { cap, activeTtlMs } = settings.of(tick.concertId).rule;
-      const { atMs, releasedTotal, releasedRemainingMs, active: heldSlots, waiting, tookMs } = tick;
-      const sample = { atMs, releasedTotal, releasedRemainingMs, heldSlots, waiting, cap, activeTtlMs, tookMs };
+      const { atMs, releasedTotal, releasedRemainingMs, active: heldSlots, waiting, tookMs, appliedAfterMs } = tick;
+      const sample = {
+        atMs,
+        releasedTotal,
+        releasedRemainingMs,
+        heldSlots,
+        waiting,
+        cap,
+        activeTtlMs,
+        tookMs,
+        appliedAfterMs,
+      };
       meter.observe(tick.concertId, sample);
       metrics.tick(tick, cap);
     },

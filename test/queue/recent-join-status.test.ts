@@ -28,3 +28,15 @@ test("a token admitted or left since its join is read from Redis", async (t) => 
   t.is(queue.recentJoinStatus(admitted), undefined);
   t.is(queue.recentJoinStatus(left), undefined);
 });
+
+test("a join's answer standing in later is as of then: its clock moved on since Redis answered", async (t) => {
+  const concertId = randomUUID();
+  const reply = await queue.join(concertId, "u1", freshToken());
+  const waitedFrom = Date.now();
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const recent = queue.recentJoinStatus(reply.token);
+  // A second is how long an answer may stand in; a machine too busy to wake within it reads Redis.
+  if (Date.now() - waitedFrom >= 900) return t.pass("woke too late for the answer to stand in");
+  t.true(recent!.nowMs >= reply.status.nowMs + 100, `${recent!.nowMs - reply.status.nowMs} ms later`);
+  t.like(recent, { token: reply.token, state: "WAITING", position: 1 });
+});

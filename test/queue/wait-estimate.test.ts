@@ -1,7 +1,8 @@
 // The wait estimate through the service without a prior (EXPECTED_SESSION_SECONDS=0): unknown
 // beyond the free slots until the line has moved, then an estimate from the measured rate, on
-// GetQueueStatus and WatchQueue alike.
-// Admission steps are run by hand (the loop's own interval is an hour), so nothing depends on timing.
+// GetQueueStatus and WatchQueue alike; and the clock a join's estimate counts from.
+// Admission steps are run by hand (the loop's own interval is an hour); the one timed test holds a
+// commit for 1.5 s and asserts only that the estimate is later than a point well inside that.
 
 import test from "ava";
 import { BookingService } from "../../gen/concert/v1/booking_pb.js";
@@ -39,6 +40,7 @@ test.serial(
     // Hold the join's commit behind a lock on the table until well after its Redis read.
     const holder = new pg.Client({ connectionString: app.config.databaseUrl });
     await holder.connect();
+    t.teardown(() => holder.end().catch(() => undefined));
     await holder.query("begin");
     await holder.query("lock table queue_entry in share mode");
     const pid = (await holder.query<{ pid: number }>("select pg_backend_pid() as pid")).rows[0]!.pid;
@@ -47,17 +49,14 @@ test.serial(
     const blockedMs = Date.now();
     await new Promise((resolve) => setTimeout(resolve, 1500));
     await holder.query("commit");
-    await holder.end();
     const { token, status } = await answer;
     const answeredMs = Date.now();
     t.teardown(() => queue.leaveQueue({ token }).then(() => undefined));
     t.true(status!.waitTimeKnown, "the place is within the free slots");
-    // estimated_wait = estimated_admission_time - now (queue.proto), now being when the answer left.
+    // estimated_wait = estimated_admission_time - now (queue.proto), now being when the answer left:
+    // after the 1.5 s hold (less however late this busy process handled Redis's answer), not before it.
     const estimateNowMs = ms(status!.estimatedAdmissionTime!) - ms(status!.estimatedWait!);
-    t.true(
-      estimateNowMs >= blockedMs + 1500,
-      `estimate as of ${estimateNowMs - blockedMs} ms after the commit blocked`,
-    );
+    t.true(estimateNowMs >= blockedMs + 500, `estimate as of ${estimateNowMs - blockedMs} ms after the commit blocked`);
     t.true(estimateNowMs <= answeredMs + 1000, `estimate as of ${estimateNowMs - answeredMs} ms after the answer`);
   },
 );

@@ -88,6 +88,11 @@ test("held slots come back oldest first, a session after they were taken", (t) =
   // Two slots given back since the tick (the status sees 98 held) were the oldest: place 61,
   // beyond those 2 free slots, waits for the 61st of the slots the tick saw held.
   t.is(waitOf(estimateWait(at(61, 98, 5000), rule, measured)), 20_100);
+  // A slot comes back, the next step counts it (half a step later, 1 s steps) and Redis applies the
+  // admission 100 ms after the decision (not the whole 300 ms step); then the watch tick (50 ms).
+  const slow = { ...measured, stepMs: 1000, stepTookMs: 300, admitLagMs: 100 };
+  t.is(waitOf(estimateWait(at(1, 100, 5000), rule, slow)), 16_000 + 500 + 100 + 50);
+  t.is(waitOf(estimateWait(at(101, 100, 5000), rule, slow)), 16_650 + 20_000 + 600);
   // Never later than ACTIVE_TOKEN_TTL allows.
   const longPrior = { ...rule, expectedSessionMs: 2 * TTL_MS };
   t.is(waitOf(estimateWait(at(1, 100, 5000), longPrior, measured)), 1000 + TTL_MS - 5000 + 100);
@@ -138,16 +143,23 @@ test("the sessions measured replace the prior as they accumulate", (t) => {
   t.is(expectedSessionMs({ ...rule, cap: 0 }, NOTHING_MEASURED), undefined);
 });
 
-test("a session counts from the end of the step that admitted it: a slow step is not counted again per turn", (t) => {
+test("a session counts from when Redis applied its admission, not from the decision its expiry counts from", (t) => {
   const meter = createLineMeter();
   meter.observe("c", sample({ atMs: 0, heldSlots: 0 }));
-  // A step decided at 8 s took 2 s to reach Redis: its 100 users could learn of it only at 10 s.
-  meter.observe("c", sample({ atMs: 10_000, heldSlots: 100, tookMs: 2000 }));
-  // They all give their slots back at 13 s: each had TTL less 5 s left (the record counts from the decision).
-  const remainingMs = 100 * (TTL_MS - 5000);
-  meter.observe("c", sample({ atMs: 13_000, heldSlots: 0, releasedTotal: 100, releasedRemainingMs: remainingMs }));
+  // Decided at 8 s, applied by Redis at 10 s (the step ran 2.5 s in all): users learn of it at 10 s.
+  meter.observe("c", sample({ atMs: 10_000, heldSlots: 100, tookMs: 2500, appliedAfterMs: 2000 }));
+  // Decided and applied at 11 s.
+  meter.observe("c", sample({ atMs: 11_000, heldSlots: 200, tookMs: 100, appliedAfterMs: 0 }));
+  // At 13 s the first 100 and half the next give their slots back; each had TTL less (13 s - decision) left.
+  const remainingMs = 100 * (TTL_MS - 5000) + 50 * (TTL_MS - 2000);
+  meter.observe("c", sample({ atMs: 13_000, heldSlots: 50, releasedTotal: 150, releasedRemainingMs: remainingMs }));
   const measured = meter.measures("c");
-  t.true(Math.abs(measured.sessionsMs / measured.sessions - 3000) < 1e-6, `${measured.sessionsMs / measured.sessions}`);
+  // Sessions from the ticks: 100 of 3 s and 50 of 2 s.
+  const expected = (100 * 3000 + 50 * 2000) / 150;
+  t.true(
+    Math.abs(measured.sessionsMs / measured.sessions - expected) < 1e-6,
+    `${measured.sessionsMs / measured.sessions}`,
+  );
 });
 
 test("counts that went back or stopped (a rebuilt store, the PostgreSQL fallback) start a new baseline", (t) => {
