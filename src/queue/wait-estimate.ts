@@ -251,10 +251,11 @@ export function createLineMeter(stepTauMs: number = STEP_TAU_MS): LineMeter {
       if (sample.appliedAfterMs)
         [state.lags, state.lagsMs] = [state.lags * keep + 1, state.lagsMs * keep + sample.appliedAfterMs];
       let { sessions, sessionsMs, priorKept } = state.measures;
+      const releasedLagMs = takeOldest(state.groups, released);
       if (released > 0) {
         const remainingMs = sample.releasedRemainingMs! - last!.releasedRemainingMs!;
         const meanMs = Math.min(
-          Math.max(0, sample.activeTtlMs - remainingMs / released - lagOfOldest(state.groups, released) / released),
+          Math.max(0, sample.activeTtlMs - remainingMs / released - releasedLagMs / released),
           sample.activeTtlMs,
         );
         const fade = Math.exp(-released / Math.max(1, SESSION_MEMORY_SHARE * sample.cap));
@@ -262,7 +263,6 @@ export function createLineMeter(stepTauMs: number = STEP_TAU_MS): LineMeter {
         sessionsMs = sessionsMs * fade + released * meanMs;
         priorKept *= fade;
       }
-      takeOldest(state.groups, released);
       const admitted = sample.heldSlots - last!.heldSlots + released;
       if (admitted > 0) state.groups.push({ atMs: sample.atMs, slots: admitted, lagMs: sample.appliedAfterMs ?? 0 });
       reconcile(state.groups, sample);
@@ -285,29 +285,19 @@ export function createLineMeter(stepTauMs: number = STEP_TAU_MS): LineMeter {
 
 const lastStepOf = (sample: TickSample) => (sample.heldSlots + sample.waiting > 0 ? sample.atMs : undefined);
 
-/** The lag from decision to Redis, in sum, of the `slots` oldest held (those takeOldest would take). */
-function lagOfOldest(groups: readonly Group[], slots: number): number {
-  let [left, sum] = [slots, 0];
-  for (const group of groups) {
-    if (left <= 0) break;
-    const taken = Math.min(left, group.slots);
-    sum += taken * group.lagMs;
-    left -= taken;
-  }
-  return sum;
-}
-
-function takeOldest(groups: Group[], slots: number): void {
-  let left = slots;
-  let drop = 0;
+/** Takes `slots` from the oldest groups; returns their lags from decision to Redis, in sum. */
+function takeOldest(groups: Group[], slots: number): number {
+  let [left, drop, lagMs] = [slots, 0, 0];
   while (left > 0 && drop < groups.length) {
     const group = groups[drop]!;
     const taken = Math.min(left, group.slots);
     group.slots -= taken;
+    lagMs += taken * group.lagMs;
     left -= taken;
     if (group.slots === 0) drop++;
   }
   groups.splice(0, drop);
+  return lagMs;
 }
 
 /** Keeps the groups' total at the slots held (a cap change, counts off by a lost step) and their number bounded. */

@@ -158,19 +158,7 @@ export async function createWaitingRoom(deps: {
     settings,
     onTick(tick) {
       const { cap, activeTtlMs } = settings.of(tick.concertId).rule;
-      const { atMs, releasedTotal, releasedRemainingMs, active: heldSlots, waiting, tookMs, appliedAfterMs } = tick;
-      const sample = {
-        atMs,
-        releasedTotal,
-        releasedRemainingMs,
-        heldSlots,
-        waiting,
-        cap,
-        activeTtlMs,
-        tookMs,
-        appliedAfterMs,
-      };
-      meter.observe(tick.concertId, sample);
+      meter.observe(tick.concertId, { ...tick, heldSlots: tick.active, cap, activeTtlMs });
       metrics.tick(tick, cap);
     },
     // A concert the step no longer went through has nobody left in line.
