@@ -259,6 +259,7 @@ export async function createWaitingRoom(deps: {
       });
       if (Date.now() - sentMs > SLOW_JOIN_COMMIT_MS)
         await recheck.recheck(concertId, { token, userId, seq, state, activeExpireMs: joined.activeExpireMs });
+      redisQueue.joinAnswered(token);
       return view(statusNow({ token, concertId, userId, ...joined }, readAtMs));
     },
 

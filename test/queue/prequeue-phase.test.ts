@@ -33,7 +33,7 @@ test.before(async () => {
   database = await createTestDatabase("prequeuephase");
   ({ orm } = await initORM({ databaseUrl: database.url, entities: ENTITIES, poolMax: 4 }));
   await migrateUp(orm);
-  await seedCatalog(orm.em.fork(), { concerts: 3, schedules: 2, seats: 1 });
+  await seedCatalog(orm.em.fork(), { concerts: 4, schedules: 2, seats: 1 });
   db = await createQueueDb(orm, () => undefined);
   concerts = (await db.query<{ id: string }>("select id from concert order by id")).map((r) => r.id);
   const { redisUrl } = loadConfig({});
@@ -129,3 +129,55 @@ test.serial("while PostgreSQL cannot answer, statuses and admission go on with t
     "the line marked opened",
   );
 });
+
+test.serial(
+  "a read under way holds nobody who has read the concert before; an opening passed is not read again",
+  async (t) => {
+    const concertId = concerts[3]!;
+    const clock = steppedClock();
+    await setOpening(concertId, new Date(clock().getTime() + HOUR));
+    let reads = 0;
+    let held: Promise<void> | undefined;
+    const query: Query = async (text, params) => {
+      reads++;
+      await held;
+      return db.query(text, params);
+    };
+    const prequeue = createPrequeue({ query, redis, keys: createQueueKeys(prefix), clock });
+    const waiting: QueueStatus = {
+      token: "t",
+      concertId,
+      userId: "u",
+      state: "WAITING",
+      position: 3,
+      totalWaiting: 3,
+      activeExpireMs: 0,
+      nowMs: 0,
+      activeUsers: 0,
+    };
+    const sleep = (ms: number) => new Promise<undefined>((resolve) => setTimeout(resolve, ms, undefined));
+    t.is((await prequeue.viewOf(concertId))(waiting).state, "PREQUEUE");
+
+    // Every read from here waits (a busy pool) until released; the one-second reuse is waited out.
+    let release!: () => void;
+    held = new Promise((resolve) => (release = resolve));
+    await sleep(1100);
+    const readsBefore = reads;
+    const view = await Promise.race([prequeue.viewOf(concertId), sleep(10_000)]);
+    t.true(reads > readsBefore, "a new read was started");
+    t.is(view?.(waiting).state, "PREQUEUE", "answered with the last read while the new one waits");
+    release();
+    held = undefined;
+
+    // Once a read has found the opening passed, the record cannot change: it is not read again.
+    clock.advance(HOUR + 1);
+    await sleep(1100);
+    await prequeue.viewOf(concertId);
+    await sleep(1100);
+    await prequeue.viewOf(concertId);
+    const readsOpened = reads;
+    await sleep(1100);
+    t.is((await prequeue.viewOf(concertId))(waiting).state, "WAITING");
+    t.is(reads, readsOpened, "no read after the opening was seen passed");
+  },
+);
