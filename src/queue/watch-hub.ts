@@ -4,6 +4,7 @@
 // list (O(n) bytes per tick however few watch). Streams then only compare numbers locally, and a
 // tick periodically refreshes the watched users' last-seen, which keeps a watching user in line.
 
+import { setImmediate as setImmediatePromise } from "node:timers/promises";
 import type { Logger } from "../platform/logger.js";
 import type { PgQueue } from "./pg-queue.js";
 import type { QueueMode } from "./queue-mode.js";
@@ -50,6 +51,8 @@ const isFinal = (status: QueueStatus) => status.state === "ACTIVE" || status.sta
  * timeout that would switch the process to its PostgreSQL fallback.
  */
 const WATCH_CHUNK = 1000;
+/** Updates delivered per turn of the event loop (admissions and expiries all go out at once). */
+const DELIVERY_SLICE = 500;
 
 export function createWatchHub(deps: {
   mode: QueueMode;
@@ -120,15 +123,23 @@ export function createWatchHub(deps: {
       touch,
     );
     const view = (await deps.viewOf?.(concertId)) ?? ((status: QueueStatus) => status);
+    const changed: [Watcher, WatchUpdate][] = [];
     for (const watcher of watchers) {
       const fresh = statuses.get(watcher.status.token);
       const previous = watcher.status;
       const next: QueueStatus = fresh
         ? view({ ...fresh, userId: previous.userId })
         : { ...previous, state: "EXPIRED", position: 0, activeExpireMs: 0, nowMs: now };
-      if (next.state !== previous.state || next.position !== previous.position)
-        deliver(watcher, { status: next, heartbeat: false });
-      else if (now - watcher.sentMs >= settings.heartbeatMs) deliver(watcher, { status: next, heartbeat: true });
+      if (next.state !== previous.state) deliver(watcher, { status: next, heartbeat: false });
+      else if (next.position !== previous.position) changed.push([watcher, { status: next, heartbeat: false }]);
+      else if (now - watcher.sentMs >= settings.heartbeatMs) changed.push([watcher, { status: next, heartbeat: true }]);
+    }
+    // Admissions (and expiries) went out first; the rest in slices, each sent before the next is
+    // started: an admission step moves every waiting user's place at once, and thousands of
+    // messages encoded and written in one go held the event loop ~0.5 s from joins and stream opens.
+    for (let i = 0; i < changed.length; i += DELIVERY_SLICE) {
+      if (i > 0) await setImmediatePromise();
+      for (const [watcher, update] of changed.slice(i, i + DELIVERY_SLICE)) deliver(watcher, update);
     }
   }
 
