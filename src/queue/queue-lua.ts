@@ -94,14 +94,23 @@ for i = 2, #ARGV, 3 do
   joined[#joined + 1] = token
   joined[#joined + 1] = tostring(seq)
 end
+-- One instant for the whole batch: the line's size and slots held are read once, not per join.
 local out = {now, redis.call('ZCARD', KEYS[2]), active_count(now)}
 for i = 1, #joined, 2 do
-  local status = status_of(joined[i], now)
-  out[#out + 1] = joined[i]
+  local token = joined[i]
+  local rank = redis.call('ZRANK', KEYS[2], token)
+  local state, position, expire = 'EXPIRED', 0, '0'
+  if rank then
+    state, position = 'WAITING', rank + 1
+  else
+    local score = redis.call('ZSCORE', KEYS[3], token)
+    if score and tonumber(score) > now then state, expire = 'ACTIVE', score end
+  end
+  out[#out + 1] = token
   out[#out + 1] = joined[i + 1]
-  out[#out + 1] = status[1]
-  out[#out + 1] = status[2]
-  out[#out + 1] = status[4]
+  out[#out + 1] = state
+  out[#out + 1] = position
+  out[#out + 1] = expire
 end
 return out
 `;
