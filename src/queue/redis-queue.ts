@@ -249,10 +249,10 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
     async sweep(
       concertId: string,
       rule: AdmissionRule,
-    ): Promise<{ expired: string[]; abandoned: string[]; atMs: number }> {
+    ): Promise<{ expired: string[]; abandoned: string[]; atMs: number; active: number }> {
       const swept = await scripts.sweep(keys.concert(concertId), rule.waitingTtlMs, rule.stepLimit);
       seen.add(concertId);
-      return { expired: swept.expired, abandoned: swept.abandoned, atMs: swept.nowMs };
+      return { expired: swept.expired, abandoned: swept.abandoned, atMs: swept.nowMs, active: swept.active };
     },
 
     /**
