@@ -51,6 +51,19 @@ test.after.always(async () => {
 const setOpening = (concertId: string, opensAt: Date | null) =>
   db.query("update schedule set sale_opens_at = $2 where concert_id = $1", [concertId, opensAt]);
 
+/** A waiting user's status as the store has it, for a view to show. */
+const waiting = (concertId: string): QueueStatus => ({
+  token: "t",
+  concertId,
+  userId: "u",
+  state: "WAITING",
+  position: 3,
+  totalWaiting: 3,
+  activeExpireMs: 0,
+  nowMs: 0,
+  activeUsers: 0,
+});
+
 test.serial(
   "the record follows a future opening, opens when the opening is pulled in, then never changes",
   async (t) => {
@@ -96,17 +109,6 @@ test.serial("while PostgreSQL cannot answer, statuses and admission go on with t
       admissionRule({ maxActiveUsers: 1, activeTtlSeconds: 1, waitingTtlSeconds: 1, intervalMs: 1000 }),
     ),
   );
-  const waiting = (concertId: string): QueueStatus => ({
-    token: "t",
-    concertId,
-    userId: "u",
-    state: "WAITING",
-    position: 3,
-    totalWaiting: 3,
-    activeExpireMs: 0,
-    nowMs: 0,
-    activeUsers: 0,
-  });
 
   t.is((await prequeue.viewOf(forming))(waiting(forming)).state, "PREQUEUE");
   t.false(await gate.mayAdmit(forming));
@@ -144,19 +146,9 @@ test.serial(
       return db.query(text, params);
     };
     const prequeue = createPrequeue({ query, redis, keys: createQueueKeys(prefix), clock });
-    const waiting: QueueStatus = {
-      token: "t",
-      concertId,
-      userId: "u",
-      state: "WAITING",
-      position: 3,
-      totalWaiting: 3,
-      activeExpireMs: 0,
-      nowMs: 0,
-      activeUsers: 0,
-    };
+    const status = waiting(concertId);
     const sleep = (ms: number) => new Promise<undefined>((resolve) => setTimeout(resolve, ms, undefined));
-    t.is((await prequeue.viewOf(concertId))(waiting).state, "PREQUEUE");
+    t.is((await prequeue.viewOf(concertId))(status).state, "PREQUEUE");
 
     // Every read from here waits (a busy pool) until released; the one-second reuse is waited out.
     let release!: () => void;
@@ -165,7 +157,7 @@ test.serial(
     const readsBefore = reads;
     const view = await Promise.race([prequeue.viewOf(concertId), sleep(10_000)]);
     t.true(reads > readsBefore, "a new read was started");
-    t.is(view?.(waiting).state, "PREQUEUE", "answered with the last read while the new one waits");
+    t.is(view?.(status).state, "PREQUEUE", "answered with the last read while the new one waits");
     release();
     held = undefined;
 
@@ -177,7 +169,7 @@ test.serial(
     await prequeue.viewOf(concertId);
     const readsOpened = reads;
     await sleep(1100);
-    t.is((await prequeue.viewOf(concertId))(waiting).state, "WAITING");
+    t.is((await prequeue.viewOf(concertId))(status).state, "WAITING");
     t.is(reads, readsOpened, "no read after the opening was seen passed");
   },
 );
