@@ -119,14 +119,15 @@ export function createPrequeue(deps: { query: Query; redis: RedisClient; keys: Q
    * Rejects only when PostgreSQL fails a concert this process has never read; the failure is kept
    * as long as a read. A concert read before is answered at once with that read while the next is
    * under way: every join, stream and admission step asks, and under a burst a read waits for a
-   * busy pool (it held each WatchQueue stream's first message ~0.6 s).
+   * busy pool (it held each WatchQueue stream's first message ~0.6 s). `fresh` waits for a read
+   * made now.
    */
-  function load(concertId: string): Promise<PrequeuePhase | undefined> {
-    const known = lastRead.has(concertId);
+  function load(concertId: string, fresh = false): Promise<PrequeuePhase | undefined> {
+    const known = lastRead.has(concertId) && !fresh;
     const last = lastRead.get(concertId);
     if (last && opened.has(concertId)) return Promise.resolve(last);
     let entry = cache.get(concertId);
-    if (!entry || Date.now() - entry.loadedAtMs >= PHASE_CACHE_MS) {
+    if (fresh || !entry || Date.now() - entry.loadedAtMs >= PHASE_CACHE_MS) {
       if (cache.size >= CACHED_CONCERTS) {
         cache.clear();
         lastRead.clear();
@@ -200,8 +201,8 @@ export function createPrequeue(deps: { query: Query; redis: RedisClient; keys: Q
     },
 
     async describe(concertId) {
-      cache.delete(concertId);
-      const phase = await load(concertId);
+      // What an operator reads back right after a change: read now, not the last read.
+      const phase = await load(concertId, true);
       if (!phase) return undefined;
       const open = !forming(phase);
       return {

@@ -33,7 +33,7 @@ test.before(async () => {
   database = await createTestDatabase("prequeuephase");
   ({ orm } = await initORM({ databaseUrl: database.url, entities: ENTITIES, poolMax: 4 }));
   await migrateUp(orm);
-  await seedCatalog(orm.em.fork(), { concerts: 4, schedules: 2, seats: 1 });
+  await seedCatalog(orm.em.fork(), { concerts: 5, schedules: 2, seats: 1 });
   db = await createQueueDb(orm, () => undefined);
   concerts = (await db.query<{ id: string }>("select id from concert order by id")).map((r) => r.id);
   const { redisUrl } = loadConfig({});
@@ -173,3 +173,16 @@ test.serial(
     t.is(reads, readsOpened, "no read after the opening was seen passed");
   },
 );
+
+test.serial("describe reads the record now, and what it read is what the process goes on with", async (t) => {
+  // An operator's change is read back at once (GetQueueSettings), however recent the last read.
+  const concertId = concerts[4]!;
+  const clock = steppedClock();
+  await setOpening(concertId, new Date(clock().getTime() + HOUR));
+  const prequeue = createPrequeue({ query: db.query, redis, keys: createQueueKeys(prefix), clock });
+  t.is((await prequeue.viewOf(concertId))(waiting(concertId)).state, "PREQUEUE");
+  await setOpening(concertId, null);
+  const described = await prequeue.describe(concertId);
+  t.false(described?.forming, "on sale at once: the prequeue opened now");
+  t.is((await prequeue.viewOf(concertId))(waiting(concertId)).state, "WAITING");
+});
