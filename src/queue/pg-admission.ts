@@ -33,7 +33,9 @@ export async function admit(db: QueueDb, concertId: string, rule: AdmissionRule,
   // then go out together on the connection (pipelined, run in order): a step costs a few round
   // trips, and in a burst each waits for a busy event loop (a step took 0.5-1.3 s at nine).
   const { expired, abandoned, atMs, active: heldInRedis } = await redis.sweep(concertId, rule);
-  // The head for the slots Redis sees free, read while the record counts its own.
+  // The record ends what expired by the sweep's time, not by its own later one: a slot it frees
+  // is then one the APPLY after the commit drops from Redis's active set, which never holds
+  // more than the cap. The head for the slots Redis sees free is read while the record counts.
   const headFor = (slots: number) => redis.head(concertId, slots + abandoned.length);
   const expected = admissionsThisTick({ active: heldInRedis - expired.length }, rule);
   return db.transaction(async (query) => {
@@ -41,7 +43,7 @@ export async function admit(db: QueueDb, concertId: string, rule: AdmissionRule,
       query(CONCERT_LOCK_SQL, [concertId]),
       query(
         `update queue_entry set state = 'EXPIRED', ended_at = case when token = any($2::text[]) then to_timestamp($3 / 1000.0) else now() end
-         where (token = any($2::text[]) and state <> 'EXPIRED') or (concert_id = $1 and state = 'ACTIVE' and active_expire_at <= now())`,
+         where (token = any($2::text[]) and state <> 'EXPIRED') or (concert_id = $1 and state = 'ACTIVE' and active_expire_at <= to_timestamp($3 / 1000.0))`,
         [concertId, [...expired, ...abandoned], atMs],
       ),
       query<{ active: number }>(

@@ -68,3 +68,42 @@ test("a swept user stays in Redis until the step that records the end has commit
   t.is((await queue.status(gone!, false))?.state, "EXPIRED");
   t.is(Number(await redis.hget(keys.rate, "f")) - released, 1, "the holder's slot counted as given back");
 });
+
+test("a slot that runs out between the sweep and the record's count is left to the next step", async (t) => {
+  // The record frees only what expired by the sweep's time: those are what the APPLY after the
+  // commit drops from Redis's active set. Freeing a later expiry too (the record's own clock, a
+  // moment later) admitted the next user beside an expired token Redis still held: the active
+  // set stood above the cap until the next step.
+  const { db } = fixture;
+  const concertId = randomUUID();
+  const committer = createJoinCommitter({ db, maxRows: 1, maxDelayMs: 0 });
+  const joined: string[] = [];
+  for (const userId of ["holder", "next"]) {
+    const reply = await queue.join(concertId, userId, randomUUID().replaceAll("-", ""));
+    await committer.commit(joinRowOf(concertId, userId, reply));
+    joined.push(reply.token);
+  }
+  const [holder, next] = joined;
+  const shortRule: AdmissionRule = { ...RULE, activeTtlMs: 1000 };
+  const first = await admit(db, concertId, shortRule, queue);
+  await queue.apply(concertId, first.active, []);
+  t.deepEqual(first.admitted, [holder]);
+  const [expiry] = first.active.map((a) => a.activeExpireMs);
+  // A sweep that answers before the holder's slot runs out, then reaches PostgreSQL after it.
+  const slowLine = {
+    sweep: async (...args: Parameters<typeof queue.sweep>) => {
+      const swept = await queue.sweep(...args);
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, expiry! - Date.now()) + 200));
+      return swept;
+    },
+    head: queue.head.bind(queue),
+  };
+  const second = await admit(db, concertId, shortRule, slowLine);
+  await queue.apply(concertId, second.active, [...second.expired, ...second.abandoned]);
+  const keys = queue.keys.concert(concertId);
+  t.true((await redis.zcard(keys.active)) <= shortRule.cap, "Redis's active set within the cap");
+  if (second.expired.length === 0) t.deepEqual(second.admitted, [], "nobody admitted beside the unswept slot");
+  const third = await admit(db, concertId, shortRule, queue);
+  await queue.apply(concertId, third.active, [...third.expired, ...third.abandoned]);
+  t.deepEqual([...second.admitted, ...third.admitted], [next], "the next step frees the slot and admits");
+});
