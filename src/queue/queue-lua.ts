@@ -38,13 +38,17 @@ end
 local function active_count(now)
   return redis.call('ZCOUNT', KEYS[3], '(' .. now, '+inf')
 end
-local function status_of(token, now)
-  local total = redis.call('ZCARD', KEYS[2])
+-- A token's state, its place in line (0 unless waiting) and its slot's expiry ('0' unless active).
+local function place_of(token, now)
   local rank = redis.call('ZRANK', KEYS[2], token)
-  if rank then return {'WAITING', rank + 1, total, '0', now, active_count(now)} end
+  if rank then return 'WAITING', rank + 1, '0' end
   local expire = redis.call('ZSCORE', KEYS[3], token)
-  if expire and tonumber(expire) > now then return {'ACTIVE', 0, total, expire, now, active_count(now)} end
-  return {'EXPIRED', 0, total, '0', now, active_count(now)}
+  if expire and tonumber(expire) > now then return 'ACTIVE', 0, expire end
+  return 'EXPIRED', 0, '0'
+end
+local function status_of(token, now)
+  local state, position, expire = place_of(token, now)
+  return {state, position, redis.call('ZCARD', KEYS[2]), expire, now, active_count(now)}
 end
 `;
 
@@ -98,14 +102,7 @@ end
 local out = {now, redis.call('ZCARD', KEYS[2]), active_count(now)}
 for i = 1, #joined, 2 do
   local token = joined[i]
-  local rank = redis.call('ZRANK', KEYS[2], token)
-  local state, position, expire = 'EXPIRED', 0, '0'
-  if rank then
-    state, position = 'WAITING', rank + 1
-  else
-    local score = redis.call('ZSCORE', KEYS[3], token)
-    if score and tonumber(score) > now then state, expire = 'ACTIVE', score end
-  end
+  local state, position, expire = place_of(token, now)
   out[#out + 1] = token
   out[#out + 1] = joined[i + 1]
   out[#out + 1] = state
