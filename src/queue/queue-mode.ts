@@ -116,13 +116,22 @@ export function createQueueMode(options: {
     get state() {
       return state;
     },
-    /** Compares Redis with the record, filling it when it misses anything: at start and every admission tick. */
-    async check(): Promise<void> {
+    /**
+     * Compares Redis with the record, filling it when it misses anything: at start and every
+     * admission tick. True when Redis was found current (nothing was filled).
+     */
+    async check(): Promise<boolean> {
       try {
+        // Both reads at once: in a burst each round trip waits a turn of a busy event loop.
+        const missedRead = db.query("select 1 from queue_missed limit 1");
+        missedRead.catch(() => undefined);
         const marker = await redis.get(redisQueue.keys.rebuiltAt);
         Object.assign(silence, { sinceMs: 0, checks: 0 });
-        const missed = await db.query("select 1 from queue_missed limit 1");
-        if (!lost && marker !== null && missed.length === 0) return fire("indexCurrent");
+        const missed = await missedRead;
+        if (!lost && marker !== null && missed.length === 0) {
+          fire("indexCurrent");
+          return state === "redis";
+        }
         fire("indexBehind");
         if (state === "rebuilding") await rebuild();
       } catch (error) {
@@ -132,6 +141,7 @@ export function createQueueMode(options: {
         if (timedOut) fire("redisTimedOut", error);
         if (state !== "postgres") failed(error);
       }
+      return false;
     },
     /** `onRedis`, or `onPostgres` when Redis fails this process (then or before); waits while Redis is filled. */
     async run<T>(onRedis: () => Promise<T>, onPostgres: () => Promise<T>): Promise<T> {
