@@ -67,17 +67,20 @@ export function createWatchHub(deps: {
   const tickers = new Map<string, ConcertTicker>();
   let count = 0;
 
-  async function read(concertId: string, tokens: string[], touch: boolean): Promise<Map<string, QueueStatus>> {
-    const out = new Map<string, QueueStatus>();
+  /** Statuses of the watched tokens; null where this tick cannot say (the stream keeps its last). */
+  async function read(concertId: string, tokens: string[], touch: boolean): Promise<Map<string, QueueStatus | null>> {
+    const out = new Map<string, QueueStatus | null>();
     return mode.run(
       async () => {
         const chunks: string[][] = [];
         for (let i = 0; i < tokens.length; i += WATCH_CHUNK) chunks.push(tokens.slice(i, i + WATCH_CHUNK));
         const replies = await Promise.all(chunks.map((chunk) => redisQueue.watch(concertId, chunk, touch)));
+        const ended: string[] = [];
         replies.forEach((reply, c) =>
           reply.tokens.forEach(({ position, activeExpireMs }, i) => {
             const token = chunks[c]![i]!;
             const state = position > 0 ? "WAITING" : activeExpireMs > reply.nowMs ? "ACTIVE" : "EXPIRED";
+            if (state === "EXPIRED") ended.push(token);
             out.set(token, {
               token,
               concertId,
@@ -91,6 +94,17 @@ export function createWatchHub(deps: {
             });
           }),
         );
+        // Redis cannot tell a token that ended from one it misses: a join made on PostgreSQL while
+        // Redis was down, committed after the fill that switched back. The record says which
+        // (it ends a place before Redis drops it), and the next check merges the missed ones.
+        if (ended.length > 0) {
+          const recorded = await pg.statuses(ended).catch((error: unknown) => {
+            logger.warn({ err: (error as Error).message, concertId }, "could not confirm ended places with the record");
+            return undefined;
+          });
+          const byToken = new Map(recorded?.map((status) => [status.token, status]));
+          for (const token of ended) out.set(token, recorded ? (byToken.get(token) ?? out.get(token)!) : null);
+        }
         return out;
       },
       async () => {
@@ -127,9 +141,12 @@ export function createWatchHub(deps: {
     for (const watcher of watchers) {
       const fresh = statuses.get(watcher.status.token);
       const previous = watcher.status;
-      const next: QueueStatus = fresh
-        ? view({ ...fresh, userId: previous.userId })
-        : { ...previous, state: "EXPIRED", position: 0, activeExpireMs: 0, nowMs: now };
+      const next: QueueStatus =
+        fresh === null
+          ? previous
+          : fresh
+            ? view({ ...fresh, userId: previous.userId })
+            : { ...previous, state: "EXPIRED", position: 0, activeExpireMs: 0, nowMs: now };
       if (next.state !== previous.state) deliver(watcher, { status: next, heartbeat: false });
       else if (next.position !== previous.position) changed.push([watcher, { status: next, heartbeat: false }]);
       else if (now - watcher.sentMs >= settings.heartbeatMs) changed.push([watcher, { status: next, heartbeat: true }]);

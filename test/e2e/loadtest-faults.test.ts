@@ -127,6 +127,8 @@ test("redis-outage: Redis killed while users queue and book, restarted from its 
   assertClean(t, run);
   // The outage ended with users still to serve, so the way back to Redis was under load too.
   t.true(run.report.faults![0]!.usersUnfinishedAtRecovery! > 0, JSON.stringify(run.report.faults));
+  // Every place survived: nobody was told EXPIRED while waiting and sent to the back.
+  t.is(run.report.outcome.rejoins, 0);
 });
 
 test("worker-kill: one of two workers SIGKILLed mid-run; users resume their streams and retry on the other", async (t) => {

@@ -1,0 +1,120 @@
+// A watched place Redis misses is not ended on Redis's word. A join made on PostgreSQL while Redis
+// was down can commit after the fill that switched the process back to Redis; until the next
+// check merges it, Redis does not know the token. The WatchQueue tick used to tell that user
+// EXPIRED (the Redis-outage load test saw 72-464 such users join again, at the back); it now asks
+// the record, which ends a place before Redis drops it.
+
+import { randomUUID } from "node:crypto";
+import test from "ava";
+import { Registry } from "prom-client";
+import { createLogger } from "../../src/platform/logger.js";
+import type { AdmissionRule } from "../../src/queue/admission-rule.js";
+import { admit } from "../../src/queue/pg-admission.js";
+import { createPgQueue } from "../../src/queue/pg-queue.js";
+import { createQueueMode } from "../../src/queue/queue-mode.js";
+import type { QueueStatus } from "../../src/queue/queue-status.js";
+import { createWatchHub, type WatchUpdate } from "../../src/queue/watch-hub.js";
+import { openQueueDb, type QueueDbFixture } from "../helpers/queue-db.js";
+import { redisQueueFixture } from "../helpers/redis-queue.js";
+
+const RULE: AdmissionRule = {
+  cap: 10,
+  activeTtlMs: 600_000,
+  waitingTtlMs: 600_000,
+  intervalMs: 1000,
+  stepLimit: 100,
+  expectedSessionMs: 0,
+};
+
+const { redis, queue } = redisQueueFixture("watch-missed-join");
+let fixture: QueueDbFixture;
+
+test.before(async () => {
+  fixture = await openQueueDb("watch_missed_join", { poolMax: 4 });
+});
+
+test.after.always(async () => {
+  await fixture?.stop();
+});
+
+function setup() {
+  const mode = createQueueMode({
+    redis,
+    redisQueue: queue,
+    db: fixture.db,
+    logger: createLogger("silent"),
+    registry: new Registry(),
+    rebuildDelayMs: 0,
+  });
+  const pg = createPgQueue(fixture.db);
+  const hub = createWatchHub({
+    mode,
+    redisQueue: queue,
+    pg,
+    logger: createLogger("silent"),
+    // Heartbeats often, so a stream that is told nothing new still shows what it is told.
+    settings: { tickMs: 20, heartbeatMs: 100, touchEveryMs: 1000 },
+  });
+  return { mode, pg, hub };
+}
+
+/** Takes updates until `until` says stop (or 20 s pass, a bound for a busy machine only). */
+async function take(
+  stream: AsyncGenerator<WatchUpdate>,
+  until: (update: WatchUpdate, seen: WatchUpdate[]) => boolean,
+): Promise<WatchUpdate[]> {
+  const seen: WatchUpdate[] = [];
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    const { value, done } = await stream.next();
+    if (done) break;
+    seen.push(value);
+    if (until(value, seen)) break;
+  }
+  return seen;
+}
+
+test("a watched join Redis misses stays WAITING, then is admitted once merged", async (t) => {
+  const { mode, pg, hub } = setup();
+  await mode.check();
+  t.is(mode.state, "redis");
+  // Made on PostgreSQL and noted, as by a join in flight when the process switched back to Redis.
+  const concertId = randomUUID();
+  const [joined] = await pg.joinMany([{ concertId, userId: "late", freshToken: randomUUID() }]);
+  t.is(await queue.status(joined!.token, false), undefined);
+  const [first] = await pg.statuses([joined!.token]);
+  const controller = new AbortController();
+  const stream = hub.watch(first as QueueStatus, controller.signal);
+  // The first message, then three ticks' heartbeats: none may say EXPIRED.
+  const early = await take(stream, (update, seen) => update.status.state !== "WAITING" || seen.length >= 4);
+  t.deepEqual(
+    early.map((update) => update.status.state),
+    ["WAITING", "WAITING", "WAITING", "WAITING"],
+  );
+  // The next check merges it into Redis; an admission step then lets it in, and the stream says so.
+  await mode.check();
+  t.is((await queue.status(joined!.token, false))?.state, "WAITING");
+  const step = await admit(fixture.db, concertId, RULE, queue);
+  await queue.apply(concertId, step.active, [...step.expired, ...step.abandoned]);
+  t.deepEqual(step.admitted, [joined!.token]);
+  const rest = await take(stream, (update) => update.status.state !== "WAITING");
+  t.is(rest.at(-1)?.status.state, "ACTIVE");
+  controller.abort();
+  await stream.return(undefined);
+});
+
+test("a watched place the record ended is told EXPIRED", async (t) => {
+  const { mode, pg, hub } = setup();
+  await mode.check();
+  t.is(mode.state, "redis");
+  const concertId = randomUUID();
+  const [joined] = await pg.joinMany([{ concertId, userId: "gone", freshToken: randomUUID() }]);
+  const [first] = await pg.statuses([joined!.token]);
+  await pg.end(joined!.token);
+  const controller = new AbortController();
+  const stream = hub.watch(first as QueueStatus, controller.signal);
+  const updates = await take(stream, (update) => update.status.state !== "WAITING");
+  t.is(updates.at(-1)?.status.state, "EXPIRED");
+  controller.abort();
+  await stream.return(undefined);
+});
