@@ -209,7 +209,15 @@ export async function createWaitingRoom(deps: {
   let stopped = false;
   const retrying = new Set<string>();
   function retryRelease(token: string, delayMs: number, untilMs: number): void {
-    if (stopped || retrying.has(token) || retrying.size >= 100_000 || Date.now() + delayMs > untilMs) return;
+    if (stopped || retrying.has(token)) return;
+    if (retrying.size >= 100_000 || Date.now() + delayMs > untilMs) {
+      // Said once per token, so an operator can tell a short line of admissions from a bug.
+      logger.warn(
+        { token: `${token.slice(0, 8)}…`, retrying: retrying.size },
+        "gave up giving a slot back after payment: it comes back when the token's ACTIVE_TOKEN_TTL runs out",
+      );
+      return;
+    }
     retrying.add(token);
     setTimeout(() => {
       retrying.delete(token);
