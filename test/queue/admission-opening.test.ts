@@ -5,26 +5,16 @@
 
 import { randomUUID } from "node:crypto";
 import test from "ava";
-import { Registry } from "prom-client";
 import { createLogger } from "../../src/platform/logger.js";
 import type { RedisClient } from "../../src/platform/redis/client.js";
 import { createAdmissionLoop } from "../../src/queue/admission-loop.js";
-import type { AdmissionRule } from "../../src/queue/admission-rule.js";
 import { createPgQueue } from "../../src/queue/pg-queue.js";
 import type { QueueDb } from "../../src/queue/queue-db.js";
-import { createQueueMode } from "../../src/queue/queue-mode.js";
 import type { RedisQueue } from "../../src/queue/redis-queue.js";
-import { openQueueDb, type QueueDbFixture } from "../helpers/queue-db.js";
+import { HAND_STEPPED_RULE, openQueueDb, quietQueueMode, type QueueDbFixture } from "../helpers/queue-db.js";
 import { redisQueueFixture } from "../helpers/redis-queue.js";
 
-const RULE: AdmissionRule = {
-  cap: 10,
-  activeTtlMs: 600_000,
-  waitingTtlMs: 600_000,
-  intervalMs: 1000,
-  stepLimit: 100,
-  expectedSessionMs: 0,
-};
+const RULE = HAND_STEPPED_RULE;
 
 const { redis, queue } = redisQueueFixture("admission-opening");
 let fixture: QueueDbFixture;
@@ -69,14 +59,7 @@ function heldReads() {
 
 test("the step's opening reads go out together", async (t) => {
   const reads = heldReads();
-  const mode = createQueueMode({
-    redis: reads.redis,
-    redisQueue: reads.redisQueue,
-    db: reads.db,
-    logger: createLogger("silent"),
-    registry: new Registry(),
-    rebuildDelayMs: 0,
-  });
+  const mode = quietQueueMode({ redis: reads.redis, redisQueue: reads.redisQueue, db: reads.db });
   await mode.check();
   t.is(mode.state, "redis");
   const loop = createAdmissionLoop({
@@ -97,14 +80,7 @@ test("the step's opening reads go out together", async (t) => {
 });
 
 test("a concert only the record knew is stepped through once the check has filled Redis", async (t) => {
-  const mode = createQueueMode({
-    redis,
-    redisQueue: queue,
-    db: fixture.db,
-    logger: createLogger("silent"),
-    registry: new Registry(),
-    rebuildDelayMs: 0,
-  });
+  const mode = quietQueueMode({ redis, redisQueue: queue, db: fixture.db });
   await mode.check();
   t.is(mode.state, "redis");
   // A join made on PostgreSQL (as by a process cut off from Redis) is noted for the next check.

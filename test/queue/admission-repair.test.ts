@@ -14,17 +14,10 @@ import { createJoinCommitter, joinRowOf } from "../../src/queue/join-committer.j
 import { admit, RECENT_ADMISSIONS_S } from "../../src/queue/pg-admission.js";
 import type { QueueDb } from "../../src/queue/queue-db.js";
 import { createRedisQueue } from "../../src/queue/redis-queue.js";
-import { openQueueDb, type QueueDbFixture } from "../helpers/queue-db.js";
+import { HAND_STEPPED_RULE, openQueueDb, type QueueDbFixture } from "../helpers/queue-db.js";
 import { removeTestKeys, testKeyPrefix } from "../helpers/redis-server.js";
 
-const RULE: AdmissionRule = {
-  cap: 10,
-  activeTtlMs: 600_000,
-  waitingTtlMs: 600_000,
-  intervalMs: 1000,
-  stepLimit: 100,
-  expectedSessionMs: 0,
-};
+const RULE = HAND_STEPPED_RULE;
 
 const prefix = testKeyPrefix("admission-repair");
 const redis = createRedis({ url: loadConfig({}).redisUrl, name: "admission-repair-test", commandTimeoutMs: 10_000 });

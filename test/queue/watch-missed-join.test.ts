@@ -6,25 +6,15 @@
 
 import { randomUUID } from "node:crypto";
 import test from "ava";
-import { Registry } from "prom-client";
 import { createLogger } from "../../src/platform/logger.js";
-import type { AdmissionRule } from "../../src/queue/admission-rule.js";
 import { admit } from "../../src/queue/pg-admission.js";
 import { createPgQueue } from "../../src/queue/pg-queue.js";
-import { createQueueMode } from "../../src/queue/queue-mode.js";
 import type { QueueStatus } from "../../src/queue/queue-status.js";
 import { createWatchHub, type WatchUpdate } from "../../src/queue/watch-hub.js";
-import { openQueueDb, type QueueDbFixture } from "../helpers/queue-db.js";
+import { HAND_STEPPED_RULE, openQueueDb, quietQueueMode, type QueueDbFixture } from "../helpers/queue-db.js";
 import { redisQueueFixture } from "../helpers/redis-queue.js";
 
-const RULE: AdmissionRule = {
-  cap: 10,
-  activeTtlMs: 600_000,
-  waitingTtlMs: 600_000,
-  intervalMs: 1000,
-  stepLimit: 100,
-  expectedSessionMs: 0,
-};
+const RULE = HAND_STEPPED_RULE;
 
 const { redis, queue } = redisQueueFixture("watch-missed-join");
 let fixture: QueueDbFixture;
@@ -38,14 +28,7 @@ test.after.always(async () => {
 });
 
 function setup() {
-  const mode = createQueueMode({
-    redis,
-    redisQueue: queue,
-    db: fixture.db,
-    logger: createLogger("silent"),
-    registry: new Registry(),
-    rebuildDelayMs: 0,
-  });
+  const mode = quietQueueMode({ redis, redisQueue: queue, db: fixture.db });
   const pg = createPgQueue(fixture.db);
   const hub = createWatchHub({
     mode,
