@@ -19,11 +19,11 @@ gap as (select min(ord) as ord from head h
   left join lateral (select true as found from queue_entry q where q.token = h.token limit 1) q on true
   where held and q.found is null)
 update queue_entry set state = 'ACTIVE', admitted_at = t.at, active_expire_at = t.at + make_interval(secs => $2)
-from t where state = 'WAITING' and token in (
+from t where state = 'WAITING' and token = any(array(
   select h.token from head h
   cross join lateral (select q.state, q.concert_id from queue_entry q where q.token = h.token limit 1) q
   where q.state = 'WAITING' and q.concert_id = $1 and h.ord < coalesce((select ord from gap), 9223372036854775807)
-  order by h.ord limit $3)
+  order by h.ord limit $3))
 returning token, floor(extract(epoch from t.at) * 1000)::float8 as "decidedMs"`;
 
 /** Redis gets back the ACTIVE tokens admitted this recently (a step whose Redis half was lost is
