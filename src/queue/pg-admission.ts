@@ -9,20 +9,19 @@ import type { RedisQueue } from "./redis-queue.js";
 // Redis's head up to the first token with no row yet that Redis holds (a join committing keeps its
 // place; one past UNCOMMITTED_JOIN_HOLD_MS is passed). clock_timestamp(): now() is before the lock
 // wait. The outer `state = 'WAITING'`: a leave committed while this waits is rechecked there.
-// Each head token's row is looked up by its key alone (the LIMIT 1 keeps the lateral from being
-// flattened into a join): in a burst the planner's statistics say the concert has no waiting rows,
-// and a join scanned all of them once per head token (10,000 × 1,687 rows: 2 s for one step).
+// Each head token's row is looked up once, by its key alone (the LIMIT 1 keeps the lateral from
+// being flattened into a join): in a burst the planner's statistics say the concert has no waiting
+// rows, and a join scanned all of them once per head token (10,000 × 1,687 rows: 2 s for one step).
 export const ADMIT = `
 with t as (select clock_timestamp() as at),
-head as (select token, held, ord from unnest($4::text[], $5::bool[]) with ordinality as h(token, held, ord)),
-gap as (select min(ord) as ord from head h
-  left join lateral (select true as found from queue_entry q where q.token = h.token limit 1) q on true
-  where held and q.found is null)
+head as (select h.token, h.held, h.ord, q.state, q.concert_id
+  from unnest($4::text[], $5::bool[]) with ordinality as h(token, held, ord)
+  left join lateral (select q.state, q.concert_id from queue_entry q where q.token = h.token limit 1) q on true),
+gap as (select min(g.ord) as ord from head g where g.held and g.state is null)
 update queue_entry set state = 'ACTIVE', admitted_at = t.at, active_expire_at = t.at + make_interval(secs => $2)
 from t where state = 'WAITING' and token = any(array(
   select h.token from head h
-  cross join lateral (select q.state, q.concert_id from queue_entry q where q.token = h.token limit 1) q
-  where q.state = 'WAITING' and q.concert_id = $1 and h.ord < coalesce((select ord from gap), 9223372036854775807)
+  where h.state = 'WAITING' and h.concert_id = $1 and h.ord < coalesce((select ord from gap), 9223372036854775807)
   order by h.ord limit $3))
 returning token, floor(extract(epoch from t.at) * 1000)::float8 as "decidedMs"`;
 

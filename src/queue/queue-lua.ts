@@ -132,8 +132,8 @@ return status_of(ARGV[1], now)
 // it takes PostgreSQL's concert lock: names ACTIVE tokens past their expiry and WAITING tokens not
 // seen for the waiting TTL. It drops nothing: PostgreSQL records their end, and APPLY drops them
 // after the commit, so a step whose transaction fails leaves them to the next (two steps naming
-// the same token end it once: APPLY counts a slot given back only while it holds it). Returns {now, waiting,
-// active, {expired}, {abandoned}}.
+// the same token end it once: APPLY counts a slot given back only while it holds it).
+// Returns {now, waiting, active, {expired}, {abandoned}}.
 // Only registered concerts are swept, and registering follows the counter's creation (JOIN,
 // MERGE): a missing counter means the concert's keys were lost, e.g. its cluster node restarted
 // empty while the node of the registry kept its data. The error makes queue-mode.ts restore it.
