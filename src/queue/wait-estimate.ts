@@ -58,13 +58,18 @@ export function estimateWait(place: PlaceInLine, rule: AdmissionRule, measured: 
   // a session after its apply; the user hears of its admission at the next watch tick.
   const turns = Math.ceil(place.position / rule.cap) - 1;
   const inTurn = place.position - turns * rule.cap;
-  const refillMs = stepMs / 2 + Math.min(measured.admitLagMs ?? tookMs, tookMs);
+  // Where watchers measured it, the time from a decision to its users hearing of it stands for
+  // Redis's apply and the watch tick both, and sessions count from the hearing (heldSince too).
+  const hearMs = measured.heardMs ?? Math.min(measured.admitLagMs ?? tookMs, tookMs);
+  const refillMs = stepMs / 2 + hearMs;
   const firstMs =
     inTurn <= free
       ? nextStepMs
       : Math.max(
           nextStepMs,
-          slotBackMs(inTurn - free, place, rule, measured, sessionMs) + refillMs + rule.intervalMs / 2,
+          slotBackMs(inTurn - free, place, rule, measured, sessionMs) +
+            refillMs +
+            (measured.heardMs === undefined ? rule.intervalMs / 2 : 0),
         );
   return known(Math.max(nextStepMs + pacedMs, firstMs + turns * (sessionMs + refillMs)));
 }
@@ -153,6 +158,8 @@ export interface LineMeasures {
   admitLagMs: number | undefined;
   /** When this process's last step for the concert ended (epoch ms, the store's clock); undefined if it left the concert empty (no more steps until a join). */
   lastStepMs: number | undefined;
+  /** How long after their decision admitted users lately heard of it (this process's watchers); undefined before any did. */
+  heardMs: number | undefined;
 }
 
 export const NOTHING_MEASURED: LineMeasures = {
@@ -166,18 +173,31 @@ export const NOTHING_MEASURED: LineMeasures = {
   stepTookMs: undefined,
   admitLagMs: undefined,
   lastStepMs: undefined,
+  heardMs: undefined,
 };
 
 export interface LineMeter {
   /** Feeds one tick; the first of a concert (or after a gap in the counts) only sets the baseline. */
   observe(concertId: string, sample: TickSample): void;
   measures(concertId: string): LineMeasures;
+  /**
+   * `users` admitted by the decision at `decisionMs` heard of it at `heardAtMs` (both on the
+   * store's clock): their sessions then count from the hearing, and the time it took is what
+   * the next admissions are expected to take to reach their users.
+   */
+  heard(concertId: string, decisionMs: number, heardAtMs: number, users: number): void;
 }
 
 /** Time constant of the step time. */
 export const STEP_TAU_MS = 30_000;
 /** Sessions weigh less by e per this share of the cap given back since: about the last turn of the cap counts. */
 const SESSION_MEMORY_SHARE = 0.5;
+/** Time constant of the time admitted users take to hear of it: it falls quickly once a burst has been served. */
+export const HEARD_TAU_MS = 2000;
+/** Hearings not yet matched to a tick's admissions are kept this long (the tick that admitted them may not have been observed yet). */
+const HEARD_PENDING_MS = 10_000;
+/** A hearing belongs to the admissions of a tick whose decision was this close (ms; the decision's time is rounded to ms in two stores). */
+const DECISION_MATCH_MS = 5;
 /** Groups of held slots kept per concert; beyond it the two closest in time are merged. */
 const HELD_GROUPS = 64;
 const CONCERTS_TRACKED = 10_000;
@@ -189,6 +209,17 @@ interface Group {
   lagMs: number;
   /** Set on the slots a baseline found held: how many there were. */
   unknownAges?: number;
+  /** Users of this group heard of as admitted (watch-hub.ts), and the sum of their decision-to-hearing times (ms). */
+  heardUsers?: number;
+  heardSumMs?: number;
+  /** Their hearings' times after atMs, in sum (ms). */
+  heardAfterSumMs?: number;
+}
+
+interface Hearing {
+  decisionMs: number;
+  heardAtMs: number;
+  users: number;
 }
 
 interface ConcertState {
@@ -200,6 +231,10 @@ interface ConcertState {
   tooksMs: number;
   lags: number;
   lagsMs: number;
+  hearings: Hearing[];
+  heardWeight: number;
+  heardSumMs: number;
+  heardLastMs: number;
 }
 
 /**
@@ -223,6 +258,10 @@ export function createLineMeter(stepTauMs: number = STEP_TAU_MS): LineMeter {
     tooksMs: 0,
     lags: 0,
     lagsMs: 0,
+    hearings: [],
+    heardWeight: 0,
+    heardSumMs: 0,
+    heardLastMs: 0,
   });
   return {
     observe(concertId, sample) {
@@ -241,7 +280,7 @@ export function createLineMeter(stepTauMs: number = STEP_TAU_MS): LineMeter {
       if (released < 0 || dtMs <= 0) {
         const slots = sample.heldSlots;
         state.groups = slots > 0 ? [{ atMs: sample.atMs, slots, lagMs: 0, unknownAges: slots }] : [];
-        state.measures = { ...state.measures, ...heldOf(state.groups), lastStepMs: lastStepOf(sample) };
+        state.measures = { ...state.measures, ...heldOf(state.groups, state), lastStepMs: lastStepOf(sample) };
         return;
       }
       const keep = Math.exp(-dtMs / stepTauMs);
@@ -251,6 +290,7 @@ export function createLineMeter(stepTauMs: number = STEP_TAU_MS): LineMeter {
       if (sample.appliedAfterMs)
         [state.lags, state.lagsMs] = [state.lags * keep + 1, state.lagsMs * keep + sample.appliedAfterMs];
       let { sessions, sessionsMs, priorKept } = state.measures;
+      // From the decision to when the session began: the hearing where measured, else Redis's apply.
       const releasedLagMs = takeOldest(state.groups, released);
       if (released > 0) {
         const remainingMs = sample.releasedRemainingMs! - last!.releasedRemainingMs!;
@@ -266,21 +306,57 @@ export function createLineMeter(stepTauMs: number = STEP_TAU_MS): LineMeter {
       const admitted = sample.heldSlots - last!.heldSlots + released;
       if (admitted > 0) state.groups.push({ atMs: sample.atMs, slots: admitted, lagMs: sample.appliedAfterMs ?? 0 });
       reconcile(state.groups, sample);
+      attachHearings(state);
       state.measures = {
         sessions,
         sessionsMs,
         priorKept,
-        ...heldOf(state.groups),
+        ...heldOf(state.groups, state),
         stepMs: state.stepsMs / state.steps,
         stepTookMs: state.tooksMs / state.steps,
         admitLagMs: state.lags > 0 ? state.lagsMs / state.lags : undefined,
         lastStepMs: lastStepOf(sample),
+        heardMs: heardOf(state),
       };
     },
     measures(concertId) {
       return concerts.get(concertId)?.measures ?? NOTHING_MEASURED;
     },
+    heard(concertId, decisionMs, heardAtMs, users) {
+      const state = concerts.get(concertId);
+      if (!state || users <= 0) return;
+      // Each tick's hearing counts alike, the latest most: it says how long it takes now.
+      const keep = state.heardWeight > 0 ? Math.exp(-Math.max(0, heardAtMs - state.heardLastMs) / HEARD_TAU_MS) : 0;
+      state.heardWeight = state.heardWeight * keep + 1;
+      state.heardSumMs = state.heardSumMs * keep + Math.max(0, heardAtMs - decisionMs);
+      state.heardLastMs = Math.max(state.heardLastMs, heardAtMs);
+      state.hearings.push({ decisionMs, heardAtMs, users });
+      attachHearings(state);
+      state.measures = { ...state.measures, ...heldOf(state.groups, state), heardMs: heardOf(state) };
+    },
   };
+}
+
+const heardOf = (state: ConcertState) => (state.heardWeight > 0 ? state.heardSumMs / state.heardWeight : undefined);
+
+/**
+ * Gives each hearing to the admissions it was of: the first group taken at or after its decision
+ * (the tick that observed that step). One whose tick has not been observed yet waits for it.
+ */
+function attachHearings(state: ConcertState): void {
+  state.hearings = state.hearings.filter((hearing) => {
+    const group = state.groups.find((candidate) => candidate.atMs >= hearing.decisionMs);
+    // The tick that counted a step's admissions knows when Redis applied them after the decision.
+    const decidedMs = group && group.atMs - group.lagMs;
+    if (!group || decidedMs! < hearing.decisionMs - DECISION_MATCH_MS)
+      return state.heardLastMs - hearing.heardAtMs < HEARD_PENDING_MS;
+    // Slots a baseline found, another process's admissions, a group already given back: not known here.
+    if (group.unknownAges || decidedMs! > hearing.decisionMs + DECISION_MATCH_MS) return false;
+    group.heardUsers = (group.heardUsers ?? 0) + hearing.users;
+    group.heardSumMs = (group.heardSumMs ?? 0) + hearing.users * Math.max(0, hearing.heardAtMs - hearing.decisionMs);
+    group.heardAfterSumMs = (group.heardAfterSumMs ?? 0) + hearing.users * (hearing.heardAtMs - group.atMs);
+    return false;
+  });
 }
 
 const lastStepOf = (sample: TickSample) => (sample.heldSlots + sample.waiting > 0 ? sample.atMs : undefined);
@@ -292,7 +368,7 @@ function takeOldest(groups: Group[], slots: number): number {
     const group = groups[drop]!;
     const taken = Math.min(left, group.slots);
     group.slots -= taken;
-    lagMs += taken * group.lagMs;
+    lagMs += taken * (group.heardUsers ? group.heardSumMs! / group.heardUsers : group.lagMs);
     left -= taken;
     if (group.slots === 0) drop++;
   }
@@ -312,18 +388,43 @@ function reconcile(groups: Group[], sample: TickSample): void {
       if (groups[i + 1]!.atMs - groups[i]!.atMs < groups[closest + 1]!.atMs - groups[closest]!.atMs) closest = i;
     const [a, b] = [groups[closest]!, groups[closest + 1]!];
     const slots = a.slots + b.slots;
+    const atMs = (a.atMs * a.slots + b.atMs * b.slots) / slots;
+    const heardUsers = (a.heardUsers ?? 0) + (b.heardUsers ?? 0);
     groups.splice(closest, 2, {
-      atMs: (a.atMs * a.slots + b.atMs * b.slots) / slots,
+      atMs,
       slots,
       lagMs: (a.lagMs * a.slots + b.lagMs * b.slots) / slots,
+      ...(heardUsers > 0 && {
+        heardUsers,
+        heardSumMs: (a.heardSumMs ?? 0) + (b.heardSumMs ?? 0),
+        heardAfterSumMs:
+          (a.heardAfterSumMs ?? 0) +
+          (a.heardUsers ?? 0) * (a.atMs - atMs) +
+          (b.heardAfterSumMs ?? 0) +
+          (b.heardUsers ?? 0) * (b.atMs - atMs),
+      }),
     });
   }
 }
 
-function heldOf(groups: readonly Group[]): Pick<LineMeasures, "heldSince" | "heldUpTo" | "unknownAges"> {
+/**
+ * When the held slots were taken, oldest first: when their users heard of it where a watcher saw
+ * that, else when the tick counted them, later by the time hearing takes lately less Redis's apply.
+ */
+function heldOf(
+  groups: readonly Group[],
+  state: ConcertState,
+): Pick<LineMeasures, "heldSince" | "heldUpTo" | "unknownAges"> {
   let upTo = 0;
+  const heardMs = heardOf(state);
   return {
-    heldSince: groups.map((group) => group.atMs),
+    heldSince: groups.map((group) =>
+      group.heardUsers
+        ? group.atMs + Math.max(0, group.heardAfterSumMs! / group.heardUsers)
+        : heardMs === undefined || group.unknownAges
+          ? group.atMs
+          : group.atMs + Math.max(0, heardMs - group.lagMs),
+    ),
     heldUpTo: groups.map((group) => (upTo += group.slots)),
     unknownAges: groups[0]?.unknownAges ?? 0,
   };

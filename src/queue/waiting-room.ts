@@ -170,6 +170,9 @@ export async function createWaitingRoom(deps: {
     pg,
     logger,
     viewOf: prequeue.viewOf,
+    // An admission's expiry counts from its decision, by the concert's ACTIVE_TOKEN_TTL.
+    onAdmissionsHeard: (concertId, activeExpireMs, heardAtMs, users) =>
+      meter.heard(concertId, activeExpireMs - settings.of(concertId).rule.activeTtlMs, heardAtMs, users),
     settings: {
       tickMs: Math.min(Math.max(config.admissionIntervalMs, 50), 1000),
       heartbeatMs: HEARTBEAT_MS,

@@ -62,6 +62,12 @@ export function createWatchHub(deps: {
   logger: Logger;
   /** How a concert's statuses read right now (PREQUEUE before a sale opens, prequeue.ts). */
   viewOf?: (concertId: string) => Promise<(status: QueueStatus) => QueueStatus>;
+  /**
+   * Told, per tick, how many watchers heard of their admission and when: `activeExpireMs` names
+   * the admission (its expiry counts from the decision), so the wait estimate can tell the time
+   * it took to reach them from the session they then had (wait-estimate.ts).
+   */
+  onAdmissionsHeard?: (concertId: string, activeExpireMs: number, heardAtMs: number, users: number) => void;
 }): WatchHub {
   const { mode, redisQueue, pg, settings, logger } = deps;
   const tickers = new Map<string, ConcertTicker>();
@@ -136,8 +142,11 @@ export function createWatchHub(deps: {
       watchers.map((w) => w.status.token),
       touch,
     );
+    const readMs = Date.now();
     const view = (await deps.viewOf?.(concertId)) ?? ((status: QueueStatus) => status);
     const changed: [Watcher, WatchUpdate][] = [];
+    const heard = new Map<number, number>();
+    let storeNowMs = 0;
     for (const watcher of watchers) {
       const fresh = statuses.get(watcher.status.token);
       const previous = watcher.status;
@@ -147,10 +156,17 @@ export function createWatchHub(deps: {
           : fresh
             ? view({ ...fresh, userId: previous.userId })
             : { ...previous, state: "EXPIRED", position: 0, activeExpireMs: 0, nowMs: now };
+      if (next.state === "ACTIVE" && previous.state !== "ACTIVE") {
+        heard.set(next.activeExpireMs, (heard.get(next.activeExpireMs) ?? 0) + 1);
+        storeNowMs = next.nowMs;
+      }
       if (next.state !== previous.state) deliver(watcher, { status: next, heartbeat: false });
       else if (next.position !== previous.position) changed.push([watcher, { status: next, heartbeat: false }]);
       else if (now - watcher.sentMs >= settings.heartbeatMs) changed.push([watcher, { status: next, heartbeat: true }]);
     }
+    // On the store's clock, which the admission's expiry counts on.
+    const heardAtMs = storeNowMs + (Date.now() - readMs);
+    for (const [activeExpireMs, users] of heard) deps.onAdmissionsHeard?.(concertId, activeExpireMs, heardAtMs, users);
     // Admissions (and expiries) went out first; the rest in slices, each sent before the next is
     // started: an admission step moves every waiting user's place at once, and thousands of
     // messages encoded and written in one go held the event loop ~0.5 s from joins and stream opens.

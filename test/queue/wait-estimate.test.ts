@@ -68,7 +68,7 @@ test("unknown until a slot is given back, then estimated from what was measured"
   const join = async (userId: string) => (await queue.joinQueue({ concertId, userId })).token;
   const status = async (token: string) => (await queue.getQueueStatus({ token })).status!;
 
-  const [a] = [await join("a"), await join("b")];
+  const [a, b] = [await join("a"), await join("b")];
   await step();
   t.is((await status(a!)).state, QueueState.ACTIVE);
   const c = await join("c");
@@ -103,4 +103,18 @@ test("unknown until a slot is given back, then estimated from what was measured"
     break;
   }
   watching.abort();
+
+  // A watcher that hears of its admission tells the estimate how long that took.
+  t.is(app.app.waitingRoom.lineMeasures(concertId).heardMs, undefined, "no watcher has heard of an admission yet");
+  const admitted = new AbortController();
+  const heard = (async () => {
+    for await (const message of queue.watchQueue({ token: d }, { signal: admitted.signal }))
+      if (message.status!.state === QueueState.ACTIVE) return;
+  })();
+  await queue.leaveQueue({ token: b! });
+  await step();
+  await heard;
+  admitted.abort();
+  const heardMs = app.app.waitingRoom.lineMeasures(concertId).heardMs;
+  t.true(heardMs !== undefined && heardMs >= 0, `${heardMs}`);
 });

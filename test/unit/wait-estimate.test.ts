@@ -162,6 +162,39 @@ test("a session counts from when Redis applied its admission, not from the decis
   );
 });
 
+test("where watchers heard of an admission, its sessions count from the hearing, and the next ones are expected to take as long to hear", (t) => {
+  const meters = [createLineMeter(), createLineMeter()];
+  for (const meter of meters) {
+    meter.observe("c", sample({ atMs: 0, heldSlots: 0 }));
+    // Decided at 9.8 s, applied by Redis at 10 s.
+    meter.observe("c", sample({ atMs: 10_000, heldSlots: 100, tookMs: 500, appliedAfterMs: 200 }));
+  }
+  const [watched, unwatched] = meters as [LineMeter, LineMeter];
+  // A hearing of another decision (another process's step) is not these users'.
+  watched.heard("c", 9_000, 11_000, 40);
+  // The watchers of the 100 heard of it at 12 s, 2.2 s after the decision (a burst held the event loop).
+  watched.heard("c", 9_800, 12_000, 100);
+  t.is(watched.measures("c").heldSince[0], 12_000, "the slots count as taken when their users heard");
+  t.is(unwatched.measures("c").heldSince[0], 10_000);
+  // All 100 give their slots back at 15 s: 5.2 s after the decision.
+  const remainingMs = 100 * (TTL_MS - 5200);
+  for (const meter of meters)
+    meter.observe("c", sample({ atMs: 15_000, heldSlots: 0, releasedTotal: 100, releasedRemainingMs: remainingMs }));
+  const sessionOf = (meter: LineMeter) => meter.measures("c").sessionsMs / meter.measures("c").sessions;
+  t.true(Math.abs(sessionOf(watched) - 3000) < 1e-6, `${sessionOf(watched)}`);
+  t.true(Math.abs(sessionOf(unwatched) - 5000) < 1e-6, `${sessionOf(unwatched)}`);
+  // The time to hear is the latest hearings': the next turn of the cap is expected to take as long.
+  const heardMs = watched.measures("c").heardMs!;
+  t.true(heardMs > 2000 && heardMs <= 2200, `${heardMs}`);
+  // Each turn of the cap beyond the first: a session, then the step that refills the slot, then the hearing.
+  const measured = watched.measures("c");
+  const turnMs =
+    waitOf(estimateWait(at(250, 100, 15_100), noPrior, measured)) -
+    waitOf(estimateWait(at(150, 100, 15_100), noPrior, measured));
+  const expected = sessionOf(watched) + Math.max(rule.intervalMs, measured.stepMs!) / 2 + heardMs;
+  t.true(Math.abs(turnMs - expected) <= 1, `${turnMs} against ${expected}`);
+});
+
 test("counts that went back or stopped (a rebuilt store, the PostgreSQL fallback) start a new baseline", (t) => {
   const meter = createLineMeter();
   meter.observe("c", sample({ atMs: 0, heldSlots: 10 }));
