@@ -28,6 +28,9 @@ interface ConcertTicker {
   watchers: Set<Watcher>;
   timer: NodeJS.Timeout;
   lastTouchMs: number;
+  /** Failing since the last success: ticks, and asking the record about ended places (each logged once per outage). */
+  tickFailing: boolean;
+  confirmFailing: boolean;
 }
 
 export interface WatchSettings {
@@ -74,7 +77,12 @@ export function createWatchHub(deps: {
   let count = 0;
 
   /** Statuses of the watched tokens; null where this tick cannot say (the stream keeps its last). */
-  async function read(concertId: string, tokens: string[], touch: boolean): Promise<Map<string, QueueStatus | null>> {
+  async function read(
+    concertId: string,
+    ticker: ConcertTicker,
+    tokens: string[],
+    touch: boolean,
+  ): Promise<Map<string, QueueStatus | null>> {
     const out = new Map<string, QueueStatus | null>();
     return mode.run(
       async () => {
@@ -105,9 +113,19 @@ export function createWatchHub(deps: {
         // (it ends a place before Redis drops it), and the next check merges the missed ones.
         if (ended.length > 0) {
           const recorded = await pg.statuses(ended).catch((error: unknown) => {
-            logger.warn({ err: (error as Error).message, concertId }, "could not confirm ended places with the record");
+            // Every tick asks again while the record is down: said once, not ten times a second.
+            if (!ticker.confirmFailing)
+              logger.warn(
+                { err: (error as Error).message, concertId },
+                "could not confirm ended places with the record; their streams keep their last status until it answers",
+              );
+            ticker.confirmFailing = true;
             return undefined;
           });
+          if (recorded && ticker.confirmFailing) {
+            ticker.confirmFailing = false;
+            logger.info({ concertId }, "confirming ended places with the record again");
+          }
           const byToken = new Map(recorded?.map((status) => [status.token, status]));
           for (const token of ended) out.set(token, recorded ? (byToken.get(token) ?? out.get(token)!) : null);
         }
@@ -139,6 +157,7 @@ export function createWatchHub(deps: {
     if (touch) ticker.lastTouchMs = now;
     const statuses = await read(
       concertId,
+      ticker,
       watchers.map((w) => w.status.token),
       touch,
     );
@@ -180,13 +199,25 @@ export function createWatchHub(deps: {
     const ticker: ConcertTicker = {
       watchers: new Set(),
       lastTouchMs: Date.now(),
+      tickFailing: false,
+      confirmFailing: false,
       timer: setTimeout(function run() {
         if (ticker.watchers.size === 0) {
           tickers.delete(concertId);
           return;
         }
         tick(concertId, ticker)
-          .catch((error: unknown) => logger.warn({ err: (error as Error).message, concertId }, "watch tick failed"))
+          .then(
+            () => {
+              if (ticker.tickFailing) logger.info({ concertId }, "watch ticks work again");
+              ticker.tickFailing = false;
+            },
+            (error: unknown) => {
+              if (!ticker.tickFailing)
+                logger.warn({ err: (error as Error).message, concertId }, "watch tick failed; trying every tick");
+              ticker.tickFailing = true;
+            },
+          )
           .finally(() => {
             if (ticker.watchers.size > 0) ticker.timer = setTimeout(run, settings.tickMs);
             else tickers.delete(concertId);

@@ -2,10 +2,12 @@
 // was down can commit after the fill that switched the process back to Redis; until the next
 // check merges it, Redis does not know the token. The WatchQueue tick used to tell that user
 // EXPIRED (the Redis-outage load test saw 72-464 such users join again, at the back); it now asks
-// the record, which ends a place before Redis drops it.
+// the record, which ends a place before Redis drops it. While the record cannot answer, those
+// streams keep their last status, and the outage is logged once, not every tick.
 
 import { randomUUID } from "node:crypto";
 import test from "ava";
+import { pino } from "pino";
 import { createLogger } from "../../src/platform/logger.js";
 import { admit } from "../../src/queue/pg-admission.js";
 import { createPgQueue } from "../../src/queue/pg-queue.js";
@@ -27,7 +29,7 @@ test.after.always(async () => {
   await fixture?.stop();
 });
 
-function setup() {
+function setup(overrides: Partial<Parameters<typeof createWatchHub>[0]> = {}) {
   const mode = quietQueueMode({ redis, redisQueue: queue, db: fixture.db });
   const pg = createPgQueue(fixture.db);
   const hub = createWatchHub({
@@ -35,6 +37,7 @@ function setup() {
     redisQueue: queue,
     pg,
     logger: createLogger("silent"),
+    ...overrides,
     // Heartbeats often, so a stream that is told nothing new still shows what it is told.
     settings: { tickMs: 20, heartbeatMs: 100, touchEveryMs: 1000 },
   });
@@ -101,3 +104,45 @@ test("a watched place the record ended is told EXPIRED", async (t) => {
   controller.abort();
   await stream.return(undefined);
 });
+
+// Serial: another test's store check would merge this test's missed join into Redis, ending the outage it stages.
+test.serial(
+  "while the record cannot be asked, a place Redis misses keeps its status, and that is logged once",
+  async (t) => {
+    // A second database without the queue's table: every question to that record really fails.
+    const broken = await openQueueDb("watch_missed_join_down", { poolMax: 1 });
+    t.teardown(() => broken.stop());
+    await broken.db.query("drop table queue_entry cascade");
+    const [upRecord, downRecord] = [createPgQueue(fixture.db), createPgQueue(broken.db)];
+    let recordUp = false;
+    const lines: { level: number; msg: string }[] = [];
+    const logger = pino({ level: "info" }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const { mode, hub } = setup({
+      logger,
+      pg: { ...upRecord, statuses: (tokens) => (recordUp ? upRecord : downRecord).statuses(tokens) },
+    });
+    await mode.check();
+    const concertId = randomUUID();
+    const [joined] = await upRecord.joinMany([{ concertId, userId: "unconfirmed", freshToken: randomUUID() }]);
+    const [first] = await upRecord.statuses([joined!.token]);
+    const controller = new AbortController();
+    const stream = hub.watch(first as QueueStatus, controller.signal);
+    // Five heartbeats: a tick every 20 ms, each failing to ask the record.
+    const down5 = await take(stream, (update, seen) => update.status.state !== "WAITING" || seen.length >= 6);
+    t.true(
+      down5.every((update) => update.status.state === "WAITING"),
+      JSON.stringify(down5.map((u) => u.status.state)),
+    );
+    const warned = () => lines.filter((line) => line.msg.startsWith("could not confirm ended places")).length;
+    t.is(warned(), 1, "logged once for the outage, not every tick");
+    recordUp = true;
+    const recovered = () => lines.filter((line) => line.msg === "confirming ended places with the record again").length;
+    // Heartbeats keep coming (the stream is drained) until a tick has asked the record again.
+    const after = await take(stream, () => recovered() > 0);
+    t.is(recovered(), 1, "and once when it answers again");
+    t.true(after.every((update) => update.status.state === "WAITING"));
+    t.is(warned(), 1);
+    controller.abort();
+    await stream.return(undefined);
+  },
+);
