@@ -4,6 +4,7 @@
 // racing itself.
 
 import type { Logger } from "./logger.js";
+import { createOutageLog } from "./outage-log.js";
 
 export interface PeriodicTask {
   /** Runs as soon as the current run (if any) ends, instead of waiting for the interval. */
@@ -45,7 +46,8 @@ export function startPeriodicTask(options: PeriodicTaskOptions): PeriodicTask {
   /** A nudge that no run has started since. */
   let nudgePending = false;
   let stopped = false;
-  let failing = false;
+  // Logged loudly once per outage, not every interval while a store is down.
+  const outage = createOutageLog(logger);
 
   /** (Re)arms the timer; with onlyIfSooner, keeps a pending timer that fires earlier anyway. */
   const schedule = (delayMs: number, onlyIfSooner = false) => {
@@ -61,13 +63,10 @@ export function startPeriodicTask(options: PeriodicTaskOptions): PeriodicTask {
     let more = false;
     try {
       more = await run();
-      if (failing) logger.info({ task: name }, "background task recovered");
-      failing = false;
+      outage.recovered({ task: name }, "background task recovered");
     } catch (error) {
       options.onFailure?.();
-      // Logged loudly once per outage, not every interval while a store is down.
-      if (!failing) logger.warn({ task: name, err: error }, "background task failed; retrying every interval");
-      failing = true;
+      outage.failed({ task: name, err: error }, "background task failed; retrying every interval");
     }
     running = undefined;
     const delay = more ? 0 : nudged ? nudgeDelayMs : intervalMs;

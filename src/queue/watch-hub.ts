@@ -6,6 +6,7 @@
 
 import { setImmediate as setImmediatePromise } from "node:timers/promises";
 import type { Logger } from "../platform/logger.js";
+import { createOutageLog, type OutageLog } from "../platform/outage-log.js";
 import type { PgQueue } from "./pg-queue.js";
 import type { QueueMode } from "./queue-mode.js";
 import type { QueueStatus } from "./queue-status.js";
@@ -28,9 +29,9 @@ interface ConcertTicker {
   watchers: Set<Watcher>;
   timer: NodeJS.Timeout;
   lastTouchMs: number;
-  /** Failing since the last success: ticks, and asking the record about ended places (each logged once per outage). */
-  tickFailing: boolean;
-  confirmFailing: boolean;
+  /** Ticks, and asking the record about ended places: every tick tries again, said once per outage. */
+  tickOutage: OutageLog;
+  confirmOutage: OutageLog;
 }
 
 export interface WatchSettings {
@@ -113,19 +114,13 @@ export function createWatchHub(deps: {
         // (it ends a place before Redis drops it), and the next check merges the missed ones.
         if (ended.length > 0) {
           const recorded = await pg.statuses(ended).catch((error: unknown) => {
-            // Every tick asks again while the record is down: said once, not ten times a second.
-            if (!ticker.confirmFailing)
-              logger.warn(
-                { err: (error as Error).message, concertId },
-                "could not confirm ended places with the record; their streams keep their last status until it answers",
-              );
-            ticker.confirmFailing = true;
+            ticker.confirmOutage.failed(
+              { err: (error as Error).message, concertId },
+              "could not confirm ended places with the record; their streams keep their last status until it answers",
+            );
             return undefined;
           });
-          if (recorded && ticker.confirmFailing) {
-            ticker.confirmFailing = false;
-            logger.info({ concertId }, "confirming ended places with the record again");
-          }
+          if (recorded) ticker.confirmOutage.recovered({ concertId }, "confirming ended places with the record again");
           const byToken = new Map(recorded?.map((status) => [status.token, status]));
           for (const token of ended) out.set(token, recorded ? (byToken.get(token) ?? out.get(token)!) : null);
         }
@@ -199,8 +194,8 @@ export function createWatchHub(deps: {
     const ticker: ConcertTicker = {
       watchers: new Set(),
       lastTouchMs: Date.now(),
-      tickFailing: false,
-      confirmFailing: false,
+      tickOutage: createOutageLog(logger),
+      confirmOutage: createOutageLog(logger),
       timer: setTimeout(function run() {
         if (ticker.watchers.size === 0) {
           tickers.delete(concertId);
@@ -208,15 +203,12 @@ export function createWatchHub(deps: {
         }
         tick(concertId, ticker)
           .then(
-            () => {
-              if (ticker.tickFailing) logger.info({ concertId }, "watch ticks work again");
-              ticker.tickFailing = false;
-            },
-            (error: unknown) => {
-              if (!ticker.tickFailing)
-                logger.warn({ err: (error as Error).message, concertId }, "watch tick failed; trying every tick");
-              ticker.tickFailing = true;
-            },
+            () => ticker.tickOutage.recovered({ concertId }, "watch ticks work again"),
+            (error: unknown) =>
+              ticker.tickOutage.failed(
+                { err: (error as Error).message, concertId },
+                "watch tick failed; trying every tick",
+              ),
           )
           .finally(() => {
             if (ticker.watchers.size > 0) ticker.timer = setTimeout(run, settings.tickMs);
