@@ -10,9 +10,9 @@ import test from "ava";
 import { pino } from "pino";
 import { createLogger } from "../../src/platform/logger.js";
 import { admit } from "../../src/queue/pg-admission.js";
-import { createPgQueue } from "../../src/queue/pg-queue.js";
+import { createPgQueue, type PgQueue } from "../../src/queue/pg-queue.js";
 import type { QueueStatus } from "../../src/queue/queue-status.js";
-import { createWatchHub, type WatchUpdate } from "../../src/queue/watch-hub.js";
+import { createWatchHub, type WatchHub, type WatchUpdate } from "../../src/queue/watch-hub.js";
 import { HAND_STEPPED_RULE, openQueueDb, quietQueueMode, type QueueDbFixture } from "../helpers/queue-db.js";
 import { redisQueueFixture } from "../helpers/redis-queue.js";
 
@@ -60,17 +60,35 @@ async function take(
   return seen;
 }
 
+/** A place made on the record alone (Redis never heard of it), as the record tells it. */
+async function joinOnRecord(record: PgQueue, userId: string): Promise<{ concertId: string; first: QueueStatus }> {
+  const concertId = randomUUID();
+  const [joined] = await record.joinMany([{ concertId, userId, freshToken: randomUUID() }]);
+  const [first] = await record.statuses([joined!.token]);
+  return { concertId, first: first as QueueStatus };
+}
+
+/** A WatchQueue stream from `first`, and how to end it. */
+function watchFrom(hub: WatchHub, first: QueueStatus) {
+  const controller = new AbortController();
+  const stream = hub.watch(first, controller.signal);
+  return {
+    stream,
+    async stop() {
+      controller.abort();
+      await stream.return(undefined);
+    },
+  };
+}
+
 test("a watched join Redis misses stays WAITING, then is admitted once merged", async (t) => {
   const { mode, pg, hub } = setup();
   await mode.check();
   t.is(mode.state, "redis");
   // Made on PostgreSQL and noted, as by a join in flight when the process switched back to Redis.
-  const concertId = randomUUID();
-  const [joined] = await pg.joinMany([{ concertId, userId: "late", freshToken: randomUUID() }]);
-  t.is(await queue.status(joined!.token, false), undefined);
-  const [first] = await pg.statuses([joined!.token]);
-  const controller = new AbortController();
-  const stream = hub.watch(first as QueueStatus, controller.signal);
+  const { concertId, first } = await joinOnRecord(pg, "late");
+  t.is(await queue.status(first.token, false), undefined);
+  const { stream, stop } = watchFrom(hub, first);
   // The first message, then three ticks' heartbeats: none may say EXPIRED.
   const early = await take(stream, (update, seen) => update.status.state !== "WAITING" || seen.length >= 4);
   t.deepEqual(
@@ -79,30 +97,25 @@ test("a watched join Redis misses stays WAITING, then is admitted once merged", 
   );
   // The next check merges it into Redis; an admission step then lets it in, and the stream says so.
   await mode.check();
-  t.is((await queue.status(joined!.token, false))?.state, "WAITING");
+  t.is((await queue.status(first.token, false))?.state, "WAITING");
   const step = await admit(fixture.db, concertId, RULE, queue);
   await queue.apply(concertId, step.active, [...step.expired, ...step.abandoned]);
-  t.deepEqual(step.admitted, [joined!.token]);
+  t.deepEqual(step.admitted, [first.token]);
   const rest = await take(stream, (update) => update.status.state !== "WAITING");
   t.is(rest.at(-1)?.status.state, "ACTIVE");
-  controller.abort();
-  await stream.return(undefined);
+  await stop();
 });
 
 test("a watched place the record ended is told EXPIRED", async (t) => {
   const { mode, pg, hub } = setup();
   await mode.check();
   t.is(mode.state, "redis");
-  const concertId = randomUUID();
-  const [joined] = await pg.joinMany([{ concertId, userId: "gone", freshToken: randomUUID() }]);
-  const [first] = await pg.statuses([joined!.token]);
-  await pg.end(joined!.token);
-  const controller = new AbortController();
-  const stream = hub.watch(first as QueueStatus, controller.signal);
+  const { first } = await joinOnRecord(pg, "gone");
+  await pg.end(first.token);
+  const { stream, stop } = watchFrom(hub, first);
   const updates = await take(stream, (update) => update.status.state !== "WAITING");
   t.is(updates.at(-1)?.status.state, "EXPIRED");
-  controller.abort();
-  await stream.return(undefined);
+  await stop();
 });
 
 // Serial: another test's store check would merge this test's missed join into Redis, ending the outage it stages.
@@ -122,11 +135,8 @@ test.serial(
       pg: { ...upRecord, statuses: (tokens) => (recordUp ? upRecord : downRecord).statuses(tokens) },
     });
     await mode.check();
-    const concertId = randomUUID();
-    const [joined] = await upRecord.joinMany([{ concertId, userId: "unconfirmed", freshToken: randomUUID() }]);
-    const [first] = await upRecord.statuses([joined!.token]);
-    const controller = new AbortController();
-    const stream = hub.watch(first as QueueStatus, controller.signal);
+    const { first } = await joinOnRecord(upRecord, "unconfirmed");
+    const { stream, stop } = watchFrom(hub, first);
     // Five heartbeats: a tick every 20 ms, each failing to ask the record.
     const down5 = await take(stream, (update, seen) => update.status.state !== "WAITING" || seen.length >= 6);
     t.true(
@@ -142,7 +152,6 @@ test.serial(
     t.is(recovered(), 1, "and once when it answers again");
     t.true(after.every((update) => update.status.state === "WAITING"));
     t.is(warned(), 1);
-    controller.abort();
-    await stream.return(undefined);
+    await stop();
   },
 );
