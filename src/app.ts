@@ -23,6 +23,7 @@ import { startHealthMonitor } from "./platform/rpc/health-monitor.js";
 import type { BoundService } from "./platform/rpc/method-table.js";
 import { createMetrics } from "./platform/rpc/metrics.js";
 import { createWaitingRoom, type WaitingRoom } from "./queue/waiting-room.js";
+import type { EstimateTrace } from "./queue/wait-estimate-trace.js";
 
 export interface App {
   grpcPort: number;
@@ -91,6 +92,8 @@ async function openDatabase(config: Config, logger: Logger): Promise<ORM> {
 export interface AppOptions {
   /** The time holds and payments are taken at and sales open at (the prequeue); tests step it (the default is the system clock). */
   clock?: Clock;
+  /** Records what every wait estimate is computed from (wait-estimate-trace.ts; the load test's --trace-estimates). */
+  estimateTrace?: EstimateTrace;
 }
 
 export async function startApp(config: Config, logger: Logger, options: AppOptions = {}): Promise<App> {
@@ -128,6 +131,7 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
       registry: metrics.registry,
       admissionSettings: createStoredAdmissionSettings(orm, logger, redis, config.redisKeyPrefix),
       ...(options.clock ? { clock: options.clock } : {}),
+      ...(options.estimateTrace ? { estimateTrace: options.estimateTrace } : {}),
     });
   } catch (error) {
     await closeORM(orm).catch(() => undefined);

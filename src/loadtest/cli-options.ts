@@ -26,6 +26,8 @@ export interface CliOptions {
   faults: FaultSpec[];
   jsonFile?: string;
   htmlFile?: string;
+  /** --trace-estimates: where the server's estimate trace and the users' answers go. */
+  traceEstimatesDir?: string;
 }
 
 export const USAGE = `usage: npm run loadtest -- [options]
@@ -83,6 +85,9 @@ audit and output
   --no-audit                skip the audit
   --json FILE               write the full report as JSON
   --html FILE               write a self-contained HTML report with charts
+  --trace-estimates DIR     with --start-server (one worker): record what every wait estimate was
+                            computed from (DIR/server.jsonl) and every user's answers
+                            (DIR/users.json), for \`npm run replay-estimates -- --trace DIR\`
   --help, -h                this text
 
 Exit status: 0 every audited invariant holds (and every --fault happened), 1 one does not (or a
@@ -150,6 +155,7 @@ export function parseCli(
         "no-audit": { type: "boolean", default: false },
         json: { type: "string" },
         html: { type: "string" },
+        "trace-estimates": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     }));
@@ -205,6 +211,9 @@ export function parseCli(
   if (faults.some((f) => f.kind === "redis-outage") && server.redisClusterNodes.length > 0)
     throw new UsageError("--fault redis-outage runs its own single redis-server; unset REDIS_CLUSTER_NODES");
 
+  if (values["trace-estimates"] !== undefined && (!values["start-server"] || workers > 1))
+    throw new UsageError("--trace-estimates needs --start-server with one worker: the trace is the server thread's");
+
   const ownRedisPrefix = values["start-server"] && values["redis-key-prefix"] === undefined;
   return {
     run: {
@@ -248,5 +257,6 @@ export function parseCli(
     faults,
     jsonFile: values.json,
     htmlFile: values.html,
+    traceEstimatesDir: values["trace-estimates"],
   };
 }

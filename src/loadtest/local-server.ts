@@ -17,7 +17,7 @@ import { seedCatalog } from "../platform/db/seed.js";
 import { createGrpcClient } from "../platform/rpc/grpc-client.js";
 import { freePort } from "./free-port.js";
 import { byConnections } from "./worker-sockets.js";
-import type { ServerThreadMessage } from "./server-thread.js";
+import type { ServerThreadData, ServerThreadMessage } from "./server-thread.js";
 
 export interface LocalServerOptions {
   databaseUrl: string;
@@ -33,6 +33,8 @@ export interface LocalServerOptions {
   childProcess?: boolean;
   /** Further server settings for the child process, e.g. { MAX_SEATS_PER_USER: "100" }. */
   env?: Record<string, string>;
+  /** JSON Lines of what every wait estimate is computed from (wait-estimate-trace.ts); a server thread only. */
+  estimateTraceFile?: string;
 }
 
 export interface LocalServer {
@@ -120,7 +122,8 @@ function serverConfig(options: LocalServerOptions): Config {
 }
 
 async function startThread(options: LocalServerOptions): Promise<LocalServer> {
-  const worker = new Worker(new URL("./server-thread.ts", import.meta.url), { workerData: serverConfig(options) });
+  const workerData: ServerThreadData = { config: serverConfig(options), estimateTraceFile: options.estimateTraceFile };
+  const worker = new Worker(new URL("./server-thread.ts", import.meta.url), { workerData });
   const [first] = (await once(worker, "message")) as [ServerThreadMessage];
   if (first.kind !== "ready") {
     await worker.terminate();
@@ -257,5 +260,7 @@ async function startCluster(options: LocalServerOptions): Promise<LocalServer> {
 
 /** Starts the server against the given stores with the given admission settings. */
 export function startLocalServer(options: LocalServerOptions): Promise<LocalServer> {
-  return options.workers > 1 || options.childProcess ? startCluster(options) : startThread(options);
+  if (!(options.workers > 1 || options.childProcess)) return startThread(options);
+  if (options.estimateTraceFile) throw new Error("an estimate trace needs the server in this process (one worker)");
+  return startCluster(options);
 }

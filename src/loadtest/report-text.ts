@@ -54,7 +54,7 @@ function errorRow(label: string, e: ErrorSummary): string[] {
   ];
 }
 
-function formatWaitAccuracy(w: WaitAccuracy): string[] {
+export function formatWaitAccuracy(w: WaitAccuracy): string[] {
   if (w.users === 0) return ["  no user waited " + seconds(w.minWaitMs) + " or more"];
   return [
     `  ${int(w.users)} users who waited ${seconds(w.minWaitMs)} or more; error = |estimate − actual| / actual, ` +

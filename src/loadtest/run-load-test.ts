@@ -16,6 +16,7 @@ import { startServerGauge, type ServerGauge } from "./server-gauge.js";
 import { createRetryBudget } from "./retry-budget.js";
 import { sleep } from "./rpc-call.js";
 import { runVirtualUser, type Clients, type SeatPick, type UserPlan } from "./virtual-user.js";
+import type { RecordedWaits } from "./wait-accuracy.js";
 
 export interface LoadTestOptions {
   /** gRPC address, host:port. */
@@ -54,6 +55,8 @@ export interface LoadTestOptions {
   onProgress?: (counts: Readonly<StageCounts>, point: TimePoint) => void;
   /** Phase messages ("seats found", "auditing"). */
   log?: (line: string) => void;
+  /** Gets every user's wait answers once the users are done (--trace-estimates: replayed against the server's trace). */
+  onWaits?: (recorded: RecordedWaits) => void;
 }
 
 export type { LoadTestReport };
@@ -157,7 +160,7 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRep
     );
 
     const plan: UserPlan = { ...target, topUpMinor, seatPick: options.seatPick, seatRetries: options.seatRetries };
-    const stats = createRunStats();
+    const stats = createRunStats({ keepWaits: options.onWaits !== undefined });
     const server = await connectGauge(options, target.concertId);
     const usersStarted = performance.now();
     const loopAtStart = performance.eventLoopUtilization();
@@ -179,6 +182,8 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRep
     }
     for (const fault of faults) log(`fault ${fault.spec}: ${fault.notes.join("; ")}`);
     const usersWallMs = performance.now() - usersStarted;
+    const recordedWaits = stats.waitAccuracy.recorded(usersWallMs);
+    if (recordedWaits) options.onWaits?.(recordedWaits);
     // Whether the users ran out of time; the audit after them has its own time limits.
     const timedOut = overall.aborted;
     // Busy share of this thread's event loop: near 1 would mean the generator, not the server, set the pace.

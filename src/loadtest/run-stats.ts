@@ -80,7 +80,8 @@ export interface RunStats {
   timeline: TimePoint[];
 }
 
-export function createRunStats(): RunStats {
+/** `keepWaits`: the wait book keeps every user's answers (the load test's --trace-estimates). */
+export function createRunStats(options: { keepWaits?: boolean } = {}): RunStats {
   return {
     counts: {
       started: 0,
@@ -109,7 +110,7 @@ export function createRunStats(): RunStats {
     paidMinor: 0n,
     ambiguousMutations: 0,
     activeSpans: [],
-    waitAccuracy: createWaitAccuracyBook(),
+    waitAccuracy: createWaitAccuracyBook({ keep: options.keepWaits }),
     timeline: [],
   };
 }

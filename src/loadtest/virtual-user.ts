@@ -86,7 +86,7 @@ export async function joinAndWaitActive(
       if (status?.state !== QueueState.ACTIVE) {
         const told = [toldWait(status)];
         const activeAt = await watchUntilActive(context, queue, token, told);
-        context.stats.waitAccuracy.record(told, activeAt);
+        context.stats.waitAccuracy.record(told, activeAt, token);
       }
       context.stats.latency.record("queue wait (join to ACTIVE)", performance.now() - joinedAt);
       return token;

@@ -82,9 +82,18 @@ function summarize(signedErrors: Iterable<number>): ErrorSummary {
   };
 }
 
-export function createWaitAccuracyBook() {
+/** Every user's answers as the book got them (`keep`), for replaying another estimator against them (wait-replay.ts). */
+export interface RecordedWaits {
+  /** The run's clock origin (the first user's start, performance.now()) and its users' wall time. */
+  originMs: number;
+  wallMs: number;
+  users: { token: string; told: ToldWait[]; activeAtMs: number }[];
+}
+
+export function createWaitAccuracyBook(options: { keep?: boolean } = {}) {
   let originMs: number | undefined;
   let users = 0;
+  const kept: RecordedWaits["users"] = [];
   const atJoin: number[] = [];
   const firstKnown: number[] = [];
   const updates = createSamples();
@@ -94,7 +103,8 @@ export function createWaitAccuracyBook() {
       originMs ??= nowMs;
     },
     /** One user's answers, the first being JoinQueue's, and when ACTIVE arrived. */
-    record(told: readonly ToldWait[], activeAtMs: number): void {
+    record(told: readonly ToldWait[], activeAtMs: number, token = ""): void {
+      if (options.keep) kept.push({ token, told: [...told], activeAtMs });
       const joinedAt = told[0]?.atMs;
       if (joinedAt === undefined || activeAtMs - joinedAt < MIN_WAIT_MS) return;
       users++;
@@ -106,6 +116,10 @@ export function createWaitAccuracyBook() {
       const known = told.find((answer) => answer.waitMs !== undefined);
       if (known) firstKnown.push(errorOf(known));
       for (const answer of told) updates.push(answer.atMs - (originMs ?? 0), errorOf(answer));
+    },
+    /** What `keep` kept; undefined without it. */
+    recorded(wallMs: number): RecordedWaits | undefined {
+      return options.keep ? { originMs: originMs ?? 0, wallMs, users: kept } : undefined;
     },
     summary(wallMs: number): WaitAccuracy {
       const errors = (from: number, to: number) =>

@@ -9,7 +9,7 @@ import type { WaitingRoom } from "./waiting-room.js";
 
 export function createQueueHandlers(room: WaitingRoom): PartialServiceImpl<typeof QueueService> {
   const toProto = (status: Parameters<typeof statusToProto>[0]) =>
-    statusToProto(status, room.admissionOf(status.concertId), room.lineMeasures(status.concertId));
+    statusToProto(status, room.admissionOf(status.concertId), room.lineMeasures(status.concertId), room.estimateTrace);
   const checkToken = (token: string) => check().hexToken("token", token).throwIfInvalid();
   return {
     async joinQueue(request) {

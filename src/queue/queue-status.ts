@@ -10,6 +10,7 @@ import {
 import type { ConcertAdmission } from "./admission-settings.js";
 import type { ScriptStatus } from "./queue-scripts.js";
 import { estimateWait, NOTHING_MEASURED, type LineMeasures } from "./wait-estimate.js";
+import type { EstimateTrace } from "./wait-estimate-trace.js";
 
 /** A token's state as its user sees it: a store's, or PREQUEUE for a waiting token before the sale opens (prequeue.ts). */
 export type TokenState = ScriptStatus["state"] | "PREQUEUE";
@@ -40,12 +41,23 @@ export function statusToProto(
   status: QueueStatus,
   admission: ConcertAdmission,
   measured: LineMeasures = NOTHING_MEASURED,
+  trace?: EstimateTrace,
 ): MessageInitShape<typeof QueueStatusSchema> {
-  const wait =
-    status.state === "WAITING" && admission.state !== "PAUSED"
-      ? estimateWait(status, admission.rule, measured)
-      : undefined;
+  const estimating = status.state === "WAITING" && admission.state !== "PAUSED";
+  const wait = estimating ? estimateWait(status, admission.rule, measured) : undefined;
   const estimate = wait?.known ? wait : undefined;
+  if (trace && status.state === "WAITING") {
+    const { token, concertId, position, activeUsers, nowMs } = status;
+    const rule = estimating ? admission.rule : null;
+    trace({
+      kind: "estimate",
+      token,
+      concertId,
+      place: { position, activeUsers, nowMs },
+      rule,
+      waitMs: estimate?.waitMs ?? null,
+    });
+  }
   const waiting = status.state === "WAITING";
   return {
     token: status.token,

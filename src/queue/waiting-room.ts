@@ -29,6 +29,7 @@ import type { JoinReply } from "./queue-scripts.js";
 import { createRedisQueue, type Validation } from "./redis-queue.js";
 import { createWatchHub, type WatchUpdate } from "./watch-hub.js";
 import { createLineMeter, type LineMeasures } from "./wait-estimate.js";
+import type { EstimateTrace } from "./wait-estimate-trace.js";
 
 /** What payment needs of the waiting room: give the slot back right after a successful payment. */
 export interface QueueTokens {
@@ -57,6 +58,8 @@ export interface WaitingRoom extends QueueTokens, QueueTokenValidator {
   announceSettingsChange(): Promise<void>;
   /** What this process's admission ticks measured of a concert's line lately, for wait estimates. */
   lineMeasures(concertId: string): LineMeasures;
+  /** Where every estimate told is recorded too, when the process was started with one. */
+  readonly estimateTrace: EstimateTrace | undefined;
   /** SQL statements sent so far (queue_pg_statements_total); the benchmark reads it. */
   readonly pgStatements: number;
   readonly mode: QueueMode;
@@ -114,6 +117,8 @@ export async function createWaitingRoom(deps: {
   admissionSettings?: (defaults: AdmissionRule) => AdmissionSettings;
   /** Decides whether a sale has opened (tests step it across an opening). */
   clock?: Clock;
+  /** Gets what the wait estimates are computed from (the load test's --trace-estimates). */
+  estimateTrace?: EstimateTrace;
 }): Promise<WaitingRoom> {
   const { redis, config, logger, registry } = deps;
   const metrics = createQueueMetrics(registry);
@@ -158,7 +163,9 @@ export async function createWaitingRoom(deps: {
     settings,
     onTick(tick) {
       const { cap, activeTtlMs } = settings.of(tick.concertId).rule;
-      meter.observe(tick.concertId, { ...tick, heldSlots: tick.active, cap, activeTtlMs });
+      const sample = { ...tick, heldSlots: tick.active, cap, activeTtlMs };
+      deps.estimateTrace?.({ kind: "tick", concertId: tick.concertId, sample });
+      meter.observe(tick.concertId, sample);
       metrics.tick(tick, cap);
     },
     // A concert the step no longer went through has nobody left in line.
@@ -171,8 +178,11 @@ export async function createWaitingRoom(deps: {
     logger,
     viewOf: prequeue.viewOf,
     // An admission's expiry counts from its decision, by the concert's ACTIVE_TOKEN_TTL.
-    onAdmissionsHeard: (concertId, activeExpireMs, heardAtMs, users) =>
-      meter.heard(concertId, activeExpireMs - settings.of(concertId).rule.activeTtlMs, heardAtMs, users),
+    onAdmissionsHeard(concertId, activeExpireMs, heardAtMs, users) {
+      const decisionMs = activeExpireMs - settings.of(concertId).rule.activeTtlMs;
+      deps.estimateTrace?.({ kind: "heard", concertId, decisionMs, heardAtMs, users });
+      meter.heard(concertId, decisionMs, heardAtMs, users);
+    },
     settings: {
       tickMs: Math.min(Math.max(config.admissionIntervalMs, 50), 1000),
       heartbeatMs: HEARTBEAT_MS,
@@ -239,6 +249,7 @@ export async function createWaitingRoom(deps: {
     },
     announceSettingsChange: () => settings.announceChange(),
     lineMeasures: (concertId) => meter.measures(concertId),
+    estimateTrace: deps.estimateTrace,
     get pgStatements() {
       return metrics.statements;
     },

@@ -2,6 +2,7 @@
 // src/loadtest/cli-options.ts, the run itself in runLoadTest (shared with the CI test).
 
 import { randomBytes } from "node:crypto";
+import { mkdir, writeFile } from "node:fs/promises";
 import { ConfigError } from "../config.js";
 import { redactUrl } from "../platform/redis/client.js";
 import { parseCli, USAGE, UsageError, type CliOptions } from "../loadtest/cli-options.js";
@@ -14,14 +15,22 @@ import { removeRedisKeys } from "../loadtest/redis-cleanup.js";
 import { writeReportFiles } from "../loadtest/report-files.js";
 import { formatReport } from "../loadtest/report-text.js";
 import { runLoadTest } from "../loadtest/run-load-test.js";
+import type { RecordedWaits } from "../loadtest/wait-accuracy.js";
+import { estimateTracePaths } from "../loadtest/wait-replay.js";
 
 const log = (line: string) => process.stderr.write(`loadtest: ${line}\n`);
+
+async function estimateTraceFiles(dir: string) {
+  await mkdir(dir, { recursive: true });
+  return estimateTracePaths(dir);
+}
 
 async function run(cli: CliOptions): Promise<number> {
   const options = { ...cli.run };
   let database: { url: string; drop(): Promise<void> } | undefined;
   let server: LocalServer | undefined;
   let faults: FaultEnvironment | undefined;
+  let usersWaits: RecordedWaits | undefined;
   // What the run started or created goes away however it ends: normally, on an error, or on
   // Ctrl-C / SIGTERM (then the run itself is abandoned and the exit status is 130 / 143).
   let cleaning: Promise<void> | undefined;
@@ -65,6 +74,7 @@ async function run(cli: CliOptions): Promise<number> {
         `faults ${cli.faults.map(formatFaultSpec).join(", ")}: server on ${redactUrl(faults.serverDatabaseUrl)} and ${faults.redisUrl}`,
       );
     }
+    const trace = cli.traceEstimatesDir === undefined ? undefined : await estimateTraceFiles(cli.traceEstimatesDir);
     if (cli.startServer) {
       server = await (
         await local()
@@ -77,6 +87,7 @@ async function run(cli: CliOptions): Promise<number> {
         expectedSessionSeconds: cli.expectedSessionSeconds,
         workers: cli.workers,
         logLevel: cli.serverLogLevel,
+        ...(trace && { estimateTraceFile: trace.serverFile }),
       });
       options.target = server.target;
       log(
@@ -89,7 +100,15 @@ async function run(cli: CliOptions): Promise<number> {
       faults: server && faults?.faults(server),
       onProgress: progress.update,
       log,
+      ...(trace && { onWaits: (recorded: RecordedWaits) => (usersWaits = recorded) }),
     }).finally(() => progress.finish());
+    if (trace && usersWaits) {
+      await writeFile(trace.usersFile, JSON.stringify(usersWaits));
+      // The server's part is complete once the server stopped (cleanUp).
+      log(
+        `estimate trace in ${cli.traceEstimatesDir}: replay with npm run replay-estimates -- --trace ${cli.traceEstimatesDir}`,
+      );
+    }
     process.stdout.write(formatReport(report));
     await writeReportFiles(report, cli);
     return report.passed ? 0 : 1;

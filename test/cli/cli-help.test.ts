@@ -57,7 +57,19 @@ const TOOLS: Record<string, { script: string; mentions: string[] }> = {
   },
   loadtest: {
     script: "src/tools/loadtest.ts",
-    mentions: ["--users N", "--start-server", "--fault", "$DATABASE_URL", "$REDIS_URL", "$REDIS_KEY_PREFIX"],
+    mentions: [
+      "--users N",
+      "--start-server",
+      "--fault",
+      "--trace-estimates DIR",
+      "$DATABASE_URL",
+      "$REDIS_URL",
+      "$REDIS_KEY_PREFIX",
+    ],
+  },
+  "replay-estimates": {
+    script: "src/tools/replay-estimates.ts",
+    mentions: ["--trace DIR", "--trace-estimates DIR", "Estimated vs actual wait"],
   },
   bench: {
     script: "bench/run.ts",
@@ -119,6 +131,24 @@ test("seed says per concert and per schedule, and counts only what this run adde
     await seed("--concerts", "1", "--schedules", "2", "--seats", "60"),
     `${catalog(60)}; new: 0 concerts, 0 schedules, 20 seats; 2 schedules grown to 60 seats\n`,
   );
+});
+
+test("replay-estimates without --trace, or with a directory holding no trace: one line, exit 2", async (t) => {
+  const missing = await run(process.execPath, ["--import", "tsx", "src/tools/replay-estimates.ts"]);
+  t.is(missing.code, 2);
+  t.is(
+    missing.stderr,
+    "replay-estimates: --trace DIR is required; `npm run replay-estimates -- --help` lists the options\n",
+  );
+  const empty = await run(process.execPath, [
+    "--import",
+    "tsx",
+    "src/tools/replay-estimates.ts",
+    "--trace",
+    ROOT + "proto",
+  ]);
+  t.is(empty.code, 2);
+  t.regex(empty.stderr, /^replay-estimates: cannot read the trace: ENOENT.*server\.jsonl/);
 });
 
 test("seed refuses a count out of range with one line, exit 2", async (t) => {

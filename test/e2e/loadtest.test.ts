@@ -1,6 +1,7 @@
 // The LoadTest5 scenario at CI size: 1,000 virtual users against a real server with a small
 // admission cap, through runLoadTest exactly as `npm run loadtest` runs it, then every audited
-// invariant must hold and the JSON and HTML reports must be readable.
+// invariant must hold, the JSON and HTML reports must be readable, and the run's estimate trace
+// must replay to its own figures.
 
 import test from "ava";
 import { spawnSync } from "node:child_process";
@@ -11,6 +12,9 @@ import { REPORT_DATA_ELEMENT_ID } from "../../src/loadtest/report-html.js";
 import { writeReportFiles } from "../../src/loadtest/report-files.js";
 import { formatReport } from "../../src/loadtest/report-text.js";
 import type { LoadTestReport } from "../../src/loadtest/run-load-test.js";
+import type { RecordedWaits } from "../../src/loadtest/wait-accuracy.js";
+import { replayWaitAccuracy } from "../../src/loadtest/wait-replay.js";
+import type { EstimateTraceRecord } from "../../src/queue/wait-estimate-trace.js";
 import { seedCatalog } from "../../src/platform/db/seed.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { runCiLoadTest } from "../helpers/loadtest.js";
@@ -20,9 +24,15 @@ const CAP = 200;
 const CLI = new URL("../../src/tools/loadtest.ts", import.meta.url).pathname;
 
 let app: TestApp;
+/** Everything the server computed its wait estimates from, as `--trace-estimates` records it. */
+const trace: EstimateTraceRecord[] = [];
 
 test.before(async () => {
-  app = await startTestApp("loadtest", { maxActiveUsers: CAP, admissionIntervalMs: 100, databasePoolMax: 16 });
+  app = await startTestApp(
+    "loadtest",
+    { maxActiveUsers: CAP, admissionIntervalMs: 100, databasePoolMax: 16 },
+    { estimateTrace: (record) => trace.push(record) },
+  );
   // 5,000 seats for 1,000 random picks: about 90 users lose their seat to a collision, which
   // exercises the LeaveQueue path as well.
   await seedCatalog(app.app.orm.em.fork(), { concerts: 1, schedules: 1, seats: 5000 });
@@ -34,7 +44,8 @@ test.after.always(async () => {
 
 test(`${USERS} virtual users: every token activated, every won hold paid, every invariant exact`, async (t) => {
   const started = performance.now();
-  const report = await runCiLoadTest(app, { users: USERS, cap: CAP, connections: 8 });
+  let recorded: RecordedWaits | undefined;
+  const report = await runCiLoadTest(app, { users: USERS, cap: CAP, connections: 8, onWaits: (r) => (recorded = r) });
   t.log(formatReport(report));
   t.log(`load test with audit took ${((performance.now() - started) / 1000).toFixed(1)} s`);
 
@@ -62,6 +73,15 @@ test(`${USERS} virtual users: every token activated, every won hold paid, every 
     waits.tenths.reduce((sum, tenth) => sum + tenth.answers, 0),
     waits.allUpdates.answers,
   );
+  // The trace and the users' answers replayed through the same estimate give the run's own
+  // figures, every answer paired with the estimate it was; through another, that one's.
+  const answers = recorded!.users.reduce((sum, user) => sum + user.told.length, 0);
+  t.true(answers >= waits.allUpdates.answers);
+  const replay = replayWaitAccuracy(trace, recorded!);
+  t.deepEqual(replay.accuracy, waits);
+  t.deepEqual([replay.paired, replay.unpaired], [answers, 0]);
+  const unknown = replayWaitAccuracy(trace, recorded!, () => ({ known: false })).accuracy.allUpdates;
+  t.deepEqual([unknown.answers, unknown.unknown], [waits.allUpdates.answers, waits.allUpdates.answers]);
 
   const dir = await mkdtemp(join(tmpdir(), "loadtest-"));
   try {
