@@ -2,8 +2,9 @@
 // Known: the admission schedule (cap, tick, per-tick limits), the slots free now, when the slots
 // held now were taken, and the concert's expected session (how long an admitted user keeps a
 // slot: an operator's prior). Measured: how long the sessions of the slots given back lately
-// lasted, and how long a step takes, as the admission ticks see them. A slot comes back when its
-// holder's session ends, and the step after that admits the head of the line into it.
+// lasted, how long a step takes, and how long the last whole turn of the cap took, as the
+// admission ticks see them. A slot comes back when its holder's session ends, and the step after
+// that admits the head of the line into it.
 
 import { admissionsThisTick, type AdmissionRule } from "./admission-rule.js";
 
@@ -50,14 +51,25 @@ export function estimateWait(place: PlaceInLine, rule: AdmissionRule, measured: 
   const pacedMs = (Math.ceil(place.position / perTick) - 1) * stepMs;
   const free = rule.cap - place.activeUsers;
   if (place.position <= free) return known(nextStepMs + pacedMs);
+  const turns = Math.ceil(place.position / rule.cap) - 1;
+  const inTurn = place.position - turns * rule.cap;
+  const { turnMs } = measured;
+  // A turn shorter than the sessions given back lately was no turn of every slot: slots that turn
+  // quickly (users who leave at once) made it while the others are still held.
+  if (turnMs !== undefined && !(measured.recentSessionMs !== undefined && measured.recentSessionMs > turnMs)) {
+    // A full turn of the cap measured while the line was never empty: the admission that takes a
+    // slot comes a turn after the one that took it before, whatever the session, the refill and
+    // the hearing added up to; the user then hears of it as the latest admissions' users did.
+    const hearMs = measured.heardMs ?? Math.min(measured.admitLagMs ?? tookMs, tookMs) + rule.intervalMs / 2;
+    const firstMs = inTurn <= free ? nextStepMs : slotDecidedMs(inTurn - free, place, measured) + turnMs + hearMs;
+    return known(Math.max(nextStepMs + pacedMs, firstMs + turns * turnMs));
+  }
   const sessionMs = expectedSessionMs(rule, measured);
   if (sessionMs === undefined) return { known: false };
   // A slot given back is counted by the next step, on average half a step later, and taken again
   // when Redis applies that step's admissions (the lag measured since the decision): each turn of
   // the cap is a session, counted from that apply, and this refill. The n-th slot held comes back
   // a session after its apply; the user hears of its admission at the next watch tick.
-  const turns = Math.ceil(place.position / rule.cap) - 1;
-  const inTurn = place.position - turns * rule.cap;
   // Where watchers measured it, the time from a decision to its users hearing of it stands for
   // Redis's apply and the watch tick both, and sessions count from the hearing (heldSince too).
   const hearMs = measured.heardMs ?? Math.min(measured.admitLagMs ?? tookMs, tookMs);
@@ -81,6 +93,18 @@ export function expectedSessionMs(rule: AdmissionRule, measured: LineMeasures): 
   if (priorWeight === 0 && measured.sessions < Math.max(1, NO_PRIOR_SHARE * rule.cap)) return undefined;
   const sessionMs = (measured.sessionsMs + priorWeight * rule.expectedSessionMs) / (measured.sessions + priorWeight);
   return Math.min(sessionMs, rule.activeTtlMs);
+}
+
+/**
+ * Ms from now back to (negative) the admission decision that took the n-th slot held now (1-based,
+ * oldest first); slots given back since the tick were the oldest.
+ */
+function slotDecidedMs(n: number, place: PlaceInLine, measured: LineMeasures): number {
+  const { heldDecided, heldUpTo } = measured;
+  const held = heldUpTo.at(-1) ?? 0;
+  const index = Math.min(n + Math.max(0, held - place.activeUsers), held);
+  const group = heldUpTo.findIndex((upTo) => upTo >= index);
+  return group < 0 ? 0 : heldDecided[group]! - place.nowMs;
 }
 
 /** Ms from now until the n-th slot held now comes back (1-based, oldest first). */
@@ -146,6 +170,8 @@ export interface LineMeasures {
   priorKept: number;
   /** When the slots held at the last tick were taken, oldest first (epoch ms, in groups). */
   heldSince: readonly number[];
+  /** When the admission decisions that took those slots were made (epoch ms, the store's clock). */
+  heldDecided: readonly number[];
   /** Slots held up to and including each group of heldSince. */
   heldUpTo: readonly number[];
   /** When the first group is what the first tick found held (taken at unknown times): how many it held then; else 0. */
@@ -160,6 +186,14 @@ export interface LineMeasures {
   lastStepMs: number | undefined;
   /** How long after their decision admitted users lately heard of it (this process's watchers); undefined before any did. */
   heardMs: number | undefined;
+  /**
+   * How long the last full turn of the cap took, from the decision that took a slot to the one
+   * that took it again (ms): the time the last `cap` admissions took, while the line never ran
+   * empty; undefined before one.
+   */
+  turnMs: number | undefined;
+  /** The sessions of the last few slots given back (about RECENT_SESSION_SHARE of the cap); undefined before one. */
+  recentSessionMs: number | undefined;
 }
 
 export const NOTHING_MEASURED: LineMeasures = {
@@ -167,6 +201,7 @@ export const NOTHING_MEASURED: LineMeasures = {
   sessionsMs: 0,
   priorKept: 1,
   heldSince: [],
+  heldDecided: [],
   heldUpTo: [],
   unknownAges: 0,
   stepMs: undefined,
@@ -174,6 +209,8 @@ export const NOTHING_MEASURED: LineMeasures = {
   admitLagMs: undefined,
   lastStepMs: undefined,
   heardMs: undefined,
+  turnMs: undefined,
+  recentSessionMs: undefined,
 };
 
 export interface LineMeter {
@@ -192,6 +229,8 @@ export interface LineMeter {
 export const STEP_TAU_MS = 30_000;
 /** Sessions weigh less by e per this share of the cap given back since: about the last turn of the cap counts. */
 const SESSION_MEMORY_SHARE = 0.5;
+/** The same for the recent sessions a measured turn is checked against: the last few slots given back. */
+const RECENT_SESSION_SHARE = 0.02;
 /** Time constant of the time admitted users take to hear of it: it falls quickly once a burst has been served. */
 export const HEARD_TAU_MS = 2000;
 /** Hearings not yet matched to a tick's admissions are kept this long (the tick that admitted them may not have been observed yet). */
@@ -216,6 +255,12 @@ interface Group {
   heardAfterSumMs?: number;
 }
 
+/** Admissions up to and including a decision, counted since the baseline. */
+interface Admitted {
+  decidedMs: number;
+  upTo: number;
+}
+
 interface Hearing {
   decisionMs: number;
   heardAtMs: number;
@@ -235,6 +280,15 @@ interface ConcertState {
   heardWeight: number;
   heardSumMs: number;
   heardLastMs: number;
+  /** Recent admission decisions, oldest first: enough to reach back a turn of the cap. */
+  admits: Admitted[];
+  admittedTotal: number;
+  /** Admissions counted when the line was last found empty (or the cap changed): a turn starts after it. */
+  idleUpTo: number;
+  turnCap: number;
+  turnMs: number | undefined;
+  recentSessions: number;
+  recentSessionsMs: number;
 }
 
 /**
@@ -262,6 +316,13 @@ export function createLineMeter(stepTauMs: number = STEP_TAU_MS): LineMeter {
     heardWeight: 0,
     heardSumMs: 0,
     heardLastMs: 0,
+    admits: [],
+    admittedTotal: 0,
+    idleUpTo: 0,
+    turnCap: 0,
+    turnMs: undefined,
+    recentSessions: 0,
+    recentSessionsMs: 0,
   });
   return {
     observe(concertId, sample) {
@@ -280,6 +341,7 @@ export function createLineMeter(stepTauMs: number = STEP_TAU_MS): LineMeter {
       if (released < 0 || dtMs <= 0) {
         const slots = sample.heldSlots;
         state.groups = slots > 0 ? [{ atMs: sample.atMs, slots, lagMs: 0, unknownAges: slots }] : [];
+        [state.admits, state.admittedTotal, state.idleUpTo, state.turnCap] = [[], 0, 0, sample.cap];
         state.measures = { ...state.measures, ...heldOf(state.groups, state), lastStepMs: lastStepOf(sample) };
         return;
       }
@@ -302,9 +364,13 @@ export function createLineMeter(stepTauMs: number = STEP_TAU_MS): LineMeter {
         sessions = sessions * fade + released;
         sessionsMs = sessionsMs * fade + released * meanMs;
         priorKept *= fade;
+        const recentFade = Math.exp(-released / Math.max(1, RECENT_SESSION_SHARE * sample.cap));
+        state.recentSessions = state.recentSessions * recentFade + released;
+        state.recentSessionsMs = state.recentSessionsMs * recentFade + released * meanMs;
       }
       const admitted = sample.heldSlots - last!.heldSlots + released;
       if (admitted > 0) state.groups.push({ atMs: sample.atMs, slots: admitted, lagMs: sample.appliedAfterMs ?? 0 });
+      measureTurn(state, sample, Math.max(0, admitted));
       reconcile(state.groups, sample);
       attachHearings(state);
       state.measures = {
@@ -317,6 +383,8 @@ export function createLineMeter(stepTauMs: number = STEP_TAU_MS): LineMeter {
         admitLagMs: state.lags > 0 ? state.lagsMs / state.lags : undefined,
         lastStepMs: lastStepOf(sample),
         heardMs: heardOf(state),
+        turnMs: state.turnMs,
+        recentSessionMs: state.recentSessions > 0 ? state.recentSessionsMs / state.recentSessions : undefined,
       };
     },
     measures(concertId) {
@@ -335,6 +403,26 @@ export function createLineMeter(stepTauMs: number = STEP_TAU_MS): LineMeter {
       state.measures = { ...state.measures, ...heldOf(state.groups, state), heardMs: heardOf(state) };
     },
   };
+}
+
+/** Admission decisions kept per concert; beyond it every other one is dropped (a turn then measures a little short). */
+const ADMITS_KEPT = 512;
+
+/** Records a tick's admissions and, where the line stayed full for a whole turn of the cap, how long that turn took. */
+function measureTurn(state: ConcertState, sample: TickSample, admitted: number): void {
+  // A turn measured across a cap change or an empty line says nothing of the slots' turnover.
+  if (sample.cap !== state.turnCap) [state.turnCap, state.idleUpTo] = [sample.cap, state.admittedTotal];
+  if (admitted > 0) {
+    state.admittedTotal += admitted;
+    state.admits.push({ decidedMs: sample.atMs - (sample.appliedAfterMs ?? 0), upTo: state.admittedTotal });
+    const from = state.admittedTotal - sample.cap;
+    while (state.admits.length > 1 && state.admits[1]!.upTo < from) state.admits.shift();
+    if (state.admits.length > ADMITS_KEPT)
+      state.admits = state.admits.filter((_, i, all) => i % 2 === 1 || i === all.length - 1);
+    const start = state.admits.find((entry) => entry.upTo >= from);
+    if (from > state.idleUpTo && start) state.turnMs = state.admits.at(-1)!.decidedMs - start.decidedMs;
+  }
+  if (sample.waiting === 0) state.idleUpTo = state.admittedTotal;
 }
 
 const heardOf = (state: ConcertState) => (state.heardWeight > 0 ? state.heardSumMs / state.heardWeight : undefined);
@@ -414,7 +502,7 @@ function reconcile(groups: Group[], sample: TickSample): void {
 function heldOf(
   groups: readonly Group[],
   state: ConcertState,
-): Pick<LineMeasures, "heldSince" | "heldUpTo" | "unknownAges"> {
+): Pick<LineMeasures, "heldSince" | "heldDecided" | "heldUpTo" | "unknownAges"> {
   let upTo = 0;
   const heardMs = heardOf(state);
   return {
@@ -425,6 +513,7 @@ function heldOf(
           ? group.atMs
           : group.atMs + Math.max(0, heardMs - group.lagMs),
     ),
+    heldDecided: groups.map((group) => group.atMs - group.lagMs),
     heldUpTo: groups.map((group) => (upTo += group.slots)),
     unknownAges: groups[0]?.unknownAges ?? 0,
   };

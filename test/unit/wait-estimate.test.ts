@@ -195,6 +195,56 @@ test("where watchers heard of an admission, its sessions count from the hearing,
   t.true(Math.abs(turnMs - expected) <= 1, `${turnMs} against ${expected}`);
 });
 
+test("a turn of the cap is measured where the line never ran empty: the time the last cap admissions took", (t) => {
+  const waves = (firstWaiting: number) => {
+    const meter = createLineMeter();
+    let [released, remainingMs] = [0, 0];
+    meter.observe("c", sample({ atMs: 0, heldSlots: 0 }));
+    // All 100 slots taken at 100 ms, then given back after 2.5 s sessions and taken again every 3 s.
+    meter.observe("c", sample({ atMs: 100, heldSlots: 100, waiting: firstWaiting }));
+    const turns: (number | undefined)[] = [];
+    for (let wave = 1; wave <= 3; wave++) {
+      released += 100;
+      remainingMs += 100 * (TTL_MS - 2500);
+      const at = 100 + wave * 3000;
+      meter.observe(
+        "c",
+        sample({ atMs: at, heldSlots: 100, releasedTotal: released, releasedRemainingMs: remainingMs }),
+      );
+      turns.push(meter.measures("c").turnMs);
+    }
+    return { turns, measured: meter.measures("c") };
+  };
+  const full = waves(1000);
+  t.deepEqual(full.turns, [3000, 3000, 3000]);
+  t.is(full.measured.recentSessionMs, 2500);
+  t.deepEqual(full.measured.heldDecided, [9100]);
+  // The first 100 went into an empty line (the line ran out): they measure arrivals, not a turn.
+  t.deepEqual(waves(0).turns, [undefined, 3000, 3000]);
+});
+
+test("with a measured turn, the slot a place waits for comes back a turn after the decision that took it", (t) => {
+  const measured = {
+    ...NOTHING_MEASURED,
+    heldSince: [NOW - 800],
+    heldDecided: [NOW - 1000],
+    heldUpTo: [100],
+    turnMs: 3000,
+    heardMs: 200,
+    recentSessionMs: 2500,
+  };
+  // Taken 1 s ago, taken again 2 s from now, heard of 200 ms later; a cap further back, a turn more.
+  t.is(waitOf(estimateWait(at(1, 100), rule, measured)), 2200);
+  t.is(waitOf(estimateWait(at(101, 100), rule, measured)), 5200);
+  // A turn shorter than the sessions given back lately was no turn of every slot: the sessions decide.
+  const shorter = { ...measured, recentSessionMs: 4000 };
+  t.is(
+    waitOf(estimateWait(at(101, 100), rule, shorter)),
+    waitOf(estimateWait(at(101, 100), rule, { ...shorter, turnMs: undefined })),
+  );
+  t.not(waitOf(estimateWait(at(101, 100), rule, shorter)), 5200);
+});
+
 test("counts that went back or stopped (a rebuilt store, the PostgreSQL fallback) start a new baseline", (t) => {
   const meter = createLineMeter();
   meter.observe("c", sample({ atMs: 0, heldSlots: 10 }));

@@ -71,9 +71,12 @@ export type QueueStatus = Message<"concert.v1.QueueStatus"> & {
    * per turn of the cap, for the session of a user admitted after it joined. The session is how
    * long admitted users kept their slots lately, as the waiting room measured it (about the last
    * turn of the cap); before it has seen enough, the concert's expected session
-   * (EXPECTED_SESSION_SECONDS) stands in, and the measurement replaces it as it accumulates. It
-   * is an expectation, not a promise: it moves as sessions get longer or shorter and as users
-   * ahead leave the line.
+   * (EXPECTED_SESSION_SECONDS) stands in, and the measurement replaces it as it accumulates. Once
+   * a whole turn of the cap has been admitted while the line never ran empty, how long that turn
+   * took (from the decision that took a slot to the one that took it again) replaces session and
+   * step alike, unless it was shorter than the latest sessions (then slots that turn quickly made
+   * it while the others are still held). It is an expectation, not a promise: it moves as
+   * sessions get longer or shorter and as users ahead leave the line.
    *
    * @generated from field: google.protobuf.Timestamp estimated_admission_time = 8;
    */
