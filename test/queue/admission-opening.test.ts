@@ -57,7 +57,9 @@ function heldReads() {
   return { sent, db, redis: heldRedis, redisQueue, hold: () => (holding = true), open };
 }
 
-test("the step's opening reads go out together", async (t) => {
+// Serial: both tests step admission over the same Redis prefix and database, so one test's step
+// could admit the other's user (seen under load: the second test's tick then admitted nobody).
+test.serial("the step's opening reads go out together", async (t) => {
   const reads = heldReads();
   const mode = quietQueueMode({ redis: reads.redis, redisQueue: reads.redisQueue, db: reads.db });
   await mode.check();
@@ -79,7 +81,7 @@ test("the step's opening reads go out together", async (t) => {
   t.is(mode.state, "redis");
 });
 
-test("a concert only the record knew is stepped through once the check has filled Redis", async (t) => {
+test.serial("a concert only the record knew is stepped through once the check has filled Redis", async (t) => {
   const mode = quietQueueMode({ redis, redisQueue: queue, db: fixture.db });
   await mode.check();
   t.is(mode.state, "redis");
