@@ -43,10 +43,11 @@ export function statusToProto(
   measured: LineMeasures = NOTHING_MEASURED,
   trace?: EstimateTrace,
 ): MessageInitShape<typeof QueueStatusSchema> {
-  const estimating = status.state === "WAITING" && admission.state !== "PAUSED";
+  const waiting = status.state === "WAITING";
+  const estimating = waiting && admission.state !== "PAUSED";
   const wait = estimating ? estimateWait(status, admission.rule, measured) : undefined;
   const estimate = wait?.known ? wait : undefined;
-  if (trace && status.state === "WAITING") {
+  if (trace && waiting) {
     const { token, concertId, position, activeUsers, nowMs } = status;
     const rule = estimating ? admission.rule : null;
     trace({
@@ -58,7 +59,6 @@ export function statusToProto(
       waitMs: estimate?.waitMs ?? null,
     });
   }
-  const waiting = status.state === "WAITING";
   return {
     token: status.token,
     concertId: status.concertId,

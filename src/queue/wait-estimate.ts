@@ -53,6 +53,10 @@ export function estimateWait(place: PlaceInLine, rule: AdmissionRule, measured: 
   if (place.position <= free) return known(nextStepMs + pacedMs);
   const turns = Math.ceil(place.position / rule.cap) - 1;
   const inTurn = place.position - turns * rule.cap;
+  // From a decision to its users hearing of it: as watchers measured it lately, else Redis's
+  // apply of the step, and then the next watch tick, on average half an interval later.
+  const hearMs = measured.heardMs ?? Math.min(measured.admitLagMs ?? tookMs, tookMs);
+  const watchTickMs = measured.heardMs === undefined ? rule.intervalMs / 2 : 0;
   const { turnMs } = measured;
   // A turn shorter than the sessions given back lately was no turn of every slot: slots that turn
   // quickly (users who leave at once) made it while the others are still held.
@@ -60,8 +64,8 @@ export function estimateWait(place: PlaceInLine, rule: AdmissionRule, measured: 
     // A full turn of the cap measured while the line was never empty: the admission that takes a
     // slot comes a turn after the one that took it before, whatever the session, the refill and
     // the hearing added up to; the user then hears of it as the latest admissions' users did.
-    const hearMs = measured.heardMs ?? Math.min(measured.admitLagMs ?? tookMs, tookMs) + rule.intervalMs / 2;
-    const firstMs = inTurn <= free ? nextStepMs : slotDecidedMs(inTurn - free, place, measured) + turnMs + hearMs;
+    const firstMs =
+      inTurn <= free ? nextStepMs : slotDecidedMs(inTurn - free, place, measured) + turnMs + hearMs + watchTickMs;
     return known(Math.max(nextStepMs + pacedMs, firstMs + turns * turnMs));
   }
   const sessionMs = expectedSessionMs(rule, measured);
@@ -69,20 +73,13 @@ export function estimateWait(place: PlaceInLine, rule: AdmissionRule, measured: 
   // A slot given back is counted by the next step, on average half a step later, and taken again
   // when Redis applies that step's admissions (the lag measured since the decision): each turn of
   // the cap is a session, counted from that apply, and this refill. The n-th slot held comes back
-  // a session after its apply; the user hears of its admission at the next watch tick.
-  // Where watchers measured it, the time from a decision to its users hearing of it stands for
-  // Redis's apply and the watch tick both, and sessions count from the hearing (heldSince too).
-  const hearMs = measured.heardMs ?? Math.min(measured.admitLagMs ?? tookMs, tookMs);
+  // a session after its apply; the user hears of its admission at the next watch tick. Where
+  // watchers measured the hearing, sessions count from it (heldSince too).
   const refillMs = stepMs / 2 + hearMs;
   const firstMs =
     inTurn <= free
       ? nextStepMs
-      : Math.max(
-          nextStepMs,
-          slotBackMs(inTurn - free, place, rule, measured, sessionMs) +
-            refillMs +
-            (measured.heardMs === undefined ? rule.intervalMs / 2 : 0),
-        );
+      : Math.max(nextStepMs, slotBackMs(inTurn - free, place, rule, measured, sessionMs) + refillMs + watchTickMs);
   return known(Math.max(nextStepMs + pacedMs, firstMs + turns * (sessionMs + refillMs)));
 }
 
