@@ -4,10 +4,13 @@
 // delay, and the time from the first join to the last acknowledgement, with the CPU seconds the
 // server, PostgreSQL, Redis and the generator spent until then (bench/process-cpu.ts). --no-watch
 // stops after the joins: the join path alone. With --cpu-prof-dir the server writes a V8 CPU
-// profile there when it stops (node --cpu-prof through NODE_OPTIONS).
+// profile there when it stops (node --cpu-prof through NODE_OPTIONS). The same crowd first meets
+// a bare grpc-js server that answers each join at once and says ACTIVE 2 s into each stream
+// (bench/transport/server.ts "bare"): the transport's floor on this machine, measured in the same
+// run (--no-baseline skips it). The crowd's client is the load test's (src/loadtest/clients.ts).
 //
 //   node --import tsx bench/join-burst.ts [--users 10000] [--connections 32] [--max-active 2000]
-//     [--admission-interval-ms 100] [--no-watch] [--cpu-prof-dir DIR] [--workers N]
+//     [--admission-interval-ms 100] [--no-watch] [--no-baseline] [--cpu-prof-dir DIR] [--workers N]
 
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
@@ -15,7 +18,8 @@ import { QueueState } from "../gen/concert/v1/queue_pb.js";
 import { loadConfig } from "../src/config.js";
 import { createFreshDatabase, seedTarget, startLocalServer } from "../src/loadtest/local-server.js";
 import { removeRedisKeys } from "../src/loadtest/redis-cleanup.js";
-import { createClients } from "../src/loadtest/grpc-js-clients.js";
+import { createHttp2Clients } from "../src/loadtest/clients.js";
+import { startServer } from "./transport/child.js";
 import { percentile } from "../src/loadtest/latency-stats.js";
 import { createCpuMeter, formatCpu, type CpuSnapshot } from "./process-cpu.js";
 
@@ -28,6 +32,7 @@ const { values } = parseArgs({
     "cpu-prof-dir": { type: "string" },
     workers: { type: "string", default: "1" },
     watch: { type: "boolean", default: true },
+    baseline: { type: "boolean", default: true },
   },
   allowNegative: true,
 });
@@ -41,30 +46,18 @@ const summary = (label: string, samples: number[]) => {
   const at = (p: number) => Math.round(percentile(sorted, p));
   return `${label.padEnd(26)} n=${samples.length} p50 ${at(50)} p99 ${at(99)} max ${Math.round(sorted.at(-1) ?? 0)} ms`;
 };
-try {
-  const { concertId } = await seedTarget(database.url, 100);
-  const server = await startLocalServer({
-    databaseUrl: database.url,
-    redisUrl: config.redisUrl,
-    redisKeyPrefix: prefix,
-    maxActiveUsers: Number(values["max-active"]),
-    admissionIntervalMs: Number(values["admission-interval-ms"]),
-    workers: Number(values.workers),
-    logLevel: (process.env.SERVER_LOG_LEVEL ?? "warn") as "warn",
-    childProcess: true,
-    env: values["cpu-prof-dir"]
-      ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${values["cpu-prof-dir"]} --cpu-prof-interval=500` }
-      : {},
-  });
-  const clients = createClients(server.target, Number(values.connections));
+/** Sends the crowd at `target` (each user: join, then watch until ACTIVE, then leave) and prints what it saw. */
+async function runCrowd(
+  label: string,
+  target: string,
+  concertId: string,
+  meterOf: () => ReturnType<typeof createCpuMeter>,
+): Promise<void> {
+  const clients = createHttp2Clients(target, Number(values.connections));
   const joins: number[] = [];
   const firstMessages: number[] = [];
   const failures = new Map<string, number>();
-  const meter = createCpuMeter({
-    serverPort: Number(server.target.split(":").at(-1)),
-    redisPort: Number(new URL(config.redisUrl).port || 6379),
-    database: new URL(database.url).pathname.slice(1),
-  });
+  const meter = meterOf();
   const atStart = meter.snapshot();
   let atLastAck: CpuSnapshot | undefined;
   let atLastFirstMessage: CpuSnapshot | undefined;
@@ -96,17 +89,53 @@ try {
       }
     }),
   );
-  console.log(`join-burst ${users} users, ${values.connections} connections, cap ${values["max-active"]}`);
+  console.log(`${label}: ${users} users, ${values.connections} connections`);
   console.log(summary("JoinQueue", joins));
   console.log(summary("WatchQueue first message", firstMessages));
   console.log(`last join acknowledged ${Math.round(lastAck - started)} ms after the first was sent`);
   if (atLastAck) console.log(formatCpu("until the last join's answer", atStart, atLastAck, users));
   if (atLastAck && atLastFirstMessage)
     console.log(formatCpu("then until the last first message", atLastAck, atLastFirstMessage, users));
-  if (values.watch) console.log(`everyone admitted and gone after ${Math.round(performance.now() - started)} ms`);
+  if (values.watch) console.log(`everyone ACTIVE and gone after ${Math.round(performance.now() - started)} ms`);
   for (const [message, count] of failures) console.log(`failed ${count}: ${message}`);
   clients.close();
-  await server.stop();
+}
+
+const redisPort = Number(new URL(config.redisUrl).port || 6379);
+const dbName = new URL(database.url).pathname.slice(1);
+try {
+  const { concertId } = await seedTarget(database.url, 100);
+  if (values.baseline) {
+    const bare = await startServer("bare", { core: "0-1" });
+    try {
+      const port = bare.ports.grpc!;
+      await runCrowd("bare grpc-js (baseline)", `127.0.0.1:${port}`, concertId, () =>
+        createCpuMeter({ serverPort: port, redisPort, database: dbName }),
+      );
+    } finally {
+      await bare.stop();
+    }
+  }
+  const server = await startLocalServer({
+    databaseUrl: database.url,
+    redisUrl: config.redisUrl,
+    redisKeyPrefix: prefix,
+    maxActiveUsers: Number(values["max-active"]),
+    admissionIntervalMs: Number(values["admission-interval-ms"]),
+    workers: Number(values.workers),
+    logLevel: (process.env.SERVER_LOG_LEVEL ?? "warn") as "warn",
+    childProcess: true,
+    env: values["cpu-prof-dir"]
+      ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${values["cpu-prof-dir"]} --cpu-prof-interval=500` }
+      : {},
+  });
+  try {
+    await runCrowd(`the waiting room, cap ${values["max-active"]}`, server.target, concertId, () =>
+      createCpuMeter({ serverPort: Number(server.target.split(":").at(-1)), redisPort, database: dbName }),
+    );
+  } finally {
+    await server.stop();
+  }
 } finally {
   await database.drop();
   await removeRedisKeys(config.redisUrl, prefix, config.redisClusterNodes);

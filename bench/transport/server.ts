@@ -12,6 +12,7 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { HealthImplementation } from "grpc-health-check";
+import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { BookingService } from "../../gen/concert/v1/booking_pb.js";
 import { QueueService } from "../../gen/concert/v1/queue_pb.js";
@@ -27,6 +28,8 @@ export type ServerKind = "bare" | "adapter" | "connect" | "app";
 const PROTO_ROOT = fileURLToPath(new URL("../../proto", import.meta.url));
 const MAX_REQUEST_BYTES = 65536;
 const DEFAULT_DEADLINE_MS = 30_000;
+/** How long the baseline's WatchQueue says WAITING before ACTIVE: the crowd's streams stay open through the burst. */
+const JOIN_FLOOR_ACTIVE_MS = 2000;
 /** The options createGrpcServer uses, so the baseline differs only in how calls are handled. */
 const GRPC_SERVER_OPTIONS: grpc.ServerOptions = {
   "grpc.max_receive_message_length": MAX_REQUEST_BYTES,
@@ -63,7 +66,22 @@ async function startBare(): Promise<{ ports: Record<string, number>; stop(): Pro
       callback(null, LIST_CONCERTS_RESPONSE),
   });
   server.addService(loaded.concert.v1.QueueService.service, {
+    // The front door's floor (bench/join-burst.ts's baseline): a join answered at once with a
+    // fresh token, a stream that says WAITING and then ACTIVE, a leave answered at once.
+    joinQueue: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>
+      callback(null, { token: randomBytes(16).toString("hex"), status }),
+    leaveQueue: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>
+      callback(null, { status: { ...status, state: 3 } }),
     watchQueue: (call: grpc.ServerWritableStream<{ token: string }, unknown>) => {
+      if (/^[0-9a-f]{32}$/.test(call.request.token)) {
+        call.write({ status, heartbeat: false });
+        const timer = setTimeout(() => {
+          call.write({ status: { ...status, state: 2 }, heartbeat: false });
+          call.end();
+        }, JOIN_FLOOR_ACTIVE_MS);
+        call.once("cancelled", () => clearTimeout(timer));
+        return;
+      }
       const plan = parseStreamPlan(call.request.token);
       if (plan.kind === "idle") {
         call.write({ status, heartbeat: false });
