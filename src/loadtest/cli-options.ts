@@ -28,6 +28,8 @@ export interface CliOptions {
   htmlFile?: string;
   /** --trace-estimates: where the server's estimate trace and the users' answers go. */
   traceEstimatesDir?: string;
+  /** --warm-up: users run on demo concert 2 before the measured run (0: none). */
+  warmUpUsers: number;
 }
 
 export const USAGE = `usage: npm run loadtest -- [options]
@@ -54,6 +56,9 @@ target
   --schedule ID             schedule (the concert's first)
   --seed                    seed or grow demo concert 1 to one schedule of --seats seats, and target it
   --seats N                 seats for --seed (50000)
+  --warm-up N               with --seed: first run N users the same way on demo concert 2 (seeded
+                            alike), left out of the report, so the measured crowd meets a server
+                            whose code V8 has already compiled, as one in service has (0)
 
 local server
   --start-server            run the server in this process (worker thread) on free ports
@@ -156,6 +161,7 @@ export function parseCli(
         json: { type: "string" },
         html: { type: "string" },
         "trace-estimates": { type: "string" },
+        "warm-up": { type: "string", default: "0" },
         help: { type: "boolean", short: "h", default: false },
       },
     }));
@@ -214,6 +220,12 @@ export function parseCli(
   if (values["trace-estimates"] !== undefined && (!values["start-server"] || workers > 1))
     throw new UsageError("--trace-estimates needs --start-server with one worker: the trace is the server thread's");
 
+  const warmUpUsers = positiveInteger("warm-up", values["warm-up"], 0);
+  if (warmUpUsers > 0 && !(values.seed || values["fresh-database"]))
+    throw new UsageError(
+      "--warm-up needs --seed (or --fresh-database): its users run on demo concert 2, seeded for them",
+    );
+
   const ownRedisPrefix = values["start-server"] && values["redis-key-prefix"] === undefined;
   return {
     run: {
@@ -258,5 +270,6 @@ export function parseCli(
     jsonFile: values.json,
     htmlFile: values.html,
     traceEstimatesDir: values["trace-estimates"],
+    warmUpUsers,
   };
 }

@@ -84,20 +84,30 @@ export async function createFreshDatabase(
  * Seeds (or grows) the first demo concert to one schedule of `seats` seats and returns its ids.
  * The seeder derives ids from md5 of stable names, so the same query finds them.
  */
+export interface SeededTarget {
+  concertId: string;
+  scheduleId: string;
+}
+
 export async function seedTarget(
   databaseUrl: string,
   seats: number,
-): Promise<{ concertId: string; scheduleId: string }> {
+  options: { warmUp?: boolean } = {},
+): Promise<SeededTarget & { warmUp?: SeededTarget }> {
   const { orm } = await initORM({ databaseUrl, entities: ENTITIES, poolMax: 2 });
   try {
     await migrateUp(orm);
-    await seedCatalog(orm.em.fork(), { concerts: 1, schedules: 1, seats });
-    const [ids] = await orm.em
+    // A warm-up's crowd gets demo concert 2, so the measured concert's line is new to the server.
+    const concerts = options.warmUp ? 2 : 1;
+    await seedCatalog(orm.em.fork(), { concerts, schedules: 1, seats });
+    const ids = await orm.em
       .getConnection()
-      .execute<[{ concert_id: string; schedule_id: string }]>(
-        "select md5('concert-' || 1)::uuid as concert_id, md5('schedule-' || 1 || '-' || 1)::uuid as schedule_id",
+      .execute<{ concert_id: string; schedule_id: string }[]>(
+        "select md5('concert-' || c)::uuid as concert_id, md5('schedule-' || c || '-' || 1)::uuid as schedule_id from generate_series(1, ?::int) as c order by c",
+        [concerts],
       );
-    return { concertId: ids.concert_id, scheduleId: ids.schedule_id };
+    const [target, warmUp] = ids.map((row) => ({ concertId: row.concert_id, scheduleId: row.schedule_id }));
+    return { ...target!, ...(warmUp && { warmUp }) };
   } finally {
     await closeORM(orm);
   }

@@ -77,7 +77,8 @@ export function formatReport(report: LoadTestReport): string {
   const lines: string[] = [];
   lines.push(
     `LoadTest5 run ${report.runId}: ${int(s.users)} users against ${report.target} (cap ${int(s.cap)}, ${s.arrival === "closed" ? `concurrency ${int(s.concurrency)}` : `arrival ${s.arrival}`}, ` +
-      `${s.connections} connections, seat pick ${s.seatPick}${s.seatPick === "random-once" ? "" : ` with ${s.seatRetries} retries`})`,
+      `${s.connections} connections, seat pick ${s.seatPick}${s.seatPick === "random-once" ? "" : ` with ${s.seatRetries} retries`}` +
+      `${s.warmUpUsers > 0 ? `, after a warm-up of ${int(s.warmUpUsers)} users on another concert` : ""})`,
     `concert ${s.concertId}, schedule ${s.scheduleId}: ${int(s.seatsAvailable)} of ${int(s.totalSeats)} seats available; top-up ${money(s.topUpMinor)} per user`,
     "",
     "Outcome",

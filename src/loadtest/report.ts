@@ -28,6 +28,8 @@ export interface LoadTestReport {
     concurrency: number;
     /** closed, burst or ramp:<seconds>. */
     arrival: string;
+    /** Users run on another concert before this run (--warm-up); 0: none. */
+    warmUpUsers: number;
     connections: number;
     seatPick: string;
     seatRetries: number;
@@ -89,6 +91,7 @@ export interface ReportedOptions {
   users: number;
   concurrency: number;
   arrival?: Arrival;
+  warmUpUsers?: number;
   connections: number;
   seatPick: SeatPick;
   seatRetries: number;
@@ -133,6 +136,7 @@ export function buildReport(input: ReportInput): LoadTestReport {
       users: options.users,
       concurrency: options.concurrency,
       arrival: formatArrival(options.arrival),
+      warmUpUsers: options.warmUpUsers ?? 0,
       connections: options.connections,
       seatPick: options.seatPick,
       seatRetries: options.seatPick === "random-once" ? 0 : options.seatRetries,

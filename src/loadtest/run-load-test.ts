@@ -26,6 +26,8 @@ export interface LoadTestOptions {
   concurrency: number;
   /** How users arrive (arrival.ts); closed by default. */
   arrival?: Arrival;
+  /** Users the CLI ran on another concert first (--warm-up), for the report's header. */
+  warmUpUsers?: number;
   /** Default: the first concert ListConcerts returns. */
   concertId?: string;
   /** Default: the concert's first schedule. */

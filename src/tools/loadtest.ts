@@ -25,6 +25,26 @@ async function estimateTraceFiles(dir: string) {
   return estimateTracePaths(dir);
 }
 
+/**
+ * --warm-up: the same crowd, smaller, through the server and this generator on another concert,
+ * unaudited and unreported: a flash crowd meets servers that have been serving, whose code V8
+ * has compiled, and the measured concert's line stays new to them.
+ */
+async function warmUp(options: CliOptions["run"], target: { concertId: string; scheduleId: string }, users: number) {
+  log(`warm-up: ${users} users on concert ${target.concertId}…`);
+  const warm = await runLoadTest({
+    ...options,
+    ...target,
+    users,
+    concurrency: Math.min(options.concurrency, users),
+    runId: `${options.runId!.slice(0, 15)}w`,
+    skipAudit: true,
+    log: () => undefined,
+  });
+  const failed = warm.outcome.usersFailed;
+  log(`warm-up: done in ${(warm.usersWallMs / 1000).toFixed(1)} s${failed > 0 ? `, ${failed} users failed` : ""}`);
+}
+
 async function run(cli: CliOptions): Promise<number> {
   const options = { ...cli.run };
   let database: { url: string; drop(): Promise<void> } | undefined;
@@ -61,11 +81,13 @@ async function run(cli: CliOptions): Promise<number> {
       options.databaseUrl = database.url;
       log(`fresh database ${new URL(database.url).pathname.slice(1)}`);
     }
+    let warmUpTarget: { concertId: string; scheduleId: string } | undefined;
     if (cli.seed) {
-      const ids = await (await local()).seedTarget(options.databaseUrl, cli.seats);
+      const ids = await (await local()).seedTarget(options.databaseUrl, cli.seats, { warmUp: cli.warmUpUsers > 0 });
       if (!options.concertId)
         Object.assign(options, { concertId: ids.concertId, scheduleId: options.scheduleId ?? ids.scheduleId });
       log(`seeded concert ${ids.concertId}, schedule ${ids.scheduleId} with ${cli.seats} seats`);
+      warmUpTarget = ids.warmUp;
     }
     if (cli.faults.length > 0) {
       faults = await (await import("../loadtest/fault-environment.js")).prepareFaultEnvironment(cli.faults, options);
@@ -94,10 +116,12 @@ async function run(cli: CliOptions): Promise<number> {
         `server on ${server.target} (MAX_ACTIVE_USERS=${options.maxActiveUsers}, ADMISSION_INTERVAL_MS=${cli.admissionIntervalMs}, EXPECTED_SESSION_SECONDS=${cli.expectedSessionSeconds}, workers ${cli.workers})`,
       );
     }
+    if (warmUpTarget) await warmUp(options, warmUpTarget, cli.warmUpUsers);
     const progress = createProgressLine(process.stderr);
     const report = await runLoadTest({
       ...options,
       faults: server && faults?.faults(server),
+      warmUpUsers: cli.warmUpUsers,
       onProgress: progress.update,
       log,
       ...(trace && { onWaits: (recorded: RecordedWaits) => (usersWaits = recorded) }),

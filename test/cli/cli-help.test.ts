@@ -62,6 +62,7 @@ const TOOLS: Record<string, { script: string; mentions: string[] }> = {
       "--start-server",
       "--fault",
       "--trace-estimates DIR",
+      "--warm-up N",
       "$DATABASE_URL",
       "$REDIS_URL",
       "$REDIS_KEY_PREFIX",

@@ -20,3 +20,13 @@ test("--expected-session-seconds sets the started server's prior: given, else $E
   t.is(parse(["--expected-session-seconds", "0"], { EXPECTED_SESSION_SECONDS: "45" }), 0);
   t.throws(() => parse(["--expected-session-seconds", "-1"]), { instanceOf: UsageError });
 });
+
+test("--warm-up takes a user count, 0 by default, and needs a seeded demo concert 2 to run on", (t) => {
+  const parse = (...args: string[]) => parseCli(args, {}, "abc123")!.warmUpUsers;
+  t.is(parse(), 0);
+  t.is(parse("--seed", "--warm-up", "2000"), 2000);
+  t.is(parse("--start-server", "--fresh-database", "--warm-up", "10"), 10);
+  t.is(parse("--warm-up", "0"), 0);
+  t.throws(() => parse("--warm-up", "100"), { instanceOf: UsageError, message: /--warm-up needs --seed/ });
+  t.throws(() => parse("--seed", "--warm-up", "many"), { instanceOf: UsageError, message: /--warm-up must be/ });
+});
