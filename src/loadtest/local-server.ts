@@ -80,15 +80,16 @@ export async function createFreshDatabase(
   };
 }
 
-/**
- * Seeds (or grows) the first demo concert to one schedule of `seats` seats and returns its ids.
- * The seeder derives ids from md5 of stable names, so the same query finds them.
- */
 export interface SeededTarget {
   concertId: string;
   scheduleId: string;
 }
 
+/**
+ * Seeds (or grows) the first demo concert to one schedule of `seats` seats and returns its ids;
+ * with `warmUp`, the second demo concert too, for a warm-up's crowd (--warm-up). The seeder
+ * derives ids from md5 of stable names, so the same query finds them.
+ */
 export async function seedTarget(
   databaseUrl: string,
   seats: number,
@@ -97,7 +98,6 @@ export async function seedTarget(
   const { orm } = await initORM({ databaseUrl, entities: ENTITIES, poolMax: 2 });
   try {
     await migrateUp(orm);
-    // A warm-up's crowd gets demo concert 2, so the measured concert's line is new to the server.
     const concerts = options.warmUp ? 2 : 1;
     await seedCatalog(orm.em.fork(), { concerts, schedules: 1, seats });
     const ids = await orm.em
