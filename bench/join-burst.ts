@@ -8,9 +8,12 @@
 // a bare grpc-js server that answers each join at once and says ACTIVE 2 s into each stream
 // (bench/transport/server.ts "bare"): the transport's floor on this machine, measured in the same
 // run (--no-baseline skips it). The crowd's client is the load test's (src/loadtest/clients.ts).
+// --rounds N sends the crowd N times to each server, new users each time: the first meets a cold
+// server (and client), the later ones code V8 has optimized, as a server in service is.
 //
 //   node --import tsx bench/join-burst.ts [--users 10000] [--connections 32] [--max-active 2000]
-//     [--admission-interval-ms 100] [--no-watch] [--no-baseline] [--cpu-prof-dir DIR] [--workers N]
+//     [--admission-interval-ms 100] [--no-watch] [--no-baseline] [--rounds N] [--cpu-prof-dir DIR]
+//     [--workers N]
 
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
@@ -33,10 +36,14 @@ const { values } = parseArgs({
     workers: { type: "string", default: "1" },
     watch: { type: "boolean", default: true },
     baseline: { type: "boolean", default: true },
+    rounds: { type: "string", default: "1" },
   },
   allowNegative: true,
 });
 const users = Number(values.users);
+const rounds = Number(values.rounds);
+if (!Number.isInteger(users) || users < 1 || !Number.isInteger(rounds) || rounds < 1)
+  throw new Error("--users and --rounds must be positive integers");
 const config = loadConfig(process.env);
 const runId = randomBytes(3).toString("hex");
 const prefix = `jb:${runId}:`;
@@ -52,6 +59,7 @@ async function runCrowd(
   target: string,
   concertId: string,
   meterOf: () => ReturnType<typeof createCpuMeter>,
+  round: number,
 ): Promise<void> {
   const clients = createHttp2Clients(target, Number(values.connections));
   const joins: number[] = [];
@@ -68,7 +76,10 @@ async function runCrowd(
       const { queue } = clients.pool[i % clients.pool.length]!;
       try {
         const sent = performance.now();
-        const { token } = await queue.joinQueue({ concertId, userId: `jb-${runId}-${i}` }, { deadlineMs: 60_000 });
+        const { token } = await queue.joinQueue(
+          { concertId, userId: `jb-${runId}-${round}-${i}` },
+          { deadlineMs: 60_000 },
+        );
         const acked = performance.now();
         joins.push(acked - sent);
         lastAck = Math.max(lastAck, acked);
@@ -89,7 +100,7 @@ async function runCrowd(
       }
     }),
   );
-  console.log(`${label}: ${users} users, ${values.connections} connections`);
+  console.log(`${label}, round ${round} of ${rounds}: ${users} users, ${values.connections} connections`);
   console.log(summary("JoinQueue", joins));
   console.log(summary("WatchQueue first message", firstMessages));
   console.log(`last join acknowledged ${Math.round(lastAck - started)} ms after the first was sent`);
@@ -109,9 +120,14 @@ try {
     const bare = await startServer("bare", { core: "0-1" });
     try {
       const port = bare.ports.grpc!;
-      await runCrowd("bare grpc-js (baseline)", `127.0.0.1:${port}`, concertId, () =>
-        createCpuMeter({ serverPort: port, redisPort, database: dbName }),
-      );
+      for (let round = 1; round <= rounds; round++)
+        await runCrowd(
+          "bare grpc-js (baseline)",
+          `127.0.0.1:${port}`,
+          concertId,
+          () => createCpuMeter({ serverPort: port, redisPort, database: dbName }),
+          round,
+        );
     } finally {
       await bare.stop();
     }
@@ -130,9 +146,14 @@ try {
       : {},
   });
   try {
-    await runCrowd(`the waiting room, cap ${values["max-active"]}`, server.target, concertId, () =>
-      createCpuMeter({ serverPort: Number(server.target.split(":").at(-1)), redisPort, database: dbName }),
-    );
+    for (let round = 1; round <= rounds; round++)
+      await runCrowd(
+        `the waiting room, cap ${values["max-active"]}`,
+        server.target,
+        concertId,
+        () => createCpuMeter({ serverPort: Number(server.target.split(":").at(-1)), redisPort, database: dbName }),
+        round,
+      );
   } finally {
     await server.stop();
   }
