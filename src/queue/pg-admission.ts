@@ -25,6 +25,12 @@ from t where state = 'WAITING' and token = any(array(
   order by h.ord limit $3))
 returning token, floor(extract(epoch from t.at) * 1000)::float8 as "decidedMs"`;
 
+/**
+ * A leave writes PostgreSQL, then Redis (waiting-room.ts): for a token the record ended this
+ * recently, Redis may not have its end yet. Older gaps are leaves whose second write was lost.
+ */
+export const LEAVE_IN_FLIGHT_S = 5;
+
 /** Redis gets back the ACTIVE tokens admitted this recently (a step whose Redis half was lost is
  * repaired by the next), all of them with `repairAll` (the loop asks every RECENT_ADMISSIONS_S). */
 export const RECENT_ADMISSIONS_S = 5;
@@ -55,13 +61,21 @@ export async function admit(db: QueueDb, concertId: string, rule: AdmissionRule,
         "select count(*)::int as active from queue_entry where concert_id = $1 and state = 'ACTIVE'",
         [concertId],
       ),
+      query<{ ended: number }>(
+        "select count(*)::int as ended from queue_entry where concert_id = $1 and ended_at > now() - make_interval(secs => $2)",
+        [concertId, LEAVE_IN_FLIGHT_S],
+      ),
     ]);
     const early = expected === 0 ? undefined : headFor(expected);
     early?.catch(() => undefined);
-    const [, , [line]] = await recorded;
-    const slots = admissionsThisTick({ active: line?.active ?? 0 }, rule);
-    // The record decides: more slots than Redis saw free (an end Redis has not applied yet) are
-    // filled from a longer head.
+    const [, , [line], [recent]] = await recorded;
+    // Slots Redis still holds for tokens the record ended lately wait for the next step: filled
+    // now, Redis's active set would stand above the cap until those leaves reach it. Otherwise
+    // the record decides: more slots than Redis saw free (an end Redis lost, older than that)
+    // are filled from a longer head.
+    const held = line?.active ?? 0;
+    const unapplied = Math.min(Math.max(0, heldInRedis - expired.length - held), recent?.ended ?? 0);
+    const slots = admissionsThisTick({ active: held + unapplied }, rule);
     const head = slots === 0 ? undefined : early && slots <= expected ? await early : await headFor(slots);
     const [admitted, active] = await Promise.all([
       head ? query(ADMIT, [concertId, rule.activeTtlMs / 1000, slots, ...head]) : [],

@@ -22,7 +22,11 @@ export const QueueEntry = defineEntity({
     // One live place in line per user and concert.
     { name: "queue_entry_live_user_uq", properties: ["concertId", "userId"], where: `state in ('WAITING', 'ACTIVE')` },
   ],
-  indexes: [{ name: "queue_entry_concert_state_seq_idx", properties: ["concertId", "state", "seq"] }],
+  indexes: [
+    { name: "queue_entry_concert_state_seq_idx", properties: ["concertId", "state", "seq"] },
+    // The admission step counts a concert's recent ends (pg-admission.ts).
+    { name: "queue_entry_concert_ended_idx", properties: ["concertId", "endedAt"] },
+  ],
 });
 
 export type QueueEntry = InferEntity<typeof QueueEntry>;

@@ -7,7 +7,8 @@ import { randomUUID } from "node:crypto";
 import test from "ava";
 import type { AdmissionRule } from "../../src/queue/admission-rule.js";
 import { createJoinCommitter, joinRowOf } from "../../src/queue/join-committer.js";
-import { admit } from "../../src/queue/pg-admission.js";
+import { createEndCommitter } from "../../src/queue/end-committer.js";
+import { admit, LEAVE_IN_FLIGHT_S } from "../../src/queue/pg-admission.js";
 import { openQueueDb, type QueueDbFixture } from "../helpers/queue-db.js";
 import { redisQueueFixture } from "../helpers/redis-queue.js";
 
@@ -106,4 +107,53 @@ test("a slot that runs out between the sweep and the record's count is left to t
   const third = await admit(db, concertId, shortRule, queue);
   await queue.apply(concertId, third.active, [...third.expired, ...third.abandoned]);
   t.deepEqual([...second.admitted, ...third.admitted], [next], "the next step frees the slot and admits");
+});
+
+/** Two users joined (each recorded), the first admitted and applied; returns the step runner. */
+async function admittedHolder(concertId: string) {
+  const { db } = fixture;
+  const committer = createJoinCommitter({ db, maxRows: 1, maxDelayMs: 0 });
+  const joined: string[] = [];
+  for (const userId of ["holder", "next"]) {
+    const reply = await queue.join(concertId, userId, randomUUID().replaceAll("-", ""));
+    await committer.commit(joinRowOf(concertId, userId, reply));
+    joined.push(reply.token);
+  }
+  const step = async () => {
+    const done = await admit(db, concertId, RULE, queue);
+    await queue.apply(concertId, done.active, [...done.expired, ...done.abandoned]);
+    return done;
+  };
+  const [holder, next] = joined as [string, string];
+  return { holder, next, step };
+}
+
+test("a slot whose leave the record has and Redis not yet is left to the next step", async (t) => {
+  // A leave writes PostgreSQL first, then Redis. A step between the two writes counted the slot
+  // free in the record and admitted the next user beside the leaver Redis still held: the active
+  // set stood above the cap until the leave reached Redis (the cluster test's observer saw it
+  // under load).
+  const concertId = randomUUID();
+  const { holder, next, step } = await admittedHolder(concertId);
+  t.deepEqual((await step()).admitted, [holder]);
+  const ends = createEndCommitter(fixture.db);
+  await ends.commit(holder); // the leave's first write
+  const second = await step();
+  t.true((await redis.zcard(queue.keys.concert(concertId).active)) <= RULE.cap, "Redis's active set within the cap");
+  t.deepEqual(second.admitted, [], "nobody admitted beside the leaver Redis still holds");
+  await queue.leave(holder); // its second
+  t.deepEqual((await step()).admitted, [next], "the next step fills the slot");
+  await ends.drain();
+});
+
+test("a leave that never reached Redis stops holding its slot once it is no longer recent", async (t) => {
+  // Its process died between the two writes: the record decides, as before.
+  const concertId = randomUUID();
+  const { holder, next, step } = await admittedHolder(concertId);
+  t.deepEqual((await step()).admitted, [holder]);
+  await fixture.db.query(
+    "update queue_entry set state = 'EXPIRED', ended_at = now() - make_interval(secs => $2) where token = $1",
+    [holder, LEAVE_IN_FLIGHT_S + 1],
+  );
+  t.deepEqual((await step()).admitted, [next]);
 });
