@@ -32,22 +32,32 @@ test.after.always(async () => {
   await fixture?.stop();
 });
 
-test("a swept user stays in Redis until the step that records the end has committed", async (t) => {
-  const { db } = fixture;
-  const concertId = randomUUID();
-  const committer = createJoinCommitter({ db, maxRows: 1, maxDelayMs: 0 });
-  const joined: string[] = [];
-  for (const userId of ["holder", "gone", "next"]) {
+/** Joins the users in order, each recorded in PostgreSQL as its join is; returns their tokens. */
+async function joinRecorded(concertId: string, userIds: string[]): Promise<string[]> {
+  const committer = createJoinCommitter({ db: fixture.db, maxRows: 1, maxDelayMs: 0 });
+  const tokens: string[] = [];
+  for (const userId of userIds) {
     const reply = await queue.join(concertId, userId, randomUUID().replaceAll("-", ""));
     await committer.commit(joinRowOf(concertId, userId, reply));
-    joined.push(reply.token);
+    tokens.push(reply.token);
   }
-  const [holder, gone, next] = joined;
-  const step = async () => {
-    const done = await admit(db, concertId, RULE, queue);
+  return tokens;
+}
+
+/** One admission step as the loop runs it: the record's decision, then Redis's half. */
+function stepper(concertId: string, rule: AdmissionRule = RULE) {
+  return async () => {
+    const done = await admit(fixture.db, concertId, rule, queue);
     await queue.apply(concertId, done.active, [...done.expired, ...done.abandoned]);
     return done;
   };
+}
+
+test("a swept user stays in Redis until the step that records the end has committed", async (t) => {
+  const { db } = fixture;
+  const concertId = randomUUID();
+  const [holder, gone, next] = await joinRecorded(concertId, ["holder", "gone", "next"]);
+  const step = stepper(concertId);
   t.deepEqual((await step()).admitted, [holder]);
   const keys = queue.keys.concert(concertId);
   // The holder's slot runs out and "gone" stops polling.
@@ -77,14 +87,7 @@ test("a slot that runs out between the sweep and the record's count is left to t
   // set stood above the cap until the next step.
   const { db } = fixture;
   const concertId = randomUUID();
-  const committer = createJoinCommitter({ db, maxRows: 1, maxDelayMs: 0 });
-  const joined: string[] = [];
-  for (const userId of ["holder", "next"]) {
-    const reply = await queue.join(concertId, userId, randomUUID().replaceAll("-", ""));
-    await committer.commit(joinRowOf(concertId, userId, reply));
-    joined.push(reply.token);
-  }
-  const [holder, next] = joined;
+  const [holder, next] = await joinRecorded(concertId, ["holder", "next"]);
   const shortRule: AdmissionRule = { ...RULE, activeTtlMs: 1000 };
   const first = await admit(db, concertId, shortRule, queue);
   await queue.apply(concertId, first.active, []);
@@ -109,39 +112,21 @@ test("a slot that runs out between the sweep and the record's count is left to t
   t.deepEqual([...second.admitted, ...third.admitted], [next], "the next step frees the slot and admits");
 });
 
-/** Two users joined (each recorded), the first admitted and applied; returns the step runner. */
-async function admittedHolder(concertId: string) {
-  const { db } = fixture;
-  const committer = createJoinCommitter({ db, maxRows: 1, maxDelayMs: 0 });
-  const joined: string[] = [];
-  for (const userId of ["holder", "next"]) {
-    const reply = await queue.join(concertId, userId, randomUUID().replaceAll("-", ""));
-    await committer.commit(joinRowOf(concertId, userId, reply));
-    joined.push(reply.token);
-  }
-  const step = async () => {
-    const done = await admit(db, concertId, RULE, queue);
-    await queue.apply(concertId, done.active, [...done.expired, ...done.abandoned]);
-    return done;
-  };
-  const [holder, next] = joined as [string, string];
-  return { holder, next, step };
-}
-
 test("a slot whose leave the record has and Redis not yet is left to the next step", async (t) => {
   // A leave writes PostgreSQL first, then Redis. A step between the two writes counted the slot
   // free in the record and admitted the next user beside the leaver Redis still held: the active
   // set stood above the cap until the leave reached Redis (the cluster test's observer saw it
   // under load).
   const concertId = randomUUID();
-  const { holder, next, step } = await admittedHolder(concertId);
+  const [holder, next] = await joinRecorded(concertId, ["holder", "next"]);
+  const step = stepper(concertId);
   t.deepEqual((await step()).admitted, [holder]);
   const ends = createEndCommitter(fixture.db);
-  await ends.commit(holder); // the leave's first write
+  await ends.commit(holder!); // the leave's first write
   const second = await step();
   t.true((await redis.zcard(queue.keys.concert(concertId).active)) <= RULE.cap, "Redis's active set within the cap");
   t.deepEqual(second.admitted, [], "nobody admitted beside the leaver Redis still holds");
-  await queue.leave(holder); // its second
+  await queue.leave(holder!); // its second
   t.deepEqual((await step()).admitted, [next], "the next step fills the slot");
   await ends.drain();
 });
@@ -149,7 +134,8 @@ test("a slot whose leave the record has and Redis not yet is left to the next st
 test("a leave that never reached Redis stops holding its slot once it is no longer recent", async (t) => {
   // Its process died between the two writes: the record decides, as before.
   const concertId = randomUUID();
-  const { holder, next, step } = await admittedHolder(concertId);
+  const [holder, next] = await joinRecorded(concertId, ["holder", "next"]);
+  const step = stepper(concertId);
   t.deepEqual((await step()).admitted, [holder]);
   await fixture.db.query(
     "update queue_entry set state = 'EXPIRED', ended_at = now() - make_interval(secs => $2) where token = $1",
