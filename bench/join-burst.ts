@@ -53,19 +53,16 @@ const summary = (label: string, samples: number[]) => {
   const at = (p: number) => Math.round(percentile(sorted, p));
   return `${label.padEnd(26)} n=${samples.length} p50 ${at(50)} p99 ${at(99)} max ${Math.round(sorted.at(-1) ?? 0)} ms`;
 };
+const redisPort = Number(new URL(config.redisUrl).port || 6379);
+const dbName = new URL(database.url).pathname.slice(1);
+
 /** Sends the crowd at `target` (each user: join, then watch until ACTIVE, then leave) and prints what it saw. */
-async function runCrowd(
-  label: string,
-  target: string,
-  concertId: string,
-  meterOf: () => ReturnType<typeof createCpuMeter>,
-  round: number,
-): Promise<void> {
+async function runCrowd(label: string, target: string, concertId: string, round: number): Promise<void> {
   const clients = createHttp2Clients(target, Number(values.connections));
   const joins: number[] = [];
   const firstMessages: number[] = [];
   const failures = new Map<string, number>();
-  const meter = meterOf();
+  const meter = createCpuMeter({ serverPort: Number(target.split(":").at(-1)), redisPort, database: dbName });
   const atStart = meter.snapshot();
   let atLastAck: CpuSnapshot | undefined;
   let atLastFirstMessage: CpuSnapshot | undefined;
@@ -112,8 +109,6 @@ async function runCrowd(
   clients.close();
 }
 
-const redisPort = Number(new URL(config.redisUrl).port || 6379);
-const dbName = new URL(database.url).pathname.slice(1);
 try {
   const { concertId } = await seedTarget(database.url, 100);
   if (values.baseline) {
@@ -121,13 +116,7 @@ try {
     try {
       const port = bare.ports.grpc!;
       for (let round = 1; round <= rounds; round++)
-        await runCrowd(
-          "bare grpc-js (baseline)",
-          `127.0.0.1:${port}`,
-          concertId,
-          () => createCpuMeter({ serverPort: port, redisPort, database: dbName }),
-          round,
-        );
+        await runCrowd("bare grpc-js (baseline)", `127.0.0.1:${port}`, concertId, round);
     } finally {
       await bare.stop();
     }
@@ -147,13 +136,7 @@ try {
   });
   try {
     for (let round = 1; round <= rounds; round++)
-      await runCrowd(
-        `the waiting room, cap ${values["max-active"]}`,
-        server.target,
-        concertId,
-        () => createCpuMeter({ serverPort: Number(server.target.split(":").at(-1)), redisPort, database: dbName }),
-        round,
-      );
+      await runCrowd(`the waiting room, cap ${values["max-active"]}`, server.target, concertId, round);
   } finally {
     await server.stop();
   }

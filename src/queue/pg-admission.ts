@@ -48,7 +48,8 @@ export async function admit(db: QueueDb, concertId: string, rule: AdmissionRule,
   // is then one the APPLY after the commit drops from Redis's active set, which never holds
   // more than the cap. The head for the slots Redis sees free is read while the record counts.
   const headFor = (slots: number) => redis.head(concertId, slots + abandoned.length);
-  const expected = admissionsThisTick({ active: heldInRedis - expired.length }, rule);
+  const redisHeld = heldInRedis - expired.length;
+  const expected = admissionsThisTick({ active: redisHeld }, rule);
   return db.transaction(async (query) => {
     const recorded = Promise.all([
       query(CONCERT_LOCK_SQL, [concertId]),
@@ -57,24 +58,21 @@ export async function admit(db: QueueDb, concertId: string, rule: AdmissionRule,
          where (token = any($2::text[]) and state <> 'EXPIRED') or (concert_id = $1 and state = 'ACTIVE' and active_expire_at <= to_timestamp($3 / 1000.0))`,
         [concertId, [...expired, ...abandoned], atMs],
       ),
-      query<{ active: number }>(
-        "select count(*)::int as active from queue_entry where concert_id = $1 and state = 'ACTIVE'",
-        [concertId],
-      ),
-      query<{ ended: number }>(
-        "select count(*)::int as ended from queue_entry where concert_id = $1 and ended_at > now() - make_interval(secs => $2)",
+      query<{ active: number; ended: number }>(
+        `select (select count(*)::int from queue_entry where concert_id = $1 and state = 'ACTIVE') as active,
+           (select count(*)::int from queue_entry where concert_id = $1 and ended_at > now() - make_interval(secs => $2)) as ended`,
         [concertId, LEAVE_IN_FLIGHT_S],
       ),
     ]);
     const early = expected === 0 ? undefined : headFor(expected);
     early?.catch(() => undefined);
-    const [, , [line], [recent]] = await recorded;
+    const [, , [line]] = await recorded;
     // Slots Redis still holds for tokens the record ended lately wait for the next step: filled
     // now, Redis's active set would stand above the cap until those leaves reach it. Otherwise
     // the record decides: more slots than Redis saw free (an end Redis lost, older than that)
     // are filled from a longer head.
     const held = line?.active ?? 0;
-    const unapplied = Math.min(Math.max(0, heldInRedis - expired.length - held), recent?.ended ?? 0);
+    const unapplied = Math.min(Math.max(0, redisHeld - held), line?.ended ?? 0);
     const slots = admissionsThisTick({ active: held + unapplied }, rule);
     const head = slots === 0 ? undefined : early && slots <= expected ? await early : await headFor(slots);
     const [admitted, active] = await Promise.all([

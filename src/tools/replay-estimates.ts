@@ -25,13 +25,11 @@ that ran the load test it prints that run's own figures.
 const values = parseCommandLine(TOOL, USAGE, { trace: { type: "string" } });
 const dir = values.trace ?? usageError(TOOL, "--trace DIR is required");
 const { serverFile, usersFile } = estimateTracePaths(dir);
-// Both read at once, a failure told in the files' order: whichever read failed first was a race.
-const [serverRead, usersRead] = await Promise.allSettled([readFile(serverFile, "utf8"), readFile(usersFile, "utf8")]);
-const readOrFail = (read: PromiseSettledResult<string>) =>
-  read.status === "fulfilled"
-    ? read.value
-    : usageError(TOOL, `cannot read the trace: ${(read.reason as Error).message}`);
-const [server, users] = [readOrFail(serverRead), readOrFail(usersRead)];
+// One after the other, so a directory holding neither names the server's file.
+const read = (file: string) =>
+  readFile(file, "utf8").catch((error: Error) => usageError(TOOL, `cannot read the trace: ${error.message}`));
+const server = await read(serverFile);
+const users = await read(usersFile);
 const records = server
   .split("\n")
   .filter((line) => line.length > 0)
