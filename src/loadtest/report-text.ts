@@ -54,8 +54,15 @@ function errorRow(label: string, e: ErrorSummary): string[] {
   ];
 }
 
+/** Decimals that keep a short run's tenths apart (a 9 s run's tenths read 0–1, 1–2, 1–2… in whole seconds). */
+function tenthDigits(tenths: WaitAccuracy["tenths"]): number {
+  const widthS = tenths[0] ? tenths[0].toS - tenths[0].fromS : Infinity;
+  return widthS >= 2 ? 0 : widthS >= 0.2 ? 1 : 2;
+}
+
 export function formatWaitAccuracy(w: WaitAccuracy): string[] {
   if (w.users === 0) return ["  no user waited " + seconds(w.minWaitMs) + " or more"];
+  const digits = tenthDigits(w.tenths);
   return [
     `  ${int(w.users)} users who waited ${seconds(w.minWaitMs)} or more; error = |estimate − actual| / actual, ` +
       "actual = from the answer to ACTIVE; unknown = the server said it has no estimate yet",
@@ -65,7 +72,7 @@ export function formatWaitAccuracy(w: WaitAccuracy): string[] {
         errorRow("at join", w.atJoin),
         errorRow("first known estimate", w.firstKnown),
         errorRow("all updates", w.allUpdates),
-        ...w.tenths.map((t) => errorRow(`  ${t.fromS.toFixed(0)}–${t.toS.toFixed(0)} s`, t)),
+        ...w.tenths.map((t) => errorRow(`  ${t.fromS.toFixed(digits)}–${t.toS.toFixed(digits)} s`, t)),
       ],
       ["l", "r", "r", "r", "r", "r"],
     ),
