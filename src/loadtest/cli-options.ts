@@ -113,7 +113,7 @@ function positiveInteger(name: string, text: string, min = 1, max = Number.MAX_S
  * a second or two even under the 10,000-user burst on 2 cores (the report's "session" row says
  * what this run's users took; a slower machine wants more).
  */
-const SCRIPTED_SESSION_SECONDS = 2;
+export const SCRIPTED_SESSION_SECONDS = 2;
 
 /** Node timers take at most 2^31 − 1 ms; a longer --timeout would fire at once. */
 const MAX_TIMEOUT_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
