@@ -38,6 +38,7 @@ export async function lockScheduleSale(em: EntityManager, scheduleId: string): P
 export interface ScheduleSale {
   state: ScheduleState;
   saleOpensAt: Date | null;
+  /** The window's close, or the performance's start where the schedule sets none. */
   saleClosesAt: Date | null;
 }
 
@@ -71,7 +72,8 @@ export function seatOnSaleQuery(em: EntityManager, seatId: string) {
       "priceMinor",
       sql.ref("sc.state").as("scheduleState"),
       sql.ref("sc.sale_opens_at").as("saleOpensAt"),
-      sql.ref("sc.sale_closes_at").as("saleClosesAt"),
+      // A window with no close ends when the performance starts (admin.proto), as the catalog lists it.
+      raw(`coalesce(sc.sale_closes_at, sc.start_time) as "saleClosesAt"`),
     ])
     .innerJoin(sql.ref("schedule"), "sc", { "sc.id": sql.ref("s.schedule_id") })
     .where({ id: seatId })

@@ -52,7 +52,7 @@ test.before(async () => {
     { adminTokens, maxActiveUsers: 1000, admissionIntervalMs: 50, maxSeatsPerUser: 10 },
     { clock },
   );
-  await seedCatalog(app.app.orm.em.fork(), { concerts: 1, schedules: 6, seats: 600 });
+  await seedCatalog(app.app.orm.em.fork(), { concerts: 1, schedules: 7, seats: 600 });
   concert = await loadCatalog(app.app.orm.em.fork());
   tokens = await admitUsers(app, concert.concertId, users);
   const wallet = app.grpc(WalletService);
@@ -132,6 +132,19 @@ test.serial(
     t.is((await seatRow(app.app.orm, schedule(0).seatIds[2]!)).status, "AVAILABLE");
   },
 );
+
+test.serial("a schedule whose sale sets no close takes holds until its performance starts", async (t) => {
+  const startsAt = new Date(clock().getTime() + HOUR);
+  await query(`update schedule set start_time = ?, sale_opens_at = null, sale_closes_at = null where id = ?`, [
+    startsAt,
+    schedule(6).id,
+  ]);
+  clock.advance(HOUR - 1);
+  t.is((await reserve("ann", 6, 0, "ann-6-0")).reservation?.status, ReservationStatus.HELD);
+  clock.advance(1); // the performance starts
+  const late = await expectError(t, reserve("ann", 6, 1, "ann-6-1"), Code.FailedPrecondition, "SALE_CLOSED");
+  t.deepEqual(metadataOf(late), { schedule_id: schedule(6).id, sale_closes_at: startsAt.toISOString() });
+});
 
 test.serial("DRAFT and CANCELLED schedules refuse holds on both ports", async (t) => {
   await query(`update schedule set state = 'DRAFT' where id = ?`, [schedule(1).id]);
