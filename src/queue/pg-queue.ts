@@ -94,6 +94,15 @@ export function createPgQueue(db: QueueDb) {
 
     status: async (token: string): Promise<QueueStatus | undefined> => (await statuses([token]))[0],
 
+    /** The user's live place in the concert's line (waiting or admitted), if any. */
+    async livePlace(concertId: string, userId: string): Promise<QueueStatus | undefined> {
+      const rows = await db.query<{ token: string }>(
+        "select token from queue_entry where concert_id = $1 and user_id = $2 and state in ('WAITING', 'ACTIVE') limit 1",
+        [concertId, userId],
+      );
+      return rows[0] && (await statuses([rows[0].token]))[0];
+    },
+
     /** Statuses of many tokens of one concert: a WatchQueue tick's read. */
     statuses,
 

@@ -208,6 +208,11 @@ export function createRedisQueue(redis: RedisClient, keyPrefix: string) {
         : undefined;
     },
 
+    /** The user's live token in the concert's line (waiting or admitted), if any. */
+    async liveToken(concertId: string, userId: string): Promise<string | undefined> {
+      return (await redis.hget(keys.concert(concertId).users, userId)) ?? undefined;
+    },
+
     /** undefined when the token is unknown. `touch` counts as a sign of life of a waiting user. */
     async status(token: string, touch: boolean): Promise<QueueStatus | undefined> {
       const found = await owner(token);

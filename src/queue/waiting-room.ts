@@ -203,6 +203,18 @@ export async function createWaitingRoom(deps: {
     return (await prequeue.viewOf(found.concertId))(found);
   }
 
+  /** The user's place in the concert's line while it is WAITING or ACTIVE, else undefined. */
+  async function livePlace(concertId: string, userId: string): Promise<QueueStatus | undefined> {
+    const found = await mode.run(
+      async () => {
+        const token = await redisQueue.liveToken(concertId, userId);
+        return token === undefined ? undefined : redisQueue.status(token, true);
+      },
+      () => pg.livePlace(concertId, userId),
+    );
+    return found?.state === "WAITING" || found?.state === "ACTIVE" ? found : undefined;
+  }
+
   /** PostgreSQL, the record, first: a slot it counts as taken is never given to two users. */
   function leave(token: string): Promise<QueueStatus | undefined> {
     return mode.run(
@@ -258,7 +270,15 @@ export async function createWaitingRoom(deps: {
     prequeue,
 
     async join(concertId, userId) {
-      await joinChecks.check(concertId);
+      try {
+        await joinChecks.check(concertId);
+      } catch (error) {
+        // JoinQueue is idempotent: a user already in line gets their place back from a CLOSED room too.
+        const place =
+          error instanceof DomainError && error.reason === "QUEUE_CLOSED" && (await livePlace(concertId, userId));
+        if (!place) throw error;
+        return (await prequeue.viewOf(concertId))(place);
+      }
       const prequeueSeq = await prequeue.placeOf(concertId, userId);
       const view = await prequeue.viewOf(concertId);
       const [sentMs, freshToken] = [Date.now(), newQueueToken()];

@@ -98,9 +98,18 @@ test.serial("cap, pause, close and removal apply on every process at its next ad
   now = await states(tokens);
   t.is(count(now, QueueState.ACTIVE), 4);
 
+  const waiting = (await queueB.joinQueue({ concertId, userId: "user-6" })).token;
   await update({ admissionState: AdmissionState.CLOSED, stateReason: "sold out" }, ["admission_state", "state_reason"]);
   await step(a.app);
   await step(b);
+  // JoinQueue stays idempotent: users in line (waiting or admitted) who join again get their place back.
+  for (const [userId, token, state] of [
+    ["user-6", waiting, QueueState.WAITING],
+    ["user-5", tokens[5], QueueState.ACTIVE],
+  ] as const) {
+    const again = await a.grpc(QueueService).joinQueue({ concertId, userId });
+    t.deepEqual([again.token, again.status!.state], [token, state], userId);
+  }
   const refused = await expectError(
     t,
     queueB.joinQueue({ concertId, userId: "late" }),
