@@ -1,5 +1,5 @@
 // Request messages that do not decode, sent to the Connect port by hand in each protocol it
-// speaks: INVALID_ARGUMENT with INVALID_FIELD and a BadRequest violation on "request", as on the
+// speaks (gzip-compressed too): INVALID_ARGUMENT with INVALID_FIELD and a BadRequest violation on "request", as on the
 // gRPC port, never INTERNAL; and a well-formed call on the same connection still works.
 
 import type { JsonValue } from "@bufbuild/protobuf";
@@ -9,6 +9,7 @@ import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
 import test from "ava";
 import http2 from "node:http2";
 import net from "node:net";
+import { gzipSync } from "node:zlib";
 import { WalletService } from "../../gen/concert/v1/wallet_pb.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { errorReason, fieldViolations } from "../helpers/errors.js";
@@ -35,11 +36,11 @@ function envelope(payload: Uint8Array): Uint8Array {
   return framed;
 }
 
-async function connectUnary(contentType: string, body: Uint8Array | string) {
+async function connectUnary(contentType: string, body: Uint8Array | string, gzip = false) {
   const response = await fetch(`${app.connectUrl}${GET_BALANCE}`, {
     method: "POST",
-    headers: { "content-type": contentType },
-    body,
+    headers: { "content-type": contentType, ...(gzip && { "content-encoding": "gzip" }) },
+    body: gzip ? gzipSync(body) : body,
   });
   const json = (await response.json()) as JsonValue;
   return {
@@ -59,12 +60,14 @@ test("Connect unary, binary and JSON: a message that does not decode is INVALID_
     ["application/json", '{"userId": 5}'],
     ["application/json", "{not json"],
   ] as const) {
-    const { status, error } = await connectUnary(contentType, body);
-    t.is(status, 400, `${contentType} ${String(body)}`);
-    t.is(Code[error.code], Code[Code.InvalidArgument], error.message);
-    t.is(errorReason(error), "INVALID_FIELD");
-    t.deepEqual(fieldViolations(error), ["request"]);
-    t.regex(error.message, /is not a valid concert\.v1\.GetBalanceRequest message/);
+    for (const gzip of [false, true]) {
+      const { status, error } = await connectUnary(contentType, body, gzip);
+      t.is(status, 400, `${contentType} ${String(body)}${gzip ? " gzip" : ""}`);
+      t.is(Code[error.code], Code[Code.InvalidArgument], error.message);
+      t.is(errorReason(error), "INVALID_FIELD");
+      t.deepEqual(fieldViolations(error), ["request"]);
+      t.regex(error.message, /is not a valid concert\.v1\.GetBalanceRequest message/);
+    }
   }
 });
 

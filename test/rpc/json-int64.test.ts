@@ -1,7 +1,8 @@
 // Money in Connect JSON: a 64-bit integer is a decimal string or an integral JSON number, as the
 // protobuf JSON mapping says. Anything else, what BigInt() would read ("0x10", " 100", "+100") and
 // what protobuf-es refuses (100.5, out of range), is INVALID_FIELD on the amount's own field, in
-// the Connect protocol's JSON and in gRPC-Web's enveloped JSON alike, and nothing is credited.
+// the Connect protocol's JSON and in gRPC-Web's enveloped JSON alike, compressed or not, and
+// nothing is credited.
 // (The gRPC port carries binary messages only, where an amount is an int64: top-up.test.ts.)
 
 import type { JsonValue } from "@bufbuild/protobuf";
@@ -10,6 +11,7 @@ import { errorFromJson } from "@connectrpc/connect/protocol-connect";
 import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerParse } from "@connectrpc/connect/protocol-grpc-web";
 import test from "ava";
+import { brotliCompressSync, gzipSync } from "node:zlib";
 import { WalletService } from "../../gen/concert/v1/wallet_pb.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { errorReason, fieldViolations } from "../helpers/errors.js";
@@ -24,11 +26,14 @@ test.after.always(async () => {
   await app?.stop();
 });
 
-async function topUpJson(body: string) {
+/** Compressors of the encodings the Connect port takes. */
+const COMPRESS = { gzip: gzipSync, br: brotliCompressSync };
+
+async function topUpJson(body: string, encoding?: keyof typeof COMPRESS) {
   const response = await fetch(`${app.connectUrl}/concert.v1.WalletService/TopUp`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
-    body,
+    headers: { "content-type": "application/json", ...(encoding && { "content-encoding": encoding }) },
+    body: encoding ? COMPRESS[encoding](body) : body,
   });
   const json = (await response.json()) as JsonValue;
   return { status: response.status, json };
@@ -51,15 +56,24 @@ test("amounts that are not decimal strings are INVALID_FIELD on amount.amount_mi
   t.is(balance.wallet?.balance?.amountMinor ?? 0n, 0n);
 });
 
-/** A gRPC-Web call with a JSON message, as sent by hand; its error from the trailers (or trailers-only headers). */
-async function topUpGrpcWebJson(request: unknown) {
-  const json = new TextEncoder().encode(JSON.stringify(request));
+/**
+ * A gRPC-Web call with a JSON message (gzip-compressed with `gzip`), as sent by hand; its error
+ * from the trailers (or trailers-only headers).
+ */
+async function topUpGrpcWebJson(request: unknown, gzip = false) {
+  const text = new TextEncoder().encode(JSON.stringify(request));
+  const json = gzip ? gzipSync(text) : text;
   const body = new Uint8Array(5 + json.length);
+  body[0] = gzip ? 1 : 0;
   new DataView(body.buffer).setUint32(1, json.length);
   body.set(json, 5);
   const response = await fetch(`${app.connectUrl}/concert.v1.WalletService/TopUp`, {
     method: "POST",
-    headers: { "content-type": "application/grpc-web+json", "x-grpc-web": "1" },
+    headers: {
+      "content-type": "application/grpc-web+json",
+      "x-grpc-web": "1",
+      ...(gzip && { "grpc-encoding": "gzip" }),
+    },
     body,
   });
   const bytes = new Uint8Array(await response.arrayBuffer());
@@ -87,6 +101,32 @@ test("gRPC-Web's enveloped JSON is checked the same way", async (t) => {
   t.is(await topUpGrpcWebJson({ userId: user, amount: { amountMinor: "100" }, idempotencyKey: "web-ok" }), undefined);
   const balance = await app.connect(WalletService).getBalance({ userId: user });
   t.is(balance.wallet?.balance?.amountMinor, 100n);
+});
+
+test("compressed bodies and messages are checked the same way, and credited when good", async (t) => {
+  const user = "json-int64-compressed";
+  const topUp = (amountMinor: string, key: string) =>
+    JSON.stringify({ userId: user, amount: { amountMinor }, idempotencyKey: key });
+  for (const encoding of ["gzip", "br"] as const) {
+    const { status, json } = await topUpJson(topUp("0x10", `${encoding}-bad`), encoding);
+    t.is(status, 400, encoding);
+    const error = errorFromJson(json, undefined, new ConnectError(JSON.stringify(json), Code.Unknown));
+    t.is(errorReason(error), "INVALID_FIELD", `${encoding}: ${error.message}`);
+    t.deepEqual(fieldViolations(error), ["amount.amount_minor"], encoding);
+    t.is((await topUpJson(topUp("100", `${encoding}-ok`), encoding)).status, 200, encoding);
+  }
+  const web = await topUpGrpcWebJson(
+    { userId: user, amount: { amountMinor: "0x10" }, idempotencyKey: "web-bad" },
+    true,
+  );
+  t.is(errorReason(web), "INVALID_FIELD", String(web));
+  t.deepEqual(fieldViolations(web), ["amount.amount_minor"]);
+  t.is(
+    await topUpGrpcWebJson({ userId: user, amount: { amountMinor: "100" }, idempotencyKey: "web-ok" }, true),
+    undefined,
+  );
+  const balance = await app.connect(WalletService).getBalance({ userId: user });
+  t.is(balance.wallet?.balance?.amountMinor, 300n);
 });
 
 test("decimal strings and integral JSON numbers (exponent notation too) are credited as written", async (t) => {

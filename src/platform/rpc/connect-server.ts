@@ -26,6 +26,8 @@ import { deferUntilNotReset, guardRapidReset, withRequestDeadline } from "./conn
 import { checkedBody, rejectMalformedRequests, requestCheckKey } from "./request-validation.js";
 
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0");
+/** What the Connect port takes compressed; the body check (request-validation.ts) reads the same. */
+const COMPRESSIONS = [compressionGzip, compressionBrotli];
 
 /** What non-RPC routes need of a request and response, whichever HTTP version carried them. */
 export interface PlainRequest {
@@ -123,7 +125,7 @@ function createRpcHandler(options: ConnectServerOptions): (req: NodeRequest, res
     // What a Node timer can hold (~24.8 days); connect-node refuses a longer client timeout with
     // INVALID_ARGUMENT instead of letting its timer overflow and fire at once.
     maxTimeoutMs: 2 ** 31 - 1,
-    acceptCompression: [compressionGzip, compressionBrotli],
+    acceptCompression: COMPRESSIONS,
     interceptors: [rejectMalformedRequests],
   });
   for (const { service, impl } of options.services) router.service(service, impl);
@@ -151,7 +153,10 @@ function createRpcHandler(options: ConnectServerOptions): (req: NodeRequest, res
     // A replaced message changes the body's length: connect-node would hold it against
     // Content-Length, which it reads before the body (the header is this request's own copy).
     request.header.delete("content-length");
-    handler({ ...request, body: checkedBody(handler.method, request.header, body, check, options.readMaxBytes) })
+    handler({
+      ...request,
+      body: checkedBody(handler.method, request.header, body, check, options.readMaxBytes, COMPRESSIONS),
+    })
       .then((response) => universalResponseToNodeResponse(response, res))
       .catch((reason: unknown) => {
         // As connect-node's adapter: a cancelled call is nobody's error; anything else is reported.

@@ -6,12 +6,13 @@
 // (the whole body for Connect unary, each envelope for the streaming and gRPC protocols) is decoded
 // once here; one that fails is replaced by an empty message, which connect-node then parses, and
 // the failure is left in the call's context values, where an interceptor raises it before the
-// handler runs. Compressed messages and gRPC-Web text pass unchecked: connect-node decompresses
-// them and reports their failures itself.
+// handler runs. A compressed message is decompressed here to be checked (and passed on as it
+// came when it decodes); one that does not decompress, one in an encoding the server does not
+// take, and gRPC-Web text pass unchecked: connect-node reports their failures itself.
 
 import { fromBinary, fromJsonString, type DescMessage, type DescMethod } from "@bufbuild/protobuf";
 import { createContextKey, type Interceptor } from "@connectrpc/connect";
-import { encodeEnvelope } from "@connectrpc/connect/protocol";
+import { compressedFlag, encodeEnvelope, type Compression } from "@connectrpc/connect/protocol";
 import { invalidField, type FieldViolation } from "../domain-error.js";
 import { domainErrorToConnect } from "./error-mapping.js";
 import { int64JsonViolation } from "./json-int64.js";
@@ -99,6 +100,22 @@ function problemOf(schema: DescMessage, format: Format, bytes: Uint8Array): Fiel
 }
 
 /**
+ * The compression the request's messages are in: null for none, undefined for one not among
+ * `accepted` (connect-node refuses it). Connect unary names it in content-encoding, Connect
+ * streaming in connect-content-encoding, gRPC and gRPC-Web in grpc-encoding.
+ */
+function compressionOf(header: Headers, enveloped: boolean, accepted: readonly Compression[]) {
+  const name = enveloped
+    ? (header.get("connect-content-encoding") ?? header.get("grpc-encoding"))
+    : header.get("content-encoding");
+  if (name === null || name.toLowerCase() === "identity") return null;
+  return accepted.find((compression) => compression.name === name.toLowerCase());
+}
+
+/** Replaces a message that does not decode; undefined when it decodes (or cannot be read here). */
+type Replace = (bytes: Uint8Array, compressed: boolean) => Promise<Uint8Array | undefined>;
+
+/**
  * The request body with every message that does not decode replaced by an empty one, the first
  * problem recorded in `check`. Envelopes go on as soon as each is complete (a streaming request
  * need not end first); a body larger than `readMaxBytes` passes unchanged for connect-node to refuse.
@@ -109,23 +126,37 @@ export function checkedBody(
   body: AsyncIterable<Uint8Array>,
   check: RequestCheck,
   readMaxBytes: number,
+  accepted: readonly Compression[],
 ): AsyncIterable<Uint8Array> {
   const frame = framing(header.get("content-type") ?? "");
-  // Compressed bodies (Connect unary) and messages (envelope flag 1) are connect-node's to read.
-  if (!frame || (!frame.enveloped && header.has("content-encoding"))) return body;
+  if (!frame) return body;
+  const compression = compressionOf(header, frame.enveloped, accepted);
+  if (compression === undefined) return body;
   const schema = method.input;
-  const replace = (bytes: Uint8Array): Uint8Array | undefined => {
-    const problem = problemOf(schema, frame.format, bytes);
+  const replace: Replace = async (bytes, compressed) => {
+    let plain = bytes;
+    if (compressed) {
+      if (!compression) return undefined; // a compressed envelope with no encoding named: connect-node refuses it
+      try {
+        plain = await compression.decompress(bytes, readMaxBytes);
+      } catch {
+        return undefined;
+      }
+    }
+    const problem = problemOf(schema, frame.format, plain);
     if (problem === undefined) return undefined;
     check.problem ??= problem;
-    return EMPTY[frame.format];
+    // An envelope's replacement goes uncompressed (flag 0); a whole body is in its header's encoding.
+    return compressed && !frame.enveloped ? compression!.compress(EMPTY[frame.format]) : EMPTY[frame.format];
   };
-  return frame.enveloped ? checkEnvelopes(body, replace, readMaxBytes) : checkWhole(body, replace, readMaxBytes);
+  return frame.enveloped
+    ? checkEnvelopes(body, replace, readMaxBytes)
+    : checkWhole(body, (bytes) => replace(bytes, compression !== null), readMaxBytes);
 }
 
 async function* checkWhole(
   body: AsyncIterable<Uint8Array>,
-  replace: (bytes: Uint8Array) => Uint8Array | undefined,
+  replace: (bytes: Uint8Array) => Promise<Uint8Array | undefined>,
   readMaxBytes: number,
 ): AsyncGenerator<Uint8Array> {
   let all: Uint8Array = new Uint8Array(0);
@@ -137,12 +168,12 @@ async function* checkWhole(
       return;
     }
   }
-  yield replace(all) ?? all;
+  yield (await replace(all)) ?? all;
 }
 
 async function* checkEnvelopes(
   body: AsyncIterable<Uint8Array>,
-  replace: (bytes: Uint8Array) => Uint8Array | undefined,
+  replace: Replace,
   readMaxBytes: number,
 ): AsyncGenerator<Uint8Array> {
   let pending: Uint8Array = new Uint8Array(0);
@@ -158,8 +189,8 @@ async function* checkEnvelopes(
       }
       if (pending.length < 5 + length) break;
       const payload = pending.subarray(5, 5 + length);
-      const replacement = flags === 0 ? replace(payload) : undefined;
-      yield replacement ? encodeEnvelope(flags, replacement) : pending.subarray(0, 5 + length);
+      const replacement = await replace(payload, (flags & compressedFlag) !== 0);
+      yield replacement ? encodeEnvelope(flags & ~compressedFlag, replacement) : pending.subarray(0, 5 + length);
       pending = pending.subarray(5 + length);
     }
   }
