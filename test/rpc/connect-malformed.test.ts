@@ -1,6 +1,7 @@
 // Request messages that do not decode, sent to the Connect port by hand in each protocol it
-// speaks (gzip-compressed too): INVALID_ARGUMENT with INVALID_FIELD and a BadRequest violation on "request", as on the
-// gRPC port, never INTERNAL; and a well-formed call on the same connection still works.
+// speaks (gzip-compressed too): INVALID_ARGUMENT with INVALID_FIELD and a BadRequest violation on
+// "request", as on the gRPC port, never INTERNAL; and a well-formed call on the same connection
+// still works.
 
 import type { JsonValue } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
