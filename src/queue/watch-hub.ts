@@ -145,6 +145,16 @@ export function createWatchHub(deps: {
     }
   }
 
+  /**
+   * Heartbeats with their last status to watchers silent for heartbeatMs: run every tickMs while a
+   * tick waits on a slow store, so a read held up for seconds does not silence every stream.
+   */
+  function beatDue(ticker: ConcertTicker): void {
+    const now = Date.now();
+    for (const watcher of ticker.watchers)
+      if (now - watcher.sentMs >= settings.heartbeatMs) deliver(watcher, { status: watcher.status, heartbeat: true });
+  }
+
   async function tick(concertId: string, ticker: ConcertTicker): Promise<void> {
     const watchers = [...ticker.watchers];
     const now = Date.now();
@@ -201,6 +211,7 @@ export function createWatchHub(deps: {
           tickers.delete(concertId);
           return;
         }
+        const beating = setInterval(() => beatDue(ticker), settings.tickMs).unref();
         tick(concertId, ticker)
           .then(
             () => ticker.tickOutage.recovered({ concertId }, "watch ticks work again"),
@@ -211,6 +222,7 @@ export function createWatchHub(deps: {
               ),
           )
           .finally(() => {
+            clearInterval(beating);
             if (ticker.watchers.size > 0) ticker.timer = setTimeout(run, settings.tickMs);
             else tickers.delete(concertId);
           });

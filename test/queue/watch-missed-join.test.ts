@@ -3,7 +3,8 @@
 // check merges it, Redis does not know the token. The WatchQueue tick used to tell that user
 // EXPIRED (the Redis-outage load test saw 72-464 such users join again, at the back); it now asks
 // the record, which ends a place before Redis drops it. While the record cannot answer, those
-// streams keep their last status, and the outage is logged once, not every tick.
+// streams keep their last status, and the outage is logged once, not every tick. A tick held up
+// by a store that does not answer leaves the streams their heartbeats, with the last status.
 
 import { randomUUID } from "node:crypto";
 import test from "ava";
@@ -155,3 +156,19 @@ test.serial(
     await stop();
   },
 );
+
+test("a store that does not answer a tick does not silence the streams: heartbeats keep the last status", async (t) => {
+  // The watch read hangs, as a paused Redis holds it until the command timeout (and may again).
+  const { mode, pg, hub } = setup({ redisQueue: { ...queue, watch: () => new Promise<never>(() => undefined) } });
+  await mode.check();
+  t.is(mode.state, "redis");
+  const { first } = await joinOnRecord(pg, "held-up");
+  const watching = watchFrom(hub, first);
+  const seen = await take(watching.stream, (_, all) => all.length === 4);
+  await watching.stop();
+  t.is(seen.length, 4, "the first message and three heartbeats");
+  t.deepEqual(
+    seen.slice(1).map((update) => [update.heartbeat, update.status.state, update.status.position]),
+    Array.from({ length: 3 }, () => [true, "WAITING", first.position]),
+  );
+});
