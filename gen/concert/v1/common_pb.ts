@@ -126,7 +126,8 @@ export enum ErrorReason {
   IDEMPOTENCY_KEY_REUSED = 10,
 
   /**
-   * ABORTED: optimistic retries were exhausted under contention; safe to retry.
+   * ABORTED: optimistic retries were exhausted under contention, or PostgreSQL aborted the
+   * transaction for a conflict with another (a deadlock, a serialization failure); safe to retry.
    *
    * @generated from enum value: ERROR_REASON_CONCURRENT_UPDATE = 11;
    */

@@ -99,6 +99,15 @@ export function isConnectivityError(error: unknown): boolean {
   return false;
 }
 
+/** PostgreSQL rolled the transaction back for a conflict with another (SQLSTATE 40001, 40P01): a retry may pass. */
+function isTransactionConflict(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (code === "40001" || code === "40P01") return true;
+  }
+  return false;
+}
+
 /**
  * Maps any thrown value to a ConnectError. `onBug` sees every error that maps to INTERNAL so it
  * can be logged with its stack; callers never see internals.
@@ -108,6 +117,11 @@ export function toConnectError(error: unknown, onBug: (error: unknown) => void):
   if (error instanceof ConnectError) return error;
   if (isConnectivityError(error)) {
     return domainErrorToConnect(new DomainError("UNAVAILABLE", "a backing store is unreachable; retry shortly"));
+  }
+  if (isTransactionConflict(error)) {
+    const why =
+      "the database aborted the transaction for a conflict with another (deadlock or serialization); safe to retry";
+    return domainErrorToConnect(new DomainError("CONCURRENT_UPDATE", why));
   }
   onBug(error);
   return new ConnectError("internal error", Code.Internal, undefined, undefined, error);
