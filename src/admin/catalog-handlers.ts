@@ -13,7 +13,7 @@ import {
   updateConcert,
   type ConcertFields,
 } from "../booking/catalog-admin.js";
-import type { ScheduleKey } from "../booking/catalog.js";
+import { isScheduleKey } from "../booking/catalog.js";
 import { SEAT_GRADES } from "../booking/seat.entity.js";
 import { updateSchedule, type ScheduleChanges } from "../booking/schedule-update.js";
 import type { RefundPaidReservation } from "../booking/seat-hold.js";
@@ -22,7 +22,7 @@ import { CURRENCY } from "../platform/money.js";
 import { encodePageToken, readPage } from "../platform/pagination.js";
 import type { PartialServiceImpl } from "../platform/rpc/service-wrapper.js";
 import type { Prequeue } from "../queue/prequeue.js";
-import { check, isUuid, type RequestCheck } from "../platform/validation.js";
+import { check, type RequestCheck } from "../platform/validation.js";
 import { concertToProto, dateOf, scheduleToProto } from "./admin-proto.js";
 
 export const MAX_SEATS_PER_CALL = 100_000;
@@ -38,13 +38,6 @@ export interface CatalogDeps {
   /** A changed sale window commits the prequeue's seed at once, so its hash is published from then on. */
   queue?: { readonly prequeue: Pick<Prequeue, "describe"> };
 }
-
-const isScheduleKey = (value: unknown): value is ScheduleKey =>
-  Array.isArray(value) &&
-  value.length === 2 &&
-  typeof value[0] === "string" &&
-  !Number.isNaN(Date.parse(value[0])) &&
-  isUuid(value[1]);
 
 function text(checker: RequestCheck, field: string, value: string): string {
   const trimmed = value.trim();

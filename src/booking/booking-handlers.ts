@@ -11,19 +11,7 @@ import { check, isInt4, isUuid } from "../platform/validation.js";
 import { createAdmissionReader } from "./admission.js";
 import { createBookingCommands, type BookingCommandDeps } from "./booking-commands.js";
 import { reservationToProto, seatToProto } from "./booking-proto.js";
-import type { ScheduleKey } from "./catalog.js";
-
-const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-/** A start time as toISOString writes it (years 0000–9999, which PostgreSQL takes), and a schedule id. */
-// Year 0000 parses in JavaScript but PostgreSQL has no year 0: it would refuse the query.
-const isScheduleKey = (value: unknown): value is ScheduleKey =>
-  Array.isArray(value) &&
-  value.length === 2 &&
-  typeof value[0] === "string" &&
-  ISO_TIME.test(value[0]) &&
-  !value[0].startsWith("0000") &&
-  !Number.isNaN(Date.parse(value[0])) &&
-  isUuid(value[1]);
+import { isScheduleKey } from "./catalog.js";
 
 export type BookingDeps = BookingCommandDeps;
 

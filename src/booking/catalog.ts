@@ -5,6 +5,7 @@ import { raw } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { DomainError } from "../platform/domain-error.js";
 import type { Page } from "../platform/pagination.js";
+import { isUuid } from "../platform/validation.js";
 import { Concert } from "./concert.entity.js";
 import { Schedule } from "./schedule.entity.js";
 import { Seat, type SeatStatus } from "./seat.entity.js";
@@ -75,6 +76,22 @@ export async function findSchedule(em: EntityManager, scheduleId: string): Promi
 
 /** Keyset position of a schedule page: start time (ISO) and id. */
 export type ScheduleKey = [string, string];
+
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+/**
+ * A schedule page's position as a page token may hold it: a start time as toISOString writes it
+ * for years 0001–9999 (JavaScript also reads year 0000 and ±6-digit years, which PostgreSQL
+ * would refuse in the query) and a schedule id.
+ */
+export const isScheduleKey = (value: unknown): value is ScheduleKey =>
+  Array.isArray(value) &&
+  value.length === 2 &&
+  typeof value[0] === "string" &&
+  ISO_TIME.test(value[0]) &&
+  !value[0].startsWith("0000") &&
+  !Number.isNaN(Date.parse(value[0])) &&
+  isUuid(value[1]);
 
 export async function listSchedules(
   em: EntityManager,

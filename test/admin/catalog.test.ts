@@ -210,6 +210,19 @@ test("users see published schedules on sale or coming; admins see drafts and can
     [closed.id]: ScheduleState.PUBLISHED,
     [cancelled.id]: ScheduleState.CANCELLED,
   });
+  // Hand-made tokens whose start time JavaScript reads and PostgreSQL would refuse: the caller's mistake.
+  for (const startsAt of ["-271821-04-20T00:00:00.000Z", "0000-01-01T00:00:00.000Z", "2030-01-01"]) {
+    const pageToken = Buffer.from(
+      JSON.stringify({ f: `admin-schedules:${concert.id}`, a: [startsAt, draft.id] }),
+    ).toString("base64url");
+    const error = await expectError(
+      t,
+      admin.listSchedules({ concertId: concert.id, pageToken }, ops),
+      Code.InvalidArgument,
+      "INVALID_FIELD",
+    );
+    t.deepEqual(fieldViolations(error), ["page_token"], startsAt);
+  }
 });
 
 test("cancelling a schedule with sold seats refunds each through the ledger and publishes events", async (t) => {
