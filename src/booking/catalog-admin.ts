@@ -69,7 +69,9 @@ export async function createConcert(orm: ORM, fields: ConcertFields, requestId: 
     [requestId],
   );
   if (!row || row.request_fingerprint !== fingerprint) throw reused(requestId);
-  return findConcert(em, row.id);
+  // The fields it was created with (the fingerprint says these): a retry after an UpdateConcert
+  // answers what the first call did (admin.proto).
+  return { ...(await findConcert(em, row.id)), ...fields };
 }
 
 /** Sets the given fields of a concert; the others stay. */

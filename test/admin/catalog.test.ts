@@ -64,6 +64,8 @@ test("CreateConcert is idempotent on request_id and refuses the id with other ar
   );
   t.is(updated.concert!.title, "New title");
   t.is(updated.concert!.venue, "Hall");
+  // A retry after the update still answers what the first call did.
+  t.deepEqual(await newConcert("concert-once"), first);
 });
 
 test("CreateSchedule makes 100,000 seats in one call, and a retry makes none", async (t) => {
