@@ -147,12 +147,14 @@ export function createWatchHub(deps: {
 
   /**
    * Heartbeats with their last status to watchers silent for heartbeatMs: run every tickMs while a
-   * tick waits on a slow store, so a read held up for seconds does not silence every stream.
+   * tick waits on a slow store, so a read held up for seconds does not silence every stream. One
+   * with an update its stream has not taken yet has something to say already.
    */
   function beatDue(ticker: ConcertTicker): void {
     const now = Date.now();
     for (const watcher of ticker.watchers)
-      if (now - watcher.sentMs >= settings.heartbeatMs) deliver(watcher, { status: watcher.status, heartbeat: true });
+      if (!watcher.pending && now - watcher.sentMs >= settings.heartbeatMs)
+        deliver(watcher, { status: watcher.status, heartbeat: true });
   }
 
   async function tick(concertId: string, ticker: ConcertTicker): Promise<void> {

@@ -136,7 +136,8 @@ export function checkedBody(
   const replace: Replace = async (bytes, compressed) => {
     let plain = bytes;
     if (compressed) {
-      if (!compression) return undefined; // a compressed envelope with no encoding named: connect-node refuses it
+      // A compressed envelope with no encoding named: connect-node refuses it.
+      if (!compression) return undefined;
       try {
         plain = await compression.decompress(bytes, readMaxBytes);
       } catch {
