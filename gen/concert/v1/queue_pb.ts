@@ -369,7 +369,8 @@ export enum AdmissionState {
   PAUSED = 2,
 
   /**
-   * New joins refused (QUEUE_CLOSED); those already waiting are still admitted.
+   * New joins refused (QUEUE_CLOSED); those already waiting are still admitted, and one of them
+   * (or an admitted user) who joins again gets their token and place back.
    *
    * @generated from enum value: ADMISSION_STATE_CLOSED = 3;
    */
