@@ -203,6 +203,15 @@ export async function createWaitingRoom(deps: {
     return (await prequeue.viewOf(found.concertId))(found);
   }
 
+  /** Joins of this process whose row is being committed, by token (a user's retry shares its token). */
+  const commitsInFlight = new Map<string, number>();
+  /** Whether the record has no row for the token; false when it cannot say. */
+  const rowMissing = (token: string) =>
+    pg.status(token).then(
+      (found) => found === undefined,
+      () => false,
+    );
+
   /** The user's place in the concert's line while it is WAITING or ACTIVE, else undefined. */
   async function livePlace(concertId: string, userId: string): Promise<QueueStatus | undefined> {
     const found = await mode.run(
@@ -293,12 +302,24 @@ export async function createWaitingRoom(deps: {
       const { token, seq, status: joined, readAtMs } = result.reply;
       const { state } = row;
       // Acknowledged only once PostgreSQL has the row: it must survive losing Redis.
-      await committer.commit(row).catch(async (error: unknown) => {
-        // A place with no row would stop admission at it (pg-admission.ts) until abandoned: the
-        // place this join made is given back (an older place of the user was recorded before).
-        if (token === freshToken) await redisQueue.leave(token).catch(() => undefined);
-        throw error;
-      });
+      commitsInFlight.set(token, (commitsInFlight.get(token) ?? 0) + 1);
+      await committer
+        .commit(row)
+        .catch(async (error: unknown) => {
+          // A place with no row would stop admission at it (pg-admission.ts) until abandoned: the
+          // place this join made is given back (an older place of the user was recorded before),
+          // unless a retry of the user got the same token and may be answered with it, or the
+          // row is there after all (a retry's commit, or this batch's INSERT before a later
+          // statement failed). Only the record's "no such row" gives it back.
+          if (token === freshToken && commitsInFlight.get(token) === 1 && (await rowMissing(token)))
+            await redisQueue.leave(token).catch(() => undefined);
+          throw error;
+        })
+        .finally(() => {
+          const left = commitsInFlight.get(token)! - 1;
+          if (left === 0) commitsInFlight.delete(token);
+          else commitsInFlight.set(token, left);
+        });
       if (Date.now() - sentMs > SLOW_JOIN_COMMIT_MS)
         await recheck.recheck(concertId, { token, userId, seq, state, activeExpireMs: joined.activeExpireMs });
       redisQueue.joinAnswered(token);
