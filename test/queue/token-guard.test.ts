@@ -13,6 +13,7 @@ let app: TestApp;
 let concertId: string;
 /** Admitted first; its slot ends after ACTIVE_TOKEN_TTL (4 s). */
 let blocker: string;
+const ACTIVE_TTL_S = 20;
 /**
  * For the waiting tokens: its only slot is held for ten minutes, so nobody behind is admitted
  * however slow the machine, and a waiting user not seen for 3 s loses the place.
@@ -20,10 +21,12 @@ let blocker: string;
 let full: TestApp;
 
 test.before(async () => {
+  // The blocker's token must stay ACTIVE through the first tests (4 s was too short beside a full
+  // CI run) and then expire for the expiry test, which waits for it.
   app = await startTestApp("queue_guard", {
     maxActiveUsers: 1,
     admissionIntervalMs: 100,
-    activeTokenTtlSeconds: 4,
+    activeTokenTtlSeconds: ACTIVE_TTL_S,
     waitingTokenTtlSeconds: 1,
   });
   await seedSmallCatalog(app, 4);
@@ -167,7 +170,7 @@ test.serial("an ACTIVE token expires after ACTIVE_TOKEN_TTL: QUEUE_TOKEN_EXPIRED
   const grpc = app.grpc(BookingService);
   await waitFor(
     async () => (await app.grpc(QueueService).getQueueStatus({ token: blocker })).status!.state === QueueState.EXPIRED,
-    { timeoutMs: 10_000 },
+    { timeoutMs: (ACTIVE_TTL_S + 30) * 1000 },
   );
   await expectError(
     t,
