@@ -94,6 +94,11 @@ export function createPgQueue(db: QueueDb) {
 
     status: async (token: string): Promise<QueueStatus | undefined> => (await statuses([token]))[0],
 
+    /** Whether the record has a row for the token, in any state (one index lookup, no position). */
+    async hasRow(token: string): Promise<boolean> {
+      return (await db.query("select 1 from queue_entry where token = $1", [token])).length > 0;
+    },
+
     /** The user's live place in the concert's line (waiting or admitted), if any. */
     async livePlace(concertId: string, userId: string): Promise<QueueStatus | undefined> {
       const rows = await db.query<{ token: string }>(

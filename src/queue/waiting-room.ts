@@ -207,8 +207,8 @@ export async function createWaitingRoom(deps: {
   const commitsInFlight = new Map<string, number>();
   /** Whether the record has no row for the token; false when it cannot say. */
   const rowMissing = (token: string) =>
-    pg.status(token).then(
-      (found) => found === undefined,
+    pg.hasRow(token).then(
+      (found) => !found,
       () => false,
     );
 

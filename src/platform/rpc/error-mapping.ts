@@ -84,29 +84,28 @@ const REDIS_OR_PG_UNREACHABLE = new RegExp(
   "i",
 );
 
+/** Whether `error` or one of its causes (libraries and the ORM wrap them) passes `test`. */
+function someCause(error: unknown, test: (e: Error) => boolean): boolean {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++)
+    if (test(e)) return true;
+  return false;
+}
+
 /** PostgreSQL/Redis connectivity failures, whatever library raised them. */
 export function isConnectivityError(error: unknown): boolean {
-  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+  return someCause(error, (e) => {
     if (e instanceof UnavailableError) return true;
     const code = (e as { code?: unknown }).code;
     if (typeof code === "string" && (CONNECTION_ERRNOS.has(code) || code.startsWith("57P") || code.startsWith("08"))) {
       return true;
     }
-    if (REDIS_OR_PG_UNREACHABLE.test(e.message)) {
-      return true;
-    }
-  }
-  return false;
+    return REDIS_OR_PG_UNREACHABLE.test(e.message);
+  });
 }
 
 /** PostgreSQL rolled the transaction back for a conflict with another (SQLSTATE 40001, 40P01): a retry may pass. */
-function isTransactionConflict(error: unknown): boolean {
-  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (code === "40001" || code === "40P01") return true;
-  }
-  return false;
-}
+const isTransactionConflict = (error: unknown) =>
+  someCause(error, (e) => ["40001", "40P01"].includes((e as { code?: unknown }).code as string));
 
 /**
  * Maps any thrown value to a ConnectError. `onBug` sees every error that maps to INTERNAL so it
